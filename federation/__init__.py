@@ -1,0 +1,1 @@
+"""rrn federation: the network's shared rules."""

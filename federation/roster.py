@@ -1,0 +1,182 @@
+"""The rules that make a roster version valid, and the default threshold.
+
+Owns genesis (every founder signs) and the step N -> N+1 (a threshold of
+distinct member organisations of N, counted by organisation never by key, plus a
+proof-of-possession signature from every newly added key). Pure; imports
+protocol only.
+
+Threshold rule (docs/OPERATIONS.md, "Thresholds"): with n members of which up to
+f may be compromised and willing to sign two conflicting versions, any two sets
+of q approvers overlap in 2q - n organisations; q > (n + f) / 2 makes that
+overlap contain an honest organisation, and honest nodes approve at most one
+roster per version, so two conflicting N+1 can never both be valid. q <= n - f
+keeps the network able to remove f compromised members. Both hold for
+f = floor((n - 1) / 3), which `default_threshold` uses.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import FederationError, Reason
+from protocol.roster import (
+    ROSTER_VERSION,
+    Card,
+    Member,
+    Roster,
+    RosterCert,
+    decode_roster,
+    encode_roster,
+    member_from_card,
+    roster_id,
+    verify_approval,
+)
+
+__all__ = [
+    "default_threshold",
+    "make_genesis",
+    "tolerated_faults",
+    "verify_genesis",
+    "verify_next",
+]
+
+
+def tolerated_faults(n: int) -> int:
+    """How many double-signing members a network of n can tolerate (n >= 3f + 1)."""
+    return (n - 1) // 3
+
+
+def default_threshold(n: int) -> int:
+    """The smallest q with q > (n + f) / 2 for f = tolerated_faults(n)."""
+    return (n + tolerated_faults(n)) // 2 + 1
+
+
+def make_genesis(cards: list[Card], *, threshold: int | None, created_ms: int) -> bytes:
+    """Canonical bytes of a genesis roster built from the founders' cards."""
+    orgs = [c.org for c in cards]
+    if len(set(orgs)) != len(orgs):
+        raise FederationError("two founder cards name the same org", Reason.BAD_ROSTER)
+    members = sorted((member_from_card(c) for c in cards), key=lambda m: m.org)
+    roster = Roster(
+        v=ROSTER_VERSION,
+        version=0,
+        prev=None,
+        threshold=threshold if threshold is not None else default_threshold(len(members)),
+        members=members,
+        former=[],
+        cutoffs=[],
+        created_ms=created_ms,
+    )
+    return _encode_checked(roster)
+
+
+def verify_genesis(cert: RosterCert) -> Roster:
+    """The genesis roster, if every founder approved it with its own key."""
+    roster = _decode(cert.roster)
+    if roster.version != 0:
+        raise FederationError("a genesis roster must have version 0", Reason.ROSTER_VERSION)
+    approved = _approving_orgs(roster.members, cert)
+    missing = [m.org for m in roster.members if m.org not in approved]
+    if missing:
+        raise FederationError(
+            f"genesis lacks the approval of {len(missing)} founder(s): {', '.join(missing)}",
+            Reason.ROSTER_THRESHOLD,
+        )
+    return roster
+
+
+def verify_next(prev: Roster, prev_bytes: bytes, cert: RosterCert) -> Roster:
+    """Roster N+1, if valid after `prev` (N); FederationError saying why not."""
+    new = _decode(cert.roster)
+    if new.version != prev.version + 1 or new.prev != roster_id(prev_bytes):
+        raise FederationError(
+            f"roster version {new.version} does not follow version {prev.version}",
+            Reason.ROSTER_VERSION,
+        )
+    _check_history_kept(prev, new)
+    approved = _approving_orgs(prev.members, cert, cutoff_roster=prev)
+    if len(approved) < prev.threshold:
+        orgs_signing = [a.org for a in cert.approvals]
+        duplicated = len(orgs_signing) != len(set(orgs_signing))
+        raise FederationError(
+            f"roster version {new.version} has approvals from {len(approved)} member "
+            f"organisation(s) of version {prev.version}; {prev.threshold} are needed"
+            + (" (an organisation is counted once, however many keys sign)" if duplicated else ""),
+            Reason.ROSTER_DUPLICATE_ORG if duplicated else Reason.ROSTER_THRESHOLD,
+        )
+    _check_new_keys_signed(prev, new, cert)
+    return new
+
+
+def _decode(data: bytes) -> Roster:
+    try:
+        return decode_roster(data)
+    except Exception as exc:
+        reason = getattr(exc, "reason", Reason.BAD_ROSTER)
+        raise FederationError(f"roster is malformed: {exc}", reason) from exc
+
+
+def _encode_checked(roster: Roster) -> bytes:
+    try:
+        return encode_roster(roster)
+    except Exception as exc:
+        raise FederationError(f"roster would be invalid: {exc}", Reason.BAD_ROSTER) from exc
+
+
+def _approving_orgs(
+    signers: list[Member], cert: RosterCert, *, cutoff_roster: Roster | None = None
+) -> set[str]:
+    """Orgs among `signers` with a valid approval by their current key."""
+    by_org = {m.org: m for m in signers}
+    approved: set[str] = set()
+    for approval in cert.approvals:
+        member = by_org.get(approval.org)
+        if member is None or approval.epoch != member.key().epoch:
+            continue
+        if (
+            cutoff_roster is not None
+            and cutoff_roster.cutoff(member.org, approval.epoch) is not None
+        ):
+            continue
+        if verify_approval(member.key().pub, approval, cert.roster):
+            approved.add(member.org)
+    return approved
+
+
+def _check_history_kept(prev: Roster, new: Roster) -> None:
+    """Keys never change under an epoch; nobody and no cutoff is forgotten."""
+    for old in [*prev.members, *prev.former]:
+        now = new.known(old.org)
+        if now is None:
+            raise FederationError(
+                "a roster change may not forget an organisation; removed members move to former",
+                Reason.BAD_ROSTER,
+            )
+        for key in old.sign_keys:
+            kept = now.key_for(key.epoch)
+            if kept is None or kept.pub != key.pub:
+                raise FederationError(
+                    "a roster change may not alter or drop an existing signing key",
+                    Reason.BAD_ROSTER,
+                )
+    for cut in prev.cutoffs:
+        if new.cutoff(cut.org, cut.epoch) != cut.last_seq:
+            raise FederationError("a roster change may not lift a key cutoff", Reason.BAD_ROSTER)
+
+
+def _check_new_keys_signed(prev: Roster, new: Roster, cert: RosterCert) -> None:
+    """Every key added by this version must have signed it (proof of possession)."""
+    for member in new.members:
+        old = prev.known(member.org)
+        for key in member.sign_keys:
+            if old is not None and old.key_for(key.epoch) is not None:
+                continue
+            signed = any(
+                a.org == member.org
+                and a.epoch == key.epoch
+                and verify_approval(key.pub, a, cert.roster)
+                for a in cert.approvals
+            )
+            if not signed:
+                raise FederationError(
+                    f"the new key of {member.org} (epoch {key.epoch}) has not signed the roster",
+                    Reason.ROSTER_MISSING_NEW_KEY,
+                )

@@ -1,0 +1,1 @@
+"""rrn node daemon."""

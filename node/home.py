@@ -1,0 +1,161 @@
+"""A node's home directory: its layout, `rrn init`, and opening it.
+
+Owns where every file of a node lives and how a new home is made. A home is
+built in a temporary sibling directory and renamed into place, so a failed init
+never leaves a half-made home behind.
+
+    HOME/config.toml      configuration (node/config.py)
+    HOME/keys/            secret keys, 0700/0600 (node/keys.py)
+    HOME/store.db         signed history and projections (node/store.py)
+    HOME/nats/            embedded nats-server config, JetStream store, logs
+    HOME/run/             files of the running daemon (daemon.json, ports)
+    HOME/logs/            rrn.log
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from federation.roster import make_genesis
+from node.clock import Clock
+from node.config import (
+    Config,
+    IngestConfig,
+    MetricsConfig,
+    NatsConfig,
+    NodeConfig,
+    check_org,
+    check_timezone,
+    load_config,
+    render_config,
+)
+from node.keys import Keys, create_keys, load_keys
+from node.network import own_card
+from node.store import RosterRow, open_store
+from protocol.errors import ConfigError
+from protocol.roster import Role, RosterCert, encode_cert, roster_id, sign_roster
+
+__all__ = ["Home", "init_home", "open_home"]
+
+
+@dataclass(frozen=True)
+class Home:
+    """A node home on disk and its configuration."""
+
+    path: Path
+    config: Config
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / "store.db"
+
+    @property
+    def nats_dir(self) -> Path:
+        return self.path / "nats"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def daemon_file(self) -> Path:
+        return self.run_dir / "daemon.json"
+
+    def keys(self) -> Keys:
+        """Load this home's keys."""
+        return load_keys(self.keys_dir)
+
+
+def open_home(path: Path) -> Home:
+    """Open an existing home, with a clear error if it is not one."""
+    if not path.exists():
+        raise ConfigError(f"no rrn home at {path} (make one with 'rrn init --home {path}')")
+    if not (path / "config.toml").is_file():
+        raise ConfigError(f"{path} is not an rrn home: it has no config.toml")
+    return Home(path, load_config(path / "config.toml"))
+
+
+async def init_home(
+    path: Path,
+    *,
+    org: str,
+    name: str | None,
+    tz: str,
+    clock: Clock,
+    roles: list[Role] | None = None,
+    nats_port: int = 4222,
+    metrics_port: int = 9464,
+) -> Home:
+    """Create a new node home: config, keys, store and a one-member network.
+
+    The node starts in a network of its own (a genesis roster it alone signs), so
+    it can run at once; founding or joining a network with others replaces it.
+    """
+    check_org(org)
+    check_timezone(tz)
+    display = name or org
+    if not 1 <= len(display) <= 80 or any(ord(c) < 32 or ord(c) == 127 for c in display):
+        raise ConfigError("--name must be 1-80 printable characters")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} already exists and is not empty; refusing to overwrite it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(f"the parent directory {parent} does not exist")
+    staging = parent / f".{path.name}.init-{secrets.token_hex(4)}"
+    staging.mkdir(mode=0o700)
+    try:
+        config = Config(
+            node=NodeConfig(org=org, name=display, tz=tz),
+            nats=NatsConfig(port=nats_port),
+            metrics=MetricsConfig(port=metrics_port),
+            ingest=IngestConfig(),
+        )
+        (staging / "config.toml").write_text(render_config(config))
+        for sub in ("nats", "run", "logs"):
+            (staging / sub).mkdir(mode=0o700)
+        create_keys(staging / "keys", org)
+        home = Home(staging, config)
+        await _solo_network(home, roles or [Role.RESPONDER], clock)
+        if path.exists():
+            path.rmdir()
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Home(path, config)
+
+
+async def _solo_network(home: Home, roles: list[Role], clock: Clock) -> None:
+    keys = home.keys()
+    now = clock.now_ms()
+    card = own_card(
+        keys,
+        org=home.config.node.org,
+        name=home.config.node.name,
+        roles=roles,
+        endpoints=[],
+        now_ms=now,
+    )
+    roster_bytes = make_genesis([card], threshold=None, created_ms=now)
+    approval = sign_roster(keys.sign, card.org, keys.epoch, roster_bytes)
+    cert = encode_cert(RosterCert(roster=roster_bytes, approvals=[approval]))
+    net = roster_id(roster_bytes)
+    async with open_store(home.store_path, create=True) as store:
+        await store.put_roster(RosterRow(0, net, roster_bytes, cert), now)
+        await store.set_meta("net", net)

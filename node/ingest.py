@@ -1,0 +1,425 @@
+"""The ingest pipeline: verify -> chain check -> store -> project, in batches.
+
+Owns the single writer of a node's history. Every event, the node's own and
+everyone else's, passes through one worker task that verifies it, places it in
+its chain (append, duplicate no-op, hold behind a gap, record a fork), and
+commits whole batches in one sqlite transaction together with the alert
+projection. Own events get their seq and prev here, so the chain can never fork
+itself, and are handed back only once durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.alerts import AlertState, alert_of, fact, join, view
+from federation.chain import Head, Verdict, classify, fork_proof
+from node.clock import Clock
+from node.config import IngestConfig
+from node.metrics import Metrics, kind_label
+from node.network import Network
+from node.store import APPLIED, UNAPPLIED, Batch, Store
+from protocol.encoding import encode
+from protocol.envelope import Event, open_envelope, sign_event, verify_event
+from protocol.errors import PayloadError, ProtocolError, Reason, StoreError
+from protocol.kinds import Payload, decode_payload, encode_payload, kind_of
+
+__all__ = ["Identity", "Ingestor", "Outcome"]
+
+logger = logging.getLogger(__name__)
+
+ChainKey = tuple[str, int]
+CommitHook = Callable[[list[Event]], Awaitable[None]]
+_QUEUE_MAX: Final = 20_000
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who this node signs as."""
+
+    org: str
+    epoch: int
+    key: Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a submitted event."""
+
+    verdict: str  # appended | duplicate | held | fork | rejected
+    event_id: bytes | None = None
+    reason: Reason | None = None
+
+
+@dataclass
+class _Item:
+    received: float  # time.perf_counter() at receipt, for the latency histogram
+    raw: bytes | None = None
+    own: Payload | None = None
+    refs: Sequence[bytes] = ()
+    future: asyncio.Future[Outcome | Event] | None = None
+
+
+@dataclass
+class _Work:
+    """The batch being built, and what to tell submitters once it is durable."""
+
+    batch: Batch = field(default_factory=Batch)
+    at: dict[tuple[str, int, int], Event] = field(default_factory=dict)
+    appended: list[tuple[Event, float]] = field(default_factory=list)
+    replies: list[tuple[asyncio.Future[Outcome | Event], Outcome | Event]] = field(
+        default_factory=list
+    )
+
+
+class Ingestor:
+    """The one writer of a node's store."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        network: Network,
+        me: Identity,
+        metrics: Metrics,
+        clock: Clock,
+        config: IngestConfig,
+        on_commit: CommitHook | None = None,
+    ) -> None:
+        self.store = store
+        self.network = network
+        self.me = me
+        self.metrics = metrics
+        self.clock = clock
+        self.config = config
+        self.on_commit = on_commit
+        self.heads: dict[ChainKey, Head] = {}
+        self.frozen: dict[ChainKey, int] = {}
+        #: Why own appends are refused, if they are (the store is behind the network).
+        self.appends_blocked: str | None = None
+        self._held: dict[ChainKey, dict[int, list[Event]]] = collections.defaultdict(dict)
+        self._held_count = 0
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(_QUEUE_MAX)
+        self._open: collections.Counter[tuple[str, str, bool]] = collections.Counter()
+        self._stored = 0
+
+    async def load(self) -> None:
+        """Read chain heads, freezes, held events and counters from the store."""
+        self.heads = await self.store.heads()
+        self.frozen = await self.store.freezes()
+        for envelope, _ in await self.store.pending():
+            event = open_envelope(envelope)
+            self._hold(event)
+        self._stored = await self.store.count_events()
+        self._open = collections.Counter(
+            {(s, u, e): n for s, u, e, n in await self.store.open_alert_counts()}
+        )
+        self._publish_gauges()
+
+    # -- entry points -----------------------------------------------------------
+
+    async def submit(self, raw: bytes) -> asyncio.Future[Outcome | Event]:
+        """Queue received envelope bytes; the future resolves once handled."""
+        future: asyncio.Future[Outcome | Event] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(time.perf_counter(), raw=raw, future=future))
+        return future
+
+    def submit_nowait(self, raw: bytes) -> bool:
+        """Queue envelope bytes without waiting; False (counted) if the queue is full."""
+        try:
+            self._queue.put_nowait(_Item(time.perf_counter(), raw=raw))
+        except asyncio.QueueFull:
+            self.metrics.rejected.labels(reason=str(Reason.RATE_LIMITED)).inc()
+            return False
+        return True
+
+    async def append(self, payload: Payload, refs: Sequence[bytes] = ()) -> Event:
+        """Sign `payload` as the next event of our own chain; return it once durable."""
+        if self.appends_blocked is not None:
+            raise StoreError(self.appends_blocked)
+        encode_payload(payload)  # refuse what receivers would refuse, before queueing
+        future: asyncio.Future[Outcome | Event] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(time.perf_counter(), own=payload, refs=refs, future=future))
+        result = await future
+        assert isinstance(result, Event)
+        return result
+
+    @property
+    def stored(self) -> int:
+        """Events in the store."""
+        return self._stored
+
+    @property
+    def open_alerts(self) -> int:
+        """Alerts open or claimed (drills included)."""
+        return sum(self._open.values())
+
+    async def run(self) -> None:
+        """Handle queued items in batches until cancelled."""
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < self.config.batch_max and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            try:
+                await self._handle(items)
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is handled (`run` must be running)."""
+        await self._queue.join()
+
+    # -- one batch --------------------------------------------------------------
+
+    async def _handle(self, items: list[_Item]) -> None:
+        work = _Work()
+        for item in items:
+            try:
+                result = await self._one(item, work)
+            except ProtocolError as exc:
+                self.metrics.rejected.labels(reason=str(exc.reason)).inc()
+                logger.debug("rejected event: %s", exc.reason)
+                if item.own is not None and item.future is not None:
+                    item.future.set_exception(exc)
+                    continue
+                result = Outcome("rejected", reason=exc.reason)
+            if item.future is not None:
+                work.replies.append((item.future, result))
+        await self._project(work)
+        try:
+            if work.batch:
+                await self.store.commit(work.batch)
+        except StoreError as exc:
+            logger.error("store commit failed; stopping ingest: %s", exc)
+            for future, _ in work.replies:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        self._after_commit(work)
+        if work.batch.forks:
+            await self.rebuild_projection()
+        if self.on_commit is not None and work.appended:
+            try:
+                await self.on_commit([e for e, _ in work.appended])
+            except Exception:
+                logger.exception("post-commit hook failed")
+
+    async def _one(self, item: _Item, work: _Work) -> Outcome | Event:
+        if item.own is not None:
+            event = self._sign_own(item.own, item.refs)
+            self._append(event, item.received, work)
+            return event
+        assert item.raw is not None
+        event = verify_event(item.raw, net=self.network.net, resolve=self.network.keyring.resolve)
+        return await self._place(event, item.received, work)
+
+    def _sign_own(self, payload: Payload, refs: Sequence[bytes]) -> Event:
+        key = (self.me.org, self.me.epoch)
+        head = self.heads.get(key)
+        return sign_event(
+            self.me.key,
+            net=self.network.net,
+            origin=self.me.org,
+            epoch=self.me.epoch,
+            seq=(head.seq if head else 0) + 1,
+            prev=head.id if head else None,
+            kind=str(kind_of(payload)),
+            wall_ms=self.clock.now_ms(),
+            roster_ver=self.network.roster_version,
+            payload=encode(payload),
+            refs=refs,
+        )
+
+    async def _place(self, event: Event, received: float, work: _Work) -> Outcome:
+        h = event.header
+        key = (h.origin, h.epoch)
+        verdict = classify(h, event.id, self.heads.get(key), frozen_after=self.frozen.get(key))
+        if verdict is Verdict.LOOKUP:
+            stored = await self._stored_at(h.origin, h.epoch, h.seq, work)
+            verdict = classify(
+                h,
+                event.id,
+                self.heads.get(key),
+                frozen_after=self.frozen.get(key),
+                stored_id=stored.id if stored else None,
+            )
+        if verdict is Verdict.APPEND:
+            self._append(event, received, work)
+            self._release_held(key, received, work)
+            return Outcome("appended", event.id)
+        if verdict is Verdict.DUPLICATE:
+            self.metrics.duplicates.inc()
+            return Outcome("duplicate", event.id)
+        if verdict is Verdict.GAP:
+            return self._hold_new(event, work)
+        if verdict is Verdict.FROZEN:
+            raise ProtocolError("this chain is frozen by a fork proof", Reason.FEED_FROZEN)
+        await self._fork(event, work)
+        return Outcome("fork", event.id)
+
+    async def _stored_at(self, origin: str, epoch: int, seq: int, work: _Work) -> Event | None:
+        return work.at.get((origin, epoch, seq)) or await self.store.event_at(origin, epoch, seq)
+
+    def _append(self, event: Event, received: float, work: _Work) -> None:
+        h = event.header
+        self.heads[h.origin, h.epoch] = Head(h.seq, event.id)
+        work.batch.heads[h.origin, h.epoch] = Head(h.seq, event.id)
+        work.at[h.origin, h.epoch, h.seq] = event
+        work.appended.append((event, received))
+
+    def _hold_new(self, event: Event, work: _Work) -> Outcome:
+        h = event.header
+        if h.origin == self.me.org:
+            self._block_own(
+                "the network holds events of this node beyond its own store; restore the "
+                "store from a backup (or let it sync) before raising anything"
+            )
+        chain = self._held[h.origin, h.epoch]
+        if any(e.id == event.id for e in chain.get(h.seq, [])):
+            return Outcome("held", event.id)
+        if sum(len(v) for v in chain.values()) >= self.config.max_pending_per_chain:
+            raise ProtocolError("too many events held behind a gap", Reason.GAP_OVERFLOW)
+        self._hold(event)
+        work.batch.pending_add.append((event, self.clock.now_ms()))
+        return Outcome("held", event.id)
+
+    def _hold(self, event: Event) -> None:
+        h = event.header
+        self._held[h.origin, h.epoch].setdefault(h.seq, []).append(event)
+        self._held_count += 1
+
+    def _release_held(self, key: ChainKey, received: float, work: _Work) -> None:
+        """After an append, place held events that now follow the head."""
+        chain = self._held.get(key)
+        if not chain:
+            return
+        while True:
+            head = self.heads[key]
+            waiting = chain.pop(head.seq + 1, None)
+            if waiting is None:
+                break
+            self._unhold(waiting, work)
+            nxt = next((e for e in waiting if e.header.prev == head.id), None)
+            if nxt is None:
+                break  # none links to the head: a fork that sync will surface again
+            self._append(nxt, received, work)
+        stale = [seq for seq in chain if seq <= self.heads[key].seq]
+        for seq in stale:
+            self._unhold(chain.pop(seq), work)
+
+    def _unhold(self, events: list[Event], work: _Work) -> None:
+        self._held_count -= len(events)
+        for event in events:
+            h = event.header
+            work.batch.pending_del.append((h.origin, h.epoch, h.seq, event.id))
+
+    async def _fork(self, event: Event, work: _Work) -> None:
+        h = event.header
+        other = await self._stored_at(h.origin, h.epoch, h.seq, work)
+        if other is None or other.id == event.id:
+            other = await self._stored_at(h.origin, h.epoch, h.seq - 1, work)
+        assert other is not None, "a fork verdict implies a stored conflicting event"
+        proof = fork_proof(other, event)
+        # Same seq: the chain diverges there. A broken link at seq s: it diverges at s-1.
+        frozen_after = min(other.header.seq, h.seq) - 1
+        previous = self.frozen.get((h.origin, h.epoch))
+        if previous is None or frozen_after < previous:
+            self.frozen[h.origin, h.epoch] = frozen_after
+        work.batch.forks.append(
+            (h.origin, h.epoch, frozen_after, encode(proof), self.clock.now_ms())
+        )
+        self.metrics.forks.inc()
+        logger.warning(
+            "fork proof: origin %s epoch %d signed two events at seq %d; chain frozen after %d",
+            h.origin,
+            h.epoch,
+            frozen_after + 1,
+            frozen_after,
+        )
+        if h.origin == self.me.org:
+            self._block_own("this node's own chain has forked; a new key epoch is needed")
+
+    def _block_own(self, why: str) -> None:
+        if self.appends_blocked is None:
+            logger.error("own appends blocked: %s", why)
+        self.appends_blocked = why
+
+    # -- projection -------------------------------------------------------------
+
+    async def _project(self, work: _Work) -> None:
+        """Decide each appended event's status and fold alert events into state."""
+        facts: list[tuple[Event, Payload]] = []
+        for event, _ in work.appended:
+            status = APPLIED
+            frozen = self.frozen.get((event.header.origin, event.header.epoch))
+            if frozen is not None and event.header.seq > frozen:
+                status = UNAPPLIED
+            elif event.payload is not None:
+                try:
+                    facts.append((event, decode_payload(event.header.kind, event.payload)))
+                except PayloadError as exc:
+                    status = UNAPPLIED
+                    self.metrics.unapplied.labels(reason=str(exc.reason)).inc()
+            work.batch.events.append((event, status, self.clock.now_ms()))
+        if not facts:
+            return
+        ids = {alert_of(e.header, e.id, p) for e, p in facts}
+        states = await self.store.alert_states(ids)
+        for event, payload in facts:
+            single = fact(event.header, event.id, payload)
+            before = states.get(single.alert)
+            after = single if before is None else join(before, single)
+            states[single.alert] = after
+            self._count_open(before, -1)
+            self._count_open(after, +1)
+            work.batch.alerts[single.alert] = after
+
+    def _count_open(self, state: AlertState | None, delta: int) -> None:
+        v = view(state) if state is not None else None
+        if v is not None and v.status in ("open", "claimed"):
+            self._open[str(v.severity), str(v.urgency), v.exercise] += delta
+
+    def _after_commit(self, work: _Work) -> None:
+        now = time.perf_counter()
+        for event, received in work.appended:
+            self.metrics.ingested.labels(kind=kind_label(event.header.kind)).inc()
+            self.metrics.latency.observe(now - received)
+        self._stored += len(work.batch.events)
+        self._publish_gauges()
+        for future, result in work.replies:
+            if not future.done():
+                future.set_result(result)
+
+    def _publish_gauges(self) -> None:
+        self.metrics.stored.set(self._stored)
+        self.metrics.held.set(self._held_count)
+        self.metrics.set_open_alerts((s, u, e, n) for (s, u, e), n in self._open.items())
+
+    async def rebuild_projection(self) -> None:
+        """Recompute every alert from applied events (after a fork froze a chain)."""
+        states: dict[bytes, AlertState] = {}
+        async for row in self.store.iter_events(applied_only=True):
+            event = row.event
+            if event.payload is None:
+                continue
+            try:
+                payload = decode_payload(event.header.kind, event.payload)
+            except PayloadError:
+                continue
+            single = fact(event.header, event.id, payload)
+            before = states.get(single.alert)
+            states[single.alert] = single if before is None else join(before, single)
+        await self.store.commit(Batch(alerts=states, replace_alerts=True))
+        self._open = collections.Counter()
+        for state in states.values():
+            self._count_open(state, +1)
+        self._publish_gauges()

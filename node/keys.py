@@ -1,0 +1,175 @@
+"""A node's secret keys on disk, created by `rrn init`, readable only by its owner.
+
+Owns key generation and the files under HOME/keys (directory 0700, files 0600):
+the Ed25519 event-signing key of each epoch, the X25519 sealing key, the
+Ed25519 link key that authenticates the node's NATS leafnode links, the TLS key
+and self-signed certificate pinned by peers, the control-channel MAC key and the
+embedded nats-server password.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+from protocol.errors import ConfigError
+
+__all__ = ["Keys", "create_keys", "load_keys", "spki_sha256", "write_secret"]
+
+_SIGN_PREFIX: Final = "sign-"
+_PEM: Final = serialization.Encoding.PEM
+_PKCS8: Final = serialization.PrivateFormat.PKCS8
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Everything secret a node holds."""
+
+    epoch: int
+    sign: Ed25519PrivateKey
+    enc: X25519PrivateKey
+    link: Ed25519PrivateKey
+    control: bytes
+    nats_password: str
+    tls_cert: Path
+    tls_key: Path
+
+    def sign_pub(self) -> bytes:
+        """Raw public bytes of the current signing key."""
+        return _raw_pub(self.sign)
+
+    def link_pub(self) -> bytes:
+        """Raw public bytes of the link key."""
+        return _raw_pub(self.link)
+
+    def enc_pub(self) -> bytes:
+        """Raw public bytes of the X25519 sealing key."""
+        return self.enc.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    def tls_spki(self) -> bytes:
+        """SHA-256 of the TLS certificate's DER SubjectPublicKeyInfo (what peers pin)."""
+        return spki_sha256(self.tls_cert.read_bytes())
+
+
+def _raw_pub(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Create a file readable and writable by its owner only; never overwrite."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def create_keys(keys_dir: Path, org: str) -> None:
+    """Generate every key of a new node into `keys_dir` (which must not exist)."""
+    keys_dir.mkdir(mode=0o700)
+    none = serialization.NoEncryption()
+    sign = Ed25519PrivateKey.generate()
+    write_secret(keys_dir / f"{_SIGN_PREFIX}1.pem", sign.private_bytes(_PEM, _PKCS8, none))
+    write_secret(
+        keys_dir / "enc.pem", X25519PrivateKey.generate().private_bytes(_PEM, _PKCS8, none)
+    )
+    write_secret(
+        keys_dir / "link.pem", Ed25519PrivateKey.generate().private_bytes(_PEM, _PKCS8, none)
+    )
+    write_secret(keys_dir / "control.key", secrets.token_bytes(32))
+    write_secret(keys_dir / "nats.pass", secrets.token_urlsafe(24).encode())
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    write_secret(keys_dir / "tls.key", tls_key.private_bytes(_PEM, _PKCS8, none))
+    (keys_dir / "tls.crt").write_bytes(_self_signed(tls_key, org).public_bytes(_PEM))
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey, org: str) -> x509.Certificate:
+    # Peers pin the public key, not a CA chain, so the name is only a label.
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"rrn-{org}")])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(f"rrn-{org}"), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+
+
+def spki_sha256(cert_pem: bytes) -> bytes:
+    """SHA-256 of a PEM certificate's DER SubjectPublicKeyInfo."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).digest()
+
+
+def load_keys(keys_dir: Path) -> Keys:
+    """Load a node's keys, refusing files that others can read."""
+    if not keys_dir.is_dir():
+        raise ConfigError(f"no keys at {keys_dir} (make a home with 'rrn init')")
+    epochs = sorted(
+        int(p.stem[len(_SIGN_PREFIX) :])
+        for p in keys_dir.glob(f"{_SIGN_PREFIX}*.pem")
+        if p.stem[len(_SIGN_PREFIX) :].isdigit()
+    )
+    if not epochs:
+        raise ConfigError(f"no signing key in {keys_dir}")
+    epoch = epochs[-1]
+    sign = _private(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem")
+    link = _private(keys_dir / "link.pem")
+    enc = _private(keys_dir / "enc.pem")
+    if not isinstance(sign, Ed25519PrivateKey) or not isinstance(link, Ed25519PrivateKey):
+        raise ConfigError(f"{keys_dir}: signing and link keys must be Ed25519")
+    if not isinstance(enc, X25519PrivateKey):
+        raise ConfigError(f"{keys_dir}/enc.pem must be an X25519 key")
+    return Keys(
+        epoch=epoch,
+        sign=sign,
+        enc=enc,
+        link=link,
+        control=_secret(keys_dir / "control.key"),
+        nats_password=_secret(keys_dir / "nats.pass").decode(),
+        tls_cert=keys_dir / "tls.crt",
+        tls_key=keys_dir / "tls.key",
+    )
+
+
+def _secret(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise ConfigError(f"missing key file {path}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} is readable by others; run: chmod 600 {path}")
+    return path.read_bytes()
+
+
+def _private(path: Path) -> object:
+    try:
+        return serialization.load_pem_private_key(_secret(path), password=None)
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a readable private key") from exc

@@ -1,0 +1,130 @@
+"""Prometheus metrics of one node: `rrn_<subsystem>_<what>_<unit>`, bounded labels.
+
+Owns the metric definitions (each node has its own registry, so several nodes can
+live in one process in tests) and the /metrics HTTP endpoint. Label values are
+drawn from closed sets (event kinds, rejection reasons, severities, urgencies,
+member orgs); never an alert id, a pseudonym or anything from a payload.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Iterable
+from typing import Final
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from protocol.alerts import Severity, Urgency
+from protocol.errors import ConfigError, Reason
+from protocol.kinds import Kind
+
+__all__ = ["Metrics", "MetricsServer", "kind_label"]
+
+_KINDS: Final = frozenset(str(k) for k in Kind)
+_LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+def kind_label(kind: str) -> str:
+    """A metric label for an event kind: known kinds by name, anything else 'other'."""
+    return kind if kind in _KINDS else "other"
+
+
+class Metrics:
+    """Every metric a node exports."""
+
+    def __init__(self, *, version: str, nats_server: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build = Info("rrn_build", "Version of rrn and of the nats-server it runs.", registry=r)
+        self.build.info({"version": version, "nats_server": nats_server})
+        self.ingested = Counter(
+            "rrn_ingest_events_total",
+            "Events appended to the store, by kind (own and received).",
+            ["kind"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "rrn_ingest_rejected_total",
+            "Events or messages refused and not stored, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.unapplied = Counter(
+            "rrn_ingest_unapplied_total",
+            "Authentic events kept in their chain but not applied, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "rrn_ingest_duplicates_total", "Events received again (harmless no-ops).", registry=r
+        )
+        self.held = Gauge(
+            "rrn_ingest_held_events",
+            "Verified events held behind a gap in their chain.",
+            registry=r,
+        )
+        self.forks = Counter(
+            "rrn_ingest_fork_proofs_total", "Fork proofs recorded (chains frozen).", registry=r
+        )
+        self.latency = Histogram(
+            "rrn_ingest_latency_seconds",
+            "From receipt of an event to its durable commit.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stored = Gauge("rrn_store_events", "Events in the store.", registry=r)
+        self.open_alerts = Gauge(
+            "rrn_alerts_open",
+            "Alerts not yet resolved or cancelled, by severity, urgency and drill flag.",
+            ["severity", "urgency", "exercise"],
+            registry=r,
+        )
+        self.nats_connected = Gauge(
+            "rrn_nats_connected", "1 while the daemon is connected to its NATS server.", registry=r
+        )
+        self.control = Counter(
+            "rrn_control_requests_total",
+            "Control requests from the CLI, by operation and outcome.",
+            ["op", "outcome"],
+            registry=r,
+        )
+        for reason in Reason:
+            self.rejected.labels(reason=str(reason))
+
+    def set_open_alerts(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
+        """Replace the open-alert gauge with fresh counts (zeros included)."""
+        seen = {(s, u, e): n for s, u, e, n in counts}
+        for sev in Severity:
+            for urg in Urgency:
+                for exercise in (False, True):
+                    n = seen.get((str(sev), str(urg), exercise), 0)
+                    self.open_alerts.labels(
+                        severity=str(sev), urgency=str(urg), exercise=str(exercise).lower()
+                    ).set(n)
+
+
+class MetricsServer:
+    """The /metrics endpoint, served from a background thread."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        try:
+            server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"metrics port {port} on {host} is already in use; set [metrics] port in "
+                    "config.toml (or RRN_METRICS_PORT)"
+                ) from exc
+            raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from exc
+        self._server: WSGIServer = server
+        self._thread: threading.Thread = thread
+        self.port: int = server.server_port
+        self.url = f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving (idempotent)."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

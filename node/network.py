@@ -1,0 +1,83 @@
+"""The network a node belongs to, as its stored rosters prove it.
+
+Owns loading and re-verifying the roster chain from the store (genesis, then each
+N -> N+1), giving the network id, the current roster and the keyring, and
+building this node's own card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federation.keyring import Keyring
+from federation.roster import verify_genesis, verify_next
+from node.keys import Keys
+from node.store import RosterRow, Store
+from protocol.errors import FederationError, StoreError
+from protocol.roster import (
+    ROSTER_VERSION,
+    Card,
+    Role,
+    Roster,
+    SignKey,
+    decode_cert,
+    roster_id,
+)
+
+__all__ = ["Network", "load_network", "own_card"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """The verified state of membership a node works under."""
+
+    net: bytes
+    roster: Roster
+    roster_bytes: bytes
+    roster_version: int
+    keyring: Keyring
+
+
+def verify_chain(rows: list[RosterRow]) -> Network:
+    """Re-verify stored roster versions from genesis; raise if any link is bad."""
+    if not rows or rows[0].version != 0:
+        raise StoreError("the store holds no genesis roster")
+    genesis = decode_cert(rows[0].cert)
+    roster = verify_genesis(genesis)
+    net = roster_id(genesis.roster)
+    roster_bytes = genesis.roster
+    for row in rows[1:]:
+        cert = decode_cert(row.cert)
+        try:
+            roster = verify_next(roster, roster_bytes, cert)
+        except FederationError as exc:
+            raise StoreError(f"stored roster version {row.version} does not verify: {exc}") from exc
+        roster_bytes = cert.roster
+    return Network(net, roster, roster_bytes, roster.version, Keyring(roster))
+
+
+async def load_network(store: Store) -> Network:
+    """The network recorded in `store`, verified from its genesis."""
+    network = verify_chain(await store.rosters())
+    stored_net = await store.get_meta("net")
+    if stored_net is not None and stored_net != network.net:
+        raise StoreError("the store's network id does not match its genesis roster")
+    return network
+
+
+def own_card(
+    keys: Keys, *, org: str, name: str, roles: list[Role], endpoints: list[str], now_ms: int
+) -> Card:
+    """This node's card, describing its current keys."""
+    return Card(
+        v=ROSTER_VERSION,
+        org=org,
+        name=name,
+        roles=roles,
+        sign_key=SignKey(epoch=keys.epoch, pub=keys.sign_pub()),
+        enc_pub=keys.enc_pub(),
+        link_pub=keys.link_pub(),
+        endpoints=endpoints,
+        tls_spki=keys.tls_spki(),
+        created_ms=now_ms,
+    )

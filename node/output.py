@@ -1,0 +1,98 @@
+"""How the CLI prints results for people (JSON output lives in node/control.py).
+
+Owns tables and detail views. Times are shown in the node's own time zone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+
+from node.api import AlertDetail, StatusInfo
+from node.control import AlertInfo
+
+__all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text"]
+
+
+def fmt_time(ms: int, tz: str) -> str:
+    """A timestamp in the given IANA zone, to the minute."""
+    when = datetime.datetime.fromtimestamp(ms / 1000, zoneinfo.ZoneInfo(tz))
+    return when.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def alert_line(a: AlertInfo) -> str:
+    """One line about an alert (used after raise/claim/resolve)."""
+    drill = " [exercise]" if a.exercise else ""
+    who = f" by {', '.join(a.claimants)}" if a.claimants and a.status == "claimed" else ""
+    return f"alert {a.id[:12]} {a.status}{who}: {a.country} {a.severity}/{a.urgency}{drill}"
+
+
+def alert_table(alerts: list[AlertInfo], tz: str) -> str:
+    """Alerts as an aligned table."""
+    if not alerts:
+        return "no alerts"
+    rows = [("ID", "STATUS", "COUNTRY", "SEVERITY", "URGENCY", "TYPES", "ORIGIN", "RAISED")]
+    for a in alerts:
+        types = ",".join(a.incident_types)
+        rows.append(
+            (
+                a.id[:12],
+                a.status + (" (drill)" if a.exercise else ""),
+                a.subdivision or a.country,
+                a.severity,
+                a.urgency,
+                types if len(types) <= 32 else types[:31] + "…",
+                a.origin,
+                fmt_time(a.raised_ms, tz),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def alert_detail(d: AlertDetail, tz: str) -> str:
+    """Everything routable about one alert, and its history."""
+    a = d.alert
+    asks = [
+        f"{x.action} from {x.to} ({x.channel})"
+        + (f" by {fmt_time(x.deadline_ms, tz)}" if x.deadline_ms else "")
+        for x in a.asks
+    ]
+    lines = [
+        f"alert      {a.id}",
+        f"status     {a.status}" + (f" ({a.end_code}, by {a.ended_by})" if a.ended_by else ""),
+        f"origin     {a.origin}",
+        f"pseudonym  {a.pseudonym}",
+        f"where      {a.subdivision or a.country}",
+        f"types      {', '.join(a.incident_types)}",
+        f"severity   {a.severity}",
+        f"urgency    {a.urgency}",
+        f"languages  {', '.join(a.languages) or '-'}",
+        f"asks       {'; '.join(asks) or '-'}",
+        f"claimed by {', '.join(a.claimants) or '-'}",
+        f"exercise   {'yes' if a.exercise else 'no'}",
+        f"raised     {fmt_time(a.raised_ms, tz)}",
+        "history:",
+    ]
+    for e in d.events:
+        lines.append(f"  {fmt_time(e.wall_ms, tz)}  {e.kind:<16} {e.origin}#{e.seq}  {e.id[:12]}")
+    return "\n".join(lines)
+
+
+def status_text(s: StatusInfo, tz: str) -> str:
+    """`rrn status` for people."""
+    lines = [
+        f"node        {s.org} ({s.name}), rrn {s.version}",
+        f"network     {s.network[:16]}, roster v{s.roster_version}, "
+        f"{len(s.members)} member(s): {', '.join(s.members)}",
+        f"own chain   epoch {s.epoch}, seq {s.seq}",
+        f"store       {s.events} events, {s.open_alerts} open alert(s)",
+        f"nats        {s.nats_url}",
+        f"metrics     {s.metrics_url or 'disabled'}",
+        f"running     since {fmt_time(s.started_ms, tz)}",
+    ]
+    if s.appends_blocked:
+        lines.append(f"WARNING     own events blocked: {s.appends_blocked}")
+    return "\n".join(lines)

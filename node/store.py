@@ -1,0 +1,436 @@
+"""The node's sqlite store: signed history, chain heads, rosters and projections.
+
+Owns every SQL statement the daemon runs. One aiosqlite connection, WAL,
+synchronous=FULL (a commit is on disk before it returns, so an own-chain append
+is durable before it is published). Writes go through `commit`, one transaction
+per batch. Imports protocol and federation, never the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, NamedTuple
+
+import aiosqlite
+
+from federation.alerts import AlertState, AlertView, decode_state, encode_state, view
+from federation.chain import Head
+from node.migrations import MIGRATIONS
+from protocol.envelope import Event, decode_header, event_id
+from protocol.errors import StoreError
+
+__all__ = [
+    "APPLIED",
+    "FROZEN",
+    "UNAPPLIED",
+    "Batch",
+    "EventRow",
+    "RosterRow",
+    "Store",
+    "open_store",
+]
+
+APPLIED: Final = 0
+UNAPPLIED: Final = 1
+FROZEN: Final = 2
+
+ChainKey = tuple[str, int]
+
+
+class EventRow(NamedTuple):
+    """A stored event and what the node did with it."""
+
+    lsn: int
+    event: Event
+    status: int
+    received_ms: int
+
+
+class RosterRow(NamedTuple):
+    """A stored roster version."""
+
+    version: int
+    id: bytes
+    roster: bytes
+    cert: bytes
+
+
+@dataclass
+class Batch:
+    """Everything one ingest step writes, committed in a single transaction."""
+
+    events: list[tuple[Event, int, int]] = field(default_factory=list)  # event, status, recv
+    heads: dict[ChainKey, Head] = field(default_factory=dict)
+    pending_add: list[tuple[Event, int]] = field(default_factory=list)
+    pending_del: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    forks: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)
+    alerts: dict[bytes, AlertState] = field(default_factory=dict)
+    #: Replace the whole alert projection with `alerts` (after a rebuild).
+    replace_alerts: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.events
+            or self.pending_add
+            or self.pending_del
+            or self.forks
+            or self.alerts
+            or self.replace_alerts
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    path: Path, *, create: bool = False, readonly: bool = False
+) -> AsyncIterator[Store]:
+    """Open (or with `create`, make) the store at `path`, migrated to the latest schema.
+
+    With `readonly` nothing is written (no migration), so a running daemon can
+    keep its store while the CLI audits it.
+    """
+    if not create and not path.exists():
+        raise StoreError(f"no store at {path} (was this home made with 'rrn init'?)")
+    if create and not path.exists():
+        # The store holds alert metadata: owner-only, like the keys.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        db = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+    try:
+        store = Store(db, path)
+        await store._setup(readonly=readonly)
+        yield store
+    finally:
+        await db.close()
+
+
+class Store:
+    """Typed access to one node's sqlite database."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    async def _setup(self, *, readonly: bool) -> None:
+        try:
+            await self._db.execute("PRAGMA busy_timeout = 10000")
+            if not readonly:
+                await self._db.execute("PRAGMA journal_mode = WAL")
+                await self._db.execute("PRAGMA synchronous = FULL")
+                await self._migrate()
+            elif await self._user_version() != len(MIGRATIONS):
+                raise StoreError(f"store at {self.path} has an unexpected schema version")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"store at {self.path} is not a usable database: {exc}") from exc
+
+    async def _user_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        current = await self._user_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"store at {self.path} has schema {current}, newer than this rrn knows "
+                f"({len(MIGRATIONS)}); upgrade rrn"
+            )
+        for number in range(current, len(MIGRATIONS)):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(MIGRATIONS[number]):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number + 1}")
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+
+    # -- meta and rosters ---------------------------------------------------------
+
+    async def get_meta(self, key: str) -> bytes | None:
+        """A value from the meta table."""
+        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: bytes) -> None:
+        """Set a meta value (its own transaction)."""
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def put_roster(self, row: RosterRow, received_ms: int) -> None:
+        """Record an accepted roster version (idempotent)."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO rosters (version, id, roster, cert, received_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (row.version, row.id, row.roster, row.cert, received_ms),
+        )
+
+    async def rosters(self) -> list[RosterRow]:
+        """Every accepted roster version, oldest first."""
+        async with self._db.execute(
+            "SELECT version, id, roster, cert FROM rosters ORDER BY version"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [RosterRow(int(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
+
+    # -- chains -------------------------------------------------------------------
+
+    async def heads(self) -> dict[ChainKey, Head]:
+        """The head of every chain."""
+        async with self._db.execute("SELECT origin, epoch, seq, id FROM heads") as cur:
+            rows = await cur.fetchall()
+        return {(str(r[0]), int(r[1])): Head(int(r[2]), bytes(r[3])) for r in rows}
+
+    async def event_at(self, origin: str, epoch: int, seq: int) -> Event | None:
+        """The stored event at a chain position, or None."""
+        async with self._db.execute(
+            "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? AND seq = ?",
+            (origin, epoch, seq),
+        ) as cur:
+            row = await cur.fetchone()
+        return _event(row[0], row[1], row[2]) if row else None
+
+    async def event_by_id(self, eid: bytes) -> Event | None:
+        """The stored event with this id, or None."""
+        async with self._db.execute(
+            "SELECT header, sig, payload FROM events WHERE id = ?", (eid,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _event(row[0], row[1], row[2]) if row else None
+
+    async def pending(self) -> list[tuple[bytes, int]]:
+        """Envelopes held behind gaps, with their receive times."""
+        async with self._db.execute("SELECT envelope, received_ms FROM pending") as cur:
+            rows = await cur.fetchall()
+        return [(bytes(r[0]), int(r[1])) for r in rows]
+
+    async def freezes(self) -> dict[ChainKey, int]:
+        """For each chain with a fork proof, the last seq still applied."""
+        async with self._db.execute(
+            "SELECT origin, epoch, MIN(frozen_after) FROM fork_proofs GROUP BY origin, epoch"
+        ) as cur:
+            rows = await cur.fetchall()
+        return {(str(r[0]), int(r[1])): int(r[2]) for r in rows}
+
+    async def fork_proofs(self) -> list[tuple[str, int, int, bytes]]:
+        """Every stored fork proof: origin, epoch, frozen_after, proof bytes."""
+        async with self._db.execute(
+            "SELECT origin, epoch, frozen_after, proof FROM fork_proofs ORDER BY origin, epoch"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+
+    async def count_events(self) -> int:
+        """How many events are stored."""
+        async with self._db.execute("SELECT COUNT(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def iter_events(
+        self, *, applied_only: bool = False, chunk: int = 2000
+    ) -> AsyncIterator[EventRow]:
+        """Every stored event in chain order (origin, epoch, seq)."""
+        status = "AND status = 0" if applied_only else ""
+        last: tuple[str, int, int] = ("", 0, 0)
+        while True:
+            async with self._db.execute(
+                "SELECT lsn, header, sig, payload, status, received_ms, origin, epoch, seq "
+                f"FROM events WHERE (origin, epoch, seq) > (?, ?, ?) {status} "
+                "ORDER BY origin, epoch, seq LIMIT ?",
+                (*last, chunk),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            for r in rows:
+                yield EventRow(int(r[0]), _event(r[1], r[2], r[3]), int(r[4]), int(r[5]))
+            if len(rows) < chunk:
+                return
+            last = (str(rows[-1][6]), int(rows[-1][7]), int(rows[-1][8]))
+
+    # -- alerts -------------------------------------------------------------------
+
+    async def alert_states(self, ids: Iterable[bytes]) -> dict[bytes, AlertState]:
+        """Stored states of the given alerts (missing ones are absent)."""
+        wanted = list(ids)
+        found: dict[bytes, AlertState] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            async with self._db.execute(
+                f"SELECT id, state FROM alerts WHERE id IN ({marks})", part
+            ) as cur:
+                for r in await cur.fetchall():
+                    found[bytes(r[0])] = decode_state(bytes(r[1]))
+        return found
+
+    async def alerts(self, *, statuses: Iterable[str] | None, limit: int) -> list[AlertView]:
+        """Alerts as users see them, newest first."""
+        if statuses is None:
+            sql, args = "SELECT state FROM alerts WHERE status IS NOT NULL", []
+        else:
+            wanted = list(statuses)
+            sql = f"SELECT state FROM alerts WHERE status IN ({','.join('?' * len(wanted))})"
+            args = wanted
+        async with self._db.execute(
+            sql + " ORDER BY raised_ms DESC, id LIMIT ?", (*args, limit)
+        ) as cur:
+            rows = await cur.fetchall()
+        views = (view(decode_state(bytes(r[0]))) for r in rows)
+        return [v for v in views if v is not None]
+
+    async def alert_ids_with_prefix(self, prefix: bytes) -> list[bytes]:
+        """Ids of known alerts starting with `prefix` (for short ids typed by users)."""
+        upper = _prefix_upper_bound(prefix)
+        sql = "SELECT id FROM alerts WHERE id >= ? AND status IS NOT NULL"
+        args: list[bytes] = [prefix]
+        if upper is not None:
+            sql += " AND id < ?"
+            args.append(upper)
+        async with self._db.execute(sql + " LIMIT 10", args) as cur:
+            rows = await cur.fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    async def open_alert_counts(self) -> list[tuple[str, str, bool, int]]:
+        """(severity, urgency, exercise, count) of open and claimed alerts."""
+        async with self._db.execute(
+            "SELECT severity, urgency, exercise, COUNT(*) FROM alerts "
+            "WHERE status IN ('open', 'claimed') GROUP BY severity, urgency, exercise"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), str(r[1]), bool(r[2]), int(r[3])) for r in rows]
+
+    # -- writing ------------------------------------------------------------------
+
+    async def commit(self, batch: Batch) -> None:
+        """Write a batch in one durable transaction, or nothing at all."""
+        db = self._db
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._write(batch)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+
+    async def _write(self, batch: Batch) -> None:
+        db = self._db
+        if batch.events:
+            await db.executemany(
+                "INSERT INTO events (id, origin, epoch, seq, kind, wall_ms, header, sig, payload, "
+                "status, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.id,
+                        e.header.origin,
+                        e.header.epoch,
+                        e.header.seq,
+                        e.header.kind,
+                        e.header.wall_ms,
+                        e.header_bytes,
+                        e.sig,
+                        e.payload,
+                        status,
+                        received,
+                    )
+                    for e, status, received in batch.events
+                ],
+            )
+        if batch.heads:
+            await db.executemany(
+                "INSERT INTO heads (origin, epoch, seq, id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (origin, epoch) DO UPDATE SET seq = excluded.seq, id = excluded.id",
+                [(o, ep, h.seq, h.id) for (o, ep), h in batch.heads.items()],
+            )
+        if batch.pending_add:
+            await db.executemany(
+                "INSERT OR IGNORE INTO pending (origin, epoch, seq, id, envelope, received_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (e.header.origin, e.header.epoch, e.header.seq, e.id, e.envelope(), r)
+                    for e, r in batch.pending_add
+                ],
+            )
+        if batch.pending_del:
+            await db.executemany(
+                "DELETE FROM pending WHERE origin = ? AND epoch = ? AND seq = ? AND id = ?",
+                batch.pending_del,
+            )
+        for origin, epoch, frozen_after, proof, detected in batch.forks:
+            await db.execute(
+                "INSERT OR IGNORE INTO fork_proofs (origin, epoch, frozen_after, proof, "
+                "detected_ms) VALUES (?, ?, ?, ?, ?)",
+                (origin, epoch, frozen_after, proof, detected),
+            )
+            await db.execute(
+                "UPDATE events SET status = 2 WHERE origin = ? AND epoch = ? AND seq > ?",
+                (origin, epoch, frozen_after),
+            )
+        if batch.replace_alerts:
+            await db.execute("DELETE FROM alerts")
+        if batch.alerts:
+            await db.executemany(
+                "INSERT INTO alerts (id, state, status, origin, country, severity, urgency, "
+                "exercise, raised_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status, "
+                "origin = excluded.origin, country = excluded.country, "
+                "severity = excluded.severity, urgency = excluded.urgency, "
+                "exercise = excluded.exercise, raised_ms = excluded.raised_ms, "
+                "updated_ms = excluded.updated_ms",
+                [_alert_row(s) for s in batch.alerts.values()],
+            )
+
+
+def _alert_row(state: AlertState) -> tuple[object, ...]:
+    v = view(state)
+    if v is None:
+        return (state.alert, encode_state(state), None, None, None, None, None, None, None, None)
+    return (
+        state.alert,
+        encode_state(state),
+        str(v.status),
+        v.origin,
+        v.country,
+        str(v.severity),
+        str(v.urgency),
+        int(v.exercise),
+        v.raised_ms,
+        v.updated_ms,
+    )
+
+
+def _event(header: bytes, sig: bytes, payload: bytes | None) -> Event:
+    header = bytes(header)
+    return Event(
+        event_id(header),
+        decode_header(header),
+        header,
+        bytes(sig),
+        None if payload is None else bytes(payload),
+    )
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix`."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (comments dropped; no ';' in strings)."""
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]

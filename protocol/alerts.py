@@ -1,0 +1,233 @@
+"""Alert life-cycle payloads and the routable vocabulary they use.
+
+Owns the schema of each alert event kind's payload and the documented
+taxonomies (incident types, severity, urgency, actions, roles), which
+docs/PROTOCOL.md ("Alert vocabulary") maps to the terms protection
+organisations use. Pure.
+
+Only coarse, routable metadata lives here. Anything that identifies a person
+(name, contacts, exact place, free text) goes in `sealed`, which is reserved for
+sealed details and must be nil until sealing is specified.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import Meta
+
+from protocol.countries import is_country
+from protocol.types import Hash32, NonNeg
+
+__all__ = [
+    "PSEUDONYM_PATTERN",
+    "ActionType",
+    "AlertCancelled",
+    "AlertClaimed",
+    "AlertRaised",
+    "AlertResolved",
+    "AlertUpdated",
+    "Ask",
+    "CancelReason",
+    "Channel",
+    "IncidentType",
+    "Outcome",
+    "Severity",
+    "SupporterRole",
+    "Urgency",
+    "check_alert_fields",
+]
+
+
+class IncidentType(enum.StrEnum):
+    """What happened or is threatened (several may apply to one alert)."""
+
+    KILLING = "killing"
+    DEATH_THREAT = "death_threat"
+    INTIMIDATION = "intimidation"
+    PHYSICAL_ATTACK = "physical_attack"
+    ARBITRARY_DETENTION = "arbitrary_detention"
+    JUDICIAL_HARASSMENT = "judicial_harassment"
+    ABDUCTION_DISAPPEARANCE = "abduction_disappearance"
+    TORTURE = "torture"
+    SEXUAL_VIOLENCE = "sexual_violence"
+    SMEAR_CAMPAIGN = "smear_campaign"
+    SURVEILLANCE_DIGITAL_ATTACK = "surveillance_digital_attack"
+    RAID = "raid"
+    TRAVEL_BAN = "travel_ban"
+    ATTACK_ON_FAMILY = "attack_on_family"
+    ORGANISATION_CLOSURE = "organisation_closure"
+    OTHER = "other"
+
+
+class Severity(enum.StrEnum):
+    """Harm done so far, on the CAP 1.2 scale (minor < moderate < severe < extreme)."""
+
+    MINOR = "minor"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+    EXTREME = "extreme"
+
+
+class Urgency(enum.StrEnum):
+    """How soon a response is needed: immediate (< 24 h), days, weeks."""
+
+    IMMEDIATE = "immediate"
+    DAYS = "days"
+    WEEKS = "weeks"
+
+
+class SupporterRole(enum.StrEnum):
+    """Who an ask is addressed to."""
+
+    NGO = "ngo"
+    EMBASSY = "embassy"
+    COMPANY = "company"
+    INVESTOR = "investor"
+    UN = "un"
+    ANY = "any"
+
+
+class ActionType(enum.StrEnum):
+    """What an ask requests (catalogue from NGO, EU-guideline and business practice)."""
+
+    VERIFY_ASSESS = "verify_assess"
+    URGENT_APPEAL = "urgent_appeal"
+    UN_COMMUNICATION = "un_communication"
+    EMERGENCY_GRANT = "emergency_grant"
+    RELOCATION = "relocation"
+    DIGITAL_SECURITY = "digital_security"
+    LEGAL_AID = "legal_aid"
+    TRIAL_MONITORING = "trial_monitoring"
+    MEDICAL = "medical"
+    PSYCHOSOCIAL = "psychosocial"
+    PRIVATE_DIPLOMACY = "private_diplomacy"
+    CUSTODY_VISIT = "custody_visit"
+    PUBLIC_STATEMENT = "public_statement"
+    JOINT_STATEMENT = "joint_statement"
+    EMERGENCY_VISA = "emergency_visa"
+    TEMPORARY_SHELTER = "temporary_shelter"
+    BUSINESS_PARTNER_ENGAGEMENT = "business_partner_engagement"
+    INVESTOR_LETTER = "investor_letter"
+    OTHER = "other"
+
+
+class Channel(enum.StrEnum):
+    """Whether an action may be public or must stay behind the scenes."""
+
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+class Outcome(enum.StrEnum):
+    """How a resolved alert ended."""
+
+    SAFE = "safe"
+    RELEASED = "released"
+    RELOCATED = "relocated"
+    PROTECTION_IN_PLACE = "protection_in_place"
+    TRANSFERRED = "transferred"
+    DECEASED = "deceased"
+    OTHER = "other"
+
+
+class CancelReason(enum.StrEnum):
+    """Why an alert was withdrawn without a response."""
+
+    DUPLICATE = "duplicate"
+    RAISED_IN_ERROR = "raised_in_error"
+    OUT_OF_MANDATE = "out_of_mandate"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    EXERCISE_ENDED = "exercise_ended"
+
+
+#: Pseudonyms are minted by rrn ("hrd-" + 8 base32 characters), so a person's
+#: name can never be typed into this routable field.
+PSEUDONYM_PATTERN: Final = r"^hrd-[a-z2-7]{8}$"
+
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+Subdivision = Annotated[str, Meta(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")]
+Language = Annotated[str, Meta(pattern=r"^[a-z]{2,3}$")]
+Pseudonym = Annotated[str, Meta(pattern=PSEUDONYM_PATTERN)]
+IncidentTypes = Annotated[list[IncidentType], Meta(min_length=1, max_length=8)]
+Languages = Annotated[list[Language], Meta(max_length=8)]
+
+
+class Ask(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One requested action, addressed to a kind of supporter."""
+
+    action: ActionType
+    to: SupporterRole
+    channel: Channel = Channel.PRIVATE
+    deadline_ms: NonNeg | None = None
+
+
+Asks = Annotated[list[Ask], Meta(max_length=16)]
+
+
+class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A new alert. Its event id is the alert id."""
+
+    country: Country
+    subdivision: Subdivision | None = None
+    incident_types: IncidentTypes
+    severity: Severity
+    urgency: Urgency
+    asks: Asks = []
+    languages: Languages = []
+    pseudonym: Pseudonym
+    exercise: bool = False
+    #: Reserved for sealed details (identity, exact place, contacts, narrative).
+    sealed: None = None
+
+
+class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Changes to an alert's routable fields; a nil field is left unchanged."""
+
+    alert: Hash32
+    subdivision: Subdivision | None = None
+    incident_types: IncidentTypes | None = None
+    severity: Severity | None = None
+    urgency: Urgency | None = None
+    asks: Asks | None = None
+    languages: Languages | None = None
+    sealed: None = None
+
+
+class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A member takes responsibility for responding, optionally until a time."""
+
+    alert: Hash32
+    until_ms: NonNeg | None = None
+
+
+class AlertResolved(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The response is over."""
+
+    alert: Hash32
+    outcome: Outcome
+
+
+class AlertCancelled(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The alert is withdrawn."""
+
+    alert: Hash32
+    reason: CancelReason
+
+
+def check_alert_fields(
+    country: str | None, subdivision: str | None, incident_types: list[IncidentType] | None
+) -> str | None:
+    """The problem with field values a schema cannot judge alone, or None.
+
+    The message names the field, never the value.
+    """
+    if country is not None and not is_country(country):
+        return "country is not an ISO 3166-1 alpha-2 code"
+    if subdivision is not None and country is not None and not subdivision.startswith(country):
+        return "subdivision is not in the alert's country"
+    if incident_types is not None and len(set(incident_types)) != len(incident_types):
+        return "incident_types lists a type twice"
+    return None

@@ -1,0 +1,48 @@
+"""NATS subject names. They carry no personal data: only network and org ids.
+
+Owns every subject rrn publishes or subscribes to (docs/PROTOCOL.md,
+"Subjects"). Each organisation publishes only inside its own space
+`rrn.<net>.<org>.>`, which is what NATS permissions and imports enforce
+between members. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CONTROL_PREFIX",
+    "LOCAL_ALERTS_PREFIX",
+    "LOCAL_EVENTS_PREFIX",
+    "control",
+    "events",
+    "net_token",
+    "space",
+]
+
+#: Control requests from the CLI to its own daemon. Never leave the node.
+CONTROL_PREFIX: Final = "rrn.local.ctl"
+#: Verified events re-published for integrators on the node's own server.
+LOCAL_EVENTS_PREFIX: Final = "rrn.local.events"
+#: Alert notifications for the node's own people.
+LOCAL_ALERTS_PREFIX: Final = "rrn.local.alerts"
+
+
+def net_token(net: bytes) -> str:
+    """The network's token in subjects: the first 16 hex digits of its id."""
+    return net[:8].hex()
+
+
+def space(net: bytes, org: str) -> str:
+    """The wildcard covering everything `org` may publish in network `net`."""
+    return f"rrn.{net_token(net)}.{org}.>"
+
+
+def events(net: bytes, publisher: str) -> str:
+    """Signed events published (or relayed) live by `publisher`."""
+    return f"rrn.{net_token(net)}.{publisher}.ev"
+
+
+def control(org: str, op: str) -> str:
+    """A control operation addressed to the daemon of `org`."""
+    return f"{CONTROL_PREFIX}.{org}.{op}"
