@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from protocol.encoding import DECODE_ERRORS
 from protocol.envelope import Event, Header, KeyResolver, check_signed, decode_header, event_id
 from protocol.errors import DecodeError, Reason, ValidationError
 from protocol.types import Sig64
@@ -118,7 +119,7 @@ def decode_fork_proof(data: bytes) -> ForkProof:
     """Decode a fork proof received from a peer."""
     try:
         return _PROOF_DECODER.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise DecodeError("fork proof does not decode", Reason.MALFORMED_MESSAGE) from exc
 
 

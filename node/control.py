@@ -24,7 +24,7 @@ import msgspec
 from msgspec import Meta
 
 from protocol.alerts import Ask
-from protocol.encoding import DOMAIN_CONTROL, pae, redact
+from protocol.encoding import DECODE_ERRORS, DOMAIN_CONTROL, pae, redact
 from protocol.errors import ControlError, DecodeError, Reason
 
 __all__ = [
@@ -137,13 +137,13 @@ class Verifier:
             raise DecodeError("control request too large", Reason.OVERSIZE_ENVELOPE)
         try:
             signed = msgspec.msgpack.decode(data, type=_Signed)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise DecodeError("malformed control request", Reason.MALFORMED_MESSAGE) from exc
         if not hmac.compare_digest(_mac(self._key, signed.body), signed.mac):
             raise DecodeError("control request not authenticated", Reason.BAD_SIGNATURE)
         try:
             req = msgspec.msgpack.decode(signed.body, type=_Request)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise DecodeError("malformed control request", Reason.MALFORMED_MESSAGE) from exc
         if abs(req.ts_ms - now_ms) > _MAX_SKEW_MS or req.nonce in self._seen:
             raise DecodeError("stale or replayed control request", Reason.STALE_MESSAGE)
@@ -156,7 +156,7 @@ def decode_args(data: bytes, type_: type[T]) -> T:
     """Arguments of an operation; a ControlError naming the field if they are wrong."""
     try:
         return msgspec.msgpack.decode(data, type=type_)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise ControlError(f"invalid arguments: {redact(exc)}") from exc
 
 
@@ -174,7 +174,7 @@ def decode_reply(data: bytes, type_: type[T]) -> T:
         if not reply.ok:
             raise ControlError(reply.error or "the daemon refused the request")
         return msgspec.msgpack.decode(reply.result, type=type_)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise ControlError("the daemon's answer could not be read (version mismatch?)") from exc
 
 

@@ -17,6 +17,7 @@ import msgspec
 from protocol.errors import DecodeError, Reason
 
 __all__ = [
+    "DECODE_ERRORS",
     "DOMAIN_CARD",
     "DOMAIN_CONTROL",
     "DOMAIN_EVENT",
@@ -45,6 +46,10 @@ DOMAIN_FORK_PROOF: Final = b"rrn/fork-proof/v1"
 DOMAIN_CONTROL: Final = b"rrn/control/v1"
 
 _ENCODER: Final = msgspec.msgpack.Encoder(order="deterministic")
+
+#: Everything decoding untrusted msgpack can raise: msgspec's own errors, invalid
+#: UTF-8 in a string, and nesting deeper than the decoder allows.
+DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 T = TypeVar("T")
 
@@ -77,7 +82,7 @@ def decode_canonical(
     """
     try:
         value = decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise DecodeError(f"{what} does not decode: {redact(exc)}", reason) from exc
     if _ENCODER.encode(value) != data:
         raise DecodeError(f"{what} is not in canonical encoding", Reason.NON_CANONICAL)

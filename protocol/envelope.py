@@ -22,7 +22,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from msgspec import Meta
 
-from protocol.encoding import DOMAIN_EVENT, DOMAIN_EVENT_ID, decode_canonical, digest, encode, pae
+from protocol.encoding import (
+    DECODE_ERRORS,
+    DOMAIN_EVENT,
+    DOMAIN_EVENT_ID,
+    decode_canonical,
+    digest,
+    encode,
+    pae,
+)
 from protocol.errors import (
     DecodeError,
     OversizeError,
@@ -248,7 +256,7 @@ def _claimed_version(data: bytes) -> int | None:
     """The version a header claims, read leniently, only to name the error."""
     try:
         value = msgspec.msgpack.decode(data)
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         return None
     if isinstance(value, list) and value and type(value[0]) is int:
         return value[0]

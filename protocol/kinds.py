@@ -24,7 +24,7 @@ from protocol.alerts import (
     AlertUpdated,
     check_alert_fields,
 )
-from protocol.encoding import encode, redact
+from protocol.encoding import DECODE_ERRORS, encode, redact
 from protocol.errors import PayloadError, Reason
 
 __all__ = ["Kind", "Payload", "decode_payload", "encode_payload", "kind_of"]
@@ -77,7 +77,7 @@ def decode_payload(kind: str, data: bytes) -> Payload:
         raise PayloadError("event kind is not known to this node", Reason.UNKNOWN_KIND)
     try:
         payload = decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise PayloadError(
             f"{kind} payload does not decode: {redact(exc)}", Reason.MALFORMED_PAYLOAD
         ) from exc

@@ -1,0 +1,139 @@
+"""Shared builders for tests: deterministic keys, rosters and signed events."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.keyring import Keyring
+from federation.roster import make_genesis
+from protocol.alerts import (
+    AlertClaimed,
+    AlertRaised,
+    AlertResolved,
+    IncidentType,
+    Outcome,
+    Severity,
+    Urgency,
+)
+from protocol.encoding import encode
+from protocol.envelope import Event, sign_event
+from protocol.kinds import Payload, kind_of
+from protocol.roster import (
+    ROSTER_VERSION,
+    Card,
+    Role,
+    Roster,
+    RosterCert,
+    SignKey,
+    decode_roster,
+    roster_id,
+    sign_roster,
+)
+
+
+def key(seed: str) -> Ed25519PrivateKey:
+    """A deterministic Ed25519 key named by `seed`."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
+
+
+def pub(k: Ed25519PrivateKey) -> bytes:
+    return k.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def card(
+    org: str, k: Ed25519PrivateKey, *, epoch: int = 1, roles: list[Role] | None = None
+) -> Card:
+    """A card for `org` with deterministic non-signing keys."""
+    return Card(
+        v=ROSTER_VERSION,
+        org=org,
+        name=org.title(),
+        roles=roles or [Role.RESPONDER],
+        sign_key=SignKey(epoch=epoch, pub=pub(k)),
+        enc_pub=hashlib.sha256(b"enc" + org.encode()).digest(),
+        link_pub=hashlib.sha256(b"link" + org.encode()).digest(),
+        endpoints=[],
+        tls_spki=hashlib.sha256(b"tls" + org.encode()).digest(),
+        created_ms=1_767_225_600_000,
+    )
+
+
+@dataclass
+class Net:
+    """A network of named members with known keys."""
+
+    net: bytes
+    roster: Roster
+    roster_bytes: bytes
+    cert: RosterCert
+    keys: dict[str, Ed25519PrivateKey]
+
+    @property
+    def keyring(self) -> Keyring:
+        return Keyring(self.roster)
+
+
+def network(*orgs: str, threshold: int | None = None) -> Net:
+    """A genesis network of `orgs`, every founder approving."""
+    keys = {o: key(o) for o in orgs}
+    roster_bytes = make_genesis(
+        [card(o, keys[o]) for o in orgs], threshold=threshold, created_ms=1_767_225_600_000
+    )
+    approvals = [sign_roster(keys[o], o, 1, roster_bytes) for o in orgs]
+    cert = RosterCert(roster=roster_bytes, approvals=approvals)
+    return Net(roster_id(roster_bytes), decode_roster(roster_bytes), roster_bytes, cert, keys)
+
+
+def raised(n: int = 0, country: str = "PE") -> AlertRaised:
+    return AlertRaised(
+        country=country,
+        incident_types=[IncidentType.DEATH_THREAT],
+        severity=Severity.SEVERE,
+        urgency=Urgency.IMMEDIATE,
+        languages=["es"],
+        pseudonym=f"hrd-{'abcdefgh'[n % 8]}bcdefg{'234567'[n % 6]}",
+    )
+
+
+class Chain:
+    """Builds one origin's chain of signed events."""
+
+    def __init__(self, tn: Net, origin: str, *, epoch: int = 1, start_ms: int = 0) -> None:
+        self.tn = tn
+        self.origin = origin
+        self.epoch = epoch
+        self.seq = 0
+        self.prev: bytes | None = None
+        self.wall_ms = start_ms or 1_767_225_600_000
+
+    def next(self, payload: Payload, *, refs: list[bytes] | None = None) -> Event:
+        self.seq += 1
+        self.wall_ms += 1000
+        event = sign_event(
+            self.tn.keys[self.origin],
+            net=self.tn.net,
+            origin=self.origin,
+            epoch=self.epoch,
+            seq=self.seq,
+            prev=self.prev,
+            kind=str(kind_of(payload)),
+            wall_ms=self.wall_ms,
+            roster_ver=self.tn.roster.version,
+            payload=encode(payload),
+            refs=refs or [],
+        )
+        self.prev = event.id
+        return event
+
+    def lifecycle(self, alerts: int) -> Iterator[Event]:
+        """raise, claim, resolve for each of `alerts` alerts."""
+        for i in range(alerts):
+            r = self.next(raised(i))
+            yield r
+            yield self.next(AlertClaimed(alert=r.id))
+            yield self.next(AlertResolved(alert=r.id, outcome=Outcome.SAFE))
