@@ -204,9 +204,9 @@ class Ingestor:
                 if not future.done():
                     future.set_exception(exc)
             raise
-        self._after_commit(work)
         if work.batch.forks:
             await self.rebuild_projection()
+        self._after_commit(work)
         if self.on_commit is not None and work.appended:
             try:
                 await self.on_commit([e for e, _ in work.appended])

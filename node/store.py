@@ -320,7 +320,8 @@ class Store:
                 await self._write(batch)
                 await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc

@@ -1,0 +1,194 @@
+"""The ingest pipeline over a real sqlite store: chains, gaps, forks, projection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federation.alerts import AlertStatus
+from node.ingest import Outcome
+from node.store import APPLIED, FROZEN, UNAPPLIED, open_store
+from protocol.alerts import AlertClaimed, AlertResolved
+from protocol.alerts import Outcome as AlertOutcome
+from protocol.encoding import encode
+from protocol.envelope import Event, sign_event
+from protocol.errors import Reason, StoreError
+from tests.node.conftest import Pipeline, running_pipeline
+from tests.support import Chain, Net, raised
+
+
+async def _submit(p: Pipeline, event: Event | bytes) -> Outcome:
+    raw = event if isinstance(event, bytes) else event.envelope()
+    result = await (await p.ingestor.submit(raw))
+    assert isinstance(result, Outcome)
+    return result
+
+
+async def test_own_appends_chain_and_survive_reopening(tmp_path: Path, tn: Net) -> None:
+    db = tmp_path / "store.db"
+    async with running_pipeline(db, tn) as p:
+        first = await p.ingestor.append(raised(0))
+        second = await p.ingestor.append(AlertClaimed(alert=first.id))
+        assert (first.header.seq, second.header.seq) == (1, 2)
+        assert second.header.prev == first.id
+    async with running_pipeline(db, tn) as p:
+        third = await p.ingestor.append(raised(1))
+        assert third.header.seq == 3 and third.header.prev == second.id
+        assert p.ingestor.stored == 3
+
+
+async def test_foreign_chain_appends_and_duplicates_are_no_ops(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        events = list(Chain(tn, "nairobi-dl").lifecycle(2))
+        for e in events:
+            assert (await _submit(p, e)).verdict == "appended"
+        assert (await _submit(p, events[1])).verdict == "duplicate"
+        assert p.sample("rrn_ingest_duplicates_total") == 1
+        assert p.sample("rrn_ingest_events_total", kind="alert.raised") == 2
+        assert p.ingestor.stored == 6
+        alerts = await p.store.alerts(statuses=None, limit=10)
+        assert {a.status for a in alerts} == {AlertStatus.RESOLVED}
+
+
+async def test_gap_is_held_then_released_even_across_a_restart(tmp_path: Path, tn: Net) -> None:
+    db = tmp_path / "s.db"
+    events = list(Chain(tn, "nairobi-dl").lifecycle(2))  # seq 1..6
+    async with running_pipeline(db, tn) as p:
+        for e in reversed(events[2:]):
+            assert (await _submit(p, e)).verdict == "held"
+        assert p.sample("rrn_ingest_held_events") == 4
+        assert p.ingestor.stored == 0
+    async with running_pipeline(db, tn) as p:  # held events were persisted
+        assert (await _submit(p, events[0])).verdict == "appended"
+        assert p.ingestor.stored == 1
+        assert (await _submit(p, events[1])).verdict == "appended"
+        assert p.ingestor.stored == 6, "seq 3..6 follow as soon as the gap closes"
+        assert p.sample("rrn_ingest_held_events") == 0
+        assert await p.store.pending() == []
+
+
+async def test_held_events_are_bounded(tmp_path: Path, tn: Net) -> None:
+    events = list(Chain(tn, "nairobi-dl").lifecycle(10))
+    async with running_pipeline(tmp_path / "s.db", tn, max_pending=16) as p:
+        outcomes = [await _submit(p, e) for e in events[1:]]
+        assert sum(o.verdict == "held" for o in outcomes) == 16
+        assert outcomes[-1].reason is Reason.GAP_OVERFLOW
+        assert p.sample("rrn_ingest_rejected_total", reason="gap_overflow") == len(events) - 17
+
+
+async def test_fork_is_recorded_and_freezes_the_chain(tmp_path: Path, tn: Net) -> None:
+    honest = Chain(tn, "nairobi-dl")
+    a1, a2, a3 = honest.next(raised(0)), honest.next(raised(1)), honest.next(raised(2))
+    evil = Chain(tn, "nairobi-dl")
+    evil.next(raised(0))
+    b2 = evil.next(raised(3))
+    db = tmp_path / "s.db"
+    async with running_pipeline(db, tn) as p:
+        for e in (a1, a2, a3):
+            await _submit(p, e)
+        assert len(await p.store.alerts(statuses=None, limit=10)) == 3
+        assert (await _submit(p, b2)).verdict == "fork"
+        assert p.sample("rrn_ingest_fork_proofs_total") == 1
+        ((origin, epoch, frozen_after, _),) = await p.store.fork_proofs()
+        assert (origin, epoch, frozen_after) == ("nairobi-dl", 1, 1)
+        alerts = await p.store.alerts(statuses=None, limit=10)
+        assert [a.alert for a in alerts] == [a1.id], "events after the freeze are not applied"
+        a4 = honest.next(raised(4))
+        out = await _submit(p, a4)
+        assert out.reason is Reason.FEED_FROZEN
+    async with open_store(db) as store:
+        statuses = {row.event.header.seq: row.status async for row in store.iter_events()}
+        assert statuses == {1: APPLIED, 2: FROZEN, 3: FROZEN}
+
+
+async def test_conflict_with_own_chain_blocks_own_appends(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        # Our own key signed seq 5 somewhere else: this store is behind the network.
+        ghost = Chain(tn, "lima-hr")
+        for _ in range(4):
+            ghost.next(raised(0))
+        ahead = ghost.next(raised(1))
+        assert (await _submit(p, ahead)).verdict == "held"
+        assert p.ingestor.appends_blocked is not None
+        with pytest.raises(StoreError):
+            await p.ingestor.append(raised(2))
+
+
+async def test_rejections_are_counted_by_reason(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        e = Chain(tn, "nairobi-dl").next(raised())
+        bad_sig = encode((e.header_bytes, bytes(64), e.payload))
+        assert (await _submit(p, bad_sig)).reason is Reason.BAD_SIGNATURE
+        assert (await _submit(p, b"\x00garbage")).reason is Reason.MALFORMED_ENVELOPE
+        assert p.sample("rrn_ingest_rejected_total", reason="bad_signature") == 1
+        assert p.sample("rrn_ingest_rejected_total", reason="malformed_envelope") == 1
+        assert p.ingestor.stored == 0
+
+
+async def test_authentic_event_with_bad_payload_keeps_the_chain_whole(
+    tmp_path: Path, tn: Net
+) -> None:
+    db = tmp_path / "s.db"
+    chain = Chain(tn, "nairobi-dl")
+    odd = sign_event(
+        tn.keys["nairobi-dl"],
+        net=tn.net,
+        origin="nairobi-dl",
+        epoch=1,
+        seq=1,
+        prev=None,
+        kind="alert.raised",
+        wall_ms=1,
+        roster_ver=0,
+        payload=b"\x81\xa7country\xa2??",
+    )
+    chain.seq, chain.prev = 1, odd.id
+    after = chain.next(raised())
+    future = chain.next(raised(1))
+    future_kind = sign_event(
+        tn.keys["nairobi-dl"],
+        net=tn.net,
+        origin="nairobi-dl",
+        epoch=1,
+        seq=4,
+        prev=future.id,
+        kind="pledge.made",
+        wall_ms=1,
+        roster_ver=0,
+        payload=b"\x80",
+    )
+    async with running_pipeline(db, tn) as p:
+        for e in (odd, after, future, future_kind):
+            assert (await _submit(p, e)).verdict == "appended"
+        assert p.sample("rrn_ingest_unapplied_total", reason="malformed_payload") == 1
+        assert p.sample("rrn_ingest_unapplied_total", reason="unknown_kind") == 1
+        assert p.sample("rrn_ingest_events_total", kind="other") == 1
+        assert len(await p.store.alerts(statuses=None, limit=10)) == 2
+    async with open_store(db) as store:
+        statuses = [row.status async for row in store.iter_events()]
+        assert statuses == [UNAPPLIED, APPLIED, APPLIED, UNAPPLIED]
+
+
+async def test_open_alert_gauge_follows_the_life_cycle(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        r = await p.ingestor.append(raised(0))
+        labels = {"severity": "severe", "urgency": "immediate", "exercise": "false"}
+        assert p.sample("rrn_alerts_open", **labels) == 1
+        await p.ingestor.append(AlertResolved(alert=r.id, outcome=AlertOutcome.SAFE))
+        assert p.sample("rrn_alerts_open", **labels) == 0
+        assert p.ingestor.open_alerts == 0
+
+
+async def test_claim_arriving_before_its_alert_is_applied_once_it_arrives(
+    tmp_path: Path, tn: Net
+) -> None:
+    lima = Chain(tn, "nairobi-dl")
+    r = lima.next(raised())
+    claim = Chain(tn, "jakarta-pb").next(AlertClaimed(alert=r.id))
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        await _submit(p, claim)
+        assert await p.store.alerts(statuses=None, limit=10) == []
+        await _submit(p, r)
+        (alert,) = await p.store.alerts(statuses=None, limit=10)
+        assert alert.status is AlertStatus.CLAIMED and alert.claimants == ["jakarta-pb"]
