@@ -236,6 +236,15 @@ def _check_place(country: str | None, subdivision: str | None) -> None:
             )
 
 
+def _alert_ref(value: str) -> str:
+    ref = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
+        raise ConfigError(
+            f"alert id {value!r} must be 6 to 64 hex digits (as 'rrn alert list' shows)"
+        )
+    return ref
+
+
 def _check_languages(codes: Sequence[str] | None) -> list[str] | None:
     if codes is None:
         return None
@@ -331,7 +340,7 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
 def cmd_alert_update(args: argparse.Namespace) -> int:
     _check_place(None, args.subdivision)
     payload = UpdateArgs(
-        alert=args.alert.lower(),
+        alert=_alert_ref(args.alert),
         subdivision=args.subdivision,
         incident_types=[IncidentType(t) for t in args.types] if args.types else None,
         severity=Severity(args.severity) if args.severity else None,
@@ -344,16 +353,18 @@ def cmd_alert_update(args: argparse.Namespace) -> int:
 
 def cmd_alert_claim(args: argparse.Namespace) -> int:
     until = now_ms() + args.minutes * 60_000 if args.minutes else None
-    return _alert_result(args, "alert.claim", ClaimArgs(alert=args.alert.lower(), until_ms=until))
+    return _alert_result(
+        args, "alert.claim", ClaimArgs(alert=_alert_ref(args.alert), until_ms=until)
+    )
 
 
 def cmd_alert_resolve(args: argparse.Namespace) -> int:
-    payload = ResolveArgs(alert=args.alert.lower(), outcome=Outcome(args.outcome))
+    payload = ResolveArgs(alert=_alert_ref(args.alert), outcome=Outcome(args.outcome))
     return _alert_result(args, "alert.resolve", payload)
 
 
 def cmd_alert_cancel(args: argparse.Namespace) -> int:
-    payload = CancelArgs(alert=args.alert.lower(), reason=CancelReason(args.reason))
+    payload = CancelArgs(alert=_alert_ref(args.alert), reason=CancelReason(args.reason))
     return _alert_result(args, "alert.cancel", payload)
 
 
@@ -365,7 +376,7 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
 
 def cmd_alert_show(args: argparse.Namespace) -> int:
     home = _home(args)
-    detail = _run(call(home, "alert.show", AlertArgs(alert=args.alert.lower()), AlertDetail))
+    detail = _run(call(home, "alert.show", AlertArgs(alert=_alert_ref(args.alert)), AlertDetail))
     return _show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))
 
 
