@@ -248,7 +248,7 @@ class Api:
         state = (await self._store.alert_states([alert]))[alert]
         events = []
         for pos in sorted(state.positions(), key=lambda p: (p.wall_ms, p.org, p.seq)):
-            event = await self._store.event_by_id(pos.id)
+            event = await self._store.event_at(pos.org, pos.epoch, pos.seq)
             kind = event.header.kind if event else "?"
             events.append(
                 AlertEventInfo(

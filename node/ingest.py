@@ -1,11 +1,16 @@
 """The ingest pipeline: verify -> chain check -> store -> project, in batches.
 
 Owns the single writer of a node's history. Every event, the node's own and
-everyone else's, passes through one worker task that verifies it, places it in
-its chain (append, duplicate no-op, hold behind a gap, record a fork), and
-commits whole batches in one sqlite transaction together with the alert
-projection. Own events get their seq and prev here, so the chain can never fork
-itself, and are handed back only once durable.
+everyone else's, passes through one worker that verifies it, places it in its
+chain (append, duplicate no-op, hold behind a gap, record a fork), and commits
+whole batches in one sqlite transaction together with the alert projection. Own
+events get their seq and prev here, so the chain can never fork itself, and are
+handed back only once durable.
+
+Three stages overlap: while batch k commits (sqlite thread), batch k+1 is placed
+and projected (event loop), and batch k+2's signatures are checked (worker
+threads). Batch k+1 never reads what batch k is still writing: placement uses
+in-memory heads and the in-flight batch's events, the projection its own cache.
 """
 
 from __future__ import annotations
@@ -16,19 +21,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import Counter
 
-from federation.alerts import AlertState, alert_of, fact, join, view
 from federation.chain import Head, Verdict, classify, fork_proof
 from node.clock import Clock
 from node.config import IngestConfig
 from node.metrics import Metrics, kind_label
 from node.network import Network
+from node.projection import Projection
 from node.store import APPLIED, UNAPPLIED, Batch, Store
+from node.verify import Checked, Verifier
 from protocol.encoding import encode
-from protocol.envelope import Event, open_envelope, sign_event, verify_event
+from protocol.envelope import Event, open_envelope, sign_event
 from protocol.errors import PayloadError, ProtocolError, Reason, StoreError
 from protocol.kinds import Payload, decode_payload, encode_payload, kind_of
 
@@ -37,8 +44,12 @@ __all__ = ["Identity", "Ingestor", "Outcome"]
 logger = logging.getLogger(__name__)
 
 ChainKey = tuple[str, int]
+Position = tuple[str, int, int]
 CommitHook = Callable[[list[Event]], Awaitable[None]]
+Reply = asyncio.Future["Outcome | Event"]
 _QUEUE_MAX: Final = 20_000
+#: Batches whose signatures are being checked ahead of the one being placed.
+_VERIFY_AHEAD: Final = 2
 
 
 @dataclass(frozen=True)
@@ -65,19 +76,22 @@ class _Item:
     raw: bytes | None = None
     own: Payload | None = None
     refs: Sequence[bytes] = ()
-    future: asyncio.Future[Outcome | Event] | None = None
+    future: Reply | None = None
+
+
+_Taken = tuple[list[_Item], list["Checked | None"]]
 
 
 @dataclass
 class _Work:
-    """The batch being built, and what to tell submitters once it is durable."""
+    """One batch: what to write, and what to tell submitters once it is durable."""
 
+    size: int
     batch: Batch = field(default_factory=Batch)
-    at: dict[tuple[str, int, int], Event] = field(default_factory=dict)
+    at: dict[Position, Event] = field(default_factory=dict)
     appended: list[tuple[Event, float]] = field(default_factory=list)
-    replies: list[tuple[asyncio.Future[Outcome | Event], Outcome | Event]] = field(
-        default_factory=list
-    )
+    replies: list[tuple[Reply, Outcome | Event]] = field(default_factory=list)
+    failures: list[tuple[Reply, BaseException]] = field(default_factory=list)
 
 
 class Ingestor:
@@ -105,32 +119,47 @@ class Ingestor:
         self.frozen: dict[ChainKey, int] = {}
         #: Why own appends are refused, if they are (the store is behind the network).
         self.appends_blocked: str | None = None
+        self.projection = Projection(store)
+        #: Where signatures are checked; closed when `run` ends.
+        self.verifier = Verifier(network.net, network.roster_bytes, network.keyring)
         self._held: dict[ChainKey, dict[int, list[Event]]] = collections.defaultdict(dict)
         self._held_count = 0
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(_QUEUE_MAX)
-        self._open: collections.Counter[tuple[str, str, bool]] = collections.Counter()
+        self._inflight: _Work | None = None
         self._stored = 0
+        self._kind_counters: dict[str, Counter] = {}
 
     async def load(self) -> None:
         """Read chain heads, freezes, held events and counters from the store."""
         self.heads = await self.store.heads()
         self.frozen = await self.store.freezes()
         for envelope, _ in await self.store.pending():
-            event = open_envelope(envelope)
-            self._hold(event)
+            self._hold(open_envelope(envelope))
         self._stored = await self.store.count_events()
-        self._open = collections.Counter(
-            {(s, u, e): n for s, u, e, n in await self.store.open_alert_counts()}
-        )
+        await self.projection.load()
         self._publish_gauges()
+
+    @property
+    def stored(self) -> int:
+        """Events in the store."""
+        return self._stored
+
+    @property
+    def open_alerts(self) -> int:
+        """Alerts open or claimed (drills included)."""
+        return self.projection.open_total
 
     # -- entry points -----------------------------------------------------------
 
-    async def submit(self, raw: bytes) -> asyncio.Future[Outcome | Event]:
+    async def submit(self, raw: bytes) -> Reply:
         """Queue received envelope bytes; the future resolves once handled."""
-        future: asyncio.Future[Outcome | Event] = asyncio.get_running_loop().create_future()
+        future: Reply = asyncio.get_running_loop().create_future()
         await self._queue.put(_Item(time.perf_counter(), raw=raw, future=future))
         return future
+
+    async def enqueue(self, raw: bytes) -> None:
+        """Queue received envelope bytes, waiting for room; nobody waits for the outcome."""
+        await self._queue.put(_Item(time.perf_counter(), raw=raw))
 
     def submit_nowait(self, raw: bytes) -> bool:
         """Queue envelope bytes without waiting; False (counted) if the queue is full."""
@@ -146,66 +175,94 @@ class Ingestor:
         if self.appends_blocked is not None:
             raise StoreError(self.appends_blocked)
         encode_payload(payload)  # refuse what receivers would refuse, before queueing
-        future: asyncio.Future[Outcome | Event] = asyncio.get_running_loop().create_future()
+        future: Reply = asyncio.get_running_loop().create_future()
         await self._queue.put(_Item(time.perf_counter(), own=payload, refs=refs, future=future))
         result = await future
         assert isinstance(result, Event)
         return result
 
-    @property
-    def stored(self) -> int:
-        """Events in the store."""
-        return self._stored
-
-    @property
-    def open_alerts(self) -> int:
-        """Alerts open or claimed (drills included)."""
-        return sum(self._open.values())
-
-    async def run(self) -> None:
-        """Handle queued items in batches until cancelled."""
-        while True:
-            items = [await self._queue.get()]
-            while len(items) < self.config.batch_max and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            try:
-                await self._handle(items)
-            finally:
-                for _ in items:
-                    self._queue.task_done()
-
     async def flush(self) -> None:
-        """Wait until everything queued so far is handled (`run` must be running)."""
+        """Wait until everything queued so far is durable (`run` must be running)."""
         await self._queue.join()
 
-    # -- one batch --------------------------------------------------------------
+    # -- the worker -------------------------------------------------------------
 
-    async def _handle(self, items: list[_Item]) -> None:
-        work = _Work()
-        for item in items:
+    async def run(self) -> None:
+        """Handle queued items in overlapping batches until cancelled."""
+        verifier = self.verifier
+        upcoming: collections.deque[asyncio.Future[_Taken]] = collections.deque()
+        committing: asyncio.Future[None] | None = None
+        try:
+            while True:
+                # Keep the next batches' signature checks running while this one is
+                # placed and committed; sleep(0) lets the new task dispatch its work.
+                while len(upcoming) < _VERIFY_AHEAD:
+                    upcoming.append(asyncio.ensure_future(self._take(verifier)))
+                await asyncio.sleep(0)
+                if committing is not None:
+                    # Notice a failed commit at once, not when the next batch comes.
+                    waiting: set[asyncio.Future[Any]] = {upcoming[0], committing}
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    if committing.done():
+                        committing.result()
+                items, checked = await upcoming.popleft()
+                upcoming.append(asyncio.ensure_future(self._take(verifier)))
+                await asyncio.sleep(0)
+                work = await self._prepare(items, checked)
+                if committing is not None:
+                    await committing
+                self._inflight = work
+                committing = asyncio.ensure_future(self._finish(work))
+                if work.batch.forks:
+                    await committing  # the rebuild must finish before the next batch
+        finally:
+            for task in upcoming:
+                task.cancel()
+            if committing is not None:
+                committing.cancel()
+            verifier.close()
+
+    async def _take(self, verifier: Verifier) -> _Taken:
+        items = [await self._queue.get()]
+        while len(items) < self.config.batch_max and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        received = [item.raw for item in items if item.raw is not None]
+        results = iter(await verifier.verify(received))
+        return items, [next(results) if item.raw is not None else None for item in items]
+
+    async def _prepare(self, items: list[_Item], checked: list[Checked | None]) -> _Work:
+        work = _Work(len(items))
+        for item, verified in zip(items, checked, strict=True):
             try:
-                result = await self._one(item, work)
+                result = await self._one(item, verified, work)
             except ProtocolError as exc:
                 self.metrics.rejected.labels(reason=str(exc.reason)).inc()
                 logger.debug("rejected event: %s", exc.reason)
                 if item.own is not None and item.future is not None:
-                    item.future.set_exception(exc)
+                    work.failures.append((item.future, exc))
                     continue
                 result = Outcome("rejected", reason=exc.reason)
             if item.future is not None:
                 work.replies.append((item.future, result))
         await self._project(work)
+        return work
+
+    async def _finish(self, work: _Work) -> None:
+        """Commit a prepared batch, then answer and announce it."""
         try:
             if work.batch:
                 await self.store.commit(work.batch)
+            if work.batch.forks:
+                await self.rebuild_projection()
         except StoreError as exc:
             logger.error("store commit failed; stopping ingest: %s", exc)
             for future, _ in work.replies:
                 if not future.done():
                     future.set_exception(exc)
             raise
-        if work.batch.forks:
-            await self.rebuild_projection()
+        finally:
+            for _ in range(work.size):
+                self._queue.task_done()
         self._after_commit(work)
         if self.on_commit is not None and work.appended:
             try:
@@ -213,18 +270,18 @@ class Ingestor:
             except Exception:
                 logger.exception("post-commit hook failed")
 
-    async def _one(self, item: _Item, work: _Work) -> Outcome | Event:
+    async def _one(self, item: _Item, verified: Checked | None, work: _Work) -> Outcome | Event:
         if item.own is not None:
             event = self._sign_own(item.own, item.refs)
             self._append(event, item.received, work)
             return event
-        assert item.raw is not None
-        event = verify_event(item.raw, net=self.network.net, resolve=self.network.keyring.resolve)
-        return await self._place(event, item.received, work)
+        if isinstance(verified, ProtocolError):
+            raise verified
+        assert verified is not None
+        return await self._place(verified, item.received, work)
 
     def _sign_own(self, payload: Payload, refs: Sequence[bytes]) -> Event:
-        key = (self.me.org, self.me.epoch)
-        head = self.heads.get(key)
+        head = self.heads.get((self.me.org, self.me.epoch))
         return sign_event(
             self.me.key,
             net=self.network.net,
@@ -239,12 +296,14 @@ class Ingestor:
             refs=refs,
         )
 
+    # -- chains -----------------------------------------------------------------
+
     async def _place(self, event: Event, received: float, work: _Work) -> Outcome:
         h = event.header
         key = (h.origin, h.epoch)
         verdict = classify(h, event.id, self.heads.get(key), frozen_after=self.frozen.get(key))
         if verdict is Verdict.LOOKUP:
-            stored = await self._stored_at(h.origin, h.epoch, h.seq, work)
+            stored = await self._stored_at((h.origin, h.epoch, h.seq), work)
             verdict = classify(
                 h,
                 event.id,
@@ -266,8 +325,12 @@ class Ingestor:
         await self._fork(event, work)
         return Outcome("fork", event.id)
 
-    async def _stored_at(self, origin: str, epoch: int, seq: int, work: _Work) -> Event | None:
-        return work.at.get((origin, epoch, seq)) or await self.store.event_at(origin, epoch, seq)
+    async def _stored_at(self, pos: Position, work: _Work) -> Event | None:
+        """The event at a chain position: this batch, the one committing, or the store."""
+        found = work.at.get(pos)
+        if found is None and self._inflight is not None:
+            found = self._inflight.at.get(pos)
+        return found or await self.store.event_at(*pos)
 
     def _append(self, event: Event, received: float, work: _Work) -> None:
         h = event.header
@@ -312,8 +375,7 @@ class Ingestor:
             if nxt is None:
                 break  # none links to the head: a fork that sync will surface again
             self._append(nxt, received, work)
-        stale = [seq for seq in chain if seq <= self.heads[key].seq]
-        for seq in stale:
+        for seq in [s for s in chain if s <= self.heads[key].seq]:
             self._unhold(chain.pop(seq), work)
 
     def _unhold(self, events: list[Event], work: _Work) -> None:
@@ -324,19 +386,17 @@ class Ingestor:
 
     async def _fork(self, event: Event, work: _Work) -> None:
         h = event.header
-        other = await self._stored_at(h.origin, h.epoch, h.seq, work)
+        other = await self._stored_at((h.origin, h.epoch, h.seq), work)
         if other is None or other.id == event.id:
-            other = await self._stored_at(h.origin, h.epoch, h.seq - 1, work)
+            other = await self._stored_at((h.origin, h.epoch, h.seq - 1), work)
         assert other is not None, "a fork verdict implies a stored conflicting event"
-        proof = fork_proof(other, event)
         # Same seq: the chain diverges there. A broken link at seq s: it diverges at s-1.
         frozen_after = min(other.header.seq, h.seq) - 1
         previous = self.frozen.get((h.origin, h.epoch))
         if previous is None or frozen_after < previous:
             self.frozen[h.origin, h.epoch] = frozen_after
-        work.batch.forks.append(
-            (h.origin, h.epoch, frozen_after, encode(proof), self.clock.now_ms())
-        )
+        proof = encode(fork_proof(other, event))
+        work.batch.forks.append((h.origin, h.epoch, frozen_after, proof, self.clock.now_ms()))
         self.metrics.forks.inc()
         logger.warning(
             "fork proof: origin %s epoch %d signed two events at seq %d; chain frozen after %d",
@@ -358,6 +418,7 @@ class Ingestor:
     async def _project(self, work: _Work) -> None:
         """Decide each appended event's status and fold alert events into state."""
         facts: list[tuple[Event, Payload]] = []
+        now = self.clock.now_ms()
         for event, _ in work.appended:
             status = APPLIED
             frozen = self.frozen.get((event.header.origin, event.header.epoch))
@@ -369,57 +430,46 @@ class Ingestor:
                 except PayloadError as exc:
                     status = UNAPPLIED
                     self.metrics.unapplied.labels(reason=str(exc.reason)).inc()
-            work.batch.events.append((event, status, self.clock.now_ms()))
-        if not facts:
-            return
-        ids = {alert_of(e.header, e.id, p) for e, p in facts}
-        states = await self.store.alert_states(ids)
-        for event, payload in facts:
-            single = fact(event.header, event.id, payload)
-            before = states.get(single.alert)
-            after = single if before is None else join(before, single)
-            states[single.alert] = after
-            self._count_open(before, -1)
-            self._count_open(after, +1)
-            work.batch.alerts[single.alert] = after
+            work.batch.events.append((event, status, now))
+        if facts:
+            work.batch.alerts, work.batch.views = await self.projection.apply(facts)
 
-    def _count_open(self, state: AlertState | None, delta: int) -> None:
-        v = view(state) if state is not None else None
-        if v is not None and v.status in ("open", "claimed"):
-            self._open[str(v.severity), str(v.urgency), v.exercise] += delta
+    async def rebuild_projection(self) -> None:
+        """Recompute every alert from applied events (after a fork froze a chain)."""
+        facts: list[tuple[Event, Payload]] = []
+        async for row in self.store.iter_events(applied_only=True):
+            event = row.event
+            if event.payload is None:
+                continue
+            try:
+                facts.append((event, decode_payload(event.header.kind, event.payload)))
+            except PayloadError:
+                continue
+        states = self.projection.rebuild(facts)
+        await self.store.commit(Batch(alerts=states, replace_alerts=True))
+        self._publish_gauges()
 
     def _after_commit(self, work: _Work) -> None:
         now = time.perf_counter()
         for event, received in work.appended:
-            self.metrics.ingested.labels(kind=kind_label(event.header.kind)).inc()
+            self._ingested(event.header.kind).inc()
             self.metrics.latency.observe(now - received)
         self._stored += len(work.batch.events)
         self._publish_gauges()
         for future, result in work.replies:
             if not future.done():
                 future.set_result(result)
+        for future, exc in work.failures:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _ingested(self, kind: str) -> Counter:
+        child = self._kind_counters.get(kind)
+        if child is None:
+            child = self._kind_counters[kind] = self.metrics.ingested.labels(kind=kind_label(kind))
+        return child
 
     def _publish_gauges(self) -> None:
         self.metrics.stored.set(self._stored)
         self.metrics.held.set(self._held_count)
-        self.metrics.set_open_alerts((s, u, e, n) for (s, u, e), n in self._open.items())
-
-    async def rebuild_projection(self) -> None:
-        """Recompute every alert from applied events (after a fork froze a chain)."""
-        states: dict[bytes, AlertState] = {}
-        async for row in self.store.iter_events(applied_only=True):
-            event = row.event
-            if event.payload is None:
-                continue
-            try:
-                payload = decode_payload(event.header.kind, event.payload)
-            except PayloadError:
-                continue
-            single = fact(event.header, event.id, payload)
-            before = states.get(single.alert)
-            states[single.alert] = single if before is None else join(before, single)
-        await self.store.commit(Batch(alerts=states, replace_alerts=True))
-        self._open = collections.Counter()
-        for state in states.values():
-            self._count_open(state, +1)
-        self._publish_gauges()
+        self.metrics.set_open_alerts((s, u, e, n) for (s, u, e), n in self.projection.open.items())

@@ -26,14 +26,14 @@ CREATE TABLE rosters (
     received_ms INTEGER NOT NULL
 );
 
--- The signed history. lsn is the local order of storage (not a network order).
+-- The signed history, one row per chain position. Events are found by position
+-- (an id is only ever needed together with its position), so the id has no index.
 -- status: 0 applied, 1 kept in the chain but not applied, 2 beyond a fork freeze.
 CREATE TABLE events (
-    lsn         INTEGER PRIMARY KEY,
-    id          BLOB NOT NULL UNIQUE,
     origin      TEXT NOT NULL,
     epoch       INTEGER NOT NULL,
     seq         INTEGER NOT NULL,
+    id          BLOB NOT NULL,
     kind        TEXT NOT NULL,
     wall_ms     INTEGER NOT NULL,
     header      BLOB NOT NULL,
@@ -41,8 +41,8 @@ CREATE TABLE events (
     payload     BLOB,
     status      INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
-    UNIQUE (origin, epoch, seq)
-);
+    PRIMARY KEY (origin, epoch, seq)
+) WITHOUT ROWID;
 
 -- The last appended event of each (origin, epoch) chain.
 CREATE TABLE heads (

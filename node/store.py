@@ -35,6 +35,9 @@ __all__ = [
     "open_store",
 ]
 
+#: Rows per multi-row INSERT (x 11 columns stays under sqlite's 32766 variables).
+_ROWS_PER_STATEMENT: Final = 250
+
 APPLIED: Final = 0
 UNAPPLIED: Final = 1
 FROZEN: Final = 2
@@ -45,7 +48,6 @@ ChainKey = tuple[str, int]
 class EventRow(NamedTuple):
     """A stored event and what the node did with it."""
 
-    lsn: int
     event: Event
     status: int
     received_ms: int
@@ -70,6 +72,8 @@ class Batch:
     pending_del: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     forks: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)
     alerts: dict[bytes, AlertState] = field(default_factory=dict)
+    #: Views of `alerts` already computed by the caller (computed here if absent).
+    views: dict[bytes, AlertView | None] = field(default_factory=dict)
     #: Replace the whole alert projection with `alerts` (after a rebuild).
     replace_alerts: bool = False
 
@@ -201,14 +205,6 @@ class Store:
             row = await cur.fetchone()
         return _event(row[0], row[1], row[2]) if row else None
 
-    async def event_by_id(self, eid: bytes) -> Event | None:
-        """The stored event with this id, or None."""
-        async with self._db.execute(
-            "SELECT header, sig, payload FROM events WHERE id = ?", (eid,)
-        ) as cur:
-            row = await cur.fetchone()
-        return _event(row[0], row[1], row[2]) if row else None
-
     async def pending(self) -> list[tuple[bytes, int]]:
         """Envelopes held behind gaps, with their receive times."""
         async with self._db.execute("SELECT envelope, received_ms FROM pending") as cur:
@@ -245,17 +241,17 @@ class Store:
         last: tuple[str, int, int] = ("", 0, 0)
         while True:
             async with self._db.execute(
-                "SELECT lsn, header, sig, payload, status, received_ms, origin, epoch, seq "
+                "SELECT header, sig, payload, status, received_ms, origin, epoch, seq "
                 f"FROM events WHERE (origin, epoch, seq) > (?, ?, ?) {status} "
                 "ORDER BY origin, epoch, seq LIMIT ?",
                 (*last, chunk),
             ) as cur:
                 rows = list(await cur.fetchall())
             for r in rows:
-                yield EventRow(int(r[0]), _event(r[1], r[2], r[3]), int(r[4]), int(r[5]))
+                yield EventRow(_event(r[0], r[1], r[2]), int(r[3]), int(r[4]))
             if len(rows) < chunk:
                 return
-            last = (str(rows[-1][6]), int(rows[-1][7]), int(rows[-1][8]))
+            last = (str(rows[-1][5]), int(rows[-1][6]), int(rows[-1][7]))
 
     # -- alerts -------------------------------------------------------------------
 
@@ -326,12 +322,30 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
 
+    async def _insert_rows(self, head: str, tail: str, rows: list[tuple[object, ...]]) -> None:
+        """Insert many rows with multi-row VALUES statements.
+
+        executemany steps sqlite once per row, releasing and re-taking the GIL
+        each time; while other threads are busy (signature checks, the event
+        loop) every re-take can wait a full switch interval. One statement per
+        chunk of rows takes the GIL once per chunk instead.
+        """
+        if not rows:
+            return
+        width = len(rows[0])
+        group = "(" + ", ".join("?" * width) + ")"
+        for at in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[at : at + _ROWS_PER_STATEMENT]
+            sql = head + ", ".join([group] * len(chunk)) + tail
+            await self._db.execute(sql, [v for row in chunk for v in row])
+
     async def _write(self, batch: Batch) -> None:
         db = self._db
         if batch.events:
-            await db.executemany(
+            await self._insert_rows(
                 "INSERT INTO events (id, origin, epoch, seq, kind, wall_ms, header, sig, payload, "
-                "status, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, received_ms) VALUES ",
+                "",
                 [
                     (
                         e.id,
@@ -382,20 +396,22 @@ class Store:
         if batch.replace_alerts:
             await db.execute("DELETE FROM alerts")
         if batch.alerts:
-            await db.executemany(
+            await self._insert_rows(
                 "INSERT INTO alerts (id, state, status, origin, country, severity, urgency, "
-                "exercise, raised_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status, "
+                "exercise, raised_ms, updated_ms) VALUES ",
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status, "
                 "origin = excluded.origin, country = excluded.country, "
                 "severity = excluded.severity, urgency = excluded.urgency, "
                 "exercise = excluded.exercise, raised_ms = excluded.raised_ms, "
                 "updated_ms = excluded.updated_ms",
-                [_alert_row(s) for s in batch.alerts.values()],
+                [
+                    _alert_row(s, batch.views[a] if a in batch.views else view(s))
+                    for a, s in batch.alerts.items()
+                ],
             )
 
 
-def _alert_row(state: AlertState) -> tuple[object, ...]:
-    v = view(state)
+def _alert_row(state: AlertState, v: AlertView | None) -> tuple[object, ...]:
     if v is None:
         return (state.alert, encode_state(state), None, None, None, None, None, None, None, None)
     return (

@@ -1,0 +1,138 @@
+"""Ingest benchmark: the full pipeline against bare Ed25519 verification.
+
+Pre-signs N events of another origin (alert life cycles: raise, claim, update,
+resolve), then in each round measures
+  * verify_per_s: bare Ed25519 verification of exactly those events' signing inputs,
+    one after another on one core;
+  * events_per_s: verify -> chain check -> store (real sqlite, WAL, synchronous=FULL)
+    -> projection, through the node's Ingestor into a fresh store, as a running node
+    does it (signature checks on its verification worker processes).
+The last line of output is one JSON object; ratio = events_per_s / verify_per_s.
+Target (issue 2): ratio >= 0.8.
+
+    python bench/ingest.py [--events 50000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from node.clock import ManualClock
+from node.config import IngestConfig
+from node.ingest import Identity, Ingestor
+from node.metrics import Metrics
+from node.network import load_network
+from node.store import RosterRow, open_store
+from node.verify import WORKERS
+from protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated, Outcome, Severity
+from protocol.encoding import DOMAIN_EVENT, pae
+from protocol.envelope import Event
+from protocol.roster import encode_cert
+from tests.support import Chain, Net, network, raised
+
+
+def make_events(tn: Net, n: int) -> list[Event]:
+    """n signed events of origin 'nairobi-dl': four per alert."""
+    chain = Chain(tn, "nairobi-dl")
+    events: list[Event] = []
+    i = 0
+    while len(events) < n:
+        r = chain.next(raised(i))
+        events.append(r)
+        events.append(chain.next(AlertClaimed(alert=r.id)))
+        events.append(chain.next(AlertUpdated(alert=r.id, severity=Severity.EXTREME)))
+        events.append(chain.next(AlertResolved(alert=r.id, outcome=Outcome.SAFE)))
+        i += 1
+    return events[:n]
+
+
+def bare_verify(tn: Net, events: list[Event]) -> float:
+    """Signatures verified per second, nothing else."""
+    key = tn.keyring.resolve("nairobi-dl", 1, 1)
+    inputs = [(e.sig, pae(DOMAIN_EVENT, e.header_bytes)) for e in events]
+    start = time.perf_counter()
+    for sig, data in inputs:
+        key.verify(sig, data)
+    return len(inputs) / (time.perf_counter() - start)
+
+
+async def pipeline(tn: Net, envelopes: list[bytes], db: Path) -> float:
+    """Events ingested per second through the node's pipeline into a new store."""
+    async with open_store(db, create=True) as store:
+        await store.put_roster(RosterRow(0, tn.net, tn.roster_bytes, encode_cert(tn.cert)), 0)
+        ingestor = Ingestor(
+            store=store,
+            network=await load_network(store),
+            me=Identity("lima-hr", 1, tn.keys["lima-hr"]),
+            metrics=Metrics(version="bench", nats_server="none"),
+            clock=ManualClock(),
+            config=IngestConfig(),
+        )
+        await ingestor.load()
+        await ingestor.verifier.warm_up()  # a running node starts its workers once
+        worker = asyncio.create_task(ingestor.run())
+        start = time.perf_counter()
+        for raw in envelopes:
+            await ingestor.enqueue(raw)
+        await ingestor.flush()
+        elapsed = time.perf_counter() - start
+        worker.cancel()
+        assert ingestor.stored == len(envelopes), "every event must be stored"
+        return len(envelopes) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    tn = network("lima-hr", "nairobi-dl")
+    t0 = time.perf_counter()
+    events = make_events(tn, args.events)
+    envelopes = [e.envelope() for e in events]
+    print(f"signed {len(events)} events in {time.perf_counter() - t0:.1f} s", flush=True)
+    verify_rates, ingest_rates = [], []
+    for round_ in range(args.repeat):
+        verify_rates.append(bare_verify(tn, events))
+        with tempfile.TemporaryDirectory() as tmp:
+            ingest_rates.append(asyncio.run(pipeline(tn, envelopes, Path(tmp) / "store.db")))
+        print(
+            f"round {round_ + 1}: verify {verify_rates[-1]:,.0f}/s, "
+            f"pipeline {ingest_rates[-1]:,.0f}/s",
+            flush=True,
+        )
+    verify = statistics.median(verify_rates)
+    ingest = statistics.median(ingest_rates)
+    # Each round measures both rates back to back; the median of per-round ratios
+    # is steadier than a ratio of medians on a noisy machine.
+    ratio = statistics.median(i / v for i, v in zip(ingest_rates, verify_rates, strict=True))
+    print(
+        json.dumps(
+            {
+                "bench": "ingest",
+                "events": len(events),
+                "events_per_s": round(ingest),
+                "verify_per_s": round(verify),
+                "ratio": round(ratio, 3),
+                "verify_workers": WORKERS,
+                "target_ratio": 0.8,
+                "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+                "python": platform.python_version(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The alert projection kept by the ingest pipeline: states, views, open counts.
+
+Owns the in-memory side of the `alerts` table: a bounded cache of alert states
+(so a batch rarely has to read the store, and never reads a state that an
+uncommitted batch is still writing), and the counts behind the open-alert gauge.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from typing import Final
+
+from federation.alerts import AlertState, AlertStatus, AlertView, fact, join, view
+from node.store import Store
+from protocol.envelope import Event
+from protocol.kinds import Payload
+
+__all__ = ["OpenKey", "Projection"]
+
+OpenKey = tuple[str, str, bool]  # severity, urgency, exercise
+_CAPACITY: Final = 20_000
+
+
+def open_key(v: AlertView | None) -> OpenKey | None:
+    """The open-alert gauge bucket of an alert, or None if it is not open."""
+    if v is None or v.status not in (AlertStatus.OPEN, AlertStatus.CLAIMED):
+        return None
+    return (str(v.severity), str(v.urgency), v.exercise)
+
+
+class Projection:
+    """Alert states in memory in front of the store, and open-alert counts."""
+
+    def __init__(self, store: Store, capacity: int = _CAPACITY) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._cache: collections.OrderedDict[bytes, AlertState] = collections.OrderedDict()
+        self.open: collections.Counter[OpenKey] = collections.Counter()
+
+    async def load(self) -> None:
+        """Counts of open alerts from the store."""
+        self.open = collections.Counter(
+            {(s, u, e): n for s, u, e, n in await self._store.open_alert_counts()}
+        )
+
+    @property
+    def open_total(self) -> int:
+        return sum(self.open.values())
+
+    async def apply(
+        self, facts: Iterable[tuple[Event, Payload]]
+    ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None]]:
+        """Fold alert events into their states; the new states and views to store."""
+        singles = [fact(e.header, e.id, p) for e, p in facts]
+        ids = {s.alert for s in singles}
+        states = await self._states(ids)
+        before = {a: open_key(view(states[a])) if a in states else None for a in ids}
+        for single in singles:
+            known = states.get(single.alert)
+            states[single.alert] = single if known is None else join(known, single)
+        views: dict[bytes, AlertView | None] = {}
+        for alert in ids:
+            v = views[alert] = view(states[alert])
+            self._count(before[alert], open_key(v))
+            self._remember(alert, states[alert])
+        return {a: states[a] for a in ids}, views
+
+    def _count(self, old: OpenKey | None, new: OpenKey | None) -> None:
+        if old == new:
+            return
+        if old is not None:
+            self.open[old] -= 1
+        if new is not None:
+            self.open[new] += 1
+
+    async def _states(self, ids: set[bytes]) -> dict[bytes, AlertState]:
+        found = {a: self._cache[a] for a in ids if a in self._cache}
+        missing = ids - found.keys()
+        if missing:
+            found.update(await self._store.alert_states(missing))
+        return found
+
+    def _remember(self, alert: bytes, state: AlertState) -> None:
+        self._cache[alert] = state
+        self._cache.move_to_end(alert)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+
+    def rebuild(self, events: Iterable[tuple[Event, Payload]]) -> dict[bytes, AlertState]:
+        """Start over from the given (applied) events; the complete set of states."""
+        states: dict[bytes, AlertState] = {}
+        for event, payload in events:
+            single = fact(event.header, event.id, payload)
+            known = states.get(single.alert)
+            states[single.alert] = single if known is None else join(known, single)
+        self._cache.clear()
+        self.open = collections.Counter()
+        for alert, state in states.items():
+            self._count(None, open_key(view(state)))
+            self._remember(alert, state)
+        return states

@@ -1,0 +1,117 @@
+"""Signature checks of received envelopes, in worker processes when it pays.
+
+Owns where the ingest pipeline's Ed25519 verification runs. A handful of
+events (live traffic) are verified inline, with no added latency. Large batches
+(a node catching up) are split across worker processes: threads would not do,
+because every return from the C verification to Python must re-take the GIL,
+and while the event loop is busy each re-take waits a whole switch interval.
+
+Workers are spawned (never forked from a process with threads), so a script
+that runs a pipeline must keep its top level under `if __name__ == "__main__"`.
+Workers get the network id and the roster once, at start, and answer each chunk
+with the rejection reason of each envelope (or None). The main process then
+decodes the accepted envelopes' exact bytes again, so what it acts on is what a
+worker verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import os
+from collections.abc import Sequence
+from typing import Final
+
+from federation.keyring import Keyring
+from protocol.envelope import Event, open_envelope, verify_event
+from protocol.errors import ProtocolError, Reason
+from protocol.roster import decode_roster
+
+__all__ = ["WORKERS", "Checked", "Verifier"]
+
+WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+#: Below this many envelopes a batch is verified inline.
+_INLINE_MAX: Final = 64
+
+#: The result for one envelope: the verified event, or why it was refused.
+Checked = Event | ProtocolError
+
+_worker_net: bytes = b""
+_worker_keyring: Keyring | None = None
+
+
+def _init_worker(net: bytes, roster_bytes: bytes) -> None:
+    global _worker_net, _worker_keyring  # noqa: PLW0603 - per-process state of a pool worker
+    _worker_net = net
+    _worker_keyring = Keyring(decode_roster(roster_bytes))
+
+
+def _check_chunk(raws: Sequence[bytes]) -> list[Reason | None]:
+    """In a worker: the rejection reason of each envelope, None if it verifies."""
+    assert _worker_keyring is not None
+    reasons: list[Reason | None] = []
+    for raw in raws:
+        try:
+            verify_event(raw, net=_worker_net, resolve=_worker_keyring.resolve)
+            reasons.append(None)
+        except ProtocolError as exc:
+            reasons.append(exc.reason)
+    return reasons
+
+
+class Verifier:
+    """Verifies envelopes against one network's roster; use `close()` when done."""
+
+    def __init__(self, net: bytes, roster_bytes: bytes, keyring: Keyring) -> None:
+        self._net = net
+        self._roster_bytes = roster_bytes
+        self._keyring = keyring
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    async def verify(self, raws: Sequence[bytes]) -> list[Checked]:
+        """Verify envelopes; results in input order."""
+        if len(raws) < _INLINE_MAX or WORKERS == 1:
+            return [self._inline(raw) for raw in raws]
+        pool = self._ensure_pool()
+        loop = asyncio.get_running_loop()
+        size = -(-len(raws) // WORKERS)
+        chunks = [raws[at : at + size] for at in range(0, len(raws), size)]
+        parts = await asyncio.gather(*(loop.run_in_executor(pool, _check_chunk, c) for c in chunks))
+        reasons = [r for part in parts for r in part]
+        return [
+            open_envelope(raw) if reason is None else ProtocolError(f"refused: {reason}", reason)
+            for raw, reason in zip(raws, reasons, strict=True)
+        ]
+
+    async def warm_up(self) -> None:
+        """Start the worker processes now rather than on the first large batch."""
+        if WORKERS == 1:
+            return
+        pool = self._ensure_pool()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(pool, _check_chunk, []) for _ in range(WORKERS))
+        )
+
+    def _inline(self, raw: bytes) -> Checked:
+        try:
+            return verify_event(raw, net=self._net, resolve=self._keyring.resolve)
+        except ProtocolError as exc:
+            return exc
+
+    def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self._net, self._roster_bytes),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started (idempotent)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
