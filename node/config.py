@@ -21,6 +21,7 @@ from protocol.errors import ConfigError
 
 __all__ = [
     "Config",
+    "FederationConfig",
     "IngestConfig",
     "MetricsConfig",
     "NatsConfig",
@@ -74,11 +75,34 @@ class IngestConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_pending_per_chain: Annotated[int, Meta(ge=16)] = 10000
 
 
+HostPort = Annotated[str, Meta(pattern=r"^[A-Za-z0-9.:-]{1,253}:[0-9]{1,5}$")]
+
+
+class FederationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How this node meets the other members."""
+
+    #: Where this node can be dialled (host:port), published in its card. Empty:
+    #: behind NAT; it then dials every reachable member and accepts no links.
+    advertise: list[HostPort] = []
+    #: Local address of the leafnode listener (used only when advertise is set).
+    listen: HostPort = "0.0.0.0:7422"
+    #: Seconds between heartbeats.
+    heartbeat_s: Annotated[float, Meta(ge=0.2, le=60)] = 2.0
+    #: Dial a member at another address than its card says (a tunnel, a proxy).
+    dial_overrides: dict[str, HostPort] = {}
+    #: Members whose direct link stays down (events still arrive through others).
+    disabled_links: list[str] = []
+    #: Unsolicited events accepted per second from one peer, and the burst allowed.
+    peer_rate: Annotated[int, Meta(ge=1)] = 1000
+    peer_burst: Annotated[int, Meta(ge=1)] = 5000
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The whole of config.toml."""
 
     node: NodeConfig
     nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
+    federation: FederationConfig = msgspec.field(default_factory=FederationConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
 
@@ -148,7 +172,7 @@ def _env_port(environ: Mapping[str, str], name: str) -> int:
 
 def render_config(config: Config) -> str:
     """The TOML text `rrn init` writes, with comments for operators."""
-    n, m, i = config.nats, config.metrics, config.ingest
+    n, m, i, f = config.nats, config.metrics, config.ingest, config.federation
     return f"""\
 # rrn node configuration. Unknown keys are refused; see docs/OPERATIONS.md.
 
@@ -169,6 +193,19 @@ port = {n.port}
 monitor_port = {n.monitor_port}
 url = {_q(n.url)}
 max_file_store_mb = {n.max_file_store_mb}
+
+[federation]
+# Where members can dial this node (host:port, in its card). Empty: behind NAT.
+advertise = [{", ".join(_q(a) for a in f.advertise)}]
+# Local leafnode listener (only used when advertise is set).
+listen = {_q(f.listen)}
+heartbeat_s = {f.heartbeat_s}
+# Unsolicited events per second accepted from one peer, and the burst allowed.
+peer_rate = {f.peer_rate}
+peer_burst = {f.peer_burst}
+# disabled_links = ["org-id"]                 # keep a direct link down
+# [federation.dial_overrides]                 # reach a member through another address
+# "org-id" = "127.0.0.1:17422"
 
 [metrics]
 enabled = {_b(m.enabled)}

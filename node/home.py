@@ -24,6 +24,7 @@ from federation.roster import make_genesis
 from node.clock import Clock
 from node.config import (
     Config,
+    FederationConfig,
     IngestConfig,
     MetricsConfig,
     NatsConfig,
@@ -101,6 +102,8 @@ async def init_home(
     roles: list[Role] | None = None,
     nats_port: int = 4222,
     metrics_port: int = 9464,
+    advertise: list[str] | None = None,
+    listen: str | None = None,
 ) -> Home:
     """Create a new node home: config, keys, store and a one-member network.
 
@@ -123,13 +126,15 @@ async def init_home(
         config = Config(
             node=NodeConfig(org=org, name=display, tz=tz),
             nats=NatsConfig(port=nats_port),
+            federation=_federation(advertise or [], listen),
             metrics=MetricsConfig(port=metrics_port),
             ingest=IngestConfig(),
         )
         (staging / "config.toml").write_text(render_config(config))
         for sub in ("nats", "run", "logs"):
             (staging / sub).mkdir(mode=0o700)
-        create_keys(staging / "keys", org)
+        hosts = [a.rsplit(":", 1)[0] for a in config.federation.advertise]
+        create_keys(staging / "keys", org, hosts)
         home = Home(staging, config)
         await _solo_network(home, roles or [Role.RESPONDER], clock)
         if path.exists():
@@ -141,6 +146,19 @@ async def init_home(
     return Home(path, config)
 
 
+def _federation(advertise: list[str], listen: str | None) -> FederationConfig:
+    for endpoint in advertise:
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"--advertise {endpoint!r} must be host:port (e.g. hr.example.org:7422)"
+            )
+    if listen is None:
+        port = advertise[0].rsplit(":", 1)[1] if advertise else "7422"
+        listen = f"0.0.0.0:{port}"
+    return FederationConfig(advertise=advertise, listen=listen)
+
+
 async def _solo_network(home: Home, roles: list[Role], clock: Clock) -> None:
     keys = home.keys()
     now = clock.now_ms()
@@ -149,7 +167,7 @@ async def _solo_network(home: Home, roles: list[Role], clock: Clock) -> None:
         org=home.config.node.org,
         name=home.config.node.name,
         roles=roles,
-        endpoints=[],
+        endpoints=list(home.config.federation.advertise),
         now_ms=now,
     )
     roster_bytes = make_genesis([card], threshold=None, created_ms=now)

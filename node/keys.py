@@ -1,16 +1,17 @@
 """A node's secret keys on disk, created by `rrn init`, readable only by its owner.
 
 Owns key generation and the files under HOME/keys (directory 0700, files 0600):
-the Ed25519 event-signing key of each epoch, the X25519 sealing key, the
-Ed25519 link key that authenticates the node's NATS leafnode links, the TLS key
-and self-signed certificate pinned by peers, the control-channel MAC key and the
-embedded nats-server password.
+the Ed25519 event-signing key of each epoch, the X25519 sealing key, the X25519
+link key from which each NATS leafnode link derives its own nkey (with the peer's
+link key), the Ed25519 TLS key and self-signed certificate that peers pin, the
+control-channel MAC key and the embedded nats-server password.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import os
 import secrets
 import stat
@@ -19,15 +20,14 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from protocol.errors import ConfigError
 
-__all__ = ["Keys", "create_keys", "load_keys", "spki_sha256", "write_secret"]
+__all__ = ["Keys", "create_keys", "load_keys", "self_signed", "spki_sha256", "write_secret"]
 
 _SIGN_PREFIX: Final = "sign-"
 _PEM: Final = serialization.Encoding.PEM
@@ -41,7 +41,7 @@ class Keys:
     epoch: int
     sign: Ed25519PrivateKey
     enc: X25519PrivateKey
-    link: Ed25519PrivateKey
+    link: X25519PrivateKey
     control: bytes
     nats_password: str
     tls_cert: Path
@@ -52,13 +52,17 @@ class Keys:
         return _raw_pub(self.sign)
 
     def link_pub(self) -> bytes:
-        """Raw public bytes of the link key."""
-        return _raw_pub(self.link)
+        """Raw public bytes of the X25519 link key."""
+        return self.link.public_key().public_bytes_raw()
 
     def enc_pub(self) -> bytes:
         """Raw public bytes of the X25519 sealing key."""
-        return self.enc.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        return self.enc.public_key().public_bytes_raw()
+
+    def tls_cert_der(self) -> bytes:
+        """The TLS certificate in DER form (what goes in the card)."""
+        return x509.load_pem_x509_certificate(self.tls_cert.read_bytes()).public_bytes(
+            serialization.Encoding.DER
         )
 
     def tls_spki(self) -> bytes:
@@ -79,8 +83,12 @@ def write_secret(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def create_keys(keys_dir: Path, org: str) -> None:
-    """Generate every key of a new node into `keys_dir` (which must not exist)."""
+def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
+    """Generate every key of a new node into `keys_dir` (which must not exist).
+
+    `hosts` are the names or addresses peers dial; the TLS certificate names
+    them, because diallers check the name as well as the pinned key.
+    """
     keys_dir.mkdir(mode=0o700)
     none = serialization.NoEncryption()
     sign = Ed25519PrivateKey.generate()
@@ -89,19 +97,25 @@ def create_keys(keys_dir: Path, org: str) -> None:
         keys_dir / "enc.pem", X25519PrivateKey.generate().private_bytes(_PEM, _PKCS8, none)
     )
     write_secret(
-        keys_dir / "link.pem", Ed25519PrivateKey.generate().private_bytes(_PEM, _PKCS8, none)
+        keys_dir / "link.pem", X25519PrivateKey.generate().private_bytes(_PEM, _PKCS8, none)
     )
     write_secret(keys_dir / "control.key", secrets.token_bytes(32))
     write_secret(keys_dir / "nats.pass", secrets.token_urlsafe(24).encode())
-    tls_key = ec.generate_private_key(ec.SECP256R1())
+    tls_key = Ed25519PrivateKey.generate()
     write_secret(keys_dir / "tls.key", tls_key.private_bytes(_PEM, _PKCS8, none))
-    (keys_dir / "tls.crt").write_bytes(_self_signed(tls_key, org).public_bytes(_PEM))
+    (keys_dir / "tls.crt").write_bytes(self_signed(tls_key, org, hosts).public_bytes(_PEM))
 
 
-def _self_signed(key: ec.EllipticCurvePrivateKey, org: str) -> x509.Certificate:
-    # Peers pin the public key, not a CA chain, so the name is only a label.
+def self_signed(key: Ed25519PrivateKey, org: str, hosts: list[str]) -> x509.Certificate:
+    """A self-signed TLS certificate for `org`, valid for `hosts` and localhost."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"rrn-{org}")])
     now = datetime.datetime.now(datetime.UTC)
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    for host in dict.fromkeys([*hosts, "127.0.0.1"]):
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -110,11 +124,8 @@ def _self_signed(key: ec.EllipticCurvePrivateKey, org: str) -> x509.Certificate:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(f"rrn-{org}"), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, None)
     )
 
 
@@ -142,10 +153,10 @@ def load_keys(keys_dir: Path) -> Keys:
     sign = _private(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem")
     link = _private(keys_dir / "link.pem")
     enc = _private(keys_dir / "enc.pem")
-    if not isinstance(sign, Ed25519PrivateKey) or not isinstance(link, Ed25519PrivateKey):
-        raise ConfigError(f"{keys_dir}: signing and link keys must be Ed25519")
-    if not isinstance(enc, X25519PrivateKey):
-        raise ConfigError(f"{keys_dir}/enc.pem must be an X25519 key")
+    if not isinstance(sign, Ed25519PrivateKey):
+        raise ConfigError(f"{keys_dir}: signing keys must be Ed25519")
+    if not isinstance(enc, X25519PrivateKey) or not isinstance(link, X25519PrivateKey):
+        raise ConfigError(f"{keys_dir}: enc.pem and link.pem must be X25519 keys")
     return Keys(
         epoch=epoch,
         sign=sign,

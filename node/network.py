@@ -79,5 +79,6 @@ def own_card(
         link_pub=keys.link_pub(),
         endpoints=endpoints,
         tls_spki=keys.tls_spki(),
+        tls_cert=keys.tls_cert_der(),
         created_ms=now_ms,
     )

@@ -9,11 +9,14 @@ federation/roster.py. Pure.
 from __future__ import annotations
 
 import enum
+import hashlib
 from typing import Annotated, Final
 
 import msgspec
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from msgspec import Meta
 
 from protocol.encoding import (
@@ -40,6 +43,7 @@ __all__ = [
     "RosterCert",
     "SignKey",
     "SignedCard",
+    "cert_spki",
     "decode_cert",
     "decode_roster",
     "encode_cert",
@@ -72,6 +76,8 @@ DisplayName = Annotated[str, Meta(pattern=r"^[^\x00-\x1f\x7f]{1,80}$")]
 Endpoint = Annotated[str, Meta(pattern=r"^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$")]
 Roles = Annotated[list[Role], Meta(min_length=1, max_length=5)]
 Endpoints = Annotated[list[Endpoint], Meta(max_length=4)]
+#: A DER X.509 certificate (self-signed; peers trust exactly this key).
+TlsCert = Annotated[bytes, Meta(min_length=32, max_length=4096)]
 
 
 class SignKey(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
@@ -93,6 +99,7 @@ class Card(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=T
     link_pub: Key32
     endpoints: Endpoints
     tls_spki: Hash32
+    tls_cert: TlsCert
     created_ms: NonNeg
 
 
@@ -114,6 +121,7 @@ class Member(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     link_pub: Key32
     endpoints: Endpoints
     tls_spki: Hash32
+    tls_cert: TlsCert
 
     def key(self) -> SignKey:
         """The member's current signing key (highest epoch)."""
@@ -223,6 +231,10 @@ def decode_roster(data: bytes) -> Roster:
             Reason.BAD_ROSTER,
         )
     for m in [*roster.members, *roster.former]:
+        if cert_spki(m.tls_cert) != m.tls_spki:
+            raise DecodeError(
+                "a member's TLS fingerprint does not match its certificate", Reason.BAD_ROSTER
+            )
         epochs = [k.epoch for k in m.sign_keys]
         if epochs != sorted(set(epochs)):
             raise DecodeError("member keys must have increasing epochs", Reason.BAD_ROSTER)
@@ -280,6 +292,8 @@ def open_card(data: bytes) -> Card:
     card = decode_canonical(signed.card, _CARD_DECODER, "card", Reason.BAD_CARD)
     if card.v != ROSTER_VERSION:
         raise DecodeError("card format version is not supported", Reason.BAD_CARD)
+    if cert_spki(card.tls_cert) != card.tls_spki:
+        raise DecodeError("card's TLS fingerprint does not match its certificate", Reason.BAD_CARD)
     try:
         Ed25519PublicKey.from_public_bytes(card.sign_key.pub).verify(
             signed.sig, pae(DOMAIN_CARD, signed.card)
@@ -287,6 +301,16 @@ def open_card(data: bytes) -> Card:
     except InvalidSignature as exc:
         raise SignatureError("card is not signed by its own key", Reason.BAD_CARD) from exc
     return card
+
+
+def cert_spki(der: bytes) -> bytes | None:
+    """SHA-256 of a DER certificate's SubjectPublicKeyInfo (what peers pin), or None."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).digest()
 
 
 def member_from_card(card: Card) -> Member:
@@ -300,4 +324,5 @@ def member_from_card(card: Card) -> Member:
         link_pub=card.link_pub,
         endpoints=list(card.endpoints),
         tls_spki=card.tls_spki,
+        tls_cert=card.tls_cert,
     )

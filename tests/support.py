@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 
 from federation.keyring import Keyring
 from federation.roster import make_genesis
@@ -30,6 +33,7 @@ from protocol.roster import (
     Roster,
     RosterCert,
     SignKey,
+    cert_spki,
     decode_roster,
     roster_id,
     sign_roster,
@@ -45,6 +49,24 @@ def pub(k: Ed25519PrivateKey) -> bytes:
     return k.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def tls_cert(org: str) -> bytes:
+    """A deterministic self-signed Ed25519 TLS certificate (DER) for `org`."""
+    k = key("tls-" + org)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"rrn-{org}")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(k.public_key())
+        .serial_number(int.from_bytes(hashlib.sha256(org.encode()).digest()[:8], "big"))
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=3650))
+        .sign(k, None)
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def card(
     org: str, k: Ed25519PrivateKey, *, epoch: int = 1, roles: list[Role] | None = None
 ) -> Card:
@@ -58,7 +80,8 @@ def card(
         enc_pub=hashlib.sha256(b"enc" + org.encode()).digest(),
         link_pub=hashlib.sha256(b"link" + org.encode()).digest(),
         endpoints=[],
-        tls_spki=hashlib.sha256(b"tls" + org.encode()).digest(),
+        tls_spki=cert_spki(tls_cert(org)) or b"",
+        tls_cert=tls_cert(org),
         created_ms=1_767_225_600_000,
     )
 
