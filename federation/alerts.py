@@ -28,7 +28,7 @@ from protocol.alerts import (
     Urgency,
 )
 from protocol.envelope import Header
-from protocol.kinds import Payload
+from protocol.kinds import AlertPayload
 
 __all__ = [
     "AlertState",
@@ -123,12 +123,12 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     end_code: str | None
 
 
-def alert_of(header: Header, eid: bytes, payload: Payload) -> bytes:
+def alert_of(header: Header, eid: bytes, payload: AlertPayload) -> bytes:
     """The id of the alert an alert event belongs to."""
     return eid if isinstance(payload, AlertRaised) else payload.alert
 
 
-def fact(header: Header, eid: bytes, payload: Payload) -> AlertState:
+def fact(header: Header, eid: bytes, payload: AlertPayload) -> AlertState:
     """The state holding just this one event."""
     pos = Pos(header.origin, header.epoch, header.seq, header.wall_ms, eid)
     alert = alert_of(header, eid, payload)

@@ -42,6 +42,17 @@ class Keyring:
             )
         return pub
 
+    def current(self, org: str, epoch: int) -> Ed25519PublicKey:
+        """The key a current member signs messages with now (its latest epoch)."""
+        member = self.roster.member(org)
+        if member is None:
+            raise ValidationError("sender is not a current member", Reason.UNKNOWN_ORIGIN)
+        if member.key().epoch != epoch:
+            raise ValidationError(
+                "sender used a key epoch that is not current", Reason.UNKNOWN_EPOCH
+            )
+        return self._keys[org, epoch][0]
+
     def cutoff(self, origin: str, epoch: int) -> int | None:
         """The last valid seq of a cut-off epoch, or None."""
         entry = self._keys.get((origin, epoch))

@@ -37,7 +37,7 @@ from node.verify import Checked, Verifier
 from protocol.encoding import encode
 from protocol.envelope import Event, open_envelope, sign_event
 from protocol.errors import PayloadError, ProtocolError, Reason, StoreError
-from protocol.kinds import Payload, decode_payload, encode_payload, kind_of
+from protocol.kinds import AlertPayload, Payload, decode_payload, encode_payload, kind_of
 
 __all__ = ["Identity", "Ingestor", "Outcome"]
 
@@ -417,7 +417,7 @@ class Ingestor:
 
     async def _project(self, work: _Work) -> None:
         """Decide each appended event's status and fold alert events into state."""
-        facts: list[tuple[Event, Payload]] = []
+        facts: list[tuple[Event, AlertPayload]] = []
         now = self.clock.now_ms()
         for event, _ in work.appended:
             status = APPLIED
@@ -426,25 +426,30 @@ class Ingestor:
                 status = UNAPPLIED
             elif event.payload is not None:
                 try:
-                    facts.append((event, decode_payload(event.header.kind, event.payload)))
+                    payload = decode_payload(event.header.kind, event.payload)
                 except PayloadError as exc:
                     status = UNAPPLIED
                     self.metrics.unapplied.labels(reason=str(exc.reason)).inc()
+                else:
+                    if isinstance(payload, AlertPayload):
+                        facts.append((event, payload))
             work.batch.events.append((event, status, now))
         if facts:
             work.batch.alerts, work.batch.views = await self.projection.apply(facts)
 
     async def rebuild_projection(self) -> None:
         """Recompute every alert from applied events (after a fork froze a chain)."""
-        facts: list[tuple[Event, Payload]] = []
+        facts: list[tuple[Event, AlertPayload]] = []
         async for row in self.store.iter_events(applied_only=True):
             event = row.event
             if event.payload is None:
                 continue
             try:
-                facts.append((event, decode_payload(event.header.kind, event.payload)))
+                payload = decode_payload(event.header.kind, event.payload)
             except PayloadError:
                 continue
+            if isinstance(payload, AlertPayload):
+                facts.append((event, payload))
         states = self.projection.rebuild(facts)
         await self.store.commit(Batch(alerts=states, replace_alerts=True))
         self._publish_gauges()

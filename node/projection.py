@@ -14,7 +14,7 @@ from typing import Final
 from federation.alerts import AlertState, AlertStatus, AlertView, fact, join, view
 from node.store import Store
 from protocol.envelope import Event
-from protocol.kinds import Payload
+from protocol.kinds import AlertPayload
 
 __all__ = ["OpenKey", "Projection"]
 
@@ -49,7 +49,7 @@ class Projection:
         return sum(self.open.values())
 
     async def apply(
-        self, facts: Iterable[tuple[Event, Payload]]
+        self, facts: Iterable[tuple[Event, AlertPayload]]
     ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None]]:
         """Fold alert events into their states; the new states and views to store."""
         singles = [fact(e.header, e.id, p) for e, p in facts]
@@ -87,7 +87,7 @@ class Projection:
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
 
-    def rebuild(self, events: Iterable[tuple[Event, Payload]]) -> dict[bytes, AlertState]:
+    def rebuild(self, events: Iterable[tuple[Event, AlertPayload]]) -> dict[bytes, AlertState]:
         """Start over from the given (applied) events; the complete set of states."""
         states: dict[bytes, AlertState] = {}
         for event, payload in events:

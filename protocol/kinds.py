@@ -25,9 +25,11 @@ from protocol.alerts import (
     check_alert_fields,
 )
 from protocol.encoding import DECODE_ERRORS, encode, redact
-from protocol.errors import PayloadError, Reason
+from protocol.errors import PayloadError, ProtocolError, Reason
+from protocol.membership import RosterApproved, RosterProposed
+from protocol.roster import decode_roster
 
-__all__ = ["Kind", "Payload", "decode_payload", "encode_payload", "kind_of"]
+__all__ = ["AlertPayload", "Kind", "Payload", "decode_payload", "encode_payload", "kind_of"]
 
 
 class Kind(enum.StrEnum):
@@ -38,9 +40,20 @@ class Kind(enum.StrEnum):
     ALERT_CLAIMED = "alert.claimed"
     ALERT_RESOLVED = "alert.resolved"
     ALERT_CANCELLED = "alert.cancelled"
+    ROSTER_PROPOSED = "roster.proposed"
+    ROSTER_APPROVED = "roster.approved"
 
 
-Payload = AlertRaised | AlertUpdated | AlertClaimed | AlertResolved | AlertCancelled
+Payload = (
+    AlertRaised
+    | AlertUpdated
+    | AlertClaimed
+    | AlertResolved
+    | AlertCancelled
+    | RosterProposed
+    | RosterApproved
+)
+AlertPayload = AlertRaised | AlertUpdated | AlertClaimed | AlertResolved | AlertCancelled
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_RAISED: AlertRaised,
@@ -48,6 +61,8 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_CLAIMED: AlertClaimed,
     Kind.ALERT_RESOLVED: AlertResolved,
     Kind.ALERT_CANCELLED: AlertCancelled,
+    Kind.ROSTER_PROPOSED: RosterProposed,
+    Kind.ROSTER_APPROVED: RosterApproved,
 }
 _KIND_OF: Final = {t: k for k, t in _TYPES.items()}
 _DECODERS: Final[dict[str, msgspec.msgpack.Decoder[Payload]]] = {
@@ -92,4 +107,9 @@ def _semantic_problem(payload: Payload) -> str | None:
         return check_alert_fields(payload.country, payload.subdivision, payload.incident_types)
     if isinstance(payload, AlertUpdated):
         return check_alert_fields(None, None, payload.incident_types)
+    if isinstance(payload, RosterProposed):
+        try:
+            decode_roster(payload.roster)
+        except ProtocolError as exc:
+            return f"proposed roster is invalid ({exc.reason})"
     return None

@@ -14,9 +14,15 @@ __all__ = [
     "CONTROL_PREFIX",
     "LOCAL_ALERTS_PREFIX",
     "LOCAL_EVENTS_PREFIX",
+    "any_peer",
     "control",
     "events",
+    "fork_proofs",
+    "heartbeats",
     "net_token",
+    "publisher_of",
+    "requests",
+    "responses",
     "space",
 ]
 
@@ -41,6 +47,37 @@ def space(net: bytes, org: str) -> str:
 def events(net: bytes, publisher: str) -> str:
     """Signed events published (or relayed) live by `publisher`."""
     return f"rrn.{net_token(net)}.{publisher}.ev"
+
+
+def heartbeats(net: bytes, publisher: str) -> str:
+    """Signed heartbeats of `publisher`."""
+    return f"rrn.{net_token(net)}.{publisher}.hb"
+
+
+def fork_proofs(net: bytes, publisher: str) -> str:
+    """Fork proofs found or relayed by `publisher`."""
+    return f"rrn.{net_token(net)}.{publisher}.sec"
+
+
+def requests(net: bytes, requester: str, responder: str) -> str:
+    """Sync requests from `requester` to `responder`."""
+    return f"rrn.{net_token(net)}.{requester}.req.{responder}"
+
+
+def responses(net: bytes, responder: str, requester: str) -> str:
+    """Sync responses from `responder` to `requester`."""
+    return f"rrn.{net_token(net)}.{responder}.rsp.{requester}"
+
+
+def any_peer(net: bytes, tail: str) -> str:
+    """`tail` (e.g. 'ev', 'req.<me>') in every member's space."""
+    return f"rrn.{net_token(net)}.*.{tail}"
+
+
+def publisher_of(subject: str) -> str | None:
+    """The org whose space a network subject is in, or None."""
+    parts = subject.split(".")
+    return parts[2] if len(parts) >= 4 and parts[0] == "rrn" and parts[1] != "local" else None
 
 
 def control(org: str, op: str) -> str:

@@ -20,7 +20,7 @@ from protocol.alerts import (
     Urgency,
 )
 from protocol.envelope import Event
-from protocol.kinds import Payload, decode_payload
+from protocol.kinds import AlertPayload, decode_payload
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")
@@ -31,9 +31,11 @@ def _state(events: list[Event]) -> AlertState:
     return functools.reduce(join, facts)
 
 
-def _payload(e: Event) -> Payload:
+def _payload(e: Event) -> AlertPayload:
     assert e.payload is not None
-    return decode_payload(e.header.kind, e.payload)
+    payload = decode_payload(e.header.kind, e.payload)
+    assert isinstance(payload, AlertPayload)
+    return payload
 
 
 def _story() -> list[Event]:
