@@ -1,0 +1,29 @@
+"""A token bucket per peer: how much unsolicited traffic one member may send.
+
+Owns the rate arithmetic; time is passed in, so it is tested without sleeping.
+Pure.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TokenBucket"]
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: float, now_s: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = now_s
+
+    def allow(self, now_s: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens if there are enough; False (nothing taken) if not."""
+        elapsed = max(0.0, now_s - self._at)
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        self._at = max(self._at, now_s)
+        if self._tokens < cost:
+            return False
+        self._tokens -= cost
+        return True
