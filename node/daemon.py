@@ -1,11 +1,14 @@
 """One organisation's daemon: `async with Node(home) as node: await node.run(stop)`.
 
 Owns the node's lifecycle. `__aenter__` opens, in order, the store, the
-embedded nats-server, the NATS connection, the ingest pipeline, the control
-channel and /metrics, each registered on an AsyncExitStack so exit unwinds in
-reverse. `run()` owns one TaskGroup; on stop it stops accepting control
-requests, lets queued events commit, then returns for the exit stack to close
-NATS, stop the server and close the store.
+embedded nats-server (configured from the roster), the NATS connection, the
+integrators' JetStream stream, the ingest pipeline, the peering service, roster
+keeping, the control channel and /metrics, each registered on an AsyncExitStack
+so exit unwinds in reverse. `run()` owns one TaskGroup; on stop it stops taking
+control requests and peer traffic, lets queued events commit, then returns for
+the exit stack to close NATS, stop the server and close the store. SIGHUP
+(`request_reload`) re-reads config.toml's [federation] section and reloads the
+server's links without dropping the others.
 """
 
 from __future__ import annotations
@@ -22,24 +25,27 @@ from typing import Final
 
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from nats.js.api import StreamConfig
+from nats.js.errors import Error as JetStreamError
 
 from node.api import Api, StatusInfo
 from node.clock import Clock, SystemClock
-from node.control import ControlReply, Verifier, encode_reply
+from node.config import load_config
+from node.control_server import ControlServer
 from node.home import Home
 from node.ingest import Identity, Ingestor
 from node.keys import Keys
+from node.members import MembersApi
 from node.metrics import Metrics, MetricsServer
-from node.natsconf import DAEMON_USER, render_server_conf
-from node.natsproc import ServerSpec, open_nats_server, server_version
+from node.natsconf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_server_conf
+from node.natsproc import NatsServer, ServerSpec, open_nats_server, server_version
 from node.network import Network, load_network
+from node.peering import Peering
+from node.rosters import RosterKeeper
 from node.store import Store, open_store
-from protocol import subjects
 from protocol.envelope import Event
-from protocol.errors import ConfigError, ProtocolError, RrnError
+from protocol.errors import ConfigError, RrnError
 
 __all__ = ["Node", "rrn_version"]
 
@@ -67,8 +73,8 @@ class Node:
         self.started_ms = 0
         self.nats_url = ""
         self.metrics_url: str | None = None
-        self._control_sub: Subscription | None = None
-        self._stopping = False
+        self.server: NatsServer | None = None
+        self._reload = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -92,21 +98,37 @@ class Node:
         self.started_ms = self.clock.now_ms()
         self.keys: Keys = self.home.keys()
         self.store: Store = await self._stack.enter_async_context(open_store(self.home.store_path))
-        self.network: Network = await load_network(self.store)
-        self._check_own_key()
+        network = await load_network(self.store)
+        me = self._identity(network)
         self.metrics = Metrics(version=rrn_version(), nats_server=server_version())
-        await self._open_nats()
+        self.metrics.roster_version.set(network.roster_version)
+        await self._open_nats(network)
+        await self._open_stream()
         self.ingestor = Ingestor(
             store=self.store,
-            network=self.network,
-            me=Identity(self.config.node.org, self.keys.epoch, self.keys.sign),
+            network=network,
+            me=me,
             metrics=self.metrics,
             clock=self.clock,
             config=self.config.ingest,
-            on_commit=self._published,
+            on_commit=self._committed,
         )
         await self.ingestor.load()
-        self.api = Api(ingestor=self.ingestor, store=self.store, status=self.status)
+        self.peering = Peering(
+            nc=self.nc,
+            ingestor=self.ingestor,
+            store=self.store,
+            config=self.config.federation,
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        self.ingestor.on_fork = self.peering.broadcast_fork
+        self.rosters = RosterKeeper(
+            ingestor=self.ingestor, store=self.store, on_adopted=self._adopted
+        )
+        await self.peering.start()
+        self._stack.push_async_callback(self.peering.stop)
+        await self.rosters.load()
         await self._open_control()
         if self.config.metrics.enabled:
             server = MetricsServer(self.metrics, self.config.metrics.host, self.config.metrics.port)
@@ -114,32 +136,30 @@ class Node:
             self.metrics_url = server.url
         self._write_daemon_file()
 
-    def _check_own_key(self) -> None:
+    def _identity(self, network: Network) -> Identity:
+        """Sign with the newest key epoch the roster lists for this node."""
         org = self.config.node.org
-        member = self.network.roster.known(org)
-        key = member.key_for(self.keys.epoch) if member else None
-        if key is None or key.pub != self.keys.sign_pub():
-            raise ConfigError(
-                f"the roster does not list this node's signing key for {org} (epoch "
-                f"{self.keys.epoch}); is this the right home?"
-            )
+        member = network.roster.known(org)
+        for epoch, key in sorted(self.keys.signing_keys().items(), reverse=True):
+            listed = member.key_for(epoch) if member else None
+            if listed is not None and listed.pub == key.public_key().public_bytes_raw():
+                return Identity(org, epoch, key)
+        raise ConfigError(
+            f"the roster does not list any signing key of this home for {org}; "
+            "is this the right home?"
+        )
 
-    async def _open_nats(self) -> None:
+    async def _open_nats(self, network: Network) -> None:
         n = self.config.nats
         if n.embedded:
             spec = ServerSpec(
-                conf_text=render_server_conf(
-                    self.config,
-                    self.keys,
-                    nats_dir=str(self.home.nats_dir),
-                    run_dir=str(self.home.run_dir),
-                ),
+                conf_text=self._server_conf(network),
                 nats_dir=self.home.nats_dir,
                 run_dir=self.home.run_dir,
                 port=n.port,
             )
-            server = await self._stack.enter_async_context(open_nats_server(spec))
-            self.nats_url = server.client_url
+            self.server = await self._stack.enter_async_context(open_nats_server(spec))
+            self.nats_url = self.server.client_url
             user, password = DAEMON_USER, self.keys.nats_password
         else:
             self.nats_url, user, password = n.url, None, None
@@ -147,6 +167,31 @@ class Node:
             self.nats_url, user, password, name=f"rrn-{self.config.node.org}", metrics=self.metrics
         )
         self._stack.push_async_callback(self._close_nats)
+
+    def _server_conf(self, network: Network) -> str:
+        layout = ServerLayout(self.home.nats_dir, self.home.run_dir)
+        return render_server_conf(
+            self.config, self.keys, net=network.net, roster=network.roster, layout=layout
+        )
+
+    async def _open_stream(self) -> None:
+        """The JetStream stream of verified events that integrators consume."""
+        n = self.config.nats
+        stream = StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=["rrn.local.events.>"],
+            max_bytes=n.stream_max_mb * 1024 * 1024,
+            max_age=n.stream_max_age_days * 86400.0,
+            duplicate_window=120.0,
+        )
+        js = self.nc.jetstream()
+        try:
+            try:
+                await js.add_stream(stream)
+            except JetStreamError:
+                await js.update_stream(stream)
+        except (TimeoutError, JetStreamError, NatsError) as exc:
+            logger.warning("no JetStream stream for integrators: %s", type(exc).__name__)
 
     async def _close_nats(self) -> None:
         with contextlib.suppress(NatsError, asyncio.TimeoutError):
@@ -156,12 +201,15 @@ class Node:
         self.metrics.nats_connected.set(0)
 
     async def _open_control(self) -> None:
-        self._verifier = Verifier(self.keys.control)
-        self._handlers = self.api.handlers()
-        self._control_sub = await self.nc.subscribe(
-            subjects.control(self.config.node.org, "request"), cb=self._on_control
+        api = Api(ingestor=self.ingestor, store=self.store, status=self.status)
+        members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
+        self.control = ControlServer(
+            key=self.keys.control,
+            handlers=api.handlers() | members.handlers(),
+            metrics=self.metrics,
+            clock=self.clock,
         )
-        await self.nc.flush()
+        await self.control.start(self.nc, self.config.node.org)
 
     def _write_daemon_file(self) -> None:
         info = {
@@ -178,35 +226,78 @@ class Node:
         os.replace(tmp, path)
         self._stack.callback(lambda: path.unlink(missing_ok=True))
 
+    def request_reload(self) -> None:
+        """Re-read [federation] from config.toml and reload the links (SIGHUP)."""
+        self._reload.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then wind down within a grace period."""
         async with asyncio.TaskGroup() as tg:
-            ingest = tg.create_task(self.ingestor.run(), name="ingest")
+            tasks = [
+                tg.create_task(self.ingestor.run(), name="ingest"),
+                tg.create_task(self.peering.run(), name="peering"),
+                tg.create_task(self._reloads(), name="reload"),
+            ]
             await stop.wait()
-            self._stopping = True
-            logger.info("stopping: no new control requests; committing queued events")
+            logger.info("stopping: no new requests; committing queued events")
             try:
                 async with asyncio.timeout(_STOP_GRACE_S):
-                    if self._control_sub is not None:
-                        await self._control_sub.drain()  # type: ignore[no-untyped-call]
+                    await self.control.drain()
+                    await self.peering.stop()
                     await self.ingestor.flush()
             except TimeoutError:
                 logger.error("stop grace period of %.0f s passed; stopping anyway", _STOP_GRACE_S)
-            ingest.cancel()
+            for task in tasks:
+                task.cancel()
+
+    async def _reloads(self) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            try:
+                fresh = load_config(self.home.config_path)
+            except RrnError as exc:
+                logger.error("reload refused, config unchanged: %s", exc)
+                continue
+            self.config = fresh
+            self.home = Home(self.home.path, fresh)
+            self.peering.config = fresh.federation
+            self._reload_server(self.ingestor.network)
+            logger.info("reloaded [federation] settings")
+
+    def _reload_server(self, network: Network) -> None:
+        if self.server is not None:
+            self.server.reload(self._server_conf(network))
 
     # -- behaviour --------------------------------------------------------------
 
+    async def _committed(self, events: list[tuple[Event, str]]) -> None:
+        await self.peering.committed(events)
+        await self.rosters.committed(events)
+
+    async def _adopted(self, network: Network) -> None:
+        """A new roster version: new links, and maybe a new key epoch for us."""
+        self.metrics.roster_version.set(network.roster_version)
+        self._reload_server(network)
+        self.keys = self.home.keys()
+        me = self._identity(network)
+        if me.epoch != self.ingestor.me.epoch:
+            logger.info("signing from now on with key epoch %d", me.epoch)
+            self.ingestor.me = me
+
     def status(self) -> StatusInfo:
         """A snapshot of this node for `rrn status`."""
-        head = self.ingestor.heads.get((self.config.node.org, self.keys.epoch))
+        me = self.ingestor.me
+        network = self.ingestor.network
+        head = self.ingestor.heads.get((me.org, me.epoch))
         return StatusInfo(
-            org=self.config.node.org,
+            org=me.org,
             name=self.config.node.name,
             version=rrn_version(),
-            network=self.network.net.hex(),
-            roster_version=self.network.roster_version,
-            members=self.network.roster.orgs(),
-            epoch=self.keys.epoch,
+            network=network.net.hex(),
+            roster_version=network.roster_version,
+            members=network.roster.orgs(),
+            epoch=me.epoch,
             seq=head.seq if head else 0,
             events=self.ingestor.stored,
             open_alerts=self.ingestor.open_alerts,
@@ -215,39 +306,6 @@ class Node:
             metrics_url=self.metrics_url,
             started_ms=self.started_ms,
         )
-
-    async def _published(self, events: list[Event]) -> None:
-        """After a commit: publish our own new events live."""
-        subject = subjects.events(self.network.net, self.config.node.org)
-        for event in events:
-            if event.header.origin == self.config.node.org:
-                await self.nc.publish(subject, event.envelope())
-
-    async def _on_control(self, msg: Msg) -> None:
-        op = "unknown"
-        try:
-            request = self._verifier.check(msg.data, self.clock.now_ms())
-        except ProtocolError as exc:
-            self.metrics.control.labels(op=op, outcome="refused").inc()
-            self.metrics.rejected.labels(reason=str(exc.reason)).inc()
-            logger.warning("refused a control request: %s", exc.reason)
-            return  # no answer to an unauthenticated request
-        handler = self._handlers.get(request.op)
-        if handler is None:
-            reply = encode_reply(ControlReply(ok=False, error=f"unknown operation {request.op!r}"))
-        elif self._stopping:
-            reply = encode_reply(ControlReply(ok=False, error="the daemon is stopping"))
-        else:
-            op = request.op
-            try:
-                result = await handler(request.args)
-                reply = encode_reply(ControlReply(ok=True), result)
-                self.metrics.control.labels(op=op, outcome="ok").inc()
-            except RrnError as exc:
-                reply = encode_reply(ControlReply(ok=False, error=str(exc)))
-                self.metrics.control.labels(op=op, outcome="error").inc()
-        with contextlib.suppress(NatsError):
-            await msg.respond(reply)
 
 
 async def _connect(
@@ -270,6 +328,7 @@ async def _connect(
             user=user,
             password=password,
             name=name,
+            no_echo=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             connect_timeout=5,

@@ -124,7 +124,9 @@ async def init_home(
     staging.mkdir(mode=0o700)
     try:
         config = Config(
-            node=NodeConfig(org=org, name=display, tz=tz),
+            node=NodeConfig(
+                org=org, name=display, tz=tz, roles=[str(r) for r in roles or [Role.RESPONDER]]
+            ),
             nats=NatsConfig(port=nats_port),
             federation=_federation(advertise or [], listen),
             metrics=MetricsConfig(port=metrics_port),
@@ -136,7 +138,7 @@ async def init_home(
         hosts = [a.rsplit(":", 1)[0] for a in config.federation.advertise]
         create_keys(staging / "keys", org, hosts)
         home = Home(staging, config)
-        await _solo_network(home, roles or [Role.RESPONDER], clock)
+        await _solo_network(home, [Role(r) for r in config.node.roles], clock)
         if path.exists():
             path.rmdir()
         os.rename(staging, path)

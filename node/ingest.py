@@ -26,13 +26,20 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import Counter
 
-from federation.chain import Head, Verdict, classify, fork_proof
+from federation.chain import (
+    Head,
+    Verdict,
+    check_fork_proof,
+    classify,
+    decode_fork_proof,
+    fork_proof,
+)
 from node.clock import Clock
 from node.config import IngestConfig
 from node.metrics import Metrics, kind_label
 from node.network import Network
 from node.projection import Projection
-from node.store import APPLIED, UNAPPLIED, Batch, Store
+from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
 from node.verify import Checked, Verifier
 from protocol.encoding import encode
 from protocol.envelope import Event, open_envelope, sign_event
@@ -45,7 +52,10 @@ logger = logging.getLogger(__name__)
 
 ChainKey = tuple[str, int]
 Position = tuple[str, int, int]
-CommitHook = Callable[[list[Event]], Awaitable[None]]
+#: Called after each commit with the appended events and how each came.
+CommitHook = Callable[[list[tuple[Event, str]]], Awaitable[None]]
+#: Called with the wire bytes of each new fork proof, to broadcast it.
+ForkHook = Callable[[bytes], Awaitable[None]]
 Reply = asyncio.Future["Outcome | Event"]
 _QUEUE_MAX: Final = 20_000
 #: Batches whose signatures are being checked ahead of the one being placed.
@@ -77,6 +87,13 @@ class _Item:
     own: Payload | None = None
     refs: Sequence[bytes] = ()
     future: Reply | None = None
+    #: How the event came: "own", "live" (pushed by a peer), "pull" (asked for), "local".
+    source: str = "local"
+    #: The member that delivered it, for per-peer accounting.
+    peer: str | None = None
+    #: A fork proof to record, or a roster version to adopt (control items).
+    proof: bytes | None = None
+    adopt: tuple[Network, list[RosterRow]] | None = None
 
 
 _Taken = tuple[list[_Item], list["Checked | None"]]
@@ -89,7 +106,8 @@ class _Work:
     size: int
     batch: Batch = field(default_factory=Batch)
     at: dict[Position, Event] = field(default_factory=dict)
-    appended: list[tuple[Event, float]] = field(default_factory=list)
+    appended: list[tuple[Event, float, str]] = field(default_factory=list)
+    rebuild: bool = False
     replies: list[tuple[Reply, Outcome | Event]] = field(default_factory=list)
     failures: list[tuple[Reply, BaseException]] = field(default_factory=list)
 
@@ -107,6 +125,7 @@ class Ingestor:
         clock: Clock,
         config: IngestConfig,
         on_commit: CommitHook | None = None,
+        on_fork: ForkHook | None = None,
     ) -> None:
         self.store = store
         self.network = network
@@ -115,10 +134,11 @@ class Ingestor:
         self.clock = clock
         self.config = config
         self.on_commit = on_commit
+        self.on_fork = on_fork
         self.heads: dict[ChainKey, Head] = {}
         self.frozen: dict[ChainKey, int] = {}
-        #: Why own appends are refused, if they are (the store is behind the network).
-        self.appends_blocked: str | None = None
+        #: Why own appends are refused, by cause (the store is behind, the chain forked).
+        self._blocks: dict[str, str] = {}
         self.projection = Projection(store)
         #: Where signatures are checked; closed when `run` ends.
         self.verifier = Verifier(network.net, network.roster_bytes, network.keyring)
@@ -151,24 +171,55 @@ class Ingestor:
 
     # -- entry points -----------------------------------------------------------
 
-    async def submit(self, raw: bytes) -> Reply:
+    @property
+    def appends_blocked(self) -> str | None:
+        """Why own events are refused now, or None."""
+        return next(iter(self._blocks.values()), None)
+
+    def block_own(self, cause: str, why: str) -> None:
+        """Refuse own events until `unblock_own(cause)`: signing on would fork our chain."""
+        if cause not in self._blocks:
+            logger.error("own events blocked: %s", why)
+        self._blocks[cause] = why
+
+    def unblock_own(self, cause: str) -> None:
+        """Lift one cause of refusal (the others stay)."""
+        if self._blocks.pop(cause, None) is not None:
+            logger.info("own events no longer blocked (%s)", cause)
+
+    async def submit(self, raw: bytes, *, source: str = "local", peer: str | None = None) -> Reply:
         """Queue received envelope bytes; the future resolves once handled."""
         future: Reply = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(time.perf_counter(), raw=raw, future=future))
+        item = _Item(time.perf_counter(), raw=raw, future=future, source=source, peer=peer)
+        await self._queue.put(item)
         return future
 
-    async def enqueue(self, raw: bytes) -> None:
+    async def enqueue(self, raw: bytes, *, source: str = "local", peer: str | None = None) -> None:
         """Queue received envelope bytes, waiting for room; nobody waits for the outcome."""
-        await self._queue.put(_Item(time.perf_counter(), raw=raw))
+        await self._queue.put(_Item(time.perf_counter(), raw=raw, source=source, peer=peer))
 
-    def submit_nowait(self, raw: bytes) -> bool:
+    def submit_nowait(self, raw: bytes, *, source: str = "live", peer: str | None = None) -> bool:
         """Queue envelope bytes without waiting; False (counted) if the queue is full."""
         try:
-            self._queue.put_nowait(_Item(time.perf_counter(), raw=raw))
+            self._queue.put_nowait(_Item(time.perf_counter(), raw=raw, source=source, peer=peer))
         except asyncio.QueueFull:
-            self.metrics.rejected.labels(reason=str(Reason.RATE_LIMITED)).inc()
+            self._reject(Reason.RATE_LIMITED, peer)
             return False
         return True
+
+    async def record_fork_proof(self, proof: bytes, *, peer: str | None = None) -> Outcome:
+        """Record a fork proof received from a peer (checked in the worker)."""
+        future: Reply = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(time.perf_counter(), proof=proof, future=future, peer=peer))
+        result = await future
+        assert isinstance(result, Outcome)
+        return result
+
+    async def adopt(self, network: Network, rows: list[RosterRow]) -> None:
+        """Switch to a newer roster (stored with these rows) in order with the events."""
+        future: Reply = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(time.perf_counter(), adopt=(network, rows), future=future))
+        await future
 
     async def append(self, payload: Payload, refs: Sequence[bytes] = ()) -> Event:
         """Sign `payload` as the next event of our own chain; return it once durable."""
@@ -176,7 +227,8 @@ class Ingestor:
             raise StoreError(self.appends_blocked)
         encode_payload(payload)  # refuse what receivers would refuse, before queueing
         future: Reply = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(time.perf_counter(), own=payload, refs=refs, future=future))
+        item = _Item(time.perf_counter(), own=payload, refs=refs, future=future, source="own")
+        await self._queue.put(item)
         result = await future
         assert isinstance(result, Event)
         return result
@@ -236,8 +288,7 @@ class Ingestor:
             try:
                 result = await self._one(item, verified, work)
             except ProtocolError as exc:
-                self.metrics.rejected.labels(reason=str(exc.reason)).inc()
-                logger.debug("rejected event: %s", exc.reason)
+                self._reject(exc.reason, item.peer)
                 if item.own is not None and item.future is not None:
                     work.failures.append((item.future, exc))
                     continue
@@ -247,12 +298,18 @@ class Ingestor:
         await self._project(work)
         return work
 
+    def _reject(self, reason: Reason, peer: str | None) -> None:
+        self.metrics.rejected.labels(reason=str(reason)).inc()
+        if peer is not None:
+            self.metrics.peer_rejected.labels(peer=peer, reason=str(reason)).inc()
+        logger.debug("rejected an event from %s: %s", peer or "local", reason)
+
     async def _finish(self, work: _Work) -> None:
         """Commit a prepared batch, then answer and announce it."""
         try:
             if work.batch:
                 await self.store.commit(work.batch)
-            if work.batch.forks:
+            if work.batch.forks or work.rebuild:
                 await self.rebuild_projection()
         except StoreError as exc:
             logger.error("store commit failed; stopping ingest: %s", exc)
@@ -264,21 +321,29 @@ class Ingestor:
             for _ in range(work.size):
                 self._queue.task_done()
         self._after_commit(work)
-        if self.on_commit is not None and work.appended:
-            try:
-                await self.on_commit([e for e, _ in work.appended])
-            except Exception:
-                logger.exception("post-commit hook failed")
+        try:
+            if self.on_commit is not None and work.appended:
+                await self.on_commit([(e, source) for e, _, source in work.appended])
+            if self.on_fork is not None:
+                for fork in work.batch.forks:
+                    await self.on_fork(fork[3])
+        except Exception:
+            logger.exception("post-commit hook failed")
 
     async def _one(self, item: _Item, verified: Checked | None, work: _Work) -> Outcome | Event:
         if item.own is not None:
             event = self._sign_own(item.own, item.refs)
-            self._append(event, item.received, work)
+            self._append(event, item.received, "own", work)
             return event
+        if item.proof is not None:
+            return await self._proof(item.proof, work)
+        if item.adopt is not None:
+            self._adopt(*item.adopt, work)
+            return Outcome("adopted")
         if isinstance(verified, ProtocolError):
             raise verified
         assert verified is not None
-        return await self._place(verified, item.received, work)
+        return await self._place(verified, item, work)
 
     def _sign_own(self, payload: Payload, refs: Sequence[bytes]) -> Event:
         head = self.heads.get((self.me.org, self.me.epoch))
@@ -298,9 +363,12 @@ class Ingestor:
 
     # -- chains -----------------------------------------------------------------
 
-    async def _place(self, event: Event, received: float, work: _Work) -> Outcome:
+    async def _place(self, event: Event, item: _Item, work: _Work) -> Outcome:
         h = event.header
         key = (h.origin, h.epoch)
+        cut = self.network.keyring.cutoff(h.origin, h.epoch)
+        if cut is not None and h.seq > cut:  # verified before a roster change cut it off
+            raise ProtocolError("key epoch cut off by the roster", Reason.EPOCH_CUT_OFF)
         verdict = classify(h, event.id, self.heads.get(key), frozen_after=self.frozen.get(key))
         if verdict is Verdict.LOOKUP:
             stored = await self._stored_at((h.origin, h.epoch, h.seq), work)
@@ -312,8 +380,8 @@ class Ingestor:
                 stored_id=stored.id if stored else None,
             )
         if verdict is Verdict.APPEND:
-            self._append(event, received, work)
-            self._release_held(key, received, work)
+            self._append(event, item.received, item.source, work)
+            self._release_held(key, item.received, item.source, work)
             return Outcome("appended", event.id)
         if verdict is Verdict.DUPLICATE:
             self.metrics.duplicates.inc()
@@ -332,19 +400,20 @@ class Ingestor:
             found = self._inflight.at.get(pos)
         return found or await self.store.event_at(*pos)
 
-    def _append(self, event: Event, received: float, work: _Work) -> None:
+    def _append(self, event: Event, received: float, source: str, work: _Work) -> None:
         h = event.header
         self.heads[h.origin, h.epoch] = Head(h.seq, event.id)
         work.batch.heads[h.origin, h.epoch] = Head(h.seq, event.id)
         work.at[h.origin, h.epoch, h.seq] = event
-        work.appended.append((event, received))
+        work.appended.append((event, received, source))
 
     def _hold_new(self, event: Event, work: _Work) -> Outcome:
         h = event.header
         if h.origin == self.me.org:
-            self._block_own(
+            self.block_own(
+                "behind",
                 "the network holds events of this node beyond its own store; restore the "
-                "store from a backup (or let it sync) before raising anything"
+                "store from a backup (or let it sync) before raising anything",
             )
         chain = self._held[h.origin, h.epoch]
         if any(e.id == event.id for e in chain.get(h.seq, [])):
@@ -360,7 +429,7 @@ class Ingestor:
         self._held[h.origin, h.epoch].setdefault(h.seq, []).append(event)
         self._held_count += 1
 
-    def _release_held(self, key: ChainKey, received: float, work: _Work) -> None:
+    def _release_held(self, key: ChainKey, received: float, source: str, work: _Work) -> None:
         """After an append, place held events that now follow the head."""
         chain = self._held.get(key)
         if not chain:
@@ -374,7 +443,7 @@ class Ingestor:
             nxt = next((e for e in waiting if e.header.prev == head.id), None)
             if nxt is None:
                 break  # none links to the head: a fork that sync will surface again
-            self._append(nxt, received, work)
+            self._append(nxt, received, source, work)
         for seq in [s for s in chain if s <= self.heads[key].seq]:
             self._unhold(chain.pop(seq), work)
 
@@ -406,12 +475,47 @@ class Ingestor:
             frozen_after,
         )
         if h.origin == self.me.org:
-            self._block_own("this node's own chain has forked; a new key epoch is needed")
+            self.block_own("fork", "this node's own chain has forked; a new key epoch is needed")
 
-    def _block_own(self, why: str) -> None:
-        if self.appends_blocked is None:
-            logger.error("own appends blocked: %s", why)
-        self.appends_blocked = why
+    async def _proof(self, data: bytes, work: _Work) -> Outcome:
+        """Record a fork proof a peer sent: freeze the chain it convicts."""
+        proof = decode_fork_proof(data)
+        facts = check_fork_proof(proof, net=self.network.net, resolve=self.network.keyring.resolve)
+        key = (facts.origin, facts.epoch)
+        previous = self.frozen.get(key)
+        if previous is not None and previous <= facts.frozen_after:
+            return Outcome("duplicate")
+        self.frozen[key] = facts.frozen_after
+        work.batch.forks.append(
+            (facts.origin, facts.epoch, facts.frozen_after, data, self.clock.now_ms())
+        )
+        self.metrics.forks.inc()
+        logger.warning(
+            "fork proof from %s: chain %s/%d frozen after %d",
+            "a peer",
+            facts.origin,
+            facts.epoch,
+            facts.frozen_after,
+        )
+        if facts.origin == self.me.org:
+            self.block_own("fork", "this node's own chain has forked; a new key epoch is needed")
+        return Outcome("fork")
+
+    def _adopt(self, network: Network, rows: list[RosterRow], work: _Work) -> None:
+        """Switch to a new roster; chains it cuts off stop where it says."""
+        old = self.network
+        self.network = network
+        self.verifier.update(network.net, network.roster_bytes, network.keyring)
+        work.batch.rosters.extend(rows)
+        for cut in network.roster.cutoffs:
+            if old.roster.cutoff(cut.org, cut.epoch) == cut.last_seq:
+                continue
+            key = (cut.org, cut.epoch)
+            if key not in self.frozen or self.frozen[key] > cut.last_seq:
+                self.frozen[key] = cut.last_seq
+            work.batch.cutoffs.append((cut.org, cut.epoch, cut.last_seq))
+            work.rebuild = True
+        logger.info("adopted roster version %d", network.roster_version)
 
     # -- projection -------------------------------------------------------------
 
@@ -419,7 +523,7 @@ class Ingestor:
         """Decide each appended event's status and fold alert events into state."""
         facts: list[tuple[Event, AlertPayload]] = []
         now = self.clock.now_ms()
-        for event, _ in work.appended:
+        for event, _, _ in work.appended:
             status = APPLIED
             frozen = self.frozen.get((event.header.origin, event.header.epoch))
             if frozen is not None and event.header.seq > frozen:
@@ -456,7 +560,7 @@ class Ingestor:
 
     def _after_commit(self, work: _Work) -> None:
         now = time.perf_counter()
-        for event, received in work.appended:
+        for event, received, _ in work.appended:
             self._ingested(event.header.kind).inc()
             self.metrics.latency.observe(now - received)
         self._stored += len(work.batch.events)

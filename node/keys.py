@@ -44,8 +44,20 @@ class Keys:
     link: X25519PrivateKey
     control: bytes
     nats_password: str
+    integrator_password: str
     tls_cert: Path
     tls_key: Path
+
+    def signing_keys(self) -> dict[int, Ed25519PrivateKey]:
+        """Every signing key in the keys directory, by epoch."""
+        keys_dir = self.tls_cert.parent
+        found: dict[int, Ed25519PrivateKey] = {}
+        for path in keys_dir.glob(f"{_SIGN_PREFIX}*.pem"):
+            epoch = path.stem[len(_SIGN_PREFIX) :]
+            key = _private(path) if epoch.isdigit() else None
+            if isinstance(key, Ed25519PrivateKey):
+                found[int(epoch)] = key
+        return found
 
     def sign_pub(self) -> bytes:
         """Raw public bytes of the current signing key."""
@@ -101,6 +113,7 @@ def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
     )
     write_secret(keys_dir / "control.key", secrets.token_bytes(32))
     write_secret(keys_dir / "nats.pass", secrets.token_urlsafe(24).encode())
+    write_secret(keys_dir / "integrator.pass", secrets.token_urlsafe(24).encode())
     tls_key = Ed25519PrivateKey.generate()
     write_secret(keys_dir / "tls.key", tls_key.private_bytes(_PEM, _PKCS8, none))
     (keys_dir / "tls.crt").write_bytes(self_signed(tls_key, org, hosts).public_bytes(_PEM))
@@ -164,6 +177,7 @@ def load_keys(keys_dir: Path) -> Keys:
         link=link,
         control=_secret(keys_dir / "control.key"),
         nats_password=_secret(keys_dir / "nats.pass").decode(),
+        integrator_password=_secret(keys_dir / "integrator.pass").decode(),
         tls_cert=keys_dir / "tls.crt",
         tls_key=keys_dir / "tls.key",
     )

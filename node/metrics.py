@@ -57,6 +57,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.peer_rejected = Counter(
+            "rrn_peer_rejected_total",
+            "Events or messages from one peer that were refused, by peer and reason.",
+            ["peer", "reason"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "rrn_ingest_duplicates_total", "Events received again (harmless no-ops).", registry=r
         )
@@ -89,6 +95,49 @@ class Metrics:
             "Control requests from the CLI, by operation and outcome.",
             ["op", "outcome"],
             registry=r,
+        )
+        self.peers_connected = Gauge(
+            "rrn_peers_connected",
+            "Members whose heartbeats arrive directly (a live link).",
+            registry=r,
+        )
+        self.heartbeat_age = Gauge(
+            "rrn_peer_heartbeat_age_seconds",
+            "Seconds since the last heartbeat of each directly linked member.",
+            ["peer"],
+            registry=r,
+        )
+        self.clock_skew = Gauge(
+            "rrn_peer_clock_skew_seconds",
+            "A member's clock minus ours, from its last heartbeat (positive: ahead).",
+            ["peer"],
+            registry=r,
+        )
+        self.behind = Gauge(
+            "rrn_sync_behind_events",
+            "Events of each origin that some peer holds and this node does not yet.",
+            ["origin"],
+            registry=r,
+        )
+        self.sync_requests = Counter(
+            "rrn_sync_requests_total",
+            "Range requests this node sent, by peer and outcome (ok, timeout, empty).",
+            ["peer", "outcome"],
+            registry=r,
+        )
+        self.sync_pulled = Counter(
+            "rrn_sync_pulled_events_total",
+            "Events received in answer to range requests.",
+            registry=r,
+        )
+        self.sync_served = Counter(
+            "rrn_sync_served_events_total",
+            "Events sent to peers in answer to their range requests.",
+            ["peer"],
+            registry=r,
+        )
+        self.roster_version = Gauge(
+            "rrn_roster_version", "Version of the roster this node works under.", registry=r
         )
         for reason in Reason:
             self.rejected.labels(reason=str(reason))

@@ -63,6 +63,13 @@ class NatsServer:
     client_url: str
     monitor_url: str
     log_path: Path
+    conf_path: Path
+
+    def reload(self, conf_text: str) -> None:
+        """Rewrite the config and have the server reload it (SIGHUP): links not
+        affected by the change stay up."""
+        _write_conf(self.conf_path, conf_text)
+        os.kill(self.pid, signal.SIGHUP)
 
 
 def find_binary() -> Path:
@@ -108,9 +115,7 @@ async def open_nats_server(spec: ServerSpec) -> AsyncIterator[NatsServer]:
     _kill_stale(spec.run_dir / "nats-server.pid", conf)
     for old in spec.run_dir.glob("nats-server_*.ports"):
         old.unlink()
-    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(spec.conf_text)
+    _write_conf(conf, spec.conf_text)
     log_path = spec.nats_dir / "nats-server.log"
     stderr_path = spec.nats_dir / "nats-server.stderr"
     with stderr_path.open("wb") as err:
@@ -130,6 +135,14 @@ async def open_nats_server(spec: ServerSpec) -> AsyncIterator[NatsServer]:
         yield server
     finally:
         await _stop(proc)
+
+
+def _write_conf(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _die_with_parent() -> None:
@@ -174,7 +187,8 @@ async def _wait_ready(
                 await asyncio.sleep(0.02)
                 continue
             if await _healthy(monitor):
-                return NatsServer(proc.pid, client, monitor, log_path)
+                conf = spec.nats_dir / "nats-server.conf"
+                return NatsServer(proc.pid, client, monitor, log_path, conf)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 0.05)
     await _stop(proc)

@@ -71,6 +71,10 @@ class Batch:
     pending_add: list[tuple[Event, int]] = field(default_factory=list)
     pending_del: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     forks: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)
+    #: Roster versions adopted in this batch.
+    rosters: list[RosterRow] = field(default_factory=list)
+    #: (org, epoch, last_seq): events of a cut-off key epoch past last_seq stop counting.
+    cutoffs: list[tuple[str, int, int]] = field(default_factory=list)
     alerts: dict[bytes, AlertState] = field(default_factory=dict)
     #: Views of `alerts` already computed by the caller (computed here if absent).
     views: dict[bytes, AlertView | None] = field(default_factory=dict)
@@ -83,6 +87,8 @@ class Batch:
             or self.pending_add
             or self.pending_del
             or self.forks
+            or self.rosters
+            or self.cutoffs
             or self.alerts
             or self.replace_alerts
         )
@@ -204,6 +210,37 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         return _event(row[0], row[1], row[2]) if row else None
+
+    async def envelopes(
+        self, origin: str, epoch: int, from_seq: int, *, limit: int, max_bytes: int
+    ) -> tuple[list[bytes], bool]:
+        """Envelopes of one chain from `from_seq` on, and whether more were left out."""
+        async with self._db.execute(
+            "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? AND seq >= ? "
+            "ORDER BY seq LIMIT ?",
+            (origin, epoch, from_seq, limit + 1),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        found: list[bytes] = []
+        size = 0
+        for r in rows[:limit]:
+            envelope = _event(r[0], r[1], r[2]).envelope()
+            if found and size + len(envelope) > max_bytes:
+                return found, True
+            found.append(envelope)
+            size += len(envelope)
+        return found, len(rows) > limit
+
+    async def events_of_kinds(self, kinds: Iterable[str]) -> list[Event]:
+        """Applied events of the given kinds, in chain order (for small kinds only)."""
+        wanted = list(kinds)
+        async with self._db.execute(
+            f"SELECT header, sig, payload FROM events WHERE status = 0 AND kind IN "
+            f"({','.join('?' * len(wanted))}) ORDER BY origin, epoch, seq",
+            wanted,
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_event(r[0], r[1], r[2]) for r in rows]
 
     async def pending(self) -> list[tuple[bytes, int]]:
         """Envelopes held behind gaps, with their receive times."""
@@ -392,6 +429,17 @@ class Store:
             await db.execute(
                 "UPDATE events SET status = 2 WHERE origin = ? AND epoch = ? AND seq > ?",
                 (origin, epoch, frozen_after),
+            )
+        for origin, epoch, last_seq in batch.cutoffs:
+            await db.execute(
+                "UPDATE events SET status = 2 WHERE origin = ? AND epoch = ? AND seq > ?",
+                (origin, epoch, last_seq),
+            )
+        for row in batch.rosters:
+            await db.execute(
+                "INSERT OR IGNORE INTO rosters (version, id, roster, cert, received_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (row.version, row.id, row.roster, row.cert, 0),
             )
         if batch.replace_alerts:
             await db.execute("DELETE FROM alerts")

@@ -84,6 +84,13 @@ class Verifier:
             for raw, reason in zip(raws, reasons, strict=True)
         ]
 
+    def update(self, net: bytes, roster_bytes: bytes, keyring: Keyring) -> None:
+        """Verify against a new roster from now on (workers restart with it)."""
+        self._net, self._roster_bytes, self._keyring = net, roster_bytes, keyring
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
     async def warm_up(self) -> None:
         """Start the worker processes now rather than on the first large batch."""
         if WORKERS == 1:

@@ -1,0 +1,84 @@
+"""The daemon's side of the local control channel.
+
+Owns receiving control requests on the node's own NATS, checking them
+(node/control.py) and dispatching them to the API's handlers. Unauthenticated
+requests get no answer at all; failed operations answer with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+
+from node.clock import Clock
+from node.control import ControlReply, Verifier, encode_reply
+from node.metrics import Metrics
+from protocol import subjects
+from protocol.errors import ProtocolError, RrnError
+
+__all__ = ["ControlServer"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[bytes], Awaitable[object]]
+
+
+class ControlServer:
+    """Answers the CLI's requests for one node."""
+
+    def __init__(
+        self,
+        *,
+        key: bytes,
+        handlers: dict[str, Handler],
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self._verifier = Verifier(key)
+        self._handlers = handlers
+        self._metrics = metrics
+        self._clock = clock
+        self._sub: Subscription | None = None
+        self.stopping = False
+
+    async def start(self, nc: NatsClient, org: str) -> None:
+        """Listen on the node's control subject."""
+        self._sub = await nc.subscribe(subjects.control(org, "request"), cb=self._on_request)
+        await nc.flush()
+
+    async def drain(self) -> None:
+        """Stop taking requests; let the ones in progress finish."""
+        self.stopping = True
+        if self._sub is not None:
+            with contextlib.suppress(NatsError):
+                await self._sub.drain()  # type: ignore[no-untyped-call]
+
+    async def _on_request(self, msg: Msg) -> None:
+        try:
+            request = self._verifier.check(msg.data, self._clock.now_ms())
+        except ProtocolError as exc:
+            self._metrics.control.labels(op="unknown", outcome="refused").inc()
+            self._metrics.rejected.labels(reason=str(exc.reason)).inc()
+            logger.warning("refused a control request: %s", exc.reason)
+            return
+        handler = self._handlers.get(request.op)
+        if handler is None:
+            reply = encode_reply(ControlReply(ok=False, error=f"unknown operation {request.op!r}"))
+        elif self.stopping:
+            reply = encode_reply(ControlReply(ok=False, error="the daemon is stopping"))
+        else:
+            try:
+                result = await handler(request.args)
+                reply = encode_reply(ControlReply(ok=True), result)
+                self._metrics.control.labels(op=request.op, outcome="ok").inc()
+            except RrnError as exc:
+                reply = encode_reply(ControlReply(ok=False, error=str(exc)))
+                self._metrics.control.labels(op=request.op, outcome="error").inc()
+        with contextlib.suppress(NatsError):
+            await msg.respond(reply)

@@ -1,0 +1,90 @@
+"""Roster changes on a running node: from chain events to an adopted version.
+
+Owns the node side of membership. It reads `roster.proposed` and
+`roster.approved` events as they are committed (and, at start, from the store),
+hands them to federation/membership.py, and when a proposal becomes valid asks
+the ingest pipeline to adopt it, in order with the events, then tells the daemon
+so it can regenerate and reload the nats-server configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from federation.membership import Pending, Proposals
+from node.ingest import Ingestor
+from node.network import Network, verify_chain
+from node.store import RosterRow, Store
+from protocol.envelope import Event
+from protocol.errors import PayloadError, ProtocolError
+from protocol.kinds import Kind, decode_payload
+from protocol.membership import RosterApproved, RosterProposed
+from protocol.roster import RosterCert, encode_cert, roster_id
+
+__all__ = ["RosterKeeper"]
+
+logger = logging.getLogger(__name__)
+
+Adopted = Callable[[Network], Awaitable[None]]
+_KINDS = (str(Kind.ROSTER_PROPOSED), str(Kind.ROSTER_APPROVED))
+
+
+class RosterKeeper:
+    """Pending roster changes of one node, and their adoption."""
+
+    def __init__(self, *, ingestor: Ingestor, store: Store, on_adopted: Adopted) -> None:
+        self._ingestor = ingestor
+        self._store = store
+        self._on_adopted = on_adopted
+        network = ingestor.network
+        self.proposals = Proposals(network.roster, network.roster_bytes)
+
+    async def load(self) -> None:
+        """Pick up proposals and approvals already in the store."""
+        for event in await self._store.events_of_kinds(_KINDS):
+            self._note(event)
+        await self._maybe_adopt()
+
+    async def committed(self, events: list[tuple[Event, str]]) -> None:
+        """Look at newly committed events for roster changes."""
+        if any(e.header.kind in _KINDS and self._note(e) for e, _ in events):
+            await self._maybe_adopt()
+
+    def pending(self) -> list[Pending]:
+        """Proposals for the next version."""
+        return self.proposals.pending()
+
+    def _note(self, event: Event) -> bool:
+        if event.payload is None:
+            return False
+        try:
+            payload = decode_payload(event.header.kind, event.payload)
+        except (PayloadError, ProtocolError):
+            return False
+        if isinstance(payload, RosterProposed):
+            self.proposals.propose(payload.roster, list(payload.approvals), by=event.header.origin)
+            return True
+        if isinstance(payload, RosterApproved):
+            self.proposals.approve(payload.roster, list(payload.approvals))
+            return True
+        return False
+
+    async def _maybe_adopt(self) -> None:
+        while (cert := self.proposals.ready()) is not None:
+            await self._adopt(cert)
+
+    async def _adopt(self, cert: RosterCert) -> None:
+        rows = await self._store.rosters()
+        version = rows[-1].version + 1
+        row = RosterRow(version, roster_id(cert.roster), cert.roster, encode_cert(cert))
+        network = verify_chain([*rows, row])
+        await self._ingestor.adopt(network, [row])
+        self.proposals.advance(network.roster, network.roster_bytes)
+        logger.info(
+            "roster version %d adopted: %d member(s), threshold %d",
+            version,
+            len(network.roster.members),
+            network.roster.threshold,
+        )
+        await self._on_adopted(network)
