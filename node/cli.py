@@ -16,9 +16,9 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from node import output
 from node.api import (
@@ -33,10 +33,12 @@ from node.api import (
     StatusInfo,
     UpdateArgs,
 )
+from node.cli_common import Parser, get_home, home_arg, json_arg, run, show, values
+from node.cli_network import add_network_parsers
 from node.client import call
 from node.clock import SystemClock
 from node.control import AlertInfo, now_ms, to_json
-from node.home import Home, init_home, open_home
+from node.home import init_home
 from node.logs import setup_logging
 from protocol.alerts import (
     PSEUDONYM_PATTERN,
@@ -60,72 +62,49 @@ T = TypeVar("T")
 logger = logging.getLogger("node.cli")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"rrn: error: {message} (see '{self.prog} --help')\n")
-
-
-def _values(enum_type: type[Any]) -> list[str]:
-    return [str(v) for v in enum_type]
-
-
-def _home_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--home",
-        type=Path,
-        default=os.environ.get("RRN_HOME"),
-        help="node home directory (default: $RRN_HOME)",
-    )
-
-
-def _json_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full `rrn` argument parser."""
-    parser = _Parser(prog="rrn", description="rapid response network node")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="rrn", description="rapid response network node")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("init", help="create a node home (config, keys, store)")
-    _home_arg(p)
+    home_arg(p)
     p.add_argument("--org", required=True, help="organisation id, e.g. lima-hr")
     p.add_argument("--tz", required=True, help="IANA time zone, e.g. America/Lima")
     p.add_argument("--name", help="display name of the organisation")
-    p.add_argument("--role", action="append", choices=_values(Role), help="member role(s)")
+    p.add_argument("--role", action="append", choices=values(Role), help="member role(s)")
     p.add_argument("--nats-port", type=int, default=4222, help="client port (0: any free)")
     p.add_argument("--metrics-port", type=int, default=9464, help="/metrics port (0: any free)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="run the node daemon until SIGTERM/SIGINT")
-    _home_arg(p)
+    home_arg(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="show the running node's state")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.set_defaults(func=cmd_status)
 
     _alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
     _log_parsers(sub.add_parser("log", help="audit the signed history"))
+    add_network_parsers(sub)
     return parser
 
 
 def _alert_parsers(alert: argparse.ArgumentParser) -> None:
-    sub = alert.add_subparsers(dest="alert_command", required=True, parser_class=_Parser)
+    sub = alert.add_subparsers(dest="alert_command", required=True, parser_class=Parser)
     p = sub.add_parser("raise", help="raise a new alert")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. PE")
     p.add_argument("--subdivision", help="ISO 3166-2 code, e.g. PE-LOR")
     p.add_argument(
-        "--type", dest="types", action="append", required=True, choices=_values(IncidentType)
+        "--type", dest="types", action="append", required=True, choices=values(IncidentType)
     )
-    p.add_argument("--severity", required=True, choices=_values(Severity))
-    p.add_argument("--urgency", required=True, choices=_values(Urgency))
+    p.add_argument("--severity", required=True, choices=values(Severity))
+    p.add_argument("--urgency", required=True, choices=values(Urgency))
     p.add_argument("--ask", dest="asks", action="append", default=[], metavar="ACTION:TO[:CHANNEL]")
     p.add_argument("--lang", dest="languages", action="append", default=[], metavar="CODE")
     p.add_argument("--pseudonym", help="existing defender pseudonym (hrd-xxxxxxxx)")
@@ -133,13 +112,13 @@ def _alert_parsers(alert: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_alert_raise)
 
     p = sub.add_parser("update", help="change an alert's routable fields")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("alert", help="alert id (or its first 6+ hex digits)")
     p.add_argument("--subdivision")
-    p.add_argument("--type", dest="types", action="append", choices=_values(IncidentType))
-    p.add_argument("--severity", choices=_values(Severity))
-    p.add_argument("--urgency", choices=_values(Urgency))
+    p.add_argument("--type", dest="types", action="append", choices=values(IncidentType))
+    p.add_argument("--severity", choices=values(Severity))
+    p.add_argument("--urgency", choices=values(Urgency))
     p.add_argument("--ask", dest="asks", action="append", metavar="ACTION:TO[:CHANNEL]")
     p.add_argument("--lang", dest="languages", action="append", metavar="CODE")
     p.set_defaults(func=cmd_alert_update)
@@ -148,62 +127,52 @@ def _alert_parsers(alert: argparse.ArgumentParser) -> None:
 
 def _alert_handling_parsers(sub: Any) -> None:
     p = sub.add_parser("claim", help="take responsibility for responding")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("alert")
     p.add_argument("--for", dest="minutes", type=int, help="claim for this many minutes")
     p.set_defaults(func=cmd_alert_claim)
 
     p = sub.add_parser("resolve", help="close an alert with an outcome")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("alert")
-    p.add_argument("--outcome", required=True, choices=_values(Outcome))
+    p.add_argument("--outcome", required=True, choices=values(Outcome))
     p.set_defaults(func=cmd_alert_resolve)
 
     p = sub.add_parser("cancel", help="withdraw an alert")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("alert")
-    p.add_argument("--reason", required=True, choices=_values(CancelReason))
+    p.add_argument("--reason", required=True, choices=values(CancelReason))
     p.set_defaults(func=cmd_alert_cancel)
 
     p = sub.add_parser("list", help="list open alerts (--all: every alert)")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("--all", action="store_true")
     p.set_defaults(func=cmd_alert_list)
 
     p = sub.add_parser("show", help="one alert and its history")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.add_argument("alert")
     p.set_defaults(func=cmd_alert_show)
 
 
 def _log_parsers(log: argparse.ArgumentParser) -> None:
-    sub = log.add_subparsers(dest="log_command", required=True, parser_class=_Parser)
+    sub = log.add_subparsers(dest="log_command", required=True, parser_class=Parser)
     p = sub.add_parser("verify", help="re-verify every stored event and chain link")
-    _home_arg(p)
-    _json_arg(p)
+    home_arg(p)
+    json_arg(p)
     p.set_defaults(func=cmd_log_verify)
     p = sub.add_parser("export", help="signed events as JSON lines")
-    _home_arg(p)
+    home_arg(p)
     p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     p.set_defaults(func=cmd_log_export)
 
 
 # -- helpers ---------------------------------------------------------------------
-
-
-def _home(args: argparse.Namespace) -> Home:
-    if args.home is None:
-        raise ConfigError("--home is required (or set RRN_HOME)")
-    return open_home(Path(args.home))
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def _ask(spec: str) -> Ask:
@@ -219,8 +188,8 @@ def _ask(spec: str) -> Ask:
         (to, SupporterRole, "addressee"),
         (channel, Channel, "channel"),
     ):
-        if value not in _values(kind):
-            raise ConfigError(f"--ask {spec!r}: {name} must be one of {', '.join(_values(kind))}")
+        if value not in values(kind):
+            raise ConfigError(f"--ask {spec!r}: {name} must be one of {', '.join(values(kind))}")
     return Ask(action=ActionType(action), to=SupporterRole(to), channel=Channel(channel))
 
 
@@ -254,18 +223,13 @@ def _check_languages(codes: Sequence[str] | None) -> list[str] | None:
     return list(codes)
 
 
-def _show(args: argparse.Namespace, value: object, text: Callable[[], str]) -> int:
-    print(to_json(value) if getattr(args, "json", False) else text())
-    return 0
-
-
 # -- commands --------------------------------------------------------------------
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     if args.home is None:
         raise ConfigError("--home is required (or set RRN_HOME)")
-    home = _run(
+    home = run(
         init_home(
             Path(args.home),
             org=args.org,
@@ -285,7 +249,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from node.daemon import Node  # the daemon's imports are only needed here
 
-    home = _home(args)
+    home = get_home(args)
     setup_logging(home.log_dir, verbose=args.verbose, console=True)
 
     async def serve() -> None:
@@ -303,20 +267,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             await node.run(stop)
         logger.info("node %s stopped cleanly", home.config.node.org)
 
-    _run(serve())
+    run(serve())
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    home = _home(args)
-    info = _run(call(home, "status", NoArgs(), StatusInfo))
-    return _show(args, info, lambda: output.status_text(info, home.config.node.tz))
+    home = get_home(args)
+    info = run(call(home, "status", NoArgs(), StatusInfo))
+    return show(args, info, lambda: output.status_text(info, home.config.node.tz))
 
 
 def _alert_result(args: argparse.Namespace, op: str, payload: object) -> int:
-    home = _home(args)
-    info = _run(call(home, op, payload, AlertInfo))
-    return _show(args, info, lambda: output.alert_line(info))
+    home = get_home(args)
+    info = run(call(home, op, payload, AlertInfo))
+    return show(args, info, lambda: output.alert_line(info))
 
 
 def cmd_alert_raise(args: argparse.Namespace) -> int:
@@ -369,22 +333,22 @@ def cmd_alert_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_alert_list(args: argparse.Namespace) -> int:
-    home = _home(args)
-    alerts = _run(call(home, "alert.list", ListArgs(all=args.all), list[AlertInfo]))
-    return _show(args, alerts, lambda: output.alert_table(alerts, home.config.node.tz))
+    home = get_home(args)
+    alerts = run(call(home, "alert.list", ListArgs(all=args.all), list[AlertInfo]))
+    return show(args, alerts, lambda: output.alert_table(alerts, home.config.node.tz))
 
 
 def cmd_alert_show(args: argparse.Namespace) -> int:
-    home = _home(args)
-    detail = _run(call(home, "alert.show", AlertArgs(alert=_alert_ref(args.alert)), AlertDetail))
-    return _show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))
+    home = get_home(args)
+    detail = run(call(home, "alert.show", AlertArgs(alert=_alert_ref(args.alert)), AlertDetail))
+    return show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))
 
 
 def cmd_log_verify(args: argparse.Namespace) -> int:
     from node.logtools import verify_store
 
-    home = _home(args)
-    report = _run(verify_store(home.store_path))
+    home = get_home(args)
+    report = run(verify_store(home.store_path))
     if args.json:
         print(to_json(report.__dict__ | {"ok": report.ok}))
     elif report.ok:
@@ -400,7 +364,7 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
 def cmd_log_export(args: argparse.Namespace) -> int:
     from node.logtools import export_lines
 
-    home = _home(args)
+    home = get_home(args)
 
     async def export() -> int:
         n = 0
@@ -414,7 +378,7 @@ def cmd_log_export(args: argparse.Namespace) -> int:
                 n += 1
         return n
 
-    n = _run(export())
+    n = run(export())
     if args.out is not None:
         print(f"exported {n} line(s) to {args.out}")
     return 0

@@ -50,6 +50,8 @@ __all__ = [
     "card_document",
     "export_network",
     "genesis_document",
+    "proposal_document",
+    "proposal_of",
     "read_card",
     "read_document",
     "sign_document",
@@ -129,7 +131,7 @@ def read_card(path: Path) -> Card:
 # -- roster documents --------------------------------------------------------------
 
 
-def _proposal_doc(
+def proposal_document(
     roster_bytes: bytes, approvals: list[Approval], net: bytes | None
 ) -> dict[str, Any]:
     roster = decode_roster(roster_bytes)
@@ -189,7 +191,7 @@ def genesis_document(
     except FederationError as exc:
         raise ConfigError(str(exc)) from exc
     approval = sign_roster(keys.sign, me.org, keys.epoch, roster_bytes)
-    return _proposal_doc(roster_bytes, [approval], None)
+    return proposal_document(roster_bytes, [approval], None)
 
 
 def _own_roles(home: Home) -> list[Role]:
@@ -209,7 +211,7 @@ def sign_document(doc: dict[str, Any], path: Path, home: Home, keys: Keys) -> di
     mine = sign_roster(keys.sign, org, keys.epoch, roster_bytes)
     kept = [a for a in approvals if (a.org, a.epoch) != (org, keys.epoch)]
     net = bytes.fromhex(doc["network"]) if doc.get("network") else None
-    return _proposal_doc(roster_bytes, [*kept, mine], net)
+    return proposal_document(roster_bytes, [*kept, mine], net)
 
 
 # -- adoption ---------------------------------------------------------------------

@@ -192,13 +192,15 @@ def _leafnodes(
     fed = config.federation
     me = config.node.org
     parts = ['  reconnect: "1s"']
-    diallers = [link for link in plan if not link.dial]
     if fed.advertise:
-        bundle = layout.peers_dir / "diallers.pem"
+        # nats-server checks this pin set on every leafnode TLS handshake, the links
+        # it dials included, so it names every linked peer; who may use which link
+        # is then decided by the per-link nkeys.
+        bundle = layout.peers_dir / "linked.pem"
         bundle.write_bytes(
-            b"".join(_pem(link.peer.tls_cert) for link in diallers) or keys.tls_cert.read_bytes()
+            b"".join(_pem(link.peer.tls_cert) for link in plan) or keys.tls_cert.read_bytes()
         )
-        pins = [link.peer.tls_spki.hex() for link in diallers] or [_NOBODY]
+        pins = [link.peer.tls_spki.hex() for link in plan] or [_NOBODY]
         parts.append(f"""\
   listen: {_s(fed.listen)}
   tls {{

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Sequence
 
 from node.api import AlertDetail, StatusInfo
 from node.control import AlertInfo
 
-__all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text"]
+__all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text", "table"]
 
 
 def fmt_time(ms: int, tz: str) -> str:
@@ -46,6 +47,11 @@ def alert_table(alerts: list[AlertInfo], tz: str) -> str:
                 fmt_time(a.raised_ms, tz),
             )
         )
+    return table(rows)
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows of text as left-aligned columns; the first row is the heading."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
