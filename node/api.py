@@ -118,6 +118,7 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     events: int
     open_alerts: int
     appends_blocked: str | None
+    frozen: list[str]
     nats_url: str
     metrics_url: str | None
     started_ms: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import re
@@ -257,7 +258,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         async with Node(home) as node:
+            loop.add_signal_handler(signal.SIGHUP, node.request_reload)
             logger.info(
                 "node %s ready: nats %s, metrics %s",
                 home.config.node.org,
@@ -269,6 +272,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     run(serve())
     return 0
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: write every asyncio task's stack to the log (for a node that seems stuck)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"--- task {task.get_name()}\n")
+        task.print_stack(file=out)
+    logger.warning("asyncio tasks on SIGUSR1:\n%s", out.getvalue())
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Final, TypeVar
 
 import nats
@@ -22,7 +23,7 @@ from node.natsconf import DAEMON_USER
 from protocol import subjects
 from protocol.errors import ControlError
 
-__all__ = ["call", "daemon_info"]
+__all__ = ["call", "daemon_info", "pid_alive"]
 
 T = TypeVar("T")
 _TIMEOUT_S: Final = 15.0
@@ -38,15 +39,28 @@ def daemon_info(home: Home) -> dict[str, object]:
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ControlError(not_running) from exc
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError as exc:
-        raise ControlError(not_running) from exc
-    except PermissionError:
-        pass  # alive, owned by someone else; the credentials will decide
-    if not isinstance(info, dict):
+    if not isinstance(info, dict) or not pid_alive(pid):
         raise ControlError(not_running)
     return info
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie left by a crash does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py prints connection errors with tracebacks by default; we report once."""
 
 
 async def call(home: Home, op: str, args: object, result: type[T]) -> T:

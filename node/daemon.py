@@ -126,9 +126,9 @@ class Node:
         self.rosters = RosterKeeper(
             ingestor=self.ingestor, store=self.store, on_adopted=self._adopted
         )
+        self.peering.on_roster = self.rosters.offered
         await self.peering.start()
         self._stack.push_async_callback(self.peering.stop)
-        await self.rosters.load()
         await self._open_control()
         if self.config.metrics.enabled:
             server = MetricsServer(self.metrics, self.config.metrics.host, self.config.metrics.port)
@@ -237,6 +237,7 @@ class Node:
                 tg.create_task(self.ingestor.run(), name="ingest"),
                 tg.create_task(self.peering.run(), name="peering"),
                 tg.create_task(self._reloads(), name="reload"),
+                tg.create_task(self.rosters.load(), name="rosters"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -275,10 +276,11 @@ class Node:
         await self.peering.committed(events)
         await self.rosters.committed(events)
 
-    async def _adopted(self, network: Network) -> None:
+    async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""
         self.metrics.roster_version.set(network.roster_version)
         self._reload_server(network)
+        await self.peering.broadcast_roster(cert)
         self.keys = self.home.keys()
         me = self._identity(network)
         if me.epoch != self.ingestor.me.epoch:
@@ -302,6 +304,7 @@ class Node:
             events=self.ingestor.stored,
             open_alerts=self.ingestor.open_alerts,
             appends_blocked=self.ingestor.appends_blocked,
+            frozen=[f"{o}/{e} after seq {s}" for (o, e), s in sorted(self.ingestor.frozen.items())],
             nats_url=self.nats_url,
             metrics_url=self.metrics_url,
             started_ms=self.started_ms,
@@ -310,6 +313,17 @@ class Node:
 
 async def _connect(
     url: str, user: str | None, password: str | None, *, name: str, metrics: Metrics
+) -> NatsClient:
+    try:
+        nc = await asyncio.wait_for(_open_connection(url, user, password, name, metrics), 30)
+    except (TimeoutError, NatsError, OSError) as exc:
+        raise ConfigError(f"cannot connect to NATS at {url}: {type(exc).__name__}") from exc
+    metrics.nats_connected.set(1)
+    return nc
+
+
+async def _open_connection(
+    url: str, user: str | None, password: str | None, name: str, metrics: Metrics
 ) -> NatsClient:
     async def disconnected() -> None:
         metrics.nats_connected.set(0)
@@ -322,22 +336,17 @@ async def _connect(
     async def error(exc: Exception) -> None:
         logger.warning("NATS error: %s", type(exc).__name__)
 
-    try:
-        nc = await nats.connect(
-            url,
-            user=user,
-            password=password,
-            name=name,
-            no_echo=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
-            connect_timeout=5,
-            allow_reconnect=True,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
-        )
-    except (TimeoutError, NatsError, OSError) as exc:
-        raise ConfigError(f"cannot connect to NATS at {url}: {type(exc).__name__}") from exc
-    metrics.nats_connected.set(1)
-    return nc
+    return await nats.connect(
+        url,
+        user=user,
+        password=password,
+        name=name,
+        no_echo=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        allow_reconnect=True,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from node.client import pid_alive
 from node.clock import Clock
 from node.founding import (
     adopt_network,
@@ -88,14 +89,15 @@ class Devnet:
         pid = running_pid(node.home)
         if pid is not None:
             return pid
-        log = (self.dir / f"{node.org}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "run", "--home", str(node.home)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        with (self.dir / f"{node.org}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "run", "--home", str(node.home)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        _children[proc.pid] = proc
         deadline = time.monotonic() + _READY_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -120,13 +122,27 @@ class Devnet:
             _wait_gone(pid)
             if server is not None:
                 _wait_gone(server)
+            _reap(pid)
             return True
         os.kill(pid, signal.SIGTERM)
         _wait_gone(pid, 45)
+        _reap(pid)
         return True
 
     def running(self) -> dict[int, int | None]:
         return {n.index: running_pid(n.home) for n in self.nodes}
+
+
+#: Daemons this process started, kept so they can be reaped when stopped (the CLI
+#: itself exits and leaves them running in their own sessions).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap(pid: int) -> None:
+    proc = _children.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
 
 
 def running_pid(home: Path) -> int | None:
@@ -135,7 +151,7 @@ def running_pid(home: Path) -> int | None:
         pid = int(json.loads((home / "run" / "daemon.json").read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if _alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _server_pid(home: Path) -> int | None:
@@ -145,21 +161,9 @@ def _server_pid(home: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    return True
-
-
 def _wait_gone(pid: int, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
 
 

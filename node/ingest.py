@@ -96,7 +96,8 @@ class _Item:
     adopt: tuple[Network, list[RosterRow]] | None = None
 
 
-_Taken = tuple[list[_Item], list["Checked | None"]]
+#: A batch taken from the queue and the task checking its signatures.
+_Verifying = tuple[list[_Item], "asyncio.Future[list[Checked | None]]"]
 
 
 @dataclass
@@ -240,26 +241,30 @@ class Ingestor:
     # -- the worker -------------------------------------------------------------
 
     async def run(self) -> None:
-        """Handle queued items in overlapping batches until cancelled."""
-        verifier = self.verifier
-        upcoming: collections.deque[asyncio.Future[_Taken]] = collections.deque()
+        """Handle queued items in overlapping batches until cancelled.
+
+        This task is the queue's only consumer: it takes batches in order and
+        starts their signature checks ahead, so checks of the next batches run
+        while this one is placed and committed.
+        """
+        ahead: collections.deque[_Verifying] = collections.deque()
         committing: asyncio.Future[None] | None = None
         try:
             while True:
-                # Keep the next batches' signature checks running while this one is
-                # placed and committed; sleep(0) lets the new task dispatch its work.
-                while len(upcoming) < _VERIFY_AHEAD:
-                    upcoming.append(asyncio.ensure_future(self._take(verifier)))
-                await asyncio.sleep(0)
+                if not ahead:
+                    ahead.append(self._verify(await self._take_waiting()))
+                self._top_up(ahead)
+                items, verifying = ahead[0]
                 if committing is not None:
                     # Notice a failed commit at once, not when the next batch comes.
-                    waiting: set[asyncio.Future[Any]] = {upcoming[0], committing}
+                    waiting: set[asyncio.Future[Any]] = {verifying, committing}
                     await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                     if committing.done():
                         committing.result()
-                items, checked = await upcoming.popleft()
-                upcoming.append(asyncio.ensure_future(self._take(verifier)))
-                await asyncio.sleep(0)
+                checked = await verifying
+                ahead.popleft()
+                self._top_up(ahead)
+                await asyncio.sleep(0)  # let the checks just started reach their workers
                 work = await self._prepare(items, checked)
                 if committing is not None:
                     await committing
@@ -268,19 +273,33 @@ class Ingestor:
                 if work.batch.forks:
                     await committing  # the rebuild must finish before the next batch
         finally:
-            for task in upcoming:
+            for _, task in ahead:
                 task.cancel()
             if committing is not None:
                 committing.cancel()
-            verifier.close()
+            self.verifier.close()
 
-    async def _take(self, verifier: Verifier) -> _Taken:
-        items = [await self._queue.get()]
-        while len(items) < self.config.batch_max and not self._queue.empty():
+    async def _take_waiting(self) -> list[_Item]:
+        first = await self._queue.get()
+        return [first, *self._take_now(self.config.batch_max - 1)]
+
+    def _take_now(self, most: int) -> list[_Item]:
+        items: list[_Item] = []
+        while len(items) < most and not self._queue.empty():
             items.append(self._queue.get_nowait())
-        received = [item.raw for item in items if item.raw is not None]
-        results = iter(await verifier.verify(received))
-        return items, [next(results) if item.raw is not None else None for item in items]
+        return items
+
+    def _top_up(self, ahead: collections.deque[_Verifying]) -> None:
+        while len(ahead) < _VERIFY_AHEAD and not self._queue.empty():
+            ahead.append(self._verify(self._take_now(self.config.batch_max)))
+
+    def _verify(self, items: list[_Item]) -> _Verifying:
+        async def check() -> list[Checked | None]:
+            received = [item.raw for item in items if item.raw is not None]
+            results = iter(await self.verifier.verify(received))
+            return [next(results) if item.raw is not None else None for item in items]
+
+        return items, asyncio.ensure_future(check())
 
     async def _prepare(self, items: list[_Item], checked: list[Checked | None]) -> _Work:
         work = _Work(len(items))

@@ -201,8 +201,11 @@ def _leafnodes(
             b"".join(_pem(link.peer.tls_cert) for link in plan) or keys.tls_cert.read_bytes()
         )
         pins = [link.peer.tls_spki.hex() for link in plan] or [_NOBODY]
+        # no_advertise: diallers use only the roster's endpoint (or the operator's
+        # override), never an address the server gossips about itself.
         parts.append(f"""\
   listen: {_s(fed.listen)}
+  no_advertise: true
   tls {{
     cert_file: {_s(str(keys.tls_cert))}
     key_file: {_s(str(keys.tls_key))}

@@ -99,6 +99,8 @@ def status_text(s: StatusInfo, tz: str) -> str:
         f"metrics     {s.metrics_url or 'disabled'}",
         f"running     since {fmt_time(s.started_ms, tz)}",
     ]
+    for chain in s.frozen:
+        lines.append(f"FROZEN      {chain} (a fork proof or a key cutoff)")
     if s.appends_blocked:
         lines.append(f"WARNING     own events blocked: {s.appends_blocked}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,7 +39,7 @@ from node.metrics import Metrics
 from node.store import Store
 from protocol import subjects
 from protocol.envelope import MAX_ENVELOPE_BYTES, Event
-from protocol.errors import ProtocolError, Reason
+from protocol.errors import FederationError, ProtocolError, Reason
 from protocol.messages import (
     MAX_RANGE_EVENTS,
     MAX_RESPONSE_BYTES,
@@ -126,6 +126,8 @@ class Peering:
         self._pulled: dict[tuple[str, int], tuple[int, float]] = {}
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
+        #: Called with roster certificates peers announce (set by the daemon).
+        self.on_roster: Callable[[bytes], Awaitable[None]] | None = None
 
     @property
     def me(self) -> str:
@@ -156,6 +158,7 @@ class Peering:
             ("ev", self._on_event),
             ("hb", self._on_heartbeat),
             ("sec", self._on_fork_proof),
+            ("roster", self._on_roster),
             (f"req.{self.me}", self._on_request),
             (f"rsp.{self.me}", self._on_response),
         ):
@@ -310,6 +313,21 @@ class Peering:
             return
         if outcome.verdict == "fork":  # new to us: pass it on, beyond our direct links
             await self.broadcast_fork(msg.data)
+
+    async def broadcast_roster(self, cert: bytes) -> None:
+        """Tell peers about a roster version this node adopted."""
+        with contextlib.suppress(NatsError):
+            await self.nc.publish(subjects.rosters(self.net, self.me), cert)
+
+    async def _on_roster(self, msg: Msg) -> None:
+        org = self._sender(msg)
+        if org is None or not self._admit(org, 5) or self.on_roster is None:
+            return
+        try:
+            await self.on_roster(msg.data)
+        except (ProtocolError, FederationError) as exc:
+            self._count(org, exc.reason)
+            logger.warning("refused a roster certificate from %s: %s", org, exc.reason)
 
     # -- serving sync requests ---------------------------------------------------
 

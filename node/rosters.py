@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from federation.membership import Pending, Proposals
+from federation.roster import verify_next
 from node.ingest import Ingestor
 from node.network import Network, verify_chain
 from node.store import RosterRow, Store
@@ -20,13 +21,14 @@ from protocol.envelope import Event
 from protocol.errors import PayloadError, ProtocolError
 from protocol.kinds import Kind, decode_payload
 from protocol.membership import RosterApproved, RosterProposed
-from protocol.roster import RosterCert, encode_cert, roster_id
+from protocol.roster import RosterCert, decode_cert, decode_roster, encode_cert, roster_id
 
 __all__ = ["RosterKeeper"]
 
 logger = logging.getLogger(__name__)
 
-Adopted = Callable[[Network], Awaitable[None]]
+#: Told about each adopted version and its certificate.
+Adopted = Callable[[Network, bytes], Awaitable[None]]
 _KINDS = (str(Kind.ROSTER_PROPOSED), str(Kind.ROSTER_APPROVED))
 
 
@@ -70,6 +72,19 @@ class RosterKeeper:
             return True
         return False
 
+    async def offered(self, data: bytes) -> None:
+        """A roster certificate a peer says it adopted: adopt it if it is the next valid one.
+
+        Raises FederationError/ProtocolError (with a reason) if it is not valid.
+        """
+        cert = decode_cert(data)
+        roster = decode_roster(cert.roster)
+        current = self._ingestor.network
+        if roster.version != current.roster_version + 1:
+            return  # not the next one: chain sync brings what leads up to it
+        verify_next(current.roster, current.roster_bytes, cert)
+        await self._adopt(cert)
+
     async def _maybe_adopt(self) -> None:
         while (cert := self.proposals.ready()) is not None:
             await self._adopt(cert)
@@ -79,6 +94,8 @@ class RosterKeeper:
         version = rows[-1].version + 1
         row = RosterRow(version, roster_id(cert.roster), cert.roster, encode_cert(cert))
         network = verify_chain([*rows, row])
+        if network.roster_version <= self._ingestor.network.roster_version:
+            return  # adopted meanwhile, from another path
         await self._ingestor.adopt(network, [row])
         self.proposals.advance(network.roster, network.roster_bytes)
         logger.info(
@@ -87,4 +104,4 @@ class RosterKeeper:
             len(network.roster.members),
             network.roster.threshold,
         )
-        await self._on_adopted(network)
+        await self._on_adopted(network, row.cert)

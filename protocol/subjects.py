@@ -23,6 +23,7 @@ __all__ = [
     "publisher_of",
     "requests",
     "responses",
+    "rosters",
     "space",
 ]
 
@@ -57,6 +58,11 @@ def heartbeats(net: bytes, publisher: str) -> str:
 def fork_proofs(net: bytes, publisher: str) -> str:
     """Fork proofs found or relayed by `publisher`."""
     return f"rrn.{net_token(net)}.{publisher}.sec"
+
+
+def rosters(net: bytes, publisher: str) -> str:
+    """Roster certificates `publisher` adopted (so peers can adopt them at once)."""
+    return f"rrn.{net_token(net)}.{publisher}.roster"
 
 
 def requests(net: bytes, requester: str, responder: str) -> str:

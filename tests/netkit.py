@@ -1,0 +1,169 @@
+"""Real multi-node networks for integration tests (each node: own daemon and nats-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from node.api import RaiseArgs
+from node.client import call
+from node.clock import SystemClock
+from node.control import AlertInfo
+from node.devnet import Devnet, create_devnet, remove_devnet
+from node.home import open_home
+from protocol.alerts import IncidentType, Severity, Urgency
+from tests.procs import rrn_json, rrn_ok
+
+RAISE = RaiseArgs(
+    country="KE",
+    incident_types=[IncidentType.ARBITRARY_DETENTION],
+    severity=Severity.SEVERE,
+    urgency=Urgency.IMMEDIATE,
+)
+
+
+class TestNetwork:
+    """A devnet started for a test, with helpers to drive and inspect it."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, devnet: Devnet) -> None:
+        self.devnet = devnet
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        n: int,
+        *,
+        nat: set[int] | None = None,
+        threshold: int | None = None,
+        start: bool = True,
+    ) -> TestNetwork:
+        devnet = asyncio.run(
+            create_devnet(
+                directory, n, clock=SystemClock(), nat=nat, threshold=threshold, heartbeat_s=0.5
+            )
+        )
+        net = cls(devnet)
+        if start:
+            for node in devnet.nodes:
+                devnet.start(node.index)
+        return net
+
+    def close(self) -> None:
+        remove_devnet(self.devnet)
+
+    # -- nodes ------------------------------------------------------------------
+
+    @property
+    def indexes(self) -> list[int]:
+        return [n.index for n in self.devnet.nodes]
+
+    def home(self, k: int) -> Path:
+        return self.devnet.node(k).home
+
+    def org(self, k: int) -> str:
+        return self.devnet.node(k).org
+
+    def cli(self, k: int, *args: str) -> str:
+        return rrn_ok(*args, "--home", self.home(k))
+
+    def cli_json(self, k: int, *args: str) -> Any:
+        return rrn_json(*args, "--home", self.home(k))
+
+    def edit_config(self, k: int, old: str, new: str) -> None:
+        path = self.home(k) / "config.toml"
+        text = path.read_text()
+        assert old in text, f"{old!r} not in config"
+        path.write_text(text.replace(old, new, 1))
+
+    # -- traffic ----------------------------------------------------------------
+
+    def raise_alert(self, k: int) -> str:
+        return str(
+            self.cli_json(
+                k,
+                "alert",
+                "raise",
+                "--country",
+                "PE",
+                "--type",
+                "raid",
+                "--severity",
+                "moderate",
+                "--urgency",
+                "days",
+            )["id"]
+        )
+
+    def burst(self, k: int, n: int, *, concurrency: int = 50) -> list[str]:
+        """Raise n alerts at node k through the control channel; their ids."""
+        home = open_home(self.home(k))
+
+        async def go() -> list[str]:
+            ids: list[str] = []
+            for start in range(0, n, concurrency):
+                batch = [
+                    call(home, "alert.raise", RAISE, AlertInfo)
+                    for _ in range(min(concurrency, n - start))
+                ]
+                ids += [info.id for info in await asyncio.gather(*batch)]
+            return ids
+
+        return asyncio.run(go())
+
+    # -- inspection (the stores themselves, read-only) ------------------------------
+
+    def event_ids(self, k: int) -> set[str]:
+        with sqlite3.connect(f"file:{self.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+            return {bytes(r[0]).hex() for r in db.execute("SELECT id FROM events")}
+
+    def roster_version(self, k: int) -> int:
+        with sqlite3.connect(f"file:{self.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT MAX(version) FROM rosters").fetchone()[0])
+
+    def metric(self, k: int, name: str, **labels: str) -> float:
+        info = json.loads((self.home(k) / "run" / "daemon.json").read_text())
+        text = urllib.request.urlopen(info["metrics_url"], timeout=5).read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            head, _, value = line.rpartition(" ")
+            if head.split("{")[0] != name:
+                continue
+            if all(f'{key}="{val}"' in head for key, val in labels.items()):
+                total += float(value)
+        return total
+
+    def wait(self, predicate: Any, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def wait_holds(
+        self, ids: set[str], nodes: list[int] | None = None, timeout: float = 60
+    ) -> None:
+        for k in nodes or self.indexes:
+            self.wait(
+                lambda k=k: ids <= self.event_ids(k), f"node {k} to hold {len(ids)} events", timeout
+            )
+
+    def wait_converged(self, nodes: list[int] | None = None, timeout: float = 90) -> set[str]:
+        nodes = nodes or self.indexes
+
+        def same() -> bool:
+            sets = [self.event_ids(k) for k in nodes]
+            return all(s == sets[0] for s in sets)
+
+        self.wait(same, "every node to hold the same events", timeout)
+        return self.event_ids(nodes[0])
