@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", action="append", choices=values(Role), help="member role(s)")
     p.add_argument("--nats-port", type=int, default=4222, help="client port (0: any free)")
     p.add_argument("--metrics-port", type=int, default=9464, help="/metrics port (0: any free)")
+    p.add_argument(
+        "--advertise",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="where other members can dial this node (omit when behind NAT)",
+    )
+    p.add_argument("--listen", metavar="HOST:PORT", help="local leafnode listener address")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="run the node daemon until SIGTERM/SIGINT")
@@ -240,6 +248,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             roles=[Role(r) for r in args.role] if args.role else None,
             nats_port=args.nats_port,
             metrics_port=args.metrics_port,
+            advertise=list(args.advertise),
+            listen=args.listen,
         )
     )
     print(f"created node home {home.path} for {home.config.node.org}")

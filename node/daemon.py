@@ -237,7 +237,7 @@ class Node:
                 tg.create_task(self.ingestor.run(), name="ingest"),
                 tg.create_task(self.peering.run(), name="peering"),
                 tg.create_task(self._reloads(), name="reload"),
-                tg.create_task(self.rosters.load(), name="rosters"),
+                tg.create_task(self.rosters.run(), name="rosters"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -286,6 +286,7 @@ class Node:
         if me.epoch != self.ingestor.me.epoch:
             logger.info("signing from now on with key epoch %d", me.epoch)
             self.ingestor.me = me
+            self.ingestor.unblock_own("cut")
 
     def status(self) -> StatusInfo:
         """A snapshot of this node for `rrn status`."""

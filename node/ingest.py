@@ -523,6 +523,8 @@ class Ingestor:
     def _adopt(self, network: Network, rows: list[RosterRow], work: _Work) -> None:
         """Switch to a new roster; chains it cuts off stop where it says."""
         old = self.network
+        if network.roster_version <= old.roster_version:
+            return  # adopted already (announced by a peer and assembled here at once)
         self.network = network
         self.verifier.update(network.net, network.roster_bytes, network.keyring)
         work.batch.rosters.extend(rows)
@@ -534,6 +536,12 @@ class Ingestor:
                 self.frozen[key] = cut.last_seq
             work.batch.cutoffs.append((cut.org, cut.epoch, cut.last_seq))
             work.rebuild = True
+            if key == (self.me.org, self.me.epoch):
+                self.block_own(
+                    "cut",
+                    f"the roster cut this node's key epoch {cut.epoch} after seq {cut.last_seq}; "
+                    "it signs again once a roster lists its new key",
+                )
         logger.info("adopted roster version %d", network.roster_version)
 
     # -- projection -------------------------------------------------------------

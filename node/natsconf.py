@@ -9,10 +9,10 @@ linked peer gets its own account `L_<peer>` holding exactly that one leafnode
 link, so nothing loops and nothing transits. The node's own account `APP` exports
 only its own space `rrn.<net>.<me>.>` to the link accounts and imports from each
 `L_<peer>` only that peer's space. Links use TLS pinned to the roster in both
-directions: the acceptor requires the dialler's certificate (pinned_certs plus
-the peer's self-signed certificate as the only CA), the dialler checks the
-acceptor's certificate against the roster's copy; the dialler then authenticates
-with the link's own nkey (node/links.py).
+directions, with the roster's certificates as the only trust anchors: the
+acceptor requires a client certificate that is one of its linked peers', the
+dialler accepts only the acceptor's certificate from the roster (and its host
+name); the dialler then authenticates with the link's own nkey (node/links.py).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ DAEMON_USER: Final = "rrn"
 INTEGRATOR_USER: Final = "integrator"
 #: The JetStream stream of verified events kept for integrators.
 EVENTS_STREAM: Final = "RRN_EVENTS"
-_NOBODY: Final = "0" * 64  # a pin no certificate matches
 
 
 @dataclass(frozen=True)
@@ -159,6 +158,8 @@ _INTEGRATOR_PERMISSIONS: Final = (
             f"$JS.API.STREAM.MSG.GET.{EVENTS_STREAM}",
             f"$JS.API.CONSUMER.*.{EVENTS_STREAM}",
             f"$JS.API.CONSUMER.*.{EVENTS_STREAM}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.>",
+            f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.>",
             f"$JS.ACK.{EVENTS_STREAM}.>",
         )
     )
@@ -193,14 +194,15 @@ def _leafnodes(
     me = config.node.org
     parts = ['  reconnect: "1s"']
     if fed.advertise:
-        # nats-server checks this pin set on every leafnode TLS handshake, the links
-        # it dials included, so it names every linked peer; who may use which link
-        # is then decided by the per-link nkeys.
+        # The trust anchors are exactly the roster's certificates of linked peers
+        # (each self-signed, so each is its own and only root). nats-server's
+        # pinned_certs is not used: 2.15 refuses to reload it for leafnodes (a
+        # roster change would have to restart the server and drop every link) and
+        # applies it to the links this server dials too.
         bundle = layout.peers_dir / "linked.pem"
         bundle.write_bytes(
             b"".join(_pem(link.peer.tls_cert) for link in plan) or keys.tls_cert.read_bytes()
         )
-        pins = [link.peer.tls_spki.hex() for link in plan] or [_NOBODY]
         # no_advertise: diallers use only the roster's endpoint (or the operator's
         # override), never an address the server gossips about itself.
         parts.append(f"""\
@@ -211,7 +213,6 @@ def _leafnodes(
     key_file: {_s(str(keys.tls_key))}
     ca_file: {_s(str(bundle))}
     verify: true
-    pinned_certs: [{", ".join(_s(p) for p in pins)}]
     handshake_first: true
     timeout: 5
   }}""")

@@ -9,6 +9,7 @@ so it can regenerate and reload the nats-server configuration.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -41,17 +42,26 @@ class RosterKeeper:
         self._on_adopted = on_adopted
         network = ingestor.network
         self.proposals = Proposals(network.roster, network.roster_bytes)
+        self._changed = asyncio.Event()
+        self._adopting = asyncio.Lock()
 
-    async def load(self) -> None:
-        """Pick up proposals and approvals already in the store."""
+    async def run(self) -> None:
+        """Pick up what the store holds, then adopt versions as they become valid.
+
+        Adoption goes through the ingest pipeline, so it runs here, never inside
+        the pipeline's own post-commit hook (that would wait on itself).
+        """
         for event in await self._store.events_of_kinds(_KINDS):
             self._note(event)
-        await self._maybe_adopt()
+        while True:
+            await self._maybe_adopt()
+            await self._changed.wait()
+            self._changed.clear()
 
     async def committed(self, events: list[tuple[Event, str]]) -> None:
-        """Look at newly committed events for roster changes."""
+        """Look at newly committed events for roster changes (post-commit hook)."""
         if any(e.header.kind in _KINDS and self._note(e) for e, _ in events):
-            await self._maybe_adopt()
+            self._changed.set()
 
     def pending(self) -> list[Pending]:
         """Proposals for the next version."""
@@ -90,12 +100,16 @@ class RosterKeeper:
             await self._adopt(cert)
 
     async def _adopt(self, cert: RosterCert) -> None:
+        async with self._adopting:
+            await self._adopt_locked(cert)
+
+    async def _adopt_locked(self, cert: RosterCert) -> None:
+        if decode_roster(cert.roster).version != self._ingestor.network.roster_version + 1:
+            return  # adopted meanwhile, from another path
         rows = await self._store.rosters()
         version = rows[-1].version + 1
         row = RosterRow(version, roster_id(cert.roster), cert.roster, encode_cert(cert))
         network = verify_chain([*rows, row])
-        if network.roster_version <= self._ingestor.network.roster_version:
-            return  # adopted meanwhile, from another path
         await self._ingestor.adopt(network, [row])
         self.proposals.advance(network.roster, network.roster_bytes)
         logger.info(

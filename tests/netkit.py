@@ -167,3 +167,26 @@ class TestNetwork:
 
         self.wait(same, "every node to hold the same events", timeout)
         return self.event_ids(nodes[0])
+
+
+async def publish_as(net: TestNetwork, k: int, subject: str, data: bytes) -> None:
+    """Publish raw bytes on node k's own NATS server, in its own account (as node k would)."""
+    import nats
+
+    from node.natsconf import DAEMON_USER
+
+    home = net.home(k)
+    info = json.loads((home / "run" / "daemon.json").read_text())
+    nc = await nats.connect(
+        info["nats_url"], user=DAEMON_USER, password=open_home(home).keys().nats_password
+    )
+    try:
+        await nc.publish(subject, data)
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
+def network_id(net: TestNetwork, k: int) -> bytes:
+    with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+        return bytes(db.execute("SELECT value FROM meta WHERE key = 'net'").fetchone()[0])

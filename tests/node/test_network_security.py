@@ -1,0 +1,156 @@
+"""Members that lie, forge, replay or fork are refused or caught by every node."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from federation.roster import next_roster
+from node.home import open_home
+from protocol import subjects
+from protocol.encoding import encode
+from protocol.envelope import sign_event
+from protocol.kinds import encode_payload
+from protocol.roster import (
+    Approval,
+    Roster,
+    RosterCert,
+    decode_cert,
+    decode_roster,
+    encode_cert,
+    sign_roster,
+)
+from tests.netkit import TestNetwork, network_id, publish_as
+from tests.procs import rrn
+from tests.support import raised
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def net3(tmp_path: Path) -> Iterator[TestNetwork]:
+    net = TestNetwork.create(tmp_path / "net", 3, nat=set())
+    net.wait(lambda: all(net.metric(k, "rrn_peers_connected") == 2 for k in net.indexes), "links")
+    yield net
+    net.close()
+
+
+def _signed_by(tnet: TestNetwork, k: int, **fields: object) -> bytes:
+    """An event signed with node k's real key (as a compromised or lying node would)."""
+    key = open_home(tnet.home(k)).keys().sign
+    base: dict[str, object] = {
+        "net": network_id(tnet, k),
+        "origin": tnet.org(k),
+        "epoch": 1,
+        "seq": 1,
+        "prev": None,
+        "kind": "alert.raised",
+        "wall_ms": int(time.time() * 1000),
+        "roster_ver": 0,
+        "payload": encode_payload(raised(5)),
+    }
+    base.update(fields)
+    return sign_event(key, **base).envelope()  # type: ignore[arg-type]
+
+
+def _inject(net: TestNetwork, k: int, tail: str, data: bytes) -> None:
+    subject = f"rrn.{subjects.net_token(network_id(net, k))}.{net.org(k)}.{tail}"
+    asyncio.run(publish_as(net, k, subject, data))
+
+
+def _rejected(net: TestNetwork, k: int, peer: str, reason: str) -> float:
+    return net.metric(k, "rrn_peer_rejected_total", peer=peer, reason=reason)
+
+
+def test_forgeries_replays_and_forks_are_caught_everywhere(net3: TestNetwork) -> None:
+    first = net3.raise_alert(1)
+    net3.wait_holds({first})
+    lima = net3.org(1)
+    others = [2, 3]
+
+    # A signature that does not verify.
+    envelope = _signed_by(net3, 1, seq=2, prev=bytes.fromhex(first))
+    header, _sig, payload = msgspec.msgpack.decode(envelope)
+    _inject(net3, 1, "ev", encode((header, bytes(64), payload)))
+    for k in others:
+        net3.wait(lambda k=k: _rejected(net3, k, lima, "bad_signature") >= 1, "bad_signature")
+
+    # The member's own, valid signature, but over another network's id.
+    _inject(net3, 1, "ev", _signed_by(net3, 1, net=hashlib.sha256(b"other").digest()))
+    for k in others:
+        net3.wait(lambda k=k: _rejected(net3, k, lima, "wrong_network") >= 1, "wrong_network")
+
+    # A roster version approved by too few organisations, or by one twice.
+    home = open_home(net3.home(1))
+    roster_rows = _rosters(net3, 1)
+    current, current_bytes = roster_rows
+    new = next_roster(current, current_bytes, threshold=3, created_ms=1)
+    mine = sign_roster(home.keys().sign, lima, 1, new)
+    alone = RosterCert(roster=new, approvals=[mine])
+    twice = RosterCert(roster=new, approvals=[mine, Approval(org=lima, epoch=1, sig=mine.sig)])
+    _inject(net3, 1, "roster", encode_cert(alone))
+    _inject(net3, 1, "roster", encode_cert(twice))
+    for k in others:
+        net3.wait(lambda k=k: _rejected(net3, k, lima, "roster_threshold") >= 1, "threshold")
+        net3.wait(lambda k=k: _rejected(net3, k, lima, "roster_duplicate_org") >= 1, "dup org")
+    assert all(net3.roster_version(k) == 0 for k in net3.indexes)
+
+    # The member signs a second, different event at a seq it already used: a fork.
+    _inject(net3, 1, "ev", _signed_by(net3, 1, seq=1, payload=encode_payload(raised(7))))
+    for k in net3.indexes:
+        net3.wait(lambda k=k: net3.metric(k, "rrn_ingest_fork_proofs_total") >= 1, f"fork at {k}")
+        frozen = net3.cli_json(k, "status")["frozen"]
+        assert frozen == ["lima-hr/1 after seq 0"], frozen
+        assert net3.cli_json(k, "alert", "list", "--all") == []  # nothing of the fork applies
+    blocked = rrn(
+        "alert",
+        "raise",
+        "--home",
+        net3.home(1),
+        "--country",
+        "PE",
+        "--type",
+        "raid",
+        "--severity",
+        "minor",
+        "--urgency",
+        "weeks",
+    )
+    assert blocked.returncode == 1 and "forked" in blocked.stderr
+
+
+def _rosters(net: TestNetwork, k: int) -> tuple[Roster, bytes]:
+    with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+        (cert,) = db.execute("SELECT cert FROM rosters ORDER BY version DESC LIMIT 1").fetchone()
+    data = decode_cert(bytes(cert)).roster
+    return decode_roster(data), data
+
+
+def test_cut_off_key_epoch_is_enforced_everywhere(net3: TestNetwork) -> None:
+    jakarta = [net3.raise_alert(3) for _ in range(3)]  # seq 1, 2, 3
+    net3.wait_holds(set(jakarta))
+    proposal = net3.cli_json(1, "member", "propose", "--cut", "jakarta-pb:1:1")
+    assert proposal["approved_by"] == ["lima-hr"] and not proposal["valid_now"]
+    net3.wait(lambda: len(net3.cli_json(2, "member", "proposals")) == 1, "the proposal at node 2")
+    net3.cli_json(2, "member", "approve", proposal["roster_id"][:12])
+    for k in net3.indexes:
+        net3.wait(lambda k=k: net3.roster_version(k) == 1, f"node {k} to adopt roster v1")
+        net3.wait(
+            lambda k=k: net3.cli_json(k, "status")["frozen"] == ["jakarta-pb/1 after seq 1"],
+            f"node {k} to freeze the cut chain",
+        )
+        ids = {a["id"] for a in net3.cli_json(k, "alert", "list")}
+        assert ids == {jakarta[0]}, "events past the cutoff no longer count"
+    beyond = _signed_by(net3, 3, seq=4, prev=bytes.fromhex(jakarta[2]), roster_ver=1)
+    _inject(net3, 3, "ev", beyond)
+    for k in (1, 2):
+        net3.wait(lambda k=k: _rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
+    status = net3.cli_json(3, "status")
+    assert status["appends_blocked"] and "cut" in status["appends_blocked"]
