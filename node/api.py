@@ -281,8 +281,8 @@ class Api:
         return matches[0]
 
     async def _view(self, alert: bytes) -> AlertView:
-        states = await self._store.alert_states([alert])
-        v = view(states[alert]) if alert in states else None
+        state = await self._ingestor.projection.state(alert)
+        v = view(state) if state is not None else None
         if v is None:
             raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
         return v

@@ -7,12 +7,16 @@ it can fail.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final, TypeVar
 
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -23,7 +27,7 @@ from node.natsconf import DAEMON_USER
 from protocol import subjects
 from protocol.errors import ControlError
 
-__all__ = ["call", "daemon_info", "pid_alive"]
+__all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
 
 T = TypeVar("T")
 _TIMEOUT_S: Final = 15.0
@@ -63,37 +67,64 @@ async def _quiet(exc: Exception) -> None:
     """nats-py prints connection errors with tracebacks by default; we report once."""
 
 
-async def call(home: Home, op: str, args: object, result: type[T]) -> T:
-    """Send one control request to the daemon of `home` and decode its answer."""
+class ControlClient:
+    """An open control connection to one daemon; reuse it for many requests."""
+
+    def __init__(self, home: Home, nc: NatsClient, key: bytes) -> None:
+        self._home = home
+        self._nc = nc
+        self._key = key
+        self._subject = subjects.control(home.config.node.org, "request")
+
+    async def call(self, op: str, args: object, result: type[T]) -> T:
+        """Send one request and decode its answer."""
+        data = make_request(self._key, op, args, now_ms())
+        try:
+            msg = await self._nc.request(self._subject, data, timeout=_TIMEOUT_S)
+        except NoRespondersError as exc:
+            raise ControlError(
+                f"the daemon for {self._home.path} is not answering (starting or stopping?)"
+            ) from exc
+        except (TimeoutError, NatsTimeout) as exc:
+            raise ControlError(f"the daemon did not answer within {_TIMEOUT_S:.0f} s") from exc
+        return decode_reply(msg.data, result)
+
+
+@contextlib.asynccontextmanager
+async def open_control(home: Home) -> AsyncIterator[ControlClient]:
+    """Connect to the daemon of `home` (ControlError if none runs)."""
     info = daemon_info(home)
     url = str(info.get("nats_url") or home.config.nats.url)
     keys = home.keys()
     embedded = home.config.nats.embedded
     try:
-        nc = await nats.connect(
-            url,
-            user=DAEMON_USER if embedded else None,
-            password=keys.nats_password if embedded else None,
-            name="rrn-cli",
-            allow_reconnect=False,
-            connect_timeout=5,
-            max_reconnect_attempts=0,
+        # allow_reconnect=False makes nats-py wait forever on a refused connection
+        # (nats-io/nats.py#645); one quick retry under an outer timeout fails fast.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                user=DAEMON_USER if embedded else None,
+                password=keys.nats_password if embedded else None,
+                name="rrn-cli",
+                allow_reconnect=True,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                connect_timeout=5,
+                error_cb=_quiet,
+            ),
+            15,
         )
     except (TimeoutError, NatsError, OSError) as exc:
         raise ControlError(
             f"cannot reach the daemon's NATS at {url}; is 'rrn run --home {home.path}' running?"
         ) from exc
     try:
-        data = make_request(keys.control, op, args, now_ms())
-        msg = await nc.request(
-            subjects.control(home.config.node.org, "request"), data, timeout=_TIMEOUT_S
-        )
-    except NoRespondersError as exc:
-        raise ControlError(
-            f"the daemon for {home.path} is not answering (starting or stopping?)"
-        ) from exc
-    except (TimeoutError, NatsTimeout) as exc:
-        raise ControlError(f"the daemon did not answer within {_TIMEOUT_S:.0f} s") from exc
+        yield ControlClient(home, nc, keys.control)
     finally:
         await nc.close()
-    return decode_reply(msg.data, result)
+
+
+async def call(home: Home, op: str, args: object, result: type[T]) -> T:
+    """Send one control request to the daemon of `home` and decode its answer."""
+    async with open_control(home) as client:
+        return await client.call(op, args, result)

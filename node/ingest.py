@@ -109,6 +109,7 @@ class _Work:
     at: dict[Position, Event] = field(default_factory=dict)
     appended: list[tuple[Event, float, str]] = field(default_factory=list)
     rebuild: bool = False
+    own: bool = False
     replies: list[tuple[Reply, Outcome | Event]] = field(default_factory=list)
     failures: list[tuple[Reply, BaseException]] = field(default_factory=list)
 
@@ -325,6 +326,7 @@ class Ingestor:
 
     async def _finish(self, work: _Work) -> None:
         """Commit a prepared batch, then answer and announce it."""
+        work.batch.durable = work.own or bool(work.batch.rosters or work.batch.forks)
         try:
             if work.batch:
                 await self.store.commit(work.batch)
@@ -421,6 +423,8 @@ class Ingestor:
 
     def _append(self, event: Event, received: float, source: str, work: _Work) -> None:
         h = event.header
+        if source == "own":
+            work.own = True
         self.heads[h.origin, h.epoch] = Head(h.seq, event.id)
         work.batch.heads[h.origin, h.epoch] = Head(h.seq, event.id)
         work.at[h.origin, h.epoch, h.seq] = event

@@ -36,13 +36,21 @@ class Projection:
         self._store = store
         self._capacity = capacity
         self._cache: collections.OrderedDict[bytes, AlertState] = collections.OrderedDict()
+        #: Every alert the store has a row for: a miss in the cache that is not in
+        #: here needs no read (a new alert, the common case).
+        self._stored: set[bytes] = set()
         self.open: collections.Counter[OpenKey] = collections.Counter()
 
     async def load(self) -> None:
-        """Counts of open alerts from the store."""
+        """Counts of open alerts, and which alerts exist, from the store."""
         self.open = collections.Counter(
             {(s, u, e): n for s, u, e, n in await self._store.open_alert_counts()}
         )
+        self._stored = set(await self._store.alert_ids())
+
+    async def state(self, alert: bytes) -> AlertState | None:
+        """The current state of one alert, or None if nothing is known of it."""
+        return (await self._states({alert})).get(alert)
 
     @property
     def open_total(self) -> int:
@@ -76,12 +84,13 @@ class Projection:
 
     async def _states(self, ids: set[bytes]) -> dict[bytes, AlertState]:
         found = {a: self._cache[a] for a in ids if a in self._cache}
-        missing = ids - found.keys()
+        missing = (ids - found.keys()) & self._stored
         if missing:
             found.update(await self._store.alert_states(missing))
         return found
 
     def _remember(self, alert: bytes, state: AlertState) -> None:
+        self._stored.add(alert)
         self._cache[alert] = state
         self._cache.move_to_end(alert)
         while len(self._cache) > self._capacity:
@@ -95,6 +104,7 @@ class Projection:
             known = states.get(single.alert)
             states[single.alert] = single if known is None else join(known, single)
         self._cache.clear()
+        self._stored.clear()
         self.open = collections.Counter()
         for alert, state in states.items():
             self._count(None, open_key(view(state)))
