@@ -54,7 +54,7 @@ from protocol.alerts import (
     Urgency,
 )
 from protocol.countries import is_country
-from protocol.errors import ConfigError, RrnError
+from protocol.errors import ConfigError, ControlError, RrnError
 from protocol.roster import Role
 
 __all__ = ["build_parser", "main"]
@@ -179,6 +179,10 @@ def _log_parsers(log: argparse.ArgumentParser) -> None:
     home_arg(p)
     p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     p.set_defaults(func=cmd_log_export)
+    p = sub.add_parser("import", help="verify and store events from an export (daemon stopped)")
+    home_arg(p)
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_log_import)
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -403,6 +407,28 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     n = run(export())
     if args.out is not None:
         print(f"exported {n} line(s) to {args.out}")
+    return 0
+
+
+def cmd_log_import(args: argparse.Namespace) -> int:
+    from node.client import daemon_info
+    from node.logtools import import_envelopes, read_export
+
+    home = get_home(args)
+    try:
+        daemon_info(home)
+    except ControlError:
+        pass
+    else:
+        raise ConfigError("stop the daemon first: an import writes to the store it uses")
+    if not args.file.is_file():
+        raise ConfigError(f"no file at {args.file}")
+    report = run(import_envelopes(home, read_export(args.file)))
+    rejected = ", ".join(f"{n} {r}" for r, n in sorted(report.rejected.items())) or "none"
+    print(
+        f"read {report.read} events: {report.appended} new, {report.duplicates} already held, "
+        f"{report.held} waiting for earlier events; rejected: {rejected}"
+    )
     return 0
 
 

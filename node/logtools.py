@@ -1,25 +1,40 @@
-"""`rrn log verify` and `rrn log export`: audit the signed history offline.
+"""`rrn log verify|export|import`: audit and carry the signed history offline.
 
 Owns the full re-verification of a store (roster chain, every signature, payload
-hash, id and chain link) and the JSON-lines export format (docs/PROTOCOL.md,
-"Export format"). Both read the store directly, so they work whether or not the
-daemon runs.
+hash, id and chain link), the JSON-lines export format (docs/PROTOCOL.md,
+"Export format") and importing such a file into a stopped node (catching up
+without a network, e.g. from a USB stick). verify and export read the store
+directly, so they work whether or not the daemon runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.clock import SystemClock
+from node.home import Home
+from node.ingest import Identity, Ingestor, Outcome
+from node.metrics import Metrics
 from node.network import load_network
 from node.store import APPLIED, FROZEN, UNAPPLIED, EventRow, open_store
 from protocol.envelope import KeyResolver, check_signed
-from protocol.errors import ProtocolError, RrnError
+from protocol.errors import ConfigError, ProtocolError, RrnError
 
-__all__ = ["VerifyReport", "export_lines", "verify_store"]
+__all__ = [
+    "ImportReport",
+    "VerifyReport",
+    "export_lines",
+    "import_envelopes",
+    "read_export",
+    "verify_store",
+]
 
 _STATUS = {APPLIED: "applied", UNAPPLIED: "unapplied", FROZEN: "frozen"}
 
@@ -125,3 +140,74 @@ async def export_lines(store_path: Path) -> AsyncIterator[str]:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What importing a file of events did."""
+
+    read: int
+    appended: int
+    duplicates: int
+    held: int
+    rejected: dict[str, int]
+
+
+async def import_envelopes(
+    home: Home, envelopes: AsyncIterator[bytes] | list[bytes]
+) -> ImportReport:
+    """Verify and store events from elsewhere (an export, a USB stick), daemon stopped.
+
+    Every event goes through the same pipeline as events from peers; nothing is
+    trusted because of where it came from.
+    """
+    async with open_store(home.store_path) as store:
+        network = await load_network(store)
+        keys = home.keys()
+        me = Identity(home.config.node.org, keys.epoch, keys.sign)
+        ingestor = Ingestor(
+            store=store,
+            network=network,
+            me=me,
+            metrics=Metrics(version="import", nats_server="none"),
+            clock=SystemClock(),
+            config=home.config.ingest,
+        )
+        await ingestor.load()
+        worker = asyncio.create_task(ingestor.run(), name="ingest")
+        futures = []
+        try:
+            if isinstance(envelopes, list):
+                for raw in envelopes:
+                    futures.append(await ingestor.submit(raw))
+            else:
+                async for raw in envelopes:
+                    futures.append(await ingestor.submit(raw))
+            outcomes = [await f for f in futures]
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+    verdicts = collections.Counter(o.verdict for o in outcomes if isinstance(o, Outcome))
+    reasons = collections.Counter(
+        str(o.reason) for o in outcomes if isinstance(o, Outcome) and o.reason is not None
+    )
+    return ImportReport(
+        read=len(outcomes),
+        appended=verdicts["appended"],
+        duplicates=verdicts["duplicate"],
+        held=verdicts["held"],
+        rejected=dict(reasons),
+    )
+
+
+async def read_export(path: Path) -> AsyncIterator[bytes]:
+    """Envelopes from an export file (roster lines are skipped: rosters come from peers)."""
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            try:
+                entry = json.loads(line)
+                if entry.get("type") == "event":
+                    yield base64.b64decode(entry["envelope"], validate=True)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"{path}, line {number}: not an rrn export line") from exc

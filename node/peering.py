@@ -470,15 +470,17 @@ class Peering:
         state.failures = 0
         self.metrics.sync_requests.labels(peer=org, outcome="ok").inc()
         self.metrics.sync_pulled.inc(len(resp.events))
+        if not resp.events:
+            self._failed(org, "empty")  # it advertised events it does not serve
+            return
+        # Before anything yields: count these as held and ask for the next page
+        # now, so nothing asks for this range again while it is being stored.
+        last = req.from_seq + len(resp.events) - 1
+        self._pulled[req.origin, req.epoch] = (last, self.monotonic())
+        if resp.more:
+            await self._send_request(state, req.origin, req.epoch, last + 1)
         for envelope in resp.events:
             await self.ingestor.enqueue(envelope, source="pull", peer=org)
-        if resp.events:
-            last = req.from_seq + len(resp.events) - 1
-            self._pulled[req.origin, req.epoch] = (last, self.monotonic())
-        if resp.more and resp.events:
-            await self._send_request(state, req.origin, req.epoch, req.from_seq + len(resp.events))
-        elif not resp.events:
-            self._failed(org, "empty")  # it advertised events it does not serve
 
     # -- gauges --------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import threading
@@ -158,3 +160,36 @@ def test_devnet_commands(tmp_path: Path) -> None:
     finally:
         down = rrn("devnet", "down", "--dir", d, timeout=120)
     assert down.returncode == 0 and not d.exists()
+
+
+def test_log_import_carries_events_between_nodes_without_a_network(tmp_path: Path) -> None:
+    """An export taken at one node (a USB stick) is verified and stored by another."""
+    net = TestNetwork.create(tmp_path / "net", 2, start=False)
+    try:
+        net.devnet.start(1)
+        alerts = {net.raise_alert(1) for _ in range(3)}
+        net.devnet.stop(1)
+        export = tmp_path / "lima.jsonl"
+        net.cli(1, "log", "export", "--out", str(export))
+        lines = export.read_text().splitlines()
+        forged = json.loads(lines[-1])
+        envelope = bytearray(base64.b64decode(forged["envelope"]))
+        envelope[-70] ^= 0x01  # inside the signature or payload: no longer what Lima signed
+        forged["envelope"] = base64.b64encode(bytes(envelope)).decode()
+        tampered = tmp_path / "tampered.jsonl"
+        tampered.write_text("\n".join([*lines[:-1], json.dumps(forged)]) + "\n")
+
+        out = net.cli(2, "log", "import", str(tampered))
+        assert "read 3 events: 2 new" in out and "rejected: 1 " in out
+        assert len(alerts & net.event_ids(2)) == 2
+        again = net.cli(2, "log", "import", str(export))
+        assert "1 new, 2 already held" in again and "rejected: none" in again
+        assert alerts <= net.event_ids(2)
+        assert net.cli(2, "log", "verify").startswith("ok:")
+
+        net.devnet.start(2)
+        refused = rrn("log", "import", str(export), "--home", net.home(2))
+        assert refused.returncode == 1 and "stop the daemon first" in refused.stderr
+        assert len(net.cli_json(2, "alert", "list")) == 3
+    finally:
+        net.close()
