@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +19,9 @@ from federation.roster import next_roster
 from node.home import open_home
 from protocol import subjects
 from protocol.encoding import encode
-from protocol.envelope import sign_event
+from protocol.envelope import MAX_ENVELOPE_BYTES, sign_event
 from protocol.kinds import encode_payload
+from protocol.messages import MESSAGE_VERSION, HeadEntry, Heartbeat, sign_heartbeat
 from protocol.roster import (
     Approval,
     Roster,
@@ -154,3 +158,75 @@ def test_cut_off_key_epoch_is_enforced_everywhere(net3: TestNetwork) -> None:
         net3.wait(lambda k=k: _rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
     status = net3.cli_json(3, "status")
     assert status["appends_blocked"] and "cut" in status["appends_blocked"]
+
+
+async def _flood(net: TestNetwork, k: int, tail: str, messages: list[bytes]) -> None:
+    """Publish many messages from node k's account as fast as NATS takes them."""
+    import nats
+
+    from node.natsconf import DAEMON_USER
+
+    home = net.home(k)
+    info = json.loads((home / "run" / "daemon.json").read_text())
+    nc = await nats.connect(
+        info["nats_url"], user=DAEMON_USER, password=open_home(home).keys().nats_password
+    )
+    subject = f"rrn.{subjects.net_token(network_id(net, k))}.{net.org(k)}.{tail}"
+    try:
+        for data in messages:
+            await nc.publish(subject, data)
+        await nc.flush(30)
+    finally:
+        await nc.close()
+
+
+def test_a_flooding_or_lying_peer_is_throttled_and_cannot_stall_the_others(
+    net3: TestNetwork,
+) -> None:
+    jakarta = net3.org(3)
+    junk = [secrets.token_bytes(600) for _ in range(20_000)]
+    flood = threading.Thread(target=lambda: asyncio.run(_flood(net3, 3, "ev", junk)))
+    flood.start()
+    try:
+        # Lima and Nairobi keep talking to each other while Jakarta floods them.
+        alerts = {net3.raise_alert(1), net3.raise_alert(2)}
+        net3.wait_holds(alerts, nodes=[1, 2], timeout=30)
+    finally:
+        flood.join(120)
+    for k in (1, 2):
+        net3.wait(lambda k=k: _rejected(net3, k, jakarta, "rate_limited") >= 1000, "throttling")
+        net3.wait(lambda k=k: _rejected(net3, k, jakarta, "malformed_envelope") >= 1, "junk")
+        limited = _rejected(net3, k, jakarta, "rate_limited")
+        read = _rejected(net3, k, jakarta, "malformed_envelope")
+        # The bucket (burst 5000) let through only what it allows; the rest cost a count.
+        assert read <= 5_000 + 1_000 * 60 and limited + read >= 15_000, (limited, read)
+        assert _rejected(net3, k, net3.org(3 - k), "rate_limited") == 0  # nobody else paid
+    _inject(net3, 3, "ev", b"\x93" + bytes(MAX_ENVELOPE_BYTES + 10))  # refused unread
+    for k in (1, 2):
+        net3.wait(lambda k=k: _rejected(net3, k, jakarta, "oversize_envelope") >= 1, "oversize")
+
+    # A heartbeat that claims events Jakarta does not have: asking for them fails,
+    # is counted, and does not stop anyone from syncing with the others.
+    key = open_home(net3.home(3)).keys().sign
+    lie = Heartbeat(
+        v=MESSAGE_VERSION,
+        net=network_id(net3, 3),
+        org=jakarta,
+        epoch=1,
+        boot=secrets.token_bytes(16),
+        counter=1,
+        wall_ms=int(time.time() * 1000),
+        roster_ver=0,
+        heads=[HeadEntry(origin=jakarta, epoch=1, seq=500, id=secrets.token_bytes(32))],
+    )
+    _inject(net3, 3, "hb", sign_heartbeat(key, lie))
+    for k in (1, 2):
+        net3.wait(
+            lambda k=k: (
+                net3.metric(k, "rrn_sync_requests_total", peer=jakarta, outcome="empty") >= 1
+            ),
+            "the lie to be found out",
+        )
+    later = net3.raise_alert(1)
+    net3.wait_holds({later})
+    assert net3.cli(2, "log", "verify").startswith("ok:")
