@@ -22,7 +22,6 @@ __all__ = [
     "DOMAIN_CONTROL",
     "DOMAIN_EVENT",
     "DOMAIN_EVENT_ID",
-    "DOMAIN_FORK_PROOF",
     "DOMAIN_HEARTBEAT",
     "DOMAIN_REQUEST",
     "DOMAIN_ROSTER",
@@ -42,7 +41,6 @@ DOMAIN_ROSTER_ID: Final = b"rrn/roster-id/v1"
 DOMAIN_CARD: Final = b"rrn/card/v1"
 DOMAIN_HEARTBEAT: Final = b"rrn/heartbeat/v1"
 DOMAIN_REQUEST: Final = b"rrn/request/v1"
-DOMAIN_FORK_PROOF: Final = b"rrn/fork-proof/v1"
 DOMAIN_CONTROL: Final = b"rrn/control/v1"
 
 _ENCODER: Final = msgspec.msgpack.Encoder(order="deterministic")
