@@ -32,6 +32,7 @@ from node.founding import (
     write_document,
 )
 from node.home import Home
+from node.keys import new_signing_key
 from node.members import ApproveArgs, PeerInfo, ProposalInfo, ProposeArgs
 from protocol.errors import ConfigError, ControlError
 from protocol.roster import Role
@@ -57,15 +58,53 @@ def _member_parsers(member: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     p.set_defaults(func=cmd_card)
 
+    p = sub.add_parser(
+        "new-key", help="make the next signing key epoch (then: card, propose --rotate)"
+    )
+    home_arg(p)
+    p.set_defaults(func=cmd_new_key)
+
     p = sub.add_parser("propose", help="propose the next roster version")
     home_arg(p)
     json_arg(p)
-    p.add_argument("--add", action="append", type=Path, default=[], metavar="CARD")
-    p.add_argument("--remove", action="append", default=[], metavar="ORG")
-    p.add_argument("--roles", action="append", default=[], metavar="ORG=ROLE[,ROLE]")
-    p.add_argument("--rotate", action="append", type=Path, default=[], metavar="CARD")
-    p.add_argument("--cut", action="append", default=[], metavar="ORG:EPOCH:LAST_SEQ")
-    p.add_argument("--threshold", type=int)
+    p.add_argument(
+        "--add",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CARD",
+        help="admit the organisation of this card",
+    )
+    p.add_argument(
+        "--remove",
+        action="append",
+        default=[],
+        metavar="ORG",
+        help="remove a member (its history stays valid)",
+    )
+    p.add_argument(
+        "--roles",
+        action="append",
+        default=[],
+        metavar="ORG=ROLE[,ROLE]",
+        help="change a member's roles",
+    )
+    p.add_argument(
+        "--rotate",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CARD",
+        help="add the new signing key epoch in this member's card",
+    )
+    p.add_argument(
+        "--cut",
+        action="append",
+        default=[],
+        metavar="ORG:EPOCH:LAST_SEQ",
+        help="invalidate that key epoch's events after LAST_SEQ (compromise)",
+    )
+    p.add_argument("--threshold", type=int, help="approvals needed from the next version on")
     p.add_argument("--out", type=Path, help="also write the proposal document here")
     p.set_defaults(func=cmd_propose)
 
@@ -145,6 +184,18 @@ def cmd_card(args: argparse.Namespace) -> int:
         print(
             f"card of {doc['org']} written to {args.out}; TLS fingerprint {doc['tls_fingerprint']}"
         )
+    return 0
+
+
+def cmd_new_key(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    epoch = new_signing_key(home.keys_dir)
+    print(
+        f"made signing key epoch {epoch} (keys/sign-{epoch}.pem). Next: 'rrn member card' "
+        "and hand the card to a member who proposes it with --rotate (and --cut if the "
+        "old key is compromised); sign that proposal with 'rrn network sign'. The node "
+        f"signs with epoch {epoch} once the roster that lists it is adopted."
+    )
     return 0
 
 

@@ -27,7 +27,15 @@ from cryptography.x509.oid import NameOID
 
 from protocol.errors import ConfigError
 
-__all__ = ["Keys", "create_keys", "load_keys", "self_signed", "spki_sha256", "write_secret"]
+__all__ = [
+    "Keys",
+    "create_keys",
+    "load_keys",
+    "new_signing_key",
+    "self_signed",
+    "spki_sha256",
+    "write_secret",
+]
 
 _SIGN_PREFIX: Final = "sign-"
 _PEM: Final = serialization.Encoding.PEM
@@ -117,6 +125,29 @@ def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
     tls_key = Ed25519PrivateKey.generate()
     write_secret(keys_dir / "tls.key", tls_key.private_bytes(_PEM, _PKCS8, none))
     (keys_dir / "tls.crt").write_bytes(self_signed(tls_key, org, hosts).public_bytes(_PEM))
+
+
+def new_signing_key(keys_dir: Path) -> int:
+    """Generate the signing key of the next epoch; its epoch number.
+
+    The node keeps signing with the newest epoch the roster lists, so the new key
+    is used only once a roster version that adds it (`rrn member propose
+    --rotate`) is adopted.
+    """
+    epochs = [
+        int(p.stem[len(_SIGN_PREFIX) :])
+        for p in keys_dir.glob(f"{_SIGN_PREFIX}*.pem")
+        if p.stem[len(_SIGN_PREFIX) :].isdigit()
+    ]
+    if not epochs:
+        raise ConfigError(f"no signing key in {keys_dir}")
+    epoch = max(epochs) + 1
+    key = Ed25519PrivateKey.generate()
+    write_secret(
+        keys_dir / f"{_SIGN_PREFIX}{epoch}.pem",
+        key.private_bytes(_PEM, _PKCS8, serialization.NoEncryption()),
+    )
+    return epoch
 
 
 def self_signed(key: Ed25519PrivateKey, org: str, hosts: list[str]) -> x509.Certificate:

@@ -47,8 +47,7 @@ def net3(tmp_path: Path) -> Iterator[TestNetwork]:
 
 
 def _signed_by(tnet: TestNetwork, k: int, **fields: object) -> bytes:
-    """An event signed with node k's real key (as a compromised or lying node would)."""
-    key = open_home(tnet.home(k)).keys().sign
+    """An event signed with node k's real key of that epoch (as a thief or a liar would)."""
     base: dict[str, object] = {
         "net": network_id(tnet, k),
         "origin": tnet.org(k),
@@ -61,6 +60,7 @@ def _signed_by(tnet: TestNetwork, k: int, **fields: object) -> bytes:
         "payload": encode_payload(raised(5)),
     }
     base.update(fields)
+    key = open_home(tnet.home(k)).keys().signing_keys()[base["epoch"]]  # type: ignore[index]
     return sign_event(key, **base).envelope()  # type: ignore[arg-type]
 
 
@@ -158,6 +158,48 @@ def test_cut_off_key_epoch_is_enforced_everywhere(net3: TestNetwork) -> None:
         net3.wait(lambda k=k: _rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
     status = net3.cli_json(3, "status")
     assert status["appends_blocked"] and "cut" in status["appends_blocked"]
+
+
+def test_a_compromised_key_is_cut_and_the_member_rotates_to_a_new_one(
+    net3: TestNetwork, tmp_path: Path
+) -> None:
+    before = [net3.raise_alert(3) for _ in range(2)]  # Jakarta, key epoch 1, seq 1-2
+    net3.wait_holds(set(before))
+    assert "made signing key epoch 2" in net3.cli(3, "member", "new-key")
+    card = tmp_path / "jakarta-2.card"
+    net3.cli(3, "member", "card", "--out", str(card))
+    proposal = tmp_path / "rotate.json"
+    proposed = net3.cli_json(
+        1,
+        "member",
+        "propose",
+        "--rotate",
+        str(card),
+        "--cut",
+        "jakarta-pb:1:2",
+        "--out",
+        str(proposal),
+    )
+    # The new key proves possession by signing the proposal; Lima carries that
+    # signature in its approval, Nairobi approves: 2 of 3 is the threshold.
+    net3.cli(3, "network", "sign", str(proposal))
+    net3.cli(1, "member", "approve", "--file", str(proposal))
+    net3.wait(lambda: len(net3.cli_json(2, "member", "proposals")) == 1, "the proposal at node 2")
+    net3.cli(2, "member", "approve", proposed["roster_id"][:12])
+    for k in net3.indexes:
+        net3.wait(lambda k=k: net3.roster_version(k) == 1, f"node {k} to adopt roster v1")
+    net3.wait(lambda: net3.cli_json(3, "status")["epoch"] == 2, "Jakarta to sign with epoch 2")
+    assert net3.cli_json(3, "status")["appends_blocked"] is None
+    after = net3.raise_alert(3)
+    net3.wait_holds({after})
+    for k in net3.indexes:
+        assert {*before, after} <= {a["id"] for a in net3.cli_json(k, "alert", "list")}
+        assert net3.cli(k, "log", "verify").startswith("ok:")
+    # Whoever holds the old key can no longer add to Jakarta's history.
+    stolen = _signed_by(net3, 3, seq=3, prev=bytes.fromhex(before[1]), roster_ver=1)
+    _inject(net3, 3, "ev", stolen)
+    for k in (1, 2):
+        net3.wait(lambda k=k: _rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
 
 
 async def _flood(net: TestNetwork, k: int, tail: str, messages: list[bytes]) -> None:
