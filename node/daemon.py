@@ -262,7 +262,7 @@ class Node:
                 continue
             self.config = fresh
             self.home = Home(self.home.path, fresh)
-            self.peering.config = fresh.federation
+            self.peering.reconfigure(fresh.federation)
             self._reload_server(self.ingestor.network)
             logger.info("reloaded [federation] settings")
 

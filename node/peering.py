@@ -149,6 +149,13 @@ class Peering:
             )
         return state
 
+    def reconfigure(self, config: FederationConfig) -> None:
+        """New [federation] settings (SIGHUP): heartbeat interval and peer limits."""
+        self.config = config
+        now = self.monotonic()
+        for state in self.peers.values():
+            state.bucket = TokenBucket(config.peer_rate, config.peer_burst, now)
+
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
