@@ -19,10 +19,13 @@ import msgspec
 
 from protocol.alerts import (
     AlertClaimed,
+    AlertEscalated,
     AlertRaised,
+    AlertReleased,
     AlertResolved,
     AlertUpdated,
     Ask,
+    EscalationCause,
     IncidentType,
     Severity,
     Urgency,
@@ -47,6 +50,7 @@ class AlertStatus(enum.StrEnum):
     """Where an alert is in its life cycle."""
 
     OPEN = "open"
+    ESCALATED = "escalated"
     CLAIMED = "claimed"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
@@ -77,6 +81,16 @@ class Claimed(msgspec.Struct, array_like=True, frozen=True):
     body: AlertClaimed
 
 
+class Escalated(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    body: AlertEscalated
+
+
+class Released(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    body: AlertReleased
+
+
 class Ended(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     status: AlertStatus  # RESOLVED or CANCELLED
@@ -91,6 +105,8 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
     updates: tuple[Updated, ...] = ()
     claims: tuple[Claimed, ...] = ()
     ends: tuple[Ended, ...] = ()
+    escalations: tuple[Escalated, ...] = ()
+    releases: tuple[Released, ...] = ()
 
     def positions(self) -> list[Pos]:
         """Where every fact in this state came from."""
@@ -98,6 +114,8 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
         found += [u.pos for u in self.updates]
         found += [c.pos for c in self.claims]
         found += [e.pos for e in self.ends]
+        found += [e.pos for e in self.escalations]
+        found += [r.pos for r in self.releases]
         return found
 
 
@@ -121,6 +139,17 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     claimants: list[str]
     ended_by: str | None
     end_code: str | None
+    #: Step of the escalation ladder the alert has reached (0: the first target).
+    level: int = 0
+    #: Members of that step, as published by whoever escalated (empty at level 0:
+    #: every node computes the first step itself).
+    targets: list[str] = []
+    #: Member a claimant handed the alert to, while nobody has claimed it since.
+    handover_to: str | None = None
+    #: Every member that ever claimed it (a claimant may resolve).
+    claimed_by: list[str] = []
+    #: When the first claim was made (the claimant's signed clock), if any.
+    first_claim_ms: int | None = None
 
 
 def alert_of(header: Header, eid: bytes, payload: AlertPayload) -> bytes:
@@ -132,15 +161,24 @@ def fact(header: Header, eid: bytes, payload: AlertPayload) -> AlertState:
     """The state holding just this one event."""
     pos = Pos(header.origin, header.epoch, header.seq, header.wall_ms, eid)
     alert = alert_of(header, eid, payload)
-    if isinstance(payload, AlertRaised):
-        return AlertState(alert, raised=Raised(pos, payload))
-    if isinstance(payload, AlertUpdated):
-        return AlertState(alert, updates=(Updated(pos, payload),))
-    if isinstance(payload, AlertClaimed):
-        return AlertState(alert, claims=(Claimed(pos, payload),))
-    if isinstance(payload, AlertResolved):
-        return AlertState(alert, ends=(Ended(pos, AlertStatus.RESOLVED, str(payload.outcome)),))
-    return AlertState(alert, ends=(Ended(pos, AlertStatus.CANCELLED, str(payload.reason)),))
+    match payload:
+        case AlertRaised():
+            state = AlertState(alert, raised=Raised(pos, payload))
+        case AlertUpdated():
+            state = AlertState(alert, updates=(Updated(pos, payload),))
+        case AlertClaimed():
+            state = AlertState(alert, claims=(Claimed(pos, payload),))
+        case AlertResolved():
+            ended = Ended(pos, AlertStatus.RESOLVED, str(payload.outcome))
+            state = AlertState(alert, ends=(ended,))
+        case AlertEscalated():
+            state = AlertState(alert, escalations=(Escalated(pos, payload),))
+        case AlertReleased():
+            state = AlertState(alert, releases=(Released(pos, payload),))
+        case _:
+            ended = Ended(pos, AlertStatus.CANCELLED, str(payload.reason))
+            state = AlertState(alert, ends=(ended,))
+    return state
 
 
 def join(a: AlertState, b: AlertState) -> AlertState:
@@ -156,10 +194,12 @@ def join(a: AlertState, b: AlertState) -> AlertState:
         updates=_union(a.updates, b.updates),
         claims=_union(a.claims, b.claims),
         ends=_union(a.ends, b.ends),
+        escalations=_union(a.escalations, b.escalations),
+        releases=_union(a.releases, b.releases),
     )
 
 
-F = TypeVar("F", Updated, Claimed, Ended)
+F = TypeVar("F", Updated, Claimed, Ended, Escalated, Released)
 
 
 def _union(x: tuple[F, ...], y: tuple[F, ...]) -> tuple[F, ...]:
@@ -202,12 +242,16 @@ def view(state: AlertState) -> AlertView | None:
         if isinstance(sub, str) and not sub.startswith(body.country + "-"):
             del changes["subdivision"]
         fields = msgspec.structs.replace(fields, **changes)
-    claimants = sorted({c.pos.org for c in state.claims})
-    end = _first_end(state, origin, set(claimants))
+    claimed_by = sorted({c.pos.org for c in state.claims})
+    claimants = active_claimants(state)
+    end = _first_end(state, origin, set(claimed_by))
+    level, targets = _level(state)
     if end is not None:
         status = end.status
+    elif claimants:
+        status = AlertStatus.CLAIMED
     else:
-        status = AlertStatus.CLAIMED if claimants else AlertStatus.OPEN
+        status = AlertStatus.ESCALATED if level else AlertStatus.OPEN
     updated_ms = max(p.wall_ms for p in state.positions())
     return AlertView(
         alert=state.alert,
@@ -227,7 +271,54 @@ def view(state: AlertState) -> AlertView | None:
         claimants=claimants,
         ended_by=end.pos.org if end is not None else None,
         end_code=end.code if end is not None else None,
+        level=level,
+        targets=targets,
+        handover_to=_handover(state, claimants),
+        claimed_by=claimed_by,
+        first_claim_ms=min((c.pos.wall_ms for c in state.claims), default=None),
     )
+
+
+def active_claimants(state: AlertState) -> list[str]:
+    """Members whose claim stands: not released since, and not lapsed.
+
+    A claim with `until_ms` lapses once an escalation with cause `claim_lapsed`
+    was signed at or after that time (nodes publish one only then), so whether a
+    claim stands depends on the facts alone, never on the reader's clock.
+    Concurrent claims by several members all stand, and all are shown.
+    """
+    lapses = [
+        e.pos.wall_ms for e in state.escalations if e.body.cause is EscalationCause.CLAIM_LAPSED
+    ]
+    active = set()
+    for claim in state.claims:
+        org = claim.pos.org
+        released = any(
+            r.pos.org == org and (r.pos.epoch, r.pos.seq) > (claim.pos.epoch, claim.pos.seq)
+            for r in state.releases
+        )
+        until = claim.body.until_ms
+        lapsed = until is not None and any(at >= until for at in lapses)
+        if not released and not lapsed:
+            active.add(org)
+    return sorted(active)
+
+
+def _level(state: AlertState) -> tuple[int, list[str]]:
+    if not state.escalations:
+        return 0, []
+    top = max(e.body.level for e in state.escalations)
+    targets = {t for e in state.escalations if e.body.level == top for t in e.body.targets}
+    return top, sorted(targets)
+
+
+def _handover(state: AlertState, claimants: list[str]) -> str | None:
+    """The member named by the latest hand-over, while nobody holds the alert."""
+    if claimants or not state.releases:
+        return None
+    handed = [r for r in state.releases if r.body.handover_to is not None]
+    latest = max(handed, key=lambda r: (r.pos.wall_ms, r.pos.id), default=None)
+    return latest.body.handover_to if latest is not None else None
 
 
 def _first_end(state: AlertState, origin: str, claimants: set[str]) -> Ended | None:

@@ -53,7 +53,7 @@ __all__ = [
 
 T = TypeVar("T")
 AlertRef = Annotated[str, Meta(pattern=r"^[0-9a-f]{6,64}$")]
-_OPEN: Final = (str(AlertStatus.OPEN), str(AlertStatus.CLAIMED))
+_OPEN: Final = (str(AlertStatus.OPEN), str(AlertStatus.ESCALATED), str(AlertStatus.CLAIMED))
 
 
 class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):

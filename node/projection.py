@@ -24,7 +24,7 @@ _CAPACITY: Final = 20_000
 
 def open_key(v: AlertView | None) -> OpenKey | None:
     """The open-alert gauge bucket of an alert, or None if it is not open."""
-    if v is None or v.status not in (AlertStatus.OPEN, AlertStatus.CLAIMED):
+    if v is None or v.status not in (AlertStatus.OPEN, AlertStatus.ESCALATED, AlertStatus.CLAIMED):
         return None
     return (str(v.severity), str(v.urgency), v.exercise)
 

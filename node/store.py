@@ -344,7 +344,7 @@ class Store:
         """(severity, urgency, exercise, count) of open and claimed alerts."""
         async with self._db.execute(
             "SELECT severity, urgency, exercise, COUNT(*) FROM alerts "
-            "WHERE status IN ('open', 'claimed') GROUP BY severity, urgency, exercise"
+            "WHERE status IN ('open', 'escalated', 'claimed') GROUP BY severity, urgency, exercise"
         ) as cur:
             rows = await cur.fetchall()
         return [(str(r[0]), str(r[1]), bool(r[2]), int(r[3])) for r in rows]

@@ -19,19 +19,22 @@ import msgspec
 from msgspec import Meta
 
 from protocol.countries import is_country
-from protocol.types import Hash32, NonNeg
+from protocol.types import Hash32, NonNeg, OrgId
 
 __all__ = [
     "PSEUDONYM_PATTERN",
     "ActionType",
     "AlertCancelled",
     "AlertClaimed",
+    "AlertEscalated",
     "AlertRaised",
+    "AlertReleased",
     "AlertResolved",
     "AlertUpdated",
     "Ask",
     "CancelReason",
     "Channel",
+    "EscalationCause",
     "IncidentType",
     "Outcome",
     "Severity",
@@ -201,6 +204,35 @@ class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
     alert: Hash32
     until_ms: NonNeg | None = None
+
+
+class EscalationCause(enum.StrEnum):
+    """Why an alert moved to the next step of its escalation ladder."""
+
+    DEADLINE = "deadline"  # the step's deadline passed without a claim
+    TARGET_DOWN = "target_down"  # the step's members stopped sending heartbeats
+    CLAIM_LAPSED = "claim_lapsed"  # every claim expired or was released
+
+
+class AlertEscalated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The alert moves to step `level` of its ladder (computed alike by every node).
+
+    Any live node may publish it; several nodes publishing the same level merge
+    into one state. `targets` are the members of that step as the publisher
+    computed them, so everyone sees whom it went to.
+    """
+
+    alert: Hash32
+    level: Annotated[int, Meta(ge=1, le=10_000)]
+    targets: Annotated[list[OrgId], Meta(min_length=1, max_length=256)]
+    cause: EscalationCause
+
+
+class AlertReleased(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The member gives up its claim, optionally handing the alert to another member."""
+
+    alert: Hash32
+    handover_to: OrgId | None = None
 
 
 class AlertResolved(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

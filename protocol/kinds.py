@@ -12,6 +12,7 @@ chain must stay whole) and does not apply it.
 from __future__ import annotations
 
 import enum
+import zoneinfo
 from typing import Final
 
 import msgspec
@@ -19,11 +20,14 @@ import msgspec
 from protocol.alerts import (
     AlertCancelled,
     AlertClaimed,
+    AlertEscalated,
     AlertRaised,
+    AlertReleased,
     AlertResolved,
     AlertUpdated,
     check_alert_fields,
 )
+from protocol.coverage import CoverageDeclared, check_declaration
 from protocol.encoding import DECODE_ERRORS, encode, redact
 from protocol.errors import PayloadError, ProtocolError, Reason
 from protocol.membership import RosterApproved, RosterProposed
@@ -40,8 +44,11 @@ class Kind(enum.StrEnum):
     ALERT_CLAIMED = "alert.claimed"
     ALERT_RESOLVED = "alert.resolved"
     ALERT_CANCELLED = "alert.cancelled"
+    ALERT_ESCALATED = "alert.escalated"
+    ALERT_RELEASED = "alert.released"
     ROSTER_PROPOSED = "roster.proposed"
     ROSTER_APPROVED = "roster.approved"
+    COVERAGE_DECLARED = "coverage.declared"
 
 
 Payload = (
@@ -50,10 +57,21 @@ Payload = (
     | AlertClaimed
     | AlertResolved
     | AlertCancelled
+    | AlertEscalated
+    | AlertReleased
     | RosterProposed
     | RosterApproved
+    | CoverageDeclared
 )
-AlertPayload = AlertRaised | AlertUpdated | AlertClaimed | AlertResolved | AlertCancelled
+AlertPayload = (
+    AlertRaised
+    | AlertUpdated
+    | AlertClaimed
+    | AlertResolved
+    | AlertCancelled
+    | AlertEscalated
+    | AlertReleased
+)
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_RAISED: AlertRaised,
@@ -61,8 +79,11 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_CLAIMED: AlertClaimed,
     Kind.ALERT_RESOLVED: AlertResolved,
     Kind.ALERT_CANCELLED: AlertCancelled,
+    Kind.ALERT_ESCALATED: AlertEscalated,
+    Kind.ALERT_RELEASED: AlertReleased,
     Kind.ROSTER_PROPOSED: RosterProposed,
     Kind.ROSTER_APPROVED: RosterApproved,
+    Kind.COVERAGE_DECLARED: CoverageDeclared,
 }
 _KIND_OF: Final = {t: k for k, t in _TYPES.items()}
 _DECODERS: Final[dict[str, msgspec.msgpack.Decoder[Payload]]] = {
@@ -107,9 +128,21 @@ def _semantic_problem(payload: Payload) -> str | None:
         return check_alert_fields(payload.country, payload.subdivision, payload.incident_types)
     if isinstance(payload, AlertUpdated):
         return check_alert_fields(None, None, payload.incident_types)
+    if isinstance(payload, AlertEscalated) and len(set(payload.targets)) != len(payload.targets):
+        return "targets lists a member twice"
+    if isinstance(payload, CoverageDeclared):
+        return check_declaration(payload) or _check_zone(payload.tz)
     if isinstance(payload, RosterProposed):
         try:
             decode_roster(payload.roster)
         except ProtocolError as exc:
             return f"proposed roster is invalid ({exc.reason})"
+    return None
+
+
+def _check_zone(name: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "tz is not an IANA time zone this node knows"
     return None

@@ -74,7 +74,7 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
 
 def test_unknown_kind_is_named() -> None:
     with pytest.raises(PayloadError) as info:
-        decode_payload("coverage.declared", b"\x80")
+        decode_payload("sealed.granted", b"\x80")
     assert info.value.reason is Reason.UNKNOWN_KIND
 
 
