@@ -144,6 +144,9 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     #: Members of that step, as published by whoever escalated (empty at level 0:
     #: every node computes the first step itself).
     targets: list[str] = []
+    #: When the alert reached that level (the earliest signed escalation to it;
+    #: the raise time at level 0): the level's deadline counts from here.
+    level_since_ms: int = 0
     #: Member a claimant handed the alert to, while nobody has claimed it since.
     handover_to: str | None = None
     #: Every member that ever claimed it (a claimant may resolve).
@@ -245,7 +248,7 @@ def view(state: AlertState) -> AlertView | None:
     claimed_by = sorted({c.pos.org for c in state.claims})
     claimants = active_claimants(state)
     end = _first_end(state, origin, set(claimed_by))
-    level, targets = _level(state)
+    level, targets, since = _level(state)
     if end is not None:
         status = end.status
     elif claimants:
@@ -273,6 +276,7 @@ def view(state: AlertState) -> AlertView | None:
         end_code=end.code if end is not None else None,
         level=level,
         targets=targets,
+        level_since_ms=since if level else state.raised.pos.wall_ms,
         handover_to=_handover(state, claimants),
         claimed_by=claimed_by,
         first_claim_ms=min((c.pos.wall_ms for c in state.claims), default=None),
@@ -304,12 +308,13 @@ def active_claimants(state: AlertState) -> list[str]:
     return sorted(active)
 
 
-def _level(state: AlertState) -> tuple[int, list[str]]:
+def _level(state: AlertState) -> tuple[int, list[str], int]:
     if not state.escalations:
-        return 0, []
+        return 0, [], 0
     top = max(e.body.level for e in state.escalations)
-    targets = {t for e in state.escalations if e.body.level == top for t in e.body.targets}
-    return top, sorted(targets)
+    at_top = [e for e in state.escalations if e.body.level == top]
+    targets = {t for e in at_top for t in e.body.targets}
+    return top, sorted(targets), min(e.pos.wall_ms for e in at_top)
 
 
 def _handover(state: AlertState, claimants: list[str]) -> str | None:

@@ -12,9 +12,12 @@ from federation.alerts import AlertState, AlertStatus, fact, join, view
 from protocol.alerts import (
     AlertCancelled,
     AlertClaimed,
+    AlertEscalated,
+    AlertReleased,
     AlertResolved,
     AlertUpdated,
     CancelReason,
+    EscalationCause,
     Outcome,
     Severity,
     Urgency,
@@ -24,6 +27,8 @@ from protocol.kinds import AlertPayload, decode_payload
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")
+DEADLINE = EscalationCause.DEADLINE
+LAPSED = EscalationCause.CLAIM_LAPSED
 
 
 def _state(events: list[Event]) -> AlertState:
@@ -109,3 +114,57 @@ def test_subdivision_outside_the_country_is_not_applied() -> None:
     good = lima.next(AlertUpdated(alert=r.id, subdivision="PE-LOR"))
     assert view(_state([r, bad])).subdivision is None  # type: ignore[union-attr]
     assert view(_state([r, bad, good])).subdivision == "PE-LOR"  # type: ignore[union-attr]
+
+
+def _escalation_story() -> list[Event]:
+    """Claims with expiry, a lapse, duplicate escalations from two nodes, a hand-over."""
+    lima, nairobi, jakarta = (Chain(TN, o) for o in ("lima-hr", "nairobi-dl", "jakarta-pb"))
+    r = lima.next(raised())
+    t0 = r.header.wall_ms
+    return [
+        r,
+        nairobi.next(AlertEscalated(alert=r.id, level=1, targets=["jakarta-pb"], cause=DEADLINE)),
+        jakarta.next(AlertEscalated(alert=r.id, level=1, targets=["nairobi-dl"], cause=DEADLINE)),
+        jakarta.next(AlertClaimed(alert=r.id, until_ms=t0 + 500)),  # lapses before 2nd
+        nairobi.next(AlertEscalated(alert=r.id, level=2, targets=["lima-hr"], cause=LAPSED)),
+        nairobi.next(AlertClaimed(alert=r.id)),
+        nairobi.next(AlertReleased(alert=r.id, handover_to="lima-hr")),
+    ]
+
+
+def test_escalations_merge_claims_lapse_and_hand_overs_show() -> None:
+    events = _escalation_story()
+    v = view(_state(events[:3]))
+    assert v is not None and v.status is AlertStatus.ESCALATED
+    assert (v.level, v.targets) == (1, ["jakarta-pb", "nairobi-dl"]), "both nodes' targets shown"
+    assert v.level_since_ms == events[1].header.wall_ms
+    claimed = view(_state(events[:4]))
+    assert claimed is not None and claimed.status is AlertStatus.CLAIMED
+    lapsed = view(_state(events[:5]))
+    assert lapsed is not None and lapsed.claimants == [] and lapsed.status is AlertStatus.ESCALATED
+    assert lapsed.claimed_by == ["jakarta-pb"], "a lapsed claimant still shows, and may resolve"
+    both = view(_state(events[:6]))
+    assert both is not None and both.claimants == ["nairobi-dl"]
+    handed = view(_state(events))
+    assert handed is not None and handed.claimants == [] and handed.handover_to == "lima-hr"
+    assert handed.first_claim_ms == events[3].header.wall_ms
+
+
+def test_concurrent_claims_are_all_visible() -> None:
+    lima, nairobi, jakarta = (Chain(TN, o) for o in ("lima-hr", "nairobi-dl", "jakarta-pb"))
+    r = lima.next(raised())
+    events = [r, nairobi.next(AlertClaimed(alert=r.id)), jakarta.next(AlertClaimed(alert=r.id))]
+    for order in (events, events[::-1]):
+        v = view(_state(order))
+        assert v is not None and v.claimants == ["jakarta-pb", "nairobi-dl"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32), dup=st.integers(min_value=0, max_value=6))
+def test_escalation_state_is_the_same_in_any_arrival_order(seed: int, dup: int) -> None:
+    events = _escalation_story()
+    expected = _state(events)
+    shuffled = [*events, events[dup]]
+    random.Random(seed).shuffle(shuffled)
+    assert _state(shuffled) == expected
+    assert view(_state(shuffled)) == view(expected)

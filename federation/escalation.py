@@ -1,0 +1,152 @@
+"""The escalation ladder of an alert, and when it must climb: the same on every node.
+
+Owns routing without a dispatcher. From an alert (country, languages, asks,
+urgency, raise time), the members' shifts (federation/coverage.py) and the
+roster, every node computes the same ladder:
+
+- direct steps, one member each: the members on duty at the raise time whose
+  shifts cover the alert's country, best match first — an exact country before a
+  catch-all region, more of the needed capabilities, a shared language — ties
+  broken by a hash of (alert id, org) so load spreads evenly and identically;
+  members that cover the country but not the alert's languages come after those
+  that do;
+- then the fallback pool: every member that is not an observer, notified
+  together, again and again, until someone claims the alert. An alert raised in
+  a gap (nobody on duty for its country) starts in the pool. Nothing is dropped.
+
+Each step lasts the urgency's step time (policy). `next_escalation` says, for a
+view of the alert at a given instant, whether a node should publish the next
+step now: the step's time ran out unclaimed, its members stopped sending
+heartbeats (skipped at once), or every claim lapsed. Pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from federation.alerts import AlertStatus, AlertView
+from federation.coverage import Shift
+from protocol.alerts import EscalationCause, Urgency
+from protocol.coverage import capability_for
+from protocol.roster import Role, Roster
+
+__all__ = ["DEFAULT_STEP_S", "Escalation", "Ladder", "Policy", "Step", "ladder", "next_escalation"]
+
+#: Default time each step of the ladder gets before the alert climbs, by urgency.
+DEFAULT_STEP_S: Final = {
+    Urgency.IMMEDIATE: 10 * 60,
+    Urgency.DAYS: 2 * 3600,
+    Urgency.WEEKS: 12 * 3600,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How fast alerts climb (network policy; every member should use the same)."""
+
+    step_s: Mapping[Urgency, float] = field(default_factory=lambda: dict(DEFAULT_STEP_S))
+    max_direct: int = 3
+
+    def step_ms(self, urgency: Urgency) -> int:
+        return int(self.step_s[urgency] * 1000)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung: who is asked to claim, and whether it is the fallback pool."""
+
+    level: int
+    targets: tuple[str, ...]
+    pool: bool
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The direct steps of one alert, then the pool, repeating forever."""
+
+    direct: tuple[Step, ...]
+    pool: tuple[str, ...]
+
+    def step(self, level: int) -> Step:
+        if level < len(self.direct):
+            return self.direct[level]
+        return Step(level, self.pool, pool=True)
+
+
+def ladder(view: AlertView, roster: Roster, shifts: Iterable[Shift], policy: Policy) -> Ladder:
+    """The escalation ladder of an alert, from the shifts running when it was raised."""
+    responders = {m.org for m in roster.members if set(m.roles) != {Role.OBSERVER}}
+    at = view.raised_ms
+    needed = {c for a in view.asks if (c := capability_for(a.action)) is not None}
+    best: dict[str, tuple[int, int, int, int, bytes]] = {}
+    for s in shifts:
+        if s.org not in responders or not s.start_ms <= at < s.end_ms:
+            continue
+        if not s.covers(view.country):
+            continue
+        speaks = s.covers(view.country, view.languages)
+        key = (
+            0 if speaks else 1,
+            0 if view.country in s.regions else 1,
+            -len(needed & s.capabilities),
+            -len(set(view.languages) & s.languages),
+            _spread(view.alert, s.org),
+        )
+        if s.org not in best or key < best[s.org]:
+            best[s.org] = key
+    order = sorted(best, key=lambda org: best[org])[: policy.max_direct]
+    direct = tuple(Step(k, (org,), pool=False) for k, org in enumerate(order))
+    return Ladder(direct, tuple(sorted(responders)))
+
+
+def _spread(alert: bytes, org: str) -> bytes:
+    return hashlib.sha256(alert + b"\x00" + org.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """What a node should publish now: the alert moves to `level`."""
+
+    level: int
+    targets: tuple[str, ...]
+    cause: EscalationCause
+
+
+def next_escalation(
+    view: AlertView,
+    steps: Ladder,
+    policy: Policy,
+    *,
+    now_ms: int,
+    level_since_ms: int,
+    down: set[str],
+    claims_until: Mapping[str, int | None],
+) -> Escalation | None:
+    """The escalation due at `now_ms`, or None.
+
+    `level_since_ms` is when the alert reached its current level (its raise time
+    at level 0); `down` the members whose heartbeats stopped; `claims_until` the
+    expiry of each standing claim (None: no expiry).
+    """
+    if view.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
+        return None
+    if view.claimants:
+        expiries = [claims_until.get(org) for org in view.claimants]
+        if any(u is None or u > now_ms for u in expiries):
+            return None
+        cause = EscalationCause.CLAIM_LAPSED
+    else:
+        current = steps.step(view.level)
+        if now_ms >= level_since_ms + policy.step_ms(view.urgency):
+            cause = EscalationCause.DEADLINE
+        elif not current.pool and set(current.targets) <= down:
+            cause = EscalationCause.TARGET_DOWN
+        else:
+            return None
+    level = view.level + 1
+    while not steps.step(level).pool and set(steps.step(level).targets) <= down:
+        level += 1  # skip members known to be down without waiting them out
+    return Escalation(level, steps.step(level).targets, cause)
