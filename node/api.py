@@ -8,6 +8,7 @@ exposes `Api.handlers()` on the control channel.
 from __future__ import annotations
 
 import secrets
+import time
 from base64 import b32encode
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Final, TypeVar
@@ -17,6 +18,7 @@ from msgspec import Meta
 
 from federation.alerts import AlertStatus, AlertView, view
 from node.control import AlertEventInfo, AlertInfo, decode_args
+from node.coverage import CoverageGrid, current_declarations, grid
 from node.ingest import Ingestor
 from node.store import Store
 from protocol.alerts import (
@@ -32,6 +34,7 @@ from protocol.alerts import (
     Severity,
     Urgency,
 )
+from protocol.coverage import CoverageDeclared
 from protocol.envelope import Event
 from protocol.errors import ControlError, PayloadError
 from protocol.kinds import Payload
@@ -124,6 +127,11 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     started_ms: int
 
 
+class CoverageArgs(msgspec.Struct, frozen=True, kw_only=True):
+    tz: str
+    now_ms: int | None = None
+
+
 class AlertDetail(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertInfo
     events: list[AlertEventInfo]
@@ -176,6 +184,8 @@ class Api:
             "alert.cancel": self._h(CancelArgs, self.cancel_alert),
             "alert.list": self._h(ListArgs, self.list_alerts),
             "alert.show": self._h(AlertArgs, self.show_alert),
+            "coverage.declare": self._h(CoverageDeclared, self.declare_coverage),
+            "coverage.show": self._h(CoverageArgs, self.show_coverage),
         }
 
     @staticmethod
@@ -259,6 +269,16 @@ class Api:
         return AlertDetail(alert=await self._info(alert), events=events)
 
     # -- helpers ----------------------------------------------------------------
+
+    async def declare_coverage(self, decl: CoverageDeclared) -> int:
+        """Sign and publish this member's on-duty declaration; its seq."""
+        event = await self._append(decl)
+        return event.header.seq
+
+    async def show_coverage(self, args: CoverageArgs) -> CoverageGrid:
+        members = self._ingestor.network.roster.orgs()
+        decls = await current_declarations(self._store, members)
+        return grid(decls, args.tz, args.now_ms or int(time.time() * 1000))
 
     async def _append(self, payload: Payload) -> Event:
         try:

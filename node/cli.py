@@ -35,6 +35,7 @@ from node.api import (
     UpdateArgs,
 )
 from node.cli_common import Parser, get_home, home_arg, json_arg, run, show, values
+from node.cli_coverage import add_coverage_parsers
 from node.cli_network import add_network_parsers
 from node.client import call
 from node.clock import SystemClock
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
     _log_parsers(sub.add_parser("log", help="audit the signed history"))
     add_network_parsers(sub)
+    add_coverage_parsers(sub)
     return parser
 
 
