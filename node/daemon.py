@@ -33,6 +33,7 @@ from node.api import Api, StatusInfo
 from node.clock import Clock, SystemClock
 from node.config import load_config
 from node.control_server import ControlServer
+from node.coverage import current_declarations, gap_seconds
 from node.home import Home
 from node.ingest import Identity, Ingestor
 from node.keys import Keys
@@ -46,6 +47,7 @@ from node.rosters import RosterKeeper
 from node.store import Store, open_store
 from protocol.envelope import Event
 from protocol.errors import ConfigError, RrnError
+from protocol.kinds import Kind
 
 __all__ = ["Node", "rrn_version"]
 
@@ -69,6 +71,7 @@ class Node:
         self.home = home
         self.config = home.config
         self.clock = clock or SystemClock()
+        self._coverage_changed = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
         self.started_ms = 0
         self.nats_url = ""
@@ -238,6 +241,7 @@ class Node:
                 tg.create_task(self.peering.run(), name="peering"),
                 tg.create_task(self._reloads(), name="reload"),
                 tg.create_task(self.rosters.run(), name="rosters"),
+                tg.create_task(self._coverage_gauges(), name="coverage"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -250,6 +254,23 @@ class Node:
                 logger.error("stop grace period of %.0f s passed; stopping anyway", _STOP_GRACE_S)
             for task in tasks:
                 task.cancel()
+
+    async def _coverage_gauges(self) -> None:
+        """Forecast coverage gaps every minute, so operators can alert before they open."""
+        gauge = self.metrics.coverage_gap
+        while True:
+            try:
+                decls = await current_declarations(self.store, self.ingestor.network.roster.orgs())
+                now = self.clock.now_ms()
+                gauge.clear()
+                for horizon, span in (("24h", 86_400_000), ("7d", 7 * 86_400_000)):
+                    for (kind, key), seconds in gap_seconds(decls, now, span).items():
+                        gauge.labels(horizon=horizon, kind=kind, key=key).set(seconds)
+            except Exception:  # a bad declaration must not stop the node
+                logger.exception("coverage forecast failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._coverage_changed.wait(), 60)
+            self._coverage_changed.clear()
 
     async def _reloads(self) -> None:
         while True:
@@ -275,6 +296,8 @@ class Node:
     async def _committed(self, events: list[tuple[Event, str]]) -> None:
         await self.peering.committed(events)
         await self.rosters.committed(events)
+        if any(e.header.kind == Kind.COVERAGE_DECLARED for e, _ in events):
+            self._coverage_changed.set()
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""

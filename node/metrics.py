@@ -139,6 +139,12 @@ class Metrics:
         self.roster_version = Gauge(
             "rrn_roster_version", "Version of the roster this node works under.", registry=r
         )
+        self.coverage_gap = Gauge(
+            "rrn_coverage_gap_seconds",
+            "Seconds with nobody on duty over the coming horizon (24h, 7d), by region or language.",
+            ["horizon", "kind", "key"],
+            registry=r,
+        )
         for reason in Reason:
             self.rejected.labels(reason=str(reason))
 
