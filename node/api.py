@@ -25,6 +25,7 @@ from protocol.alerts import (
     AlertCancelled,
     AlertClaimed,
     AlertRaised,
+    AlertReleased,
     AlertResolved,
     AlertUpdated,
     Ask,
@@ -88,6 +89,11 @@ class AlertArgs(msgspec.Struct, frozen=True, kw_only=True):
 class ClaimArgs(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertRef
     until_ms: int | None = None
+
+
+class ReleaseArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    handover_to: str | None = None
 
 
 class ResolveArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,6 +168,9 @@ def alert_info(v: AlertView) -> AlertInfo:
         claimants=list(v.claimants),
         ended_by=v.ended_by,
         end_code=v.end_code,
+        level=v.level,
+        targets=list(v.targets),
+        handover_to=v.handover_to,
     )
 
 
@@ -180,6 +189,7 @@ class Api:
             "alert.raise": self._h(RaiseArgs, self.raise_alert),
             "alert.update": self._h(UpdateArgs, self.update_alert),
             "alert.claim": self._h(ClaimArgs, self.claim_alert),
+            "alert.release": self._h(ReleaseArgs, self.release_alert),
             "alert.resolve": self._h(ResolveArgs, self.resolve_alert),
             "alert.cancel": self._h(CancelArgs, self.cancel_alert),
             "alert.list": self._h(ListArgs, self.list_alerts),
@@ -232,6 +242,17 @@ class Api:
     async def claim_alert(self, args: ClaimArgs) -> AlertInfo:
         alert = await self._resolve(args.alert)
         await self._append(AlertClaimed(alert=alert, until_ms=args.until_ms))
+        return await self._info(alert)
+
+    async def release_alert(self, args: ReleaseArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        me = self._ingestor.me.org
+        if me not in (await self._view(alert)).claimants:
+            raise ControlError("this member holds no claim on that alert to release")
+        to = args.handover_to
+        if to is not None and (to == me or to not in self._ingestor.network.roster.orgs()):
+            raise ControlError("hand over to another current member of the network")
+        await self._append(AlertReleased(alert=alert, handover_to=to))
         return await self._info(alert)
 
     async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:

@@ -30,6 +30,7 @@ from node.api import (
     ListArgs,
     NoArgs,
     RaiseArgs,
+    ReleaseArgs,
     ResolveArgs,
     StatusInfo,
     UpdateArgs,
@@ -143,6 +144,13 @@ def _alert_handling_parsers(sub: Any) -> None:
     p.add_argument("alert")
     p.add_argument("--for", dest="minutes", type=int, help="claim for this many minutes")
     p.set_defaults(func=cmd_alert_claim)
+
+    p = sub.add_parser("release", help="give up this member's claim (optionally hand it over)")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--to", dest="handover_to", metavar="ORG", help="hand it over to this member")
+    p.set_defaults(func=cmd_alert_release)
 
     p = sub.add_parser("resolve", help="close an alert with an outcome")
     home_arg(p)
@@ -348,6 +356,11 @@ def cmd_alert_claim(args: argparse.Namespace) -> int:
     return _alert_result(
         args, "alert.claim", ClaimArgs(alert=_alert_ref(args.alert), until_ms=until)
     )
+
+
+def cmd_alert_release(args: argparse.Namespace) -> int:
+    payload = ReleaseArgs(alert=_alert_ref(args.alert), handover_to=args.handover_to)
+    return _alert_result(args, "alert.release", payload)
 
 
 def cmd_alert_resolve(args: argparse.Namespace) -> int:

@@ -87,6 +87,9 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     claimants: list[str]
     ended_by: str | None
     end_code: str | None
+    level: int = 0
+    targets: list[str] = []
+    handover_to: str | None = None
 
 
 class AlertEventInfo(msgspec.Struct, frozen=True, kw_only=True):

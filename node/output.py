@@ -77,7 +77,9 @@ def alert_detail(d: AlertDetail, tz: str) -> str:
         f"urgency    {a.urgency}",
         f"languages  {', '.join(a.languages) or '-'}",
         f"asks       {'; '.join(asks) or '-'}",
-        f"claimed by {', '.join(a.claimants) or '-'}",
+        f"claimed by {', '.join(a.claimants) or '-'}"
+        + (f" (handed over to {a.handover_to})" if a.handover_to else ""),
+        f"escalation level {a.level}" + (f", to {', '.join(a.targets)}" if a.targets else ""),
         f"exercise   {'yes' if a.exercise else 'no'}",
         f"raised     {fmt_time(a.raised_ms, tz)}",
         "history:",
