@@ -121,14 +121,13 @@ def next_escalation(
     policy: Policy,
     *,
     now_ms: int,
-    level_since_ms: int,
     down: set[str],
     claims_until: Mapping[str, int | None],
 ) -> Escalation | None:
     """The escalation due at `now_ms`, or None.
 
-    `level_since_ms` is when the alert reached its current level (its raise time
-    at level 0); `down` the members whose heartbeats stopped; `claims_until` the
+    The current level's time counts from when the alert reached it
+    (`view.level_since_ms`); `down` lists the members whose heartbeats stopped; `claims_until` the
     expiry of each standing claim (None: no expiry).
     """
     if view.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
@@ -140,7 +139,7 @@ def next_escalation(
         cause = EscalationCause.CLAIM_LAPSED
     else:
         current = steps.step(view.level)
-        if now_ms >= level_since_ms + policy.step_ms(view.urgency):
+        if now_ms >= view.level_since_ms + policy.step_ms(view.urgency):
             cause = EscalationCause.DEADLINE
         elif not current.pool and set(current.targets) <= down:
             cause = EscalationCause.TARGET_DOWN

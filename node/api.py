@@ -8,16 +8,15 @@ exposes `Api.handlers()` on the control channel.
 from __future__ import annotations
 
 import secrets
-import time
 from base64 import b32encode
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Final
 
 import msgspec
 from msgspec import Meta
 
 from federation.alerts import AlertStatus, AlertView, view
-from node.control import AlertEventInfo, AlertInfo, decode_args
+from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
 from node.ingest import Ingestor
 from node.store import Store
@@ -55,7 +54,6 @@ __all__ = [
     "new_pseudonym",
 ]
 
-T = TypeVar("T")
 AlertRef = Annotated[str, Meta(pattern=r"^[0-9a-f]{6,64}$")]
 _OPEN: Final = (str(AlertStatus.OPEN), str(AlertStatus.ESCALATED), str(AlertStatus.CLAIMED))
 
@@ -185,27 +183,18 @@ class Api:
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
         return {
-            "status": self._h(NoArgs, lambda _: self.status()),
-            "alert.raise": self._h(RaiseArgs, self.raise_alert),
-            "alert.update": self._h(UpdateArgs, self.update_alert),
-            "alert.claim": self._h(ClaimArgs, self.claim_alert),
-            "alert.release": self._h(ReleaseArgs, self.release_alert),
-            "alert.resolve": self._h(ResolveArgs, self.resolve_alert),
-            "alert.cancel": self._h(CancelArgs, self.cancel_alert),
-            "alert.list": self._h(ListArgs, self.list_alerts),
-            "alert.show": self._h(AlertArgs, self.show_alert),
-            "coverage.declare": self._h(CoverageDeclared, self.declare_coverage),
-            "coverage.show": self._h(CoverageArgs, self.show_coverage),
+            "status": handler(NoArgs, lambda _: self.status()),
+            "alert.raise": handler(RaiseArgs, self.raise_alert),
+            "alert.update": handler(UpdateArgs, self.update_alert),
+            "alert.claim": handler(ClaimArgs, self.claim_alert),
+            "alert.release": handler(ReleaseArgs, self.release_alert),
+            "alert.resolve": handler(ResolveArgs, self.resolve_alert),
+            "alert.cancel": handler(CancelArgs, self.cancel_alert),
+            "alert.list": handler(ListArgs, self.list_alerts),
+            "alert.show": handler(AlertArgs, self.show_alert),
+            "coverage.declare": handler(CoverageDeclared, self.declare_coverage),
+            "coverage.show": handler(CoverageArgs, self.show_coverage),
         }
-
-    @staticmethod
-    def _h(
-        type_: type[T], fn: Callable[[T], Awaitable[object]]
-    ) -> Callable[[bytes], Awaitable[object]]:
-        async def handle(data: bytes) -> object:
-            return await fn(decode_args(data, type_))
-
-        return handle
 
     async def status(self) -> StatusInfo:
         return self._status()
@@ -299,7 +288,7 @@ class Api:
     async def show_coverage(self, args: CoverageArgs) -> CoverageGrid:
         members = self._ingestor.network.roster.orgs()
         decls = await current_declarations(self._store, members)
-        return grid(decls, args.tz, args.now_ms or int(time.time() * 1000))
+        return grid(decls, args.tz, args.now_ms or self._ingestor.clock.now_ms())
 
     async def _append(self, payload: Payload) -> Event:
         try:

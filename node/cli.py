@@ -35,7 +35,16 @@ from node.api import (
     StatusInfo,
     UpdateArgs,
 )
-from node.cli_common import Parser, get_home, home_arg, json_arg, run, show, values
+from node.cli_common import (
+    Parser,
+    get_home,
+    home_arg,
+    json_arg,
+    require_stopped,
+    run,
+    show,
+    values,
+)
 from node.cli_coverage import add_coverage_parsers
 from node.cli_network import add_network_parsers
 from node.client import call
@@ -56,7 +65,7 @@ from protocol.alerts import (
     Urgency,
 )
 from protocol.countries import is_country
-from protocol.errors import ConfigError, ControlError, RrnError
+from protocol.errors import ConfigError, RrnError
 from protocol.roster import Role
 
 __all__ = ["build_parser", "main"]
@@ -426,16 +435,10 @@ def cmd_log_export(args: argparse.Namespace) -> int:
 
 
 def cmd_log_import(args: argparse.Namespace) -> int:
-    from node.client import daemon_info
     from node.logtools import import_envelopes, read_export
 
     home = get_home(args)
-    try:
-        daemon_info(home)
-    except ControlError:
-        pass
-    else:
-        raise ConfigError("stop the daemon first: an import writes to the store it uses")
+    require_stopped(home, "an import writes to the store it uses")
     if not args.file.is_file():
         raise ConfigError(f"no file at {args.file}")
     report = run(import_envelopes(home, read_export(args.file)))

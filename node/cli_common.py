@@ -13,9 +13,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from node.client import daemon_info
 from node.control import to_json
 from node.home import Home, open_home
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, ControlError
 
 __all__ = ["Parser", "get_home", "home_arg", "json_arg", "run", "show", "values"]
 
@@ -50,6 +51,15 @@ def get_home(args: argparse.Namespace) -> Home:
     if args.home is None:
         raise ConfigError("--home is required (or set RRN_HOME)")
     return open_home(Path(args.home))
+
+
+def require_stopped(home: Home, why: str) -> None:
+    """ConfigError unless the daemon of `home` is stopped (`why` says what would clash)."""
+    try:
+        daemon_info(home)
+    except ControlError:
+        return
+    raise ConfigError(f"stop the daemon first: {why}")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from node.api import NoArgs, StatusInfo
-from node.cli_common import get_home, home_arg, json_arg, run, show, values
-from node.client import call, daemon_info
+from node.cli_common import get_home, home_arg, json_arg, require_stopped, run, show, values
+from node.client import call
 from node.clock import SystemClock
 from node.devnet import create_devnet, load_devnet, remove_devnet
 from node.founding import (
@@ -34,7 +34,7 @@ from node.founding import (
 from node.home import Home
 from node.keys import new_signing_key
 from node.members import ApproveArgs, PeerInfo, ProposalInfo, ProposeArgs
-from protocol.errors import ConfigError, ControlError
+from protocol.errors import ConfigError
 from protocol.roster import Role
 
 __all__ = ["add_network_parsers"]
@@ -307,12 +307,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_adopt(args: argparse.Namespace) -> int:
     home = get_home(args)
-    try:
-        daemon_info(home)
-    except ControlError:
-        pass
-    else:
-        raise ConfigError("stop the daemon first (adopting changes the store it uses)")
+    require_stopped(home, "adopting changes the store it uses")
     doc = json.loads(args.file.read_text()) if args.file.exists() else None
     if not isinstance(doc, dict) or doc.get("type") not in ("rrn/network", "rrn/roster-proposal"):
         raise ConfigError(f"{args.file} is not a network or genesis document")

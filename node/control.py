@@ -36,6 +36,7 @@ __all__ = [
     "decode_args",
     "decode_reply",
     "encode_reply",
+    "handler",
     "make_request",
     "now_ms",
     "to_json",
@@ -161,6 +162,15 @@ def decode_args(data: bytes, type_: type[T]) -> T:
         return msgspec.msgpack.decode(data, type=type_)
     except DECODE_ERRORS as exc:
         raise ControlError(f"invalid arguments: {redact(exc)}") from exc
+
+
+def handler(type_: type[T], fn: Callable[[T], Awaitable[object]]) -> Handler:
+    """An operation handler: decode its arguments as `type_`, then call `fn`."""
+
+    async def handle(data: bytes) -> object:
+        return await fn(decode_args(data, type_))
+
+    return handle
 
 
 def encode_reply(reply: ControlReply, result: object = None) -> bytes:

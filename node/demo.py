@@ -31,8 +31,11 @@ from typing import Any
 __all__ = ["main"]
 
 _RRN = [sys.executable, "-m", "node.cli"]
-_NODES = {1: ("lima-hr", "America/Lima"), 2: ("nairobi-dl", "Africa/Nairobi")}
-_NODES[3] = ("jakarta-pb", "Asia/Jakarta")
+_NODES = {
+    1: ("lima-hr", "America/Lima"),
+    2: ("nairobi-dl", "Africa/Nairobi"),
+    3: ("jakarta-pb", "Asia/Jakarta"),
+}
 _T0 = time.monotonic()
 
 

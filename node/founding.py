@@ -93,9 +93,9 @@ def write_document(path: Path, doc: dict[str, Any]) -> None:
 # -- cards ----------------------------------------------------------------------
 
 
-def card_document(home: Home, keys: Keys, clock: Clock) -> dict[str, Any]:
-    """This node's signed card, as a document to hand to the other members."""
-    card = own_card(
+def _my_card(home: Home, keys: Keys, clock: Clock) -> Card:
+    """This node's card as its config and keys describe it now."""
+    return own_card(
         keys,
         org=home.config.node.org,
         name=home.config.node.name,
@@ -103,6 +103,11 @@ def card_document(home: Home, keys: Keys, clock: Clock) -> dict[str, Any]:
         endpoints=list(home.config.federation.advertise),
         now_ms=clock.now_ms(),
     )
+
+
+def card_document(home: Home, keys: Keys, clock: Clock) -> dict[str, Any]:
+    """This node's signed card, as a document to hand to the other members."""
+    card = _my_card(home, keys, clock)
     signed = sign_card(keys.sign, card)
     return {
         "type": "rrn/card",
@@ -178,14 +183,7 @@ def genesis_document(
     home: Home, keys: Keys, cards: list[Card], *, threshold: int | None, clock: Clock
 ) -> dict[str, Any]:
     """A genesis roster of this node and `cards`, approved by this node."""
-    me = own_card(
-        keys,
-        org=home.config.node.org,
-        name=home.config.node.name,
-        roles=_own_roles(home),
-        endpoints=list(home.config.federation.advertise),
-        now_ms=clock.now_ms(),
-    )
+    me = _my_card(home, keys, clock)
     try:
         roster_bytes = make_genesis([me, *cards], threshold=threshold, created_ms=clock.now_ms())
     except FederationError as exc:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
 from federation.roster import next_roster
 from federation.topology import links
-from node.control import decode_args
+from node.control import handler
 from node.ingest import Ingestor
 from node.peering import Peering
 from node.rosters import RosterKeeper
@@ -43,8 +43,6 @@ __all__ = [
     "ProposalInfo",
     "ProposeArgs",
 ]
-
-T = TypeVar("T")
 
 
 class ProposeArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,20 +98,11 @@ class MembersApi:
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
         return {
-            "peers": self._h(NoArgs, lambda _: self.peers()),
-            "member.propose": self._h(ProposeArgs, self.propose),
-            "member.approve": self._h(ApproveArgs, self.approve),
-            "member.proposals": self._h(NoArgs, lambda _: self.proposals()),
+            "peers": handler(NoArgs, lambda _: self.peers()),
+            "member.propose": handler(ProposeArgs, self.propose),
+            "member.approve": handler(ApproveArgs, self.approve),
+            "member.proposals": handler(NoArgs, lambda _: self.proposals()),
         }
-
-    @staticmethod
-    def _h(
-        type_: type[T], fn: Callable[[T], Awaitable[object]]
-    ) -> Callable[[bytes], Awaitable[object]]:
-        async def handle(data: bytes) -> object:
-            return await fn(decode_args(data, type_))
-
-        return handle
 
     # -- roster changes -----------------------------------------------------------
 

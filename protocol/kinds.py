@@ -51,18 +51,6 @@ class Kind(enum.StrEnum):
     COVERAGE_DECLARED = "coverage.declared"
 
 
-Payload = (
-    AlertRaised
-    | AlertUpdated
-    | AlertClaimed
-    | AlertResolved
-    | AlertCancelled
-    | AlertEscalated
-    | AlertReleased
-    | RosterProposed
-    | RosterApproved
-    | CoverageDeclared
-)
 AlertPayload = (
     AlertRaised
     | AlertUpdated
@@ -72,6 +60,7 @@ AlertPayload = (
     | AlertEscalated
     | AlertReleased
 )
+Payload = AlertPayload | RosterProposed | RosterApproved | CoverageDeclared
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_RAISED: AlertRaised,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from node.control import AlertInfo
 from node.devnet import Devnet, create_devnet, remove_devnet
 from node.home import open_home
 from protocol.alerts import IncidentType, Severity, Urgency
-from tests.procs import rrn_json, rrn_ok
+from tests.procs import rrn_json, rrn_ok, wait_until
 
 RAISE = RaiseArgs(
     country="KE",
@@ -143,12 +142,7 @@ class TestNetwork:
         return total
 
     def wait(self, predicate: Any, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        wait_until(predicate, timeout, what, interval=0.2)
 
     def wait_holds(
         self, ids: set[str], nodes: list[int] | None = None, timeout: float = 60

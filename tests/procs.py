@@ -151,10 +151,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def wait_until(predicate: Any, timeout: float = 20, what: str = "condition") -> None:
+def wait_until(
+    predicate: Any, timeout: float = 20, what: str = "condition", interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

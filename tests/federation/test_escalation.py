@@ -107,7 +107,6 @@ def _due(
         steps,
         POLICY,
         now_ms=now,
-        level_since_ms=v.level_since_ms,
         down=down or set(),
         claims_until=until or {},
     )
