@@ -18,6 +18,7 @@ from typing import Final, TypeVar
 import msgspec
 
 from protocol.alerts import (
+    AlertActed,
     AlertClaimed,
     AlertEscalated,
     AlertRaised,
@@ -38,6 +39,7 @@ __all__ = [
     "AlertStatus",
     "AlertView",
     "alert_of",
+    "claim_expiries",
     "decode_state",
     "encode_state",
     "fact",
@@ -91,6 +93,11 @@ class Released(msgspec.Struct, array_like=True, frozen=True):
     body: AlertReleased
 
 
+class Acted(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    body: AlertActed
+
+
 class Ended(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     status: AlertStatus  # RESOLVED or CANCELLED
@@ -107,6 +114,7 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
     ends: tuple[Ended, ...] = ()
     escalations: tuple[Escalated, ...] = ()
     releases: tuple[Released, ...] = ()
+    actions: tuple[Acted, ...] = ()
 
     def positions(self) -> list[Pos]:
         """Where every fact in this state came from."""
@@ -116,6 +124,7 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
         found += [e.pos for e in self.ends]
         found += [e.pos for e in self.escalations]
         found += [r.pos for r in self.releases]
+        found += [a.pos for a in self.actions]
         return found
 
 
@@ -147,12 +156,18 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     #: When the alert reached that level (the earliest signed escalation to it;
     #: the raise time at level 0): the level's deadline counts from here.
     level_since_ms: int = 0
+    #: Why the alert reached that level (the earliest escalation to it), if it did.
+    level_cause: EscalationCause | None = None
     #: Member a claimant handed the alert to, while nobody has claimed it since.
     handover_to: str | None = None
     #: Every member that ever claimed it (a claimant may resolve).
     claimed_by: list[str] = []
     #: When the first claim was made (the claimant's signed clock), if any.
     first_claim_ms: int | None = None
+    #: Actions recorded on the alert: (member, action, channel), in order.
+    actions: list[tuple[str, str, str]] = []
+    #: When the first action was recorded (the actor's signed clock), if any.
+    first_action_ms: int | None = None
 
 
 def alert_of(header: Header, eid: bytes, payload: AlertPayload) -> bytes:
@@ -178,6 +193,8 @@ def fact(header: Header, eid: bytes, payload: AlertPayload) -> AlertState:
             state = AlertState(alert, escalations=(Escalated(pos, payload),))
         case AlertReleased():
             state = AlertState(alert, releases=(Released(pos, payload),))
+        case AlertActed():
+            state = AlertState(alert, actions=(Acted(pos, payload),))
         case _:
             ended = Ended(pos, AlertStatus.CANCELLED, str(payload.reason))
             state = AlertState(alert, ends=(ended,))
@@ -199,10 +216,11 @@ def join(a: AlertState, b: AlertState) -> AlertState:
         ends=_union(a.ends, b.ends),
         escalations=_union(a.escalations, b.escalations),
         releases=_union(a.releases, b.releases),
+        actions=_union(a.actions, b.actions),
     )
 
 
-F = TypeVar("F", Updated, Claimed, Ended, Escalated, Released)
+F = TypeVar("F", Updated, Claimed, Ended, Escalated, Released, Acted)
 
 
 def _union(x: tuple[F, ...], y: tuple[F, ...]) -> tuple[F, ...]:
@@ -248,7 +266,7 @@ def view(state: AlertState) -> AlertView | None:
     claimed_by = sorted({c.pos.org for c in state.claims})
     claimants = active_claimants(state)
     end = _first_end(state, origin, set(claimed_by))
-    level, targets, since = _level(state)
+    level, targets, since, cause = _level(state)
     if end is not None:
         status = end.status
     elif claimants:
@@ -277,9 +295,12 @@ def view(state: AlertState) -> AlertView | None:
         level=level,
         targets=targets,
         level_since_ms=since if level else state.raised.pos.wall_ms,
+        level_cause=cause,
         handover_to=_handover(state, claimants),
         claimed_by=claimed_by,
         first_claim_ms=min((c.pos.wall_ms for c in state.claims), default=None),
+        actions=[(a.pos.org, str(a.body.action), str(a.body.channel)) for a in state.actions],
+        first_action_ms=min((a.pos.wall_ms for a in state.actions), default=None),
     )
 
 
@@ -291,10 +312,27 @@ def active_claimants(state: AlertState) -> list[str]:
     claim stands depends on the facts alone, never on the reader's clock.
     Concurrent claims by several members all stand, and all are shown.
     """
+    return sorted({c.pos.org for c in _standing(state)})
+
+
+def claim_expiries(state: AlertState) -> dict[str, int | None]:
+    """When each standing claim runs out (None: it does not), by claimant.
+
+    A member with several standing claims holds the alert until the last ends.
+    """
+    until: dict[str, int | None] = {}
+    for claim in _standing(state):
+        org, new = claim.pos.org, claim.body.until_ms
+        mine = until.get(org, 0)
+        until[org] = None if mine is None or new is None else max(mine, new)
+    return until
+
+
+def _standing(state: AlertState) -> list[Claimed]:
     lapses = [
         e.pos.wall_ms for e in state.escalations if e.body.cause is EscalationCause.CLAIM_LAPSED
     ]
-    active = set()
+    standing = []
     for claim in state.claims:
         org = claim.pos.org
         released = any(
@@ -304,17 +342,18 @@ def active_claimants(state: AlertState) -> list[str]:
         until = claim.body.until_ms
         lapsed = until is not None and any(at >= until for at in lapses)
         if not released and not lapsed:
-            active.add(org)
-    return sorted(active)
+            standing.append(claim)
+    return standing
 
 
-def _level(state: AlertState) -> tuple[int, list[str], int]:
+def _level(state: AlertState) -> tuple[int, list[str], int, EscalationCause | None]:
     if not state.escalations:
-        return 0, [], 0
+        return 0, [], 0, None
     top = max(e.body.level for e in state.escalations)
     at_top = [e for e in state.escalations if e.body.level == top]
     targets = {t for e in at_top for t in e.body.targets}
-    return top, sorted(targets), min(e.pos.wall_ms for e in at_top)
+    first = min(at_top, key=lambda e: (e.pos.wall_ms, e.pos.id))
+    return top, sorted(targets), first.pos.wall_ms, first.body.cause
 
 
 def _handover(state: AlertState, claimants: list[str]) -> str | None:

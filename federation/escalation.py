@@ -31,24 +31,45 @@ from federation.alerts import AlertStatus, AlertView
 from federation.coverage import Shift
 from protocol.alerts import EscalationCause, Urgency
 from protocol.coverage import capability_for
-from protocol.roster import Role, Roster
+from protocol.roster import NetworkPolicy, Role, Roster
 
-__all__ = ["DEFAULT_STEP_S", "Escalation", "Ladder", "Policy", "Step", "ladder", "next_escalation"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "DEFAULT_STEP_S",
+    "Escalation",
+    "Ladder",
+    "Policy",
+    "Step",
+    "ladder",
+    "next_escalation",
+]
+
+#: The network policy of a roster that sets none.
+DEFAULT_POLICY: Final = NetworkPolicy(
+    immediate_s=10 * 60, days_s=2 * 3600, weeks_s=12 * 3600, max_direct=3
+)
 
 #: Default time each step of the ladder gets before the alert climbs, by urgency.
 DEFAULT_STEP_S: Final = {
-    Urgency.IMMEDIATE: 10 * 60,
-    Urgency.DAYS: 2 * 3600,
-    Urgency.WEEKS: 12 * 3600,
+    Urgency.IMMEDIATE: DEFAULT_POLICY.immediate_s,
+    Urgency.DAYS: DEFAULT_POLICY.days_s,
+    Urgency.WEEKS: DEFAULT_POLICY.weeks_s,
 }
 
 
 @dataclass(frozen=True)
 class Policy:
-    """How fast alerts climb (network policy; every member should use the same)."""
+    """How fast alerts climb: the roster's network policy, the same on every node."""
 
     step_s: Mapping[Urgency, float] = field(default_factory=lambda: dict(DEFAULT_STEP_S))
-    max_direct: int = 3
+    max_direct: int = DEFAULT_POLICY.max_direct
+
+    @classmethod
+    def of(cls, roster: Roster) -> Policy:
+        """The policy a roster sets (the defaults when it sets none)."""
+        p = roster.policy or DEFAULT_POLICY
+        steps = {Urgency.IMMEDIATE: p.immediate_s, Urgency.DAYS: p.days_s, Urgency.WEEKS: p.weeks_s}
+        return cls(step_s=steps, max_direct=p.max_direct)
 
     def step_ms(self, urgency: Urgency) -> int:
         return int(self.step_s[urgency] * 1000)

@@ -24,6 +24,7 @@ from protocol.roster import (
     Card,
     Cutoff,
     Member,
+    NetworkPolicy,
     Role,
     Roster,
     RosterCert,
@@ -54,7 +55,13 @@ def default_threshold(n: int) -> int:
     return (n + tolerated_faults(n)) // 2 + 1
 
 
-def make_genesis(cards: list[Card], *, threshold: int | None, created_ms: int) -> bytes:
+def make_genesis(
+    cards: list[Card],
+    *,
+    threshold: int | None,
+    created_ms: int,
+    policy: NetworkPolicy | None = None,
+) -> bytes:
     """Canonical bytes of a genesis roster built from the founders' cards."""
     orgs = [c.org for c in cards]
     if len(set(orgs)) != len(orgs):
@@ -69,6 +76,7 @@ def make_genesis(cards: list[Card], *, threshold: int | None, created_ms: int) -
         former=[],
         cutoffs=[],
         created_ms=created_ms,
+        policy=policy,
     )
     return _encode_checked(roster)
 
@@ -197,9 +205,12 @@ def next_roster(
     rotate: list[Card] | None = None,
     cut: list[Cutoff] | None = None,
     threshold: int | None = None,
+    policy: NetworkPolicy | None = None,
     created_ms: int,
 ) -> bytes:
     """Canonical bytes of version N+1 with the given changes applied.
+
+    The escalation policy is kept unless a new one is given.
 
     Without an explicit threshold, a change of membership resets it to
     `default_threshold` of the new member count; otherwise it is kept.
@@ -236,6 +247,7 @@ def next_roster(
         former=sorted(former.values(), key=lambda m: m.org),
         cutoffs=sorted(cutoffs, key=lambda c: (c.org, c.epoch)),
         created_ms=created_ms,
+        policy=policy if policy is not None else current.policy,
     )
     return _encode_checked(roster)
 

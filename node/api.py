@@ -18,9 +18,12 @@ from msgspec import Meta
 from federation.alerts import AlertStatus, AlertView, view
 from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
+from node.escalator import Routing
 from node.ingest import Ingestor
 from node.store import Store
 from protocol.alerts import (
+    ActionType,
+    AlertActed,
     AlertCancelled,
     AlertClaimed,
     AlertRaised,
@@ -29,6 +32,7 @@ from protocol.alerts import (
     AlertUpdated,
     Ask,
     CancelReason,
+    Channel,
     IncidentType,
     Outcome,
     Severity,
@@ -40,6 +44,7 @@ from protocol.errors import ControlError, PayloadError
 from protocol.kinds import Payload
 
 __all__ = [
+    "ActArgs",
     "AlertArgs",
     "AlertDetail",
     "Api",
@@ -94,6 +99,12 @@ class ReleaseArgs(msgspec.Struct, frozen=True, kw_only=True):
     handover_to: str | None = None
 
 
+class ActArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    action: ActionType
+    channel: Channel = Channel.PRIVATE
+
+
 class ResolveArgs(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertRef
     outcome: Outcome
@@ -119,6 +130,8 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     network: str
     roster_version: int
+    #: The roster's escalation policy (node/policy.py form).
+    escalation: str = ""
     members: list[str]
     epoch: int
     seq: int
@@ -146,8 +159,8 @@ def new_pseudonym() -> str:
     return "hrd-" + b32encode(secrets.token_bytes(5)).decode().lower()
 
 
-def alert_info(v: AlertView) -> AlertInfo:
-    """The CLI form of an alert view."""
+def alert_info(v: AlertView, routing: Routing | None = None) -> AlertInfo:
+    """The CLI form of an alert view (with whom it asks now, when known)."""
     return AlertInfo(
         id=v.alert.hex(),
         origin=v.origin,
@@ -168,17 +181,30 @@ def alert_info(v: AlertView) -> AlertInfo:
         end_code=v.end_code,
         level=v.level,
         targets=list(v.targets),
+        cause=str(v.level_cause) if v.level_cause is not None else None,
         handover_to=v.handover_to,
+        asked=routing.asked if routing else list(v.targets),
+        pool=routing.pool if routing else False,
+        deadline_ms=routing.deadline_ms if routing else None,
+        actions=list(v.actions),
     )
 
 
 class Api:
     """The operations of one running node."""
 
-    def __init__(self, *, ingestor: Ingestor, store: Store, status: Callable[[], StatusInfo]):
+    def __init__(
+        self,
+        *,
+        ingestor: Ingestor,
+        store: Store,
+        status: Callable[[], StatusInfo],
+        routing: Callable[[AlertView], Awaitable[Routing]] | None = None,
+    ):
         self._ingestor = ingestor
         self._store = store
         self._status = status
+        self._routing = routing
 
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
@@ -188,6 +214,7 @@ class Api:
             "alert.update": handler(UpdateArgs, self.update_alert),
             "alert.claim": handler(ClaimArgs, self.claim_alert),
             "alert.release": handler(ReleaseArgs, self.release_alert),
+            "alert.act": handler(ActArgs, self.act_on_alert),
             "alert.resolve": handler(ResolveArgs, self.resolve_alert),
             "alert.cancel": handler(CancelArgs, self.cancel_alert),
             "alert.list": handler(ListArgs, self.list_alerts),
@@ -244,6 +271,13 @@ class Api:
         await self._append(AlertReleased(alert=alert, handover_to=to))
         return await self._info(alert)
 
+    async def act_on_alert(self, args: ActArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        if (await self._view(alert)).status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
+            raise ControlError("that alert is closed; actions are recorded on open alerts")
+        await self._append(AlertActed(alert=alert, action=args.action, channel=args.channel))
+        return await self._info(alert)
+
     async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:
         alert = await self._resolve(args.alert)
         current = await self._view(alert)
@@ -262,7 +296,7 @@ class Api:
 
     async def list_alerts(self, args: ListArgs) -> list[AlertInfo]:
         views = await self._store.alerts(statuses=None if args.all else _OPEN, limit=args.limit)
-        return [alert_info(v) for v in views]
+        return [await self._info_of(v) for v in views]
 
     async def show_alert(self, args: AlertArgs) -> AlertDetail:
         alert = await self._resolve(args.alert)
@@ -318,4 +352,7 @@ class Api:
         return v
 
     async def _info(self, alert: bytes) -> AlertInfo:
-        return alert_info(await self._view(alert))
+        return await self._info_of(await self._view(alert))
+
+    async def _info_of(self, v: AlertView) -> AlertInfo:
+        return alert_info(v, await self._routing(v) if self._routing is not None else None)

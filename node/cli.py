@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from node import output
 from node.api import (
+    ActArgs,
     AlertArgs,
     AlertDetail,
     CancelArgs,
@@ -160,6 +161,14 @@ def _alert_handling_parsers(sub: Any) -> None:
     p.add_argument("alert")
     p.add_argument("--to", dest="handover_to", metavar="ORG", help="hand it over to this member")
     p.set_defaults(func=cmd_alert_release)
+
+    p = sub.add_parser("act", help="record an action taken for an alert")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--action", required=True, choices=values(ActionType))
+    p.add_argument("--channel", default="private", choices=values(Channel))
+    p.set_defaults(func=cmd_alert_act)
 
     p = sub.add_parser("resolve", help="close an alert with an outcome")
     home_arg(p)
@@ -370,6 +379,13 @@ def cmd_alert_claim(args: argparse.Namespace) -> int:
 def cmd_alert_release(args: argparse.Namespace) -> int:
     payload = ReleaseArgs(alert=_alert_ref(args.alert), handover_to=args.handover_to)
     return _alert_result(args, "alert.release", payload)
+
+
+def cmd_alert_act(args: argparse.Namespace) -> int:
+    payload = ActArgs(
+        alert=_alert_ref(args.alert), action=ActionType(args.action), channel=Channel(args.channel)
+    )
+    return _alert_result(args, "alert.act", payload)
 
 
 def cmd_alert_resolve(args: argparse.Namespace) -> int:

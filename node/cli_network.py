@@ -34,6 +34,7 @@ from node.founding import (
 from node.home import Home
 from node.keys import new_signing_key
 from node.members import ApproveArgs, PeerInfo, ProposalInfo, ProposeArgs
+from node.policy import parse_policy
 from protocol.errors import ConfigError
 from protocol.roster import Role
 
@@ -105,6 +106,7 @@ def _member_parsers(member: argparse.ArgumentParser) -> None:
         help="invalidate that key epoch's events after LAST_SEQ (compromise)",
     )
     p.add_argument("--threshold", type=int, help="approvals needed from the next version on")
+    _escalation_arg(p)
     p.add_argument("--out", type=Path, help="also write the proposal document here")
     p.set_defaults(func=cmd_propose)
 
@@ -127,6 +129,7 @@ def _network_parsers(network: argparse.ArgumentParser) -> None:
     home_arg(p)
     p.add_argument("--card", action="append", type=Path, default=[], required=True)
     p.add_argument("--threshold", type=int)
+    _escalation_arg(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_genesis)
 
@@ -147,6 +150,16 @@ def _network_parsers(network: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _escalation_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--escalation",
+        metavar="SPEC",
+        help="escalation policy: step time by urgency, and members asked one by one "
+        "before the fallback pool, e.g. immediate=10m,days=2h,weeks=12h,direct=3 "
+        "(any subset; the rest stays as it is)",
+    )
+
+
 def _devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     sub = devnet.add_subparsers(dest="devnet_command", required=True)
     p = sub.add_parser("up", help="create N organisations on loopback and start them")
@@ -154,6 +167,7 @@ def _devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--nat", help="nodes behind NAT, e.g. 3,4 (default: every third)")
     p.add_argument("--threshold", type=int)
+    _escalation_arg(p)
     p.add_argument("--no-start", action="store_true")
     p.set_defaults(func=cmd_devnet_up)
     for name, helptext in (("stop", "stop one node"), ("start", "start one node")):
@@ -229,11 +243,15 @@ def cmd_propose(args: argparse.Namespace) -> int:
         rotate=[_card_bytes(p) for p in args.rotate],
         cut=[_cut(c) for c in args.cut],
         threshold=args.threshold,
+        escalation=args.escalation,
     )
+    if args.escalation is not None:
+        parse_policy(args.escalation)  # a clear error here rather than from the daemon
     changes = (propose.add, propose.remove, propose.roles, propose.rotate, propose.cut)
-    if not any(changes) and propose.threshold is None:
+    if not any(changes) and propose.threshold is None and propose.escalation is None:
         raise ConfigError(
-            "nothing to propose: give --add, --remove, --roles, --rotate, --cut or --threshold"
+            "nothing to propose: give --add, --remove, --roles, --rotate, --cut, --threshold "
+            "or --escalation"
         )
     info = run(call(home, "member.propose", propose, ProposalInfo))
     if args.out is not None:
@@ -284,7 +302,10 @@ def _proposal_text(i: ProposalInfo) -> str:
 def cmd_genesis(args: argparse.Namespace) -> int:
     home = get_home(args)
     cards = [read_card(p) for p in args.card]
-    doc = genesis_document(home, home.keys(), cards, threshold=args.threshold, clock=SystemClock())
+    policy = parse_policy(args.escalation) if args.escalation else None
+    doc = genesis_document(
+        home, home.keys(), cards, threshold=args.threshold, clock=SystemClock(), policy=policy
+    )
     write_document(args.out, doc)
     orgs = ", ".join(m["org"] for m in doc["members"])
     print(f"genesis roster {doc['roster_id'][:12]} for {orgs} written to {args.out}")
@@ -374,8 +395,16 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             nat = {int(k) for k in args.nat.split(",")}
         except ValueError as exc:
             raise ConfigError("--nat takes node numbers, e.g. 3,4") from exc
+    policy = parse_policy(args.escalation) if args.escalation else None
     devnet = run(
-        create_devnet(args.dir, args.nodes, clock=SystemClock(), nat=nat, threshold=args.threshold)
+        create_devnet(
+            args.dir,
+            args.nodes,
+            clock=SystemClock(),
+            nat=nat,
+            threshold=args.threshold,
+            policy=policy,
+        )
     )
     for node in devnet.nodes:
         where = "behind NAT" if node.nat else "reachable"

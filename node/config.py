@@ -26,6 +26,7 @@ __all__ = [
     "MetricsConfig",
     "NatsConfig",
     "NodeConfig",
+    "NotifyConfig",
     "apply_env",
     "check_org",
     "check_roles",
@@ -103,6 +104,19 @@ class FederationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     peer_burst: Annotated[int, Meta(ge=1)] = 5000
 
 
+class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How the node tells its own people that an alert now asks them to claim it.
+
+    Every notice goes to the local subject rrn.local.alerts.targeted; `command`,
+    if set, is also run once per notice (argv, no shell) with the notice as JSON
+    on its standard input, e.g. a script that pages the person on duty.
+    """
+
+    command: list[str] = []
+    #: Seconds a command may run before it is killed and counted as failed.
+    timeout_s: Annotated[float, Meta(gt=0, le=600)] = 30.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The whole of config.toml."""
 
@@ -111,6 +125,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     federation: FederationConfig = msgspec.field(default_factory=FederationConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
 
 
 def check_org(org: str) -> str:
@@ -163,6 +178,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     check_roles(config.node.roles)
     if not config.nats.embedded and not config.nats.url:
         raise ConfigError(f"{path}: [nats] embedded = false needs a url")
+    if config.notify.command and not config.notify.command[0]:
+        raise ConfigError(f"{path}: [notify] command must start with the program to run")
     return config
 
 
@@ -236,6 +253,13 @@ port = {m.port}
 [ingest]
 batch_max = {i.batch_max}
 max_pending_per_chain = {i.max_pending_per_chain}
+
+[notify]
+# Run this program (argv, no shell) each time an alert asks this member to claim
+# it, with the notice as JSON on stdin; e.g. ["/usr/local/bin/page-on-duty"].
+# Notices also go to the local NATS subject rrn.local.alerts.targeted.
+command = [{", ".join(_q(c) for c in config.notify.command)}]
+timeout_s = {config.notify.timeout_s}
 """
 
 

@@ -90,7 +90,17 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     end_code: str | None
     level: int = 0
     targets: list[str] = []
+    #: Why it reached that level: deadline, target_down or claim_lapsed.
+    cause: str | None = None
     handover_to: str | None = None
+    #: Members the alert asks to claim it now (computed by this node at level 0).
+    asked: list[str] = []
+    #: True when that is the network-wide fallback pool.
+    pool: bool = False
+    #: When the current step runs out unclaimed (None once claimed or ended).
+    deadline_ms: int | None = None
+    #: Actions recorded: (member, action, channel).
+    actions: list[tuple[str, str, str]] = []
 
 
 class AlertEventInfo(msgspec.Struct, frozen=True, kw_only=True):

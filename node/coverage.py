@@ -25,10 +25,12 @@ from protocol.kinds import Kind, decode_payload
 
 __all__ = [
     "CoverageGrid",
+    "Declarations",
     "GridRow",
     "current_declarations",
     "gap_seconds",
     "grid",
+    "load_declarations",
     "read_declaration",
 ]
 
@@ -68,9 +70,33 @@ def read_declaration(path: Path, today: datetime.date) -> CoverageDeclared:
     return decl
 
 
-async def current_declarations(store: Store, members: list[str]) -> dict[str, CoverageDeclared]:
-    """Each member's latest declaration (a later event in its chain replaces earlier ones)."""
-    found: dict[str, tuple[tuple[int, int], CoverageDeclared]] = {}
+class Declarations:
+    """Every member's signed declarations, in chain order: current, or in force at a time."""
+
+    def __init__(self, history: dict[str, list[tuple[tuple[int, int], int, CoverageDeclared]]]):
+        self._history = {org: sorted(h, key=lambda x: x[0]) for org, h in history.items()}
+
+    def current(self) -> dict[str, CoverageDeclared]:
+        """Each member's latest declaration (a later event in its chain replaces earlier ones)."""
+        return {org: h[-1][2] for org, h in self._history.items() if h}
+
+    def at(self, ms: int) -> dict[str, CoverageDeclared]:
+        """The declaration each member had signed by `ms` (its own clock), if any.
+
+        Routing an alert uses the declarations in force when it was raised, so a
+        later change of cover does not change the ladder of an alert in flight.
+        """
+        found = {}
+        for org, h in self._history.items():
+            signed = [decl for _, wall_ms, decl in h if wall_ms <= ms]
+            if signed:
+                found[org] = signed[-1]
+        return found
+
+
+async def load_declarations(store: Store, members: list[str]) -> Declarations:
+    """The members' declarations in the store (undecodable ones are skipped)."""
+    history: dict[str, list[tuple[tuple[int, int], int, CoverageDeclared]]] = {}
     for event in await store.events_of_kinds([str(Kind.COVERAGE_DECLARED)]):
         h = event.header
         if h.origin not in members or event.payload is None:
@@ -79,11 +105,14 @@ async def current_declarations(store: Store, members: list[str]) -> dict[str, Co
             decl = decode_payload(h.kind, event.payload)
         except ProtocolError:
             continue
-        if not isinstance(decl, CoverageDeclared):
-            continue
-        if h.origin not in found or (h.epoch, h.seq) > found[h.origin][0]:
-            found[h.origin] = ((h.epoch, h.seq), decl)
-    return {org: decl for org, (_, decl) in found.items()}
+        if isinstance(decl, CoverageDeclared):
+            history.setdefault(h.origin, []).append(((h.epoch, h.seq), h.wall_ms, decl))
+    return Declarations(history)
+
+
+async def current_declarations(store: Store, members: list[str]) -> dict[str, CoverageDeclared]:
+    """Each member's latest declaration."""
+    return (await load_declarations(store, members)).current()
 
 
 def all_shifts(decls: dict[str, CoverageDeclared], start_ms: int, end_ms: int) -> list[Shift]:

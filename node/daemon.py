@@ -7,8 +7,8 @@ keeping, the control channel and /metrics, each registered on an AsyncExitStack
 so exit unwinds in reverse. `run()` owns one TaskGroup; on stop it stops taking
 control requests and peer traffic, lets queued events commit, then returns for
 the exit stack to close NATS, stop the server and close the store. SIGHUP
-(`request_reload`) re-reads config.toml's [federation] section and reloads the
-server's links without dropping the others.
+(`request_reload`) re-reads config.toml's [federation] and [notify] sections
+and reloads the server's links without dropping the others.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from node.clock import Clock, SystemClock
 from node.config import load_config
 from node.control_server import ControlServer
 from node.coverage import current_declarations, gap_seconds
+from node.escalator import Escalator
 from node.home import Home
 from node.ingest import Identity, Ingestor
 from node.keys import Keys
@@ -43,6 +44,7 @@ from node.natsconf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_serve
 from node.natsproc import NatsServer, ServerSpec, open_nats_server, server_version
 from node.network import Network, load_network
 from node.peering import Peering
+from node.policy import describe_policy
 from node.rosters import RosterKeeper
 from node.store import Store, open_store
 from protocol.envelope import Event
@@ -130,6 +132,15 @@ class Node:
             ingestor=self.ingestor, store=self.store, on_adopted=self._adopted
         )
         self.peering.on_roster = self.rosters.offered
+        self.escalator = Escalator(
+            nc=self.nc,
+            ingestor=self.ingestor,
+            store=self.store,
+            peering=self.peering,
+            metrics=self.metrics,
+            clock=self.clock,
+            notify=self.config.notify,
+        )
         await self.peering.start()
         self._stack.push_async_callback(self.peering.stop)
         await self._open_control()
@@ -204,7 +215,12 @@ class Node:
         self.metrics.nats_connected.set(0)
 
     async def _open_control(self) -> None:
-        api = Api(ingestor=self.ingestor, store=self.store, status=self.status)
+        api = Api(
+            ingestor=self.ingestor,
+            store=self.store,
+            status=self.status,
+            routing=self.escalator.routing,
+        )
         members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
         self.control = ControlServer(
             key=self.keys.control,
@@ -230,7 +246,7 @@ class Node:
         self._stack.callback(lambda: path.unlink(missing_ok=True))
 
     def request_reload(self) -> None:
-        """Re-read [federation] from config.toml and reload the links (SIGHUP)."""
+        """Re-read [federation] and [notify] from config.toml and reload the links (SIGHUP)."""
         self._reload.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -242,6 +258,7 @@ class Node:
                 tg.create_task(self._reloads(), name="reload"),
                 tg.create_task(self.rosters.run(), name="rosters"),
                 tg.create_task(self._coverage_gauges(), name="coverage"),
+                tg.create_task(self.escalator.run(), name="escalation"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -284,8 +301,9 @@ class Node:
             self.config = fresh
             self.home = Home(self.home.path, fresh)
             self.peering.reconfigure(fresh.federation)
+            self.escalator.notify = fresh.notify
             self._reload_server(self.ingestor.network)
-            logger.info("reloaded [federation] settings")
+            logger.info("reloaded [federation] and [notify] settings")
 
     def _reload_server(self, network: Network) -> None:
         if self.server is not None:
@@ -296,8 +314,12 @@ class Node:
     async def _committed(self, events: list[tuple[Event, str]]) -> None:
         await self.peering.committed(events)
         await self.rosters.committed(events)
-        if any(e.header.kind == Kind.COVERAGE_DECLARED for e, _ in events):
+        kinds = {e.header.kind for e, _ in events}
+        if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
+            self.escalator.coverage_changed()
+        if any(k.startswith("alert.") for k in kinds):
+            self.escalator.alerts_changed()
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""
@@ -322,6 +344,7 @@ class Node:
             version=rrn_version(),
             network=network.net.hex(),
             roster_version=network.roster_version,
+            escalation=describe_policy(network.roster.policy),
             members=network.roster.orgs(),
             epoch=me.epoch,
             seq=head.seq if head else 0,

@@ -35,6 +35,7 @@ from node.founding import (
 )
 from node.home import Home, init_home, open_home
 from protocol.errors import ConfigError
+from protocol.roster import NetworkPolicy
 
 __all__ = ["Devnet", "DevnetNode", "create_devnet", "load_devnet"]
 
@@ -196,6 +197,7 @@ async def create_devnet(
     nat: set[int] | None = None,
     threshold: int | None = None,
     heartbeat_s: float = 1.0,
+    policy: NetworkPolicy | None = None,
 ) -> Devnet:
     """Make N organisations on loopback that found one network together.
 
@@ -225,7 +227,7 @@ async def create_devnet(
         )
         _set_heartbeat(home.config_path, heartbeat_s)
         nodes.append(DevnetNode(k, org, tz, home.path, k in nat))
-    await _found(directory, nodes, threshold, clock)
+    await _found(directory, nodes, threshold, clock, policy)
     doc = {"nodes": [n.__dict__ | {"home": str(n.home)} for n in nodes]}
     (directory / "devnet.json").write_text(json.dumps(doc, indent=2))
     return Devnet(directory, nodes)
@@ -237,7 +239,11 @@ def _set_heartbeat(config_path: Path, seconds: float) -> None:
 
 
 async def _found(
-    directory: Path, nodes: list[DevnetNode], threshold: int | None, clock: Clock
+    directory: Path,
+    nodes: list[DevnetNode],
+    threshold: int | None,
+    clock: Clock,
+    policy: NetworkPolicy | None,
 ) -> None:
     """What founders do by hand, done in order: cards, genesis, signatures, adoption."""
     cards_dir = directory / "founding"
@@ -250,9 +256,10 @@ async def _found(
     first = homes[0]
     others = [read_card(cards_dir / f"{h.config.node.org}.card") for h in homes[1:]]
     genesis = cards_dir / "genesis.json"
-    write_document(
-        genesis, genesis_document(first, first.keys(), others, threshold=threshold, clock=clock)
+    doc = genesis_document(
+        first, first.keys(), others, threshold=threshold, clock=clock, policy=policy
     )
+    write_document(genesis, doc)
     for home in homes[1:]:
         doc = json.loads(genesis.read_text())
         write_document(genesis, sign_document(doc, genesis, home, home.keys()))

@@ -29,11 +29,13 @@ from node.clock import Clock
 from node.home import Home
 from node.keys import Keys
 from node.network import Network, own_card, verify_chain
+from node.policy import describe_policy
 from node.store import RosterRow, Store, open_store
 from protocol.errors import ConfigError, FederationError, ProtocolError, StoreError
 from protocol.roster import (
     Approval,
     Card,
+    NetworkPolicy,
     Role,
     RosterCert,
     decode_cert,
@@ -160,6 +162,7 @@ def proposal_document(
         ],
         "former": [m.org for m in roster.former],
         "cutoffs": [[c.org, c.epoch, c.last_seq] for c in roster.cutoffs],
+        "escalation": describe_policy(roster.policy),
         "roster": _b64(roster_bytes),
         "approvals": [{"org": a.org, "epoch": a.epoch, "sig": _b64(a.sig)} for a in approvals],
     }
@@ -180,12 +183,20 @@ def proposal_of(doc: dict[str, Any], path: Path) -> tuple[bytes, list[Approval]]
 
 
 def genesis_document(
-    home: Home, keys: Keys, cards: list[Card], *, threshold: int | None, clock: Clock
+    home: Home,
+    keys: Keys,
+    cards: list[Card],
+    *,
+    threshold: int | None,
+    clock: Clock,
+    policy: NetworkPolicy | None = None,
 ) -> dict[str, Any]:
     """A genesis roster of this node and `cards`, approved by this node."""
     me = _my_card(home, keys, clock)
     try:
-        roster_bytes = make_genesis([me, *cards], threshold=threshold, created_ms=clock.now_ms())
+        roster_bytes = make_genesis(
+            [me, *cards], threshold=threshold, created_ms=clock.now_ms(), policy=policy
+        )
     except FederationError as exc:
         raise ConfigError(str(exc)) from exc
     approval = sign_roster(keys.sign, me.org, keys.epoch, roster_bytes)

@@ -38,7 +38,8 @@ from node.clock import Clock
 from node.config import IngestConfig
 from node.metrics import Metrics, kind_label
 from node.network import Network
-from node.projection import Projection
+from node.projection import Change, Projection
+from node.responses import observe_responses
 from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
 from node.verify import Checked, Verifier
 from protocol.encoding import encode
@@ -112,6 +113,7 @@ class _Work:
     own: bool = False
     replies: list[tuple[Reply, Outcome | Event]] = field(default_factory=list)
     failures: list[tuple[Reply, BaseException]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
 
 
 class Ingestor:
@@ -570,7 +572,7 @@ class Ingestor:
                         facts.append((event, payload))
             work.batch.events.append((event, status, now))
         if facts:
-            work.batch.alerts, work.batch.views = await self.projection.apply(facts)
+            work.batch.alerts, work.batch.views, work.changes = await self.projection.apply(facts)
 
     async def rebuild_projection(self) -> None:
         """Recompute every alert from applied events (after a fork froze a chain)."""
@@ -596,6 +598,8 @@ class Ingestor:
             self.metrics.latency.observe(now - received)
         self._stored += len(work.batch.events)
         self._publish_gauges()
+        for old, new in work.changes:
+            observe_responses(self.metrics, self.network.roster, old, new)
         for future, result in work.replies:
             if not future.done():
                 future.set_result(result)

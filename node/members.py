@@ -22,14 +22,17 @@ from federation.topology import links
 from node.control import handler
 from node.ingest import Ingestor
 from node.peering import Peering
+from node.policy import parse_policy
 from node.rosters import RosterKeeper
-from protocol.errors import ControlError, FederationError, ProtocolError
+from protocol.errors import ConfigError, ControlError, FederationError, ProtocolError
 from protocol.membership import RosterApproved, RosterProposed
 from protocol.roster import (
     Approval,
     Card,
     Cutoff,
+    NetworkPolicy,
     Role,
+    Roster,
     decode_roster,
     open_card,
     roster_id,
@@ -52,6 +55,8 @@ class ProposeArgs(msgspec.Struct, frozen=True, kw_only=True):
     rotate: list[bytes] = []  # signed cards with a new key epoch
     cut: list[tuple[str, int, int]] = []  # org, epoch, last valid seq
     threshold: int | None = None
+    #: Escalation policy changes, e.g. "immediate=5m" (node/policy.py).
+    escalation: str | None = None
 
 
 class ApproveArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,9 +127,10 @@ class MembersApi:
                 rotate=[_card(c) for c in args.rotate],
                 cut=[Cutoff(org=o, epoch=e, last_seq=s) for o, e, s in args.cut],
                 threshold=args.threshold,
+                policy=_policy(network.roster, args.escalation),
                 created_ms=time.time_ns() // 1_000_000,
             )
-        except (FederationError, ProtocolError) as exc:
+        except (FederationError, ProtocolError, ConfigError) as exc:
             raise ControlError(f"cannot propose this change: {exc}") from exc
         self._refuse_second_approval(data)
         await self._ingestor.append(RosterProposed(roster=data, approvals=[self._approval(data)]))
@@ -236,6 +242,10 @@ class MembersApi:
                 )
             )
         return found
+
+
+def _policy(roster: Roster, spec: str | None) -> NetworkPolicy | None:
+    return parse_policy(spec, roster.policy) if spec is not None else None
 
 
 def _card(data: bytes) -> Card:

@@ -24,6 +24,10 @@ __all__ = ["Metrics", "MetricsServer", "kind_label"]
 
 _KINDS: Final = frozenset(str(k) for k in Kind)
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+#: Response times: a minute to a week.
+_RESPONSE_BUCKETS: Final = tuple(
+    60 * m for m in (1, 5, 10, 30, 60, 120, 240, 720, 1440, 3 * 1440, 7 * 1440)
+)
 
 
 def kind_label(kind: str) -> str:
@@ -145,8 +149,61 @@ class Metrics:
             ["horizon", "kind", "key"],
             registry=r,
         )
+        self.unclaimed_late = Gauge(
+            "rrn_alerts_unclaimed_past_deadline",
+            "Open alerts nobody holds although the first step of their ladder ran out, "
+            "by urgency: alerts that linger.",
+            ["urgency"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "rrn_alert_escalations_total",
+            "Alerts reaching a new escalation level (from any node), by level (6+ together).",
+            ["level"],
+            registry=r,
+        )
+        self.escalations_published = Counter(
+            "rrn_escalations_published_total",
+            "Escalations this node signed and published, by cause.",
+            ["cause"],
+            registry=r,
+        )
+        self.notices = Counter(
+            "rrn_notify_total",
+            "Notices to this member's people that an alert asks them to claim it, "
+            "by channel (subject, command) and outcome (ok, failed, timeout).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.time_to_claim = Histogram(
+            "rrn_alert_time_to_claim_seconds",
+            "From an alert's raise to its first claim (signed times), by urgency and the "
+            "claiming member's role.",
+            ["urgency", "role"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=r,
+        )
+        self.time_to_action = Histogram(
+            "rrn_alert_time_to_first_action_seconds",
+            "From an alert's raise to the first action recorded on it (signed times), by "
+            "urgency and the acting member's role.",
+            ["urgency", "role"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=r,
+        )
         for reason in Reason:
             self.rejected.labels(reason=str(reason))
+        for urg in Urgency:
+            self.unclaimed_late.labels(urgency=str(urg))
+
+    def set_unclaimed_late(self, late: dict[str, int]) -> None:
+        """Replace the unclaimed-past-deadline gauge (zeros included)."""
+        for urg in Urgency:
+            self.unclaimed_late.labels(urgency=str(urg)).set(late.get(str(urg), 0))
+
+    def escalated_to(self, level: int) -> None:
+        """Count an alert reaching `level`."""
+        self.escalations.labels(level=str(level) if level <= 5 else "6+").inc()
 
     def set_open_alerts(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
         """Replace the open-alert gauge with fresh counts (zeros included)."""

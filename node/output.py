@@ -32,22 +32,53 @@ def alert_table(alerts: list[AlertInfo], tz: str) -> str:
     """Alerts as an aligned table."""
     if not alerts:
         return "no alerts"
-    rows = [("ID", "STATUS", "COUNTRY", "SEVERITY", "URGENCY", "TYPES", "ORIGIN", "RAISED")]
+    rows = [
+        (
+            "ID",
+            "STATUS",
+            "LEVEL",
+            "ASKED",
+            "DEADLINE",
+            "COUNTRY",
+            "SEVERITY",
+            "URGENCY",
+            "TYPES",
+            "ORIGIN",
+            "RAISED",
+        )
+    ]
     for a in alerts:
         types = ",".join(a.incident_types)
         rows.append(
             (
                 a.id[:12],
                 a.status + (" (drill)" if a.exercise else ""),
+                str(a.level),
+                _asked(a, short=True),
+                fmt_time(a.deadline_ms, tz) if a.deadline_ms is not None else "-",
                 a.subdivision or a.country,
                 a.severity,
                 a.urgency,
-                types if len(types) <= 32 else types[:31] + "…",
+                _cut(types, 32),
                 a.origin,
                 fmt_time(a.raised_ms, tz),
             )
         )
     return table(rows)
+
+
+def _asked(a: AlertInfo, *, short: bool = False) -> str:
+    """Whom the alert asks now: members, or the fallback pool."""
+    if a.status not in ("open", "escalated"):
+        return "-"
+    if a.pool:
+        return f"pool ({len(a.asked)})" if short else "fallback pool: " + ", ".join(a.asked)
+    names = ", ".join(a.asked) or "-"
+    return _cut(names, 32) if short else names
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def table(rows: Sequence[tuple[str, ...]]) -> str:
@@ -79,7 +110,10 @@ def alert_detail(d: AlertDetail, tz: str) -> str:
         f"asks       {'; '.join(asks) or '-'}",
         f"claimed by {', '.join(a.claimants) or '-'}"
         + (f" (handed over to {a.handover_to})" if a.handover_to else ""),
-        f"escalation level {a.level}" + (f", to {', '.join(a.targets)}" if a.targets else ""),
+        f"level      {a.level}" + (f" ({a.cause})" if a.cause else " (first step)"),
+        f"asked      {_asked(a)}"
+        + (f", until {fmt_time(a.deadline_ms, tz)}" if a.deadline_ms is not None else ""),
+        f"actions    {'; '.join(f'{act} by {who} ({ch})' for who, act, ch in a.actions) or '-'}",
         f"exercise   {'yes' if a.exercise else 'no'}",
         f"raised     {fmt_time(a.raised_ms, tz)}",
         "history:",
@@ -95,6 +129,7 @@ def status_text(s: StatusInfo, tz: str) -> str:
         f"node        {s.org} ({s.name}), rrn {s.version}",
         f"network     {s.network[:16]}, roster v{s.roster_version}, "
         f"{len(s.members)} member(s): {', '.join(s.members)}",
+        f"escalation  {s.escalation}",
         f"own chain   epoch {s.epoch}, seq {s.seq}",
         f"store       {s.events} events, {s.open_alerts} open alert(s)",
         f"nats        {s.nats_url}",

@@ -126,6 +126,7 @@ class Peering:
         self._pulled: dict[tuple[str, int], tuple[int, float]] = {}
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
+        self._started = self.monotonic()
         #: Called with roster certificates peers announce (set by the daemon).
         self.on_roster: Callable[[bytes], Awaitable[None]] | None = None
 
@@ -158,8 +159,29 @@ class Peering:
 
     # -- lifecycle ------------------------------------------------------------
 
+    def down_after_s(self) -> float:
+        """Silence after which a member counts as down (five heartbeats, at least 3 s)."""
+        return max(3.0, 5 * self.config.heartbeat_s)
+
+    def down(self) -> set[str]:
+        """Members whose heartbeats stopped (or never came since this node started).
+
+        Only direct heartbeats count: a member this node has no link to looks
+        down from here although it may be live. Escalation treats down members
+        as skipped, which asks more people sooner, never fewer.
+        """
+        now, limit = self.monotonic(), self.down_after_s()
+        if now - self._started < limit:
+            return set()
+        return {
+            org
+            for org in self._members()
+            if (last := self.peer(org).last_heartbeat) is None or now - last > limit
+        }
+
     async def start(self) -> None:
         """Subscribe to every member's space (what NATS imports let through)."""
+        self._started = self.monotonic()
         net = self.net
         for tail, handler in (
             ("ev", self._on_event),

@@ -16,9 +16,10 @@ from node.store import Store
 from protocol.envelope import Event
 from protocol.kinds import AlertPayload
 
-__all__ = ["OpenKey", "Projection"]
+__all__ = ["Change", "OpenKey", "Projection"]
 
 OpenKey = tuple[str, str, bool]  # severity, urgency, exercise
+Change = tuple[AlertState | None, AlertState]  # one alert's state before and after a batch
 _CAPACITY: Final = 20_000
 
 
@@ -58,11 +59,16 @@ class Projection:
 
     async def apply(
         self, facts: Iterable[tuple[Event, AlertPayload]]
-    ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None]]:
-        """Fold alert events into their states; the new states and views to store."""
+    ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None], list[Change]]:
+        """Fold alert events into their states.
+
+        Returns the new states and views to store, and each alert's state before
+        and after (for the response-time metrics).
+        """
         singles = [fact(e.header, e.id, p) for e, p in facts]
         ids = {s.alert for s in singles}
         states = await self._states(ids)
+        old = {a: states.get(a) for a in ids}
         before = {a: open_key(view(states[a])) if a in states else None for a in ids}
         for single in singles:
             known = states.get(single.alert)
@@ -72,7 +78,7 @@ class Projection:
             v = views[alert] = view(states[alert])
             self._count(before[alert], open_key(v))
             self._remember(alert, states[alert])
-        return {a: states[a] for a in ids}, views
+        return {a: states[a] for a in ids}, views, [(old[a], states[a]) for a in ids]
 
     def _count(self, old: OpenKey | None, new: OpenKey | None) -> None:
         if old == new:

@@ -328,6 +328,14 @@ class Store:
         views = (view(decode_state(bytes(r[0]))) for r in rows)
         return [v for v in views if v is not None]
 
+    async def open_alert_states(self) -> list[AlertState]:
+        """States of every alert not yet resolved or cancelled."""
+        async with self._db.execute(
+            "SELECT state FROM alerts WHERE status IN ('open', 'escalated', 'claimed')"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [decode_state(bytes(r[0])) for r in rows]
+
     async def alert_ids_with_prefix(self, prefix: bytes) -> list[bytes]:
         """Ids of known alerts starting with `prefix` (for short ids typed by users)."""
         upper = _prefix_upper_bound(prefix)

@@ -22,8 +22,10 @@ from protocol.countries import is_country
 from protocol.types import Hash32, NonNeg, OrgId
 
 __all__ = [
+    "MAX_LEVEL",
     "PSEUDONYM_PATTERN",
     "ActionType",
+    "AlertActed",
     "AlertCancelled",
     "AlertClaimed",
     "AlertEscalated",
@@ -206,6 +208,10 @@ class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     until_ms: NonNeg | None = None
 
 
+#: Highest escalation level (at the default 10 minutes a step: over two months).
+MAX_LEVEL: Final = 10_000
+
+
 class EscalationCause(enum.StrEnum):
     """Why an alert moved to the next step of its escalation ladder."""
 
@@ -223,7 +229,7 @@ class AlertEscalated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     """
 
     alert: Hash32
-    level: Annotated[int, Meta(ge=1, le=10_000)]
+    level: Annotated[int, Meta(ge=1, le=MAX_LEVEL)]
     targets: Annotated[list[OrgId], Meta(min_length=1, max_length=256)]
     cause: EscalationCause
 
@@ -233,6 +239,18 @@ class AlertReleased(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
     alert: Hash32
     handover_to: OrgId | None = None
+
+
+class AlertActed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A member did something for the alert: carried out an ask, or other help.
+
+    Any member may record one (supporters included); the first one starts the
+    "time to first action" every node measures from signed times.
+    """
+
+    alert: Hash32
+    action: ActionType
+    channel: Channel = Channel.PRIVATE
 
 
 class AlertResolved(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Final, TypeVar
 
 import msgspec
@@ -71,18 +72,23 @@ def digest(domain: bytes, body: bytes) -> bytes:
 
 
 def decode_canonical(
-    data: bytes, decoder: msgspec.msgpack.Decoder[T], what: str, reason: Reason
+    data: bytes,
+    decoder: msgspec.msgpack.Decoder[T],
+    what: str,
+    reason: Reason,
+    encode: Callable[[T], bytes] | None = None,
 ) -> T:
     """Strictly decode `data` and insist it re-encodes to the very same bytes.
 
     One value has exactly one accepted encoding, so it has one id and one
-    signature; a different spelling of the same value is refused.
+    signature; a different spelling of the same value is refused. `encode` is
+    the canonical encoder when it is not the plain one (rosters).
     """
     try:
         value = decoder.decode(data)
     except DECODE_ERRORS as exc:
         raise DecodeError(f"{what} does not decode: {redact(exc)}", reason) from exc
-    if _ENCODER.encode(value) != data:
+    if (encode or _ENCODER.encode)(value) != data:
         raise DecodeError(f"{what} is not in canonical encoding", Reason.NON_CANONICAL)
     return value
 

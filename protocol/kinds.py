@@ -18,6 +18,7 @@ from typing import Final
 import msgspec
 
 from protocol.alerts import (
+    AlertActed,
     AlertCancelled,
     AlertClaimed,
     AlertEscalated,
@@ -46,6 +47,7 @@ class Kind(enum.StrEnum):
     ALERT_CANCELLED = "alert.cancelled"
     ALERT_ESCALATED = "alert.escalated"
     ALERT_RELEASED = "alert.released"
+    ALERT_ACTED = "alert.acted"
     ROSTER_PROPOSED = "roster.proposed"
     ROSTER_APPROVED = "roster.approved"
     COVERAGE_DECLARED = "coverage.declared"
@@ -59,6 +61,7 @@ AlertPayload = (
     | AlertCancelled
     | AlertEscalated
     | AlertReleased
+    | AlertActed
 )
 Payload = AlertPayload | RosterProposed | RosterApproved | CoverageDeclared
 
@@ -70,6 +73,7 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_CANCELLED: AlertCancelled,
     Kind.ALERT_ESCALATED: AlertEscalated,
     Kind.ALERT_RELEASED: AlertReleased,
+    Kind.ALERT_ACTED: AlertActed,
     Kind.ROSTER_PROPOSED: RosterProposed,
     Kind.ROSTER_APPROVED: RosterApproved,
     Kind.COVERAGE_DECLARED: CoverageDeclared,

@@ -38,6 +38,7 @@ __all__ = [
     "Card",
     "Cutoff",
     "Member",
+    "NetworkPolicy",
     "Role",
     "Roster",
     "RosterCert",
@@ -143,8 +144,31 @@ class Cutoff(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     last_seq: NonNeg
 
 
+#: Shortest and longest time an escalation step may be given (seconds).
+MIN_STEP_S: Final = 1
+MAX_STEP_S: Final = 7 * 86400
+StepSeconds = Annotated[int, Meta(ge=MIN_STEP_S, le=MAX_STEP_S)]
+
+
+class NetworkPolicy(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """Escalation policy every node applies: part of the threshold-approved roster.
+
+    How long each step of an alert's escalation ladder lasts, by urgency tier, and
+    how many single members are asked in turn before the fallback pool.
+    """
+
+    immediate_s: StepSeconds
+    days_s: StepSeconds
+    weeks_s: StepSeconds
+    max_direct: Annotated[int, Meta(ge=0, le=16)]
+
+
 class Roster(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """One version of the membership. Version 0 is the genesis roster."""
+    """One version of the membership. Version 0 is the genesis roster.
+
+    `policy` is absent (nil and not encoded at all) when the network runs the
+    default escalation policy; rosters without it keep their nine-field form.
+    """
 
     v: int
     version: NonNeg
@@ -156,6 +180,7 @@ class Roster(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     former: Annotated[list[Member], Meta(max_length=4 * MAX_MEMBERS)]
     cutoffs: list[Cutoff]
     created_ms: NonNeg
+    policy: NetworkPolicy | None = None
 
     def member(self, org: str) -> Member | None:
         """The current member entry of `org`, or None."""
@@ -208,16 +233,25 @@ def roster_id(roster_bytes: bytes) -> bytes:
 
 def encode_roster(roster: Roster) -> bytes:
     """Canonical roster bytes, checked against the strict decoder."""
-    data = _encode(roster)
+    data = _roster_bytes(roster)
     decode_roster(data)
     return data
+
+
+def _roster_bytes(roster: Roster) -> bytes:
+    """A roster's canonical encoding: without a policy, the field is left out."""
+    if roster.policy is None:
+        return _encode(msgspec.structs.astuple(roster)[:-1])
+    return _encode(roster)
 
 
 def decode_roster(data: bytes) -> Roster:
     """Strictly decode roster bytes and check their internal consistency."""
     if len(data) > MAX_ROSTER_BYTES:
         raise DecodeError("roster is too large", Reason.BAD_ROSTER)
-    roster = decode_canonical(data, _ROSTER_DECODER, "roster", Reason.BAD_ROSTER)
+    roster = decode_canonical(
+        data, _ROSTER_DECODER, "roster", Reason.BAD_ROSTER, encode=_roster_bytes
+    )
     if roster.v != ROSTER_VERSION:
         raise DecodeError("roster format version is not supported", Reason.BAD_ROSTER)
     if (roster.version == 0) != (roster.prev is None):

@@ -15,6 +15,7 @@ from node.clock import SystemClock
 from node.control import AlertInfo
 from node.devnet import Devnet, create_devnet, remove_devnet
 from node.home import open_home
+from node.policy import parse_policy
 from protocol.alerts import IncidentType, Severity, Urgency
 from tests.procs import rrn_json, rrn_ok, wait_until
 
@@ -43,10 +44,17 @@ class TestNetwork:
         nat: set[int] | None = None,
         threshold: int | None = None,
         start: bool = True,
+        escalation: str | None = None,
     ) -> TestNetwork:
         devnet = asyncio.run(
             create_devnet(
-                directory, n, clock=SystemClock(), nat=nat, threshold=threshold, heartbeat_s=0.5
+                directory,
+                n,
+                clock=SystemClock(),
+                nat=nat,
+                threshold=threshold,
+                heartbeat_s=0.5,
+                policy=parse_policy(escalation) if escalation else None,
             )
         )
         net = cls(devnet)
