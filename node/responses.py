@@ -42,7 +42,9 @@ def observe_responses(
         metrics.time_to_action.labels(urgency=urgency, role=role_of(roster, act.pos.org)).observe(
             max(0, act.pos.wall_ms - raised_ms) / 1000
         )
-    seen = {e.body.level for e in old.escalations} if old is not None else set()
+    # Levels are counted once the raise is known, like the times above.
+    known = old is not None and old.raised is not None
+    seen = {e.body.level for e in old.escalations} if old is not None and known else set()
     for level in sorted({e.body.level for e in new.escalations} - seen):
         metrics.escalated_to(level)
 

@@ -8,8 +8,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.alerts import AlertState, AlertStatus, fact, join, view
+from federation.alerts import AlertState, AlertStatus, claim_expiries, fact, join, view
 from protocol.alerts import (
+    ActionType,
+    AlertActed,
     AlertCancelled,
     AlertClaimed,
     AlertEscalated,
@@ -129,6 +131,7 @@ def _escalation_story() -> list[Event]:
         nairobi.next(AlertEscalated(alert=r.id, level=2, targets=["lima-hr"], cause=LAPSED)),
         nairobi.next(AlertClaimed(alert=r.id)),
         nairobi.next(AlertReleased(alert=r.id, handover_to="lima-hr")),
+        jakarta.next(AlertActed(alert=r.id, action=ActionType.LEGAL_AID)),
     ]
 
 
@@ -143,11 +146,18 @@ def test_escalations_merge_claims_lapse_and_hand_overs_show() -> None:
     lapsed = view(_state(events[:5]))
     assert lapsed is not None and lapsed.claimants == [] and lapsed.status is AlertStatus.ESCALATED
     assert lapsed.claimed_by == ["jakarta-pb"], "a lapsed claimant still shows, and may resolve"
+    assert lapsed.level_cause is LAPSED
+    assert claim_expiries(_state(events[:4])) == {"jakarta-pb": events[0].header.wall_ms + 500}
+    assert claim_expiries(_state(events[:5])) == {}
     both = view(_state(events[:6]))
     assert both is not None and both.claimants == ["nairobi-dl"]
-    handed = view(_state(events))
+    assert claim_expiries(_state(events[:6])) == {"nairobi-dl": None}
+    handed = view(_state(events[:7]))
     assert handed is not None and handed.claimants == [] and handed.handover_to == "lima-hr"
     assert handed.first_claim_ms == events[3].header.wall_ms
+    acted = view(_state(events))
+    assert acted is not None and acted.actions == [("jakarta-pb", "legal_aid", "private")]
+    assert acted.first_action_ms == events[-1].header.wall_ms
 
 
 def test_concurrent_claims_are_all_visible() -> None:
@@ -160,7 +170,7 @@ def test_concurrent_claims_are_all_visible() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=2**32), dup=st.integers(min_value=0, max_value=6))
+@given(seed=st.integers(min_value=0, max_value=2**32), dup=st.integers(min_value=0, max_value=7))
 def test_escalation_state_is_the_same_in_any_arrival_order(seed: int, dup: int) -> None:
     events = _escalation_story()
     expected = _state(events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from federation.escalation import Policy
 from federation.keyring import Keyring
 from federation.roster import (
     default_threshold,
@@ -13,9 +14,11 @@ from federation.roster import (
     verify_genesis,
     verify_next,
 )
+from protocol.alerts import Urgency
 from protocol.errors import DecodeError, FederationError, Reason, SignatureError, ValidationError
 from protocol.roster import (
     Cutoff,
+    NetworkPolicy,
     Roster,
     RosterCert,
     SignKey,
@@ -221,3 +224,29 @@ def test_cards_are_self_signed() -> None:
     forged = msgspec.structs.replace(signed, sig=key("b-org").sign(b"x"))
     with pytest.raises(SignatureError):
         open_card(msgspec.msgpack.encode(forged))
+
+
+def test_escalation_policy_travels_in_the_roster_and_absence_keeps_the_old_form() -> None:
+    tn = network(*FIVE)
+    assert tn.roster.policy is None
+    assert Policy.of(tn.roster).step_s[Urgency.IMMEDIATE] == 600, "defaults without a policy"
+    legacy = msgspec.msgpack.encode(msgspec.structs.astuple(tn.roster)[:-1])
+    assert tn.roster_bytes == legacy, "a roster without policy keeps its nine-field bytes and id"
+
+    fast = NetworkPolicy(immediate_s=120, days_s=3600, weeks_s=86400, max_direct=2)
+    data = _next(tn, policy=fast)
+    assert decode_roster(data).policy == fast
+    assert Policy.of(decode_roster(data)).step_ms(Urgency.IMMEDIATE) == 120_000
+    approved = RosterCert(
+        roster=data, approvals=[sign_roster(tn.keys[o], o, 1, data) for o in FIVE]
+    )
+    assert verify_next(tn.roster, tn.roster_bytes, approved).policy == fast
+
+    spelled_nil = msgspec.msgpack.encode((*msgspec.structs.astuple(tn.roster)[:-1], None))
+    with pytest.raises(DecodeError):
+        decode_roster(spelled_nil)  # one value, one encoding: an explicit nil is refused
+    too_fast = msgspec.msgpack.encode(
+        (*msgspec.structs.astuple(tn.roster)[:-1], (0, 3600, 86400, 2))
+    )
+    with pytest.raises(DecodeError):
+        decode_roster(too_fast)
