@@ -167,7 +167,7 @@ class Roster(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     """One version of the membership. Version 0 is the genesis roster.
 
     `policy` is absent (nil and not encoded at all) when the network runs the
-    default escalation policy; rosters without it keep their nine-field form.
+    default escalation policy; rosters without it keep their eight-field form.
     """
 
     v: int

@@ -231,7 +231,7 @@ def test_escalation_policy_travels_in_the_roster_and_absence_keeps_the_old_form(
     assert tn.roster.policy is None
     assert Policy.of(tn.roster).step_s[Urgency.IMMEDIATE] == 600, "defaults without a policy"
     legacy = msgspec.msgpack.encode(msgspec.structs.astuple(tn.roster)[:-1])
-    assert tn.roster_bytes == legacy, "a roster without policy keeps its nine-field bytes and id"
+    assert tn.roster_bytes == legacy, "a roster without policy keeps its eight-field bytes and id"
 
     fast = NetworkPolicy(immediate_s=120, days_s=3600, weeks_s=86400, max_direct=2)
     data = _next(tn, policy=fast)
