@@ -141,6 +141,7 @@ class Node:
             clock=self.clock,
             notify=self.config.notify,
         )
+        self.ingestor.on_alerts = self.escalator.alerts_changed
         await self.peering.start()
         self._stack.push_async_callback(self.peering.stop)
         await self._open_control()
@@ -318,8 +319,6 @@ class Node:
         if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
             self.escalator.coverage_changed()
-        if any(k.startswith("alert.") for k in kinds):
-            self.escalator.alerts_changed()
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""

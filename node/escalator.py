@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
-from federation.alerts import AlertStatus, AlertView, claim_expiries, view
+from federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries, view
 from federation.coverage import Shift, shifts
 from federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
 from node.clock import Clock
@@ -44,6 +45,7 @@ from node.coverage import Declarations, load_declarations
 from node.ingest import Ingestor
 from node.metrics import Metrics
 from node.peering import Peering
+from node.projection import Change
 from node.store import Store
 from protocol.alerts import MAX_LEVEL, AlertEscalated
 from protocol.errors import RrnError
@@ -56,6 +58,8 @@ logger = logging.getLogger(__name__)
 #: Where the node tells its integrators that an alert asks this member to claim it.
 TARGETED_SUBJECT: Final = f"{LOCAL_ALERTS_PREFIX}.targeted"
 _TICK_S: Final = 1.0
+_GAUGE_MS: Final = 15_000
+_RETRY_MS: Final = 5_000
 _NOTIFIED_KEY: Final = "escalator.notified"
 
 
@@ -117,6 +121,15 @@ class Escalator:
         self._declarations: Declarations | None = None
         self._ladders: dict[tuple[bytes, int, int], Ladder] = {}
         self._decl_version = 0
+        #: Every open alert: its state and view, kept current from committed changes.
+        self._open: dict[bytes, tuple[AlertState, AlertView]] = {}
+        self._reload = True
+        #: Alerts to look at now, and when to look at the others again.
+        self._changed: set[bytes] = set()
+        self._next: dict[bytes, int] = {}
+        self._queue: list[tuple[int, bytes]] = []
+        self._seen: tuple[frozenset[str], int, int] | None = None  # down, roster, declarations
+        self._gauge_ms = 0
         self._due: dict[bytes, _Due] = {}
         self._notified: dict[bytes, int] = {}
         self._commands: set[asyncio.Task[None]] = set()
@@ -125,17 +138,31 @@ class Escalator:
     def me(self) -> str:
         return self.ingestor.me.org
 
-    def alerts_changed(self) -> None:
-        """Alert events committed: look again now."""
+    def alerts_changed(self, changes: list[Change] | None) -> None:
+        """Alert states committed (None: the projection was rebuilt): look at them now."""
+        if changes is None:
+            self._reload = True
+        else:
+            for _, state in changes:
+                self._track(state)
         self._wake.set()
 
     def coverage_changed(self) -> None:
-        """A declaration arrived: routing of alerts raised from now on may change."""
+        """A declaration arrived: recompute ladders and look at every open alert."""
         self._declarations = None
         self._wake.set()
 
+    def _track(self, state: AlertState) -> None:
+        v = view(state)
+        if v is None or v.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
+            self._open.pop(state.alert, None)
+            self._next.pop(state.alert, None)
+        else:
+            self._open[state.alert] = (state, v)
+            self._changed.add(state.alert)
+
     async def run(self) -> None:
-        """Check open alerts until cancelled."""
+        """Watch open alerts until cancelled."""
         raw = await self.store.get_meta(_NOTIFIED_KEY)
         if raw:
             with contextlib.suppress(msgspec.DecodeError):
@@ -148,8 +175,11 @@ class Escalator:
                     logger.warning("escalation check failed: %s", exc)
                 except Exception:  # a bad alert or declaration must not stop the node
                     logger.exception("escalation check failed")
+                wait = _TICK_S
+                if self._queue:
+                    wait = min(wait, max(0.0, (self._queue[0][0] - self.clock.now_ms()) / 1000))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _TICK_S)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
         finally:
             for task in self._commands:
@@ -176,35 +206,69 @@ class Escalator:
             self._ladders.clear()
 
     async def tick(self) -> None:
-        """One look at every open alert."""
-        roster = self.ingestor.network.roster
-        policy = Policy.of(roster)
+        """Look at the alerts that changed or fell due; at all of them when the world did."""
+        if self._reload:
+            self._reload = False
+            self._open.clear()
+            for state in await self.store.open_alert_states():
+                self._track(state)
+        network = self.ingestor.network
+        policy = Policy.of(network.roster)
         await self._load_declarations()
         now = self.clock.now_ms()
         down = self.peering.down()
-        live = sorted(set(roster.orgs()) - down)
+        seen = (frozenset(down), network.roster_version, self._decl_version)
+        if seen != self._seen:  # who is live, the policy or the ladders changed
+            self._seen = seen
+            self._changed |= set(self._open)
+        todo, self._changed = self._changed, set()
+        while self._queue and self._queue[0][0] <= now:
+            at, alert = heapq.heappop(self._queue)
+            if self._next.get(alert) == at:
+                del self._next[alert]
+                todo.add(alert)
+        live = sorted(set(network.roster.orgs()) - down)
+        for alert in todo:
+            if alert in self._open:
+                again = await self._examine(alert, policy, now, down, live)
+                if again is not None:
+                    self._next[alert] = again
+                    heapq.heappush(self._queue, (again, alert))
+        if now - self._gauge_ms >= _GAUGE_MS or todo:
+            self._gauge_ms = now
+            self._count_late(policy, now)
+            await self._forget()
+
+    async def _examine(
+        self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
+    ) -> int | None:
+        """Notify and escalate as due; when to look at this alert again (None: on change)."""
+        state, v = self._open[alert]
+        steps = self._ladder(v, policy)
+        await self._maybe_notify(v, steps, policy)
+        expiries = claim_expiries(state)
+        due = next_escalation(v, steps, policy, now_ms=now, down=down, claims_until=expiries)
+        if due is None:
+            self._due.pop(alert, None)
+            if v.claimants:
+                ends = list(expiries.values())
+                return None if any(u is None for u in ends) else max(u for u in ends if u)
+            return _deadline(v, policy)
+        wait_s = self._turn(alert, due, live)
+        if wait_s > 0:
+            return now + int(wait_s * 1000) + 1
+        if await self._publish(v, due):
+            return None  # the escalation comes back as a change
+        return now + _RETRY_MS
+
+    def _count_late(self, policy: Policy, now: int) -> None:
         late: dict[str, int] = {}
-        open_ids = set()
-        for state in await self.store.open_alert_states():
-            v = view(state)
-            if v is None or v.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
-                continue
-            open_ids.add(v.alert)
-            steps = self._ladder(v, policy)
-            await self._maybe_notify(v, steps, policy)
+        for _, v in self._open.values():
             if v.status is not AlertStatus.CLAIMED and now >= v.raised_ms + policy.step_ms(
                 v.urgency
             ):
                 late[str(v.urgency)] = late.get(str(v.urgency), 0) + 1
-            due = next_escalation(
-                v, steps, policy, now_ms=now, down=down, claims_until=claim_expiries(state)
-            )
-            if due is None:
-                self._due.pop(v.alert, None)
-            elif self._my_turn(v.alert, due, live):
-                await self._publish(v, due)
         self.metrics.set_unclaimed_late(late)
-        await self._forget(open_ids)
 
     def _ladder(self, v: AlertView, policy: Policy) -> Ladder:
         key = (v.alert, self.ingestor.network.roster_version, self._decl_version)
@@ -220,21 +284,21 @@ class Escalator:
             found = self._ladders[key] = ladder(v, self.ingestor.network.roster, running, policy)
         return found
 
-    def _my_turn(self, alert: bytes, due: Escalation, live: list[str]) -> bool:
-        """True once this node's turn to publish the due step has come."""
+    def _turn(self, alert: bytes, due: Escalation, live: list[str]) -> float:
+        """Seconds until this node's turn to publish the due step (0: now)."""
         now = self.peering.monotonic()
         seen = self._due.get(alert)
         if seen is None or seen.level != due.level:
             seen = self._due[alert] = _Due(due.level, now)
         rank = _rank(alert, due.level, live, self.me)
-        return now - seen.since >= rank * self._stagger_s()
+        return max(0.0, seen.since + rank * self._stagger_s() - now)
 
     def _stagger_s(self) -> float:
         return 2 * self.peering.config.heartbeat_s
 
-    async def _publish(self, v: AlertView, due: Escalation) -> None:
+    async def _publish(self, v: AlertView, due: Escalation) -> bool:
         if self.ingestor.appends_blocked is not None or not due.targets or due.level > MAX_LEVEL:
-            return
+            return False
         event = AlertEscalated(
             alert=v.alert, level=due.level, targets=list(due.targets), cause=due.cause
         )
@@ -242,10 +306,11 @@ class Escalator:
             await self.ingestor.append(event)
         except RrnError as exc:
             logger.warning("could not publish an escalation: %s", exc)
-            return
+            return False
         self._due.pop(v.alert, None)
         self.metrics.escalations_published.labels(cause=str(due.cause)).inc()
         logger.info("alert %s escalated to level %d (%s)", v.alert.hex()[:12], due.level, due.cause)
+        return True
 
     # -- telling our own people -----------------------------------------------------
 
@@ -321,18 +386,17 @@ class Escalator:
                 logger.error("notify command %s exited with %s", argv[0], proc.returncode)
         self.metrics.notices.labels(channel="command", outcome=outcome).inc()
 
-    async def _forget(self, open_ids: set[bytes]) -> None:
+    async def _forget(self) -> None:
         """Drop bookkeeping of alerts that ended."""
-        for alert in set(self._due) - open_ids:
+        for alert in set(self._due) - self._open.keys():
             del self._due[alert]
-        ended = set(self._notified) - open_ids
+        ended = set(self._notified) - self._open.keys()
         if ended:
             for alert in ended:
                 del self._notified[alert]
             await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
-        stale = [k for k in self._ladders if k[0] not in open_ids]
-        for k in stale:
-            del self._ladders[k]
+        for key in [k for k in self._ladders if k[0] not in self._open]:
+            del self._ladders[key]
 
 
 def _deadline(v: AlertView, policy: Policy) -> int:

@@ -139,6 +139,8 @@ class Ingestor:
         self.config = config
         self.on_commit = on_commit
         self.on_fork = on_fork
+        #: Told each committed batch's alert changes (None after a rebuild: reread all).
+        self.on_alerts: Callable[[list[Change] | None], None] | None = None
         self.heads: dict[ChainKey, Head] = {}
         self.frozen: dict[ChainKey, int] = {}
         #: Why own appends are refused, by cause (the store is behind, the chain forked).
@@ -590,6 +592,8 @@ class Ingestor:
         states = self.projection.rebuild(facts)
         await self.store.commit(Batch(alerts=states, replace_alerts=True))
         self._publish_gauges()
+        if self.on_alerts is not None:
+            self.on_alerts(None)
 
     def _after_commit(self, work: _Work) -> None:
         now = time.perf_counter()
@@ -600,6 +604,8 @@ class Ingestor:
         self._publish_gauges()
         for old, new in work.changes:
             observe_responses(self.metrics, self.network.roster, old, new)
+        if self.on_alerts is not None and work.changes:
+            self.on_alerts(work.changes)
         for future, result in work.replies:
             if not future.done():
                 future.set_result(result)
