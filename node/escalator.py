@@ -45,7 +45,6 @@ from node.coverage import Declarations, load_declarations
 from node.ingest import Ingestor
 from node.metrics import Metrics
 from node.peering import Peering
-from node.projection import Change
 from node.store import Store
 from protocol.alerts import MAX_LEVEL, AlertEscalated
 from protocol.errors import RrnError
@@ -132,19 +131,20 @@ class Escalator:
         self._gauge_ms = 0
         self._due: dict[bytes, _Due] = {}
         self._notified: dict[bytes, int] = {}
+        self._notified_dirty = False
         self._commands: set[asyncio.Task[None]] = set()
 
     @property
     def me(self) -> str:
         return self.ingestor.me.org
 
-    def alerts_changed(self, changes: list[Change] | None) -> None:
-        """Alert states committed (None: the projection was rebuilt): look at them now."""
+    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+        """Alert states committed, with their views (None: rebuilt): look at them now."""
         if changes is None:
             self._reload = True
         else:
-            for _, state in changes:
-                self._track(state)
+            for state, v in changes:
+                self._track(state, v)
         self._wake.set()
 
     def coverage_changed(self) -> None:
@@ -152,8 +152,7 @@ class Escalator:
         self._declarations = None
         self._wake.set()
 
-    def _track(self, state: AlertState) -> None:
-        v = view(state)
+    def _track(self, state: AlertState, v: AlertView | None) -> None:
         if v is None or v.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
             self._open.pop(state.alert, None)
             self._next.pop(state.alert, None)
@@ -211,7 +210,7 @@ class Escalator:
             self._reload = False
             self._open.clear()
             for state in await self.store.open_alert_states():
-                self._track(state)
+                self._track(state, view(state))
         network = self.ingestor.network
         policy = Policy.of(network.roster)
         await self._load_declarations()
@@ -237,7 +236,10 @@ class Escalator:
         if now - self._gauge_ms >= _GAUGE_MS or todo:
             self._gauge_ms = now
             self._count_late(policy, now)
-            await self._forget()
+            self._forget()
+        if self._notified_dirty:
+            self._notified_dirty = False
+            await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
 
     async def _examine(
         self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
@@ -329,7 +331,7 @@ class Escalator:
         if self._notified.get(v.alert, -1) >= mark:
             return
         self._notified[v.alert] = mark
-        await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
+        self._notified_dirty = True  # written once at the end of the look
         notice = Notice(
             alert=v.alert.hex(),
             member=self.me,
@@ -386,15 +388,14 @@ class Escalator:
                 logger.error("notify command %s exited with %s", argv[0], proc.returncode)
         self.metrics.notices.labels(channel="command", outcome=outcome).inc()
 
-    async def _forget(self) -> None:
+    def _forget(self) -> None:
         """Drop bookkeeping of alerts that ended."""
         for alert in set(self._due) - self._open.keys():
             del self._due[alert]
         ended = set(self._notified) - self._open.keys()
-        if ended:
-            for alert in ended:
-                del self._notified[alert]
-            await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
+        for alert in ended:
+            del self._notified[alert]
+        self._notified_dirty |= bool(ended)
         for key in [k for k in self._ladders if k[0] not in self._open]:
             del self._ladders[key]
 

@@ -26,6 +26,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import Counter
 
+from federation.alerts import AlertState, AlertView
 from federation.chain import (
     Head,
     Verdict,
@@ -57,6 +58,7 @@ Position = tuple[str, int, int]
 CommitHook = Callable[[list[tuple[Event, str]]], Awaitable[None]]
 #: Called with the wire bytes of each new fork proof, to broadcast it.
 ForkHook = Callable[[bytes], Awaitable[None]]
+AlertsHook = Callable[[list[tuple[AlertState, AlertView | None]] | None], None]
 Reply = asyncio.Future["Outcome | Event"]
 _QUEUE_MAX: Final = 20_000
 #: Batches whose signatures are being checked ahead of the one being placed.
@@ -139,8 +141,9 @@ class Ingestor:
         self.config = config
         self.on_commit = on_commit
         self.on_fork = on_fork
-        #: Told each committed batch's alert changes (None after a rebuild: reread all).
-        self.on_alerts: Callable[[list[Change] | None], None] | None = None
+        #: Told each committed batch's changed alert states with their views (None
+        #: after a rebuild: reread all).
+        self.on_alerts: AlertsHook | None = None
         self.heads: dict[ChainKey, Head] = {}
         self.frozen: dict[ChainKey, int] = {}
         #: Why own appends are refused, by cause (the store is behind, the chain forked).
@@ -605,7 +608,8 @@ class Ingestor:
         for old, new in work.changes:
             observe_responses(self.metrics, self.network.roster, old, new)
         if self.on_alerts is not None and work.changes:
-            self.on_alerts(work.changes)
+            views = work.batch.views
+            self.on_alerts([(new, views.get(new.alert)) for _, new in work.changes])
         for future, result in work.replies:
             if not future.done():
                 future.set_result(result)

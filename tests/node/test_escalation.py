@@ -192,6 +192,9 @@ def test_an_alert_in_a_gap_goes_to_the_pool_and_keeps_climbing_until_claimed(
                 lambda: all(_show(net, k, alert)["status"] == "claimed" for k in net.indexes),
                 "the claim everywhere",
             )
+            # An escalation signed before the claim reached its signer may still be
+            # on its way; once every node holds the same events, the level is final.
+            net.wait_converged()
             level = _show(net, 1, alert)["level"]
             net.wait(
                 lambda: (
