@@ -120,9 +120,11 @@ class Escalator:
         self._declarations: Declarations | None = None
         self._ladders: dict[tuple[bytes, int, int], Ladder] = {}
         self._decl_version = 0
+        self._coverage_gen = 0
         #: Every open alert: its state and view, kept current from committed changes.
         self._open: dict[bytes, tuple[AlertState, AlertView]] = {}
         self._reload = True
+        self._reloading = False
         #: Alerts to look at now, and when to look at the others again.
         self._changed: set[bytes] = set()
         self._next: dict[bytes, int] = {}
@@ -140,7 +142,7 @@ class Escalator:
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         """Alert states committed, with their views (None: rebuilt): look at them now."""
-        if changes is None:
+        if changes is None or self._reloading:
             self._reload = True
         else:
             for state, v in changes:
@@ -150,6 +152,7 @@ class Escalator:
     def coverage_changed(self) -> None:
         """A declaration arrived: recompute ladders and look at every open alert."""
         self._declarations = None
+        self._coverage_gen += 1
         self._wake.set()
 
     def _track(self, state: AlertState, v: AlertView | None) -> None:
@@ -198,18 +201,28 @@ class Escalator:
         )
 
     async def _load_declarations(self) -> None:
-        if self._declarations is None:
+        # A declaration committed while the store is being read makes that read
+        # stale (coverage_changed resets the cache meanwhile): read again.
+        while self._declarations is None:
+            wanted = self._coverage_gen
             roster = self.ingestor.network.roster
-            self._declarations = await load_declarations(self.store, roster.orgs())
-            self._decl_version += 1
-            self._ladders.clear()
+            found = await load_declarations(self.store, roster.orgs())
+            if wanted == self._coverage_gen:
+                self._declarations = found
+                self._decl_version += 1
+                self._ladders.clear()
 
     async def tick(self) -> None:
         """Look at the alerts that changed or fell due; at all of them when the world did."""
         if self._reload:
             self._reload = False
+            self._reloading = True  # changes committed during the read: read again
+            try:
+                states = await self.store.open_alert_states()
+            finally:
+                self._reloading = False
             self._open.clear()
-            for state in await self.store.open_alert_states():
+            for state in states:
                 self._track(state, view(state))
         network = self.ingestor.network
         policy = Policy.of(network.roster)
