@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 #: Where the node tells its integrators that an alert asks this member to claim it.
 TARGETED_SUBJECT: Final = f"{LOCAL_ALERTS_PREFIX}.targeted"
 _TICK_S: Final = 1.0
+_GATHER_S: Final = 0.3
 _GAUGE_MS: Final = 15_000
 _RETRY_MS: Final = 5_000
 _NOTIFIED_KEY: Final = "escalator.notified"
@@ -182,6 +183,9 @@ class Escalator:
                     wait = min(wait, max(0.0, (self._queue[0][0] - self.clock.now_ms()) / 1000))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
+                # Let changes gather: during a catch-up, alerts raised and closed
+                # within moments are never looked at (nor paged for) one by one.
+                await asyncio.sleep(_GATHER_S)
                 self._wake.clear()
         finally:
             for task in self._commands:

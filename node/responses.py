@@ -30,6 +30,14 @@ def observe_responses(
     """Add what changed between two states of one alert to the response metrics."""
     if new.raised is None:
         return  # measured once the raise is known
+    if (
+        old is not None
+        and old.raised is not None
+        and len(old.claims) == len(new.claims)
+        and len(old.actions) == len(new.actions)
+        and len(old.escalations) == len(new.escalations)
+    ):
+        return  # nothing this measures changed (the common case: updates, endings)
     raised_ms = new.raised.pos.wall_ms
     urgency = str(new.raised.body.urgency)
     first = _first(new.claims)
