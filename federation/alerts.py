@@ -24,6 +24,7 @@ from protocol.alerts import (
     AlertRaised,
     AlertReleased,
     AlertResolved,
+    AlertShared,
     AlertUpdated,
     Ask,
     EscalationCause,
@@ -32,7 +33,9 @@ from protocol.alerts import (
     Urgency,
 )
 from protocol.envelope import Header
+from protocol.errors import ProtocolError
 from protocol.kinds import AlertPayload
+from protocol.sealing import decode_sealed
 
 __all__ = [
     "AlertState",
@@ -70,7 +73,8 @@ class Pos(msgspec.Struct, array_like=True, frozen=True, order=True):
 
 class Raised(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
-    body: AlertRaised
+    body: AlertRaised  # without its sealed blob, which stays in the event only
+    sealed_to: tuple[str, ...] = ()
 
 
 class Updated(msgspec.Struct, array_like=True, frozen=True):
@@ -98,6 +102,11 @@ class Acted(msgspec.Struct, array_like=True, frozen=True):
     body: AlertActed
 
 
+class Shared(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    to: tuple[str, ...]  # the recipients of the new blob (the blob stays in the event)
+
+
 class Ended(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     status: AlertStatus  # RESOLVED or CANCELLED
@@ -115,6 +124,7 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
     escalations: tuple[Escalated, ...] = ()
     releases: tuple[Released, ...] = ()
     actions: tuple[Acted, ...] = ()
+    shares: tuple[Shared, ...] = ()
 
     def positions(self) -> list[Pos]:
         """Where every fact in this state came from."""
@@ -125,6 +135,7 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
         found += [e.pos for e in self.escalations]
         found += [r.pos for r in self.releases]
         found += [a.pos for a in self.actions]
+        found += [s.pos for s in self.shares]
         return found
 
 
@@ -168,6 +179,8 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     actions: list[tuple[str, str, str]] = []
     #: When the first action was recorded (the actor's signed clock), if any.
     first_action_ms: int | None = None
+    #: Members the sealed details are sealed or resealed to (empty: none sealed).
+    sealed_to: list[str] = []
 
 
 def alert_of(header: Header, eid: bytes, payload: AlertPayload) -> bytes:
@@ -181,7 +194,11 @@ def fact(header: Header, eid: bytes, payload: AlertPayload) -> AlertState:
     alert = alert_of(header, eid, payload)
     match payload:
         case AlertRaised():
-            state = AlertState(alert, raised=Raised(pos, payload))
+            to = _recipients(payload.sealed)
+            body = msgspec.structs.replace(payload, sealed=None)
+            state = AlertState(alert, raised=Raised(pos, body, to))
+        case AlertShared():
+            state = AlertState(alert, shares=(Shared(pos, _recipients(payload.sealed)),))
         case AlertUpdated():
             state = AlertState(alert, updates=(Updated(pos, payload),))
         case AlertClaimed():
@@ -217,10 +234,11 @@ def join(a: AlertState, b: AlertState) -> AlertState:
         escalations=_union(a.escalations, b.escalations),
         releases=_union(a.releases, b.releases),
         actions=_union(a.actions, b.actions),
+        shares=_union(a.shares, b.shares),
     )
 
 
-F = TypeVar("F", Updated, Claimed, Ended, Escalated, Released, Acted)
+F = TypeVar("F", Updated, Claimed, Ended, Escalated, Released, Acted, Shared)
 
 
 def _union(x: tuple[F, ...], y: tuple[F, ...]) -> tuple[F, ...]:
@@ -301,7 +319,18 @@ def view(state: AlertState) -> AlertView | None:
         first_claim_ms=min((c.pos.wall_ms for c in state.claims), default=None),
         actions=[(a.pos.org, str(a.body.action), str(a.body.channel)) for a in state.actions],
         first_action_ms=min((a.pos.wall_ms for a in state.actions), default=None),
+        sealed_to=sorted({*state.raised.sealed_to, *(o for s in state.shares for o in s.to)}),
     )
+
+
+def _recipients(blob: bytes | None) -> tuple[str, ...]:
+    """Recipients of a sealed blob (already checked on receipt; a bad one counts none)."""
+    if blob is None:
+        return ()
+    try:
+        return tuple(decode_sealed(blob).recipients())
+    except ProtocolError:
+        return ()
 
 
 def active_claimants(state: AlertState) -> list[str]:

@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from msgspec import Meta
 
 from federation.alerts import AlertStatus, AlertView, view
 from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
 from node.escalator import Routing
-from node.ingest import Ingestor
+from node.ingest import Ingestor, SealFor
+from node.sealed import open_details, share
 from node.store import Store
 from protocol.alerts import (
     ActionType,
@@ -40,8 +42,9 @@ from protocol.alerts import (
 )
 from protocol.coverage import CoverageDeclared
 from protocol.envelope import Event
-from protocol.errors import ControlError, PayloadError
+from protocol.errors import ControlError, ProtocolError
 from protocol.kinds import Payload
+from protocol.sealing import Details, encode_details
 
 __all__ = [
     "ActArgs",
@@ -54,6 +57,7 @@ __all__ = [
     "NoArgs",
     "RaiseArgs",
     "ResolveArgs",
+    "ShareArgs",
     "StatusInfo",
     "UpdateArgs",
     "new_pseudonym",
@@ -73,6 +77,8 @@ class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):
     languages: list[str] = []
     pseudonym: str | None = None
     exercise: bool = False
+    #: Identifying details, sealed to this member only (shared later with claimants).
+    details: Details | None = None
 
 
 class UpdateArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +103,11 @@ class ClaimArgs(msgspec.Struct, frozen=True, kw_only=True):
 class ReleaseArgs(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertRef
     handover_to: str | None = None
+
+
+class ShareArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    to: list[str]
 
 
 class ActArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,6 +163,10 @@ class CoverageArgs(msgspec.Struct, frozen=True, kw_only=True):
 class AlertDetail(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertInfo
     events: list[AlertEventInfo]
+    #: Members the sealed details are sealed to (empty: the alert has none).
+    sealed_to: list[str] = []
+    #: The details, opened, when this member is one of them.
+    details: dict[str, str] | None = None
 
 
 def new_pseudonym() -> str:
@@ -200,11 +215,13 @@ class Api:
         store: Store,
         status: Callable[[], StatusInfo],
         routing: Callable[[AlertView], Awaitable[Routing]] | None = None,
+        enc_key: X25519PrivateKey | None = None,
     ):
         self._ingestor = ingestor
         self._store = store
         self._status = status
         self._routing = routing
+        self._enc_key = enc_key
 
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
@@ -215,6 +232,7 @@ class Api:
             "alert.claim": handler(ClaimArgs, self.claim_alert),
             "alert.release": handler(ReleaseArgs, self.release_alert),
             "alert.act": handler(ActArgs, self.act_on_alert),
+            "alert.share": handler(ShareArgs, self.share_alert),
             "alert.resolve": handler(ResolveArgs, self.resolve_alert),
             "alert.cancel": handler(CancelArgs, self.cancel_alert),
             "alert.list": handler(ListArgs, self.list_alerts),
@@ -238,7 +256,13 @@ class Api:
             pseudonym=args.pseudonym or new_pseudonym(),
             exercise=args.exercise,
         )
-        event = await self._append(payload)
+        sealing = None
+        if args.details is not None:
+            try:
+                sealing = SealFor(encode_details(args.details), (self._ingestor.me.org,))
+            except ProtocolError as exc:
+                raise ControlError(str(exc)) from exc
+        event = await self._append(payload, seal=sealing)
         return await self._info(event.id)
 
     async def update_alert(self, args: UpdateArgs) -> AlertInfo:
@@ -269,6 +293,21 @@ class Api:
         if to is not None and (to == me or to not in self._ingestor.network.roster.orgs()):
             raise ControlError("hand over to another current member of the network")
         await self._append(AlertReleased(alert=alert, handover_to=to))
+        return await self._info(alert)
+
+    async def share_alert(self, args: ShareArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        members = self._ingestor.network.roster.orgs()
+        unknown = sorted(set(args.to) - set(members))
+        if not args.to or unknown:
+            raise ControlError("share with current members of the network, by org id")
+        state = await self._ingestor.projection.state(alert)
+        if state is None or self._enc_key is None:
+            raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
+        try:
+            await share(self._ingestor, self._store, self._enc_key, state, tuple(sorted(args.to)))
+        except ProtocolError as exc:
+            raise ControlError(str(exc)) from exc
         return await self._info(alert)
 
     async def act_on_alert(self, args: ActArgs) -> AlertInfo:
@@ -310,7 +349,15 @@ class Api:
                     id=pos.id.hex(), kind=kind, origin=pos.org, seq=pos.seq, wall_ms=pos.wall_ms
                 )
             )
-        return AlertDetail(alert=await self._info(alert), events=events)
+        details = None
+        if self._enc_key is not None:
+            me, net = self._ingestor.me.org, self._ingestor.network.net
+            opened = await open_details(self._store, state, me, self._enc_key, net)
+            details = opened.fields() if opened is not None else None
+        info = await self._info(alert)
+        v = view(state)
+        sealed_to = list(v.sealed_to) if v is not None else []
+        return AlertDetail(alert=info, events=events, sealed_to=sealed_to, details=details)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -324,10 +371,10 @@ class Api:
         decls = await current_declarations(self._store, members)
         return grid(decls, args.tz, args.now_ms or self._ingestor.clock.now_ms())
 
-    async def _append(self, payload: Payload) -> Event:
+    async def _append(self, payload: Payload, *, seal: SealFor | None = None) -> Event:
         try:
-            return await self._ingestor.append(payload)
-        except PayloadError as exc:
+            return await self._ingestor.append(payload, seal=seal)
+        except ProtocolError as exc:
             raise ControlError(str(exc)) from exc
 
     async def _resolve(self, ref: str, *, must_be_mine: bool = False) -> bytes:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from node import output
 from node.api import (
     ActArgs,
@@ -33,6 +35,7 @@ from node.api import (
     RaiseArgs,
     ReleaseArgs,
     ResolveArgs,
+    ShareArgs,
     StatusInfo,
     UpdateArgs,
 )
@@ -66,8 +69,10 @@ from protocol.alerts import (
     Urgency,
 )
 from protocol.countries import is_country
+from protocol.encoding import redact
 from protocol.errors import ConfigError, RrnError
 from protocol.roster import Role
+from protocol.sealing import DETAIL_FIELDS, Details
 
 __all__ = ["build_parser", "main"]
 
@@ -131,6 +136,13 @@ def _alert_parsers(alert: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", dest="languages", action="append", default=[], metavar="CODE")
     p.add_argument("--pseudonym", help="existing defender pseudonym (hrd-xxxxxxxx)")
     p.add_argument("--exercise", action="store_true", help="mark as a drill")
+    p.add_argument(
+        "--details",
+        metavar="FILE",
+        help="JSON file (or - for stdin) with identifying details to seal: identity, "
+        "location, contacts, risk, narrative (only this member can read them; claimants "
+        "that are responders get them resealed)",
+    )
     p.set_defaults(func=cmd_alert_raise)
 
     p = sub.add_parser("update", help="change an alert's routable fields")
@@ -161,6 +173,13 @@ def _alert_handling_parsers(sub: Any) -> None:
     p.add_argument("alert")
     p.add_argument("--to", dest="handover_to", metavar="ORG", help="hand it over to this member")
     p.set_defaults(func=cmd_alert_release)
+
+    p = sub.add_parser("share", help="reseal an alert's sealed details to other members")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--to", action="append", required=True, metavar="ORG")
+    p.set_defaults(func=cmd_alert_share)
 
     p = sub.add_parser("act", help="record an action taken for an alert")
     home_arg(p)
@@ -351,8 +370,30 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
         languages=_check_languages(args.languages) or [],
         pseudonym=args.pseudonym,
         exercise=args.exercise,
+        details=_details(args.details) if args.details else None,
     )
     return _alert_result(args, "alert.raise", payload)
+
+
+class _StrictDetails(Details, frozen=True, forbid_unknown_fields=True):
+    """Details as typed by a person: a misspelt field is an error, not dropped."""
+
+
+def _details(source: str) -> Details:
+    """Sealed details from a JSON file or stdin; errors never repeat the text."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --details {source}: {exc.strerror}") from exc
+    try:
+        details = Details(**msgspec.structs.asdict(msgspec.json.decode(text, type=_StrictDetails)))
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"--details: {redact(exc)} (fields: {', '.join(DETAIL_FIELDS)})") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError("--details is not a JSON object") from exc
+    if not details.fields():
+        raise ConfigError(f"--details is empty: give one of {', '.join(DETAIL_FIELDS)}")
+    return details
 
 
 def cmd_alert_update(args: argparse.Namespace) -> int:
@@ -379,6 +420,11 @@ def cmd_alert_claim(args: argparse.Namespace) -> int:
 def cmd_alert_release(args: argparse.Namespace) -> int:
     payload = ReleaseArgs(alert=_alert_ref(args.alert), handover_to=args.handover_to)
     return _alert_result(args, "alert.release", payload)
+
+
+def cmd_alert_share(args: argparse.Namespace) -> int:
+    payload = ShareArgs(alert=_alert_ref(args.alert), to=list(args.to))
+    return _alert_result(args, "alert.share", payload)
 
 
 def cmd_alert_act(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import StreamConfig
 from nats.js.errors import Error as JetStreamError
 
+from federation.alerts import AlertState, AlertView
 from node.api import Api, StatusInfo
 from node.clock import Clock, SystemClock
 from node.config import load_config
@@ -46,6 +47,7 @@ from node.network import Network, load_network
 from node.peering import Peering
 from node.policy import describe_policy
 from node.rosters import RosterKeeper
+from node.sealed import Sharer
 from node.store import Store, open_store
 from protocol.envelope import Event
 from protocol.errors import ConfigError, RrnError
@@ -141,7 +143,8 @@ class Node:
             clock=self.clock,
             notify=self.config.notify,
         )
-        self.ingestor.on_alerts = self.escalator.alerts_changed
+        self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.keys.enc)
+        self.ingestor.on_alerts = self._alerts_changed
         await self.peering.start()
         self._stack.push_async_callback(self.peering.stop)
         await self._open_control()
@@ -221,6 +224,7 @@ class Node:
             store=self.store,
             status=self.status,
             routing=self.escalator.routing,
+            enc_key=self.keys.enc,
         )
         members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
         self.control = ControlServer(
@@ -260,6 +264,7 @@ class Node:
                 tg.create_task(self.rosters.run(), name="rosters"),
                 tg.create_task(self._coverage_gauges(), name="coverage"),
                 tg.create_task(self.escalator.run(), name="escalation"),
+                tg.create_task(self.sharer.run(), name="sharing"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -319,6 +324,10 @@ class Node:
         if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
             self.escalator.coverage_changed()
+
+    def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+        self.escalator.alerts_changed(changes)
+        self.sharer.alerts_changed(changes)
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""

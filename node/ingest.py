@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
 from federation.alerts import AlertState, AlertView
@@ -43,12 +45,15 @@ from node.projection import Change, Projection
 from node.responses import observe_responses
 from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
 from node.verify import Checked, Verifier
+from protocol.alerts import AlertRaised, AlertShared
 from protocol.encoding import encode
 from protocol.envelope import Event, open_envelope, sign_event
 from protocol.errors import PayloadError, ProtocolError, Reason, StoreError
 from protocol.kinds import AlertPayload, Payload, decode_payload, encode_payload, kind_of
+from protocol.sealing import Position as SealedAt
+from protocol.sealing import SealError, encode_sealed, seal
 
-__all__ = ["Identity", "Ingestor", "Outcome"]
+__all__ = ["Identity", "Ingestor", "Outcome", "SealFor"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +88,25 @@ class Outcome:
     reason: Reason | None = None
 
 
+@dataclass(frozen=True)
+class SealFor:
+    """Seal these plaintext details into the event's `sealed` field, to these members.
+
+    Done when the event is signed: only then is its chain position known, and
+    the blob is bound to it (protocol/sealing.py).
+    """
+
+    plaintext: bytes
+    to: tuple[str, ...]
+
+
 @dataclass
 class _Item:
     received: float  # time.perf_counter() at receipt, for the latency histogram
     raw: bytes | None = None
     own: Payload | None = None
     refs: Sequence[bytes] = ()
+    seal: SealFor | None = None
     future: Reply | None = None
     #: How the event came: "own", "live" (pushed by a peer), "pull" (asked for), "local".
     source: str = "local"
@@ -230,13 +248,23 @@ class Ingestor:
         await self._queue.put(_Item(time.perf_counter(), adopt=(network, rows), future=future))
         await future
 
-    async def append(self, payload: Payload, refs: Sequence[bytes] = ()) -> Event:
-        """Sign `payload` as the next event of our own chain; return it once durable."""
+    async def append(
+        self, payload: Payload, refs: Sequence[bytes] = (), *, seal: SealFor | None = None
+    ) -> Event:
+        """Sign `payload` as the next event of our own chain; return it once durable.
+
+        With `seal`, the payload's `sealed` field is filled at signing time.
+        """
         if self.appends_blocked is not None:
             raise StoreError(self.appends_blocked)
-        encode_payload(payload)  # refuse what receivers would refuse, before queueing
+        if seal is None:
+            encode_payload(payload)  # refuse what receivers would refuse, before queueing
+        else:
+            self._sealing_keys(seal.to)  # unknown members are refused before queueing
         future: Reply = asyncio.get_running_loop().create_future()
-        item = _Item(time.perf_counter(), own=payload, refs=refs, future=future, source="own")
+        item = _Item(
+            time.perf_counter(), own=payload, refs=refs, seal=seal, future=future, source="own"
+        )
         await self._queue.put(item)
         result = await future
         assert isinstance(result, Event)
@@ -360,7 +388,7 @@ class Ingestor:
 
     async def _one(self, item: _Item, verified: Checked | None, work: _Work) -> Outcome | Event:
         if item.own is not None:
-            event = self._sign_own(item.own, item.refs)
+            event = self._sign_own(item.own, item.refs, item.seal)
             self._append(event, item.received, "own", work)
             return event
         if item.proof is not None:
@@ -373,21 +401,41 @@ class Ingestor:
         assert verified is not None
         return await self._place(verified, item, work)
 
-    def _sign_own(self, payload: Payload, refs: Sequence[bytes]) -> Event:
+    def _sign_own(self, payload: Payload, refs: Sequence[bytes], to_seal: SealFor | None) -> Event:
         head = self.heads.get((self.me.org, self.me.epoch))
+        seq = (head.seq if head else 0) + 1
+        if to_seal is None:
+            data = encode(payload)
+        else:
+            pos = SealedAt(self.network.net, self.me.org, self.me.epoch, seq)
+            blob = seal(to_seal.plaintext, self._sealing_keys(to_seal.to), pos)
+            if not isinstance(payload, AlertRaised | AlertShared):
+                raise SealError("only alert.raised and alert.shared carry sealed details")
+            payload = msgspec.structs.replace(payload, sealed=encode_sealed(blob))
+            data = encode_payload(payload)
         return sign_event(
             self.me.key,
             net=self.network.net,
             origin=self.me.org,
             epoch=self.me.epoch,
-            seq=(head.seq if head else 0) + 1,
+            seq=seq,
             prev=head.id if head else None,
             kind=str(kind_of(payload)),
             wall_ms=self.clock.now_ms(),
             roster_ver=self.network.roster_version,
-            payload=encode(payload),
+            payload=data,
             refs=refs,
         )
+
+    def _sealing_keys(self, orgs: Sequence[str]) -> dict[str, X25519PublicKey]:
+        """The X25519 keys of current members, by org (SealError for anyone else)."""
+        keys = {}
+        for org in orgs:
+            member = self.network.roster.member(org)
+            if member is None:
+                raise SealError(f"{org} is not a current member: nothing is sealed to it")
+            keys[org] = X25519PublicKey.from_public_bytes(member.enc_pub)
+        return keys
 
     # -- chains -----------------------------------------------------------------
 

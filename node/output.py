@@ -116,8 +116,16 @@ def alert_detail(d: AlertDetail, tz: str) -> str:
         f"actions    {'; '.join(f'{act} by {who} ({ch})' for who, act, ch in a.actions) or '-'}",
         f"exercise   {'yes' if a.exercise else 'no'}",
         f"raised     {fmt_time(a.raised_ms, tz)}",
-        "history:",
+        "sealed     "
+        + (
+            "no sealed details"
+            if not d.sealed_to
+            else f"sealed to {', '.join(d.sealed_to)}"
+            + ("" if d.details is not None else "; not readable by this member")
+        ),
     ]
+    lines += [f"  {name:<10} {text}" for name, text in (d.details or {}).items()]
+    lines.append("history:")
     for e in d.events:
         lines.append(f"  {fmt_time(e.wall_ms, tz)}  {e.kind:<16} {e.origin}#{e.seq}  {e.id[:12]}")
     return "\n".join(lines)

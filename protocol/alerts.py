@@ -6,8 +6,8 @@ docs/PROTOCOL.md ("Alert vocabulary") maps to the terms protection
 organisations use. Pure.
 
 Only coarse, routable metadata lives here. Anything that identifies a person
-(name, contacts, exact place, free text) goes in `sealed`, which is reserved for
-sealed details and must be nil until sealing is specified.
+(name, contacts, exact place, free text) goes in `sealed`: a blob that only its
+recipients can open (protocol/sealing.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "AlertRaised",
     "AlertReleased",
     "AlertResolved",
+    "AlertShared",
     "AlertUpdated",
     "Ask",
     "CancelReason",
@@ -169,6 +170,8 @@ class Ask(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     deadline_ms: NonNeg | None = None
 
 
+#: An encoded sealed blob (protocol/sealing.py); its form is checked on receipt.
+SealedBlob = Annotated[bytes, Meta(min_length=1, max_length=56 * 1024)]
 Asks = Annotated[list[Ask], Meta(max_length=16)]
 
 
@@ -184,8 +187,9 @@ class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     languages: Languages = []
     pseudonym: Pseudonym
     exercise: bool = False
-    #: Reserved for sealed details (identity, exact place, contacts, narrative).
-    sealed: None = None
+    #: Sealed details (identity, exact place, contacts, risk, narrative): an encoded
+    #: protocol.sealing.Sealed blob, bound to this event's chain position.
+    sealed: SealedBlob | None = None
 
 
 class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -199,6 +203,16 @@ class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     asks: Asks | None = None
     languages: Languages | None = None
     sealed: None = None
+
+
+class AlertShared(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The alert's sealed details, resealed to more members (e.g. to the claimant).
+
+    `sealed` is a new blob with a new content key, bound to this event's position.
+    """
+
+    alert: Hash32
+    sealed: SealedBlob
 
 
 class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

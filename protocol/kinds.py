@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import enum
 import zoneinfo
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 import msgspec
 
@@ -25,6 +26,7 @@ from protocol.alerts import (
     AlertRaised,
     AlertReleased,
     AlertResolved,
+    AlertShared,
     AlertUpdated,
     check_alert_fields,
 )
@@ -33,6 +35,7 @@ from protocol.encoding import DECODE_ERRORS, encode, redact
 from protocol.errors import PayloadError, ProtocolError, Reason
 from protocol.membership import RosterApproved, RosterProposed
 from protocol.roster import decode_roster
+from protocol.sealing import decode_sealed
 
 __all__ = ["AlertPayload", "Kind", "Payload", "decode_payload", "encode_payload", "kind_of"]
 
@@ -48,6 +51,7 @@ class Kind(enum.StrEnum):
     ALERT_ESCALATED = "alert.escalated"
     ALERT_RELEASED = "alert.released"
     ALERT_ACTED = "alert.acted"
+    ALERT_SHARED = "alert.shared"
     ROSTER_PROPOSED = "roster.proposed"
     ROSTER_APPROVED = "roster.approved"
     COVERAGE_DECLARED = "coverage.declared"
@@ -62,6 +66,7 @@ AlertPayload = (
     | AlertEscalated
     | AlertReleased
     | AlertActed
+    | AlertShared
 )
 Payload = AlertPayload | RosterProposed | RosterApproved | CoverageDeclared
 
@@ -74,6 +79,7 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_ESCALATED: AlertEscalated,
     Kind.ALERT_RELEASED: AlertReleased,
     Kind.ALERT_ACTED: AlertActed,
+    Kind.ALERT_SHARED: AlertShared,
     Kind.ROSTER_PROPOSED: RosterProposed,
     Kind.ROSTER_APPROVED: RosterApproved,
     Kind.COVERAGE_DECLARED: CoverageDeclared,
@@ -117,19 +123,33 @@ def decode_payload(kind: str, data: bytes) -> Payload:
 
 
 def _semantic_problem(payload: Payload) -> str | None:
-    if isinstance(payload, AlertRaised):
-        return check_alert_fields(payload.country, payload.subdivision, payload.incident_types)
-    if isinstance(payload, AlertUpdated):
-        return check_alert_fields(None, None, payload.incident_types)
-    if isinstance(payload, AlertEscalated) and len(set(payload.targets)) != len(payload.targets):
-        return "targets lists a member twice"
-    if isinstance(payload, CoverageDeclared):
-        return check_declaration(payload) or _check_zone(payload.tz)
-    if isinstance(payload, RosterProposed):
-        try:
-            decode_roster(payload.roster)
-        except ProtocolError as exc:
-            return f"proposed roster is invalid ({exc.reason})"
+    check = _CHECKS.get(type(payload))
+    return check(payload) if check is not None else None
+
+
+def _check_raised(p: AlertRaised) -> str | None:
+    return check_alert_fields(p.country, p.subdivision, p.incident_types) or _check_sealed(p.sealed)
+
+
+def _check_targets(p: AlertEscalated) -> str | None:
+    return "targets lists a member twice" if len(set(p.targets)) != len(p.targets) else None
+
+
+def _check_roster(p: RosterProposed) -> str | None:
+    try:
+        decode_roster(p.roster)
+    except ProtocolError as exc:
+        return f"proposed roster is invalid ({exc.reason})"
+    return None
+
+
+def _check_sealed(blob: bytes | None) -> str | None:
+    if blob is None:
+        return None
+    try:
+        decode_sealed(blob)
+    except ProtocolError as exc:
+        return f"sealed blob is malformed ({exc.reason})"
     return None
 
 
@@ -139,3 +159,13 @@ def _check_zone(name: str) -> str | None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return "tz is not an IANA time zone this node knows"
     return None
+
+
+_CHECKS: Final[dict[type[Payload], Callable[[Any], str | None]]] = {
+    AlertRaised: _check_raised,
+    AlertShared: lambda p: _check_sealed(p.sealed),
+    AlertUpdated: lambda p: check_alert_fields(None, None, p.incident_types),
+    AlertEscalated: _check_targets,
+    CoverageDeclared: lambda p: check_declaration(p) or _check_zone(p.tz),
+    RosterProposed: _check_roster,
+}

@@ -40,13 +40,17 @@ from protocol.errors import DecodeError, ProtocolError, Reason
 from protocol.types import Hash32, OrgId
 
 __all__ = [
+    "DETAIL_FIELDS",
     "MAX_SEALED_BYTES",
     "SEAL_VERSION",
+    "Details",
     "Position",
     "SealError",
     "Sealed",
     "Wrap",
+    "decode_details",
     "decode_sealed",
+    "encode_details",
     "encode_sealed",
     "open_sealed",
     "reseal",
@@ -54,8 +58,8 @@ __all__ = [
 ]
 
 SEAL_VERSION: Final = 1
-#: Ciphertext limit: sealed details must fit in an event payload (60 KiB) with the wraps.
-MAX_SEALED_BYTES: Final = 32 * 1024
+#: Plaintext limit: sealed details and up to 256 wraps must fit in one event payload (60 KiB).
+MAX_SEALED_BYTES: Final = 16 * 1024
 MAX_RECIPIENTS: Final = 256
 DOMAIN_SEAL_KEY: Final = b"rrn/seal-key/v1"
 DOMAIN_SEALED: Final = b"rrn/sealed/v1"
@@ -71,6 +75,45 @@ class SealError(ProtocolError):
     """A sealed blob that cannot be opened: not for us, tampered with, or misplaced."""
 
     reason = Reason.MALFORMED_PAYLOAD
+
+
+Text = Annotated[str, Meta(min_length=1, max_length=4000)]
+
+
+class Details(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What is sealed about a defender: the plaintext inside a blob (a msgpack map)."""
+
+    identity: Text | None = None  # name, organisation, role
+    location: Text | None = None  # exact place, address, detention centre
+    contacts: Text | None = None  # phone, Signal, relatives, lawyer
+    risk: Text | None = None  # risk assessment
+    narrative: Text | None = None  # what happened
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+
+
+_DETAILS_DECODER: Final = msgspec.msgpack.Decoder(Details)
+#: The fields of sealed details, in order.
+DETAIL_FIELDS: Final = Details.__struct_fields__
+
+
+def encode_details(details: Details) -> bytes:
+    """The plaintext of a blob; refuses empty details."""
+    if not details.fields():
+        raise SealError("sealed details are empty: give at least one field")
+    data = encode(details)
+    if len(data) > MAX_SEALED_BYTES:
+        raise SealError(f"sealed details are limited to {MAX_SEALED_BYTES} bytes")
+    return data
+
+
+def decode_details(data: bytes) -> Details:
+    """Details opened from a blob (strictly typed; unknown fields are ignored)."""
+    try:
+        return _DETAILS_DECODER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SealError("the opened details do not decode") from exc
 
 
 class Position(msgspec.Struct, frozen=True):
