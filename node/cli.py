@@ -50,6 +50,7 @@ from node.cli_common import (
     values,
 )
 from node.cli_coverage import add_coverage_parsers
+from node.cli_keys import add_key_parsers
 from node.cli_network import add_network_parsers
 from node.client import call
 from node.clock import SystemClock
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _log_parsers(sub.add_parser("log", help="audit the signed history"))
     add_network_parsers(sub)
     add_coverage_parsers(sub)
+    add_key_parsers(sub)
     return parser
 
 

@@ -95,7 +95,7 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     """Connect to the daemon of `home` (ControlError if none runs)."""
     info = daemon_info(home)
     url = str(info.get("nats_url") or home.config.nats.url)
-    keys = home.keys()
+    keys = home.control_secrets()
     embedded = home.config.nats.embedded
     try:
         # allow_reconnect=False makes nats-py wait forever on a refused connection

@@ -34,7 +34,7 @@ from node.config import (
     load_config,
     render_config,
 )
-from node.keys import Keys, create_keys, load_keys
+from node.keys import ControlSecrets, Keys, create_keys, load_control_secrets, load_keys
 from node.network import own_card
 from node.store import RosterRow, open_store
 from protocol.errors import ConfigError
@@ -81,6 +81,10 @@ class Home:
     def keys(self) -> Keys:
         """Load this home's keys."""
         return load_keys(self.keys_dir)
+
+    def control_secrets(self) -> ControlSecrets:
+        """The secrets the CLI needs to reach its daemon (no private key)."""
+        return load_control_secrets(self.keys_dir)
 
 
 def open_home(path: Path) -> Home:

@@ -5,6 +5,12 @@ the Ed25519 event-signing key of each epoch, the X25519 sealing key, the X25519
 link key from which each NATS leafnode link derives its own nkey (with the peer's
 link key), the Ed25519 TLS key and self-signed certificate that peers pin, the
 control-channel MAC key and the embedded nats-server password.
+
+The signing, sealing and link keys can be protected by a passphrase (PKCS#8
+encryption, `rrn key protect`); the node then reads the passphrase from the file
+named by RRN_PASSPHRASE_FILE (e.g. a systemd credential). The TLS key stays
+unencrypted because nats-server reads it itself; the MAC key and passwords are
+local secrets protected by file modes only.
 """
 
 from __future__ import annotations
@@ -28,10 +34,14 @@ from cryptography.x509.oid import NameOID
 from protocol.errors import ConfigError
 
 __all__ = [
+    "ControlSecrets",
     "Keys",
     "create_keys",
+    "load_control_secrets",
     "load_keys",
     "new_signing_key",
+    "passphrase_from_env",
+    "protect_keys",
     "self_signed",
     "spki_sha256",
     "write_secret",
@@ -40,6 +50,9 @@ __all__ = [
 _SIGN_PREFIX: Final = "sign-"
 _PEM: Final = serialization.Encoding.PEM
 _PKCS8: Final = serialization.PrivateFormat.PKCS8
+#: Environment variable naming the file that holds the keys' passphrase.
+PASSPHRASE_ENV: Final = "RRN_PASSPHRASE_FILE"  # noqa: S105 (a variable name, not a secret)
+_MIN_PASSPHRASE: Final = 12
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class Keys:
     integrator_password: str
     tls_cert: Path
     tls_key: Path
+    passphrase: bytes | None = None
 
     def signing_keys(self) -> dict[int, Ed25519PrivateKey]:
         """Every signing key in the keys directory, by epoch."""
@@ -62,7 +76,7 @@ class Keys:
         found: dict[int, Ed25519PrivateKey] = {}
         for path in keys_dir.glob(f"{_SIGN_PREFIX}*.pem"):
             epoch = path.stem[len(_SIGN_PREFIX) :]
-            key = _private(path) if epoch.isdigit() else None
+            key = _private(path, self.passphrase) if epoch.isdigit() else None
             if isinstance(key, Ed25519PrivateKey):
                 found[int(epoch)] = key
         return found
@@ -127,13 +141,15 @@ def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
     (keys_dir / "tls.crt").write_bytes(self_signed(tls_key, org, hosts).public_bytes(_PEM))
 
 
-def new_signing_key(keys_dir: Path) -> int:
+def new_signing_key(keys_dir: Path, passphrase: bytes | None = None) -> int:
     """Generate the signing key of the next epoch; its epoch number.
 
     The node keeps signing with the newest epoch the roster lists, so the new key
     is used only once a roster version that adds it (`rrn member propose
-    --rotate`) is adopted.
+    --rotate`) is adopted. If the keys are protected, the new one is too (with
+    the passphrase from RRN_PASSPHRASE_FILE unless given).
     """
+    current = load_keys(keys_dir, passphrase)
     epochs = [
         int(p.stem[len(_SIGN_PREFIX) :])
         for p in keys_dir.glob(f"{_SIGN_PREFIX}*.pem")
@@ -143,11 +159,63 @@ def new_signing_key(keys_dir: Path) -> int:
         raise ConfigError(f"no signing key in {keys_dir}")
     epoch = max(epochs) + 1
     key = Ed25519PrivateKey.generate()
-    write_secret(
-        keys_dir / f"{_SIGN_PREFIX}{epoch}.pem",
-        key.private_bytes(_PEM, _PKCS8, serialization.NoEncryption()),
-    )
+    write_secret(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem", _pem(key, current.passphrase))
     return epoch
+
+
+def _pem(key: Ed25519PrivateKey | X25519PrivateKey, passphrase: bytes | None) -> bytes:
+    algorithm: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(_PEM, _PKCS8, algorithm)
+
+
+def _protected_files(keys_dir: Path) -> list[Path]:
+    return [
+        *sorted(keys_dir.glob(f"{_SIGN_PREFIX}*.pem")),
+        keys_dir / "enc.pem",
+        keys_dir / "link.pem",
+    ]
+
+
+def protect_keys(keys_dir: Path, old: bytes | None, new: bytes | None) -> int:
+    """Re-encrypt the private keys under `new` (None: remove protection); how many.
+
+    Each file is replaced atomically (a new 0600 file renamed over it), so a
+    crash leaves every key readable under either the old or the new passphrase.
+    """
+    if new is not None and len(new) < _MIN_PASSPHRASE:
+        raise ConfigError(f"a passphrase needs at least {_MIN_PASSPHRASE} characters")
+    load_keys(keys_dir, old)  # every key opens with the old passphrase, or nothing changes
+    files = _protected_files(keys_dir)
+    for path in files:
+        key = _private(path, old)
+        assert isinstance(key, Ed25519PrivateKey | X25519PrivateKey)
+        tmp = path.with_suffix(".pem.new")
+        tmp.unlink(missing_ok=True)
+        write_secret(tmp, _pem(key, new))
+        os.replace(tmp, path)
+    fd = os.open(keys_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(files)
+
+
+def passphrase_from_env(environ: dict[str, str] | None = None) -> bytes | None:
+    """The passphrase in the file RRN_PASSPHRASE_FILE names, if it is set."""
+    env = os.environ if environ is None else environ
+    name = env.get(PASSPHRASE_ENV)
+    if not name:
+        return None
+    try:
+        text = Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {PASSPHRASE_ENV} file {name}: {exc.strerror}") from exc
+    return text.rstrip(b"\r\n") or None
 
 
 def self_signed(key: Ed25519PrivateKey, org: str, hosts: list[str]) -> x509.Certificate:
@@ -182,8 +250,31 @@ def spki_sha256(cert_pem: bytes) -> bytes:
     return hashlib.sha256(spki).digest()
 
 
-def load_keys(keys_dir: Path) -> Keys:
-    """Load a node's keys, refusing files that others can read."""
+@dataclass(frozen=True)
+class ControlSecrets:
+    """What the CLI needs to talk to its daemon (no private key)."""
+
+    control: bytes
+    nats_password: str
+
+
+def load_control_secrets(keys_dir: Path) -> ControlSecrets:
+    """The control-channel MAC key and the local NATS password."""
+    if not keys_dir.is_dir():
+        raise ConfigError(f"no keys at {keys_dir} (make a home with 'rrn init')")
+    return ControlSecrets(
+        control=_secret(keys_dir / "control.key"),
+        nats_password=_secret(keys_dir / "nats.pass").decode(),
+    )
+
+
+def load_keys(keys_dir: Path, passphrase: bytes | None = None) -> Keys:
+    """Load a node's keys, refusing files that others can read.
+
+    Protected keys open with `passphrase`, or the one RRN_PASSPHRASE_FILE names.
+    """
+    if passphrase is None:
+        passphrase = passphrase_from_env()
     if not keys_dir.is_dir():
         raise ConfigError(f"no keys at {keys_dir} (make a home with 'rrn init')")
     epochs = sorted(
@@ -194,9 +285,9 @@ def load_keys(keys_dir: Path) -> Keys:
     if not epochs:
         raise ConfigError(f"no signing key in {keys_dir}")
     epoch = epochs[-1]
-    sign = _private(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem")
-    link = _private(keys_dir / "link.pem")
-    enc = _private(keys_dir / "enc.pem")
+    sign = _private(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem", passphrase)
+    link = _private(keys_dir / "link.pem", passphrase)
+    enc = _private(keys_dir / "enc.pem", passphrase)
     if not isinstance(sign, Ed25519PrivateKey):
         raise ConfigError(f"{keys_dir}: signing keys must be Ed25519")
     if not isinstance(enc, X25519PrivateKey) or not isinstance(link, X25519PrivateKey):
@@ -211,6 +302,7 @@ def load_keys(keys_dir: Path) -> Keys:
         integrator_password=_secret(keys_dir / "integrator.pass").decode(),
         tls_cert=keys_dir / "tls.crt",
         tls_key=keys_dir / "tls.key",
+        passphrase=passphrase,
     )
 
 
@@ -224,8 +316,16 @@ def _secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _private(path: Path) -> object:
+def _private(path: Path, passphrase: bytes | None = None) -> object:
+    data = _secret(path)
+    encrypted = b"ENCRYPTED PRIVATE KEY" in data
+    if encrypted and passphrase is None:
+        raise ConfigError(
+            f"{path} is protected by a passphrase: set {PASSPHRASE_ENV} to the file holding it"
+        )
     try:
-        return serialization.load_pem_private_key(_secret(path), password=None)
+        return serialization.load_pem_private_key(data, password=passphrase if encrypted else None)
     except ValueError as exc:
+        if encrypted:
+            raise ConfigError(f"the passphrase does not open {path} (wrong passphrase?)") from exc
         raise ConfigError(f"{path} is not a readable private key") from exc

@@ -85,8 +85,9 @@ def taken_port() -> Iterator[int]:
 class Daemon:
     """An `rrn run` process for one home."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.home = home
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home.parent / f"{home.name}.daemon.log"
 
@@ -97,6 +98,7 @@ class Daemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env=None if self.env is None else {**os.environ, **self.env},
             )
         deadline = time.monotonic() + timeout
         info_path = self.home / "run" / "daemon.json"

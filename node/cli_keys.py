@@ -1,0 +1,63 @@
+"""`rrn key …`: protecting the node's private keys with a passphrase.
+
+Owns the key subcommands. The passphrase in force is read from the file
+RRN_PASSPHRASE_FILE names; a new one from --passphrase-file or typed twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path
+from typing import Any
+
+from node.cli_common import Parser, get_home, home_arg, require_stopped
+from node.keys import PASSPHRASE_ENV, passphrase_from_env, protect_keys
+from protocol.errors import ConfigError
+
+__all__ = ["add_key_parsers"]
+
+
+def add_key_parsers(sub: Any) -> None:
+    """Register `rrn key`."""
+    key = sub.add_parser("key", help="protect the node's private keys")
+    inner = key.add_subparsers(dest="key_command", required=True, parser_class=Parser)
+    p = inner.add_parser(
+        "protect",
+        help="encrypt the signing, sealing and link keys with a passphrase (or change it)",
+    )
+    home_arg(p)
+    p.add_argument(
+        "--passphrase-file",
+        type=Path,
+        help="read the new passphrase from this file (default: type it twice)",
+    )
+    p.add_argument("--remove", action="store_true", help="store the keys unencrypted again")
+    p.set_defaults(func=cmd_protect)
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    require_stopped(home, "the daemon holds the keys it loaded")
+    old = passphrase_from_env()
+    if args.remove:
+        new = None
+    elif args.passphrase_file is not None:
+        try:
+            new = args.passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.passphrase_file}: {exc.strerror}") from exc
+    else:
+        first = getpass.getpass("new passphrase: ")
+        if first != getpass.getpass("again: "):
+            raise ConfigError("the two passphrases differ; nothing changed")
+        new = first.encode()
+    count = protect_keys(home.keys_dir, old, new)
+    if new is None:
+        print(f"{count} private keys stored unencrypted (file mode 0600 only)")
+    else:
+        print(
+            f"{count} private keys encrypted; start the node with {PASSPHRASE_ENV} naming a "
+            "file that holds the passphrase (e.g. a systemd credential)"
+        )
+    return 0

@@ -1,0 +1,77 @@
+"""Private keys at rest: passphrase protection, and what a node says without it."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from node.keys import create_keys, load_keys, new_signing_key, protect_keys
+from protocol.errors import ConfigError
+from tests.procs import Daemon, init, rrn, rrn_ok
+
+PASS = b"correct horse battery staple"
+
+
+def _pubs(keys_dir: Path, passphrase: bytes | None) -> tuple[bytes, bytes, bytes]:
+    k = load_keys(keys_dir, passphrase)
+    return k.sign_pub(), k.enc_pub(), k.link_pub()
+
+
+def test_protected_keys_open_only_with_the_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RRN_PASSPHRASE_FILE", raising=False)
+    keys = tmp_path / "keys"
+    create_keys(keys, "lima-hr", [])
+    before = _pubs(keys, None)
+    assert protect_keys(keys, None, PASS) == 3
+    for name in ("sign-1.pem", "enc.pem", "link.pem"):
+        data = (keys / name).read_bytes()
+        assert b"ENCRYPTED PRIVATE KEY" in data
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
+    assert b"ENCRYPTED" not in (keys / "tls.key").read_bytes(), "nats-server reads it itself"
+
+    with pytest.raises(ConfigError, match="protected by a passphrase"):
+        load_keys(keys)
+    with pytest.raises(ConfigError, match="wrong passphrase"):
+        load_keys(keys, b"not the right passphrase")
+    assert _pubs(keys, PASS) == before
+
+    pass_file = tmp_path / "pass"
+    pass_file.write_bytes(PASS + b"\n")
+    monkeypatch.setenv("RRN_PASSPHRASE_FILE", str(pass_file))
+    assert _pubs(keys, None) == before, "read from the file RRN_PASSPHRASE_FILE names"
+    epoch = new_signing_key(keys)
+    assert b"ENCRYPTED" in (keys / f"sign-{epoch}.pem").read_bytes(), "new keys stay protected"
+    assert set(load_keys(keys).signing_keys()) == {1, epoch}
+
+    with pytest.raises(ConfigError, match="at least 12"):
+        protect_keys(keys, PASS, b"short")
+    protect_keys(keys, PASS, None)
+    monkeypatch.delenv("RRN_PASSPHRASE_FILE")
+    assert _pubs(keys, None)[1:] == before[1:]
+    assert b"ENCRYPTED" not in (keys / "enc.pem").read_bytes()
+
+
+@pytest.mark.integration
+def test_a_node_with_protected_keys_needs_its_passphrase_to_start(tmp_path: Path) -> None:
+    home = init(tmp_path / "lima", "lima-hr")
+    pass_file = tmp_path / "pass"
+    pass_file.write_bytes(PASS)
+    said = rrn_ok("key", "protect", "--home", home, "--passphrase-file", pass_file)
+    assert "3 private keys encrypted" in said and "RRN_PASSPHRASE_FILE" in said
+
+    refused = rrn("run", "--home", home, timeout=30)
+    assert refused.returncode == 1
+    assert "protected by a passphrase: set RRN_PASSPHRASE_FILE" in refused.stderr
+    assert PASS.decode() not in refused.stderr
+
+    daemon = Daemon(home, env={"RRN_PASSPHRASE_FILE": str(pass_file)}).start()
+    try:
+        assert "lima-hr" in rrn_ok("status", "--home", home)
+        busy = rrn("key", "protect", "--home", home, "--remove")
+        assert busy.returncode == 1 and "stop the daemon first" in busy.stderr
+    finally:
+        assert daemon.stop() == 0
