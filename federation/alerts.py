@@ -38,6 +38,7 @@ from protocol.kinds import AlertPayload
 from protocol.sealing import decode_sealed
 
 __all__ = [
+    "OPEN_STATUSES",
     "AlertState",
     "AlertStatus",
     "AlertView",
@@ -59,6 +60,15 @@ class AlertStatus(enum.StrEnum):
     CLAIMED = "claimed"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
+
+    @property
+    def is_open(self) -> bool:
+        """Not yet resolved or cancelled (open, escalated or claimed)."""
+        return self in OPEN_STATUSES
+
+
+#: Statuses of alerts that are not over.
+OPEN_STATUSES: Final = frozenset({AlertStatus.OPEN, AlertStatus.ESCALATED, AlertStatus.CLAIMED})
 
 
 class Pos(msgspec.Struct, array_like=True, frozen=True, order=True):

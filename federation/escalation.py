@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from federation.alerts import AlertStatus, AlertView
+from federation.alerts import AlertView
 from federation.coverage import Shift
 from protocol.alerts import EscalationCause, Urgency
 from protocol.coverage import capability_for
@@ -151,7 +151,7 @@ def next_escalation(
     (`view.level_since_ms`); `down` lists the members whose heartbeats stopped; `claims_until` the
     expiry of each standing claim (None: no expiry).
     """
-    if view.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
+    if not view.status.is_open:
         return None
     if view.claimants:
         expiries = [claims_until.get(org) for org in view.claimants]

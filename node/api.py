@@ -16,7 +16,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from msgspec import Meta
 
-from federation.alerts import AlertStatus, AlertView, view
+from federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
 from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
 from node.escalator import Routing
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 AlertRef = Annotated[str, Meta(pattern=r"^[0-9a-f]{6,64}$")]
-_OPEN: Final = (str(AlertStatus.OPEN), str(AlertStatus.ESCALATED), str(AlertStatus.CLAIMED))
+_OPEN: Final = sorted(str(s) for s in OPEN_STATUSES)
 
 
 class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -301,9 +301,9 @@ class Api:
         unknown = sorted(set(args.to) - set(members))
         if not args.to or unknown:
             raise ControlError("share with current members of the network, by org id")
-        state = await self._ingestor.projection.state(alert)
-        if state is None or self._enc_key is None:
-            raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
+        state, _ = await self._known(alert)
+        if self._enc_key is None:
+            raise ControlError("this node holds no sealing key")
         try:
             await share(self._ingestor, self._store, self._enc_key, state, tuple(sorted(args.to)))
         except ProtocolError as exc:
@@ -312,7 +312,7 @@ class Api:
 
     async def act_on_alert(self, args: ActArgs) -> AlertInfo:
         alert = await self._resolve(args.alert)
-        if (await self._view(alert)).status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
+        if not (await self._view(alert)).status.is_open:
             raise ControlError("that alert is closed; actions are recorded on open alerts")
         await self._append(AlertActed(alert=alert, action=args.action, channel=args.channel))
         return await self._info(alert)
@@ -339,7 +339,7 @@ class Api:
 
     async def show_alert(self, args: AlertArgs) -> AlertDetail:
         alert = await self._resolve(args.alert)
-        state = (await self._store.alert_states([alert]))[alert]
+        state, v = await self._known(alert)
         events = []
         for pos in sorted(state.positions(), key=lambda p: (p.wall_ms, p.org, p.seq)):
             event = await self._store.event_at(pos.org, pos.epoch, pos.seq)
@@ -354,10 +354,8 @@ class Api:
             me, net = self._ingestor.me.org, self._ingestor.network.net
             opened = await open_details(self._store, state, me, self._enc_key, net)
             details = opened.fields() if opened is not None else None
-        info = await self._info(alert)
-        v = view(state)
-        sealed_to = list(v.sealed_to) if v is not None else []
-        return AlertDetail(alert=info, events=events, sealed_to=sealed_to, details=details)
+        info = await self._info_of(v)
+        return AlertDetail(alert=info, events=events, sealed_to=list(v.sealed_to), details=details)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -391,12 +389,15 @@ class Api:
             raise ControlError("only the organisation that raised this alert may change it")
         return matches[0]
 
-    async def _view(self, alert: bytes) -> AlertView:
+    async def _known(self, alert: bytes) -> tuple[AlertState, AlertView]:
         state = await self._ingestor.projection.state(alert)
         v = view(state) if state is not None else None
-        if v is None:
+        if state is None or v is None:
             raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
-        return v
+        return state, v
+
+    async def _view(self, alert: bytes) -> AlertView:
+        return (await self._known(alert))[1]
 
     async def _info(self, alert: bytes) -> AlertInfo:
         return await self._info_of(await self._view(alert))

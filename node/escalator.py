@@ -1,7 +1,9 @@
 """Escalation on one node: publish due escalations, tell our own people when asked.
 
-Owns the node's part in routing with no dispatcher. Every few seconds, and
-whenever alert or coverage events commit, it looks at each open alert: the ladder
+Owns the node's part in routing with no dispatcher. It keeps the open alerts in
+memory from committed changes and looks at an alert when it changed or its next
+step falls due (at all of them when liveness, the roster or the declarations
+change): the ladder
 comes from the declarations in force when the alert was raised, the roster and
 the roster's escalation policy (federation/escalation.py, the same on every
 node); whether a step is due comes from the signed facts, this node's clock and
@@ -157,7 +159,7 @@ class Escalator:
         self._wake.set()
 
     def _track(self, state: AlertState, v: AlertView | None) -> None:
-        if v is None or v.status in (AlertStatus.RESOLVED, AlertStatus.CANCELLED):
+        if v is None or not v.status.is_open:
             self._open.pop(state.alert, None)
             self._next.pop(state.alert, None)
         else:
@@ -269,9 +271,9 @@ class Escalator:
         due = next_escalation(v, steps, policy, now_ms=now, down=down, claims_until=expiries)
         if due is None:
             self._due.pop(alert, None)
-            if v.claimants:
-                ends = list(expiries.values())
-                return None if any(u is None for u in ends) else max(u for u in ends if u)
+            if v.claimants:  # look again when the last claim runs out, if they all do
+                ends = [u for u in expiries.values() if u is not None]
+                return max(ends) if len(ends) == len(expiries) else None
             return _deadline(v, policy)
         wait_s = self._turn(alert, due, live)
         if wait_s > 0:

@@ -407,10 +407,10 @@ class Ingestor:
         if to_seal is None:
             data = encode(payload)
         else:
-            pos = SealedAt(self.network.net, self.me.org, self.me.epoch, seq)
-            blob = seal(to_seal.plaintext, self._sealing_keys(to_seal.to), pos)
             if not isinstance(payload, AlertRaised | AlertShared):
                 raise SealError("only alert.raised and alert.shared carry sealed details")
+            pos = SealedAt(self.network.net, self.me.org, self.me.epoch, seq)
+            blob = seal(to_seal.plaintext, self._sealing_keys(to_seal.to), pos)
             payload = msgspec.structs.replace(payload, sealed=encode_sealed(blob))
             data = encode_payload(payload)
         return sign_event(

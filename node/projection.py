@@ -11,7 +11,7 @@ import collections
 from collections.abc import Iterable
 from typing import Final
 
-from federation.alerts import AlertState, AlertStatus, AlertView, fact, join, view
+from federation.alerts import AlertState, AlertView, fact, join, view
 from node.store import Store
 from protocol.envelope import Event
 from protocol.kinds import AlertPayload
@@ -25,7 +25,7 @@ _CAPACITY: Final = 20_000
 
 def open_key(v: AlertView | None) -> OpenKey | None:
     """The open-alert gauge bucket of an alert, or None if it is not open."""
-    if v is None or v.status not in (AlertStatus.OPEN, AlertStatus.ESCALATED, AlertStatus.CLAIMED):
+    if v is None or not v.status.is_open:
         return None
     return (str(v.severity), str(v.urgency), v.exercise)
 

@@ -30,29 +30,27 @@ def observe_responses(
     """Add what changed between two states of one alert to the response metrics."""
     if new.raised is None:
         return  # measured once the raise is known
-    if (
-        old is not None
-        and old.raised is not None
-        and len(old.claims) == len(new.claims)
-        and len(old.actions) == len(new.actions)
-        and len(old.escalations) == len(new.escalations)
+    # What was measured before: nothing while the raise was unknown.
+    prior = old if old is not None and old.raised is not None else AlertState(new.alert)
+    if (len(prior.claims), len(prior.actions), len(prior.escalations)) == (
+        len(new.claims),
+        len(new.actions),
+        len(new.escalations),
     ):
         return  # nothing this measures changed (the common case: updates, endings)
     raised_ms = new.raised.pos.wall_ms
     urgency = str(new.raised.body.urgency)
     first = _first(new.claims)
-    if first is not None and (old is None or old.raised is None or not old.claims):
+    if first is not None and not prior.claims:
         metrics.time_to_claim.labels(urgency=urgency, role=role_of(roster, first.pos.org)).observe(
             max(0, first.pos.wall_ms - raised_ms) / 1000
         )
     act = _first(new.actions)
-    if act is not None and (old is None or old.raised is None or not old.actions):
+    if act is not None and not prior.actions:
         metrics.time_to_action.labels(urgency=urgency, role=role_of(roster, act.pos.org)).observe(
             max(0, act.pos.wall_ms - raised_ms) / 1000
         )
-    # Levels are counted once the raise is known, like the times above.
-    known = old is not None and old.raised is not None
-    seen = {e.body.level for e in old.escalations} if old is not None and known else set()
+    seen = {e.body.level for e in prior.escalations}
     for level in sorted({e.body.level for e in new.escalations} - seen):
         metrics.escalated_to(level)
 

@@ -22,10 +22,17 @@ from federation.alerts import AlertState, AlertView, Pos, view
 from node.ingest import Ingestor, SealFor
 from node.store import Store
 from protocol.alerts import AlertRaised, AlertShared
-from protocol.errors import ProtocolError, RrnError
+from protocol.errors import ProtocolError, Reason, RrnError
 from protocol.kinds import decode_payload
 from protocol.roster import Role
-from protocol.sealing import Details, Position, decode_details, decode_sealed, open_sealed
+from protocol.sealing import (
+    Details,
+    Position,
+    SealError,
+    decode_details,
+    decode_sealed,
+    open_sealed,
+)
 
 __all__ = ["Sharer", "open_details", "open_plaintext", "share"]
 
@@ -76,13 +83,13 @@ class Sharer:
         self.ingestor = ingestor
         self.store = store
         self.key = key
-        self._queue: asyncio.Queue[AlertState] = asyncio.Queue()
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         """Committed alert changes: queue our alerts with a claimant not yet shared to."""
         for state, v in changes or []:
             if v is not None and v.origin == self.ingestor.me.org and self._owed(v):
-                self._queue.put_nowait(state)
+                self._queue.put_nowait(state.alert)
 
     def _owed(self, v: AlertView) -> list[str]:
         """Claimants that are responders and cannot read the details yet."""
@@ -99,19 +106,19 @@ class Sharer:
     async def run(self) -> None:
         """Share as claims arrive, until cancelled."""
         while True:
-            state = await self._queue.get()
+            alert = await self._queue.get()
             try:
-                await self._share(state)
+                await self._share(alert)
             except RrnError as exc:
                 logger.warning("could not share sealed details with a claimant: %s", exc)
 
-    async def _share(self, state: AlertState) -> None:
-        fresh = await self.ingestor.projection.state(state.alert)
-        v = view(fresh) if fresh is not None else None
+    async def _share(self, alert: bytes) -> None:
+        state = await self.ingestor.projection.state(alert)  # now, not when queued
+        v = view(state) if state is not None else None
         owed = self._owed(v) if v is not None else []
-        if fresh is None or not owed:
+        if state is None or not owed:
             return  # shared meanwhile
-        await share(self.ingestor, self.store, self.key, fresh, tuple(owed))
+        await share(self.ingestor, self.store, self.key, state, tuple(owed))
 
 
 async def share(
@@ -125,7 +132,9 @@ async def share(
     me = ingestor.me.org
     plaintext = await open_plaintext(store, state, me, key, ingestor.network.net)
     if plaintext is None:
-        raise ProtocolError("this member holds no sealed details of that alert to share")
+        raise SealError(
+            "this member holds no sealed details of that alert to share", Reason.NOT_AUTHORISED
+        )
     placeholder = AlertShared(alert=state.alert, sealed=b"")  # filled in when signed
     await ingestor.append(placeholder, seal=SealFor(plaintext, to))
     logger.info("shared the sealed details of alert %s with %s", state.alert.hex()[:12], to)

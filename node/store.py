@@ -18,7 +18,14 @@ from typing import Final, NamedTuple
 
 import aiosqlite
 
-from federation.alerts import AlertState, AlertView, decode_state, encode_state, view
+from federation.alerts import (
+    OPEN_STATUSES,
+    AlertState,
+    AlertView,
+    decode_state,
+    encode_state,
+    view,
+)
 from federation.chain import Head
 from node.migrations import MIGRATIONS
 from protocol.envelope import Event, decode_header, event_id
@@ -43,6 +50,8 @@ UNAPPLIED: Final = 1
 FROZEN: Final = 2
 
 ChainKey = tuple[str, int]
+#: SQL list of the open statuses (fixed strings from federation.alerts, not input).
+_OPEN_SQL: Final = "(" + ", ".join(f"'{st}'" for st in sorted(OPEN_STATUSES)) + ")"
 
 
 class EventRow(NamedTuple):
@@ -330,9 +339,7 @@ class Store:
 
     async def open_alert_states(self) -> list[AlertState]:
         """States of every alert not yet resolved or cancelled."""
-        async with self._db.execute(
-            "SELECT state FROM alerts WHERE status IN ('open', 'escalated', 'claimed')"
-        ) as cur:
+        async with self._db.execute(f"SELECT state FROM alerts WHERE status IN {_OPEN_SQL}") as cur:
             rows = await cur.fetchall()
         return [decode_state(bytes(r[0])) for r in rows]
 
@@ -352,7 +359,7 @@ class Store:
         """(severity, urgency, exercise, count) of open and claimed alerts."""
         async with self._db.execute(
             "SELECT severity, urgency, exercise, COUNT(*) FROM alerts "
-            "WHERE status IN ('open', 'escalated', 'claimed') GROUP BY severity, urgency, exercise"
+            f"WHERE status IN {_OPEN_SQL} GROUP BY severity, urgency, exercise"
         ) as cur:
             rows = await cur.fetchall()
         return [(str(r[0]), str(r[1]), bool(r[2]), int(r[3])) for r in rows]
