@@ -21,10 +21,13 @@ from protocol.alerts import (
     AlertActed,
     AlertClaimed,
     AlertEscalated,
+    AlertFeedback,
+    AlertPledged,
     AlertRaised,
     AlertReleased,
     AlertResolved,
     AlertShared,
+    AlertTombstoned,
     AlertUpdated,
     Ask,
     EscalationCause,
@@ -42,6 +45,7 @@ __all__ = [
     "AlertState",
     "AlertStatus",
     "AlertView",
+    "Tombstone",
     "alert_of",
     "claim_expiries",
     "decode_state",
@@ -85,6 +89,8 @@ class Raised(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     body: AlertRaised  # without its sealed blob, which stays in the event only
     sealed_to: tuple[str, ...] = ()
+    #: The members the raise was sealed to as a whole (empty: the whole network).
+    audience: tuple[str, ...] = ()
 
 
 class Updated(msgspec.Struct, array_like=True, frozen=True):
@@ -117,6 +123,21 @@ class Shared(msgspec.Struct, array_like=True, frozen=True):
     to: tuple[str, ...]  # the recipients of the new blob (the blob stays in the event)
 
 
+class Pledged(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    body: AlertPledged
+
+
+class Feedback(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    body: AlertFeedback
+
+
+class Tombstone(msgspec.Struct, array_like=True, frozen=True):
+    pos: Pos
+    body: AlertTombstoned
+
+
 class Ended(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     status: AlertStatus  # RESOLVED or CANCELLED
@@ -135,6 +156,12 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
     releases: tuple[Released, ...] = ()
     actions: tuple[Acted, ...] = ()
     shares: tuple[Shared, ...] = ()
+    pledges: tuple[Pledged, ...] = ()
+    feedback: tuple[Feedback, ...] = ()
+    tombstones: tuple[Tombstone, ...] = ()
+    #: The origin, once a tombstone of the origin deleted the alert: every other
+    #: fact is dropped then, and facts arriving later are dropped too.
+    erased: str | None = None
 
     def positions(self) -> list[Pos]:
         """Where every fact in this state came from."""
@@ -146,6 +173,9 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
         found += [r.pos for r in self.releases]
         found += [a.pos for a in self.actions]
         found += [s.pos for s in self.shares]
+        found += [p.pos for p in self.pledges]
+        found += [f.pos for f in self.feedback]
+        found += [t.pos for t in self.tombstones]
         return found
 
 
@@ -191,6 +221,14 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     first_action_ms: int | None = None
     #: Members the sealed details are sealed or resealed to (empty: none sealed).
     sealed_to: list[str] = []
+    #: Members that may hold the alert at all (empty: the whole network).
+    audience: list[str] = []
+    #: Pledges: (member, action, by_ms or None, signed time), in order.
+    pledges: list[tuple[str, str, int | None, int]] = []
+    #: Results recorded for actions: (member, action, result), in order.
+    results: list[tuple[str, str, str]] = []
+    #: Feedback the origin gave the defender: (type, signed time), in order.
+    feedback: list[tuple[str, int]] = []
 
 
 def alert_of(header: Header, eid: bytes, payload: AlertPayload) -> bytes:
@@ -198,15 +236,23 @@ def alert_of(header: Header, eid: bytes, payload: AlertPayload) -> bytes:
     return eid if isinstance(payload, AlertRaised) else payload.alert
 
 
-def fact(header: Header, eid: bytes, payload: AlertPayload) -> AlertState:
-    """The state holding just this one event."""
+def fact(
+    header: Header, eid: bytes, payload: AlertPayload, audience: tuple[str, ...] = ()
+) -> AlertState:
+    """The state holding just this one event (`audience`: whom it was sealed to whole)."""
     pos = Pos(header.origin, header.epoch, header.seq, header.wall_ms, eid)
     alert = alert_of(header, eid, payload)
     match payload:
         case AlertRaised():
             to = _recipients(payload.sealed)
             body = msgspec.structs.replace(payload, sealed=None)
-            state = AlertState(alert, raised=Raised(pos, body, to))
+            state = AlertState(alert, raised=Raised(pos, body, to, audience))
+        case AlertPledged():
+            state = AlertState(alert, pledges=(Pledged(pos, payload),))
+        case AlertFeedback():
+            state = AlertState(alert, feedback=(Feedback(pos, payload),))
+        case AlertTombstoned():
+            state = AlertState(alert, tombstones=(Tombstone(pos, payload),))
         case AlertShared():
             state = AlertState(alert, shares=(Shared(pos, _recipients(payload.sealed)),))
         case AlertUpdated():
@@ -225,30 +271,54 @@ def fact(header: Header, eid: bytes, payload: AlertPayload) -> AlertState:
         case _:
             ended = Ended(pos, AlertStatus.CANCELLED, str(payload.reason))
             state = AlertState(alert, ends=(ended,))
-    return state
+    return _erase(state)
 
 
 def join(a: AlertState, b: AlertState) -> AlertState:
-    """The union of two states of the same alert (commutative, idempotent)."""
+    """The union of two states of the same alert (commutative, idempotent).
+
+    A tombstone signed by the alert's origin is the top of the order: the
+    joined state keeps only the tombstones, whatever arrived before or after.
+    """
     if a.alert != b.alert:
         raise ValueError("cannot join states of two different alerts")
+    tombstones = _union(a.tombstones, b.tombstones)
+    if a.erased is not None or b.erased is not None:
+        return AlertState(a.alert, tombstones=tombstones, erased=a.erased or b.erased)
     raised = a.raised if a.raised is not None else b.raised
     if a.raised is not None and b.raised is not None and b.raised.pos < a.raised.pos:
         raised = b.raised  # two raises cannot share an id; keep the choice deterministic
-    return AlertState(
-        a.alert,
-        raised=raised,
-        updates=_union(a.updates, b.updates),
-        claims=_union(a.claims, b.claims),
-        ends=_union(a.ends, b.ends),
-        escalations=_union(a.escalations, b.escalations),
-        releases=_union(a.releases, b.releases),
-        actions=_union(a.actions, b.actions),
-        shares=_union(a.shares, b.shares),
+    return _erase(
+        AlertState(
+            a.alert,
+            raised=raised,
+            updates=_union(a.updates, b.updates),
+            claims=_union(a.claims, b.claims),
+            ends=_union(a.ends, b.ends),
+            escalations=_union(a.escalations, b.escalations),
+            releases=_union(a.releases, b.releases),
+            actions=_union(a.actions, b.actions),
+            shares=_union(a.shares, b.shares),
+            pledges=_union(a.pledges, b.pledges),
+            feedback=_union(a.feedback, b.feedback),
+            tombstones=tombstones,
+        )
     )
 
 
-F = TypeVar("F", Updated, Claimed, Ended, Escalated, Released, Acted, Shared)
+def _erase(state: AlertState) -> AlertState:
+    """The state with everything but its tombstones dropped, if its origin deleted it."""
+    if state.raised is None or state.erased is not None:
+        return state
+    origin = state.raised.pos.org
+    if not any(t.pos.org == origin for t in state.tombstones):
+        return state
+    return AlertState(state.alert, tombstones=state.tombstones, erased=origin)
+
+
+F = TypeVar(
+    "F", Updated, Claimed, Ended, Escalated, Released, Acted, Shared, Pledged, Feedback, Tombstone
+)
 
 
 def _union(x: tuple[F, ...], y: tuple[F, ...]) -> tuple[F, ...]:
@@ -330,6 +400,14 @@ def view(state: AlertState) -> AlertView | None:
         actions=[(a.pos.org, str(a.body.action), str(a.body.channel)) for a in state.actions],
         first_action_ms=min((a.pos.wall_ms for a in state.actions), default=None),
         sealed_to=sorted({*state.raised.sealed_to, *(o for s in state.shares for o in s.to)}),
+        audience=list(state.raised.audience),
+        pledges=[
+            (p.pos.org, str(p.body.action), p.body.by_ms, p.pos.wall_ms) for p in state.pledges
+        ],
+        results=[(a.pos.org, str(a.body.action), str(a.body.result)) for a in state.actions],
+        feedback=[
+            (str(f.body.feedback), f.pos.wall_ms) for f in state.feedback if f.pos.org == origin
+        ],
     )
 
 

@@ -161,7 +161,7 @@ class Node:
         for epoch, key in sorted(self.keys.signing_keys().items(), reverse=True):
             listed = member.key_for(epoch) if member else None
             if listed is not None and listed.pub == key.public_key().public_bytes_raw():
-                return Identity(org, epoch, key)
+                return Identity(org, epoch, key, self.keys.enc)
         raise ConfigError(
             f"the roster does not list any signing key of this home for {org}; "
             "is this the right home?"

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from prometheus_client import Counter
 
 from federation.alerts import AlertState, AlertView
@@ -45,11 +45,21 @@ from node.projection import Change, Projection
 from node.responses import observe_responses
 from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
 from node.verify import Checked, Verifier
-from protocol.alerts import AlertRaised, AlertShared
+from protocol.alerts import AlertRaised, AlertShared, AlertTombstoned
 from protocol.encoding import encode
 from protocol.envelope import Event, open_envelope, sign_event
-from protocol.errors import PayloadError, ProtocolError, Reason, StoreError
-from protocol.kinds import AlertPayload, Payload, decode_payload, encode_payload, kind_of
+from protocol.errors import ProtocolError, Reason, StoreError
+from protocol.kinds import (
+    AlertPayload,
+    Kind,
+    Payload,
+    SealedEvent,
+    decode_payload,
+    encode_payload,
+    kind_of,
+    open_event,
+    seal_event,
+)
 from protocol.sealing import Position as SealedAt
 from protocol.sealing import SealError, encode_sealed, seal
 
@@ -72,11 +82,12 @@ _VERIFY_AHEAD: Final = 2
 
 @dataclass(frozen=True)
 class Identity:
-    """Who this node signs as."""
+    """Who this node signs as, and the key that opens what is sealed to it."""
 
     org: str
     epoch: int
     key: Ed25519PrivateKey
+    enc: X25519PrivateKey | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,8 @@ class _Item:
     own: Payload | None = None
     refs: Sequence[bytes] = ()
     seal: SealFor | None = None
+    #: Members the whole event is sealed to (a restricted alert's audience).
+    audience: tuple[str, ...] | None = None
     future: Reply | None = None
     #: How the event came: "own", "live" (pushed by a peer), "pull" (asked for), "local".
     source: str = "local"
@@ -249,11 +262,18 @@ class Ingestor:
         await future
 
     async def append(
-        self, payload: Payload, refs: Sequence[bytes] = (), *, seal: SealFor | None = None
+        self,
+        payload: Payload,
+        refs: Sequence[bytes] = (),
+        *,
+        seal: SealFor | None = None,
+        audience: Sequence[str] | None = None,
     ) -> Event:
         """Sign `payload` as the next event of our own chain; return it once durable.
 
-        With `seal`, the payload's `sealed` field is filled at signing time.
+        With `seal`, the payload's `sealed` field is filled at signing time. With
+        `audience`, the whole event is sealed to those members (kind `sealed`);
+        events about an alert raised that way are sealed to its audience anyway.
         """
         if self.appends_blocked is not None:
             raise StoreError(self.appends_blocked)
@@ -261,14 +281,33 @@ class Ingestor:
             encode_payload(payload)  # refuse what receivers would refuse, before queueing
         else:
             self._sealing_keys(seal.to)  # unknown members are refused before queueing
+        if audience is None:
+            audience = await self._audience_of(payload)
         future: Reply = asyncio.get_running_loop().create_future()
         item = _Item(
-            time.perf_counter(), own=payload, refs=refs, seal=seal, future=future, source="own"
+            time.perf_counter(),
+            own=payload,
+            refs=refs,
+            seal=seal,
+            audience=tuple(audience) if audience is not None else None,
+            future=future,
+            source="own",
         )
         await self._queue.put(item)
         result = await future
         assert isinstance(result, Event)
         return result
+
+    async def _audience_of(self, payload: Payload) -> tuple[str, ...] | None:
+        """The audience of the alert an event is about, if that alert is restricted."""
+        if not isinstance(payload, AlertPayload) or isinstance(
+            payload, AlertRaised | AlertTombstoned
+        ):
+            return None
+        state = await self.projection.state(payload.alert)
+        if state is None or state.raised is None or not state.raised.audience:
+            return None
+        return state.raised.audience
 
     async def flush(self) -> None:
         """Wait until everything queued so far is durable (`run` must be running)."""
@@ -388,7 +427,7 @@ class Ingestor:
 
     async def _one(self, item: _Item, verified: Checked | None, work: _Work) -> Outcome | Event:
         if item.own is not None:
-            event = self._sign_own(item.own, item.refs, item.seal)
+            event = self._sign_own(item.own, item.refs, item.seal, item.audience)
             self._append(event, item.received, "own", work)
             return event
         if item.proof is not None:
@@ -401,18 +440,29 @@ class Ingestor:
         assert verified is not None
         return await self._place(verified, item, work)
 
-    def _sign_own(self, payload: Payload, refs: Sequence[bytes], to_seal: SealFor | None) -> Event:
+    def _sign_own(
+        self,
+        payload: Payload,
+        refs: Sequence[bytes],
+        to_seal: SealFor | None,
+        audience: tuple[str, ...] | None,
+    ) -> Event:
         head = self.heads.get((self.me.org, self.me.epoch))
         seq = (head.seq if head else 0) + 1
-        if to_seal is None:
-            data = encode(payload)
-        else:
+        pos = SealedAt(self.network.net, self.me.org, self.me.epoch, seq)
+        if to_seal is not None:
             if not isinstance(payload, AlertRaised | AlertShared):
                 raise SealError("only alert.raised and alert.shared carry sealed details")
-            pos = SealedAt(self.network.net, self.me.org, self.me.epoch, seq)
             blob = seal(to_seal.plaintext, self._sealing_keys(to_seal.to), pos)
             payload = msgspec.structs.replace(payload, sealed=encode_sealed(blob))
-            data = encode_payload(payload)
+        if audience is not None:
+            if not isinstance(payload, AlertPayload):
+                raise SealError("only alert events are sealed whole")
+            current = set(self.network.roster.orgs())
+            payload = seal_event(
+                payload, self._sealing_keys([o for o in audience if o in current]), pos
+            )
+        data = encode(payload) if to_seal is None and audience is None else encode_payload(payload)
         return sign_event(
             self.me.key,
             net=self.network.net,
@@ -607,7 +657,7 @@ class Ingestor:
 
     async def _project(self, work: _Work) -> None:
         """Decide each appended event's status and fold alert events into state."""
-        facts: list[tuple[Event, AlertPayload]] = []
+        facts: list[tuple[Event, AlertPayload, tuple[str, ...]]] = []
         now = self.clock.now_ms()
         for event, _, _ in work.appended:
             status = APPLIED
@@ -616,30 +666,91 @@ class Ingestor:
                 status = UNAPPLIED
             elif event.payload is not None:
                 try:
-                    payload = decode_payload(event.header.kind, event.payload)
-                except PayloadError as exc:
+                    found = self._alert_fact(event)
+                except ProtocolError as exc:
                     status = UNAPPLIED
                     self.metrics.unapplied.labels(reason=str(exc.reason)).inc()
                 else:
-                    if isinstance(payload, AlertPayload):
-                        facts.append((event, payload))
+                    if found is not None:
+                        facts.append((event, *found))
             work.batch.events.append((event, status, now))
         if facts:
             work.batch.alerts, work.batch.views, work.changes = await self.projection.apply(facts)
+            work.batch.drop_payloads = await self._erased_payloads(facts, work)
+
+    def _alert_fact(self, event: Event) -> tuple[AlertPayload, tuple[str, ...]] | None:
+        """An event's alert payload and the audience it was sealed to, if it is one.
+
+        A sealed event not sealed to this member is an opaque link of its chain:
+        counted, kept, not applied. Raises ProtocolError when the payload is bad.
+        """
+        assert event.payload is not None
+        h = event.header
+        payload = decode_payload(h.kind, event.payload)
+        if isinstance(payload, SealedEvent):
+            if self.me.enc is None:
+                return None
+            try:
+                pos = SealedAt(self.network.net, h.origin, h.epoch, h.seq)
+                _, inner, audience = open_event(payload, self.me.org, self.me.enc, pos)
+            except SealError as exc:
+                if exc.reason is not Reason.NOT_AUTHORISED:
+                    raise
+                self.metrics.opaque.inc()
+                return None
+            return inner, tuple(audience)
+        return (payload, ()) if isinstance(payload, AlertPayload) else None
+
+    async def _erased_payloads(
+        self, facts: list[tuple[Event, AlertPayload, tuple[str, ...]]], work: _Work
+    ) -> list[bytes]:
+        """Events whose payloads go, after the facts of this batch were applied.
+
+        Every fact of an alert its origin deleted (the alert's earlier events,
+        and any arriving later), and the events a tombstone lists that are its
+        signer's own alert events (so that members the alert was never shown to
+        delete the opaque events they hold). Never a tombstone itself.
+        """
+        states = work.batch.alerts
+        erased = {a for a, s in states.items() if s.erased is not None}
+        before = {a: old for old, new in work.changes if (a := new.alert) in erased}
+        drop: set[bytes] = set()
+        for alert in erased:
+            old = before.get(alert)
+            if old is not None:
+                drop |= {p.id for p in old.positions()} - {t.pos.id for t in old.tombstones}
+        tombs = [(e, p) for e, p, _ in facts if isinstance(p, AlertTombstoned)]
+        for event, payload, _ in facts:
+            if (
+                not isinstance(payload, AlertTombstoned)
+                and (event.id if isinstance(payload, AlertRaised) else payload.alert) in erased
+            ):
+                drop.add(event.id)
+        if tombs:
+            listed = {i for _, t in tombs for i in t.events}
+            in_batch = {e.id: (e.header.origin, e.header.kind) for e, _, _ in work.appended}
+            known = {**await self.store.event_kinds(listed - in_batch.keys()), **in_batch}
+            for event, tomb in tombs:
+                for eid in tomb.events:
+                    origin, kind = known.get(eid, ("", ""))
+                    if origin == event.header.origin and _is_alert_kind(kind):
+                        drop.add(eid)
+        drop -= {e.id for e, _ in tombs}
+        return sorted(drop)
 
     async def rebuild_projection(self) -> None:
         """Recompute every alert from applied events (after a fork froze a chain)."""
-        facts: list[tuple[Event, AlertPayload]] = []
+        facts: list[tuple[Event, AlertPayload, tuple[str, ...]]] = []
         async for row in self.store.iter_events(applied_only=True):
             event = row.event
             if event.payload is None:
                 continue
             try:
-                payload = decode_payload(event.header.kind, event.payload)
-            except PayloadError:
+                found = self._alert_fact(event)
+            except ProtocolError:
                 continue
-            if isinstance(payload, AlertPayload):
-                facts.append((event, payload))
+            if found is not None:
+                facts.append((event, *found))
         states = self.projection.rebuild(facts)
         await self.store.commit(Batch(alerts=states, replace_alerts=True))
         self._publish_gauges()
@@ -675,3 +786,10 @@ class Ingestor:
         self.metrics.stored.set(self._stored)
         self.metrics.held.set(self._held_count)
         self.metrics.set_open_alerts((s, u, e, n) for (s, u, e), n in self.projection.open.items())
+
+
+def _is_alert_kind(kind: str) -> bool:
+    """Kinds whose payloads a tombstone may delete: alert events, whole or sealed."""
+    return kind == str(Kind.SEALED) or (
+        kind.startswith("alert.") and kind != str(Kind.ALERT_TOMBSTONED)
+    )

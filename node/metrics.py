@@ -61,6 +61,11 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.opaque = Counter(
+            "rrn_events_opaque_total",
+            "Sealed events kept in their chain that are not sealed to this member.",
+            registry=r,
+        )
         self.peer_rejected = Counter(
             "rrn_peer_rejected_total",
             "Events or messages from one peer that were refused, by peer and reason.",

@@ -58,14 +58,14 @@ class Projection:
         return sum(self.open.values())
 
     async def apply(
-        self, facts: Iterable[tuple[Event, AlertPayload]]
+        self, facts: Iterable[tuple[Event, AlertPayload, tuple[str, ...]]]
     ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None], list[Change]]:
         """Fold alert events into their states.
 
         Returns the new states and views to store, and each alert's state before
         and after (for the response-time metrics).
         """
-        singles = [fact(e.header, e.id, p) for e, p in facts]
+        singles = [fact(e.header, e.id, p, to) for e, p, to in facts]
         ids = {s.alert for s in singles}
         states = await self._states(ids)
         old = {a: states.get(a) for a in ids}
@@ -102,11 +102,13 @@ class Projection:
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
 
-    def rebuild(self, events: Iterable[tuple[Event, AlertPayload]]) -> dict[bytes, AlertState]:
+    def rebuild(
+        self, events: Iterable[tuple[Event, AlertPayload, tuple[str, ...]]]
+    ) -> dict[bytes, AlertState]:
         """Start over from the given (applied) events; the complete set of states."""
         states: dict[bytes, AlertState] = {}
-        for event, payload in events:
-            single = fact(event.header, event.id, payload)
+        for event, payload, audience in events:
+            single = fact(event.header, event.id, payload, audience)
             known = states.get(single.alert)
             states[single.alert] = single if known is None else join(known, single)
         self._cache.clear()

@@ -91,6 +91,8 @@ class Batch:
     replace_alerts: bool = False
     #: Must be on disk (fsync) when the commit returns: it holds own events.
     durable: bool = True
+    #: Events whose payloads a tombstone deletes (their headers stay).
+    drop_payloads: list[bytes] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -102,6 +104,7 @@ class Batch:
             or self.cutoffs
             or self.alerts
             or self.replace_alerts
+            or self.drop_payloads
         )
 
 
@@ -141,6 +144,8 @@ class Store:
     async def _setup(self, *, readonly: bool) -> None:
         try:
             await self._db.execute("PRAGMA busy_timeout = 10000")
+            # Deleted content (tombstoned payloads) is overwritten, not left in free pages.
+            await self._db.execute("PRAGMA secure_delete = ON")
             if not readonly:
                 await self._db.execute("PRAGMA journal_mode = WAL")
                 await self._db.execute("PRAGMA synchronous = FULL")
@@ -375,8 +380,24 @@ class Store:
         """
         try:
             await self._db._execute(_commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
+            if batch.drop_payloads:
+                # The WAL still holds the pages as they were: fold it into the
+                # database and empty it, so the deleted payloads leave the disk.
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+
+    async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:
+        """(origin, kind) of each of these events that is stored."""
+        found: dict[bytes, tuple[str, str]] = {}
+        for eid in ids:
+            async with self._db.execute(
+                "SELECT origin, kind FROM events WHERE id = ?", (eid,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                found[eid] = (row[0], row[1])
+        return found
 
 
 def _commit_sync(conn: sqlite3.Connection, batch: Batch) -> None:
@@ -438,6 +459,10 @@ def _write(conn: sqlite3.Connection, batch: Batch) -> None:
                 )
                 for e, status, received in batch.events
             ],
+        )
+    if batch.drop_payloads:
+        db.executemany(
+            "UPDATE events SET payload = NULL WHERE id = ?", [(i,) for i in batch.drop_payloads]
         )
     if batch.heads:
         db.executemany(

@@ -24,26 +24,36 @@ from protocol.types import Hash32, NonNeg, OrgId
 __all__ = [
     "MAX_LEVEL",
     "PSEUDONYM_PATTERN",
+    "ActResult",
     "ActionType",
     "AlertActed",
     "AlertCancelled",
     "AlertClaimed",
     "AlertEscalated",
+    "AlertFeedback",
+    "AlertPledged",
     "AlertRaised",
     "AlertReleased",
     "AlertResolved",
     "AlertShared",
+    "AlertTombstoned",
     "AlertUpdated",
     "Ask",
+    "Audience",
     "CancelReason",
     "Channel",
+    "Consent",
+    "ConsentSource",
     "EscalationCause",
+    "FeedbackType",
     "IncidentType",
     "Outcome",
     "Severity",
     "SupporterRole",
+    "TombstoneReason",
     "Urgency",
     "check_alert_fields",
+    "check_audience",
 ]
 
 
@@ -149,6 +159,38 @@ class CancelReason(enum.StrEnum):
     EXERCISE_ENDED = "exercise_ended"
 
 
+class Audience(enum.StrEnum):
+    """Who a defender consented to have the alert shared with."""
+
+    NETWORK = "network"  # the NGO members (roles responder, observer)
+    EMBASSIES = "embassies"  # diplomatic missions (role embassy)
+    COMPANIES = "companies"  # companies and investors (roles company, investor)
+    UN = "un"  # UN special procedures (through an NGO member's communication)
+    PUBLIC = "public"  # public naming (statements, social media)
+
+
+class ConsentSource(enum.StrEnum):
+    """Who gave the consent."""
+
+    DEFENDER = "defender"
+    FAMILY = "family"
+    LAWYER = "lawyer"
+    COLLEAGUE = "colleague"
+
+
+class Consent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Consent to share with one audience: who gave it, when, and until when."""
+
+    audience: Audience
+    given_by: ConsentSource
+    given_ms: NonNeg
+    until_ms: NonNeg | None = None
+
+    def holds_at(self, at_ms: int) -> bool:
+        """Whether this consent is in force at `at_ms`."""
+        return self.given_ms <= at_ms and (self.until_ms is None or at_ms < self.until_ms)
+
+
 #: Pseudonyms are minted by rrn ("hrd-" + 8 base32 characters), so a person's
 #: name can never be typed into this routable field.
 PSEUDONYM_PATTERN: Final = r"^hrd-[a-z2-7]{8}$"
@@ -190,6 +232,13 @@ class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     #: Sealed details (identity, exact place, contacts, risk, narrative): an encoded
     #: protocol.sealing.Sealed blob, bound to this event's chain position.
     sealed: SealedBlob | None = None
+    #: Consent per audience. Empty: none recorded, which shares with the NGO
+    #: network only (federation/consent.py).
+    consent: Annotated[list[Consent], Meta(max_length=8)] = []
+    #: Members that must learn nothing of the alert (e.g. an implicated company).
+    exclude: Annotated[list[OrgId], Meta(max_length=64)] = []
+    #: States flagged as perpetrators: their diplomatic missions learn nothing.
+    perpetrator_states: Annotated[list[Country], Meta(max_length=8)] = []
 
 
 class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -255,16 +304,78 @@ class AlertReleased(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     handover_to: OrgId | None = None
 
 
+class ActResult(enum.StrEnum):
+    """What came of an action, as far as the member that took it knows."""
+
+    DONE = "done"  # carried out, outcome not yet known
+    EFFECTIVE = "effective"  # it helped (e.g. visit granted, visa issued)
+    NO_EFFECT = "no_effect"
+    REFUSED = "refused"  # e.g. the authorities refused the custody visit
+    DECLINED = "declined"  # the member decided not to do it after all
+
+
 class AlertActed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A member did something for the alert: carried out an ask, or other help.
 
     Any member may record one (supporters included); the first one starts the
-    "time to first action" every node measures from signed times.
+    "time to first action" every node measures from signed times. `result` is
+    the outcome of the action (several events may record one action's progress).
     """
 
     alert: Hash32
     action: ActionType
     channel: Channel = Channel.PRIVATE
+    result: ActResult = ActResult.DONE
+
+
+class AlertPledged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A supporter commits to carry out an ask, by a time if given.
+
+    The pledge is fulfilled by a later `alert.acted` of the same member and action.
+    """
+
+    alert: Hash32
+    action: ActionType
+    channel: Channel = Channel.PRIVATE
+    by_ms: NonNeg | None = None
+
+
+class FeedbackType(enum.StrEnum):
+    """What the originating NGO told the defender."""
+
+    ACTIONS_TAKEN = "actions_taken"  # who did what (without naming private channels)
+    OUTCOME = "outcome"
+    NO_RESPONSE_YET = "no_response_yet"
+    FOLLOW_UP = "follow_up"
+
+
+class AlertFeedback(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The origin records that it gave the defender feedback on the response."""
+
+    alert: Hash32
+    feedback: FeedbackType
+
+
+class TombstoneReason(enum.StrEnum):
+    """Why an alert's payloads are deleted everywhere."""
+
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    RETENTION_ENDED = "retention_ended"
+    RAISED_IN_ERROR = "raised_in_error"
+
+
+class AlertTombstoned(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The origin deletes the alert: every node drops the payloads of `events`.
+
+    `events` lists the alert's events (any member's) whose payloads go; the
+    headers stay, so every chain still verifies. A node deletes a listed event's
+    payload when it is the tombstone origin's own alert event, or when the node
+    can see that the event belongs to this alert.
+    """
+
+    alert: Hash32
+    reason: TombstoneReason
+    events: Annotated[list[Hash32], Meta(min_length=1, max_length=1024)]
 
 
 class AlertResolved(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -279,6 +390,22 @@ class AlertCancelled(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
     alert: Hash32
     reason: CancelReason
+
+
+def check_audience(p: AlertRaised) -> str | None:
+    """The problem with an alert's consent and exclusions, or None."""
+    audiences = [c.audience for c in p.consent]
+    if len(set(audiences)) != len(audiences):
+        return "consent lists an audience twice"
+    if any(c.until_ms is not None and c.until_ms <= c.given_ms for c in p.consent):
+        return "consent ends before it was given"
+    if len(set(p.exclude)) != len(p.exclude):
+        return "exclude lists a member twice"
+    if len(set(p.perpetrator_states)) != len(p.perpetrator_states):
+        return "perpetrator_states lists a state twice"
+    if not all(is_country(c) for c in p.perpetrator_states):
+        return "perpetrator_states holds a code that is not a country"
+    return None
 
 
 def check_alert_fields(

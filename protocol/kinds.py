@@ -13,31 +13,55 @@ from __future__ import annotations
 
 import enum
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from protocol.alerts import (
     AlertActed,
     AlertCancelled,
     AlertClaimed,
     AlertEscalated,
+    AlertFeedback,
+    AlertPledged,
     AlertRaised,
     AlertReleased,
     AlertResolved,
     AlertShared,
+    AlertTombstoned,
     AlertUpdated,
+    SealedBlob,
     check_alert_fields,
+    check_audience,
 )
 from protocol.coverage import CoverageDeclared, check_declaration
-from protocol.encoding import DECODE_ERRORS, encode, redact
+from protocol.encoding import DECODE_ERRORS, decode_canonical, encode, redact
 from protocol.errors import PayloadError, ProtocolError, Reason
 from protocol.membership import RosterApproved, RosterProposed
 from protocol.roster import decode_roster
-from protocol.sealing import decode_sealed
+from protocol.sealing import (
+    MAX_SEALED_EVENT_BYTES,
+    Position,
+    SealError,
+    decode_sealed,
+    encode_sealed,
+    open_sealed,
+    seal,
+)
 
-__all__ = ["AlertPayload", "Kind", "Payload", "decode_payload", "encode_payload", "kind_of"]
+__all__ = [
+    "AlertPayload",
+    "Kind",
+    "Payload",
+    "SealedEvent",
+    "decode_payload",
+    "encode_payload",
+    "kind_of",
+    "open_event",
+    "seal_event",
+]
 
 
 class Kind(enum.StrEnum):
@@ -52,6 +76,10 @@ class Kind(enum.StrEnum):
     ALERT_RELEASED = "alert.released"
     ALERT_ACTED = "alert.acted"
     ALERT_SHARED = "alert.shared"
+    ALERT_PLEDGED = "alert.pledged"
+    ALERT_FEEDBACK = "alert.feedback"
+    ALERT_TOMBSTONED = "alert.tombstoned"
+    SEALED = "sealed"
     ROSTER_PROPOSED = "roster.proposed"
     ROSTER_APPROVED = "roster.approved"
     COVERAGE_DECLARED = "coverage.declared"
@@ -67,8 +95,29 @@ AlertPayload = (
     | AlertReleased
     | AlertActed
     | AlertShared
+    | AlertPledged
+    | AlertFeedback
+    | AlertTombstoned
 )
-Payload = AlertPayload | RosterProposed | RosterApproved | CoverageDeclared
+
+
+class SealedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event whose kind and payload are sealed (an alert with a restricted audience).
+
+    `sealed` is a protocol.sealing blob, bound to this event's chain position,
+    whose plaintext is msgpack [kind, payload bytes] of the inner event. Members
+    it is not sealed to keep it as an opaque link of the origin's chain.
+    """
+
+    sealed: SealedBlob
+
+
+class _Inner(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    kind: str
+    payload: bytes
+
+
+Payload = AlertPayload | RosterProposed | RosterApproved | CoverageDeclared | SealedEvent
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_RAISED: AlertRaised,
@@ -80,6 +129,10 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_RELEASED: AlertReleased,
     Kind.ALERT_ACTED: AlertActed,
     Kind.ALERT_SHARED: AlertShared,
+    Kind.ALERT_PLEDGED: AlertPledged,
+    Kind.ALERT_FEEDBACK: AlertFeedback,
+    Kind.ALERT_TOMBSTONED: AlertTombstoned,
+    Kind.SEALED: SealedEvent,
     Kind.ROSTER_PROPOSED: RosterProposed,
     Kind.ROSTER_APPROVED: RosterApproved,
     Kind.COVERAGE_DECLARED: CoverageDeclared,
@@ -128,7 +181,11 @@ def _semantic_problem(payload: Payload) -> str | None:
 
 
 def _check_raised(p: AlertRaised) -> str | None:
-    return check_alert_fields(p.country, p.subdivision, p.incident_types) or _check_sealed(p.sealed)
+    return (
+        check_alert_fields(p.country, p.subdivision, p.incident_types)
+        or check_audience(p)
+        or _check_sealed(p.sealed)
+    )
 
 
 def _check_targets(p: AlertEscalated) -> str | None:
@@ -164,8 +221,49 @@ def _check_zone(name: str) -> str | None:
 _CHECKS: Final[dict[type[Payload], Callable[[Any], str | None]]] = {
     AlertRaised: _check_raised,
     AlertShared: lambda p: _check_sealed(p.sealed),
+    SealedEvent: lambda p: _check_sealed(p.sealed),
+    AlertTombstoned: lambda p: (
+        "events lists an event twice" if len(set(p.events)) != len(p.events) else None
+    ),
     AlertUpdated: lambda p: check_alert_fields(None, None, p.incident_types),
     AlertEscalated: _check_targets,
     CoverageDeclared: lambda p: check_declaration(p) or _check_zone(p.tz),
     RosterProposed: _check_roster,
 }
+
+
+#: Kinds that may travel inside a sealed event: alert events, except the tombstone
+#: (which every node, excluded ones too, must read to delete payloads).
+_SEALABLE: Final = frozenset(_KIND_OF[t] for t in AlertPayload.__args__) - {Kind.ALERT_TOMBSTONED}
+_INNER_DECODER: Final = msgspec.msgpack.Decoder(_Inner)
+
+
+def seal_event(
+    payload: AlertPayload, recipients: Mapping[str, X25519PublicKey], pos: Position
+) -> SealedEvent:
+    """Wrap an alert payload into a sealed event for `recipients`, at `pos`."""
+    kind = kind_of(payload)
+    if kind not in _SEALABLE:
+        raise SealError(f"{kind} events are never sealed")
+    inner = encode(_Inner(str(kind), encode_payload(payload)))
+    blob = seal(inner, recipients, pos, limit=MAX_SEALED_EVENT_BYTES)
+    return SealedEvent(sealed=encode_sealed(blob))
+
+
+def open_event(
+    event: SealedEvent, me: str, private: X25519PrivateKey, pos: Position
+) -> tuple[Kind, AlertPayload, list[str]]:
+    """The inner kind, payload and recipients of a sealed event sealed to `me`.
+
+    Raises SealError (not_authorised when it is not sealed to `me`) or PayloadError.
+    """
+    blob = decode_sealed(event.sealed)
+    plaintext = open_sealed(blob, me, private, pos)
+    inner = decode_canonical(plaintext, _INNER_DECODER, "sealed event", Reason.MALFORMED_PAYLOAD)
+    if inner.kind not in _SEALABLE:
+        raise PayloadError(
+            "a sealed event holds a kind that is never sealed", Reason.MALFORMED_PAYLOAD
+        )
+    payload = decode_payload(inner.kind, inner.payload)
+    assert isinstance(payload, AlertPayload)
+    return Kind(inner.kind), payload, blob.recipients()

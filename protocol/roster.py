@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from msgspec import Meta
 
+from protocol.countries import is_country
 from protocol.encoding import (
     DOMAIN_CARD,
     DOMAIN_ROSTER,
@@ -123,6 +124,10 @@ class Member(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     endpoints: Endpoints
     tls_spki: Hash32
     tls_cert: TlsCert
+    #: For a diplomatic mission (role `embassy`): the state it represents, so that
+    #: an alert can exclude the missions of a state flagged as perpetrator. Absent
+    #: (not encoded at all) for everyone else; set by a threshold-approved roster.
+    state: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] | None = None
 
     def key(self) -> SignKey:
         """The member's current signing key (highest epoch)."""
@@ -239,10 +244,19 @@ def encode_roster(roster: Roster) -> bytes:
 
 
 def _roster_bytes(roster: Roster) -> bytes:
-    """A roster's canonical encoding: without a policy, the field is left out."""
+    """A roster's canonical encoding: optional trailing fields that are absent
+    (the policy, a member's state) are left out, so older rosters keep their bytes."""
+    fields = list(msgspec.structs.astuple(roster))
+    fields[4] = [_member_fields(m) for m in roster.members]
+    fields[5] = [_member_fields(m) for m in roster.former]
     if roster.policy is None:
-        return _encode(msgspec.structs.astuple(roster)[:-1])
-    return _encode(roster)
+        fields.pop()
+    return _encode(fields)
+
+
+def _member_fields(member: Member) -> tuple[object, ...]:
+    fields = msgspec.structs.astuple(member)
+    return fields[:-1] if member.state is None else fields
 
 
 def decode_roster(data: bytes) -> Roster:
@@ -265,15 +279,7 @@ def decode_roster(data: bytes) -> Roster:
             Reason.BAD_ROSTER,
         )
     for m in [*roster.members, *roster.former]:
-        if cert_spki(m.tls_cert) != m.tls_spki:
-            raise DecodeError(
-                "a member's TLS fingerprint does not match its certificate", Reason.BAD_ROSTER
-            )
-        epochs = [k.epoch for k in m.sign_keys]
-        if epochs != sorted(set(epochs)):
-            raise DecodeError("member keys must have increasing epochs", Reason.BAD_ROSTER)
-        if len(set(m.roles)) != len(m.roles):
-            raise DecodeError("member roles must be listed once each", Reason.BAD_ROSTER)
+        _check_member(m)
     former = [m.org for m in roster.former]
     if former != sorted(set(former)) or set(former) & set(orgs):
         raise DecodeError(
@@ -284,6 +290,22 @@ def decode_roster(data: bytes) -> Roster:
         if member is None or member.key_for(c.epoch) is None:
             raise DecodeError("a cutoff names a key the roster does not have", Reason.BAD_ROSTER)
     return roster
+
+
+def _check_member(m: Member) -> None:
+    if cert_spki(m.tls_cert) != m.tls_spki:
+        raise DecodeError(
+            "a member's TLS fingerprint does not match its certificate", Reason.BAD_ROSTER
+        )
+    epochs = [k.epoch for k in m.sign_keys]
+    if epochs != sorted(set(epochs)):
+        raise DecodeError("member keys must have increasing epochs", Reason.BAD_ROSTER)
+    if len(set(m.roles)) != len(m.roles):
+        raise DecodeError("member roles must be listed once each", Reason.BAD_ROSTER)
+    if m.state is not None and (Role.EMBASSY not in m.roles or not is_country(m.state)):
+        raise DecodeError(
+            "a member's state is a country code, given only for an embassy", Reason.BAD_ROSTER
+        )
 
 
 def sign_roster(key: Ed25519PrivateKey, org: str, epoch: int, roster_bytes: bytes) -> Approval:

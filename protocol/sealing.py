@@ -42,6 +42,7 @@ from protocol.types import Hash32, OrgId
 __all__ = [
     "DETAIL_FIELDS",
     "MAX_SEALED_BYTES",
+    "MAX_SEALED_EVENT_BYTES",
     "SEAL_VERSION",
     "Details",
     "Position",
@@ -60,6 +61,8 @@ __all__ = [
 SEAL_VERSION: Final = 1
 #: Plaintext limit: sealed details and up to 256 wraps must fit in one event payload (60 KiB).
 MAX_SEALED_BYTES: Final = 16 * 1024
+#: Plaintext limit of a sealed event (an alert payload, itself holding a details blob).
+MAX_SEALED_EVENT_BYTES: Final = 40 * 1024
 MAX_RECIPIENTS: Final = 256
 DOMAIN_SEAL_KEY: Final = b"rrn/seal-key/v1"
 DOMAIN_SEALED: Final = b"rrn/sealed/v1"
@@ -143,7 +146,7 @@ class Sealed(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     v: int
     commit: Hash32
     wraps: Annotated[list[Wrap], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
-    ct: Annotated[bytes, Meta(min_length=16, max_length=MAX_SEALED_BYTES + 16)]
+    ct: Annotated[bytes, Meta(min_length=16, max_length=MAX_SEALED_EVENT_BYTES + 16)]
 
     def recipients(self) -> list[str]:
         return [w.to for w in self.wraps]
@@ -171,15 +174,17 @@ def seal(
     pos: Position,
     *,
     key: bytes | None = None,
+    limit: int = MAX_SEALED_BYTES,
 ) -> Sealed:
     """Seal `plaintext` at `pos` to each recipient (org -> its X25519 key).
 
     `key` is for test vectors only; leave it out to get a fresh random key.
+    `limit` is the plaintext limit (details; sealed events allow more).
     """
     if not recipients:
         raise SealError("a sealed blob needs at least one recipient")
-    if len(plaintext) > MAX_SEALED_BYTES:
-        raise SealError(f"sealed details are limited to {MAX_SEALED_BYTES} bytes")
+    if len(plaintext) > min(limit, MAX_SEALED_EVENT_BYTES):
+        raise SealError(f"sealed plaintext is limited to {limit} bytes")
     k = key if key is not None else os.urandom(32)
     commit = key_commitment(k)
     ct = ChaCha20Poly1305(k).encrypt(_ZERO_NONCE, plaintext, _aad(pos, commit))
@@ -238,7 +243,7 @@ def encode_sealed(sealed: Sealed) -> bytes:
 
 def decode_sealed(data: bytes) -> Sealed:
     """Strictly decode a sealed blob and check its form (not whether it opens)."""
-    if len(data) > MAX_SEALED_BYTES + 16 + MAX_RECIPIENTS * (WRAP_BYTES + 40) + 64:
+    if len(data) > MAX_SEALED_EVENT_BYTES + 16 + MAX_RECIPIENTS * (WRAP_BYTES + 40) + 64:
         raise SealError("sealed blob is too large", Reason.OVERSIZE_PAYLOAD)
     try:
         sealed = decode_canonical(data, _DECODER, "sealed blob", Reason.MALFORMED_PAYLOAD)

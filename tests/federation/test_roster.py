@@ -230,8 +230,12 @@ def test_escalation_policy_travels_in_the_roster_and_absence_keeps_the_old_form(
     tn = network(*FIVE)
     assert tn.roster.policy is None
     assert Policy.of(tn.roster).step_s[Urgency.IMMEDIATE] == 600, "defaults without a policy"
-    legacy = msgspec.msgpack.encode(msgspec.structs.astuple(tn.roster)[:-1])
+    legacy_members = [msgspec.structs.astuple(m)[:-1] for m in tn.roster.members]
+    fields = msgspec.structs.astuple(tn.roster)[:-1]
+    legacy = msgspec.msgpack.encode([*fields[:4], legacy_members, *fields[5:]])
     assert tn.roster_bytes == legacy, "a roster without policy keeps its eight-field bytes and id"
+
+    assert all(len(m) == 9 for m in legacy_members), "members without a state keep nine fields"
 
     fast = NetworkPolicy(immediate_s=120, days_s=3600, weeks_s=86400, max_direct=2)
     data = _next(tn, policy=fast)
