@@ -98,8 +98,14 @@ class Ladder:
 
 
 def ladder(view: AlertView, roster: Roster, shifts: Iterable[Shift], policy: Policy) -> Ladder:
-    """The escalation ladder of an alert, from the shifts running when it was raised."""
+    """The escalation ladder of an alert, from the shifts running when it was raised.
+
+    An alert with a restricted audience (consent, exclusions) climbs among its
+    audience only: nobody else can read it, let alone be asked to claim it.
+    """
     responders = {m.org for m in roster.members if set(m.roles) != {Role.OBSERVER}}
+    if view.audience:
+        responders &= set(view.audience)
     at = view.raised_ms
     needed = {c for a in view.asks if (c := capability_for(a.action)) is not None}
     best: dict[str, tuple[int, int, int, int, bytes]] = {}

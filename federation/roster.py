@@ -61,12 +61,17 @@ def make_genesis(
     threshold: int | None,
     created_ms: int,
     policy: NetworkPolicy | None = None,
+    states: dict[str, str] | None = None,
 ) -> bytes:
-    """Canonical bytes of a genesis roster built from the founders' cards."""
+    """Canonical bytes of a genesis roster built from the founders' cards.
+
+    `states` records the state each diplomatic mission represents, by org.
+    """
     orgs = [c.org for c in cards]
     if len(set(orgs)) != len(orgs):
         raise FederationError("two founder cards name the same org", Reason.BAD_ROSTER)
-    members = sorted((member_from_card(c) for c in cards), key=lambda m: m.org)
+    by_org = _with_states({c.org: member_from_card(c) for c in cards}, states or {})
+    members = sorted(by_org.values(), key=lambda m: m.org)
     roster = Roster(
         v=ROSTER_VERSION,
         version=0,
@@ -195,6 +200,19 @@ def _check_new_keys_signed(prev: Roster, new: Roster, cert: RosterCert) -> None:
                 )
 
 
+def _with_states(members: dict[str, Member], states: dict[str, str]) -> dict[str, Member]:
+    """Members with the given states of diplomatic missions set ("" clears one)."""
+    for org, state in states.items():
+        if org not in members:
+            raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
+        if state and Role.EMBASSY not in members[org].roles:
+            raise FederationError(
+                f"{org} is not an embassy: only missions record a state", Reason.BAD_ROSTER
+            )
+        members[org] = msgspec.structs.replace(members[org], state=state or None)
+    return members
+
+
 def next_roster(
     current: Roster,
     current_bytes: bytes,
@@ -202,6 +220,7 @@ def next_roster(
     add: list[Card] | None = None,
     remove: list[str] | None = None,
     roles: dict[str, list[Role]] | None = None,
+    states: dict[str, str] | None = None,
     rotate: list[Card] | None = None,
     cut: list[Cutoff] | None = None,
     threshold: int | None = None,
@@ -229,6 +248,7 @@ def next_roster(
         if org not in members:
             raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
         members[org] = msgspec.structs.replace(members[org], roles=list(new_roles))
+    members = _with_states(members, states or {})
     for card in rotate or []:
         members[card.org] = _rotated(members, card)
     cutoffs = list(current.cutoffs)
@@ -263,5 +283,8 @@ def _rotated(members: dict[str, Member], card: Card) -> Member:
             Reason.BAD_ROSTER,
         )
     return msgspec.structs.replace(
-        member_from_card(card), roles=list(old.roles), sign_keys=[*old.sign_keys, card.sign_key]
+        member_from_card(card),
+        roles=list(old.roles),
+        sign_keys=[*old.sign_keys, card.sign_key],
+        state=old.state,
     )

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from msgspec import Meta
 
 from federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
+from federation.asks import addressed_to, ask_status
+from federation.consent import audience, consented, permitted
 from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
 from node.escalator import Routing
@@ -25,36 +27,50 @@ from node.sealed import open_details, share
 from node.store import Store
 from protocol.alerts import (
     ActionType,
+    ActResult,
     AlertActed,
     AlertCancelled,
     AlertClaimed,
+    AlertFeedback,
+    AlertPledged,
     AlertRaised,
     AlertReleased,
     AlertResolved,
+    AlertTombstoned,
     AlertUpdated,
     Ask,
+    Audience,
     CancelReason,
     Channel,
+    Consent,
+    FeedbackType,
     IncidentType,
     Outcome,
     Severity,
+    SupporterRole,
+    TombstoneReason,
     Urgency,
 )
 from protocol.coverage import CoverageDeclared
 from protocol.envelope import Event
 from protocol.errors import ControlError, ProtocolError
-from protocol.kinds import Payload
-from protocol.sealing import Details, encode_details
+from protocol.kinds import Kind, Payload, SealedEvent, decode_payload, open_event
+from protocol.sealing import Details, Position, encode_details
 
 __all__ = [
     "ActArgs",
     "AlertArgs",
     "AlertDetail",
     "Api",
+    "AskInfo",
+    "AsksArgs",
     "CancelArgs",
     "ClaimArgs",
+    "FeedbackArgs",
+    "ForgetArgs",
     "ListArgs",
     "NoArgs",
+    "PledgeArgs",
     "RaiseArgs",
     "ResolveArgs",
     "ShareArgs",
@@ -62,6 +78,18 @@ __all__ = [
     "UpdateArgs",
     "new_pseudonym",
 ]
+
+#: The audience whose consent an ask needs, by whom it is addressed to.
+_AUDIENCE_OF_ASK: Final = {
+    SupporterRole.NGO: Audience.NETWORK,
+    SupporterRole.EMBASSY: Audience.EMBASSIES,
+    SupporterRole.COMPANY: Audience.COMPANIES,
+    SupporterRole.INVESTOR: Audience.COMPANIES,
+    SupporterRole.UN: Audience.UN,
+}
+
+#: Event ids one tombstone lists (its wire limit).
+_TOMBSTONE_IDS: Final = 1024
 
 AlertRef = Annotated[str, Meta(pattern=r"^[0-9a-f]{6,64}$")]
 _OPEN: Final = sorted(str(s) for s in OPEN_STATUSES)
@@ -79,6 +107,9 @@ class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):
     exercise: bool = False
     #: Identifying details, sealed to this member only (shared later with claimants).
     details: Details | None = None
+    consent: list[Consent] = []
+    exclude: list[str] = []
+    perpetrator_states: list[str] = []
 
 
 class UpdateArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +145,44 @@ class ActArgs(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertRef
     action: ActionType
     channel: Channel = Channel.PRIVATE
+    result: ActResult = ActResult.DONE
+
+
+class PledgeArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    action: ActionType
+    channel: Channel = Channel.PRIVATE
+    by_ms: int | None = None
+
+
+class FeedbackArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    feedback: FeedbackType
+
+
+class ForgetArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    reason: TombstoneReason
+
+
+class AsksArgs(msgspec.Struct, frozen=True, kw_only=True):
+    #: Every ask on open alerts, not only those addressed to this member's roles.
+    all: bool = False
+
+
+class AskInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One ask as a supporter sees it."""
+
+    alert: str
+    country: str
+    urgency: str
+    action: str
+    to: str
+    channel: str
+    deadline_ms: int | None
+    overdue: bool
+    pledged_by: list[str]
+    done_by: list[str]
 
 
 class ResolveArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,6 +271,9 @@ def alert_info(v: AlertView, routing: Routing | None = None) -> AlertInfo:
         pool=routing.pool if routing else False,
         deadline_ms=routing.deadline_ms if routing else None,
         actions=list(v.actions),
+        audience=list(v.audience),
+        pledges=[(o, a, b) for o, a, b, _ in v.pledges],
+        feedback=[f for f, _ in v.feedback],
     )
 
 
@@ -234,6 +306,10 @@ class Api:
             "alert.act": handler(ActArgs, self.act_on_alert),
             "alert.share": handler(ShareArgs, self.share_alert),
             "alert.resolve": handler(ResolveArgs, self.resolve_alert),
+            "alert.pledge": handler(PledgeArgs, self.pledge),
+            "alert.feedback": handler(FeedbackArgs, self.feedback),
+            "alert.forget": handler(ForgetArgs, self.forget_alert),
+            "asks.list": handler(AsksArgs, self.list_asks),
             "alert.cancel": handler(CancelArgs, self.cancel_alert),
             "alert.list": handler(ListArgs, self.list_alerts),
             "alert.show": handler(AlertArgs, self.show_alert),
@@ -255,15 +331,39 @@ class Api:
             languages=list(args.languages),
             pseudonym=args.pseudonym or new_pseudonym(),
             exercise=args.exercise,
+            consent=sorted(args.consent, key=lambda c: c.audience),
+            exclude=sorted(args.exclude),
+            perpetrator_states=sorted(args.perpetrator_states),
         )
+        now = self._ingestor.clock.now_ms()
+        self._check_consent(payload, now)
+        restricted = audience(self._ingestor.network.roster, payload, self._ingestor.me.org, now)
         sealing = None
         if args.details is not None:
             try:
                 sealing = SealFor(encode_details(args.details), (self._ingestor.me.org,))
             except ProtocolError as exc:
                 raise ControlError(str(exc)) from exc
-        event = await self._append(payload, seal=sealing)
+        event = await self._append(payload, seal=sealing, audience=restricted)
         return await self._info(event.id)
+
+    def _check_consent(self, payload: AlertRaised, now: int) -> None:
+        """Refuse asks that consent does not allow, and exclusions of nobody known."""
+        members = self._ingestor.network.roster.orgs()
+        me = self._ingestor.me.org
+        if any(org not in members or org == me for org in payload.exclude):
+            raise ControlError("exclude other current members of the network, by org id")
+        for ask in payload.asks:
+            needed = _AUDIENCE_OF_ASK.get(ask.to)
+            if needed is not None and not consented(payload, needed, now):
+                raise ControlError(
+                    f"an ask to {ask.to} needs consent for the audience {needed} "
+                    "(--consent), which is not recorded or not in force"
+                )
+            if ask.channel is Channel.PUBLIC and not consented(payload, Audience.PUBLIC, now):
+                raise ControlError(
+                    "a public ask needs consent for public naming (--consent public)"
+                )
 
     async def update_alert(self, args: UpdateArgs) -> AlertInfo:
         alert = await self._resolve(args.alert, must_be_mine=True)
@@ -304,6 +404,21 @@ class Api:
         state, _ = await self._known(alert)
         if self._enc_key is None:
             raise ControlError("this node holds no sealing key")
+        assert state.raised is not None
+        roster, now = self._ingestor.network.roster, self._ingestor.clock.now_ms()
+        refused = [
+            org
+            for org in args.to
+            if (m := roster.member(org)) is not None
+            and (
+                not permitted(m, state.raised.body, now)
+                or (state.raised.audience and org not in state.raised.audience)
+            )
+        ]
+        if refused:
+            raise ControlError(
+                f"consent or the alert's exclusions do not allow sharing with {', '.join(refused)}"
+            )
         try:
             await share(self._ingestor, self._store, self._enc_key, state, tuple(sorted(args.to)))
         except ProtocolError as exc:
@@ -314,8 +429,68 @@ class Api:
         alert = await self._resolve(args.alert)
         if not (await self._view(alert)).status.is_open:
             raise ControlError("that alert is closed; actions are recorded on open alerts")
-        await self._append(AlertActed(alert=alert, action=args.action, channel=args.channel))
+        act = AlertActed(alert=alert, action=args.action, channel=args.channel, result=args.result)
+        await self._append(act)
         return await self._info(alert)
+
+    async def pledge(self, args: PledgeArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        v = await self._view(alert)
+        if not v.status.is_open:
+            raise ControlError("that alert is closed; pledges are made on open alerts")
+        me = self._ingestor.network.roster.member(self._ingestor.me.org)
+        roles = me.roles if me is not None else []
+        if not any(a.action is args.action and addressed_to(a, roles) for a in v.asks):
+            raise ControlError(
+                f"the alert asks no {args.action} of this member's roles; see rrn asks"
+            )
+        await self._append(
+            AlertPledged(alert=alert, action=args.action, channel=args.channel, by_ms=args.by_ms)
+        )
+        return await self._info(alert)
+
+    async def feedback(self, args: FeedbackArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        await self._append(AlertFeedback(alert=alert, feedback=args.feedback))
+        return await self._info(alert)
+
+    async def forget_alert(self, args: ForgetArgs) -> int:
+        """Tombstone one of this member's alerts: every node deletes its payloads.
+
+        Returns how many events the tombstone lists.
+        """
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        state, _ = await self._known(alert)
+        ids = sorted({p.id for p in state.positions()})
+        for at in range(0, len(ids), _TOMBSTONE_IDS):  # the first one erases the alert
+            chunk = ids[at : at + _TOMBSTONE_IDS]
+            await self._append(AlertTombstoned(alert=alert, reason=args.reason, events=chunk))
+        return len(ids)
+
+    async def list_asks(self, args: AsksArgs) -> list[AskInfo]:
+        roster = self._ingestor.network.roster
+        me = roster.member(self._ingestor.me.org)
+        roles = me.roles if me is not None else []
+        now = self._ingestor.clock.now_ms()
+        found = []
+        for v in await self._store.alerts(statuses=_OPEN, limit=10000):
+            for st in ask_status(v, roster, now):
+                if args.all or addressed_to(st.ask, roles):
+                    found.append(
+                        AskInfo(
+                            alert=v.alert.hex(),
+                            country=v.country,
+                            urgency=str(v.urgency),
+                            action=str(st.ask.action),
+                            to=str(st.ask.to),
+                            channel=str(st.ask.channel),
+                            deadline_ms=st.ask.deadline_ms,
+                            overdue=st.overdue,
+                            pledged_by=st.pledged_by,
+                            done_by=st.done_by,
+                        )
+                    )
+        return sorted(found, key=lambda a: (a.deadline_ms is None, a.deadline_ms or 0, a.alert))
 
     async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:
         alert = await self._resolve(args.alert)
@@ -343,7 +518,7 @@ class Api:
         events = []
         for pos in sorted(state.positions(), key=lambda p: (p.wall_ms, p.org, p.seq)):
             event = await self._store.event_at(pos.org, pos.epoch, pos.seq)
-            kind = event.header.kind if event else "?"
+            kind = self._kind_of(event) if event else "?"
             events.append(
                 AlertEventInfo(
                     id=pos.id.hex(), kind=kind, origin=pos.org, seq=pos.seq, wall_ms=pos.wall_ms
@@ -359,6 +534,20 @@ class Api:
 
     # -- helpers ----------------------------------------------------------------
 
+    def _kind_of(self, event: Event) -> str:
+        """An event's kind; for a sealed one this member can open, the kind inside."""
+        h = event.header
+        if h.kind != Kind.SEALED or event.payload is None or self._enc_key is None:
+            return h.kind
+        try:
+            sealed = decode_payload(h.kind, event.payload)
+            assert isinstance(sealed, SealedEvent)
+            at = Position(self._ingestor.network.net, h.origin, h.epoch, h.seq)
+            inner, _, _ = open_event(sealed, self._ingestor.me.org, self._enc_key, at)
+        except ProtocolError:
+            return h.kind
+        return f"{inner} (sealed)"
+
     async def declare_coverage(self, decl: CoverageDeclared) -> int:
         """Sign and publish this member's on-duty declaration; its seq."""
         event = await self._append(decl)
@@ -369,9 +558,15 @@ class Api:
         decls = await current_declarations(self._store, members)
         return grid(decls, args.tz, args.now_ms or self._ingestor.clock.now_ms())
 
-    async def _append(self, payload: Payload, *, seal: SealFor | None = None) -> Event:
+    async def _append(
+        self,
+        payload: Payload,
+        *,
+        seal: SealFor | None = None,
+        audience: list[str] | None = None,
+    ) -> Event:
         try:
-            return await self._ingestor.append(payload, seal=seal)
+            return await self._ingestor.append(payload, seal=seal, audience=audience)
         except ProtocolError as exc:
             raise ControlError(str(exc)) from exc
 
@@ -391,6 +586,10 @@ class Api:
 
     async def _known(self, alert: bytes) -> tuple[AlertState, AlertView]:
         state = await self._ingestor.projection.state(alert)
+        if state is not None and state.erased is not None:
+            raise ControlError(
+                f"alert {alert.hex()[:12]} was deleted by its origin: its payloads are gone"
+            )
         v = view(state) if state is not None else None
         if state is None or v is None:
             raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")

@@ -41,6 +41,7 @@ from node.api import (
 )
 from node.cli_common import (
     Parser,
+    alert_ref,
     get_home,
     home_arg,
     json_arg,
@@ -52,6 +53,7 @@ from node.cli_common import (
 from node.cli_coverage import add_coverage_parsers
 from node.cli_keys import add_key_parsers
 from node.cli_network import add_network_parsers
+from node.cli_support import add_consent_args, add_support_parsers, consent_of
 from node.client import call
 from node.clock import SystemClock
 from node.control import AlertInfo, now_ms, to_json
@@ -60,6 +62,7 @@ from node.logs import setup_logging
 from protocol.alerts import (
     PSEUDONYM_PATTERN,
     ActionType,
+    ActResult,
     Ask,
     CancelReason,
     Channel,
@@ -114,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     json_arg(p)
     p.set_defaults(func=cmd_status)
 
-    _alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
+    alert_sub = _alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
+    add_support_parsers(alert_sub, sub)
     _log_parsers(sub.add_parser("log", help="audit the signed history"))
     add_network_parsers(sub)
     add_coverage_parsers(sub)
@@ -122,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _alert_parsers(alert: argparse.ArgumentParser) -> None:
+def _alert_parsers(alert: argparse.ArgumentParser) -> Any:
     sub = alert.add_subparsers(dest="alert_command", required=True, parser_class=Parser)
     p = sub.add_parser("raise", help="raise a new alert")
     home_arg(p)
@@ -145,6 +149,7 @@ def _alert_parsers(alert: argparse.ArgumentParser) -> None:
         "location, contacts, risk, narrative (only this member can read them; claimants "
         "that are responders get them resealed)",
     )
+    add_consent_args(p)
     p.set_defaults(func=cmd_alert_raise)
 
     p = sub.add_parser("update", help="change an alert's routable fields")
@@ -159,6 +164,7 @@ def _alert_parsers(alert: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", dest="languages", action="append", metavar="CODE")
     p.set_defaults(func=cmd_alert_update)
     _alert_handling_parsers(sub)
+    return sub
 
 
 def _alert_handling_parsers(sub: Any) -> None:
@@ -189,6 +195,12 @@ def _alert_handling_parsers(sub: Any) -> None:
     p.add_argument("alert")
     p.add_argument("--action", required=True, choices=values(ActionType))
     p.add_argument("--channel", default="private", choices=values(Channel))
+    p.add_argument(
+        "--result",
+        default="done",
+        choices=values(ActResult),
+        help="what came of it (default: done)",
+    )
     p.set_defaults(func=cmd_alert_act)
 
     p = sub.add_parser("resolve", help="close an alert with an outcome")
@@ -265,15 +277,6 @@ def _check_place(country: str | None, subdivision: str | None) -> None:
                 f"--subdivision {subdivision!r} is not an ISO 3166-2 code of the alert's country "
                 "(e.g. PE-LOR)"
             )
-
-
-def _alert_ref(value: str) -> str:
-    ref = value.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
-        raise ConfigError(
-            f"alert id {value!r} must be 6 to 64 hex digits (as 'rrn alert list' shows)"
-        )
-    return ref
 
 
 def _check_languages(codes: Sequence[str] | None) -> list[str] | None:
@@ -373,6 +376,9 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
         pseudonym=args.pseudonym,
         exercise=args.exercise,
         details=_details(args.details) if args.details else None,
+        consent=consent_of(args),
+        exclude=list(args.exclude),
+        perpetrator_states=list(args.perpetrator_states),
     )
     return _alert_result(args, "alert.raise", payload)
 
@@ -401,7 +407,7 @@ def _details(source: str) -> Details:
 def cmd_alert_update(args: argparse.Namespace) -> int:
     _check_place(None, args.subdivision)
     payload = UpdateArgs(
-        alert=_alert_ref(args.alert),
+        alert=alert_ref(args.alert),
         subdivision=args.subdivision,
         incident_types=[IncidentType(t) for t in args.types] if args.types else None,
         severity=Severity(args.severity) if args.severity else None,
@@ -415,34 +421,37 @@ def cmd_alert_update(args: argparse.Namespace) -> int:
 def cmd_alert_claim(args: argparse.Namespace) -> int:
     until = now_ms() + args.minutes * 60_000 if args.minutes else None
     return _alert_result(
-        args, "alert.claim", ClaimArgs(alert=_alert_ref(args.alert), until_ms=until)
+        args, "alert.claim", ClaimArgs(alert=alert_ref(args.alert), until_ms=until)
     )
 
 
 def cmd_alert_release(args: argparse.Namespace) -> int:
-    payload = ReleaseArgs(alert=_alert_ref(args.alert), handover_to=args.handover_to)
+    payload = ReleaseArgs(alert=alert_ref(args.alert), handover_to=args.handover_to)
     return _alert_result(args, "alert.release", payload)
 
 
 def cmd_alert_share(args: argparse.Namespace) -> int:
-    payload = ShareArgs(alert=_alert_ref(args.alert), to=list(args.to))
+    payload = ShareArgs(alert=alert_ref(args.alert), to=list(args.to))
     return _alert_result(args, "alert.share", payload)
 
 
 def cmd_alert_act(args: argparse.Namespace) -> int:
     payload = ActArgs(
-        alert=_alert_ref(args.alert), action=ActionType(args.action), channel=Channel(args.channel)
+        alert=alert_ref(args.alert),
+        action=ActionType(args.action),
+        channel=Channel(args.channel),
+        result=ActResult(args.result),
     )
     return _alert_result(args, "alert.act", payload)
 
 
 def cmd_alert_resolve(args: argparse.Namespace) -> int:
-    payload = ResolveArgs(alert=_alert_ref(args.alert), outcome=Outcome(args.outcome))
+    payload = ResolveArgs(alert=alert_ref(args.alert), outcome=Outcome(args.outcome))
     return _alert_result(args, "alert.resolve", payload)
 
 
 def cmd_alert_cancel(args: argparse.Namespace) -> int:
-    payload = CancelArgs(alert=_alert_ref(args.alert), reason=CancelReason(args.reason))
+    payload = CancelArgs(alert=alert_ref(args.alert), reason=CancelReason(args.reason))
     return _alert_result(args, "alert.cancel", payload)
 
 
@@ -454,7 +463,7 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
 
 def cmd_alert_show(args: argparse.Namespace) -> int:
     home = get_home(args)
-    detail = run(call(home, "alert.show", AlertArgs(alert=_alert_ref(args.alert)), AlertDetail))
+    detail = run(call(home, "alert.show", AlertArgs(alert=alert_ref(args.alert)), AlertDetail))
     return show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -18,7 +19,7 @@ from node.control import to_json
 from node.home import Home, open_home
 from protocol.errors import ConfigError, ControlError
 
-__all__ = ["Parser", "get_home", "home_arg", "json_arg", "run", "show", "values"]
+__all__ = ["Parser", "alert_ref", "get_home", "home_arg", "json_arg", "run", "show", "values"]
 
 T = TypeVar("T")
 
@@ -69,3 +70,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def show(args: argparse.Namespace, value: object, text: Callable[[], str]) -> int:
     print(to_json(value) if getattr(args, "json", False) else text())
     return 0
+
+
+def alert_ref(value: str) -> str:
+    """An alert id as typed (6 to 64 hex digits), normalised."""
+    ref = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
+        raise ConfigError(
+            f"alert id {value!r} must be 6 to 64 hex digits (as 'rrn alert list' shows)"
+        )
+    return ref

@@ -35,6 +35,7 @@ from node.home import Home
 from node.keys import new_signing_key
 from node.members import ApproveArgs, PeerInfo, ProposalInfo, ProposeArgs
 from node.policy import parse_policy
+from protocol.countries import is_country
 from protocol.errors import ConfigError
 from protocol.roster import Role
 
@@ -90,6 +91,7 @@ def _member_parsers(member: argparse.ArgumentParser) -> None:
         metavar="ORG=ROLE[,ROLE]",
         help="change a member's roles",
     )
+    _state_arg(p)
     p.add_argument(
         "--rotate",
         action="append",
@@ -130,6 +132,7 @@ def _network_parsers(network: argparse.ArgumentParser) -> None:
     p.add_argument("--card", action="append", type=Path, default=[], required=True)
     p.add_argument("--threshold", type=int)
     _escalation_arg(p)
+    _state_arg(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_genesis)
 
@@ -226,6 +229,28 @@ def _cut(spec: str) -> tuple[str, int, int]:
     return parts[0], int(parts[1]), int(parts[2])
 
 
+def _state_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        dest="states",
+        action="append",
+        default=[],
+        metavar="ORG=CC",
+        help="the state a diplomatic mission (role embassy) represents, so alerts can "
+        "exclude the missions of a perpetrator state (ORG= clears it)",
+    )
+
+
+def _states(specs: list[str]) -> dict[str, str]:
+    found = {}
+    for spec in specs:
+        org, sep, state = spec.partition("=")
+        if not org or not sep or (state and not is_country(state)):
+            raise ConfigError(f"--state {spec!r}: use ORG=CC with an ISO 3166-1 alpha-2 code")
+        found[org] = state
+    return found
+
+
 def _roles(spec: str) -> tuple[str, list[Role]]:
     org, _, names = spec.partition("=")
     roles = names.split(",") if names else []
@@ -240,6 +265,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         add=[_card_bytes(p) for p in args.add],
         remove=list(args.remove),
         roles=dict(_roles(r) for r in args.roles),
+        states=_states(args.states),
         rotate=[_card_bytes(p) for p in args.rotate],
         cut=[_cut(c) for c in args.cut],
         threshold=args.threshold,
@@ -247,7 +273,14 @@ def cmd_propose(args: argparse.Namespace) -> int:
     )
     if args.escalation is not None:
         parse_policy(args.escalation)  # a clear error here rather than from the daemon
-    changes = (propose.add, propose.remove, propose.roles, propose.rotate, propose.cut)
+    changes = (
+        propose.add,
+        propose.remove,
+        propose.roles,
+        propose.states,
+        propose.rotate,
+        propose.cut,
+    )
     if not any(changes) and propose.threshold is None and propose.escalation is None:
         raise ConfigError(
             "nothing to propose: give --add, --remove, --roles, --rotate, --cut, --threshold "
@@ -304,7 +337,13 @@ def cmd_genesis(args: argparse.Namespace) -> int:
     cards = [read_card(p) for p in args.card]
     policy = parse_policy(args.escalation) if args.escalation else None
     doc = genesis_document(
-        home, home.keys(), cards, threshold=args.threshold, clock=SystemClock(), policy=policy
+        home,
+        home.keys(),
+        cards,
+        threshold=args.threshold,
+        clock=SystemClock(),
+        policy=policy,
+        states=_states(args.states),
     )
     write_document(args.out, doc)
     orgs = ", ".join(m["org"] for m in doc["members"])

@@ -101,6 +101,12 @@ class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):
     deadline_ms: int | None = None
     #: Actions recorded: (member, action, channel).
     actions: list[tuple[str, str, str]] = []
+    #: Members that may hold the alert (empty: the whole network).
+    audience: list[str] = []
+    #: Pledges: (member, action, by_ms or None).
+    pledges: list[tuple[str, str, int | None]] = []
+    #: Feedback the origin gave the defender, in order.
+    feedback: list[str] = []
 
 
 class AlertEventInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,7 +35,7 @@ from node.founding import (
 )
 from node.home import Home, init_home, open_home
 from protocol.errors import ConfigError
-from protocol.roster import NetworkPolicy
+from protocol.roster import NetworkPolicy, Role
 
 __all__ = ["Devnet", "DevnetNode", "create_devnet", "load_devnet"]
 
@@ -198,11 +198,14 @@ async def create_devnet(
     threshold: int | None = None,
     heartbeat_s: float = 1.0,
     policy: NetworkPolicy | None = None,
+    roles: dict[int, list[Role]] | None = None,
+    states: dict[int, str] | None = None,
 ) -> Devnet:
     """Make N organisations on loopback that found one network together.
 
     By default every third node (3, 6, …) is behind NAT: it accepts no links and
-    dials the others.
+    dials the others. Nodes are responders unless `roles` says otherwise;
+    `states` records the state of nodes that are embassies.
     """
     if not 1 <= n <= len(PLACES):
         raise ConfigError(f"a devnet has 1 to {len(PLACES)} nodes")
@@ -224,10 +227,12 @@ async def create_devnet(
             metrics_port=0,
             advertise=advertise,
             listen=advertise[0] if advertise else None,
+            roles=(roles or {}).get(k),
         )
         _set_heartbeat(home.config_path, heartbeat_s)
         nodes.append(DevnetNode(k, org, tz, home.path, k in nat))
-    await _found(directory, nodes, threshold, clock, policy)
+    by_org = {nodes[k - 1].org: cc for k, cc in (states or {}).items()}
+    await _found(directory, nodes, threshold, clock, policy, by_org)
     doc = {"nodes": [n.__dict__ | {"home": str(n.home)} for n in nodes]}
     (directory / "devnet.json").write_text(json.dumps(doc, indent=2))
     return Devnet(directory, nodes)
@@ -238,12 +243,13 @@ def _set_heartbeat(config_path: Path, seconds: float) -> None:
     config_path.write_text(text.replace("heartbeat_s = 2.0", f"heartbeat_s = {seconds}"))
 
 
-async def _found(
+async def _found(  # noqa: PLR0913 (what founding needs, in order)
     directory: Path,
     nodes: list[DevnetNode],
     threshold: int | None,
     clock: Clock,
     policy: NetworkPolicy | None,
+    states: dict[str, str],
 ) -> None:
     """What founders do by hand, done in order: cards, genesis, signatures, adoption."""
     cards_dir = directory / "founding"
@@ -257,7 +263,7 @@ async def _found(
     others = [read_card(cards_dir / f"{h.config.node.org}.card") for h in homes[1:]]
     genesis = cards_dir / "genesis.json"
     doc = genesis_document(
-        first, first.keys(), others, threshold=threshold, clock=clock, policy=policy
+        first, first.keys(), others, threshold=threshold, clock=clock, policy=policy, states=states
     )
     write_document(genesis, doc)
     for home in homes[1:]:

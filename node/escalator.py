@@ -39,6 +39,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
 from federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries, view
+from federation.asks import overdue_by_role
 from federation.coverage import Shift, shifts
 from federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
 from node.clock import Clock
@@ -290,6 +291,8 @@ class Escalator:
             ):
                 late[str(v.urgency)] = late.get(str(v.urgency), 0) + 1
         self.metrics.set_unclaimed_late(late)
+        views = [v for _, v in self._open.values()]
+        self.metrics.set_asks_overdue(overdue_by_role(views, self.ingestor.network.roster, now))
 
     def _ladder(self, v: AlertView, policy: Policy) -> Ladder:
         key = (v.alert, self.ingestor.network.roster_version, self._decl_version)

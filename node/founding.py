@@ -190,12 +190,17 @@ def genesis_document(
     threshold: int | None,
     clock: Clock,
     policy: NetworkPolicy | None = None,
+    states: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A genesis roster of this node and `cards`, approved by this node."""
     me = _my_card(home, keys, clock)
     try:
         roster_bytes = make_genesis(
-            [me, *cards], threshold=threshold, created_ms=clock.now_ms(), policy=policy
+            [me, *cards],
+            threshold=threshold,
+            created_ms=clock.now_ms(),
+            policy=policy,
+            states=states,
         )
     except FederationError as exc:
         raise ConfigError(str(exc)) from exc

@@ -52,6 +52,8 @@ class ProposeArgs(msgspec.Struct, frozen=True, kw_only=True):
     add: list[bytes] = []  # signed cards
     remove: list[str] = []
     roles: dict[str, list[Role]] = {}
+    #: The state a diplomatic mission represents ("" clears it), by org.
+    states: dict[str, str] = {}
     rotate: list[bytes] = []  # signed cards with a new key epoch
     cut: list[tuple[str, int, int]] = []  # org, epoch, last valid seq
     threshold: int | None = None
@@ -124,6 +126,7 @@ class MembersApi:
                 add=[_card(c) for c in args.add],
                 remove=list(args.remove),
                 roles=dict(args.roles),
+                states=dict(args.states),
                 rotate=[_card(c) for c in args.rotate],
                 cut=[Cutoff(org=o, epoch=e, last_seq=s) for o, e, s in args.cut],
                 threshold=args.threshold,

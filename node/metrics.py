@@ -16,7 +16,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
-from protocol.alerts import Severity, Urgency
+from protocol.alerts import Severity, SupporterRole, Urgency
 from protocol.errors import ConfigError, Reason
 from protocol.kinds import Kind
 
@@ -196,6 +196,39 @@ class Metrics:
             buckets=_RESPONSE_BUCKETS,
             registry=r,
         )
+        self.time_to_pledge = Histogram(
+            "rrn_alert_time_to_pledge_seconds",
+            "From an alert's raise to the first pledge by a member of a role (signed times).",
+            ["role"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=r,
+        )
+        self.pledges = Counter(
+            "rrn_pledges_total",
+            "Pledges to carry out an ask, by the pledging member's role.",
+            ["role"],
+            registry=r,
+        )
+        self.pledges_fulfilled = Counter(
+            "rrn_pledges_fulfilled_total",
+            "Pledges followed by the pledged action (same member, same action, not declined).",
+            ["role"],
+            registry=r,
+        )
+        self.asks_overdue = Gauge(
+            "rrn_asks_overdue",
+            "Asks on open alerts past their deadline with no pledge or action by a member of "
+            "the role asked, by that role.",
+            ["role"],
+            registry=r,
+        )
+        self.time_to_feedback = Histogram(
+            "rrn_alert_time_to_feedback_seconds",
+            "From an alert's raise to the first feedback its origin gave the defender.",
+            ["urgency"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=r,
+        )
         for reason in Reason:
             self.rejected.labels(reason=str(reason))
         for urg in Urgency:
@@ -205,6 +238,11 @@ class Metrics:
         """Replace the unclaimed-past-deadline gauge (zeros included)."""
         for urg in Urgency:
             self.unclaimed_late.labels(urgency=str(urg)).set(late.get(str(urg), 0))
+
+    def set_asks_overdue(self, overdue: dict[str, int]) -> None:
+        """Replace the overdue-asks gauge (zeros included for every role)."""
+        for role in SupporterRole:
+            self.asks_overdue.labels(role=str(role)).set(overdue.get(str(role), 0))
 
     def escalated_to(self, level: int) -> None:
         """Count an alert reaching `level`."""

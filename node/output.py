@@ -9,7 +9,7 @@ import datetime
 import zoneinfo
 from collections.abc import Sequence
 
-from node.api import AlertDetail, StatusInfo
+from node.api import AlertDetail, AskInfo, StatusInfo
 from node.control import AlertInfo
 
 __all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text", "table"]
@@ -114,6 +114,16 @@ def alert_detail(d: AlertDetail, tz: str) -> str:
         f"asked      {_asked(a)}"
         + (f", until {fmt_time(a.deadline_ms, tz)}" if a.deadline_ms is not None else ""),
         f"actions    {'; '.join(f'{act} by {who} ({ch})' for who, act, ch in a.actions) or '-'}",
+        "pledges    "
+        + (
+            "; ".join(
+                f"{act} by {who}" + (f" before {fmt_time(by, tz)}" if by else "")
+                for who, act, by in a.pledges
+            )
+            or "-"
+        ),
+        f"feedback   {', '.join(a.feedback) or '-'}",
+        f"audience   {', '.join(a.audience) if a.audience else 'the whole network'}",
         f"exercise   {'yes' if a.exercise else 'no'}",
         f"raised     {fmt_time(a.raised_ms, tz)}",
         "sealed     "
@@ -149,3 +159,24 @@ def status_text(s: StatusInfo, tz: str) -> str:
     if s.appends_blocked:
         lines.append(f"WARNING     own events blocked: {s.appends_blocked}")
     return "\n".join(lines)
+
+
+def asks_table(asks: list[AskInfo], tz: str) -> str:
+    """Asks on open alerts, soonest deadline first."""
+    if not asks:
+        return "no open asks"
+    rows = [("ALERT", "ACTION", "TO", "CHANNEL", "DEADLINE", "PLEDGED", "DONE", "")]
+    for a in asks:
+        rows.append(
+            (
+                a.alert[:12],
+                a.action,
+                a.to,
+                a.channel,
+                fmt_time(a.deadline_ms, tz) if a.deadline_ms else "-",
+                ", ".join(a.pledged_by) or "-",
+                ", ".join(a.done_by) or "-",
+                "OVERDUE" if a.overdue else "",
+            )
+        )
+    return table(rows)

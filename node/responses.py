@@ -1,4 +1,5 @@
-"""Response-time metrics from signed timestamps: time to claim, to first action, escalations.
+"""Response metrics from signed timestamps: time to claim, to first action, to pledge, to
+feedback; escalations; pledges and their fulfilment.
 
 Owns what a change of one alert's state adds to the response metrics. Times are
 differences of signed wall clocks (the raiser's and the responder's), so every
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from federation.alerts import Acted, AlertState, Claimed
+from federation.asks import fulfilled
 from node.metrics import Metrics
 from protocol.roster import Roster
 
@@ -32,11 +34,7 @@ def observe_responses(
         return  # measured once the raise is known
     # What was measured before: nothing while the raise was unknown.
     prior = old if old is not None and old.raised is not None else AlertState(new.alert)
-    if (len(prior.claims), len(prior.actions), len(prior.escalations)) == (
-        len(new.claims),
-        len(new.actions),
-        len(new.escalations),
-    ):
+    if _measured(prior) == _measured(new):
         return  # nothing this measures changed (the common case: updates, endings)
     raised_ms = new.raised.pos.wall_ms
     urgency = str(new.raised.body.urgency)
@@ -53,6 +51,50 @@ def observe_responses(
     seen = {e.body.level for e in prior.escalations}
     for level in sorted({e.body.level for e in new.escalations} - seen):
         metrics.escalated_to(level)
+    _observe_supporters(metrics, roster, prior, new)
+
+
+def _measured(state: AlertState) -> tuple[int, ...]:
+    return (
+        len(state.claims),
+        len(state.actions),
+        len(state.escalations),
+        len(state.pledges),
+        len(state.feedback),
+    )
+
+
+def _observe_supporters(
+    metrics: Metrics, roster: Roster, prior: AlertState, new: AlertState
+) -> None:
+    """Pledges (time to the first one per role, counts, fulfilment) and feedback."""
+    assert new.raised is not None
+    raised_ms = new.raised.pos.wall_ms
+    before = {p.pos for p in prior.pledges}
+    pledged_roles = {role_of(roster, p.pos.org) for p in prior.pledges}
+    for pledge in sorted(new.pledges, key=lambda p: (p.pos.wall_ms, p.pos.id)):
+        if pledge.pos in before:
+            continue
+        role = role_of(roster, pledge.pos.org)
+        metrics.pledges.labels(role=role).inc()
+        if role not in pledged_roles:
+            first = min(
+                (p for p in new.pledges if role_of(roster, p.pos.org) == role),
+                key=lambda p: (p.pos.wall_ms, p.pos.id),
+            )
+            metrics.time_to_pledge.labels(role=role).observe(
+                max(0, first.pos.wall_ms - raised_ms) / 1000
+            )
+            pledged_roles.add(role)
+    for org, _ in fulfilled(new) - fulfilled(prior):
+        metrics.pledges_fulfilled.labels(role=role_of(roster, org)).inc()
+    origin = new.raised.pos.org
+    told = [f for f in new.feedback if f.pos.org == origin]
+    if told and not any(f.pos.org == origin for f in prior.feedback):
+        first_told = min(f.pos.wall_ms for f in told)
+        metrics.time_to_feedback.labels(urgency=str(new.raised.body.urgency)).observe(
+            max(0, first_told - raised_ms) / 1000
+        )
 
 
 T = TypeVar("T", Claimed, Acted)

@@ -17,6 +17,7 @@ from node.devnet import Devnet, create_devnet, remove_devnet
 from node.home import open_home
 from node.policy import parse_policy
 from protocol.alerts import IncidentType, Severity, Urgency
+from protocol.roster import Role
 from tests.procs import rrn_json, rrn_ok, wait_until
 
 RAISE = RaiseArgs(
@@ -45,6 +46,8 @@ class TestNetwork:
         threshold: int | None = None,
         start: bool = True,
         escalation: str | None = None,
+        roles: dict[int, list[Role]] | None = None,
+        states: dict[int, str] | None = None,
     ) -> TestNetwork:
         devnet = asyncio.run(
             create_devnet(
@@ -55,6 +58,8 @@ class TestNetwork:
                 threshold=threshold,
                 heartbeat_s=0.5,
                 policy=parse_policy(escalation) if escalation else None,
+                roles=roles,
+                states=states,
             )
         )
         net = cls(devnet)
