@@ -232,7 +232,7 @@ async def create_devnet(
         _set_heartbeat(home.config_path, heartbeat_s)
         nodes.append(DevnetNode(k, org, tz, home.path, k in nat))
     by_org = {nodes[k - 1].org: cc for k, cc in (states or {}).items()}
-    await _found(directory, nodes, threshold, clock, policy, by_org)
+    await _found(directory, nodes, threshold=threshold, clock=clock, policy=policy, states=by_org)
     doc = {"nodes": [n.__dict__ | {"home": str(n.home)} for n in nodes]}
     (directory / "devnet.json").write_text(json.dumps(doc, indent=2))
     return Devnet(directory, nodes)
@@ -243,9 +243,10 @@ def _set_heartbeat(config_path: Path, seconds: float) -> None:
     config_path.write_text(text.replace("heartbeat_s = 2.0", f"heartbeat_s = {seconds}"))
 
 
-async def _found(  # noqa: PLR0913 (what founding needs, in order)
+async def _found(
     directory: Path,
     nodes: list[DevnetNode],
+    *,
     threshold: int | None,
     clock: Clock,
     policy: NetworkPolicy | None,
