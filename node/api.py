@@ -577,6 +577,9 @@ class Api:
             m for m in await self._store.alert_ids_with_prefix(prefix) if m.hex().startswith(ref)
         ]
         if not matches:
+            for hidden in await self._store.alert_ids_with_prefix(prefix, hidden=True):
+                if hidden.hex().startswith(ref):
+                    await self._known(hidden)  # says so if its origin deleted it
             raise ControlError(f"no alert with id {ref}")
         if len(matches) > 1:
             raise ControlError(f"{ref} matches {len(matches)} alerts; give more of the id")

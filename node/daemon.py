@@ -49,6 +49,7 @@ from node.policy import describe_policy
 from node.rosters import RosterKeeper
 from node.sealed import Sharer
 from node.store import Store, open_store
+from protocol import subjects
 from protocol.envelope import Event
 from protocol.errors import ConfigError, RrnError
 from protocol.kinds import Kind
@@ -120,6 +121,7 @@ class Node:
             config=self.config.ingest,
             on_commit=self._committed,
         )
+        self.ingestor.on_dropped = self._dropped
         await self.ingestor.load()
         self.peering = Peering(
             nc=self.nc,
@@ -324,6 +326,22 @@ class Node:
         if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
             self.escalator.coverage_changed()
+
+    async def _dropped(self, ids: list[bytes]) -> None:
+        """Tombstoned payloads leave the integrators' stream too (erased on disk)."""
+        await self.nc.flush()
+        js = self.nc.jetstream()
+        gone = 0
+        for eid, (origin, kind) in (await self.store.event_kinds(ids)).items():
+            try:
+                msg = await js.get_last_msg(EVENTS_STREAM, subjects.local_event(origin, kind, eid))
+                if msg.seq is not None and await js.delete_msg(EVENTS_STREAM, msg.seq):
+                    gone += 1
+            except (TimeoutError, JetStreamError, NatsError):
+                continue  # not in the stream (aged out, or the stream was unavailable)
+        logger.info(
+            "tombstone: deleted %d of %d events from the integrators' stream", gone, len(ids)
+        )
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)

@@ -175,6 +175,9 @@ class Ingestor:
         #: Told each committed batch's changed alert states with their views (None
         #: after a rebuild: reread all).
         self.on_alerts: AlertsHook | None = None
+        #: Told the ids of events whose payloads a tombstone deleted, once committed
+        #: (to delete copies kept elsewhere, e.g. the integrators' stream).
+        self.on_dropped: Callable[[list[bytes]], Awaitable[None]] | None = None
         self.heads: dict[ChainKey, Head] = {}
         self.frozen: dict[ChainKey, int] = {}
         #: Why own appends are refused, by cause (the store is behind, the chain forked).
@@ -422,6 +425,8 @@ class Ingestor:
             if self.on_fork is not None:
                 for fork in work.batch.forks:
                     await self.on_fork(fork[3])
+            if self.on_dropped is not None and work.batch.drop_payloads:
+                await self.on_dropped(work.batch.drop_payloads)
         except Exception:
             logger.exception("post-commit hook failed")
 

@@ -245,7 +245,7 @@ class Peering:
             if source in ("own", "live"):
                 await self.nc.publish(out, envelope)
             await self.nc.publish(
-                f"{subjects.LOCAL_EVENTS_PREFIX}.{h.origin}.{h.kind}",
+                subjects.local_event(h.origin, h.kind, event.id),
                 envelope,
                 headers={"Nats-Msg-Id": event.id.hex()},
             )

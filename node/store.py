@@ -348,10 +348,13 @@ class Store:
             rows = await cur.fetchall()
         return [decode_state(bytes(r[0])) for r in rows]
 
-    async def alert_ids_with_prefix(self, prefix: bytes) -> list[bytes]:
-        """Ids of known alerts starting with `prefix` (for short ids typed by users)."""
+    async def alert_ids_with_prefix(self, prefix: bytes, *, hidden: bool = False) -> list[bytes]:
+        """Ids of known alerts starting with `prefix` (for short ids typed by users).
+
+        With `hidden`, also alerts without a view (raise not yet here, or deleted).
+        """
         upper = _prefix_upper_bound(prefix)
-        sql = "SELECT id FROM alerts WHERE id >= ? AND status IS NOT NULL"
+        sql = "SELECT id FROM alerts WHERE id >= ?" + ("" if hidden else " AND status IS NOT NULL")
         args: list[bytes] = [prefix]
         if upper is not None:
             sql += " AND id < ?"

@@ -19,6 +19,7 @@ __all__ = [
     "events",
     "fork_proofs",
     "heartbeats",
+    "local_event",
     "net_token",
     "publisher_of",
     "requests",
@@ -31,6 +32,14 @@ __all__ = [
 CONTROL_PREFIX: Final = "rrn.local.ctl"
 #: Verified events re-published for integrators on the node's own server.
 LOCAL_EVENTS_PREFIX: Final = "rrn.local.events"
+
+
+def local_event(origin: str, kind: str, eid: bytes) -> str:
+    """Where a node shows its integrators a verified event: one subject per event, so
+    that a tombstone can delete exactly that message from the stream."""
+    return f"{LOCAL_EVENTS_PREFIX}.{origin}.{kind}.{eid.hex()}"
+
+
 #: Alert notifications for the node's own people.
 LOCAL_ALERTS_PREFIX: Final = "rrn.local.alerts"
 

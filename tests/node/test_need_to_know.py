@@ -1,0 +1,147 @@
+"""Need-to-know across a real network: consent, exclusions, supporters, tombstones.
+
+Five members: two NGOs (Lima raises, Nairobi responds), an implicated company
+(Jakarta), the mission of the perpetrator state (Berlin, state PE) and another
+state's mission (Manila, state FR). The excluded members hold the alert's events
+as opaque links of Lima's chain and can read nothing of it — not its country,
+its incident types or its asks — while their copy of the chain still verifies.
+Then Lima deletes the alert and every node drops its payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from protocol.roster import Role
+from tests.netkit import TestNetwork
+from tests.procs import rrn
+
+pytestmark = pytest.mark.integration
+
+LIMA, NAIROBI, COMPANY, PERPETRATOR_MISSION, MISSION = 1, 2, 3, 4, 5
+
+
+def _holds(root: Path, needle: bytes) -> list[str]:
+    """Files under `root` whose bytes contain `needle`."""
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def _payloads(net: TestNetwork, k: int, ids: set[str]) -> dict[str, bool]:
+    """For each of these event ids held by node k: whether its payload is still stored."""
+    with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT id, payload IS NOT NULL FROM events").fetchall()
+    return {bytes(i).hex(): bool(p) for i, p in rows if bytes(i).hex() in ids}
+
+
+def test_excluded_members_learn_nothing_and_a_tombstone_deletes_everywhere(
+    tmp_path: Path,
+) -> None:
+    tag = secrets.token_hex(6)
+    markers = {"identity": f"CANARY{tag}ID", "location": f"CANARY{tag}LOC"}
+    details = tmp_path / "details.json"
+    details.write_text(json.dumps(markers))
+    net = TestNetwork.create(
+        tmp_path / "net",
+        5,
+        nat=set(),
+        roles={
+            COMPANY: [Role.COMPANY],
+            PERPETRATOR_MISSION: [Role.EMBASSY],
+            MISSION: [Role.EMBASSY],
+        },
+        states={PERPETRATOR_MISSION: "PE", MISSION: "FR"},
+    )
+    company, perpetrator = net.org(COMPANY), net.org(PERPETRATOR_MISSION)
+    try:
+        # An ask to embassies needs consent for embassies: refused without it.
+        refused = rrn(
+            *("alert", "raise", "--country", "PE", "--type", "judicial_harassment"),
+            *("--severity", "severe", "--urgency", "immediate"),
+            *("--ask", "private_diplomacy:embassy", "--home", net.home(LIMA)),
+        )
+        assert refused.returncode == 1 and "consent" in refused.stderr
+
+        alert = net.cli_json(
+            LIMA,
+            *("alert", "raise", "--country", "PE", "--type", "judicial_harassment"),
+            *("--severity", "severe", "--urgency", "immediate"),
+            *("--ask", "private_diplomacy:embassy", "--details", str(details)),
+            *("--consent", "network", "--consent", "embassies", "--consent", "companies"),
+            *("--consent-by", "defender", "--exclude", company, "--perpetrator-state", "PE"),
+        )
+        assert alert["audience"] == sorted([net.org(LIMA), net.org(NAIROBI), net.org(MISSION)]), (
+            "the company and the perpetrator state's mission are left out"
+        )
+        ref = alert["id"][:12]
+        net.wait_holds({alert["id"]})
+
+        # The audience sees and handles it; the mission answers the ask addressed to it.
+        assert net.cli_json(NAIROBI, "alert", "show", ref)["alert"]["country"] == "PE"
+        asks = net.cli_json(MISSION, "asks")
+        assert [(a["action"], a["to"]) for a in asks] == [("private_diplomacy", "embassy")]
+        assert net.cli_json(NAIROBI, "asks") == [], "an NGO is not asked for private diplomacy"
+        net.cli(MISSION, "alert", "pledge", ref, "--action", "private_diplomacy")
+        net.cli(
+            MISSION, "alert", "act", ref, "--action", "private_diplomacy", "--result", "effective"
+        )
+        net.cli(NAIROBI, "alert", "claim", ref)
+        net.wait(
+            lambda: net.cli_json(NAIROBI, "alert", "show", ref)["details"] == markers,
+            "the claiming responder reading the details",
+        )
+        net.cli(LIMA, "alert", "feedback", ref, "--type", "actions_taken")
+        net.wait(
+            lambda: net.metric(LIMA, "rrn_pledges_fulfilled_total", role="embassy") == 1,
+            "the pledge counted as fulfilled",
+        )
+        assert net.metric(LIMA, "rrn_alert_time_to_pledge_seconds_count", role="embassy") == 1
+        assert net.metric(LIMA, "rrn_alert_time_to_feedback_seconds_count") == 1
+        ids = net.wait_converged()
+
+        # The excluded members hold every event, opaque, and nothing else.
+        for k in (COMPANY, PERPETRATOR_MISSION):
+            assert net.cli_json(k, "alert", "list", "--all") == []
+            shown = rrn("alert", "show", ref, "--home", net.home(k))
+            assert shown.returncode == 1 and "no alert with id" in shown.stderr
+            assert net.cli_json(k, "asks", "--all") == []
+            assert net.metric(k, "rrn_events_opaque_total") >= 5
+            assert "ok:" in net.cli(k, "log", "verify"), "their copy of the chains verifies"
+            for secret in (b"judicial_harassment", b"private_diplomacy", tag.encode()):
+                assert not _holds(net.home(k), secret), (k, secret)
+        assert _holds(net.home(NAIROBI), b"judicial_harassment"), "the audience holds it"
+
+        # Lima deletes the alert: payloads go everywhere, the chains still verify.
+        alert_events = {e["id"] for e in net.cli_json(LIMA, "alert", "show", ref)["events"]}
+        forgot = net.cli_json(LIMA, "alert", "forget", ref, "--reason", "consent_withdrawn")
+        assert forgot["events"] == len(alert_events)
+        tomb = net.wait_converged() - ids
+        assert len(tomb) == 1
+        lima_events = {i for i in alert_events if i in net.event_ids(LIMA)}
+        for k in net.indexes:
+            readers = k in (LIMA, NAIROBI, MISSION)
+            expected = alert_events if readers else _own_events(net, k, LIMA, alert_events)
+            net.wait(
+                lambda k=k, expected=expected: not any(_payloads(net, k, expected).values()),
+                f"node {k} deleting the alert's payloads",
+            )
+            assert all(_payloads(net, k, tomb).values()), "the tombstone itself stays"
+            assert "ok:" in net.cli(k, "log", "verify")
+            for secret in (b"judicial_harassment", tag.encode()):
+                assert not _holds(net.home(k), secret), (k, secret)
+        gone = rrn("alert", "show", ref, "--home", net.home(NAIROBI))
+        assert gone.returncode == 1 and "deleted by its origin" in gone.stderr
+        assert lima_events
+    finally:
+        net.close()
+
+
+def _own_events(net: TestNetwork, k: int, origin: int, ids: set[str]) -> set[str]:
+    """Which of these events node k holds that `origin` signed."""
+    with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT id FROM events WHERE origin = ?", (net.org(origin),)).fetchall()
+    return {bytes(r[0]).hex() for r in rows} & ids
