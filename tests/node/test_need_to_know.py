@@ -56,7 +56,7 @@ def test_excluded_members_learn_nothing_and_a_tombstone_deletes_everywhere(
         },
         states={PERPETRATOR_MISSION: "PE", MISSION: "FR"},
     )
-    company, perpetrator = net.org(COMPANY), net.org(PERPETRATOR_MISSION)
+    company = net.org(COMPANY)
     try:
         # An ask to embassies needs consent for embassies: refused without it.
         refused = rrn(
@@ -121,7 +121,6 @@ def test_excluded_members_learn_nothing_and_a_tombstone_deletes_everywhere(
         assert forgot["events"] == len(alert_events)
         tomb = net.wait_converged() - ids
         assert len(tomb) == 1
-        lima_events = {i for i in alert_events if i in net.event_ids(LIMA)}
         for k in net.indexes:
             readers = k in (LIMA, NAIROBI, MISSION)
             expected = alert_events if readers else _own_events(net, k, LIMA, alert_events)
@@ -135,7 +134,7 @@ def test_excluded_members_learn_nothing_and_a_tombstone_deletes_everywhere(
                 assert not _holds(net.home(k), secret), (k, secret)
         gone = rrn("alert", "show", ref, "--home", net.home(NAIROBI))
         assert gone.returncode == 1 and "deleted by its origin" in gone.stderr
-        assert lima_events
+
     finally:
         net.close()
 
