@@ -23,8 +23,9 @@ from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
 from node.escalator import Routing
 from node.ingest import Ingestor, SealFor
-from node.sealed import open_details, share
+from node.sealed import open_plaintext, share
 from node.store import Store
+from node.transit import open_request, seal_reply
 from protocol.alerts import (
     ActionType,
     ActResult,
@@ -55,7 +56,7 @@ from protocol.coverage import CoverageDeclared
 from protocol.envelope import Event
 from protocol.errors import ControlError, ProtocolError
 from protocol.kinds import Kind, Payload, SealedEvent, decode_payload, open_event
-from protocol.sealing import Details, Position, encode_details
+from protocol.sealing import Position, decode_details, encode_details
 
 __all__ = [
     "ActArgs",
@@ -74,6 +75,7 @@ __all__ = [
     "RaiseArgs",
     "ResolveArgs",
     "ShareArgs",
+    "ShowArgs",
     "StatusInfo",
     "UpdateArgs",
     "new_pseudonym",
@@ -105,8 +107,9 @@ class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):
     languages: list[str] = []
     pseudonym: str | None = None
     exercise: bool = False
-    #: Identifying details, sealed to this member only (shared later with claimants).
-    details: Details | None = None
+    #: Identifying details (encoded protocol.sealing.Details), sealed by the CLI to
+    #: this node's key (node/transit.py); sealed to this member only in the alert.
+    details: bytes | None = None
     consent: list[Consent] = []
     exclude: list[str] = []
     perpetrator_states: list[str] = []
@@ -124,6 +127,12 @@ class UpdateArgs(msgspec.Struct, frozen=True, kw_only=True):
 
 class AlertArgs(msgspec.Struct, frozen=True, kw_only=True):
     alert: AlertRef
+
+
+class ShowArgs(msgspec.Struct, frozen=True, kw_only=True):
+    alert: AlertRef
+    #: A one-request X25519 public key: readable details come back sealed to it.
+    reply_to: Annotated[bytes, Meta(min_length=32, max_length=32)] | None = None
 
 
 class ClaimArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -234,7 +243,9 @@ class AlertDetail(msgspec.Struct, frozen=True, kw_only=True):
     events: list[AlertEventInfo]
     #: Members the sealed details are sealed to (empty: the alert has none).
     sealed_to: list[str] = []
-    #: The details, opened, when this member is one of them.
+    #: The details, sealed to the request's reply_to key, when this member may read them.
+    sealed_details: bytes | None = None
+    #: The details as the CLI opened them (never filled in by the daemon).
     details: dict[str, str] | None = None
 
 
@@ -312,7 +323,7 @@ class Api:
             "asks.list": handler(AsksArgs, self.list_asks),
             "alert.cancel": handler(CancelArgs, self.cancel_alert),
             "alert.list": handler(ListArgs, self.list_alerts),
-            "alert.show": handler(AlertArgs, self.show_alert),
+            "alert.show": handler(ShowArgs, self.show_alert),
             "coverage.declare": handler(CoverageDeclared, self.declare_coverage),
             "coverage.show": handler(CoverageArgs, self.show_coverage),
         }
@@ -340,8 +351,12 @@ class Api:
         restricted = audience(self._ingestor.network.roster, payload, self._ingestor.me.org, now)
         sealing = None
         if args.details is not None:
+            if self._enc_key is None:
+                raise ControlError("this node holds no sealing key")
+            me, net = self._ingestor.me.org, self._ingestor.network.net
+            plaintext = open_request(args.details, me, self._enc_key, net)
             try:
-                sealing = SealFor(encode_details(args.details), (self._ingestor.me.org,))
+                sealing = SealFor(encode_details(decode_details(plaintext)), (me,))
             except ProtocolError as exc:
                 raise ControlError(str(exc)) from exc
         event = await self._append(payload, seal=sealing, audience=restricted)
@@ -512,7 +527,7 @@ class Api:
         views = await self._store.alerts(statuses=None if args.all else _OPEN, limit=args.limit)
         return [await self._info_of(v) for v in views]
 
-    async def show_alert(self, args: AlertArgs) -> AlertDetail:
+    async def show_alert(self, args: ShowArgs) -> AlertDetail:
         alert = await self._resolve(args.alert)
         state, v = await self._known(alert)
         events = []
@@ -524,13 +539,16 @@ class Api:
                     id=pos.id.hex(), kind=kind, origin=pos.org, seq=pos.seq, wall_ms=pos.wall_ms
                 )
             )
-        details = None
-        if self._enc_key is not None:
+        sealed = None
+        if self._enc_key is not None and args.reply_to is not None:
             me, net = self._ingestor.me.org, self._ingestor.network.net
-            opened = await open_details(self._store, state, me, self._enc_key, net)
-            details = opened.fields() if opened is not None else None
+            plaintext = await open_plaintext(self._store, state, me, self._enc_key, net)
+            if plaintext is not None:
+                sealed = seal_reply(plaintext, args.reply_to, me, net)
         info = await self._info_of(v)
-        return AlertDetail(alert=info, events=events, sealed_to=list(v.sealed_to), details=details)
+        return AlertDetail(
+            alert=info, events=events, sealed_to=list(v.sealed_to), sealed_details=sealed
+        )
 
     # -- helpers ----------------------------------------------------------------
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from node import output
 from node.api import (
     ActArgs,
-    AlertArgs,
     AlertDetail,
     CancelArgs,
     ClaimArgs,
@@ -36,6 +36,7 @@ from node.api import (
     ReleaseArgs,
     ResolveArgs,
     ShareArgs,
+    ShowArgs,
     StatusInfo,
     UpdateArgs,
 )
@@ -54,11 +55,12 @@ from node.cli_coverage import add_coverage_parsers
 from node.cli_keys import add_key_parsers
 from node.cli_network import add_network_parsers
 from node.cli_support import add_consent_args, add_support_parsers, consent_of
-from node.client import call
+from node.client import call, daemon_info
 from node.clock import SystemClock
 from node.control import AlertInfo, now_ms, to_json
-from node.home import init_home
+from node.home import Home, init_home
 from node.logs import setup_logging
+from node.transit import open_reply, seal_request
 from protocol.alerts import (
     PSEUDONYM_PATTERN,
     ActionType,
@@ -76,7 +78,7 @@ from protocol.countries import is_country
 from protocol.encoding import redact
 from protocol.errors import ConfigError, RrnError
 from protocol.roster import Role
-from protocol.sealing import DETAIL_FIELDS, Details
+from protocol.sealing import DETAIL_FIELDS, Details, decode_details, encode_details
 
 __all__ = ["build_parser", "main"]
 
@@ -362,6 +364,7 @@ def _alert_result(args: argparse.Namespace, op: str, payload: object) -> int:
 
 
 def cmd_alert_raise(args: argparse.Namespace) -> int:
+    home = get_home(args)
     _check_place(args.country, args.subdivision)
     if args.pseudonym is not None and not re.match(PSEUDONYM_PATTERN, args.pseudonym):
         raise ConfigError("--pseudonym must be one minted by rrn (hrd- and 8 letters/digits)")
@@ -375,12 +378,17 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
         languages=_check_languages(args.languages) or [],
         pseudonym=args.pseudonym,
         exercise=args.exercise,
-        details=_details(args.details) if args.details else None,
+        details=_sealed_details(home, args.details) if args.details else None,
         consent=consent_of(args),
         exclude=list(args.exclude),
         perpetrator_states=list(args.perpetrator_states),
     )
     return _alert_result(args, "alert.raise", payload)
+
+
+def _sealed_details(home: Home, source: str) -> bytes:
+    """Details from a file or stdin, sealed to the daemon: never on NATS in the clear."""
+    return seal_request(encode_details(_details(source)), daemon_info(home))
 
 
 class _StrictDetails(Details, frozen=True, forbid_unknown_fields=True):
@@ -463,7 +471,18 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
 
 def cmd_alert_show(args: argparse.Namespace) -> int:
     home = get_home(args)
-    detail = run(call(home, "alert.show", AlertArgs(alert=alert_ref(args.alert)), AlertDetail))
+    one_time = X25519PrivateKey.generate()
+    request = ShowArgs(
+        alert=alert_ref(args.alert), reply_to=one_time.public_key().public_bytes_raw()
+    )
+    detail = run(call(home, "alert.show", request, AlertDetail))
+    if detail.sealed_details is not None:
+        info = daemon_info(home)
+        plaintext = open_reply(
+            detail.sealed_details, one_time, home.config.node.org, bytes.fromhex(str(info["net"]))
+        )
+        opened = decode_details(plaintext).fields()
+        detail = msgspec.structs.replace(detail, sealed_details=None, details=opened)
     return show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))
 
 

@@ -241,6 +241,9 @@ class Node:
         info = {
             "pid": os.getpid(),
             "org": self.config.node.org,
+            "net": self.ingestor.network.net.hex(),
+            # The CLI seals identifying details to this key before sending them.
+            "enc_pub": self.keys.enc_pub().hex(),
             "nats_url": self.nats_url,
             "metrics_url": self.metrics_url,
             "started_ms": self.started_ms,

@@ -235,6 +235,12 @@ def _first_alert(net: _Net) -> str:
         "private_diplomacy:embassy",
         "--lang",
         "es",
+        "--consent",
+        "network",
+        "--consent",
+        "embassies",
+        "--consent-by",
+        "defender",
     )
     short = str(alert["id"][:12])
     _say(f"  raised alert {short} for {alert['pseudonym']}")
@@ -289,6 +295,12 @@ def _outage(net: _Net, short: str) -> str:
         "days",
         "--ask",
         "trial_monitoring:embassy",
+        "--consent",
+        "network",
+        "--consent",
+        "embassies",
+        "--consent-by",
+        "defender",
         "--lang",
         "en",
         "--lang",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,44 @@ async def publish_as(net: TestNetwork, k: int, subject: str, data: bytes) -> Non
         await nc.flush()
     finally:
         await nc.close()
+
+
+class Capture:
+    """Every message node k's NATS server carries in its account (subject, headers, data),
+    recorded from a wildcard subscription until `stop` — what a wiretap on the server sees."""
+
+    def __init__(self, net: TestNetwork, k: int) -> None:
+        self.messages: list[bytes] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._nc: Any = asyncio.run_coroutine_threadsafe(self._start(net, k), self._loop).result(15)
+
+    async def _start(self, net: TestNetwork, k: int) -> Any:
+        import nats
+
+        from node.natsconf import DAEMON_USER
+
+        home = net.home(k)
+        info = json.loads((home / "run" / "daemon.json").read_text())
+        password = open_home(home).control_secrets().nats_password
+        nc = await nats.connect(info["nats_url"], user=DAEMON_USER, password=password)
+
+        async def record(msg: Any) -> None:
+            headers = json.dumps(msg.headers or {}).encode()
+            self.messages.append(msg.subject.encode() + b"\n" + headers + b"\n" + msg.data)
+
+        await nc.subscribe(">", cb=record)
+        await nc.flush()
+        return nc
+
+    def stop(self) -> list[bytes]:
+        """Stop recording; what was seen."""
+        asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(15)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        return self.messages
 
 
 def network_id(net: TestNetwork, k: int) -> bytes:

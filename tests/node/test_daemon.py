@@ -44,6 +44,12 @@ RAISE = (
     "private_diplomacy:embassy",
     "--lang",
     "es",
+    "--consent",
+    "network",
+    "--consent",
+    "embassies",
+    "--consent-by",
+    "defender",
 )
 
 

@@ -2,8 +2,10 @@
 
 Unique marker strings are planted in every sealed field of an alert. Recipients
 read them through `rrn alert show`; no file of any node (stores, WAL, JetStream,
-logs) holds them in the clear, nor does any metrics page, and the member they
-were never sealed to cannot read them.
+logs) holds them in the clear, nor does any message on any node's NATS server
+(peer traffic and the CLI's control requests and replies alike), nor any metrics
+page, nor any error message, and the member they were never sealed to cannot
+read them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netkit import TestNetwork
+from tests.netkit import Capture, TestNetwork
 from tests.procs import rrn
 
 pytestmark = pytest.mark.integration
@@ -35,6 +37,7 @@ def test_canary_markers_reach_recipients_only_and_never_appear_in_the_clear(
     details = tmp_path / "details.json"
     details.write_text(json.dumps(markers))
     net = TestNetwork.create(tmp_path / "net", 3)
+    captures = [Capture(net, k) for k in net.indexes]
     try:
         alert = net.cli_json(
             1,
@@ -76,6 +79,9 @@ def test_canary_markers_reach_recipients_only_and_never_appear_in_the_clear(
         net.wait_converged()
         for k in net.indexes:
             assert "ok:" in net.cli(k, "log", "verify")
+        traffic = [m for c in captures for m in c.stop()]
+        assert any(b"alert.show" in m or b"rrn.local.ctl" in m for m in traffic), "captured"
+        assert not [m for m in traffic if any(v.encode() in m for v in markers.values())]
         leaks = []
         for path in _files(net.devnet.dir):
             data = path.read_bytes()
