@@ -7,8 +7,6 @@ exposes `Api.handlers()` on the control channel.
 
 from __future__ import annotations
 
-import secrets
-from base64 import b32encode
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
@@ -23,6 +21,7 @@ from node.control import AlertEventInfo, AlertInfo, handler
 from node.coverage import CoverageGrid, current_declarations, grid
 from node.escalator import Routing
 from node.ingest import Ingestor, SealFor
+from node.pseudonyms import new_pseudonym
 from node.sealed import open_plaintext, share
 from node.store import Store
 from node.transit import open_request, seal_reply
@@ -247,11 +246,6 @@ class AlertDetail(msgspec.Struct, frozen=True, kw_only=True):
     sealed_details: bytes | None = None
     #: The details as the CLI opened them (never filled in by the daemon).
     details: dict[str, str] | None = None
-
-
-def new_pseudonym() -> str:
-    """A fresh defender pseudonym: 'hrd-' and 40 random bits in base32."""
-    return "hrd-" + b32encode(secrets.token_bytes(5)).decode().lower()
 
 
 def alert_info(v: AlertView, routing: Routing | None = None) -> AlertInfo:

@@ -46,6 +46,7 @@ from node.natsproc import NatsServer, ServerSpec, open_nats_server, server_versi
 from node.network import Network, load_network
 from node.peering import Peering
 from node.policy import describe_policy
+from node.pseudonyms import DefendersApi
 from node.rosters import RosterKeeper
 from node.sealed import Sharer
 from node.store import Store, open_store
@@ -229,9 +230,16 @@ class Node:
             enc_key=self.keys.enc,
         )
         members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
+        defenders = DefendersApi(
+            store=self.store,
+            org=self.config.node.org,
+            net=self.ingestor.network.net,
+            key=self.keys.enc,
+            clock=self.clock,
+        )
         self.control = ControlServer(
             key=self.keys.control,
-            handlers=api.handlers() | members.handlers(),
+            handlers=api.handlers() | members.handlers() | defenders.handlers(),
             metrics=self.metrics,
             clock=self.clock,
         )

@@ -90,5 +90,15 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_by_status ON alerts (status, raised_ms);
 """
 
+_V2: Final = """
+-- Defenders' pseudonyms minted here, each with the real identity sealed to this
+-- member's own X25519 key (node/pseudonyms.py): never in the clear on disk.
+CREATE TABLE pseudonyms (
+    pseudonym  TEXT PRIMARY KEY,
+    sealed     BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)

@@ -390,6 +390,34 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
 
+    async def put_pseudonym(self, pseudonym: str, sealed: bytes, created_ms: int) -> None:
+        """Record a pseudonym minted here with its sealed identity."""
+        await self._db.execute(
+            "INSERT INTO pseudonyms (pseudonym, sealed, created_ms) VALUES (?, ?, ?)",
+            (pseudonym, sealed, created_ms),
+        )
+
+    async def pseudonym(self, pseudonym: str) -> bytes | None:
+        """The sealed identity behind a pseudonym minted here, if any."""
+        async with self._db.execute(
+            "SELECT sealed FROM pseudonyms WHERE pseudonym = ?", (pseudonym,)
+        ) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
+    async def pseudonyms(self) -> list[tuple[str, int]]:
+        """Pseudonyms minted here and when, oldest first."""
+        async with self._db.execute(
+            "SELECT pseudonym, created_ms FROM pseudonyms ORDER BY created_ms, pseudonym"
+        ) as cur:
+            return [(str(r[0]), int(r[1])) for r in await cur.fetchall()]
+
+    async def forget_pseudonym(self, pseudonym: str) -> bool:
+        """Delete a pseudonym's identity for good (overwritten, WAL emptied)."""
+        cur = await self._db.execute("DELETE FROM pseudonyms WHERE pseudonym = ?", (pseudonym,))
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return cur.rowcount > 0
+
     async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:
         """(origin, kind) of each of these events that is stored."""
         found: dict[bytes, tuple[str, str]] = {}

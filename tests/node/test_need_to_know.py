@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from protocol.roster import Role
-from tests.netkit import TestNetwork
+from tests.netkit import Capture, TestNetwork
 from tests.procs import rrn
 
 pytestmark = pytest.mark.integration
@@ -144,3 +144,38 @@ def _own_events(net: TestNetwork, k: int, origin: int, ids: set[str]) -> set[str
     with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT id FROM events WHERE origin = ?", (net.org(origin),)).fetchall()
     return {bytes(r[0]).hex() for r in rows} & ids
+
+
+def test_a_pseudonym_maps_to_the_identity_at_the_origin_only_and_encrypted(
+    tmp_path: Path,
+) -> None:
+    marker = f"CANARY{secrets.token_hex(6)}NAME"
+    identity = tmp_path / "identity.txt"
+    identity.write_text(f"{marker}, land defender, +51 999 000 111\n")
+    net = TestNetwork.create(tmp_path / "net", 2, nat=set())
+    wiretap = Capture(net, 1)
+    try:
+        pseudonym = net.cli_json(1, "defender", "add", "--identity", str(identity))["pseudonym"]
+        alert = net.cli_json(
+            1,
+            *("alert", "raise", "--country", "CO", "--type", "death_threat"),
+            *("--severity", "severe", "--urgency", "immediate", "--pseudonym", pseudonym),
+        )
+        net.wait_holds({alert["id"]})
+        assert net.cli_json(2, "alert", "show", alert["id"][:12])["alert"]["pseudonym"] == pseudonym
+        shown = net.cli_json(1, "defender", "show", pseudonym)
+        assert marker in shown["identity"], "the origin maps the pseudonym back"
+        assert [d["pseudonym"] for d in net.cli_json(1, "defender", "list")] == [pseudonym]
+        elsewhere = rrn("defender", "show", pseudonym, "--home", net.home(2))
+        assert elsewhere.returncode == 1 and "not minted here" in elsewhere.stderr
+        assert not [m for m in wiretap.stop() if marker.encode() in m], "never on NATS in clear"
+        assert not _holds(net.devnet.dir, marker.encode()), "encrypted at rest, nowhere else"
+
+        net.cli(1, "defender", "forget", pseudonym)
+        gone = rrn("defender", "show", pseudonym, "--home", net.home(1))
+        assert gone.returncode == 1 and "forgotten" in gone.stderr
+        bad = rrn("defender", "show", "Maria Lopez", "--home", net.home(1))
+        assert bad.returncode == 2 or (bad.returncode == 1 and "pseudonym" in bad.stderr)
+        assert "Maria" not in bad.stderr
+    finally:
+        net.close()
