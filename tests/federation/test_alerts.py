@@ -15,13 +15,16 @@ from protocol.alerts import (
     AlertCancelled,
     AlertClaimed,
     AlertEscalated,
+    AlertPledged,
     AlertReleased,
     AlertResolved,
+    AlertTombstoned,
     AlertUpdated,
     CancelReason,
     EscalationCause,
     Outcome,
     Severity,
+    TombstoneReason,
     Urgency,
 )
 from protocol.envelope import Event
@@ -31,6 +34,7 @@ from tests.support import Chain, network, raised
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")
 DEADLINE = EscalationCause.DEADLINE
 LAPSED = EscalationCause.CLAIM_LAPSED
+CONSENT = TombstoneReason.CONSENT_WITHDRAWN
 
 
 def _state(events: list[Event]) -> AlertState:
@@ -178,3 +182,44 @@ def test_escalation_state_is_the_same_in_any_arrival_order(seed: int, dup: int) 
     random.Random(seed).shuffle(shuffled)
     assert _state(shuffled) == expected
     assert view(_state(shuffled)) == view(expected)
+
+
+def _tombstone_story() -> tuple[list[Event], Event]:
+    lima, nairobi = Chain(TN, "lima-hr"), Chain(TN, "nairobi-dl")
+    r = lima.next(raised())
+    events = [
+        r,
+        nairobi.next(AlertClaimed(alert=r.id)),
+        nairobi.next(AlertPledged(alert=r.id, action=ActionType.LEGAL_AID)),
+        nairobi.next(AlertTombstoned(alert=r.id, reason=CONSENT, events=[r.id])),  # not origin
+    ]
+    tomb = lima.next(AlertTombstoned(alert=r.id, reason=CONSENT, events=[e.id for e in events]))
+    return [*events, tomb], tomb
+
+
+@given(seed=st.integers(min_value=0, max_value=2**32), dup=st.integers(min_value=0, max_value=4))
+def test_the_origins_tombstone_erases_the_alert_in_any_arrival_order(seed: int, dup: int) -> None:
+    events, tomb = _tombstone_story()
+    shuffled = [*events, events[dup]]
+    random.Random(seed).shuffle(shuffled)
+    state = _state(shuffled)
+    assert state == _state(events)
+    assert state.erased == "lima-hr" and view(state) is None
+    assert state.raised is None and not state.claims and not state.pledges, "nothing else kept"
+    assert tomb.id in {t.pos.id for t in state.tombstones}
+
+
+def test_a_tombstone_by_anyone_but_the_origin_changes_nothing() -> None:
+    events, _ = _tombstone_story()
+    state = _state(events[:-1])
+    assert state.erased is None
+    v = view(state)
+    assert (
+        v is not None
+        and v.claimants == ["nairobi-dl"]
+        and v.pledges[0][:2]
+        == (
+            "nairobi-dl",
+            "legal_aid",
+        )
+    )
