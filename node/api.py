@@ -22,6 +22,7 @@ from node.coverage import CoverageGrid, current_declarations, grid
 from node.escalator import Routing
 from node.ingest import Ingestor, SealFor
 from node.pseudonyms import new_pseudonym
+from node.retention import forget
 from node.sealed import open_plaintext, share
 from node.store import Store
 from node.transit import open_request, seal_reply
@@ -36,7 +37,6 @@ from protocol.alerts import (
     AlertRaised,
     AlertReleased,
     AlertResolved,
-    AlertTombstoned,
     AlertUpdated,
     Ask,
     Audience,
@@ -88,9 +88,6 @@ _AUDIENCE_OF_ASK: Final = {
     SupporterRole.INVESTOR: Audience.COMPANIES,
     SupporterRole.UN: Audience.UN,
 }
-
-#: Event ids one tombstone lists (its wire limit).
-_TOMBSTONE_IDS: Final = 1024
 
 AlertRef = Annotated[str, Meta(pattern=r"^[0-9a-f]{6,64}$")]
 _OPEN: Final = sorted(str(s) for s in OPEN_STATUSES)
@@ -470,11 +467,10 @@ class Api:
         """
         alert = await self._resolve(args.alert, must_be_mine=True)
         state, _ = await self._known(alert)
-        ids = sorted({p.id for p in state.positions()})
-        for at in range(0, len(ids), _TOMBSTONE_IDS):  # the first one erases the alert
-            chunk = ids[at : at + _TOMBSTONE_IDS]
-            await self._append(AlertTombstoned(alert=alert, reason=args.reason, events=chunk))
-        return len(ids)
+        try:
+            return await forget(self._ingestor, state, args.reason)
+        except ProtocolError as exc:
+            raise ControlError(str(exc)) from exc
 
     async def list_asks(self, args: AsksArgs) -> list[AskInfo]:
         roster = self._ingestor.network.roster

@@ -27,6 +27,7 @@ __all__ = [
     "NatsConfig",
     "NodeConfig",
     "NotifyConfig",
+    "RetentionConfig",
     "apply_env",
     "check_org",
     "check_roles",
@@ -117,6 +118,16 @@ class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout_s: Annotated[float, Meta(gt=0, le=600)] = 30.0
 
 
+class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How long this member keeps its own alerts once they are closed.
+
+    After `closed_days` the node signs a tombstone for each of its resolved or
+    cancelled alerts (reason retention_ended): every node deletes its payloads.
+    """
+
+    closed_days: Annotated[float, Meta(ge=0, le=36500)] = 365.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The whole of config.toml."""
 
@@ -126,6 +137,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 def check_org(org: str) -> str:
@@ -260,6 +272,10 @@ max_pending_per_chain = {i.max_pending_per_chain}
 # Notices also go to the local NATS subject rrn.local.alerts.targeted.
 command = [{", ".join(_q(c) for c in config.notify.command)}]
 timeout_s = {config.notify.timeout_s}
+
+[retention]
+# Days after which this member's closed alerts are deleted on every node (tombstone).
+closed_days = {config.retention.closed_days}
 """
 
 

@@ -47,6 +47,7 @@ from node.network import Network, load_network
 from node.peering import Peering
 from node.policy import describe_policy
 from node.pseudonyms import DefendersApi
+from node.retention import Retention
 from node.rosters import RosterKeeper
 from node.sealed import Sharer
 from node.store import Store, open_store
@@ -147,6 +148,9 @@ class Node:
             notify=self.config.notify,
         )
         self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.keys.enc)
+        self.retention = Retention(
+            ingestor=self.ingestor, store=self.store, config=self.config.retention, clock=self.clock
+        )
         self.ingestor.on_alerts = self._alerts_changed
         await self.peering.start()
         self._stack.push_async_callback(self.peering.stop)
@@ -278,6 +282,7 @@ class Node:
                 tg.create_task(self._coverage_gauges(), name="coverage"),
                 tg.create_task(self.escalator.run(), name="escalation"),
                 tg.create_task(self.sharer.run(), name="sharing"),
+                tg.create_task(self.retention.run(), name="retention"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -357,6 +362,7 @@ class Node:
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)
         self.sharer.alerts_changed(changes)
+        self.retention.alerts_changed()
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""

@@ -342,6 +342,16 @@ class Store:
         views = (view(decode_state(bytes(r[0]))) for r in rows)
         return [v for v in views if v is not None]
 
+    async def closed_before(self, origin: str, before_ms: int) -> list[AlertState]:
+        """States of `origin`'s resolved or cancelled alerts last changed before a time."""
+        async with self._db.execute(
+            "SELECT state FROM alerts WHERE origin = ? AND status IN ('resolved', 'cancelled') "
+            "AND updated_ms < ?",
+            (origin, before_ms),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [decode_state(bytes(r[0])) for r in rows]
+
     async def open_alert_states(self) -> list[AlertState]:
         """States of every alert not yet resolved or cancelled."""
         async with self._db.execute(f"SELECT state FROM alerts WHERE status IN {_OPEN_SQL}") as cur:

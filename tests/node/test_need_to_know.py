@@ -179,3 +179,25 @@ def test_a_pseudonym_maps_to_the_identity_at_the_origin_only_and_encrypted(
         assert "Maria" not in bad.stderr
     finally:
         net.close()
+
+
+def test_closed_alerts_are_deleted_everywhere_when_retention_ends(tmp_path: Path) -> None:
+    net = TestNetwork.create(tmp_path / "net", 2, nat=set(), start=False)
+    net.edit_config(1, "closed_days = 365.0", "closed_days = 0.0")
+    for k in net.indexes:
+        net.devnet.start(k)
+    try:
+        kept = net.raise_alert(1)
+        gone = net.raise_alert(1)
+        net.wait_holds({kept, gone})
+        net.cli(1, "alert", "resolve", gone[:12], "--outcome", "safe")
+        for k in net.indexes:
+            net.wait(
+                lambda k=k: not any(_payloads(net, k, {gone}).values()),
+                f"node {k} deleting the closed alert",
+            )
+            listed = [a["id"] for a in net.cli_json(k, "alert", "list", "--all")]
+            assert listed == [kept], "the open alert stays, the closed one is gone"
+            assert "ok:" in net.cli(k, "log", "verify")
+    finally:
+        net.close()
