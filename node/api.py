@@ -54,8 +54,8 @@ from protocol.alerts import (
 from protocol.coverage import CoverageDeclared
 from protocol.envelope import Event
 from protocol.errors import ControlError, ProtocolError
-from protocol.kinds import Kind, Payload, SealedEvent, decode_payload, open_event
-from protocol.sealing import Position, decode_details, encode_details
+from protocol.kinds import Kind, Payload, unseal
+from protocol.sealing import decode_details, encode_details
 
 __all__ = [
     "ActArgs",
@@ -545,13 +545,11 @@ class Api:
     def _kind_of(self, event: Event) -> str:
         """An event's kind; for a sealed one this member can open, the kind inside."""
         h = event.header
-        if h.kind != Kind.SEALED or event.payload is None or self._enc_key is None:
+        if h.kind != Kind.SEALED or event.payload is None:
             return h.kind
+        me, net = self._ingestor.me.org, self._ingestor.network.net
         try:
-            sealed = decode_payload(h.kind, event.payload)
-            assert isinstance(sealed, SealedEvent)
-            at = Position(self._ingestor.network.net, h.origin, h.epoch, h.seq)
-            inner, _, _ = open_event(sealed, self._ingestor.me.org, self._enc_key, at)
+            inner, _, _ = unseal(h, event.payload, me, self._enc_key, net)
         except ProtocolError:
             return h.kind
         return f"{inner} (sealed)"

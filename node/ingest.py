@@ -53,12 +53,10 @@ from protocol.kinds import (
     AlertPayload,
     Kind,
     Payload,
-    SealedEvent,
-    decode_payload,
     encode_payload,
     kind_of,
-    open_event,
     seal_event,
+    unseal,
 )
 from protocol.sealing import Position as SealedAt
 from protocol.sealing import SealError, encode_sealed, seal
@@ -683,28 +681,27 @@ class Ingestor:
             work.batch.alerts, work.batch.views, work.changes = await self.projection.apply(facts)
             work.batch.drop_payloads = await self._erased_payloads(facts, work)
 
-    def _alert_fact(self, event: Event) -> tuple[AlertPayload, tuple[str, ...]] | None:
+    def _alert_fact(
+        self, event: Event, *, count: bool = True
+    ) -> tuple[AlertPayload, tuple[str, ...]] | None:
         """An event's alert payload and the audience it was sealed to, if it is one.
 
         A sealed event not sealed to this member is an opaque link of its chain:
-        counted, kept, not applied. Raises ProtocolError when the payload is bad.
+        counted (unless `count` is off, on a rebuild), kept, not applied. Raises
+        ProtocolError when the payload is bad.
         """
         assert event.payload is not None
-        h = event.header
-        payload = decode_payload(h.kind, event.payload)
-        if isinstance(payload, SealedEvent):
-            if self.me.enc is None:
-                return None
-            try:
-                pos = SealedAt(self.network.net, h.origin, h.epoch, h.seq)
-                _, inner, audience = open_event(payload, self.me.org, self.me.enc, pos)
-            except SealError as exc:
-                if exc.reason is not Reason.NOT_AUTHORISED:
-                    raise
+        try:
+            _, payload, audience = unseal(
+                event.header, event.payload, self.me.org, self.me.enc, self.network.net
+            )
+        except SealError as exc:
+            if exc.reason is not Reason.NOT_AUTHORISED:
+                raise
+            if count:
                 self.metrics.opaque.inc()
-                return None
-            return inner, tuple(audience)
-        return (payload, ()) if isinstance(payload, AlertPayload) else None
+            return None
+        return (payload, audience) if isinstance(payload, AlertPayload) else None
 
     async def _erased_payloads(
         self, facts: list[tuple[Event, AlertPayload, tuple[str, ...]]], work: _Work
@@ -751,7 +748,7 @@ class Ingestor:
             if event.payload is None:
                 continue
             try:
-                found = self._alert_fact(event)
+                found = self._alert_fact(event, count=False)
             except ProtocolError:
                 continue
             if found is not None:

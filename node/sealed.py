@@ -23,7 +23,7 @@ from node.ingest import Ingestor, SealFor
 from node.store import Store
 from protocol.alerts import AlertRaised, AlertShared
 from protocol.errors import ProtocolError, Reason, RrnError
-from protocol.kinds import SealedEvent, decode_payload, open_event
+from protocol.kinds import unseal
 from protocol.roster import Role
 from protocol.sealing import (
     Details,
@@ -56,12 +56,10 @@ async def open_plaintext(
         if event is None or event.payload is None:
             continue  # not held, or its payload was deleted
         try:
-            at = Position(net, pos.org, pos.epoch, pos.seq)
-            payload = decode_payload(event.header.kind, event.payload)
-            if isinstance(payload, SealedEvent):  # a restricted alert's event: open it first
-                _, payload, _ = open_event(payload, me, key, at)
+            _, payload, _ = unseal(event.header, event.payload, me, key, net)
             if not isinstance(payload, AlertRaised | AlertShared) or payload.sealed is None:
                 continue
+            at = Position(net, pos.org, pos.epoch, pos.seq)
             return open_sealed(decode_sealed(payload.sealed), me, key, at)
         except ProtocolError as exc:
             logger.warning(

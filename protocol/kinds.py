@@ -38,6 +38,7 @@ from protocol.alerts import (
 )
 from protocol.coverage import CoverageDeclared, check_declaration
 from protocol.encoding import DECODE_ERRORS, decode_canonical, encode, redact
+from protocol.envelope import Header
 from protocol.errors import PayloadError, ProtocolError, Reason
 from protocol.membership import RosterApproved, RosterProposed
 from protocol.roster import decode_roster
@@ -61,6 +62,7 @@ __all__ = [
     "kind_of",
     "open_event",
     "seal_event",
+    "unseal",
 ]
 
 
@@ -267,3 +269,23 @@ def open_event(
     payload = decode_payload(inner.kind, inner.payload)
     assert isinstance(payload, AlertPayload)
     return Kind(inner.kind), payload, blob.recipients()
+
+
+def unseal(
+    header: Header, data: bytes, me: str, private: X25519PrivateKey | None, net: bytes
+) -> tuple[str, Payload, tuple[str, ...]]:
+    """The kind and payload an event carries, and the members it was sealed to whole.
+
+    A `sealed` event sealed to `me` gives the inner kind and payload and its
+    recipients; one sealed to others (or opened without a key) raises SealError
+    with reason not_authorised. Any other event gives its own kind and payload,
+    and no recipients. Raises ProtocolError when the payload is bad.
+    """
+    payload = decode_payload(header.kind, data)
+    if not isinstance(payload, SealedEvent):
+        return header.kind, payload, ()
+    if private is None:
+        raise SealError("this node holds no key to open sealed events", Reason.NOT_AUTHORISED)
+    pos = Position(net, header.origin, header.epoch, header.seq)
+    kind, inner, recipients = open_event(payload, me, private, pos)
+    return str(kind), inner, tuple(recipients)
