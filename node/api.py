@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from msgspec import Meta
 
 from federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
@@ -55,7 +54,7 @@ from protocol.coverage import CoverageDeclared
 from protocol.envelope import Event
 from protocol.errors import ControlError, ProtocolError
 from protocol.kinds import Kind, Payload, unseal
-from protocol.sealing import decode_details, encode_details
+from protocol.sealing import OpenKeys, decode_details, encode_details
 
 __all__ = [
     "ActArgs",
@@ -289,7 +288,7 @@ class Api:
         store: Store,
         status: Callable[[], StatusInfo],
         routing: Callable[[AlertView], Awaitable[Routing]] | None = None,
-        enc_key: X25519PrivateKey | None = None,
+        enc_key: OpenKeys | None = None,
     ):
         self._ingestor = ingestor
         self._store = store

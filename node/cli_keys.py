@@ -1,7 +1,9 @@
-"""`rrn key …`: protecting the node's private keys with a passphrase.
+"""`rrn key …`: protecting the node's private keys, and rotating them.
 
-Owns the key subcommands. The passphrase in force is read from the file
-RRN_PASSPHRASE_FILE names; a new one from --passphrase-file or typed twice.
+Owns the key subcommands. `protect` works on the files, with the daemon
+stopped; the passphrase in force is read from the file RRN_PASSPHRASE_FILE
+names, a new one from --passphrase-file or typed twice. `rotate` asks the
+running daemon, which holds the keys (node/rotation.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from node.cli_common import Parser, get_home, home_arg, require_stopped
+from node.cli_common import Parser, get_home, home_arg, json_arg, require_stopped, run, show
+from node.client import call
 from node.keys import PASSPHRASE_ENV, passphrase_from_env, protect_keys
+from node.rotation import RotatedInfo
 from protocol.errors import ConfigError
 
 __all__ = ["add_key_parsers"]
@@ -20,7 +24,7 @@ __all__ = ["add_key_parsers"]
 
 def add_key_parsers(sub: Any) -> None:
     """Register `rrn key`."""
-    key = sub.add_parser("key", help="protect the node's private keys")
+    key = sub.add_parser("key", help="protect or rotate the node's private keys")
     inner = key.add_subparsers(dest="key_command", required=True, parser_class=Parser)
     p = inner.add_parser(
         "protect",
@@ -34,6 +38,14 @@ def add_key_parsers(sub: Any) -> None:
     )
     p.add_argument("--remove", action="store_true", help="store the keys unencrypted again")
     p.set_defaults(func=cmd_protect)
+    p = inner.add_parser(
+        "rotate",
+        help="move to new signing and sealing keys, announced in this node's chain "
+        "(signed by the old key and the new); the daemon must be running",
+    )
+    home_arg(p)
+    json_arg(p)
+    p.set_defaults(func=cmd_rotate)
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
@@ -61,3 +73,20 @@ def cmd_protect(args: argparse.Namespace) -> int:
             "file that holds the passphrase (e.g. a systemd credential)"
         )
     return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    info = run(call(home, "key.rotate", {}, RotatedInfo))
+
+    def text() -> str:
+        new, old = info.epoch, info.from_epoch
+        return (
+            f"{info.org} now signs with key epoch {new}: rotation {info.event_id[:12]} ends "
+            f"epoch {old} at seq {info.seq}, and members seal to the new key as soon as they "
+            f"hold it. Back up keys/sign-{new}.pem and keys/enc-{new}.pem. Roster approvals "
+            f"stay signed with epoch {old} until a roster version lists the new key "
+            "(docs/OPERATIONS.md, 'Rotating keys')."
+        )
+
+    return show(args, info, text)

@@ -38,7 +38,7 @@ from node.coverage import current_declarations, gap_seconds
 from node.escalator import Escalator
 from node.home import Home
 from node.ingest import Identity, Ingestor
-from node.keys import Keys
+from node.keys import Keys, SealingKeys
 from node.members import MembersApi
 from node.metrics import Metrics, MetricsServer
 from node.natsconf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_server_conf
@@ -49,6 +49,7 @@ from node.policy import describe_policy
 from node.pseudonyms import DefendersApi
 from node.retention import Retention
 from node.rosters import RosterKeeper
+from node.rotation import KeysApi
 from node.sealed import Sharer
 from node.store import Store, open_store
 from protocol import subjects
@@ -107,6 +108,8 @@ class Node:
     async def _open(self) -> None:
         self.started_ms = self.clock.now_ms()
         self.keys: Keys = self.home.keys()
+        #: The sealing keys every part opens with; a key rotation adds the new one.
+        self.sealing = SealingKeys(self.keys.sealing)
         self.store: Store = await self._stack.enter_async_context(open_store(self.home.store_path))
         network = await load_network(self.store)
         me = self._identity(network)
@@ -147,7 +150,7 @@ class Node:
             clock=self.clock,
             notify=self.config.notify,
         )
-        self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.keys.enc)
+        self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.sealing)
         self.retention = Retention(
             ingestor=self.ingestor, store=self.store, config=self.config.retention, clock=self.clock
         )
@@ -162,13 +165,12 @@ class Node:
         self._write_daemon_file()
 
     def _identity(self, network: Network) -> Identity:
-        """Sign with the newest key epoch the roster lists for this node."""
+        """Sign with the newest key epoch the roster, or a rotation in our chain, gives us."""
         org = self.config.node.org
-        member = network.roster.known(org)
-        for epoch, key in sorted(self.keys.signing_keys().items(), reverse=True):
-            listed = member.key_for(epoch) if member else None
-            if listed is not None and listed.pub == key.public_key().public_bytes_raw():
-                return Identity(org, epoch, key, self.keys.enc)
+        held = self.keys.signing_keys()
+        for epoch, key in sorted(held.items(), reverse=True):
+            if network.keyring.pub(org, epoch) == key.public_key().public_bytes_raw():
+                return Identity(org, epoch, key, self.sealing, signing=held)
         raise ConfigError(
             f"the roster does not list any signing key of this home for {org}; "
             "is this the right home?"
@@ -231,19 +233,26 @@ class Node:
             store=self.store,
             status=self.status,
             routing=self.escalator.routing,
-            enc_key=self.keys.enc,
+            enc_key=self.sealing,
         )
         members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
         defenders = DefendersApi(
             store=self.store,
             org=self.config.node.org,
             net=self.ingestor.network.net,
-            key=self.keys.enc,
+            key=self.sealing,
             clock=self.clock,
+        )
+        keys = KeysApi(
+            ingestor=self.ingestor,
+            keys_dir=self.home.keys_dir,
+            passphrase=self.keys.passphrase,
+            sealing=self.sealing,
+            on_rotated=self._write_daemon_file,
         )
         self.control = ControlServer(
             key=self.keys.control,
-            handlers=api.handlers() | members.handlers() | defenders.handlers(),
+            handlers=api.handlers() | members.handlers() | defenders.handlers() | keys.handlers(),
             metrics=self.metrics,
             clock=self.clock,
         )
@@ -255,7 +264,7 @@ class Node:
             "org": self.config.node.org,
             "net": self.ingestor.network.net.hex(),
             # The CLI seals identifying details to this key before sending them.
-            "enc_pub": self.keys.enc_pub().hex(),
+            "enc_pub": self.sealing.current.public_key().public_bytes_raw().hex(),
             "nats_url": self.nats_url,
             "metrics_url": self.metrics_url,
             "started_ms": self.started_ms,

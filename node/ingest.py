@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
 from federation.alerts import AlertState, AlertView
@@ -37,10 +38,11 @@ from federation.chain import (
     decode_fork_proof,
     fork_proof,
 )
+from federation.keyring import Keyring, Rotation
 from node.clock import Clock
 from node.config import IngestConfig
 from node.metrics import Metrics, kind_label
-from node.network import Network
+from node.network import Network, rotation_of
 from node.projection import Change, Projection
 from node.responses import observe_responses
 from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
@@ -58,8 +60,9 @@ from protocol.kinds import (
     seal_event,
     unseal,
 )
+from protocol.membership import sign_rotation
+from protocol.sealing import OpenKeys, SealError, encode_sealed, seal
 from protocol.sealing import Position as SealedAt
-from protocol.sealing import SealError, encode_sealed, seal
 
 __all__ = ["Identity", "Ingestor", "Outcome", "SealFor"]
 
@@ -80,12 +83,28 @@ _VERIFY_AHEAD: Final = 2
 
 @dataclass(frozen=True)
 class Identity:
-    """Who this node signs as, and the key that opens what is sealed to it."""
+    """Who this node signs as, and the keys that open what is sealed to it."""
 
     org: str
     epoch: int
     key: Ed25519PrivateKey
-    enc: X25519PrivateKey | None = None
+    enc: OpenKeys | None = None
+    #: Every signing key this node holds, by epoch (roster approvals are signed
+    #: with the epoch the roster lists, which a rotation in the chain leaves behind).
+    signing: Mapping[int, Ed25519PrivateKey] = dataclasses.field(default_factory=dict)
+
+    def key_of(self, epoch: int) -> Ed25519PrivateKey | None:
+        """The signing key of `epoch`, if this node holds it."""
+        return self.key if epoch == self.epoch else self.signing.get(epoch)
+
+
+@dataclass(frozen=True)
+class _Rotate:
+    """Rotate to this key epoch: the new signing key and the new sealing key's public half."""
+
+    epoch: int
+    key: Ed25519PrivateKey
+    enc_pub: bytes
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,7 @@ class _Item:
     seal: SealFor | None = None
     #: Members the whole event is sealed to (a restricted alert's audience).
     audience: tuple[str, ...] | None = None
+    rotate: _Rotate | None = None
     future: Reply | None = None
     #: How the event came: "own", "live" (pushed by a peer), "pull" (asked for), "local".
     source: str = "local"
@@ -145,6 +165,8 @@ class _Work:
     replies: list[tuple[Reply, Outcome | Event]] = field(default_factory=list)
     failures: list[tuple[Reply, BaseException]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    #: Key rotations appended but not honoured (kept in the chain, not applied).
+    refused: dict[bytes, Reason] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -299,6 +321,24 @@ class Ingestor:
         assert isinstance(result, Event)
         return result
 
+    async def rotate(self, epoch: int, key: Ed25519PrivateKey, enc_pub: bytes) -> Event:
+        """Move this node to key epoch `epoch`: sign `key.rotated` with the current key,
+        then every later event with `key`; return the rotation once durable.
+
+        The private keys must already be on disk: once the event exists, the old
+        epoch can sign nothing more.
+        """
+        if self.appends_blocked is not None:
+            raise StoreError(self.appends_blocked)
+        future: Reply = asyncio.get_running_loop().create_future()
+        item = _Item(
+            time.perf_counter(), rotate=_Rotate(epoch, key, enc_pub), future=future, source="own"
+        )
+        await self._queue.put(item)
+        result = await future
+        assert isinstance(result, Event)
+        return result
+
     async def _audience_of(self, payload: Payload) -> tuple[str, ...] | None:
         """The audience of the alert an event is about, if that alert is restricted."""
         if not isinstance(payload, AlertPayload) or isinstance(
@@ -433,15 +473,52 @@ class Ingestor:
             event = self._sign_own(item.own, item.refs, item.seal, item.audience)
             self._append(event, item.received, "own", work)
             return event
+        if item.rotate is not None:
+            return self._rotate_own(item.rotate, item.received, work)
         if item.proof is not None:
             return await self._proof(item.proof, work)
         if item.adopt is not None:
             self._adopt(*item.adopt, work)
             return Outcome("adopted")
+        if (
+            isinstance(verified, ProtocolError)
+            and verified.reason is Reason.UNKNOWN_EPOCH
+            and item.raw is not None
+        ):
+            # Checked ahead, before this or an earlier batch taught the keyring a
+            # rotation: check again against the keyring of now.
+            verified = self.verifier.verify_one(item.raw)
         if isinstance(verified, ProtocolError):
             raise verified
         assert verified is not None
         return await self._place(verified, item, work)
+
+    def _rotate_own(self, rotate: _Rotate, received: float, work: _Work) -> Event:
+        """Sign our rotation, honour it, and sign with the new key from the next event on."""
+        me = self.me
+        head = self.heads.get((me.org, me.epoch))
+        seq = (head.seq if head else 0) + 1
+        payload = sign_rotation(
+            rotate.key,
+            net=self.network.net,
+            origin=me.org,
+            from_epoch=me.epoch,
+            seq=seq,
+            epoch=rotate.epoch,
+            enc_pub=rotate.enc_pub,
+        )
+        rotation = Rotation(me.org, me.epoch, seq, rotate.epoch, payload.sign_pub, rotate.enc_pub)
+        self.network.keyring.learn(rotation)  # refuses (ValidationError) before anything is signed
+        event = self._sign_own(payload, (), None, None)
+        self._append(event, received, "own", work)
+        self.me = dataclasses.replace(
+            me,
+            epoch=rotate.epoch,
+            key=rotate.key,
+            signing={**me.signing, me.epoch: me.key, rotate.epoch: rotate.key},
+        )
+        logger.info("rotated from key epoch %d to %d", rotation.from_epoch, rotation.epoch)
+        return event
 
     def _sign_own(
         self,
@@ -481,13 +558,16 @@ class Ingestor:
         )
 
     def _sealing_keys(self, orgs: Sequence[str]) -> dict[str, X25519PublicKey]:
-        """The X25519 keys of current members, by org (SealError for anyone else)."""
+        """The X25519 keys of current members, by org (SealError for anyone else).
+
+        A member's latest key rotation in its chain gives its key, else the roster.
+        """
         keys = {}
         for org in orgs:
-            member = self.network.roster.member(org)
-            if member is None:
+            pub = self.network.keyring.enc_pub(org)
+            if self.network.roster.member(org) is None or pub is None:
                 raise SealError(f"{org} is not a current member: nothing is sealed to it")
-            keys[org] = X25519PublicKey.from_public_bytes(member.enc_pub)
+            keys[org] = X25519PublicKey.from_public_bytes(pub)
         return keys
 
     # -- chains -----------------------------------------------------------------
@@ -496,8 +576,8 @@ class Ingestor:
         h = event.header
         key = (h.origin, h.epoch)
         cut = self.network.keyring.cutoff(h.origin, h.epoch)
-        if cut is not None and h.seq > cut:  # verified before a roster change cut it off
-            raise ProtocolError("key epoch cut off by the roster", Reason.EPOCH_CUT_OFF)
+        if cut is not None and h.seq > cut:  # verified before a roster change or rotation ended it
+            raise ProtocolError("key epoch cut off (roster or key rotation)", Reason.EPOCH_CUT_OFF)
         verdict = classify(h, event.id, self.heads.get(key), frozen_after=self.frozen.get(key))
         if verdict is Verdict.LOOKUP:
             stored = await self._stored_at((h.origin, h.epoch, h.seq), work)
@@ -537,6 +617,34 @@ class Ingestor:
         work.batch.heads[h.origin, h.epoch] = Head(h.seq, event.id)
         work.at[h.origin, h.epoch, h.seq] = event
         work.appended.append((event, received, source))
+        if h.kind == Kind.KEY_ROTATED:
+            self._learn_rotation(event, work)
+
+    def _learn_rotation(self, event: Event, work: _Work) -> None:
+        """Honour a key rotation just appended: its epoch ends here, the next begins."""
+        h = event.header
+        frozen = self.frozen.get((h.origin, h.epoch))
+        if frozen is not None and h.seq > frozen:
+            return  # past a fork: not applied
+        try:
+            rotation = rotation_of(event)
+            assert rotation is not None
+            keyring = self.network.keyring.learn(rotation)
+        except ProtocolError as exc:
+            work.refused[event.id] = exc.reason
+            logger.warning(
+                "%s signed a key rotation this node does not honour (%s)", h.origin, exc.reason
+            )
+            return
+        self._use_keyring(keyring)
+        if h.origin != self.me.org:
+            logger.info(
+                "%s rotated from key epoch %d to %d", h.origin, rotation.from_epoch, rotation.epoch
+            )
+
+    def _use_keyring(self, keyring: Keyring) -> None:
+        self.network = self.network.with_keyring(keyring)
+        self.verifier.update(self.network.net, self.network.roster_bytes, keyring)
 
     def _hold_new(self, event: Event, work: _Work) -> Outcome:
         h = event.header
@@ -567,6 +675,13 @@ class Ingestor:
             return
         while True:
             head = self.heads[key]
+            cut = self.network.keyring.cutoff(*key)
+            if cut is not None and head.seq >= cut:
+                # The epoch ended here (a key rotation): whatever was held beyond is void.
+                for seq in list(chain):
+                    self._unhold(chain.pop(seq), work)
+                    self._reject(Reason.EPOCH_CUT_OFF, None)
+                return
             waiting = chain.pop(head.seq + 1, None)
             if waiting is None:
                 break
@@ -637,6 +752,7 @@ class Ingestor:
         old = self.network
         if network.roster_version <= old.roster_version:
             return  # adopted already (announced by a peer and assembled here at once)
+        network = network.with_keyring(old.keyring.rebased(network.roster))
         self.network = network
         self.verifier.update(network.net, network.roster_bytes, network.keyring)
         work.batch.rosters.extend(rows)
@@ -667,6 +783,9 @@ class Ingestor:
             frozen = self.frozen.get((event.header.origin, event.header.epoch))
             if frozen is not None and event.header.seq > frozen:
                 status = UNAPPLIED
+            elif event.id in work.refused:
+                status = UNAPPLIED
+                self.metrics.unapplied.labels(reason=str(work.refused[event.id])).inc()
             elif event.payload is not None:
                 try:
                     found = self._alert_fact(event)

@@ -1,7 +1,9 @@
 """A node's secret keys on disk, created by `rrn init`, readable only by its owner.
 
 Owns key generation and the files under HOME/keys (directory 0700, files 0600):
-the Ed25519 event-signing key of each epoch, the X25519 sealing key, the X25519
+the Ed25519 event-signing key of each epoch (sign-N.pem), the X25519 sealing
+keys (enc.pem, and enc-N.pem made by a rotation to epoch N; older ones stay,
+to open what was sealed to them), the X25519
 link key from which each NATS leafnode link derives its own nkey (with the peer's
 link key), the Ed25519 TLS key and self-signed certificate that peers pin, the
 control-channel MAC key and the embedded nats-server password.
@@ -21,9 +23,10 @@ import ipaddress
 import os
 import secrets
 import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,10 +39,12 @@ from protocol.errors import ConfigError
 __all__ = [
     "ControlSecrets",
     "Keys",
+    "SealingKeys",
     "create_keys",
     "load_control_secrets",
     "load_keys",
     "new_signing_key",
+    "next_keys",
     "passphrase_from_env",
     "protect_keys",
     "self_signed",
@@ -48,11 +53,43 @@ __all__ = [
 ]
 
 _SIGN_PREFIX: Final = "sign-"
+_ENC_PREFIX: Final = "enc-"
 _PEM: Final = serialization.Encoding.PEM
 _PKCS8: Final = serialization.PrivateFormat.PKCS8
 #: Environment variable naming the file that holds the keys' passphrase.
 PASSPHRASE_ENV: Final = "RRN_PASSPHRASE_FILE"  # noqa: S105 (a variable name, not a secret)
 _MIN_PASSPHRASE: Final = 12
+
+
+class SealingKeys(Sequence[X25519PrivateKey]):
+    """A node's X25519 sealing keys, newest first: it seals to itself with the newest
+    and opens with any. Shared by the daemon's parts; a key rotation adds to it."""
+
+    def __init__(self, keys: Sequence[X25519PrivateKey]) -> None:
+        if not keys:
+            raise ConfigError("a node needs a sealing key")
+        self._keys = list(keys)
+
+    @overload
+    def __getitem__(self, index: int) -> X25519PrivateKey: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[X25519PrivateKey]: ...
+    def __getitem__(self, index: int | slice) -> X25519PrivateKey | Sequence[X25519PrivateKey]:
+        return self._keys[index]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def current(self) -> X25519PrivateKey:
+        """The newest sealing key."""
+        return self._keys[0]
+
+    def add(self, key: X25519PrivateKey) -> None:
+        """Make `key` the newest (after a rotation); the older ones stay for opening."""
+        pub = key.public_key().public_bytes_raw()
+        if all(k.public_key().public_bytes_raw() != pub for k in self._keys):
+            self._keys.insert(0, key)
 
 
 @dataclass(frozen=True)
@@ -61,6 +98,7 @@ class Keys:
 
     epoch: int
     sign: Ed25519PrivateKey
+    #: The newest sealing key (of `sealing`).
     enc: X25519PrivateKey
     link: X25519PrivateKey
     control: bytes
@@ -69,6 +107,8 @@ class Keys:
     tls_cert: Path
     tls_key: Path
     passphrase: bytes | None = None
+    #: Every sealing key, newest first.
+    sealing: tuple[X25519PrivateKey, ...] = ()
 
     def signing_keys(self) -> dict[int, Ed25519PrivateKey]:
         """Every signing key in the keys directory, by epoch."""
@@ -150,17 +190,59 @@ def new_signing_key(keys_dir: Path, passphrase: bytes | None = None) -> int:
     the passphrase from RRN_PASSPHRASE_FILE unless given).
     """
     current = load_keys(keys_dir, passphrase)
-    epochs = [
-        int(p.stem[len(_SIGN_PREFIX) :])
-        for p in keys_dir.glob(f"{_SIGN_PREFIX}*.pem")
-        if p.stem[len(_SIGN_PREFIX) :].isdigit()
-    ]
-    if not epochs:
-        raise ConfigError(f"no signing key in {keys_dir}")
-    epoch = max(epochs) + 1
+    epoch = max(_epochs(keys_dir, _SIGN_PREFIX)) + 1
     key = Ed25519PrivateKey.generate()
     write_secret(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem", _pem(key, current.passphrase))
     return epoch
+
+
+def next_keys(
+    keys_dir: Path, unused: Callable[[int], bool], passphrase: bytes | None = None
+) -> tuple[int, Ed25519PrivateKey, X25519PrivateKey]:
+    """The signing and sealing keys of this node's next epoch, made (0600) if need be.
+
+    The newest signing key is reused while `unused(epoch)` says nobody knows
+    it yet (made by `rrn member new-key`, or by a rotation that was interrupted
+    before its event was signed), so that repeating a rotation does not pile up
+    keys; otherwise the next epoch is made. Its sealing key is enc-EPOCH.pem. Both
+    files are on disk (fsynced) before the caller signs anything naming them.
+    """
+    current = load_keys(keys_dir, passphrase)
+    newest = max(_epochs(keys_dir, _SIGN_PREFIX))
+    path = keys_dir / f"{_SIGN_PREFIX}{newest}.pem"
+    sign = _private(path, current.passphrase)
+    assert isinstance(sign, Ed25519PrivateKey)
+    if not unused(newest):
+        newest += 1
+        sign = Ed25519PrivateKey.generate()
+        write_secret(keys_dir / f"{_SIGN_PREFIX}{newest}.pem", _pem(sign, current.passphrase))
+    enc_path = keys_dir / f"{_ENC_PREFIX}{newest}.pem"
+    if enc_path.exists():
+        enc = _private(enc_path, current.passphrase)
+        if not isinstance(enc, X25519PrivateKey):
+            raise ConfigError(f"{enc_path} must be an X25519 key")
+    else:
+        enc = X25519PrivateKey.generate()
+        write_secret(enc_path, _pem(enc, current.passphrase))
+    _sync_dir(keys_dir)
+    return newest, sign, enc
+
+
+def _epochs(keys_dir: Path, prefix: str) -> list[int]:
+    """The epochs of the key files with this prefix (sign-N.pem, enc-N.pem)."""
+    return [
+        int(p.stem[len(prefix) :])
+        for p in keys_dir.glob(f"{prefix}*.pem")
+        if p.stem[len(prefix) :].isdigit()
+    ]
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _pem(key: Ed25519PrivateKey | X25519PrivateKey, passphrase: bytes | None) -> bytes:
@@ -176,6 +258,7 @@ def _protected_files(keys_dir: Path) -> list[Path]:
     return [
         *sorted(keys_dir.glob(f"{_SIGN_PREFIX}*.pem")),
         keys_dir / "enc.pem",
+        *sorted(keys_dir.glob(f"{_ENC_PREFIX}*.pem")),
         keys_dir / "link.pem",
     ]
 
@@ -197,11 +280,7 @@ def protect_keys(keys_dir: Path, old: bytes | None, new: bytes | None) -> int:
         tmp.unlink(missing_ok=True)
         write_secret(tmp, _pem(key, new))
         os.replace(tmp, path)
-    fd = os.open(keys_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _sync_dir(keys_dir)
     return len(files)
 
 
@@ -277,25 +356,29 @@ def load_keys(keys_dir: Path, passphrase: bytes | None = None) -> Keys:
         passphrase = passphrase_from_env()
     if not keys_dir.is_dir():
         raise ConfigError(f"no keys at {keys_dir} (make a home with 'rrn init')")
-    epochs = sorted(
-        int(p.stem[len(_SIGN_PREFIX) :])
-        for p in keys_dir.glob(f"{_SIGN_PREFIX}*.pem")
-        if p.stem[len(_SIGN_PREFIX) :].isdigit()
-    )
+    epochs = sorted(_epochs(keys_dir, _SIGN_PREFIX))
     if not epochs:
         raise ConfigError(f"no signing key in {keys_dir}")
     epoch = epochs[-1]
     sign = _private(keys_dir / f"{_SIGN_PREFIX}{epoch}.pem", passphrase)
     link = _private(keys_dir / "link.pem", passphrase)
-    enc = _private(keys_dir / "enc.pem", passphrase)
+    sealing = [
+        _private(keys_dir / f"{_ENC_PREFIX}{n}.pem", passphrase)
+        for n in sorted(_epochs(keys_dir, _ENC_PREFIX), reverse=True)
+    ]
+    sealing.append(_private(keys_dir / "enc.pem", passphrase))
     if not isinstance(sign, Ed25519PrivateKey):
         raise ConfigError(f"{keys_dir}: signing keys must be Ed25519")
-    if not isinstance(enc, X25519PrivateKey) or not isinstance(link, X25519PrivateKey):
-        raise ConfigError(f"{keys_dir}: enc.pem and link.pem must be X25519 keys")
+    if not isinstance(link, X25519PrivateKey) or not all(
+        isinstance(k, X25519PrivateKey) for k in sealing
+    ):
+        raise ConfigError(f"{keys_dir}: enc*.pem and link.pem must be X25519 keys")
+    enc_keys = tuple(k for k in sealing if isinstance(k, X25519PrivateKey))
     return Keys(
         epoch=epoch,
         sign=sign,
-        enc=enc,
+        enc=enc_keys[0],
+        sealing=enc_keys,
         link=link,
         control=_secret(keys_dir / "control.key"),
         nats_password=_secret(keys_dir / "nats.pass").decode(),

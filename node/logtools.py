@@ -164,7 +164,7 @@ async def import_envelopes(
     async with open_store(home.store_path) as store:
         network = await load_network(store)
         keys = home.keys()
-        me = Identity(home.config.node.org, keys.epoch, keys.sign, keys.enc)
+        me = Identity(home.config.node.org, keys.epoch, keys.sign, keys.sealing)
         ingestor = Ingestor(
             store=store,
             network=network,

@@ -114,11 +114,30 @@ class MembersApi:
     # -- roster changes -----------------------------------------------------------
 
     def _approval(self, roster_bytes: bytes) -> Approval:
+        """This member's approval, by the key the current roster lists for it (a key
+        rotation in the chain leaves the roster's key in charge of approvals until a
+        roster version records the new one)."""
         me = self._ingestor.me
-        return sign_roster(me.key, me.org, me.epoch, roster_bytes)
+        member = self._ingestor.network.roster.member(me.org)
+        epoch = member.key().epoch if member is not None else me.epoch
+        key = me.key_of(epoch)
+        if key is None:
+            raise ControlError(
+                f"this node no longer holds its signing key of epoch {epoch}, which the roster "
+                "lists for it: it cannot approve roster changes (see docs/OPERATIONS.md, "
+                "'Rotating keys')"
+            )
+        return sign_roster(key, me.org, epoch, roster_bytes)
 
     async def propose(self, args: ProposeArgs) -> ProposalInfo:
         network = self._ingestor.network
+        for card in map(_card, args.rotate):
+            taken = network.keyring.pub(card.org, card.sign_key.epoch)
+            if taken is not None and taken != card.sign_key.pub:
+                raise ControlError(
+                    f"{card.org} already has another key at epoch {card.sign_key.epoch} (a key "
+                    "rotation in its chain): ask it for a new card"
+                )
         try:
             data = next_roster(
                 network.roster,

@@ -31,7 +31,7 @@ from nats.errors import Error as NatsError
 
 from federation.chain import Head
 from federation.ratelimit import TokenBucket
-from federation.sync import gaps
+from federation.sync import Gap, gaps
 from node.clock import Clock
 from node.config import FederationConfig
 from node.ingest import Ingestor
@@ -451,9 +451,18 @@ class Peering:
             ):
                 if state.outstanding >= _PER_PEER_REQUESTS:
                     break
-                if (gap.origin, gap.epoch) in self._requested:
+                if (gap.origin, gap.epoch) in self._requested or not self._valid(gap):
                     continue
                 await self._send_request(state, gap.origin, gap.epoch, gap.from_seq)
+
+    def _valid(self, gap: Gap) -> bool:
+        """Whether events of a gap could be accepted: an epoch we know (a key rotation to
+        it comes first, from its older epoch), not past the epoch's cutoff or rotation."""
+        keyring = self.ingestor.network.keyring
+        if not keyring.knows(gap.origin, gap.epoch):
+            return False
+        cut = keyring.cutoff(gap.origin, gap.epoch)
+        return cut is None or gap.from_seq <= cut
 
     async def _send_request(self, state: PeerState, origin: str, epoch: int, from_seq: int) -> None:
         nonce = secrets.token_bytes(16)

@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from msgspec import Meta
 
 from node.clock import Clock
 from node.control import handler
+from node.keys import SealingKeys
 from node.store import Store
 from node.transit import open_request, seal_reply
 from protocol.alerts import PSEUDONYM_PATTERN
@@ -80,7 +80,7 @@ class DefendersApi:
     """The pseudonym operations of one running node."""
 
     def __init__(
-        self, *, store: Store, org: str, net: bytes, key: X25519PrivateKey, clock: Clock
+        self, *, store: Store, org: str, net: bytes, key: SealingKeys, clock: Clock
     ) -> None:
         self._store = store
         self._org = org
@@ -108,7 +108,9 @@ class DefendersApi:
             raise ControlError("give the identity as 1 to 4000 characters of text")
         pseudonym, now = new_pseudonym(), self._clock.now_ms()
         plaintext = msgspec.msgpack.encode(_AtRest(pseudonym, text))
-        blob = encode_sealed(seal(plaintext, {self._org: self._key.public_key()}, self._at()))
+        blob = encode_sealed(
+            seal(plaintext, {self._org: self._key.current.public_key()}, self._at())
+        )
         await self._store.put_pseudonym(pseudonym, blob, now)
         return DefenderInfo(pseudonym=pseudonym, created_ms=now)
 

@@ -118,4 +118,4 @@ class RosterKeeper:
             len(network.roster.members),
             network.roster.threshold,
         )
-        await self._on_adopted(network, row.cert)
+        await self._on_adopted(self._ingestor.network, row.cert)  # with the key rotations

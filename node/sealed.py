@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 from federation.alerts import AlertState, AlertView, Pos, view
 from node.ingest import Ingestor, SealFor
 from node.store import Store
@@ -27,6 +25,7 @@ from protocol.kinds import unseal
 from protocol.roster import Role
 from protocol.sealing import (
     Details,
+    OpenKeys,
     Position,
     SealError,
     decode_details,
@@ -48,7 +47,7 @@ def _sealed_to_me(state: AlertState, me: str) -> list[Pos]:
 
 
 async def open_plaintext(
-    store: Store, state: AlertState, me: str, key: X25519PrivateKey, net: bytes
+    store: Store, state: AlertState, me: str, key: OpenKeys, net: bytes
 ) -> bytes | None:
     """The sealed details' plaintext, if a blob sealed to `me` is held and opens."""
     for pos in _sealed_to_me(state, me):
@@ -69,7 +68,7 @@ async def open_plaintext(
 
 
 async def open_details(
-    store: Store, state: AlertState, me: str, key: X25519PrivateKey, net: bytes
+    store: Store, state: AlertState, me: str, key: OpenKeys, net: bytes
 ) -> Details | None:
     """The sealed details, opened, if this member may read them."""
     plaintext = await open_plaintext(store, state, me, key, net)
@@ -79,7 +78,7 @@ async def open_details(
 class Sharer:
     """Reseals the details of this member's alerts to responders that claim them."""
 
-    def __init__(self, *, ingestor: Ingestor, store: Store, key: X25519PrivateKey) -> None:
+    def __init__(self, *, ingestor: Ingestor, store: Store, key: OpenKeys) -> None:
         self.ingestor = ingestor
         self.store = store
         self.key = key
@@ -124,7 +123,7 @@ class Sharer:
 async def share(
     ingestor: Ingestor,
     store: Store,
-    key: X25519PrivateKey,
+    key: OpenKeys,
     state: AlertState,
     to: tuple[str, ...],
 ) -> None:

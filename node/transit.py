@@ -14,7 +14,7 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from protocol.errors import ControlError, ProtocolError
-from protocol.sealing import Position, decode_sealed, encode_sealed, open_sealed, seal
+from protocol.sealing import OpenKeys, Position, decode_sealed, encode_sealed, open_sealed, seal
 
 __all__ = ["open_reply", "open_request", "seal_reply", "seal_request"]
 
@@ -37,7 +37,7 @@ def seal_request(plaintext: bytes, info: dict[str, object]) -> bytes:
     return encode_sealed(seal(plaintext, {org: pub}, _at(net, org, _REQUEST_SEQ)))
 
 
-def open_request(blob: bytes, org: str, key: X25519PrivateKey, net: bytes) -> bytes:
+def open_request(blob: bytes, org: str, key: OpenKeys, net: bytes) -> bytes:
     """The details a CLI sealed to this daemon (ControlError if they do not open)."""
     try:
         return open_sealed(decode_sealed(blob), org, key, _at(net, org, _REQUEST_SEQ))

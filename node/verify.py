@@ -8,7 +8,8 @@ and while the event loop is busy each re-take waits a whole switch interval.
 
 Workers are spawned (never forked from a process with threads), so a script
 that runs a pipeline must keep its top level under `if __name__ == "__main__"`.
-Workers get the network id and the roster once, at start, and answer each chunk
+Workers get the network id, the roster and the key rotations once, at start
+(and are restarted when either changes), and answer each chunk
 with the rejection reason of each envelope (or None). The main process then
 decodes the accepted envelopes' exact bytes again, so what it acts on is what a
 worker verified.
@@ -23,7 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import Final
 
-from federation.keyring import Keyring
+from federation.keyring import Keyring, Rotation
 from protocol.envelope import Event, open_envelope, verify_event
 from protocol.errors import ProtocolError, Reason
 from protocol.roster import decode_roster
@@ -41,10 +42,10 @@ _worker_net: bytes = b""
 _worker_keyring: Keyring | None = None
 
 
-def _init_worker(net: bytes, roster_bytes: bytes) -> None:
+def _init_worker(net: bytes, roster_bytes: bytes, rotations: tuple[Rotation, ...]) -> None:
     global _worker_net, _worker_keyring  # noqa: PLW0603 - per-process state of a pool worker
     _worker_net = net
-    _worker_keyring = Keyring(decode_roster(roster_bytes))
+    _worker_keyring = Keyring(decode_roster(roster_bytes), rotations)
 
 
 def _check_chunk(raws: Sequence[bytes]) -> list[Reason | None]:
@@ -84,8 +85,12 @@ class Verifier:
             for raw, reason in zip(raws, reasons, strict=True)
         ]
 
+    def verify_one(self, raw: bytes) -> Checked:
+        """Verify one envelope inline, against the keyring of now."""
+        return self._inline(raw)
+
     def update(self, net: bytes, roster_bytes: bytes, keyring: Keyring) -> None:
-        """Verify against a new roster from now on (workers restart with it)."""
+        """Verify against a new roster or keyring from now on (workers restart with it)."""
         self._net, self._roster_bytes, self._keyring = net, roster_bytes, keyring
         if self._pool is not None:
             self._pool.shutdown(wait=False)
@@ -113,7 +118,7 @@ class Verifier:
                 WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self._net, self._roster_bytes),
+                initargs=(self._net, self._roster_bytes, self._keyring.rotations),
             )
         return self._pool
 

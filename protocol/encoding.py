@@ -24,6 +24,7 @@ __all__ = [
     "DOMAIN_EVENT",
     "DOMAIN_EVENT_ID",
     "DOMAIN_HEARTBEAT",
+    "DOMAIN_KEY_ROTATED",
     "DOMAIN_REQUEST",
     "DOMAIN_ROSTER",
     "DOMAIN_ROSTER_ID",
@@ -43,6 +44,7 @@ DOMAIN_CARD: Final = b"rrn/card/v1"
 DOMAIN_HEARTBEAT: Final = b"rrn/heartbeat/v1"
 DOMAIN_REQUEST: Final = b"rrn/request/v1"
 DOMAIN_CONTROL: Final = b"rrn/control/v1"
+DOMAIN_KEY_ROTATED: Final = b"rrn/key-rotated/v1"
 
 _ENCODER: Final = msgspec.msgpack.Encoder(order="deterministic")
 

@@ -80,6 +80,7 @@ class Reason(enum.StrEnum):
     ROSTER_MISSING_NEW_KEY = "roster_missing_new_key"
     ROSTER_VERSION = "roster_version"
     BAD_CARD = "bad_card"
+    BAD_ROTATION = "bad_rotation"
     # peers
     RATE_LIMITED = "rate_limited"
     MALFORMED_MESSAGE = "malformed_message"

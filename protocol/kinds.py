@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from protocol.alerts import (
     AlertActed,
@@ -40,10 +40,11 @@ from protocol.coverage import CoverageDeclared, check_declaration
 from protocol.encoding import DECODE_ERRORS, decode_canonical, encode, redact
 from protocol.envelope import Header
 from protocol.errors import PayloadError, ProtocolError, Reason
-from protocol.membership import RosterApproved, RosterProposed
+from protocol.membership import KeyRotated, RosterApproved, RosterProposed
 from protocol.roster import decode_roster
 from protocol.sealing import (
     MAX_SEALED_EVENT_BYTES,
+    OpenKeys,
     Position,
     SealError,
     decode_sealed,
@@ -85,6 +86,7 @@ class Kind(enum.StrEnum):
     ROSTER_PROPOSED = "roster.proposed"
     ROSTER_APPROVED = "roster.approved"
     COVERAGE_DECLARED = "coverage.declared"
+    KEY_ROTATED = "key.rotated"
 
 
 AlertPayload = (
@@ -119,7 +121,9 @@ class _Inner(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     payload: bytes
 
 
-Payload = AlertPayload | RosterProposed | RosterApproved | CoverageDeclared | SealedEvent
+Payload = (
+    AlertPayload | RosterProposed | RosterApproved | CoverageDeclared | SealedEvent | KeyRotated
+)
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ALERT_RAISED: AlertRaised,
@@ -138,6 +142,7 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ROSTER_PROPOSED: RosterProposed,
     Kind.ROSTER_APPROVED: RosterApproved,
     Kind.COVERAGE_DECLARED: CoverageDeclared,
+    Kind.KEY_ROTATED: KeyRotated,
 }
 _KIND_OF: Final = {t: k for k, t in _TYPES.items()}
 _DECODERS: Final[dict[str, msgspec.msgpack.Decoder[Payload]]] = {
@@ -253,7 +258,7 @@ def seal_event(
 
 
 def open_event(
-    event: SealedEvent, me: str, private: X25519PrivateKey, pos: Position
+    event: SealedEvent, me: str, private: OpenKeys, pos: Position
 ) -> tuple[Kind, AlertPayload, list[str]]:
     """The inner kind, payload and recipients of a sealed event sealed to `me`.
 
@@ -272,7 +277,7 @@ def open_event(
 
 
 def unseal(
-    header: Header, data: bytes, me: str, private: X25519PrivateKey | None, net: bytes
+    header: Header, data: bytes, me: str, private: OpenKeys | None, net: bytes
 ) -> tuple[str, Payload, tuple[str, ...]]:
     """The kind and payload an event carries, and the members it was sealed to whole.
 

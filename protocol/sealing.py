@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Final
 
 import msgspec
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_SEALED_EVENT_BYTES",
     "SEAL_VERSION",
     "Details",
+    "OpenKeys",
     "Position",
     "SealError",
     "Sealed",
@@ -67,6 +68,10 @@ MAX_RECIPIENTS: Final = 256
 DOMAIN_SEAL_KEY: Final = b"rrn/seal-key/v1"
 DOMAIN_SEALED: Final = b"rrn/sealed/v1"
 DOMAIN_SEAL_WRAP: Final = b"rrn/seal-wrap/v1"
+
+#: The private key(s) a member opens blobs with: after a key rotation it holds its
+#: new sealing key and the older ones (blobs sealed before others learnt the new one).
+OpenKeys = X25519PrivateKey | Sequence[X25519PrivateKey]
 
 _SUITE: Final = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 #: enc (32) + wrapped key (32) + tag (16).
@@ -195,20 +200,26 @@ def seal(
     return Sealed(v=SEAL_VERSION, commit=commit, wraps=wraps, ct=ct)
 
 
-def _content_key(sealed: Sealed, me: str, private: X25519PrivateKey, pos: Position) -> bytes:
+def _content_key(sealed: Sealed, me: str, private: OpenKeys, pos: Position) -> bytes:
     wrap = next((w for w in sealed.wraps if w.to == me), None)
     if wrap is None:
         raise SealError("these details are not sealed to this member", Reason.NOT_AUTHORISED)
-    try:
-        k = _SUITE.decrypt(wrap.key, private, info=_info(pos, me))
-    except (InvalidTag, ValueError) as exc:
-        raise SealError("the wrapped key does not open (tampered, or another event's)") from exc
+    keys = [private] if isinstance(private, X25519PrivateKey) else list(private)
+    k = None
+    for candidate in keys:  # newest first; a wrong key fails its AEAD tag
+        try:
+            k = _SUITE.decrypt(wrap.key, candidate, info=_info(pos, me))
+            break
+        except (InvalidTag, ValueError):
+            continue
+    if k is None:
+        raise SealError("the wrapped key does not open (tampered, or another event's)")
     if len(k) != 32 or key_commitment(k) != sealed.commit:
         raise SealError("the wrapped key does not match the sealed key commitment")
     return k
 
 
-def open_sealed(sealed: Sealed, me: str, private: X25519PrivateKey, pos: Position) -> bytes:
+def open_sealed(sealed: Sealed, me: str, private: OpenKeys, pos: Position) -> bytes:
     """The plaintext, if `me` is a recipient and nothing was changed or moved."""
     k = _content_key(sealed, me, private, pos)
     try:
@@ -220,7 +231,7 @@ def open_sealed(sealed: Sealed, me: str, private: X25519PrivateKey, pos: Positio
 def reseal(
     sealed: Sealed,
     me: str,
-    private: X25519PrivateKey,
+    private: OpenKeys,
     pos: Position,
     *,
     to: Mapping[str, X25519PublicKey],
