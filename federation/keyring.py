@@ -8,7 +8,7 @@ chains (docs/PROTOCOL.md, "Key rotation"):
 - a rotation at (origin, E, S) ends epoch E after seq S, exactly as a roster
   cutoff would, and adds epoch `epoch` with the new signing and sealing keys;
 - it is honoured only from an epoch the keyring knows, at a seq that epoch may
-  still sign (no cutoff before it, not rotated already), to an epoch after E
+  still sign (no cutoff before it, not rotated before), to an epoch after E
   that is not taken. The roster wins a conflict: an epoch it lists with another
   key is never replaced by a chain. Rotations are applied in (origin, E, S)
   order, so every node that holds the same roster and the same rotation events
@@ -66,6 +66,7 @@ class Keyring:
         self._listed: dict[str, int] = {}
         self._enc: dict[str, tuple[int, bytes]] = {}
         self._orgs: set[str] = set()
+        self._rotated: set[tuple[str, int]] = set()
         for member in [*roster.members, *roster.former]:
             self._orgs.add(member.org)
             self._listed[member.org] = member.key().epoch
@@ -102,8 +103,8 @@ class Keyring:
         if (r.origin, r.from_epoch) not in self._keys:
             return f"rotates from key epoch {r.from_epoch}, which the origin does not have"
         last = self._cuts.get((r.origin, r.from_epoch))
-        if last is not None and r.seq > last:
-            return f"key epoch {r.from_epoch} was already ended after seq {last}"
+        if (r.origin, r.from_epoch) in self._rotated or (last is not None and r.seq > last):
+            return f"key epoch {r.from_epoch} already ended (rotated, or cut off)"
         if r.epoch <= r.from_epoch:
             return "a rotation must move to a later key epoch"
         taken = self._keys.get((r.origin, r.epoch))
@@ -112,6 +113,7 @@ class Keyring:
         return None
 
     def _apply(self, r: Rotation) -> None:
+        self._rotated.add((r.origin, r.from_epoch))
         self._cut(r.origin, r.from_epoch, r.seq)
         if (r.origin, r.epoch) not in self._keys:
             self._keys[r.origin, r.epoch] = (

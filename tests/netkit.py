@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,13 @@ from node.control import AlertInfo
 from node.devnet import Devnet, create_devnet, remove_devnet
 from node.home import open_home
 from node.policy import parse_policy
+from protocol import subjects
 from protocol.alerts import IncidentType, Severity, Urgency
+from protocol.envelope import sign_event
+from protocol.kinds import encode_payload
 from protocol.roster import Role
 from tests.procs import rrn_json, rrn_ok, wait_until
+from tests.support import raised
 
 RAISE = RaiseArgs(
     country="KE",
@@ -236,3 +241,32 @@ class Capture:
 def network_id(net: TestNetwork, k: int) -> bytes:
     with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
         return bytes(db.execute("SELECT value FROM meta WHERE key = 'net'").fetchone()[0])
+
+
+def signed_by(tnet: TestNetwork, k: int, **fields: object) -> bytes:
+    """An event signed with node k's real key of that epoch (as a thief or a liar would)."""
+    base: dict[str, object] = {
+        "net": network_id(tnet, k),
+        "origin": tnet.org(k),
+        "epoch": 1,
+        "seq": 1,
+        "prev": None,
+        "kind": "alert.raised",
+        "wall_ms": int(time.time() * 1000),
+        "roster_ver": 0,
+        "payload": encode_payload(raised(5)),
+    }
+    base.update(fields)
+    key = open_home(tnet.home(k)).keys().signing_keys()[base["epoch"]]  # type: ignore[index]
+    return sign_event(key, **base).envelope()  # type: ignore[arg-type]
+
+
+def inject(net: TestNetwork, k: int, tail: str, data: bytes) -> None:
+    """Publish raw bytes as node k on its own subject `rrn.<net>.<org>.<tail>`."""
+    subject = f"rrn.{subjects.net_token(network_id(net, k))}.{net.org(k)}.{tail}"
+    asyncio.run(publish_as(net, k, subject, data))
+
+
+def rejected(net: TestNetwork, k: int, peer: str, reason: str) -> float:
+    """How many of `peer`'s messages node k refused for `reason`."""
+    return net.metric(k, "rrn_peer_rejected_total", peer=peer, reason=reason)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.keys import create_keys, load_keys, new_signing_key, protect_keys
+from node.keys import create_keys, load_keys, new_signing_key, next_keys, protect_keys
 from protocol.errors import ConfigError
 from tests.procs import Daemon, init, rrn, rrn_ok
 
@@ -53,6 +53,33 @@ def test_protected_keys_open_only_with_the_passphrase(
     monkeypatch.delenv("RRN_PASSPHRASE_FILE")
     assert _pubs(keys, None)[1:] == before[1:]
     assert b"ENCRYPTED" not in (keys / "enc.pem").read_bytes()
+
+
+def test_a_rotation_makes_protected_keys_once_and_keeps_the_old_sealing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RRN_PASSPHRASE_FILE", raising=False)
+    keys = tmp_path / "keys"
+    create_keys(keys, "lima-hr", [])
+    protect_keys(keys, None, PASS)
+    old_enc = load_keys(keys, PASS).enc_pub()
+
+    epoch, sign, enc = next_keys(keys, lambda e: False, PASS)
+    assert epoch == 2
+    for name in ("sign-2.pem", "enc-2.pem"):
+        assert b"ENCRYPTED PRIVATE KEY" in (keys / name).read_bytes(), "new keys stay protected"
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
+    loaded = load_keys(keys, PASS)
+    assert loaded.epoch == 2 and loaded.sign_pub() == sign.public_key().public_bytes_raw()
+    opened = [k.public_key().public_bytes_raw() for k in loaded.sealing]
+    assert opened == [enc.public_key().public_bytes_raw(), old_enc], "newest first, old kept"
+
+    # Interrupted before the rotation was signed: the same keys again, not a third epoch.
+    again = next_keys(keys, lambda e: e == 2, PASS)
+    assert again[0] == 2 and again[1].public_key().public_bytes_raw() == loaded.sign_pub()
+    assert again[2].public_key().public_bytes_raw() == opened[0]
+    assert next_keys(keys, lambda e: False, PASS)[0] == 3
+    assert protect_keys(keys, PASS, PASS + b"!") == 7, "rotated keys change passphrase too"
 
 
 @pytest.mark.integration

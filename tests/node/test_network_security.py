@@ -19,7 +19,7 @@ from federation.roster import next_roster
 from node.home import open_home
 from protocol import subjects
 from protocol.encoding import encode
-from protocol.envelope import MAX_ENVELOPE_BYTES, sign_event
+from protocol.envelope import MAX_ENVELOPE_BYTES
 from protocol.kinds import encode_payload
 from protocol.messages import MESSAGE_VERSION, HeadEntry, Heartbeat, sign_heartbeat
 from protocol.roster import (
@@ -31,7 +31,7 @@ from protocol.roster import (
     encode_cert,
     sign_roster,
 )
-from tests.netkit import TestNetwork, network_id, publish_as
+from tests.netkit import TestNetwork, inject, network_id, rejected, signed_by
 from tests.procs import rrn
 from tests.support import raised
 
@@ -46,33 +46,6 @@ def net3(tmp_path: Path) -> Iterator[TestNetwork]:
     net.close()
 
 
-def _signed_by(tnet: TestNetwork, k: int, **fields: object) -> bytes:
-    """An event signed with node k's real key of that epoch (as a thief or a liar would)."""
-    base: dict[str, object] = {
-        "net": network_id(tnet, k),
-        "origin": tnet.org(k),
-        "epoch": 1,
-        "seq": 1,
-        "prev": None,
-        "kind": "alert.raised",
-        "wall_ms": int(time.time() * 1000),
-        "roster_ver": 0,
-        "payload": encode_payload(raised(5)),
-    }
-    base.update(fields)
-    key = open_home(tnet.home(k)).keys().signing_keys()[base["epoch"]]  # type: ignore[index]
-    return sign_event(key, **base).envelope()  # type: ignore[arg-type]
-
-
-def _inject(net: TestNetwork, k: int, tail: str, data: bytes) -> None:
-    subject = f"rrn.{subjects.net_token(network_id(net, k))}.{net.org(k)}.{tail}"
-    asyncio.run(publish_as(net, k, subject, data))
-
-
-def _rejected(net: TestNetwork, k: int, peer: str, reason: str) -> float:
-    return net.metric(k, "rrn_peer_rejected_total", peer=peer, reason=reason)
-
-
 def test_forgeries_replays_and_forks_are_caught_everywhere(net3: TestNetwork) -> None:
     first = net3.raise_alert(1)
     net3.wait_holds({first})
@@ -80,16 +53,16 @@ def test_forgeries_replays_and_forks_are_caught_everywhere(net3: TestNetwork) ->
     others = [2, 3]
 
     # A signature that does not verify.
-    envelope = _signed_by(net3, 1, seq=2, prev=bytes.fromhex(first))
+    envelope = signed_by(net3, 1, seq=2, prev=bytes.fromhex(first))
     header, _sig, payload = msgspec.msgpack.decode(envelope)
-    _inject(net3, 1, "ev", encode((header, bytes(64), payload)))
+    inject(net3, 1, "ev", encode((header, bytes(64), payload)))
     for k in others:
-        net3.wait(lambda k=k: _rejected(net3, k, lima, "bad_signature") >= 1, "bad_signature")
+        net3.wait(lambda k=k: rejected(net3, k, lima, "bad_signature") >= 1, "bad_signature")
 
     # The member's own, valid signature, but over another network's id.
-    _inject(net3, 1, "ev", _signed_by(net3, 1, net=hashlib.sha256(b"other").digest()))
+    inject(net3, 1, "ev", signed_by(net3, 1, net=hashlib.sha256(b"other").digest()))
     for k in others:
-        net3.wait(lambda k=k: _rejected(net3, k, lima, "wrong_network") >= 1, "wrong_network")
+        net3.wait(lambda k=k: rejected(net3, k, lima, "wrong_network") >= 1, "wrong_network")
 
     # A roster version approved by too few organisations, or by one twice.
     home = open_home(net3.home(1))
@@ -99,15 +72,15 @@ def test_forgeries_replays_and_forks_are_caught_everywhere(net3: TestNetwork) ->
     mine = sign_roster(home.keys().sign, lima, 1, new)
     alone = RosterCert(roster=new, approvals=[mine])
     twice = RosterCert(roster=new, approvals=[mine, Approval(org=lima, epoch=1, sig=mine.sig)])
-    _inject(net3, 1, "roster", encode_cert(alone))
-    _inject(net3, 1, "roster", encode_cert(twice))
+    inject(net3, 1, "roster", encode_cert(alone))
+    inject(net3, 1, "roster", encode_cert(twice))
     for k in others:
-        net3.wait(lambda k=k: _rejected(net3, k, lima, "roster_threshold") >= 1, "threshold")
-        net3.wait(lambda k=k: _rejected(net3, k, lima, "roster_duplicate_org") >= 1, "dup org")
+        net3.wait(lambda k=k: rejected(net3, k, lima, "roster_threshold") >= 1, "threshold")
+        net3.wait(lambda k=k: rejected(net3, k, lima, "roster_duplicate_org") >= 1, "dup org")
     assert all(net3.roster_version(k) == 0 for k in net3.indexes)
 
     # The member signs a second, different event at a seq it already used: a fork.
-    _inject(net3, 1, "ev", _signed_by(net3, 1, seq=1, payload=encode_payload(raised(7))))
+    inject(net3, 1, "ev", signed_by(net3, 1, seq=1, payload=encode_payload(raised(7))))
     for k in net3.indexes:
         net3.wait(lambda k=k: net3.metric(k, "rrn_ingest_fork_proofs_total") >= 1, f"fork at {k}")
         frozen = net3.cli_json(k, "status")["frozen"]
@@ -152,10 +125,10 @@ def test_cut_off_key_epoch_is_enforced_everywhere(net3: TestNetwork) -> None:
         )
         ids = {a["id"] for a in net3.cli_json(k, "alert", "list")}
         assert ids == {jakarta[0]}, "events past the cutoff no longer count"
-    beyond = _signed_by(net3, 3, seq=4, prev=bytes.fromhex(jakarta[2]), roster_ver=1)
-    _inject(net3, 3, "ev", beyond)
+    beyond = signed_by(net3, 3, seq=4, prev=bytes.fromhex(jakarta[2]), roster_ver=1)
+    inject(net3, 3, "ev", beyond)
     for k in (1, 2):
-        net3.wait(lambda k=k: _rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
+        net3.wait(lambda k=k: rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
     status = net3.cli_json(3, "status")
     assert status["appends_blocked"] and "cut" in status["appends_blocked"]
 
@@ -196,10 +169,10 @@ def test_a_compromised_key_is_cut_and_the_member_rotates_to_a_new_one(
         assert {*before, after} <= {a["id"] for a in net3.cli_json(k, "alert", "list")}
         assert net3.cli(k, "log", "verify").startswith("ok:")
     # Whoever holds the old key can no longer add to Jakarta's history.
-    stolen = _signed_by(net3, 3, seq=3, prev=bytes.fromhex(before[1]), roster_ver=1)
-    _inject(net3, 3, "ev", stolen)
+    stolen = signed_by(net3, 3, seq=3, prev=bytes.fromhex(before[1]), roster_ver=1)
+    inject(net3, 3, "ev", stolen)
     for k in (1, 2):
-        net3.wait(lambda k=k: _rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
+        net3.wait(lambda k=k: rejected(net3, k, "jakarta-pb", "epoch_cut_off") >= 1, "cutoff")
 
 
 async def _flood(net: TestNetwork, k: int, tail: str, messages: list[bytes]) -> None:
@@ -236,16 +209,16 @@ def test_a_flooding_or_lying_peer_is_throttled_and_cannot_stall_the_others(
     finally:
         flood.join(120)
     for k in (1, 2):
-        net3.wait(lambda k=k: _rejected(net3, k, jakarta, "rate_limited") >= 1000, "throttling")
-        net3.wait(lambda k=k: _rejected(net3, k, jakarta, "malformed_envelope") >= 1, "junk")
-        limited = _rejected(net3, k, jakarta, "rate_limited")
-        read = _rejected(net3, k, jakarta, "malformed_envelope")
+        net3.wait(lambda k=k: rejected(net3, k, jakarta, "rate_limited") >= 1000, "throttling")
+        net3.wait(lambda k=k: rejected(net3, k, jakarta, "malformed_envelope") >= 1, "junk")
+        limited = rejected(net3, k, jakarta, "rate_limited")
+        read = rejected(net3, k, jakarta, "malformed_envelope")
         # The bucket (burst 5000) let through only what it allows; the rest cost a count.
         assert read <= 5_000 + 1_000 * 60 and limited + read >= 15_000, (limited, read)
-        assert _rejected(net3, k, net3.org(3 - k), "rate_limited") == 0  # nobody else paid
-    _inject(net3, 3, "ev", b"\x93" + bytes(MAX_ENVELOPE_BYTES + 10))  # refused unread
+        assert rejected(net3, k, net3.org(3 - k), "rate_limited") == 0  # nobody else paid
+    inject(net3, 3, "ev", b"\x93" + bytes(MAX_ENVELOPE_BYTES + 10))  # refused unread
     for k in (1, 2):
-        net3.wait(lambda k=k: _rejected(net3, k, jakarta, "oversize_envelope") >= 1, "oversize")
+        net3.wait(lambda k=k: rejected(net3, k, jakarta, "oversize_envelope") >= 1, "oversize")
 
     # A heartbeat that claims events Jakarta does not have: asking for them fails,
     # is counted, and does not stop anyone from syncing with the others.
@@ -261,7 +234,7 @@ def test_a_flooding_or_lying_peer_is_throttled_and_cannot_stall_the_others(
         roster_ver=0,
         heads=[HeadEntry(origin=jakarta, epoch=1, seq=500, id=secrets.token_bytes(32))],
     )
-    _inject(net3, 3, "hb", sign_heartbeat(key, lie))
+    inject(net3, 3, "hb", sign_heartbeat(key, lie))
     for k in (1, 2):
         net3.wait(
             lambda k=k: (

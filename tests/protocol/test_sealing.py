@@ -128,6 +128,19 @@ def test_a_different_key_for_one_recipient_breaks_the_commitment() -> None:
         open_sealed(mixed, "jakarta-pb", KEYS["jakarta-pb"], POS)
 
 
+def test_after_a_key_rotation_a_member_opens_with_its_new_key_and_its_old_ones() -> None:
+    rotated = X25519PrivateKey.from_private_bytes(bytes([99]) * 32)
+    before = seal(SECRET, _to("quito-dh"), POS)  # sealed before the rotation was known
+    after = seal(SECRET, {"quito-dh": rotated.public_key()}, POS)
+    held = [rotated, KEYS["quito-dh"]]  # newest first, as a node keeps them
+    assert open_sealed(before, "quito-dh", held, POS) == SECRET
+    assert open_sealed(after, "quito-dh", held, POS) == SECRET
+    with pytest.raises(SealError, match="does not open"):
+        open_sealed(after, "quito-dh", KEYS["quito-dh"], POS)  # the old key alone: no
+    with pytest.raises(SealError, match="does not open"):
+        open_sealed(after, "quito-dh", [KEYS["lima-hr"], KEYS["quito-dh"]], POS)
+
+
 def test_reseal_gives_the_claimant_the_details_and_nothing_that_opens_the_original() -> None:
     original = seal(SECRET, _to("lima-hr", "nairobi-dl"), POS)
     later = Position(net=bytes(32), origin="nairobi-dl", epoch=1, seq=9)
