@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.keyring import Keyring
+from federation.keyring import Keyring, Rotation
 from federation.roster import verify_genesis
 from protocol.encoding import DOMAIN_EVENT, DOMAIN_EVENT_ID, pae
 from protocol.envelope import verify_event
 from protocol.errors import ProtocolError
+from protocol.kinds import decode_payload
+from protocol.membership import KeyRotated
 from protocol.roster import decode_cert, roster_id
 from tests.vectors.generate import PATH, render
 
@@ -72,3 +74,28 @@ def test_oversize_vector() -> None:
     with pytest.raises(ProtocolError) as info:
         verify_event(bytes.fromhex(o["byte"]) * o["length"], net=NET, resolve=RESOLVE)
     assert info.value.reason == o["reason"]
+
+
+def test_key_rotation_vector() -> None:
+    r = VECTORS["key_rotation"]
+    rotation = verify_event(bytes.fromhex(r["rotation"]["envelope"]), net=NET, resolve=RESOLVE)
+    payload = decode_payload(rotation.header.kind, rotation.payload or b"")
+    assert isinstance(payload, KeyRotated)
+    assert (
+        payload.sign_pub.hex() == r["new_public"] and payload.enc_pub.hex() == r["new_enc_public"]
+    )
+    statement = bytes.fromhex(r["statement"])
+    Ed25519PrivateKey.from_private_bytes(bytes.fromhex(r["new_seed"])).public_key().verify(
+        payload.proof, statement
+    )
+    ring = Keyring(ROSTER).learn(Rotation.of(rotation.header, payload))
+    nxt = verify_event(bytes.fromhex(r["next"]["envelope"]), net=NET, resolve=ring.resolve)
+    assert (nxt.header.epoch, nxt.header.seq, nxt.id.hex()) == (2, 1, r["next"]["id"])
+    with pytest.raises(ProtocolError) as info:
+        verify_event(
+            bytes.fromhex(r["old_key_after_rotation"]["envelope"]), net=NET, resolve=ring.resolve
+        )
+    assert info.value.reason == r["old_key_after_rotation"]["reason"]
+    with pytest.raises(ProtocolError) as unknown:
+        verify_event(bytes.fromhex(r["next"]["envelope"]), net=NET, resolve=RESOLVE)
+    assert unknown.value.reason == "unknown_epoch", "epoch 2 is unknown without the rotation"

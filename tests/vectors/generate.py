@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol.alerts import ActionType, AlertClaimed, AlertRaised, Ask, SupporterRole
 from protocol.encoding import (
@@ -25,8 +26,9 @@ from protocol.encoding import (
     pae,
 )
 from protocol.envelope import MAX_ENVELOPE_BYTES, Event
+from protocol.membership import rotation_statement, sign_rotation
 from protocol.roster import encode_cert
-from tests.support import Chain, network, raised
+from tests.support import Chain, key, network, raised
 
 PATH = Path(__file__).with_name("events.json")
 ORGS = ("lima-hr", "nairobi-dl")
@@ -219,6 +221,50 @@ def build() -> dict[str, Any]:
             "reason": "oversize_envelope",
         },
         "payload_sha256_of_empty": hashlib.sha256(b"").hexdigest(),
+        "key_rotation": _rotation(tn, chain),
+    }
+
+
+def _rotation(tn: Any, chain: Chain) -> dict[str, Any]:
+    """lima-hr rotates from epoch 1 to 2 at the end of its chain, then signs under epoch 2."""
+    new_key = key("lima-hr-epoch-2")
+    enc = X25519PrivateKey.from_private_bytes(hashlib.sha256(b"lima-hr-enc-2").digest())
+    enc_pub = enc.public_key().public_bytes_raw()
+    seq = chain.seq + 1
+    statement = rotation_statement(
+        net=tn.net,
+        origin="lima-hr",
+        from_epoch=1,
+        seq=seq,
+        epoch=2,
+        sign_pub=new_key.public_key().public_bytes_raw(),
+        enc_pub=enc_pub,
+    )
+    rotation = chain.next(
+        sign_rotation(
+            new_key, net=tn.net, origin="lima-hr", from_epoch=1, seq=seq, epoch=2, enc_pub=enc_pub
+        )
+    )
+    old_epoch_after = chain.next(raised(7))  # signed by the old key after its rotation
+    tn.keys["lima-hr"], chain.epoch, chain.seq, chain.prev = new_key, 2, 0, None
+    first_of_epoch_2 = chain.next(raised(8))
+    return {
+        "description": (
+            "A key.rotated event (signed by the epoch-1 key) whose payload holds the new "
+            "keys and the new key's proof, an Ed25519 signature over `statement`. After it, "
+            "epoch 1 ends at its seq and epoch 2 verifies with the new key "
+            "(docs/PROTOCOL.md, 'Key rotation')."
+        ),
+        "new_seed": new_key.private_bytes_raw().hex(),
+        "new_public": new_key.public_key().public_bytes_raw().hex(),
+        "new_enc_public": enc_pub.hex(),
+        "statement": statement.hex(),
+        "rotation": _valid("key.rotated from epoch 1 to 2", rotation),
+        "next": _valid("first event of epoch 2", first_of_epoch_2),
+        "old_key_after_rotation": {
+            "envelope": old_epoch_after.envelope().hex(),
+            "reason": "epoch_cut_off",
+        },
     }
 
 
