@@ -298,6 +298,8 @@ class Peering:
             )
         except ProtocolError as exc:
             self._count(org, exc.reason)
+            if exc.reason is Reason.UNKNOWN_EPOCH:
+                await self._pull_rotation(org)
             return
         state = self.peer(org)
         if hb.org != org:
@@ -313,6 +315,26 @@ class Peering:
         state.heads = {(h.origin, h.epoch): h.seq for h in hb.heads}
         self._check_own_chain(state)
         self._wake.set()
+
+    async def _pull_rotation(self, org: str) -> None:
+        """A peer signs with a key epoch we do not know: it rotated, and we have not got
+        the rotation yet. Its heartbeats cannot be read until we do, so ask it for the
+        rest of its latest epoch we know (the answer is verified event by event)."""
+        keyring = self.ingestor.network.keyring
+        epoch = keyring.latest(org)
+        state = self.peer(org)
+        if (
+            epoch is None
+            or (org, epoch) in self._requested
+            or state.outstanding >= _PER_PEER_REQUESTS
+            or self.monotonic() < state.resting_until
+        ):
+            return
+        head = self.ingestor.heads.get((org, epoch))
+        from_seq = head.seq + 1 if head is not None else 1
+        cut = keyring.cutoff(org, epoch)
+        if cut is None or from_seq <= cut:
+            await self._send_request(state, org, epoch, from_seq)
 
     def _check_own_chain(self, state: PeerState) -> None:
         """A peer holding more of our own chain than we do means our store is behind."""
