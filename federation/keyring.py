@@ -64,12 +64,13 @@ class Keyring:
         self._keys: dict[tuple[str, int], tuple[Ed25519PublicKey, bytes]] = {}
         self._cuts: dict[tuple[str, int], int] = {}
         self._listed: dict[str, int] = {}
+        self._latest: dict[str, int] = {}
         self._enc: dict[str, tuple[int, bytes]] = {}
         self._orgs: set[str] = set()
         self._rotated: set[tuple[str, int]] = set()
         for member in [*roster.members, *roster.former]:
             self._orgs.add(member.org)
-            self._listed[member.org] = member.key().epoch
+            self._listed[member.org] = self._latest[member.org] = member.key().epoch
             self._enc[member.org] = (member.key().epoch, member.enc_pub)
             for key in member.sign_keys:
                 pub = Ed25519PublicKey.from_public_bytes(key.pub)
@@ -120,6 +121,7 @@ class Keyring:
                 Ed25519PublicKey.from_public_bytes(r.sign_pub),
                 r.sign_pub,
             )
+        self._latest[r.origin] = max(self._latest[r.origin], r.epoch)
         if r.epoch > self._enc[r.origin][0] and r.epoch > self._listed[r.origin]:
             self._enc[r.origin] = (r.epoch, r.enc_pub)
 
@@ -154,8 +156,7 @@ class Keyring:
 
     def latest(self, org: str) -> int | None:
         """The newest key epoch of `org` (roster or rotation), or None for a stranger."""
-        epochs = [e for o, e in self._keys if o == org]
-        return max(epochs) if epochs else None
+        return self._latest.get(org)
 
     def knows(self, origin: str, epoch: int) -> bool:
         """Whether (origin, epoch) has a key here (events of it can be verified)."""
