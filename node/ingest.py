@@ -424,7 +424,7 @@ class Ingestor:
                 result = await self._one(item, verified, work)
             except ProtocolError as exc:
                 self._reject(exc.reason, item.peer)
-                if item.own is not None and item.future is not None:
+                if (item.own is not None or item.rotate is not None) and item.future is not None:
                     work.failures.append((item.future, exc))
                     continue
                 result = Outcome("rejected", reason=exc.reason)
@@ -510,14 +510,12 @@ class Ingestor:
         rotation = Rotation(me.org, me.epoch, seq, rotate.epoch, payload.sign_pub, rotate.enc_pub)
         self.network.keyring.learn(rotation)  # refuses (ValidationError) before anything is signed
         event = self._sign_own(payload, (), None, None)
-        self._append(event, received, "own", work)
         self.me = dataclasses.replace(
-            me,
-            epoch=rotate.epoch,
-            key=rotate.key,
-            signing={**me.signing, me.epoch: me.key, rotate.epoch: rotate.key},
+            me, signing={**me.signing, me.epoch: me.key, rotate.epoch: rotate.key}
         )
-        logger.info("rotated from key epoch %d to %d", rotation.from_epoch, rotation.epoch)
+        self._append(event, received, "own", work)  # honours it: we sign with the new key now
+        if self.me.epoch != rotate.epoch:
+            logger.error("this node's key rotation was not honoured; see the warning above")
         return event
 
     def _sign_own(
@@ -637,10 +635,24 @@ class Ingestor:
             )
             return
         self._use_keyring(keyring)
-        if h.origin != self.me.org:
-            logger.info(
-                "%s rotated from key epoch %d to %d", h.origin, rotation.from_epoch, rotation.epoch
-            )
+        logger.info(
+            "%s rotated from key epoch %d to %d", h.origin, rotation.from_epoch, rotation.epoch
+        )
+        if h.origin == self.me.org and rotation.from_epoch == self.me.epoch:
+            self._follow_own_rotation(rotation)
+
+    def _follow_own_rotation(self, rotation: Rotation) -> None:
+        """Our own chain moved on (our rotation, or one restored by sync after a
+        restore from backup): sign with its new key, or not at all."""
+        key = self.me.signing.get(rotation.epoch)
+        if key is not None and key.public_key().public_bytes_raw() == rotation.sign_pub:
+            self.me = dataclasses.replace(self.me, epoch=rotation.epoch, key=key)
+            return
+        self.block_own(
+            "rotated",
+            f"this node's chain moved to key epoch {rotation.epoch}, whose key this home does "
+            f"not hold: restore keys/sign-{rotation.epoch}.pem and restart",
+        )
 
     def _use_keyring(self, keyring: Keyring) -> None:
         self.network = self.network.with_keyring(keyring)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.clock import ManualClock
 from node.config import IngestConfig
@@ -42,7 +43,12 @@ async def seed_store(store: Store, tn: Net) -> None:
 
 @contextlib.asynccontextmanager
 async def running_pipeline(
-    path: Path, tn: Net, me: str = "lima-hr", *, max_pending: int = 10000
+    path: Path,
+    tn: Net,
+    me: str = "lima-hr",
+    *,
+    max_pending: int = 10000,
+    signing: dict[int, Ed25519PrivateKey] | None = None,
 ) -> AsyncIterator[Pipeline]:
     """Open the store at `path` (seeding it if new) and run an ingestor over it."""
     fresh = not path.exists()
@@ -54,7 +60,7 @@ async def running_pipeline(
         ingestor = Ingestor(
             store=store,
             network=await load_network(store),
-            me=Identity(me, 1, tn.keys[me]),
+            me=Identity(me, 1, tn.keys[me], signing=signing or {}),
             metrics=metrics,
             clock=clock,
             config=IngestConfig(max_pending_per_chain=max_pending),
