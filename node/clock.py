@@ -1,16 +1,34 @@
 """The clock seam: every reading of wall time in the node goes through a Clock.
 
-Owns `SystemClock` and `ManualClock` (for tests that must not sleep). Wall time
-only ever becomes a claimed, informational timestamp or a local deadline; the
-validity of an event never depends on it.
+Owns `SystemClock` and `ManualClock` (for tests that must not sleep), and
+`wait_set`, the one way a background loop waits for a wake-up or a timeout. Wall
+time only ever becomes a claimed, informational timestamp or a local deadline;
+the validity of an event never depends on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "wait_set"]
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until `event` is set or `seconds` pass; whether it was set.
+
+    Not `asyncio.wait_for(event.wait(), timeout)`: on Python 3.11 that swallows a
+    cancellation arriving just as the event is set (CPython gh-86296), and a loop
+    waiting that way can then never be stopped (seen: a daemon ignoring SIGTERM).
+    `asyncio.timeout` tells its own timeout from a cancellation.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 class Clock(Protocol):

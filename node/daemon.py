@@ -31,7 +31,7 @@ from nats.js.errors import Error as JetStreamError
 
 from federation.alerts import AlertState, AlertView
 from node.api import Api, StatusInfo
-from node.clock import Clock, SystemClock
+from node.clock import Clock, SystemClock, wait_set
 from node.config import load_config
 from node.control_server import ControlServer
 from node.coverage import current_declarations, gap_seconds
@@ -318,8 +318,7 @@ class Node:
                         gauge.labels(horizon=horizon, kind=kind, key=key).set(seconds)
             except Exception:  # a bad declaration must not stop the node
                 logger.exception("coverage forecast failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._coverage_changed.wait(), 60)
+            await wait_set(self._coverage_changed, 60)
             self._coverage_changed.clear()
 
     async def _reloads(self) -> None:

@@ -42,7 +42,7 @@ from federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries
 from federation.asks import overdue_by_role
 from federation.coverage import Shift, shifts
 from federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
-from node.clock import Clock
+from node.clock import Clock, wait_set
 from node.config import NotifyConfig
 from node.coverage import Declarations, load_declarations
 from node.ingest import Ingestor
@@ -184,8 +184,7 @@ class Escalator:
                 wait = _TICK_S
                 if self._queue:
                     wait = min(wait, max(0.0, (self._queue[0][0] - self.clock.now_ms()) / 1000))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                await wait_set(self._wake, wait)
                 # Let changes gather: during a catch-up, alerts raised and closed
                 # within moments are never looked at (nor paged for) one by one.
                 await asyncio.sleep(_GATHER_S)

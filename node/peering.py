@@ -32,7 +32,7 @@ from nats.errors import Error as NatsError
 from federation.chain import Head
 from federation.ratelimit import TokenBucket
 from federation.sync import Gap, gaps
-from node.clock import Clock
+from node.clock import Clock, wait_set
 from node.config import FederationConfig
 from node.ingest import Ingestor
 from node.metrics import Metrics
@@ -424,8 +424,7 @@ class Peering:
 
     async def _syncing(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+            await wait_set(self._wake, 1.0)
             self._wake.clear()
             self._expire_requests()
             await self._request_gaps()

@@ -8,12 +8,11 @@ does so by itself for alerts closed longer than `[retention] closed_days`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Final
 
 from federation.alerts import AlertState
-from node.clock import Clock
+from node.clock import Clock, wait_set
 from node.config import RetentionConfig
 from node.ingest import Ingestor
 from node.store import Store
@@ -63,8 +62,7 @@ class Retention:
             except RrnError as exc:
                 logger.warning("retention sweep failed: %s", exc)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _SWEEP_S)
+            await wait_set(self._wake, _SWEEP_S)
             await asyncio.sleep(1.0)
 
     async def sweep(self) -> int:
