@@ -81,12 +81,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
     def text() -> str:
         new, old = info.epoch, info.from_epoch
-        return (
+        lines = [
             f"{info.org} now signs with key epoch {new}: rotation {info.event_id[:12]} ends "
             f"epoch {old} at seq {info.seq}, and members seal to the new key as soon as they "
-            f"hold it. Back up keys/sign-{new}.pem and keys/enc-{new}.pem. Roster approvals "
-            f"stay signed with epoch {old} until a roster version lists the new key "
-            "(docs/OPERATIONS.md, 'Rotating keys')."
-        )
+            f"hold it. Back up keys/sign-{new}.pem and keys/enc-{new}.pem."
+        ]
+        if info.roster_epoch != new:
+            lines.append(
+                f"Roster approvals stay signed with epoch {info.roster_epoch} (keep "
+                f"keys/sign-{info.roster_epoch}.pem) until a roster version lists the new key "
+                "(docs/OPERATIONS.md, 'Rotating keys')."
+            )
+        return " ".join(lines)
 
     return show(args, info, text)

@@ -39,6 +39,8 @@ class RotatedInfo(msgspec.Struct, frozen=True, kw_only=True):
     event_id: str
     sign_pub: str
     enc_pub: str
+    #: The epoch the roster lists for this member: roster approvals are signed with it.
+    roster_epoch: int
 
 
 class _NoArgs(msgspec.Struct, frozen=True):
@@ -84,6 +86,7 @@ class KeysApi:
             enc_pub = enc.public_key().public_bytes_raw()
             event = await self._ingestor.rotate(epoch, key, enc_pub)
             self._on_rotated()
+            member = self._ingestor.network.roster.member(me.org)
             return RotatedInfo(
                 org=me.org,
                 from_epoch=event.header.epoch,
@@ -92,4 +95,5 @@ class KeysApi:
                 event_id=event.id.hex(),
                 sign_pub=key.public_key().public_bytes_raw().hex(),
                 enc_pub=enc_pub.hex(),
+                roster_epoch=member.key().epoch if member is not None else epoch,
             )

@@ -35,7 +35,7 @@ def test_a_member_rotates_its_keys_in_its_chain_and_every_node_follows(tmp_path:
         net.devnet.stop(NAIROBI)
         net.devnet.stop(LIMA)
         rotated = net.cli_json(JAKARTA, "key", "rotate")
-        assert (rotated["from_epoch"], rotated["epoch"]) == (1, 2)
+        assert (rotated["from_epoch"], rotated["epoch"], rotated["roster_epoch"]) == (1, 2, 1)
         keys = net.home(JAKARTA) / "keys"
         for name in ("sign-2.pem", "enc-2.pem"):
             assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
@@ -109,6 +109,7 @@ def test_a_member_rotates_its_keys_in_its_chain_and_every_node_follows(tmp_path:
             assert net.cli(k, "log", "verify").startswith("ok:"), k
         again = net.cli_json(JAKARTA, "key", "rotate")
         assert (again["from_epoch"], again["epoch"]) == (2, 3), "and rotates again from there"
+        assert again["roster_epoch"] == 2, "the roster lists epoch 2 now"
     finally:
         net.close()
 
