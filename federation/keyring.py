@@ -24,8 +24,9 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocol.envelope import Header
-from protocol.errors import Reason, ValidationError
+from protocol.envelope import Event, Header
+from protocol.errors import ProtocolError, Reason, ValidationError
+from protocol.kinds import Kind, decode_payload
 from protocol.membership import KeyRotated, check_rotation
 from protocol.roster import Roster
 
@@ -55,6 +56,20 @@ class Rotation(NamedTuple):
             payload.enc_pub,
         )
 
+    @classmethod
+    def from_event(cls, event: Event) -> Rotation | None:
+        """The rotation a `key.rotated` event states, None for any other event.
+
+        Raises ProtocolError when it is one but its payload or proof is bad.
+        """
+        if event.header.kind != Kind.KEY_ROTATED:
+            return None
+        if event.payload is None:
+            raise ProtocolError("a key rotation without its payload", Reason.BAD_ROTATION)
+        payload = decode_payload(event.header.kind, event.payload)
+        assert isinstance(payload, KeyRotated)
+        return cls.of(event.header, payload)
+
 
 class Keyring:
     """Public keys of every member (current and former) of one roster, and their rotations."""
@@ -63,14 +78,13 @@ class Keyring:
         self.roster = roster
         self._keys: dict[tuple[str, int], tuple[Ed25519PublicKey, bytes]] = {}
         self._cuts: dict[tuple[str, int], int] = {}
-        self._listed: dict[str, int] = {}
         self._latest: dict[str, int] = {}
         self._enc: dict[str, tuple[int, bytes]] = {}
         self._orgs: set[str] = set()
         self._rotated: set[tuple[str, int]] = set()
         for member in [*roster.members, *roster.former]:
             self._orgs.add(member.org)
-            self._listed[member.org] = self._latest[member.org] = member.key().epoch
+            self._latest[member.org] = member.key().epoch
             self._enc[member.org] = (member.key().epoch, member.enc_pub)
             for key in member.sign_keys:
                 pub = Ed25519PublicKey.from_public_bytes(key.pub)
@@ -122,7 +136,7 @@ class Keyring:
                 r.sign_pub,
             )
         self._latest[r.origin] = max(self._latest[r.origin], r.epoch)
-        if r.epoch > self._enc[r.origin][0] and r.epoch > self._listed[r.origin]:
+        if r.epoch > self._enc[r.origin][0]:  # starts at the roster's newest epoch
             self._enc[r.origin] = (r.epoch, r.enc_pub)
 
     def _cut(self, org: str, epoch: int, last_seq: int) -> None:
@@ -161,6 +175,14 @@ class Keyring:
     def knows(self, origin: str, epoch: int) -> bool:
         """Whether (origin, epoch) has a key here (events of it can be verified)."""
         return (origin, epoch) in self._keys
+
+    def may_sign(self, origin: str, epoch: int, seq: int) -> bool:
+        """Whether an event of (origin, epoch) at `seq` could verify: the epoch is
+        known and was not cut off or ended by a rotation before `seq`."""
+        if (origin, epoch) not in self._keys:
+            return False
+        last = self._cuts.get((origin, epoch))
+        return last is None or seq <= last
 
     def pub(self, org: str, epoch: int) -> bytes | None:
         """Raw public signing key of (org, epoch), if known."""

@@ -42,7 +42,7 @@ from federation.keyring import Keyring, Rotation
 from node.clock import Clock
 from node.config import IngestConfig
 from node.metrics import Metrics, kind_label
-from node.network import Network, rotation_of
+from node.network import Network
 from node.projection import Change, Projection
 from node.responses import observe_responses
 from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
@@ -625,7 +625,7 @@ class Ingestor:
         if frozen is not None and h.seq > frozen:
             return  # past a fork: not applied
         try:
-            rotation = rotation_of(event)
+            rotation = Rotation.from_event(event)
             assert rotation is not None
             keyring = self.network.keyring.learn(rotation)
         except ProtocolError as exc:
@@ -687,8 +687,7 @@ class Ingestor:
             return
         while True:
             head = self.heads[key]
-            cut = self.network.keyring.cutoff(*key)
-            if cut is not None and head.seq >= cut:
+            if not self.network.keyring.may_sign(*key, head.seq + 1):
                 # The epoch ended here (a key rotation): whatever was held beyond is void.
                 for seq in list(chain):
                     self._unhold(chain.pop(seq), work)

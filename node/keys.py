@@ -98,8 +98,8 @@ class Keys:
 
     epoch: int
     sign: Ed25519PrivateKey
-    #: The newest sealing key (of `sealing`).
-    enc: X25519PrivateKey
+    #: Every sealing key, newest first.
+    sealing: tuple[X25519PrivateKey, ...]
     link: X25519PrivateKey
     control: bytes
     nats_password: str
@@ -107,8 +107,11 @@ class Keys:
     tls_cert: Path
     tls_key: Path
     passphrase: bytes | None = None
-    #: Every sealing key, newest first.
-    sealing: tuple[X25519PrivateKey, ...] = ()
+
+    @property
+    def enc(self) -> X25519PrivateKey:
+        """The newest sealing key."""
+        return self.sealing[0]
 
     def signing_keys(self) -> dict[int, Ed25519PrivateKey]:
         """Every signing key in the keys directory, by epoch."""
@@ -377,7 +380,6 @@ def load_keys(keys_dir: Path, passphrase: bytes | None = None) -> Keys:
     return Keys(
         epoch=epoch,
         sign=sign,
-        enc=enc_keys[0],
         sealing=enc_keys,
         link=link,
         control=_secret(keys_dir / "control.key"),

@@ -14,10 +14,8 @@ from federation.keyring import Keyring, Rotation
 from federation.roster import verify_genesis, verify_next
 from node.keys import Keys
 from node.store import RosterRow, Store
-from protocol.envelope import Event
-from protocol.errors import FederationError, ProtocolError, Reason, StoreError
-from protocol.kinds import Kind, decode_payload
-from protocol.membership import KeyRotated
+from protocol.errors import FederationError, ProtocolError, StoreError
+from protocol.kinds import Kind
 from protocol.roster import (
     ROSTER_VERSION,
     Card,
@@ -28,7 +26,7 @@ from protocol.roster import (
     roster_id,
 )
 
-__all__ = ["Network", "load_network", "own_card", "rotation_of"]
+__all__ = ["Network", "load_network", "own_card"]
 
 
 @dataclass(frozen=True)
@@ -73,31 +71,17 @@ async def load_network(store: Store) -> Network:
     return network.with_keyring(Keyring(network.roster, await _stored_rotations(store)))
 
 
-def rotation_of(event: Event) -> Rotation | None:
-    """The rotation a `key.rotated` event states, None for any other event.
-
-    Raises ProtocolError when it is one but its payload or proof is bad.
-    """
-    if event.header.kind != Kind.KEY_ROTATED:
-        return None
-    if event.payload is None:
-        raise ProtocolError("a key rotation without its payload", Reason.BAD_ROTATION)
-    payload = decode_payload(event.header.kind, event.payload)
-    assert isinstance(payload, KeyRotated)
-    return Rotation.of(event.header, payload)
-
-
 async def _stored_rotations(store: Store) -> list[Rotation]:
     """The rotations in the store: a rotation ends its epoch, so it is a chain's head
     (events after it in that epoch are refused everywhere), and is not past a fork."""
     found = []
     frozen = await store.freezes()
-    for (origin, epoch), head in (await store.heads()).items():
-        if head.seq > frozen.get((origin, epoch), head.seq):
+    for event in await store.head_events(str(Kind.KEY_ROTATED)):
+        h = event.header
+        if h.seq > frozen.get((h.origin, h.epoch), h.seq):
             continue
-        event = await store.event_at(origin, epoch, head.seq)
         try:
-            rotation = rotation_of(event) if event is not None else None
+            rotation = Rotation.from_event(event)
         except ProtocolError:
             continue
         if rotation is not None:

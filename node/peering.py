@@ -31,7 +31,7 @@ from nats.errors import Error as NatsError
 
 from federation.chain import Head
 from federation.ratelimit import TokenBucket
-from federation.sync import Gap, gaps
+from federation.sync import gaps
 from node.clock import Clock, wait_set
 from node.config import FederationConfig
 from node.ingest import Ingestor
@@ -332,8 +332,7 @@ class Peering:
             return
         head = self.ingestor.heads.get((org, epoch))
         from_seq = head.seq + 1 if head is not None else 1
-        cut = keyring.cutoff(org, epoch)
-        if cut is None or from_seq <= cut:
+        if keyring.may_sign(org, epoch, from_seq):
             await self._send_request(state, org, epoch, from_seq)
 
     def _check_own_chain(self, state: PeerState) -> None:
@@ -472,18 +471,12 @@ class Peering:
             ):
                 if state.outstanding >= _PER_PEER_REQUESTS:
                     break
-                if (gap.origin, gap.epoch) in self._requested or not self._valid(gap):
+                if (gap.origin, gap.epoch) in self._requested:
+                    continue
+                # An epoch we do not know yet comes after its rotation; none past a cutoff.
+                if not self.ingestor.network.keyring.may_sign(gap.origin, gap.epoch, gap.from_seq):
                     continue
                 await self._send_request(state, gap.origin, gap.epoch, gap.from_seq)
-
-    def _valid(self, gap: Gap) -> bool:
-        """Whether events of a gap could be accepted: an epoch we know (a key rotation to
-        it comes first, from its older epoch), not past the epoch's cutoff or rotation."""
-        keyring = self.ingestor.network.keyring
-        if not keyring.knows(gap.origin, gap.epoch):
-            return False
-        cut = keyring.cutoff(gap.origin, gap.epoch)
-        return cut is None or gap.from_seq <= cut
 
     async def _send_request(self, state: PeerState, origin: str, epoch: int, from_seq: int) -> None:
         nonce = secrets.token_bytes(16)

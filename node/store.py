@@ -218,6 +218,16 @@ class Store:
             rows = await cur.fetchall()
         return {(str(r[0]), int(r[1])): Head(int(r[2]), bytes(r[3])) for r in rows}
 
+    async def head_events(self, kind: str) -> list[Event]:
+        """The events of this kind that are the head of their chain."""
+        async with self._db.execute(
+            "SELECT e.header, e.sig, e.payload FROM heads h JOIN events e "
+            "ON e.origin = h.origin AND e.epoch = h.epoch AND e.seq = h.seq WHERE e.kind = ?",
+            (kind,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_event(r[0], r[1], r[2]) for r in rows]
+
     async def event_at(self, origin: str, epoch: int, seq: int) -> Event | None:
         """The stored event at a chain position, or None."""
         async with self._db.execute(

@@ -73,7 +73,7 @@ class Verifier:
     async def verify(self, raws: Sequence[bytes]) -> list[Checked]:
         """Verify envelopes; results in input order."""
         if len(raws) < _INLINE_MAX or WORKERS == 1:
-            return [self._inline(raw) for raw in raws]
+            return [self.verify_one(raw) for raw in raws]
         pool = self._ensure_pool()
         loop = asyncio.get_running_loop()
         size = -(-len(raws) // WORKERS)
@@ -84,10 +84,6 @@ class Verifier:
             open_envelope(raw) if reason is None else ProtocolError(f"refused: {reason}", reason)
             for raw, reason in zip(raws, reasons, strict=True)
         ]
-
-    def verify_one(self, raw: bytes) -> Checked:
-        """Verify one envelope inline, against the keyring of now."""
-        return self._inline(raw)
 
     def update(self, net: bytes, roster_bytes: bytes, keyring: Keyring) -> None:
         """Verify against a new roster or keyring from now on (workers restart with it)."""
@@ -106,7 +102,8 @@ class Verifier:
             *(loop.run_in_executor(pool, _check_chunk, []) for _ in range(WORKERS))
         )
 
-    def _inline(self, raw: bytes) -> Checked:
+    def verify_one(self, raw: bytes) -> Checked:
+        """Verify one envelope inline, against the keyring of now."""
         try:
             return verify_event(raw, net=self._net, resolve=self._keyring.resolve)
         except ProtocolError as exc:
