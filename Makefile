@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# rrn's import package as the editable install sees it: links to the folders here.
+SRC := $(VENV)/src/rrn
 
 .PHONY: install lint format test test-fast demo bench clean
 
@@ -15,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	mkdir -p $(SRC)
+	for p in protocol federation node; do ln -sfn ../../../$$p $(SRC)/$$p; done
 	@touch $(STAMP)
 
 lint: $(STAMP)
@@ -33,7 +37,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
 demo: $(STAMP)
-	$(BIN)/python -m node.demo
+	$(BIN)/python -m rrn.node.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

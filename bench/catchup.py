@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.ingest import bare_verify
-from node.clock import SystemClock
-from node.devnet import create_devnet, remove_devnet
-from node.home import open_home
-from node.logtools import import_envelopes
-from protocol.alerts import AlertClaimed, AlertResolved, Outcome
-from protocol.encoding import encode
-from protocol.envelope import Event, sign_event
-from protocol.kinds import Payload, kind_of
+from rrn.node.clock import SystemClock
+from rrn.node.devnet import create_devnet, remove_devnet
+from rrn.node.home import open_home
+from rrn.node.logtools import import_envelopes
+from rrn.protocol.alerts import AlertClaimed, AlertResolved, Outcome
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import Event, sign_event
+from rrn.protocol.kinds import Payload, kind_of
 from tests.support import raised
 
 

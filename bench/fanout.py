@@ -33,15 +33,15 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from node.api import NoArgs, RaiseArgs, StatusInfo
-from node.client import call, open_control
-from node.clock import SystemClock
-from node.control import AlertInfo
-from node.devnet import Devnet, create_devnet, remove_devnet
-from node.home import open_home
-from node.natsconf import DAEMON_USER
-from protocol import subjects
-from protocol.alerts import IncidentType, Severity, Urgency
+from rrn.node.api import NoArgs, RaiseArgs, StatusInfo
+from rrn.node.client import call, open_control
+from rrn.node.clock import SystemClock
+from rrn.node.control import AlertInfo
+from rrn.node.devnet import Devnet, create_devnet, remove_devnet
+from rrn.node.home import open_home
+from rrn.node.natsconf import DAEMON_USER
+from rrn.protocol import subjects
+from rrn.protocol.alerts import IncidentType, Severity, Urgency
 
 RAISE = RaiseArgs(
     country="KE",

@@ -30,17 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node.clock import ManualClock
-from node.config import IngestConfig
-from node.ingest import Identity, Ingestor
-from node.metrics import Metrics
-from node.network import load_network
-from node.store import RosterRow, open_store
-from node.verify import WORKERS
-from protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated, Outcome, Severity
-from protocol.encoding import DOMAIN_EVENT, pae
-from protocol.envelope import Event
-from protocol.roster import encode_cert
+from rrn.node.clock import ManualClock
+from rrn.node.config import IngestConfig
+from rrn.node.ingest import Identity, Ingestor
+from rrn.node.metrics import Metrics
+from rrn.node.network import load_network
+from rrn.node.store import RosterRow, open_store
+from rrn.node.verify import WORKERS
+from rrn.protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated, Outcome, Severity
+from rrn.protocol.encoding import DOMAIN_EVENT, pae
+from rrn.protocol.envelope import Event
+from rrn.protocol.roster import encode_cert
 from tests.support import Chain, Net, network, raised
 
 

@@ -17,7 +17,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from protocol.alerts import (
+from rrn.protocol.alerts import (
     AlertActed,
     AlertClaimed,
     AlertEscalated,
@@ -35,10 +35,10 @@ from protocol.alerts import (
     Severity,
     Urgency,
 )
-from protocol.envelope import Header
-from protocol.errors import ProtocolError
-from protocol.kinds import AlertPayload
-from protocol.sealing import decode_sealed
+from rrn.protocol.envelope import Header
+from rrn.protocol.errors import ProtocolError
+from rrn.protocol.kinds import AlertPayload
+from rrn.protocol.sealing import decode_sealed
 
 __all__ = [
     "OPEN_STATUSES",

@@ -15,9 +15,9 @@ from typing import Final
 
 import msgspec
 
-from federation.alerts import AlertState, AlertView
-from protocol.alerts import ActResult, Ask, SupporterRole
-from protocol.roster import Role, Roster
+from rrn.federation.alerts import AlertState, AlertView
+from rrn.protocol.alerts import ActResult, Ask, SupporterRole
+from rrn.protocol.roster import Role, Roster
 
 __all__ = ["AskStatus", "addressed_to", "answers", "ask_status", "fulfilled", "overdue_by_role"]
 

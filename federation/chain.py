@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 import msgspec
 
-from protocol.encoding import DECODE_ERRORS
-from protocol.envelope import Event, Header, KeyResolver, check_signed, decode_header, event_id
-from protocol.errors import DecodeError, Reason, ValidationError
-from protocol.types import Sig64
+from rrn.protocol.encoding import DECODE_ERRORS
+from rrn.protocol.envelope import Event, Header, KeyResolver, check_signed, decode_header, event_id
+from rrn.protocol.errors import DecodeError, Reason, ValidationError
+from rrn.protocol.types import Sig64
 
 __all__ = ["ForkProof", "Head", "Verdict", "check_fork_proof", "classify", "fork_proof"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from protocol.alerts import AlertRaised, Audience
-from protocol.roster import Member, Role, Roster
+from rrn.protocol.alerts import AlertRaised, Audience
+from rrn.protocol.roster import Member, Role, Roster
 
 __all__ = ["AUDIENCE_OF_ROLE", "audience", "consented", "permitted"]
 

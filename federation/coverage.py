@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from protocol.coverage import (
+from rrn.protocol.coverage import (
     ANYWHERE,
     Capability,
     CoverageDeclared,

@@ -27,11 +27,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from federation.alerts import AlertView
-from federation.coverage import Shift
-from protocol.alerts import EscalationCause, Urgency
-from protocol.coverage import capability_for
-from protocol.roster import NetworkPolicy, Role, Roster
+from rrn.federation.alerts import AlertView
+from rrn.federation.coverage import Shift
+from rrn.protocol.alerts import EscalationCause, Urgency
+from rrn.protocol.coverage import capability_for
+from rrn.protocol.roster import NetworkPolicy, Role, Roster
 
 __all__ = [
     "DEFAULT_POLICY",

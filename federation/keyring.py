@@ -24,11 +24,11 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocol.envelope import Event, Header
-from protocol.errors import ProtocolError, Reason, ValidationError
-from protocol.kinds import Kind, decode_payload
-from protocol.membership import KeyRotated, check_rotation
-from protocol.roster import Roster
+from rrn.protocol.envelope import Event, Header
+from rrn.protocol.errors import ProtocolError, Reason, ValidationError
+from rrn.protocol.kinds import Kind, decode_payload
+from rrn.protocol.membership import KeyRotated, check_rotation
+from rrn.protocol.roster import Roster
 
 __all__ = ["Keyring", "Rotation"]
 

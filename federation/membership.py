@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from federation.roster import verify_next
-from protocol.errors import FederationError, ProtocolError
-from protocol.roster import Approval, Roster, RosterCert, decode_roster, roster_id
+from rrn.federation.roster import verify_next
+from rrn.protocol.errors import FederationError, ProtocolError
+from rrn.protocol.roster import Approval, Roster, RosterCert, decode_roster, roster_id
 
 __all__ = ["Pending", "Proposals"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.errors import FederationError, Reason
-from protocol.roster import (
+from rrn.protocol.errors import FederationError, Reason
+from rrn.protocol.roster import (
     ROSTER_VERSION,
     Card,
     Cutoff,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from protocol.messages import HeadEntry
+from rrn.protocol.messages import HeadEntry
 
 __all__ = ["Gap", "gaps"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.roster import Member, Roster
+from rrn.protocol.roster import Member, Roster
 
 __all__ = ["Link", "links"]
 

@@ -3,7 +3,7 @@
 Imports protocol/ and federation/; nothing imports node/.
 """
 
-from node.daemon import Node
-from node.home import Home, init_home, open_home
+from rrn.node.daemon import Node
+from rrn.node.home import Home, init_home, open_home
 
 __all__ = ["Home", "Node", "init_home", "open_home"]

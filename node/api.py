@@ -13,19 +13,19 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
-from federation.asks import addressed_to, ask_status
-from federation.consent import audience, consented, permitted
-from node.control import AlertEventInfo, AlertInfo, handler
-from node.coverage import CoverageGrid, current_declarations, grid
-from node.escalator import Routing
-from node.ingest import Ingestor, SealFor
-from node.pseudonyms import new_pseudonym
-from node.retention import forget
-from node.sealed import open_plaintext, share
-from node.store import Store
-from node.transit import open_request, seal_reply
-from protocol.alerts import (
+from rrn.federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
+from rrn.federation.asks import addressed_to, ask_status
+from rrn.federation.consent import audience, consented, permitted
+from rrn.node.control import AlertEventInfo, AlertInfo, handler
+from rrn.node.coverage import CoverageGrid, current_declarations, grid
+from rrn.node.escalator import Routing
+from rrn.node.ingest import Ingestor, SealFor
+from rrn.node.pseudonyms import new_pseudonym
+from rrn.node.retention import forget
+from rrn.node.sealed import open_plaintext, share
+from rrn.node.store import Store
+from rrn.node.transit import open_request, seal_reply
+from rrn.protocol.alerts import (
     ActionType,
     ActResult,
     AlertActed,
@@ -50,11 +50,11 @@ from protocol.alerts import (
     TombstoneReason,
     Urgency,
 )
-from protocol.coverage import CoverageDeclared
-from protocol.envelope import Event
-from protocol.errors import ControlError, ProtocolError
-from protocol.kinds import Kind, Payload, unseal
-from protocol.sealing import OpenKeys, decode_details, encode_details
+from rrn.protocol.coverage import CoverageDeclared
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ControlError, ProtocolError
+from rrn.protocol.kinds import Kind, Payload, unseal
+from rrn.protocol.sealing import OpenKeys, decode_details, encode_details
 
 __all__ = [
     "ActArgs",

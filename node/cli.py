@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node import output
-from node.api import (
+from rrn.node import output
+from rrn.node.api import (
     ActArgs,
     AlertDetail,
     CancelArgs,
@@ -40,7 +40,7 @@ from node.api import (
     StatusInfo,
     UpdateArgs,
 )
-from node.cli_common import (
+from rrn.node.cli_common import (
     Parser,
     alert_ref,
     get_home,
@@ -51,17 +51,17 @@ from node.cli_common import (
     show,
     values,
 )
-from node.cli_coverage import add_coverage_parsers
-from node.cli_keys import add_key_parsers
-from node.cli_network import add_network_parsers
-from node.cli_support import add_consent_args, add_support_parsers, consent_of
-from node.client import call, daemon_info
-from node.clock import SystemClock
-from node.control import AlertInfo, now_ms, to_json
-from node.home import Home, init_home
-from node.logs import setup_logging
-from node.transit import open_reply, seal_request
-from protocol.alerts import (
+from rrn.node.cli_coverage import add_coverage_parsers
+from rrn.node.cli_keys import add_key_parsers
+from rrn.node.cli_network import add_network_parsers
+from rrn.node.cli_support import add_consent_args, add_support_parsers, consent_of
+from rrn.node.client import call, daemon_info
+from rrn.node.clock import SystemClock
+from rrn.node.control import AlertInfo, now_ms, to_json
+from rrn.node.home import Home, init_home
+from rrn.node.logs import setup_logging
+from rrn.node.transit import open_reply, seal_request
+from rrn.protocol.alerts import (
     PSEUDONYM_PATTERN,
     ActionType,
     ActResult,
@@ -74,16 +74,16 @@ from protocol.alerts import (
     SupporterRole,
     Urgency,
 )
-from protocol.countries import is_country
-from protocol.encoding import redact
-from protocol.errors import ConfigError, RrnError
-from protocol.roster import Role
-from protocol.sealing import DETAIL_FIELDS, Details, decode_details, encode_details
+from rrn.protocol.countries import is_country
+from rrn.protocol.encoding import redact
+from rrn.protocol.errors import ConfigError, RrnError
+from rrn.protocol.roster import Role
+from rrn.protocol.sealing import DETAIL_FIELDS, Details, decode_details, encode_details
 
 __all__ = ["build_parser", "main"]
 
 T = TypeVar("T")
-logger = logging.getLogger("node.cli")
+logger = logging.getLogger("rrn.node.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,7 +316,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from node.daemon import Node  # the daemon's imports are only needed here
+    from rrn.node.daemon import Node  # the daemon's imports are only needed here
 
     home = get_home(args)
     setup_logging(home.log_dir, verbose=args.verbose, console=True)
@@ -487,7 +487,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
 
 
 def cmd_log_verify(args: argparse.Namespace) -> int:
-    from node.logtools import verify_store
+    from rrn.node.logtools import verify_store
 
     home = get_home(args)
     report = run(verify_store(home.store_path))
@@ -504,7 +504,7 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_log_export(args: argparse.Namespace) -> int:
-    from node.logtools import export_lines
+    from rrn.node.logtools import export_lines
 
     home = get_home(args)
 
@@ -527,7 +527,7 @@ def cmd_log_export(args: argparse.Namespace) -> int:
 
 
 def cmd_log_import(args: argparse.Namespace) -> int:
-    from node.logtools import import_envelopes, read_export
+    from rrn.node.logtools import import_envelopes, read_export
 
     home = get_home(args)
     require_stopped(home, "an import writes to the store it uses")

@@ -14,10 +14,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from node.client import daemon_info
-from node.control import to_json
-from node.home import Home, open_home
-from protocol.errors import ConfigError, ControlError
+from rrn.node.client import daemon_info
+from rrn.node.control import to_json
+from rrn.node.home import Home, open_home
+from rrn.protocol.errors import ConfigError, ControlError
 
 __all__ = ["Parser", "alert_ref", "get_home", "home_arg", "json_arg", "run", "show", "values"]
 

@@ -8,11 +8,11 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from node.api import CoverageArgs
-from node.cli_common import get_home, home_arg, json_arg, run, show
-from node.client import call
-from node.coverage import CoverageGrid, GridRow, read_declaration
-from protocol.errors import ConfigError
+from rrn.node.api import CoverageArgs
+from rrn.node.cli_common import get_home, home_arg, json_arg, run, show
+from rrn.node.client import call
+from rrn.node.coverage import CoverageGrid, GridRow, read_declaration
+from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_coverage_parsers"]
 

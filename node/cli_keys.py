@@ -13,11 +13,11 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from node.cli_common import Parser, get_home, home_arg, json_arg, require_stopped, run, show
-from node.client import call
-from node.keys import PASSPHRASE_ENV, passphrase_from_env, protect_keys
-from node.rotation import RotatedInfo
-from protocol.errors import ConfigError
+from rrn.node.cli_common import Parser, get_home, home_arg, json_arg, require_stopped, run, show
+from rrn.node.client import call
+from rrn.node.keys import PASSPHRASE_ENV, passphrase_from_env, protect_keys
+from rrn.node.rotation import RotatedInfo
+from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_key_parsers"]
 

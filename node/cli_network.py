@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from node.api import NoArgs, StatusInfo
-from node.cli_common import get_home, home_arg, json_arg, require_stopped, run, show, values
-from node.client import call
-from node.clock import SystemClock
-from node.devnet import create_devnet, load_devnet, remove_devnet
-from node.founding import (
+from rrn.node.api import NoArgs, StatusInfo
+from rrn.node.cli_common import get_home, home_arg, json_arg, require_stopped, run, show, values
+from rrn.node.client import call
+from rrn.node.clock import SystemClock
+from rrn.node.devnet import create_devnet, load_devnet, remove_devnet
+from rrn.node.founding import (
     adopt_network,
     card_document,
     certs_of,
@@ -31,13 +31,13 @@ from node.founding import (
     sign_document,
     write_document,
 )
-from node.home import Home
-from node.keys import new_signing_key
-from node.members import ApproveArgs, PeerInfo, ProposalInfo, ProposeArgs
-from node.policy import parse_policy
-from protocol.countries import is_country
-from protocol.errors import ConfigError
-from protocol.roster import Role
+from rrn.node.home import Home
+from rrn.node.keys import new_signing_key
+from rrn.node.members import ApproveArgs, PeerInfo, ProposalInfo, ProposeArgs
+from rrn.node.policy import parse_policy
+from rrn.protocol.countries import is_country
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import Role
 
 __all__ = ["add_network_parsers"]
 

@@ -18,14 +18,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node import output
-from node.api import AskInfo, AsksArgs, FeedbackArgs, ForgetArgs, NoArgs, PledgeArgs
-from node.cli_common import Parser, alert_ref, get_home, home_arg, json_arg, run, show, values
-from node.client import call, daemon_info
-from node.control import AlertInfo, now_ms
-from node.pseudonyms import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
-from node.transit import open_reply, seal_request
-from protocol.alerts import (
+from rrn.node import output
+from rrn.node.api import AskInfo, AsksArgs, FeedbackArgs, ForgetArgs, NoArgs, PledgeArgs
+from rrn.node.cli_common import Parser, alert_ref, get_home, home_arg, json_arg, run, show, values
+from rrn.node.client import call, daemon_info
+from rrn.node.control import AlertInfo, now_ms
+from rrn.node.pseudonyms import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
+from rrn.node.transit import open_reply, seal_request
+from rrn.protocol.alerts import (
     PSEUDONYM_PATTERN,
     ActionType,
     Audience,
@@ -35,8 +35,8 @@ from protocol.alerts import (
     FeedbackType,
     TombstoneReason,
 )
-from protocol.countries import is_country
-from protocol.errors import ConfigError
+from rrn.protocol.countries import is_country
+from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_consent_args", "add_support_parsers", "consent_of"]
 

@@ -21,11 +21,11 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from node.control import decode_reply, make_request, now_ms
-from node.home import Home
-from node.natsconf import DAEMON_USER
-from protocol import subjects
-from protocol.errors import ControlError
+from rrn.node.control import decode_reply, make_request, now_ms
+from rrn.node.home import Home
+from rrn.node.natsconf import DAEMON_USER
+from rrn.protocol import subjects
+from rrn.protocol.errors import ControlError
 
 __all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
 

@@ -17,7 +17,7 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from protocol.errors import ConfigError
+from rrn.protocol.errors import ConfigError
 
 __all__ = [
     "Config",

@@ -23,9 +23,9 @@ from typing import Annotated, Final, TypeVar
 import msgspec
 from msgspec import Meta
 
-from protocol.alerts import Ask
-from protocol.encoding import DECODE_ERRORS, DOMAIN_CONTROL, pae, redact
-from protocol.errors import ControlError, DecodeError, Reason
+from rrn.protocol.alerts import Ask
+from rrn.protocol.encoding import DECODE_ERRORS, DOMAIN_CONTROL, pae, redact
+from rrn.protocol.errors import ControlError, DecodeError, Reason
 
 __all__ = [
     "AlertEventInfo",

@@ -16,11 +16,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
-from node.clock import Clock
-from node.control import ControlReply, Verifier, encode_reply
-from node.metrics import Metrics
-from protocol import subjects
-from protocol.errors import ProtocolError, RrnError
+from rrn.node.clock import Clock
+from rrn.node.control import ControlReply, Verifier, encode_reply
+from rrn.node.metrics import Metrics
+from rrn.protocol import subjects
+from rrn.protocol.errors import ProtocolError, RrnError
 
 __all__ = ["ControlServer"]
 

@@ -17,11 +17,11 @@ from typing import Any, Final
 
 import msgspec
 
-from federation.coverage import Shift, dst_problems, gaps, shifts
-from node.store import Store
-from protocol.coverage import CoverageDeclared
-from protocol.errors import ConfigError, PayloadError, ProtocolError
-from protocol.kinds import Kind, decode_payload
+from rrn.federation.coverage import Shift, dst_problems, gaps, shifts
+from rrn.node.store import Store
+from rrn.protocol.coverage import CoverageDeclared
+from rrn.protocol.errors import ConfigError, PayloadError, ProtocolError
+from rrn.protocol.kinds import Kind, decode_payload
 
 __all__ = [
     "CoverageGrid",

@@ -29,33 +29,33 @@ from nats.errors import Error as NatsError
 from nats.js.api import StreamConfig
 from nats.js.errors import Error as JetStreamError
 
-from federation.alerts import AlertState, AlertView
-from node.api import Api, StatusInfo
-from node.clock import Clock, SystemClock, wait_set
-from node.config import load_config
-from node.control_server import ControlServer
-from node.coverage import current_declarations, gap_seconds
-from node.escalator import Escalator
-from node.home import Home
-from node.ingest import Identity, Ingestor
-from node.keys import Keys, SealingKeys
-from node.members import MembersApi
-from node.metrics import Metrics, MetricsServer
-from node.natsconf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_server_conf
-from node.natsproc import NatsServer, ServerSpec, open_nats_server, server_version
-from node.network import Network, load_network
-from node.peering import Peering
-from node.policy import describe_policy
-from node.pseudonyms import DefendersApi
-from node.retention import Retention
-from node.rosters import RosterKeeper
-from node.rotation import KeysApi
-from node.sealed import Sharer
-from node.store import Store, open_store
-from protocol import subjects
-from protocol.envelope import Event
-from protocol.errors import ConfigError, RrnError
-from protocol.kinds import Kind
+from rrn.federation.alerts import AlertState, AlertView
+from rrn.node.api import Api, StatusInfo
+from rrn.node.clock import Clock, SystemClock, wait_set
+from rrn.node.config import load_config
+from rrn.node.control_server import ControlServer
+from rrn.node.coverage import current_declarations, gap_seconds
+from rrn.node.escalator import Escalator
+from rrn.node.home import Home
+from rrn.node.ingest import Identity, Ingestor
+from rrn.node.keys import Keys, SealingKeys
+from rrn.node.members import MembersApi
+from rrn.node.metrics import Metrics, MetricsServer
+from rrn.node.natsconf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_server_conf
+from rrn.node.natsproc import NatsServer, ServerSpec, open_nats_server, server_version
+from rrn.node.network import Network, load_network
+from rrn.node.peering import Peering
+from rrn.node.policy import describe_policy
+from rrn.node.pseudonyms import DefendersApi
+from rrn.node.retention import Retention
+from rrn.node.rosters import RosterKeeper
+from rrn.node.rotation import KeysApi
+from rrn.node.sealed import Sharer
+from rrn.node.store import Store, open_store
+from rrn.protocol import subjects
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ConfigError, RrnError
+from rrn.protocol.kinds import Kind
 
 __all__ = ["Node", "rrn_version"]
 
@@ -67,7 +67,7 @@ _STOP_GRACE_S: Final = 30.0
 def rrn_version() -> str:
     """The installed version of rrn."""
     try:
-        return pkg_version("rrn")
+        return pkg_version("rapid-response-network")
     except PackageNotFoundError:
         return "0+unknown"
 

@@ -34,7 +34,7 @@ from typing import Any
 
 __all__ = ["main"]
 
-_RRN = [sys.executable, "-m", "node.cli"]
+_RRN = [sys.executable, "-m", "rrn.node.cli"]
 _NODES = {
     1: ("lima-hr", "America/Lima"),
     2: ("nairobi-dl", "Africa/Nairobi"),

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from node.client import pid_alive
-from node.clock import Clock
-from node.founding import (
+from rrn.node.client import pid_alive
+from rrn.node.clock import Clock
+from rrn.node.founding import (
     adopt_network,
     card_document,
     certs_of,
@@ -33,9 +33,9 @@ from node.founding import (
     sign_document,
     write_document,
 )
-from node.home import Home, init_home, open_home
-from protocol.errors import ConfigError
-from protocol.roster import NetworkPolicy, Role
+from rrn.node.home import Home, init_home, open_home
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import NetworkPolicy, Role
 
 __all__ = ["Devnet", "DevnetNode", "create_devnet", "load_devnet"]
 
@@ -92,7 +92,7 @@ class Devnet:
             return pid
         with (self.dir / f"{node.org}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "run", "--home", str(node.home)],
+                [sys.executable, "-m", "rrn.node.cli", "run", "--home", str(node.home)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

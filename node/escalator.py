@@ -38,20 +38,20 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
-from federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries, view
-from federation.asks import overdue_by_role
-from federation.coverage import Shift, shifts
-from federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
-from node.clock import Clock, wait_set
-from node.config import NotifyConfig
-from node.coverage import Declarations, load_declarations
-from node.ingest import Ingestor
-from node.metrics import Metrics
-from node.peering import Peering
-from node.store import Store
-from protocol.alerts import MAX_LEVEL, AlertEscalated
-from protocol.errors import RrnError
-from protocol.subjects import LOCAL_ALERTS_PREFIX
+from rrn.federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries, view
+from rrn.federation.asks import overdue_by_role
+from rrn.federation.coverage import Shift, shifts
+from rrn.federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
+from rrn.node.clock import Clock, wait_set
+from rrn.node.config import NotifyConfig
+from rrn.node.coverage import Declarations, load_declarations
+from rrn.node.ingest import Ingestor
+from rrn.node.metrics import Metrics
+from rrn.node.peering import Peering
+from rrn.node.store import Store
+from rrn.protocol.alerts import MAX_LEVEL, AlertEscalated
+from rrn.protocol.errors import RrnError
+from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX
 
 __all__ = ["TARGETED_SUBJECT", "Escalator", "Notice", "Routing"]
 

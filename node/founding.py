@@ -24,15 +24,15 @@ from typing import Any
 
 import msgspec
 
-from federation.roster import make_genesis, verify_genesis
-from node.clock import Clock
-from node.home import Home
-from node.keys import Keys
-from node.network import Network, own_card, verify_chain
-from node.policy import describe_policy
-from node.store import RosterRow, Store, open_store
-from protocol.errors import ConfigError, FederationError, ProtocolError, StoreError
-from protocol.roster import (
+from rrn.federation.roster import make_genesis, verify_genesis
+from rrn.node.clock import Clock
+from rrn.node.home import Home
+from rrn.node.keys import Keys
+from rrn.node.network import Network, own_card, verify_chain
+from rrn.node.policy import describe_policy
+from rrn.node.store import RosterRow, Store, open_store
+from rrn.protocol.errors import ConfigError, FederationError, ProtocolError, StoreError
+from rrn.protocol.roster import (
     Approval,
     Card,
     NetworkPolicy,

@@ -20,9 +20,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from federation.roster import make_genesis
-from node.clock import Clock
-from node.config import (
+from rrn.federation.roster import make_genesis
+from rrn.node.clock import Clock
+from rrn.node.config import (
     Config,
     FederationConfig,
     IngestConfig,
@@ -34,11 +34,11 @@ from node.config import (
     load_config,
     render_config,
 )
-from node.keys import ControlSecrets, Keys, create_keys, load_control_secrets, load_keys
-from node.network import own_card
-from node.store import RosterRow, open_store
-from protocol.errors import ConfigError
-from protocol.roster import Role, RosterCert, encode_cert, roster_id, sign_roster
+from rrn.node.keys import ControlSecrets, Keys, create_keys, load_control_secrets, load_keys
+from rrn.node.network import own_card
+from rrn.node.store import RosterRow, open_store
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import Role, RosterCert, encode_cert, roster_id, sign_roster
 
 __all__ = ["Home", "init_home", "open_home"]
 

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
-from federation.alerts import AlertState, AlertView
-from federation.chain import (
+from rrn.federation.alerts import AlertState, AlertView
+from rrn.federation.chain import (
     Head,
     Verdict,
     check_fork_proof,
@@ -38,20 +38,20 @@ from federation.chain import (
     decode_fork_proof,
     fork_proof,
 )
-from federation.keyring import Keyring, Rotation
-from node.clock import Clock
-from node.config import IngestConfig
-from node.metrics import Metrics, kind_label
-from node.network import Network
-from node.projection import Change, Projection
-from node.responses import observe_responses
-from node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
-from node.verify import Checked, Verifier
-from protocol.alerts import AlertRaised, AlertShared, AlertTombstoned
-from protocol.encoding import encode
-from protocol.envelope import Event, open_envelope, sign_event
-from protocol.errors import ProtocolError, Reason, StoreError
-from protocol.kinds import (
+from rrn.federation.keyring import Keyring, Rotation
+from rrn.node.clock import Clock
+from rrn.node.config import IngestConfig
+from rrn.node.metrics import Metrics, kind_label
+from rrn.node.network import Network
+from rrn.node.projection import Change, Projection
+from rrn.node.responses import observe_responses
+from rrn.node.store import APPLIED, UNAPPLIED, Batch, RosterRow, Store
+from rrn.node.verify import Checked, Verifier
+from rrn.protocol.alerts import AlertRaised, AlertShared, AlertTombstoned
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import Event, open_envelope, sign_event
+from rrn.protocol.errors import ProtocolError, Reason, StoreError
+from rrn.protocol.kinds import (
     AlertPayload,
     Kind,
     Payload,
@@ -60,9 +60,9 @@ from protocol.kinds import (
     seal_event,
     unseal,
 )
-from protocol.membership import sign_rotation
-from protocol.sealing import OpenKeys, SealError, encode_sealed, seal
-from protocol.sealing import Position as SealedAt
+from rrn.protocol.membership import sign_rotation
+from rrn.protocol.sealing import OpenKeys, SealError, encode_sealed, seal
+from rrn.protocol.sealing import Position as SealedAt
 
 __all__ = ["Identity", "Ingestor", "Outcome", "SealFor"]
 

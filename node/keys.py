@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from protocol.errors import ConfigError
+from rrn.protocol.errors import ConfigError
 
 __all__ = [
     "ControlSecrets",

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from node.nkeys import user_public, user_seed
+from rrn.node.nkeys import user_public, user_seed
 
 __all__ = ["link_nkey"]
 

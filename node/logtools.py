@@ -18,14 +18,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.clock import SystemClock
-from node.home import Home
-from node.ingest import Identity, Ingestor, Outcome
-from node.metrics import Metrics
-from node.network import load_network
-from node.store import APPLIED, FROZEN, UNAPPLIED, EventRow, open_store
-from protocol.envelope import KeyResolver, check_signed
-from protocol.errors import ConfigError, ProtocolError, RrnError
+from rrn.node.clock import SystemClock
+from rrn.node.home import Home
+from rrn.node.ingest import Identity, Ingestor, Outcome
+from rrn.node.metrics import Metrics
+from rrn.node.network import load_network
+from rrn.node.store import APPLIED, FROZEN, UNAPPLIED, EventRow, open_store
+from rrn.protocol.envelope import KeyResolver, check_signed
+from rrn.protocol.errors import ConfigError, ProtocolError, RrnError
 
 __all__ = [
     "ImportReport",

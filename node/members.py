@@ -17,16 +17,16 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from federation.roster import next_roster
-from federation.topology import links
-from node.control import handler
-from node.ingest import Ingestor
-from node.peering import Peering
-from node.policy import parse_policy
-from node.rosters import RosterKeeper
-from protocol.errors import ConfigError, ControlError, FederationError, ProtocolError
-from protocol.membership import RosterApproved, RosterProposed
-from protocol.roster import (
+from rrn.federation.roster import next_roster
+from rrn.federation.topology import links
+from rrn.node.control import handler
+from rrn.node.ingest import Ingestor
+from rrn.node.peering import Peering
+from rrn.node.policy import parse_policy
+from rrn.node.rosters import RosterKeeper
+from rrn.protocol.errors import ConfigError, ControlError, FederationError, ProtocolError
+from rrn.protocol.membership import RosterApproved, RosterProposed
+from rrn.protocol.roster import (
     Approval,
     Card,
     Cutoff,

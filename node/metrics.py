@@ -16,9 +16,9 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
-from protocol.alerts import Severity, SupporterRole, Urgency
-from protocol.errors import ConfigError, Reason
-from protocol.kinds import Kind
+from rrn.protocol.alerts import Severity, SupporterRole, Urgency
+from rrn.protocol.errors import ConfigError, Reason
+from rrn.protocol.kinds import Kind
 
 __all__ = ["Metrics", "MetricsServer", "kind_label"]
 

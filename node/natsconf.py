@@ -25,12 +25,12 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from federation.topology import Link, links
-from node.config import Config
-from node.keys import Keys
-from node.links import link_nkey
-from protocol import subjects
-from protocol.roster import Roster
+from rrn.federation.topology import Link, links
+from rrn.node.config import Config
+from rrn.node.keys import Keys
+from rrn.node.links import link_nkey
+from rrn.protocol import subjects
+from rrn.protocol.roster import Roster
 
 __all__ = ["DAEMON_USER", "EVENTS_STREAM", "INTEGRATOR_USER", "ServerLayout", "render_server_conf"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from protocol.errors import ConfigError
+from rrn.protocol.errors import ConfigError
 
 __all__ = [
     "NatsServer",

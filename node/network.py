@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from federation.keyring import Keyring, Rotation
-from federation.roster import verify_genesis, verify_next
-from node.keys import Keys
-from node.store import RosterRow, Store
-from protocol.errors import FederationError, ProtocolError, StoreError
-from protocol.kinds import Kind
-from protocol.roster import (
+from rrn.federation.keyring import Keyring, Rotation
+from rrn.federation.roster import verify_genesis, verify_next
+from rrn.node.keys import Keys
+from rrn.node.store import RosterRow, Store
+from rrn.protocol.errors import FederationError, ProtocolError, StoreError
+from rrn.protocol.kinds import Kind
+from rrn.protocol.roster import (
     ROSTER_VERSION,
     Card,
     Role,

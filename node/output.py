@@ -9,8 +9,8 @@ import datetime
 import zoneinfo
 from collections.abc import Sequence
 
-from node.api import AlertDetail, AskInfo, StatusInfo
-from node.control import AlertInfo
+from rrn.node.api import AlertDetail, AskInfo, StatusInfo
+from rrn.node.control import AlertInfo
 
 __all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text", "table"]
 

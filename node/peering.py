@@ -29,18 +29,18 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
-from federation.chain import Head
-from federation.ratelimit import TokenBucket
-from federation.sync import gaps
-from node.clock import Clock, wait_set
-from node.config import FederationConfig
-from node.ingest import Ingestor
-from node.metrics import Metrics
-from node.store import Store
-from protocol import subjects
-from protocol.envelope import MAX_ENVELOPE_BYTES, Event
-from protocol.errors import FederationError, ProtocolError, Reason
-from protocol.messages import (
+from rrn.federation.chain import Head
+from rrn.federation.ratelimit import TokenBucket
+from rrn.federation.sync import gaps
+from rrn.node.clock import Clock, wait_set
+from rrn.node.config import FederationConfig
+from rrn.node.ingest import Ingestor
+from rrn.node.metrics import Metrics
+from rrn.node.store import Store
+from rrn.protocol import subjects
+from rrn.protocol.envelope import MAX_ENVELOPE_BYTES, Event
+from rrn.protocol.errors import FederationError, ProtocolError, Reason
+from rrn.protocol.messages import (
     MAX_RANGE_EVENTS,
     MAX_RESPONSE_BYTES,
     MESSAGE_VERSION,

@@ -12,9 +12,9 @@ from typing import Final
 
 import msgspec
 
-from federation.escalation import DEFAULT_POLICY
-from protocol.errors import ConfigError
-from protocol.roster import MAX_STEP_S, MIN_STEP_S, NetworkPolicy
+from rrn.federation.escalation import DEFAULT_POLICY
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import MAX_STEP_S, MIN_STEP_S, NetworkPolicy
 
 __all__ = ["describe_policy", "parse_policy"]
 

@@ -11,10 +11,10 @@ import collections
 from collections.abc import Iterable
 from typing import Final
 
-from federation.alerts import AlertState, AlertView, fact, join, view
-from node.store import Store
-from protocol.envelope import Event
-from protocol.kinds import AlertPayload
+from rrn.federation.alerts import AlertState, AlertView, fact, join, view
+from rrn.node.store import Store
+from rrn.protocol.envelope import Event
+from rrn.protocol.kinds import AlertPayload
 
 __all__ = ["Change", "OpenKey", "Projection"]
 

@@ -18,14 +18,14 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from node.clock import Clock
-from node.control import handler
-from node.keys import SealingKeys
-from node.store import Store
-from node.transit import open_request, seal_reply
-from protocol.alerts import PSEUDONYM_PATTERN
-from protocol.errors import ControlError, ProtocolError
-from protocol.sealing import Position, decode_sealed, encode_sealed, open_sealed, seal
+from rrn.node.clock import Clock
+from rrn.node.control import handler
+from rrn.node.keys import SealingKeys
+from rrn.node.store import Store
+from rrn.node.transit import open_request, seal_reply
+from rrn.protocol.alerts import PSEUDONYM_PATTERN
+from rrn.protocol.errors import ControlError, ProtocolError
+from rrn.protocol.sealing import Position, decode_sealed, encode_sealed, open_sealed, seal
 
 __all__ = [
     "DefenderArgs",

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from federation.alerts import Acted, AlertState, Claimed
-from federation.asks import fulfilled
-from node.metrics import Metrics
-from protocol.roster import Roster
+from rrn.federation.alerts import Acted, AlertState, Claimed
+from rrn.federation.asks import fulfilled
+from rrn.node.metrics import Metrics
+from rrn.protocol.roster import Roster
 
 __all__ = ["observe_responses", "role_of"]
 

@@ -11,13 +11,13 @@ import asyncio
 import logging
 from typing import Final
 
-from federation.alerts import AlertState
-from node.clock import Clock, wait_set
-from node.config import RetentionConfig
-from node.ingest import Ingestor
-from node.store import Store
-from protocol.alerts import AlertTombstoned, TombstoneReason
-from protocol.errors import RrnError
+from rrn.federation.alerts import AlertState
+from rrn.node.clock import Clock, wait_set
+from rrn.node.config import RetentionConfig
+from rrn.node.ingest import Ingestor
+from rrn.node.store import Store
+from rrn.protocol.alerts import AlertTombstoned, TombstoneReason
+from rrn.protocol.errors import RrnError
 
 __all__ = ["Retention", "forget"]
 

@@ -13,16 +13,16 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from federation.membership import Pending, Proposals
-from federation.roster import verify_next
-from node.ingest import Ingestor
-from node.network import Network, verify_chain
-from node.store import RosterRow, Store
-from protocol.envelope import Event
-from protocol.errors import PayloadError, ProtocolError
-from protocol.kinds import Kind, decode_payload
-from protocol.membership import RosterApproved, RosterProposed
-from protocol.roster import RosterCert, decode_cert, decode_roster, encode_cert, roster_id
+from rrn.federation.membership import Pending, Proposals
+from rrn.federation.roster import verify_next
+from rrn.node.ingest import Ingestor
+from rrn.node.network import Network, verify_chain
+from rrn.node.store import RosterRow, Store
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import PayloadError, ProtocolError
+from rrn.protocol.kinds import Kind, decode_payload
+from rrn.protocol.membership import RosterApproved, RosterProposed
+from rrn.protocol.roster import RosterCert, decode_cert, decode_roster, encode_cert, roster_id
 
 __all__ = ["RosterKeeper"]
 

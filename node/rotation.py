@@ -22,9 +22,9 @@ from pathlib import Path
 
 import msgspec
 
-from node.control import handler
-from node.ingest import Ingestor
-from node.keys import SealingKeys, next_keys
+from rrn.node.control import handler
+from rrn.node.ingest import Ingestor
+from rrn.node.keys import SealingKeys, next_keys
 
 __all__ = ["KeysApi", "RotatedInfo"]
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from federation.alerts import AlertState, AlertView, Pos, view
-from node.ingest import Ingestor, SealFor
-from node.store import Store
-from protocol.alerts import AlertRaised, AlertShared
-from protocol.errors import ProtocolError, Reason, RrnError
-from protocol.kinds import unseal
-from protocol.roster import Role
-from protocol.sealing import (
+from rrn.federation.alerts import AlertState, AlertView, Pos, view
+from rrn.node.ingest import Ingestor, SealFor
+from rrn.node.store import Store
+from rrn.protocol.alerts import AlertRaised, AlertShared
+from rrn.protocol.errors import ProtocolError, Reason, RrnError
+from rrn.protocol.kinds import unseal
+from rrn.protocol.roster import Role
+from rrn.protocol.sealing import (
     Details,
     OpenKeys,
     Position,

@@ -18,7 +18,7 @@ from typing import Final, NamedTuple
 
 import aiosqlite
 
-from federation.alerts import (
+from rrn.federation.alerts import (
     OPEN_STATUSES,
     AlertState,
     AlertView,
@@ -26,10 +26,10 @@ from federation.alerts import (
     encode_state,
     view,
 )
-from federation.chain import Head
-from node.migrations import MIGRATIONS
-from protocol.envelope import Event, decode_header, event_id
-from protocol.errors import StoreError
+from rrn.federation.chain import Head
+from rrn.node.migrations import MIGRATIONS
+from rrn.protocol.envelope import Event, decode_header, event_id
+from rrn.protocol.errors import StoreError
 
 __all__ = [
     "APPLIED",

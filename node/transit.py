@@ -13,8 +13,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from protocol.errors import ControlError, ProtocolError
-from protocol.sealing import OpenKeys, Position, decode_sealed, encode_sealed, open_sealed, seal
+from rrn.protocol.errors import ControlError, ProtocolError
+from rrn.protocol.sealing import OpenKeys, Position, decode_sealed, encode_sealed, open_sealed, seal
 
 __all__ = ["open_reply", "open_request", "seal_reply", "seal_request"]
 

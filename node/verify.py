@@ -24,10 +24,10 @@ import os
 from collections.abc import Sequence
 from typing import Final
 
-from federation.keyring import Keyring, Rotation
-from protocol.envelope import Event, open_envelope, verify_event
-from protocol.errors import ProtocolError, Reason
-from protocol.roster import decode_roster
+from rrn.federation.keyring import Keyring, Rotation
+from rrn.protocol.envelope import Event, open_envelope, verify_event
+from rrn.protocol.errors import ProtocolError, Reason
+from rrn.protocol.roster import decode_roster
 
 __all__ = ["WORKERS", "Checked", "Verifier"]
 

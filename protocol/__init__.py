@@ -3,7 +3,7 @@
 Must not import federation/ or node/, asyncio, NATS, sqlite or the clock.
 """
 
-from protocol.envelope import (
+from rrn.protocol.envelope import (
     MAX_ENVELOPE_BYTES,
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -17,7 +17,7 @@ from protocol.envelope import (
     sign_event,
     verify_event,
 )
-from protocol.errors import (
+from rrn.protocol.errors import (
     ConfigError,
     ControlError,
     DecodeError,
@@ -31,7 +31,7 @@ from protocol.errors import (
     StoreError,
     ValidationError,
 )
-from protocol.kinds import Kind, Payload, decode_payload, encode_payload
+from rrn.protocol.kinds import Kind, Payload, decode_payload, encode_payload
 
 __all__ = [
     "MAX_ENVELOPE_BYTES",

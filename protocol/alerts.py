@@ -18,8 +18,8 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from protocol.countries import is_country
-from protocol.types import Hash32, NonNeg, OrgId
+from rrn.protocol.countries import is_country
+from rrn.protocol.types import Hash32, NonNeg, OrgId
 
 __all__ = [
     "MAX_LEVEL",

@@ -20,8 +20,8 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from protocol.alerts import ActionType, Language
-from protocol.countries import is_country
+from rrn.protocol.alerts import ActionType, Language
+from rrn.protocol.countries import is_country
 
 __all__ = [
     "ANYWHERE",

@@ -15,7 +15,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from protocol.errors import DecodeError, Reason
+from rrn.protocol.errors import DecodeError, Reason
 
 __all__ = [
     "DECODE_ERRORS",

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from msgspec import Meta
 
-from protocol.encoding import (
+from rrn.protocol.encoding import (
     DECODE_ERRORS,
     DOMAIN_EVENT,
     DOMAIN_EVENT_ID,
@@ -31,7 +31,7 @@ from protocol.encoding import (
     encode,
     pae,
 )
-from protocol.errors import (
+from rrn.protocol.errors import (
     DecodeError,
     OversizeError,
     PayloadError,
@@ -39,7 +39,7 @@ from protocol.errors import (
     SignatureError,
     ValidationError,
 )
-from protocol.types import Hash32, NonNeg, OrgId, Positive
+from rrn.protocol.types import Hash32, NonNeg, OrgId, Positive
 
 __all__ = [
     "MAX_ENVELOPE_BYTES",

@@ -19,7 +19,7 @@ from typing import Any, Final
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from protocol.alerts import (
+from rrn.protocol.alerts import (
     AlertActed,
     AlertCancelled,
     AlertClaimed,
@@ -36,13 +36,13 @@ from protocol.alerts import (
     check_alert_fields,
     check_audience,
 )
-from protocol.coverage import CoverageDeclared, check_declaration
-from protocol.encoding import DECODE_ERRORS, decode_canonical, encode, redact
-from protocol.envelope import Header
-from protocol.errors import PayloadError, ProtocolError, Reason
-from protocol.membership import KeyRotated, RosterApproved, RosterProposed
-from protocol.roster import decode_roster
-from protocol.sealing import (
+from rrn.protocol.coverage import CoverageDeclared, check_declaration
+from rrn.protocol.encoding import DECODE_ERRORS, decode_canonical, encode, redact
+from rrn.protocol.envelope import Header
+from rrn.protocol.errors import PayloadError, ProtocolError, Reason
+from rrn.protocol.membership import KeyRotated, RosterApproved, RosterProposed
+from rrn.protocol.roster import decode_roster
+from rrn.protocol.sealing import (
     MAX_SEALED_EVENT_BYTES,
     OpenKeys,
     Position,

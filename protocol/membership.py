@@ -20,11 +20,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from msgspec import Meta
 
-from protocol.encoding import DOMAIN_KEY_ROTATED, encode, pae
-from protocol.envelope import Header
-from protocol.errors import Reason, SignatureError, ValidationError
-from protocol.roster import MAX_MEMBERS, Approval
-from protocol.types import Hash32, Key32, Positive, Sig64
+from rrn.protocol.encoding import DOMAIN_KEY_ROTATED, encode, pae
+from rrn.protocol.envelope import Header
+from rrn.protocol.errors import Reason, SignatureError, ValidationError
+from rrn.protocol.roster import MAX_MEMBERS, Approval
+from rrn.protocol.types import Hash32, Key32, Positive, Sig64
 
 __all__ = [
     "KeyRotated",

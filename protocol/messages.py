@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from msgspec import Meta
 
-from protocol.encoding import (
+from rrn.protocol.encoding import (
     DECODE_ERRORS,
     DOMAIN_HEARTBEAT,
     DOMAIN_REQUEST,
@@ -26,8 +26,8 @@ from protocol.encoding import (
     encode,
     pae,
 )
-from protocol.errors import DecodeError, OversizeError, Reason, SignatureError, ValidationError
-from protocol.types import Hash32, NonNeg, OrgId, Positive, Sig64
+from rrn.protocol.errors import DecodeError, OversizeError, Reason, SignatureError, ValidationError
+from rrn.protocol.types import Hash32, NonNeg, OrgId, Positive, Sig64
 
 __all__ = [
     "MAX_HEARTBEAT_BYTES",

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from msgspec import Meta
 
-from protocol.countries import is_country
-from protocol.encoding import (
+from rrn.protocol.countries import is_country
+from rrn.protocol.encoding import (
     DOMAIN_CARD,
     DOMAIN_ROSTER,
     DOMAIN_ROSTER_ID,
@@ -28,9 +28,9 @@ from protocol.encoding import (
     digest,
     pae,
 )
-from protocol.encoding import encode as _encode
-from protocol.errors import DecodeError, Reason, SignatureError
-from protocol.types import Hash32, Key32, NonNeg, OrgId, Positive, Sig64
+from rrn.protocol.encoding import encode as _encode
+from rrn.protocol.errors import DecodeError, Reason, SignatureError
+from rrn.protocol.types import Hash32, Key32, NonNeg, OrgId, Positive, Sig64
 
 __all__ = [
     "MAX_MEMBERS",

@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from msgspec import Meta
 
-from protocol.encoding import decode_canonical, encode, pae
-from protocol.errors import DecodeError, ProtocolError, Reason
-from protocol.types import Hash32, OrgId
+from rrn.protocol.encoding import decode_canonical, encode, pae
+from rrn.protocol.errors import DecodeError, ProtocolError, Reason
+from rrn.protocol.types import Hash32, OrgId
 
 __all__ = [
     "DETAIL_FIELDS",

@@ -11,18 +11,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from node.api import RaiseArgs
-from node.client import call
-from node.clock import SystemClock
-from node.control import AlertInfo
-from node.devnet import Devnet, create_devnet, remove_devnet
-from node.home import open_home
-from node.policy import parse_policy
-from protocol import subjects
-from protocol.alerts import IncidentType, Severity, Urgency
-from protocol.envelope import sign_event
-from protocol.kinds import encode_payload
-from protocol.roster import Role
+from rrn.node.api import RaiseArgs
+from rrn.node.client import call
+from rrn.node.clock import SystemClock
+from rrn.node.control import AlertInfo
+from rrn.node.devnet import Devnet, create_devnet, remove_devnet
+from rrn.node.home import open_home
+from rrn.node.policy import parse_policy
+from rrn.protocol import subjects
+from rrn.protocol.alerts import IncidentType, Severity, Urgency
+from rrn.protocol.envelope import sign_event
+from rrn.protocol.kinds import encode_payload
+from rrn.protocol.roster import Role
 from tests.procs import rrn_json, rrn_ok, wait_until
 from tests.support import raised
 
@@ -186,7 +186,7 @@ async def publish_as(net: TestNetwork, k: int, subject: str, data: bytes) -> Non
     """Publish raw bytes on node k's own NATS server, in its own account (as node k would)."""
     import nats
 
-    from node.natsconf import DAEMON_USER
+    from rrn.node.natsconf import DAEMON_USER
 
     home = net.home(k)
     info = json.loads((home / "run" / "daemon.json").read_text())
@@ -214,7 +214,7 @@ class Capture:
     async def _start(self, net: TestNetwork, k: int) -> Any:
         import nats
 
-        from node.natsconf import DAEMON_USER
+        from rrn.node.natsconf import DAEMON_USER
 
         home = net.home(k)
         info = json.loads((home / "run" / "daemon.json").read_text())

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-RRN = [sys.executable, "-m", "node.cli"]
+RRN = [sys.executable, "-m", "rrn.node.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

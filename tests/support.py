@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from federation.keyring import Keyring
-from federation.roster import make_genesis
-from protocol.alerts import (
+from rrn.federation.keyring import Keyring
+from rrn.federation.roster import make_genesis
+from rrn.protocol.alerts import (
     AlertClaimed,
     AlertRaised,
     AlertResolved,
@@ -23,10 +23,10 @@ from protocol.alerts import (
     Severity,
     Urgency,
 )
-from protocol.encoding import encode
-from protocol.envelope import Event, sign_event
-from protocol.kinds import Payload, kind_of
-from protocol.roster import (
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import Event, sign_event
+from rrn.protocol.kinds import Payload, kind_of
+from rrn.protocol.roster import (
     ROSTER_VERSION,
     Card,
     Role,

@@ -8,8 +8,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.alerts import AlertState, AlertStatus, claim_expiries, fact, join, view
-from protocol.alerts import (
+from rrn.federation.alerts import AlertState, AlertStatus, claim_expiries, fact, join, view
+from rrn.protocol.alerts import (
     ActionType,
     AlertActed,
     AlertCancelled,
@@ -27,8 +27,8 @@ from protocol.alerts import (
     TombstoneReason,
     Urgency,
 )
-from protocol.envelope import Event
-from protocol.kinds import AlertPayload, decode_payload
+from rrn.protocol.envelope import Event
+from rrn.protocol.kinds import AlertPayload, decode_payload
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from federation.chain import Head, Verdict, check_fork_proof, classify, fork_proof
-from protocol.envelope import Event
-from protocol.errors import ValidationError
+from rrn.federation.chain import Head, Verdict, check_fork_proof, classify, fork_proof
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ValidationError
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl")

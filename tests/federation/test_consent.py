@@ -6,9 +6,9 @@ from typing import Any
 
 import msgspec
 
-from federation.consent import audience, consented, permitted
-from protocol.alerts import Audience, Consent, ConsentSource
-from protocol.roster import Role, Roster
+from rrn.federation.consent import audience, consented, permitted
+from rrn.protocol.alerts import Audience, Consent, ConsentSource
+from rrn.protocol.roster import Role, Roster
 from tests.support import network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb", "berlin-fd", "manila-hrc")

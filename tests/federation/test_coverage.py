@@ -10,10 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.coverage import covers, dst_problems, gaps, on_duty, shifts
-from protocol.coverage import CoverageDeclared, CoverException, Weekday, Window, check_declaration
-from protocol.errors import PayloadError
-from protocol.kinds import decode_payload, encode_payload
+from rrn.federation.coverage import covers, dst_problems, gaps, on_duty, shifts
+from rrn.protocol.coverage import (
+    CoverageDeclared,
+    CoverException,
+    Weekday,
+    Window,
+    check_declaration,
+)
+from rrn.protocol.errors import PayloadError
+from rrn.protocol.kinds import decode_payload, encode_payload
 
 UTC = datetime.UTC
 ALL_DAYS = list(Weekday)

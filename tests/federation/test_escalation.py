@@ -8,12 +8,19 @@ from collections.abc import Mapping
 
 import msgspec
 
-from federation.alerts import AlertStatus, AlertView, fact, join, view
-from federation.coverage import Shift, shifts
-from federation.escalation import Escalation, Policy, ladder, next_escalation
-from protocol.alerts import ActionType, AlertClaimed, Ask, EscalationCause, SupporterRole, Urgency
-from protocol.coverage import Capability, CoverageDeclared, Weekday, Window
-from protocol.kinds import AlertPayload, decode_payload
+from rrn.federation.alerts import AlertStatus, AlertView, fact, join, view
+from rrn.federation.coverage import Shift, shifts
+from rrn.federation.escalation import Escalation, Policy, ladder, next_escalation
+from rrn.protocol.alerts import (
+    ActionType,
+    AlertClaimed,
+    Ask,
+    EscalationCause,
+    SupporterRole,
+    Urgency,
+)
+from rrn.protocol.coverage import Capability, CoverageDeclared, Weekday, Window
+from rrn.protocol.kinds import AlertPayload, decode_payload
 from tests.support import Chain, network, raised
 
 ORGS = ("lima-hr", "nairobi-dl", "jakarta-pb", "berlin-fd")

@@ -6,12 +6,12 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from federation.keyring import Keyring, Rotation
-from federation.roster import next_roster
-from protocol.envelope import Event
-from protocol.errors import ProtocolError, Reason, ValidationError
-from protocol.membership import KeyRotated, sign_rotation
-from protocol.roster import Cutoff, decode_roster
+from rrn.federation.keyring import Keyring, Rotation
+from rrn.federation.roster import next_roster
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ProtocolError, Reason, ValidationError
+from rrn.protocol.membership import KeyRotated, sign_rotation
+from rrn.protocol.roster import Cutoff, decode_roster
 from tests.support import Chain, card, key, network, pub, raised
 
 LIMA, QUITO, NAIROBI = "lima-hr", "quito-x", "nairobi-d"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
-from federation.membership import Proposals
-from federation.ratelimit import TokenBucket
-from federation.sync import Gap, gaps
-from federation.topology import links
-from protocol.messages import HeadEntry
-from protocol.roster import encode_roster, member_from_card, roster_id, sign_roster
+from rrn.federation.membership import Proposals
+from rrn.federation.ratelimit import TokenBucket
+from rrn.federation.sync import Gap, gaps
+from rrn.federation.topology import links
+from rrn.protocol.messages import HeadEntry
+from rrn.protocol.roster import encode_roster, member_from_card, roster_id, sign_roster
 from tests.support import Net, card, key, network
 
 ORGS = ("a-org", "b-org", "c-org", "d-org")

@@ -5,18 +5,24 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from federation.escalation import Policy
-from federation.keyring import Keyring
-from federation.roster import (
+from rrn.federation.escalation import Policy
+from rrn.federation.keyring import Keyring
+from rrn.federation.roster import (
     default_threshold,
     make_genesis,
     tolerated_faults,
     verify_genesis,
     verify_next,
 )
-from protocol.alerts import Urgency
-from protocol.errors import DecodeError, FederationError, Reason, SignatureError, ValidationError
-from protocol.roster import (
+from rrn.protocol.alerts import Urgency
+from rrn.protocol.errors import (
+    DecodeError,
+    FederationError,
+    Reason,
+    SignatureError,
+    ValidationError,
+)
+from rrn.protocol.roster import (
     Cutoff,
     NetworkPolicy,
     Roster,

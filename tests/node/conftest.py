@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from node.clock import ManualClock
-from node.config import IngestConfig
-from node.ingest import Identity, Ingestor
-from node.metrics import Metrics
-from node.network import load_network
-from node.store import RosterRow, Store, open_store
-from protocol.roster import encode_cert
+from rrn.node.clock import ManualClock
+from rrn.node.config import IngestConfig
+from rrn.node.ingest import Identity, Ingestor
+from rrn.node.metrics import Metrics
+from rrn.node.network import load_network
+from rrn.node.store import RosterRow, Store, open_store
+from rrn.protocol.roster import encode_cert
 from tests.support import Net, network
 
 

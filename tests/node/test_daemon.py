@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from node.api import RaiseArgs
-from node.client import call
-from node.control import AlertInfo
-from node.home import open_home
-from node.network import verify_chain
-from node.store import RosterRow
-from protocol.alerts import IncidentType, Severity, Urgency
-from protocol.envelope import verify_event
-from protocol.roster import decode_cert, roster_id
+from rrn.node.api import RaiseArgs
+from rrn.node.client import call
+from rrn.node.control import AlertInfo
+from rrn.node.home import open_home
+from rrn.node.network import verify_chain
+from rrn.node.store import RosterRow
+from rrn.protocol.alerts import IncidentType, Severity, Urgency
+from rrn.protocol.envelope import verify_event
+from rrn.protocol.roster import decode_cert, roster_id
 from tests.procs import Daemon, init, pid_alive, rrn, rrn_json, rrn_ok, wait_until
 
 pytestmark = pytest.mark.integration

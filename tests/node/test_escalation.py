@@ -17,8 +17,8 @@ from typing import Any
 import nats
 import pytest
 
-from node.home import open_home
-from node.natsconf import DAEMON_USER
+from rrn.node.home import open_home
+from rrn.node.natsconf import DAEMON_USER
 from tests.netkit import TestNetwork
 
 pytestmark = pytest.mark.integration

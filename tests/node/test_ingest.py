@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from federation.alerts import AlertStatus
-from node.ingest import Outcome
-from node.store import APPLIED, FROZEN, UNAPPLIED, open_store
-from protocol.alerts import AlertClaimed, AlertResolved
-from protocol.alerts import Outcome as AlertOutcome
-from protocol.encoding import encode
-from protocol.envelope import Event, sign_event
-from protocol.errors import Reason, StoreError
+from rrn.federation.alerts import AlertStatus
+from rrn.node.ingest import Outcome
+from rrn.node.store import APPLIED, FROZEN, UNAPPLIED, open_store
+from rrn.protocol.alerts import AlertClaimed, AlertResolved
+from rrn.protocol.alerts import Outcome as AlertOutcome
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import Event, sign_event
+from rrn.protocol.errors import Reason, StoreError
 from tests.node.conftest import Pipeline, running_pipeline
 from tests.support import Chain, Net, raised
 

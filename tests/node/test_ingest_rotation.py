@@ -8,9 +8,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node.ingest import Outcome
-from protocol.envelope import Event
-from protocol.membership import sign_rotation
+from rrn.node.ingest import Outcome
+from rrn.protocol.envelope import Event
+from rrn.protocol.membership import sign_rotation
 from tests.node.conftest import Pipeline, running_pipeline
 from tests.support import Chain, Net, key, raised
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from node.home import open_home
-from protocol.errors import Reason
-from protocol.kinds import SealedEvent
-from protocol.sealing import Position, Sealed, SealError, decode_sealed, open_sealed
+from rrn.node.home import open_home
+from rrn.protocol.errors import Reason
+from rrn.protocol.kinds import SealedEvent
+from rrn.protocol.sealing import Position, Sealed, SealError, decode_sealed, open_sealed
 from tests.netkit import TestNetwork, inject, network_id, rejected, signed_by
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node.keys import create_keys, load_keys, new_signing_key, next_keys, protect_keys
-from protocol.errors import ConfigError
+from rrn.node.keys import create_keys, load_keys, new_signing_key, next_keys, protect_keys
+from rrn.protocol.errors import ConfigError
 from tests.procs import Daemon, init, rrn, rrn_ok
 
 PASS = b"correct horse battery staple"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.roster import Role
+from rrn.protocol.roster import Role
 from tests.netkit import Capture, TestNetwork
 from tests.procs import rrn
 

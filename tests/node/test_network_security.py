@@ -15,14 +15,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from federation.roster import next_roster
-from node.home import open_home
-from protocol import subjects
-from protocol.encoding import encode
-from protocol.envelope import MAX_ENVELOPE_BYTES
-from protocol.kinds import encode_payload
-from protocol.messages import MESSAGE_VERSION, HeadEntry, Heartbeat, sign_heartbeat
-from protocol.roster import (
+from rrn.federation.roster import next_roster
+from rrn.node.home import open_home
+from rrn.protocol import subjects
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import MAX_ENVELOPE_BYTES
+from rrn.protocol.kinds import encode_payload
+from rrn.protocol.messages import MESSAGE_VERSION, HeadEntry, Heartbeat, sign_heartbeat
+from rrn.protocol.roster import (
     Approval,
     Roster,
     RosterCert,
@@ -179,7 +179,7 @@ async def _flood(net: TestNetwork, k: int, tail: str, messages: list[bytes]) -> 
     """Publish many messages from node k's account as fast as NATS takes them."""
     import nats
 
-    from node.natsconf import DAEMON_USER
+    from rrn.node.natsconf import DAEMON_USER
 
     home = net.home(k)
     info = json.loads((home / "run" / "daemon.json").read_text())

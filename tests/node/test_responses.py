@@ -7,21 +7,21 @@ import random
 import pytest
 from prometheus_client import generate_latest
 
-from federation.alerts import AlertState, fact, join
-from node.metrics import Metrics
-from node.policy import describe_policy, parse_policy
-from node.responses import observe_responses
-from protocol.alerts import (
+from rrn.federation.alerts import AlertState, fact, join
+from rrn.node.metrics import Metrics
+from rrn.node.policy import describe_policy, parse_policy
+from rrn.node.responses import observe_responses
+from rrn.protocol.alerts import (
     ActionType,
     AlertActed,
     AlertClaimed,
     AlertEscalated,
     EscalationCause,
 )
-from protocol.envelope import Event
-from protocol.errors import ConfigError
-from protocol.kinds import AlertPayload, decode_payload
-from protocol.roster import NetworkPolicy
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.kinds import AlertPayload, decode_payload
+from rrn.protocol.roster import NetworkPolicy
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.encoding import DOMAIN_EVENT, encode, pae
-from protocol.envelope import (
+from rrn.protocol.encoding import DOMAIN_EVENT, encode, pae
+from rrn.protocol.envelope import (
     MAX_ENVELOPE_BYTES,
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -19,7 +19,7 @@ from protocol.envelope import (
     sign_event,
     verify_event,
 )
-from protocol.errors import (
+from rrn.protocol.errors import (
     DecodeError,
     OversizeError,
     PayloadError,

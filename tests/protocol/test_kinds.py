@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.alerts import (
+from rrn.protocol.alerts import (
     ActionType,
     AlertRaised,
     AlertUpdated,
@@ -18,9 +18,9 @@ from protocol.alerts import (
     SupporterRole,
     Urgency,
 )
-from protocol.countries import COUNTRIES
-from protocol.errors import PayloadError, Reason
-from protocol.kinds import Kind, decode_payload, encode_payload
+from rrn.protocol.countries import COUNTRIES
+from rrn.protocol.errors import PayloadError, Reason
+from rrn.protocol.kinds import Kind, decode_payload, encode_payload
 from tests.support import raised
 
 

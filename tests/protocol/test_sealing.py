@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.encoding import pae
-from protocol.errors import Reason
-from protocol.sealing import (
+from rrn.protocol.encoding import pae
+from rrn.protocol.errors import Reason
+from rrn.protocol.sealing import (
     DOMAIN_SEALED,
     MAX_SEALED_BYTES,
     Position,

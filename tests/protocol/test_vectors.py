@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.keyring import Keyring, Rotation
-from federation.roster import verify_genesis
-from protocol.encoding import DOMAIN_EVENT, DOMAIN_EVENT_ID, pae
-from protocol.envelope import verify_event
-from protocol.errors import ProtocolError
-from protocol.kinds import decode_payload
-from protocol.membership import KeyRotated
-from protocol.roster import decode_cert, roster_id
+from rrn.federation.keyring import Keyring, Rotation
+from rrn.federation.roster import verify_genesis
+from rrn.protocol.encoding import DOMAIN_EVENT, DOMAIN_EVENT_ID, pae
+from rrn.protocol.envelope import verify_event
+from rrn.protocol.errors import ProtocolError
+from rrn.protocol.kinds import decode_payload
+from rrn.protocol.membership import KeyRotated
+from rrn.protocol.roster import decode_cert, roster_id
 from tests.vectors.generate import PATH, render
 
 VECTORS: dict[str, Any] = json.loads(PATH.read_text())

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from protocol.alerts import ActionType, AlertClaimed, AlertRaised, Ask, SupporterRole
-from protocol.encoding import (
+from rrn.protocol.alerts import ActionType, AlertClaimed, AlertRaised, Ask, SupporterRole
+from rrn.protocol.encoding import (
     DOMAIN_EVENT,
     DOMAIN_EVENT_ID,
     DOMAIN_ROSTER,
@@ -25,9 +25,9 @@ from protocol.encoding import (
     encode,
     pae,
 )
-from protocol.envelope import MAX_ENVELOPE_BYTES, Event
-from protocol.membership import rotation_statement, sign_rotation
-from protocol.roster import encode_cert
+from rrn.protocol.envelope import MAX_ENVELOPE_BYTES, Event
+from rrn.protocol.membership import rotation_statement, sign_rotation
+from rrn.protocol.roster import encode_cert
 from tests.support import Chain, key, network, raised
 
 PATH = Path(__file__).with_name("events.json")

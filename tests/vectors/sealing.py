@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from protocol.sealing import Position, encode_sealed, seal
+from rrn.protocol.sealing import Position, encode_sealed, seal
 
 PATH = Path(__file__).with_name("sealing.json")
 SEEDS = {"lima-hr": bytes(range(32)), "nairobi-dl": bytes(range(32, 64))}
