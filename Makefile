@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
 demo: $(STAMP)
-	$(BIN)/python -m rrn.node.demo
+	$(BIN)/python -m rrn.node.devnet.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

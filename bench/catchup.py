@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.ingest import bare_verify
-from rrn.node.clock import SystemClock
-from rrn.node.devnet import create_devnet, remove_devnet
-from rrn.node.home import open_home
-from rrn.node.logtools import import_envelopes
+from rrn.node.devnet.devnet import create_devnet, remove_devnet
+from rrn.node.home.clock import SystemClock
+from rrn.node.home.layout import open_home
+from rrn.node.ops.log import import_envelopes
 from rrn.protocol.alerts import AlertClaimed, AlertResolved, Outcome
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event

@@ -33,13 +33,12 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from rrn.node.api import NoArgs, RaiseArgs, StatusInfo
-from rrn.node.client import call, open_control
-from rrn.node.clock import SystemClock
-from rrn.node.control import AlertInfo
-from rrn.node.devnet import Devnet, create_devnet, remove_devnet
-from rrn.node.home import open_home
-from rrn.node.natsconf import DAEMON_USER
+from rrn.node.control.client import call, open_control
+from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
+from rrn.node.home.clock import SystemClock
+from rrn.node.home.layout import open_home
+from rrn.node.natsd.conf import DAEMON_USER
+from rrn.node.ops.types import AlertInfo, NoArgs, RaiseArgs, StatusInfo
 from rrn.protocol import subjects
 from rrn.protocol.alerts import IncidentType, Severity, Urgency
 

@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from rrn.node.clock import ManualClock
-from rrn.node.config import IngestConfig
-from rrn.node.ingest import Identity, Ingestor
-from rrn.node.metrics import Metrics
-from rrn.node.network import load_network
-from rrn.node.store import RosterRow, open_store
-from rrn.node.verify import WORKERS
+from rrn.node.daemon.metrics import Metrics
+from rrn.node.home.clock import ManualClock
+from rrn.node.home.config import IngestConfig
+from rrn.node.pipeline.ingest import Identity, Ingestor
+from rrn.node.pipeline.verify import WORKERS
+from rrn.node.store.db import RosterRow, open_store
+from rrn.node.store.network import load_network
 from rrn.protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated, Outcome, Severity
 from rrn.protocol.encoding import DOMAIN_EVENT, pae
 from rrn.protocol.envelope import Event
@@ -76,7 +76,7 @@ async def pipeline(tn: Net, envelopes: list[bytes], db: Path) -> float:
             store=store,
             network=await load_network(store),
             me=Identity("lima-hr", 1, tn.keys["lima-hr"]),
-            metrics=Metrics(version="bench", nats_server="none"),
+            metrics=Metrics(version="bench", nats_server="none").ingest,
             clock=ManualClock(),
             config=IngestConfig(),
         )

@@ -3,7 +3,8 @@
 Imports protocol/ and federation/; nothing imports node/.
 """
 
-from rrn.node.daemon import Node
-from rrn.node.home import Home, init_home, open_home
+from rrn.node.daemon.node import Node
+from rrn.node.home.layout import Home, open_home
+from rrn.node.membership.init import init_home
 
 __all__ = ["Home", "Node", "init_home", "open_home"]

@@ -11,13 +11,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from rrn.node.api import RaiseArgs
-from rrn.node.client import call
-from rrn.node.clock import SystemClock
-from rrn.node.control import AlertInfo
-from rrn.node.devnet import Devnet, create_devnet, remove_devnet
-from rrn.node.home import open_home
-from rrn.node.policy import parse_policy
+from rrn.node.control.client import call
+from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
+from rrn.node.home.clock import SystemClock
+from rrn.node.home.layout import open_home
+from rrn.node.membership.policy import parse_policy
+from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.protocol import subjects
 from rrn.protocol.alerts import IncidentType, Severity, Urgency
 from rrn.protocol.envelope import sign_event
@@ -186,7 +185,7 @@ async def publish_as(net: TestNetwork, k: int, subject: str, data: bytes) -> Non
     """Publish raw bytes on node k's own NATS server, in its own account (as node k would)."""
     import nats
 
-    from rrn.node.natsconf import DAEMON_USER
+    from rrn.node.natsd.conf import DAEMON_USER
 
     home = net.home(k)
     info = json.loads((home / "run" / "daemon.json").read_text())
@@ -214,7 +213,7 @@ class Capture:
     async def _start(self, net: TestNetwork, k: int) -> Any:
         import nats
 
-        from rrn.node.natsconf import DAEMON_USER
+        from rrn.node.natsd.conf import DAEMON_USER
 
         home = net.home(k)
         info = json.loads((home / "run" / "daemon.json").read_text())

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from rrn.node.clock import ManualClock
-from rrn.node.config import IngestConfig
-from rrn.node.ingest import Identity, Ingestor
-from rrn.node.metrics import Metrics
-from rrn.node.network import load_network
-from rrn.node.store import RosterRow, Store, open_store
+from rrn.node.daemon.metrics import Metrics
+from rrn.node.home.clock import ManualClock
+from rrn.node.home.config import IngestConfig
+from rrn.node.pipeline.ingest import Identity, Ingestor
+from rrn.node.store.db import RosterRow, Store, open_store
+from rrn.node.store.network import load_network
 from rrn.protocol.roster import encode_cert
 from tests.support import Net, network
 
@@ -61,7 +61,7 @@ async def running_pipeline(
             store=store,
             network=await load_network(store),
             me=Identity(me, 1, tn.keys[me], signing=signing or {}),
-            metrics=metrics,
+            metrics=metrics.ingest,
             clock=clock,
             config=IngestConfig(max_pending_per_chain=max_pending),
         )

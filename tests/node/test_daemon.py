@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rrn.node.api import RaiseArgs
-from rrn.node.client import call
-from rrn.node.control import AlertInfo
-from rrn.node.home import open_home
-from rrn.node.network import verify_chain
-from rrn.node.store import RosterRow
+from rrn.node.control.client import call
+from rrn.node.home.layout import open_home
+from rrn.node.ops.types import AlertInfo, RaiseArgs
+from rrn.node.store.db import RosterRow
+from rrn.node.store.network import verify_chain
 from rrn.protocol.alerts import IncidentType, Severity, Urgency
 from rrn.protocol.envelope import verify_event
 from rrn.protocol.roster import decode_cert, roster_id

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 def test_demo_runs_a_three_organisation_scenario_to_the_end() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rrn.node.demo"],
+        [sys.executable, "-m", "rrn.node.devnet.demo"],
         capture_output=True,
         text=True,
         timeout=300,

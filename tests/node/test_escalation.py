@@ -17,8 +17,8 @@ from typing import Any
 import nats
 import pytest
 
-from rrn.node.home import open_home
-from rrn.node.natsconf import DAEMON_USER
+from rrn.node.home.layout import open_home
+from rrn.node.natsd.conf import DAEMON_USER
 from tests.netkit import TestNetwork
 
 pytestmark = pytest.mark.integration

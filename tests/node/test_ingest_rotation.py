@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from rrn.node.ingest import Outcome
+from rrn.node.pipeline.ingest import Outcome
 from rrn.protocol.envelope import Event
 from rrn.protocol.membership import sign_rotation
 from tests.node.conftest import Pipeline, running_pipeline

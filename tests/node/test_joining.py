@@ -10,8 +10,8 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
-from rrn.node.home import open_home
-from rrn.node.natsconf import EVENTS_STREAM, INTEGRATOR_USER
+from rrn.node.home.layout import open_home
+from rrn.node.natsd.conf import EVENTS_STREAM, INTEGRATOR_USER
 from tests.netkit import TestNetwork
 from tests.procs import Daemon, free_port, init, rrn, rrn_ok
 

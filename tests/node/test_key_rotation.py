@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from rrn.node.home import open_home
+from rrn.node.home.layout import open_home
 from rrn.protocol.errors import Reason
 from rrn.protocol.kinds import SealedEvent
 from rrn.protocol.sealing import Position, Sealed, SealError, decode_sealed, open_sealed

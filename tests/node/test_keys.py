@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rrn.node.keys import create_keys, load_keys, new_signing_key, next_keys, protect_keys
+from rrn.node.home.keys import create_keys, load_keys, new_signing_key, next_keys, protect_keys
 from rrn.protocol.errors import ConfigError
 from tests.procs import Daemon, init, rrn, rrn_ok
 

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from rrn.federation.roster import next_roster
-from rrn.node.home import open_home
+from rrn.node.home.layout import open_home
 from rrn.protocol import subjects
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import MAX_ENVELOPE_BYTES
@@ -179,7 +179,7 @@ async def _flood(net: TestNetwork, k: int, tail: str, messages: list[bytes]) -> 
     """Publish many messages from node k's account as fast as NATS takes them."""
     import nats
 
-    from rrn.node.natsconf import DAEMON_USER
+    from rrn.node.natsd.conf import DAEMON_USER
 
     home = net.home(k)
     info = json.loads((home / "run" / "daemon.json").read_text())

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from rrn.federation.alerts import AlertState, fact, join
-from rrn.node.metrics import Metrics
-from rrn.node.policy import describe_policy, parse_policy
-from rrn.node.responses import observe_responses
+from rrn.node.daemon.metrics import Metrics
+from rrn.node.membership.policy import describe_policy, parse_policy
+from rrn.node.pipeline.responses import observe_responses
 from rrn.protocol.alerts import (
     ActionType,
     AlertActed,
@@ -83,7 +83,7 @@ def test_time_to_claim_and_first_action_are_measured_once_in_any_arrival_order(s
     for e in events:  # one event per batch: the worst case for double counting
         single = fact(e.header, e.id, _payload(e))
         new = single if state is None else join(state, single)
-        observe_responses(metrics, TN.roster, state, new)
+        observe_responses(metrics.ingest.responses, TN.roster, state, new)
         state = new
     labels = {"urgency": "immediate", "role": "responder"}
     assert _sample(metrics, "rrn_alert_time_to_claim_seconds_count", **labels) == 1

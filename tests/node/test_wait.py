@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rrn.node.clock import wait_set
+from rrn.node.home.clock import wait_set
 
 
 async def test_it_tells_a_wake_up_from_a_timeout() -> None:

@@ -1,0 +1,436 @@
+"""Escalation on one node: publish due escalations, tell our own people when asked.
+
+Owns the node's part in routing with no dispatcher. It keeps the open alerts in
+memory from committed changes and looks at an alert when it changed or its next
+step falls due (at all of them when liveness, the roster or the declarations
+change): the ladder
+comes from the declarations in force when the alert was raised, the roster and
+the roster's escalation policy (federation/escalation.py, the same on every
+node); whether a step is due comes from the signed facts, this node's clock and
+which members' heartbeats have stopped (node/peering.py).
+
+When an escalation is due, several live nodes would publish it at once. Each
+node waits its turn first: live members are ranked by a hash of (alert, level,
+org), and the member ranked k waits k stagger periods before it publishes, so
+normally one node publishes and the others see its event arrive. Duplicates
+are harmless: escalations to the same level merge into one state.
+
+When this member becomes a target (first step, a later step, the fallback pool
+or a hand-over), the node publishes a notice on rrn.local.alerts.targeted and
+runs the configured [notify] command. Notices carry routable metadata only
+(ids, level, urgency, severity, country, incident types), never a pseudonym or
+free text. Which (alert, level) was already notified is kept in the store, so a
+restart does not page people twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+
+from rrn.federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries, view
+from rrn.federation.asks import overdue_by_role
+from rrn.federation.coverage import Shift, shifts
+from rrn.federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
+from rrn.node.alerting.coverage import Declarations, load_declarations
+from rrn.node.alerting.metrics import AlertingMetrics
+from rrn.node.home.clock import Clock, wait_set
+from rrn.node.home.config import NotifyConfig
+from rrn.node.peering.peering import Peering
+from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.store.db import Store
+from rrn.protocol.alerts import MAX_LEVEL, AlertEscalated
+from rrn.protocol.errors import RrnError
+from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX
+
+__all__ = ["TARGETED_SUBJECT", "Escalator", "Notice", "Routing"]
+
+logger = logging.getLogger(__name__)
+
+#: Where the node tells its integrators that an alert asks this member to claim it.
+TARGETED_SUBJECT: Final = f"{LOCAL_ALERTS_PREFIX}.targeted"
+_TICK_S: Final = 1.0
+_GATHER_S: Final = 0.3
+_GAUGE_MS: Final = 15_000
+_RETRY_MS: Final = 5_000
+_NOTIFIED_KEY: Final = "escalator.notified"
+
+
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """What the node's own people are told: an alert asks this member to claim it."""
+
+    type: str = "targeted"
+    alert: str  # hex id; `rrn alert show` gives the rest to those who may see it
+    member: str
+    level: int
+    pool: bool
+    reason: str  # first | deadline | target_down | claim_lapsed | handover
+    urgency: str
+    severity: str
+    country: str
+    incident_types: list[str]
+    exercise: bool
+    raised_ms: int
+    deadline_ms: int
+
+
+class Routing(msgspec.Struct, frozen=True, kw_only=True):
+    """Whom an alert asks now and until when (for `rrn alert list` and `show`)."""
+
+    asked: list[str]
+    pool: bool
+    #: When the current step runs out; None once claimed or ended.
+    deadline_ms: int | None
+
+
+@dataclass
+class _Due:
+    level: int
+    since: float  # monotonic seconds this node first saw the step due
+
+
+class Escalator:
+    """Publishes escalations that are due and notifies this member's people."""
+
+    def __init__(
+        self,
+        *,
+        nc: NatsClient,
+        ingestor: Ingestor,
+        store: Store,
+        peering: Peering,
+        metrics: AlertingMetrics,
+        clock: Clock,
+        notify: NotifyConfig,
+    ) -> None:
+        self.nc = nc
+        self.ingestor = ingestor
+        self.store = store
+        self.peering = peering
+        self.metrics = metrics
+        self.clock = clock
+        self.notify = notify
+        self._wake = asyncio.Event()
+        self._declarations: Declarations | None = None
+        self._ladders: dict[tuple[bytes, int, int], Ladder] = {}
+        self._decl_version = 0
+        self._coverage_gen = 0
+        #: Every open alert: its state and view, kept current from committed changes.
+        self._open: dict[bytes, tuple[AlertState, AlertView]] = {}
+        self._reload = True
+        self._reloading = False
+        #: Alerts to look at now, and when to look at the others again.
+        self._changed: set[bytes] = set()
+        self._next: dict[bytes, int] = {}
+        self._queue: list[tuple[int, bytes]] = []
+        self._seen: tuple[frozenset[str], int, int] | None = None  # down, roster, declarations
+        self._gauge_ms = 0
+        self._due: dict[bytes, _Due] = {}
+        self._notified: dict[bytes, int] = {}
+        self._notified_dirty = False
+        self._commands: set[asyncio.Task[None]] = set()
+
+    @property
+    def me(self) -> str:
+        return self.ingestor.me.org
+
+    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+        """Alert states committed, with their views (None: rebuilt): look at them now."""
+        if changes is None or self._reloading:
+            self._reload = True
+        else:
+            for state, v in changes:
+                self._track(state, v)
+        self._wake.set()
+
+    def coverage_changed(self) -> None:
+        """A declaration arrived: recompute ladders and look at every open alert."""
+        self._declarations = None
+        self._coverage_gen += 1
+        self._wake.set()
+
+    def _track(self, state: AlertState, v: AlertView | None) -> None:
+        if v is None or not v.status.is_open:
+            self._open.pop(state.alert, None)
+            self._next.pop(state.alert, None)
+        else:
+            self._open[state.alert] = (state, v)
+            self._changed.add(state.alert)
+
+    async def run(self) -> None:
+        """Watch open alerts until cancelled."""
+        raw = await self.store.get_meta(_NOTIFIED_KEY)
+        if raw:
+            with contextlib.suppress(msgspec.DecodeError):
+                self._notified = msgspec.msgpack.decode(raw, type=dict[bytes, int])
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except RrnError as exc:
+                    logger.warning("escalation check failed: %s", exc)
+                except Exception:  # a bad alert or declaration must not stop the node
+                    logger.exception("escalation check failed")
+                wait = _TICK_S
+                if self._queue:
+                    wait = min(wait, max(0.0, (self._queue[0][0] - self.clock.now_ms()) / 1000))
+                await wait_set(self._wake, wait)
+                # Let changes gather: during a catch-up, alerts raised and closed
+                # within moments are never looked at (nor paged for) one by one.
+                await asyncio.sleep(_GATHER_S)
+                self._wake.clear()
+        finally:
+            for task in self._commands:
+                task.cancel()
+
+    async def routing(self, v: AlertView) -> Routing:
+        """Whom the alert asks at its current level, and the step's deadline."""
+        policy = Policy.of(self.ingestor.network.roster)
+        await self._load_declarations()
+        step = self._ladder(v, policy).step(v.level)
+        asked = list(v.targets) if v.level else list(step.targets)
+        if v.handover_to is not None:
+            asked = sorted({*asked, v.handover_to})
+        running = v.status in (AlertStatus.OPEN, AlertStatus.ESCALATED)
+        return Routing(
+            asked=asked, pool=step.pool, deadline_ms=_deadline(v, policy) if running else None
+        )
+
+    async def _load_declarations(self) -> None:
+        # A declaration committed while the store is being read makes that read
+        # stale (coverage_changed resets the cache meanwhile): read again.
+        while self._declarations is None:
+            wanted = self._coverage_gen
+            roster = self.ingestor.network.roster
+            found = await load_declarations(self.store, roster.orgs())
+            if wanted == self._coverage_gen:
+                self._declarations = found
+                self._decl_version += 1
+                self._ladders.clear()
+
+    async def tick(self) -> None:
+        """Look at the alerts that changed or fell due; at all of them when the world did."""
+        if self._reload:
+            self._reload = False
+            self._reloading = True  # changes committed during the read: read again
+            try:
+                states = await self.store.open_alert_states()
+            finally:
+                self._reloading = False
+            self._open.clear()
+            for state in states:
+                self._track(state, view(state))
+        network = self.ingestor.network
+        policy = Policy.of(network.roster)
+        await self._load_declarations()
+        now = self.clock.now_ms()
+        down = self.peering.down()
+        seen = (frozenset(down), network.roster_version, self._decl_version)
+        if seen != self._seen:  # who is live, the policy or the ladders changed
+            self._seen = seen
+            self._changed |= set(self._open)
+        todo, self._changed = self._changed, set()
+        while self._queue and self._queue[0][0] <= now:
+            at, alert = heapq.heappop(self._queue)
+            if self._next.get(alert) == at:
+                del self._next[alert]
+                todo.add(alert)
+        live = sorted(set(network.roster.orgs()) - down)
+        for alert in todo:
+            if alert in self._open:
+                again = await self._examine(alert, policy, now, down, live)
+                if again is not None:
+                    self._next[alert] = again
+                    heapq.heappush(self._queue, (again, alert))
+        if now - self._gauge_ms >= _GAUGE_MS or todo:
+            self._gauge_ms = now
+            self._count_late(policy, now)
+            self._forget()
+        if self._notified_dirty:
+            self._notified_dirty = False
+            await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
+
+    async def _examine(
+        self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
+    ) -> int | None:
+        """Notify and escalate as due; when to look at this alert again (None: on change)."""
+        state, v = self._open[alert]
+        steps = self._ladder(v, policy)
+        await self._maybe_notify(v, steps, policy)
+        expiries = claim_expiries(state)
+        due = next_escalation(v, steps, policy, now_ms=now, down=down, claims_until=expiries)
+        if due is None:
+            self._due.pop(alert, None)
+            if v.claimants:  # look again when the last claim runs out, if they all do
+                ends = [u for u in expiries.values() if u is not None]
+                return max(ends) if len(ends) == len(expiries) else None
+            return _deadline(v, policy)
+        wait_s = self._turn(alert, due, live)
+        if wait_s > 0:
+            return now + int(wait_s * 1000) + 1
+        if await self._publish(v, due):
+            return None  # the escalation comes back as a change
+        return now + _RETRY_MS
+
+    def _count_late(self, policy: Policy, now: int) -> None:
+        late: dict[str, int] = {}
+        for _, v in self._open.values():
+            if v.status is not AlertStatus.CLAIMED and now >= v.raised_ms + policy.step_ms(
+                v.urgency
+            ):
+                late[str(v.urgency)] = late.get(str(v.urgency), 0) + 1
+        self.metrics.set_unclaimed_late(late)
+        views = [v for _, v in self._open.values()]
+        self.metrics.set_asks_overdue(overdue_by_role(views, self.ingestor.network.roster, now))
+
+    def _ladder(self, v: AlertView, policy: Policy) -> Ladder:
+        key = (v.alert, self.ingestor.network.roster_version, self._decl_version)
+        found = self._ladders.get(key)
+        if found is None:
+            assert self._declarations is not None
+            decls = self._declarations.at(v.raised_ms)
+            running: list[Shift] = [
+                s
+                for org, decl in sorted(decls.items())
+                for s in shifts(org, decl, v.raised_ms, v.raised_ms + 1)
+            ]
+            found = self._ladders[key] = ladder(v, self.ingestor.network.roster, running, policy)
+        return found
+
+    def _turn(self, alert: bytes, due: Escalation, live: list[str]) -> float:
+        """Seconds until this node's turn to publish the due step (0: now)."""
+        now = self.peering.monotonic()
+        seen = self._due.get(alert)
+        if seen is None or seen.level != due.level:
+            seen = self._due[alert] = _Due(due.level, now)
+        rank = _rank(alert, due.level, live, self.me)
+        return max(0.0, seen.since + rank * self._stagger_s() - now)
+
+    def _stagger_s(self) -> float:
+        return 2 * self.peering.config.heartbeat_s
+
+    async def _publish(self, v: AlertView, due: Escalation) -> bool:
+        if self.ingestor.appends_blocked is not None or not due.targets or due.level > MAX_LEVEL:
+            return False
+        event = AlertEscalated(
+            alert=v.alert, level=due.level, targets=list(due.targets), cause=due.cause
+        )
+        try:
+            await self.ingestor.append(event)
+        except RrnError as exc:
+            logger.warning("could not publish an escalation: %s", exc)
+            return False
+        self._due.pop(v.alert, None)
+        self.metrics.escalations_published.labels(cause=str(due.cause)).inc()
+        logger.info("alert %s escalated to level %d (%s)", v.alert.hex()[:12], due.level, due.cause)
+        return True
+
+    # -- telling our own people -----------------------------------------------------
+
+    async def _maybe_notify(self, v: AlertView, steps: Ladder, policy: Policy) -> None:
+        if v.status is AlertStatus.CLAIMED:
+            return
+        if v.handover_to == self.me:
+            reason, pool = "handover", False
+        elif v.level == 0 and self.me in steps.step(0).targets:
+            reason, pool = "first", steps.step(0).pool
+        elif v.level > 0 and self.me in v.targets:
+            reason, pool = str(v.level_cause), steps.step(v.level).pool
+        else:
+            return
+        mark = v.level * 2 + (reason == "handover")
+        if self._notified.get(v.alert, -1) >= mark:
+            return
+        self._notified[v.alert] = mark
+        self._notified_dirty = True  # written once at the end of the look
+        notice = Notice(
+            alert=v.alert.hex(),
+            member=self.me,
+            level=v.level,
+            pool=pool,
+            reason=reason,
+            urgency=str(v.urgency),
+            severity=str(v.severity),
+            country=v.country,
+            incident_types=[str(t) for t in v.incident_types],
+            exercise=v.exercise,
+            raised_ms=v.raised_ms,
+            deadline_ms=_deadline(v, policy),
+        )
+        data = msgspec.json.encode(notice)
+        logger.info("alert %s asks this member to claim it (level %d)", notice.alert[:12], v.level)
+        try:
+            await self.nc.publish(TARGETED_SUBJECT, data)
+            self.metrics.notices.labels(channel="subject", outcome="ok").inc()
+        except NatsError:
+            self.metrics.notices.labels(channel="subject", outcome="failed").inc()
+        if self.notify.command:
+            task = asyncio.create_task(self._run_command(data))
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+
+    async def _run_command(self, data: bytes) -> None:
+        argv = self.notify.command
+        outcome = "failed"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            logger.error("notify command %s cannot start: %s", argv[0], exc.strerror)
+            self.metrics.notices.labels(channel="command", outcome=outcome).inc()
+            return
+        try:
+            await asyncio.wait_for(proc.communicate(data), self.notify.timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            outcome = "timeout"
+            logger.error(
+                "notify command %s ran past %.0f s; killed", argv[0], self.notify.timeout_s
+            )
+        else:
+            if proc.returncode == 0:
+                outcome = "ok"
+            else:
+                logger.error("notify command %s exited with %s", argv[0], proc.returncode)
+        self.metrics.notices.labels(channel="command", outcome=outcome).inc()
+
+    def _forget(self) -> None:
+        """Drop bookkeeping of alerts that ended."""
+        for alert in set(self._due) - self._open.keys():
+            del self._due[alert]
+        ended = set(self._notified) - self._open.keys()
+        for alert in ended:
+            del self._notified[alert]
+        self._notified_dirty |= bool(ended)
+        for key in [k for k in self._ladders if k[0] not in self._open]:
+            del self._ladders[key]
+
+
+def _deadline(v: AlertView, policy: Policy) -> int:
+    """When the alert's current step runs out unclaimed."""
+    return v.level_since_ms + policy.step_ms(v.urgency)
+
+
+def _rank(alert: bytes, level: int, live: Iterable[str], me: str) -> int:
+    """This node's place among live members in the queue to publish one step."""
+
+    def key(org: str) -> bytes:
+        return hashlib.sha256(b"%b\x00%d\x00%b" % (alert, level, org.encode())).digest()
+
+    order = sorted(live, key=key)
+    return order.index(me) if me in order else len(order)

@@ -1,0 +1,82 @@
+"""Pieces every `rrn` subcommand module shares: the parser class and helpers.
+
+Owns one-line argparse errors, the --home/--json arguments, opening the home
+and printing a result as text or JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from rrn.node.control.channel import to_json
+from rrn.node.control.client import daemon_info
+from rrn.node.home.layout import Home, open_home
+from rrn.protocol.errors import ConfigError, ControlError
+
+__all__ = ["Parser", "alert_ref", "get_home", "home_arg", "json_arg", "run", "show", "values"]
+
+T = TypeVar("T")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"rrn: error: {message} (see '{self.prog} --help')\n")
+
+
+def values(enum_type: type[Any]) -> list[str]:
+    return [str(v) for v in enum_type]
+
+
+def home_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=os.environ.get("RRN_HOME"),
+        help="node home directory (default: $RRN_HOME)",
+    )
+
+
+def json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def get_home(args: argparse.Namespace) -> Home:
+    if args.home is None:
+        raise ConfigError("--home is required (or set RRN_HOME)")
+    return open_home(Path(args.home))
+
+
+def require_stopped(home: Home, why: str) -> None:
+    """ConfigError unless the daemon of `home` is stopped (`why` says what would clash)."""
+    try:
+        daemon_info(home)
+    except ControlError:
+        return
+    raise ConfigError(f"stop the daemon first: {why}")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def show(args: argparse.Namespace, value: object, text: Callable[[], str]) -> int:
+    print(to_json(value) if getattr(args, "json", False) else text())
+    return 0
+
+
+def alert_ref(value: str) -> str:
+    """An alert id as typed (6 to 64 hex digits), normalised."""
+    ref = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
+        raise ConfigError(
+            f"alert id {value!r} must be 6 to 64 hex digits (as 'rrn alert list' shows)"
+        )
+    return ref

@@ -1,0 +1,181 @@
+"""How the CLI prints results for people (JSON output lives in node/control.py).
+
+Owns tables and detail views. Times are shown in the node's own time zone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from collections.abc import Sequence
+
+from rrn.node.ops.types import AlertDetail, AlertInfo, AskInfo, StatusInfo
+
+__all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text", "table"]
+
+
+def fmt_time(ms: int, tz: str) -> str:
+    """A timestamp in the given IANA zone, to the minute."""
+    when = datetime.datetime.fromtimestamp(ms / 1000, zoneinfo.ZoneInfo(tz))
+    return when.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def alert_line(a: AlertInfo) -> str:
+    """One line about an alert (used after raise/claim/resolve)."""
+    drill = " [exercise]" if a.exercise else ""
+    who = f" by {', '.join(a.claimants)}" if a.claimants and a.status == "claimed" else ""
+    return f"alert {a.id[:12]} {a.status}{who}: {a.country} {a.severity}/{a.urgency}{drill}"
+
+
+def alert_table(alerts: list[AlertInfo], tz: str) -> str:
+    """Alerts as an aligned table."""
+    if not alerts:
+        return "no alerts"
+    rows = [
+        (
+            "ID",
+            "STATUS",
+            "LEVEL",
+            "ASKED",
+            "DEADLINE",
+            "COUNTRY",
+            "SEVERITY",
+            "URGENCY",
+            "TYPES",
+            "ORIGIN",
+            "RAISED",
+        )
+    ]
+    for a in alerts:
+        types = ",".join(a.incident_types)
+        rows.append(
+            (
+                a.id[:12],
+                a.status + (" (drill)" if a.exercise else ""),
+                str(a.level),
+                _asked(a, short=True),
+                fmt_time(a.deadline_ms, tz) if a.deadline_ms is not None else "-",
+                a.subdivision or a.country,
+                a.severity,
+                a.urgency,
+                _cut(types, 32),
+                a.origin,
+                fmt_time(a.raised_ms, tz),
+            )
+        )
+    return table(rows)
+
+
+def _asked(a: AlertInfo, *, short: bool = False) -> str:
+    """Whom the alert asks now: members, or the fallback pool."""
+    if a.status not in ("open", "escalated"):
+        return "-"
+    if a.pool:
+        return f"pool ({len(a.asked)})" if short else "fallback pool: " + ", ".join(a.asked)
+    names = ", ".join(a.asked) or "-"
+    return _cut(names, 32) if short else names
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows of text as left-aligned columns; the first row is the heading."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def alert_detail(d: AlertDetail, tz: str) -> str:
+    """Everything routable about one alert, and its history."""
+    a = d.alert
+    asks = [
+        f"{x.action} from {x.to} ({x.channel})"
+        + (f" by {fmt_time(x.deadline_ms, tz)}" if x.deadline_ms else "")
+        for x in a.asks
+    ]
+    lines = [
+        f"alert      {a.id}",
+        f"status     {a.status}" + (f" ({a.end_code}, by {a.ended_by})" if a.ended_by else ""),
+        f"origin     {a.origin}",
+        f"pseudonym  {a.pseudonym}",
+        f"where      {a.subdivision or a.country}",
+        f"types      {', '.join(a.incident_types)}",
+        f"severity   {a.severity}",
+        f"urgency    {a.urgency}",
+        f"languages  {', '.join(a.languages) or '-'}",
+        f"asks       {'; '.join(asks) or '-'}",
+        f"claimed by {', '.join(a.claimants) or '-'}"
+        + (f" (handed over to {a.handover_to})" if a.handover_to else ""),
+        f"level      {a.level}" + (f" ({a.cause})" if a.cause else " (first step)"),
+        f"asked      {_asked(a)}"
+        + (f", until {fmt_time(a.deadline_ms, tz)}" if a.deadline_ms is not None else ""),
+        f"actions    {'; '.join(f'{act} by {who} ({ch})' for who, act, ch in a.actions) or '-'}",
+        "pledges    "
+        + (
+            "; ".join(
+                f"{act} by {who}" + (f" before {fmt_time(by, tz)}" if by else "")
+                for who, act, by in a.pledges
+            )
+            or "-"
+        ),
+        f"feedback   {', '.join(a.feedback) or '-'}",
+        f"audience   {', '.join(a.audience) if a.audience else 'the whole network'}",
+        f"exercise   {'yes' if a.exercise else 'no'}",
+        f"raised     {fmt_time(a.raised_ms, tz)}",
+        "sealed     "
+        + (
+            "no sealed details"
+            if not d.sealed_to
+            else f"sealed to {', '.join(d.sealed_to)}"
+            + ("" if d.details is not None else "; not readable by this member")
+        ),
+    ]
+    lines += [f"  {name:<10} {text}" for name, text in (d.details or {}).items()]
+    lines.append("history:")
+    for e in d.events:
+        lines.append(f"  {fmt_time(e.wall_ms, tz)}  {e.kind:<16} {e.origin}#{e.seq}  {e.id[:12]}")
+    return "\n".join(lines)
+
+
+def status_text(s: StatusInfo, tz: str) -> str:
+    """`rrn status` for people."""
+    lines = [
+        f"node        {s.org} ({s.name}), rrn {s.version}",
+        f"network     {s.network[:16]}, roster v{s.roster_version}, "
+        f"{len(s.members)} member(s): {', '.join(s.members)}",
+        f"escalation  {s.escalation}",
+        f"own chain   epoch {s.epoch}, seq {s.seq}",
+        f"store       {s.events} events, {s.open_alerts} open alert(s)",
+        f"nats        {s.nats_url}",
+        f"metrics     {s.metrics_url or 'disabled'}",
+        f"running     since {fmt_time(s.started_ms, tz)}",
+    ]
+    for chain in s.frozen:
+        lines.append(f"FROZEN      {chain} (a fork proof or a key cutoff)")
+    if s.appends_blocked:
+        lines.append(f"WARNING     own events blocked: {s.appends_blocked}")
+    return "\n".join(lines)
+
+
+def asks_table(asks: list[AskInfo], tz: str) -> str:
+    """Asks on open alerts, soonest deadline first."""
+    if not asks:
+        return "no open asks"
+    rows = [("ALERT", "ACTION", "TO", "CHANNEL", "DEADLINE", "PLEDGED", "DONE", "")]
+    for a in asks:
+        rows.append(
+            (
+                a.alert[:12],
+                a.action,
+                a.to,
+                a.channel,
+                fmt_time(a.deadline_ms, tz) if a.deadline_ms else "-",
+                ", ".join(a.pledged_by) or "-",
+                ", ".join(a.done_by) or "-",
+                "OVERDUE" if a.overdue else "",
+            )
+        )
+    return table(rows)

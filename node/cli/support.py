@@ -1,0 +1,278 @@
+"""`rrn asks`, `rrn alert pledge|feedback|forget`, `rrn defender`, and the consent flags
+of `alert raise`.
+
+Owns the command line of need-to-know and of supporters: recording consent and
+exclusions when an alert is raised, the asks a supporter sees, pledges, the
+feedback the originating NGO gives the defender, deleting an alert, and the
+defenders' pseudonyms kept at this node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from rrn.node.cli import output
+from rrn.node.cli.common import Parser, alert_ref, get_home, home_arg, json_arg, run, show, values
+from rrn.node.control.channel import now_ms
+from rrn.node.control.client import call, daemon_info
+from rrn.node.control.transit import open_reply, seal_request
+from rrn.node.ops.defenders import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
+from rrn.node.ops.types import (
+    AlertInfo,
+    AskInfo,
+    AsksArgs,
+    FeedbackArgs,
+    ForgetArgs,
+    NoArgs,
+    PledgeArgs,
+)
+from rrn.protocol.alerts import (
+    PSEUDONYM_PATTERN,
+    ActionType,
+    Audience,
+    Channel,
+    Consent,
+    ConsentSource,
+    FeedbackType,
+    TombstoneReason,
+)
+from rrn.protocol.countries import is_country
+from rrn.protocol.errors import ConfigError
+
+__all__ = ["add_consent_args", "add_support_parsers", "consent_of"]
+
+
+def add_consent_args(p: argparse.ArgumentParser) -> None:
+    """Flags of `alert raise` that record consent and exclusions."""
+    p.add_argument(
+        "--consent",
+        action="append",
+        default=[],
+        metavar="AUDIENCE[:UNTIL]",
+        help=f"consent to share with an audience ({', '.join(values(Audience))}), until an "
+        "ISO date or time (UTC unless it has an offset); without any, the NGO network only",
+    )
+    p.add_argument(
+        "--consent-by",
+        choices=values(ConsentSource),
+        help="who gave the consent (required with --consent)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="ORG",
+        help="a member that must learn nothing of the alert (e.g. an implicated company)",
+    )
+    p.add_argument(
+        "--perpetrator-state",
+        dest="perpetrator_states",
+        action="append",
+        default=[],
+        metavar="CC",
+        help="a state flagged as perpetrator: its diplomatic missions learn nothing",
+    )
+
+
+def consent_of(args: argparse.Namespace) -> list[Consent]:
+    """The consent records the flags describe, given now."""
+    if not args.consent:
+        return []
+    if args.consent_by is None:
+        raise ConfigError("--consent needs --consent-by: who gave it")
+    now = now_ms()
+    found = []
+    for spec in args.consent:
+        audience, _, until = spec.partition(":")
+        if audience not in values(Audience):
+            raise ConfigError(
+                f"--consent {spec!r}: audience must be one of {', '.join(values(Audience))}"
+            )
+        until_ms = _time_ms(until, "--consent") if until else None
+        if until_ms is not None and until_ms <= now:
+            raise ConfigError(f"--consent {spec!r}: that time has passed")
+        found.append(
+            Consent(
+                audience=Audience(audience),
+                given_by=ConsentSource(args.consent_by),
+                given_ms=now,
+                until_ms=until_ms,
+            )
+        )
+    for state in args.perpetrator_states:
+        if not is_country(state):
+            raise ConfigError(f"--perpetrator-state {state!r} is not an ISO 3166-1 alpha-2 code")
+    return found
+
+
+def _time_ms(text: str, flag: str) -> int:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {text!r} is not an ISO date or time") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def add_support_parsers(alert_sub: Any, top_sub: Any) -> None:
+    """Register `rrn alert pledge|feedback|forget` and `rrn asks`."""
+    p = alert_sub.add_parser("pledge", help="commit to carry out an ask addressed to this member")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--action", required=True, choices=values(ActionType))
+    p.add_argument("--channel", default="private", choices=values(Channel))
+    p.add_argument("--by", metavar="TIME", help="ISO date or time it will be done by")
+    p.set_defaults(func=cmd_pledge)
+
+    p = alert_sub.add_parser("feedback", help="record feedback given to the defender (origin)")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--type", dest="feedback", required=True, choices=values(FeedbackType))
+    p.set_defaults(func=cmd_feedback)
+
+    p = alert_sub.add_parser(
+        "forget", help="delete one of this member's alerts everywhere (tombstone)"
+    )
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("alert")
+    p.add_argument("--reason", required=True, choices=values(TombstoneReason))
+    p.set_defaults(func=cmd_forget)
+
+    p = top_sub.add_parser("asks", help="asks on open alerts addressed to this member's roles")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("--all", action="store_true", help="every ask, whoever it is addressed to")
+    p.set_defaults(func=cmd_asks)
+    _defender_parsers(top_sub)
+
+
+def _defender_parsers(top_sub: Any) -> None:
+    defender = top_sub.add_parser(
+        "defender", help="defenders' pseudonyms (the identity stays at this node, encrypted)"
+    )
+    sub = defender.add_subparsers(dest="defender_command", required=True, parser_class=Parser)
+    p = sub.add_parser("add", help="mint a pseudonym for a defender and keep the identity here")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument(
+        "--identity",
+        required=True,
+        metavar="FILE",
+        help="text file with the identity (- for stdin)",
+    )
+    p.set_defaults(func=cmd_defender_add)
+
+    p = sub.add_parser("show", help="the identity behind a pseudonym minted here")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("pseudonym")
+    p.set_defaults(func=cmd_defender_show)
+
+    p = sub.add_parser("list", help="pseudonyms minted here (no identities)")
+    home_arg(p)
+    json_arg(p)
+    p.set_defaults(func=cmd_defender_list)
+
+    p = sub.add_parser("forget", help="delete the identity behind a pseudonym for good")
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("pseudonym")
+    p.set_defaults(func=cmd_defender_forget)
+
+
+def cmd_pledge(args: argparse.Namespace) -> int:
+    payload = PledgeArgs(
+        alert=alert_ref(args.alert),
+        action=ActionType(args.action),
+        channel=Channel(args.channel),
+        by_ms=_time_ms(args.by, "--by") if args.by else None,
+    )
+    info = run(call(get_home(args), "alert.pledge", payload, AlertInfo))
+    return show(args, info, lambda: output.alert_line(info))
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    payload = FeedbackArgs(alert=alert_ref(args.alert), feedback=FeedbackType(args.feedback))
+    info = run(call(get_home(args), "alert.feedback", payload, AlertInfo))
+    return show(args, info, lambda: output.alert_line(info))
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    payload = ForgetArgs(alert=alert_ref(args.alert), reason=TombstoneReason(args.reason))
+    count = run(call(get_home(args), "alert.forget", payload, int))
+    return show(
+        args,
+        {"alert": payload.alert, "events": count},
+        lambda: f"deleted alert {payload.alert}: every node drops the payloads of {count} events",
+    )
+
+
+def cmd_asks(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    asks = run(call(home, "asks.list", AsksArgs(all=args.all), list[AskInfo]))
+    return show(args, asks, lambda: output.asks_table(asks, home.config.node.tz))
+
+
+def _pseudonym(value: str) -> str:
+    if not re.fullmatch(PSEUDONYM_PATTERN, value):
+        raise ConfigError("a pseudonym is hrd- and 8 letters/digits, as rrn minted it")
+    return value
+
+
+def cmd_defender_add(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    try:
+        text = sys.stdin.read() if args.identity == "-" else Path(args.identity).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --identity {args.identity}: {exc.strerror}") from exc
+    if not text.strip():
+        raise ConfigError("--identity is empty")
+    sealed = seal_request(text.strip().encode(), daemon_info(home))
+    info = run(call(home, "defender.add", NewDefenderArgs(identity=sealed), DefenderInfo))
+    return show(args, info, lambda: f"minted {info.pseudonym}; the identity stays on this node")
+
+
+def cmd_defender_show(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    one_time = X25519PrivateKey.generate()
+    request = ShowDefenderArgs(
+        pseudonym=_pseudonym(args.pseudonym), reply_to=one_time.public_key().public_bytes_raw()
+    )
+    info = run(call(home, "defender.show", request, DefenderInfo))
+    assert info.sealed_identity is not None
+    net = bytes.fromhex(str(daemon_info(home)["net"]))
+    identity = open_reply(info.sealed_identity, one_time, home.config.node.org, net).decode()
+    doc = {"pseudonym": info.pseudonym, "created_ms": info.created_ms, "identity": identity}
+    return show(args, doc, lambda: f"{info.pseudonym}: {identity}")
+
+
+def cmd_defender_list(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    found = run(call(home, "defender.list", NoArgs(), list[DefenderInfo]))
+    tz = home.config.node.tz
+    return show(
+        args,
+        found,
+        lambda: (
+            "\n".join(f"{d.pseudonym}  {output.fmt_time(d.created_ms, tz)}" for d in found)
+            or "no pseudonyms minted here"
+        ),
+    )
+
+
+def cmd_defender_forget(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    pseudonym = _pseudonym(args.pseudonym)
+    run(call(home, "defender.forget", DefenderArgs(pseudonym=pseudonym), bool))
+    return show(args, {"forgotten": pseudonym}, lambda: f"forgot the identity behind {pseudonym}")

@@ -1,0 +1,8 @@
+"""The local control channel between the CLI and its own daemon: the wire
+format and its authentication, sealed transit of details, the daemon's server
+and the CLI's client.
+
+May import node.home and node.natsd.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,130 @@
+"""The CLI's side of the control channel: find the daemon, ask, return the answer.
+
+Owns how the CLI learns that a daemon runs for a home (HOME/run/daemon.json and
+a live pid) and the request/reply round trip, with one clear error for each way
+it can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final, TypeVar
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from rrn.node.control.channel import decode_reply, make_request, now_ms
+from rrn.node.home.layout import Home
+from rrn.node.natsd.conf import DAEMON_USER
+from rrn.protocol import subjects
+from rrn.protocol.errors import ControlError
+
+__all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
+
+T = TypeVar("T")
+_TIMEOUT_S: Final = 15.0
+
+
+def daemon_info(home: Home) -> dict[str, object]:
+    """What the running daemon of `home` wrote about itself; ControlError if none runs."""
+    not_running = (
+        f"the rrn daemon is not running for {home.path} (start it with: rrn run --home {home.path})"
+    )
+    try:
+        info = json.loads(home.daemon_file.read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ControlError(not_running) from exc
+    if not isinstance(info, dict) or not pid_alive(pid):
+        raise ControlError(not_running)
+    return info
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie left by a crash does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py prints connection errors with tracebacks by default; we report once."""
+
+
+class ControlClient:
+    """An open control connection to one daemon; reuse it for many requests."""
+
+    def __init__(self, home: Home, nc: NatsClient, key: bytes) -> None:
+        self._home = home
+        self._nc = nc
+        self._key = key
+        self._subject = subjects.control(home.config.node.org, "request")
+
+    async def call(self, op: str, args: object, result: type[T]) -> T:
+        """Send one request and decode its answer."""
+        data = make_request(self._key, op, args, now_ms())
+        try:
+            msg = await self._nc.request(self._subject, data, timeout=_TIMEOUT_S)
+        except NoRespondersError as exc:
+            raise ControlError(
+                f"the daemon for {self._home.path} is not answering (starting or stopping?)"
+            ) from exc
+        except (TimeoutError, NatsTimeout) as exc:
+            raise ControlError(f"the daemon did not answer within {_TIMEOUT_S:.0f} s") from exc
+        return decode_reply(msg.data, result)
+
+
+@contextlib.asynccontextmanager
+async def open_control(home: Home) -> AsyncIterator[ControlClient]:
+    """Connect to the daemon of `home` (ControlError if none runs)."""
+    info = daemon_info(home)
+    url = str(info.get("nats_url") or home.config.nats.url)
+    keys = home.control_secrets()
+    embedded = home.config.nats.embedded
+    try:
+        # allow_reconnect=False makes nats-py wait forever on a refused connection
+        # (nats-io/nats.py#645); one quick retry under an outer timeout fails fast.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                user=DAEMON_USER if embedded else None,
+                password=keys.nats_password if embedded else None,
+                name="rrn-cli",
+                allow_reconnect=True,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                connect_timeout=5,
+                error_cb=_quiet,
+            ),
+            15,
+        )
+    except (TimeoutError, NatsError, OSError) as exc:
+        raise ControlError(
+            f"cannot reach the daemon's NATS at {url}; is 'rrn run --home {home.path}' running?"
+        ) from exc
+    try:
+        yield ControlClient(home, nc, keys.control)
+    finally:
+        await nc.close()
+
+
+async def call(home: Home, op: str, args: object, result: type[T]) -> T:
+    """Send one control request to the daemon of `home` and decode its answer."""
+    async with open_control(home) as client:
+        return await client.call(op, args, result)

@@ -1,0 +1,454 @@
+"""One organisation's daemon: `async with Node(home) as node: await node.run(stop)`.
+
+Owns the node's lifecycle. `__aenter__` opens, in order, the store, the
+embedded nats-server (configured from the roster), the NATS connection, the
+integrators' JetStream stream, the ingest pipeline, the peering service, roster
+keeping, the control channel and /metrics, each registered on an AsyncExitStack
+so exit unwinds in reverse. `run()` owns one TaskGroup; on stop it stops taking
+control requests and peer traffic, lets queued events commit, then returns for
+the exit stack to close NATS, stop the server and close the store. SIGHUP
+(`request_reload`) re-reads config.toml's [federation] and [notify] sections
+and reloads the server's links without dropping the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as pkg_version
+from types import TracebackType
+from typing import Final
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js.api import StreamConfig
+from nats.js.errors import Error as JetStreamError
+
+from rrn.federation.alerts import AlertState, AlertView
+from rrn.node.alerting.coverage import current_declarations, gap_seconds
+from rrn.node.alerting.escalator import Escalator
+from rrn.node.alerting.retention import Retention
+from rrn.node.alerting.sharing import Sharer
+from rrn.node.control.server import ControlServer
+from rrn.node.daemon.metrics import Metrics, MetricsServer
+from rrn.node.home.clock import Clock, SystemClock, wait_set
+from rrn.node.home.config import load_config
+from rrn.node.home.keys import Keys, SealingKeys
+from rrn.node.home.layout import Home
+from rrn.node.membership.policy import describe_policy
+from rrn.node.membership.rosters import RosterKeeper
+from rrn.node.natsd.conf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_server_conf
+from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server, server_version
+from rrn.node.ops.alerts import Api
+from rrn.node.ops.defenders import DefendersApi
+from rrn.node.ops.keys import KeysApi
+from rrn.node.ops.members import MembersApi
+from rrn.node.ops.types import StatusInfo
+from rrn.node.peering.peering import Peering
+from rrn.node.pipeline.ingest import Identity, Ingestor
+from rrn.node.store.db import Store, open_store
+from rrn.node.store.network import Network, load_network
+from rrn.protocol import subjects
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ConfigError, RrnError
+from rrn.protocol.kinds import Kind
+
+__all__ = ["Node", "rrn_version"]
+
+logger = logging.getLogger(__name__)
+
+_STOP_GRACE_S: Final = 30.0
+
+
+def rrn_version() -> str:
+    """The installed version of rrn."""
+    try:
+        return pkg_version("rapid-response-network")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class Node:
+    """A running rrn node."""
+
+    def __init__(self, home: Home, *, clock: Clock | None = None) -> None:
+        self.home = home
+        self.config = home.config
+        self.clock = clock or SystemClock()
+        self._coverage_changed = asyncio.Event()
+        self._stack = contextlib.AsyncExitStack()
+        self.started_ms = 0
+        self.nats_url = ""
+        self.metrics_url: str | None = None
+        self.server: NatsServer | None = None
+        self._reload = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _open(self) -> None:
+        self.started_ms = self.clock.now_ms()
+        self.keys: Keys = self.home.keys()
+        #: The sealing keys every part opens with; a key rotation adds the new one.
+        self.sealing = SealingKeys(self.keys.sealing)
+        self.store: Store = await self._stack.enter_async_context(open_store(self.home.store_path))
+        network = await load_network(self.store)
+        me = self._identity(network)
+        self.metrics = Metrics(version=rrn_version(), nats_server=server_version())
+        self.metrics.roster_version.set(network.roster_version)
+        await self._open_nats(network)
+        await self._open_stream()
+        self.ingestor = Ingestor(
+            store=self.store,
+            network=network,
+            me=me,
+            metrics=self.metrics.ingest,
+            clock=self.clock,
+            config=self.config.ingest,
+            on_commit=self._committed,
+        )
+        self.ingestor.on_dropped = self._dropped
+        await self.ingestor.load()
+        self.peering = Peering(
+            nc=self.nc,
+            ingestor=self.ingestor,
+            store=self.store,
+            config=self.config.federation,
+            metrics=self.metrics.peers,
+            clock=self.clock,
+        )
+        self.ingestor.on_fork = self.peering.broadcast_fork
+        self.rosters = RosterKeeper(
+            ingestor=self.ingestor, store=self.store, on_adopted=self._adopted
+        )
+        self.peering.on_roster = self.rosters.offered
+        self.escalator = Escalator(
+            nc=self.nc,
+            ingestor=self.ingestor,
+            store=self.store,
+            peering=self.peering,
+            metrics=self.metrics.alerting,
+            clock=self.clock,
+            notify=self.config.notify,
+        )
+        self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.sealing)
+        self.retention = Retention(
+            ingestor=self.ingestor, store=self.store, config=self.config.retention, clock=self.clock
+        )
+        self.ingestor.on_alerts = self._alerts_changed
+        await self.peering.start()
+        self._stack.push_async_callback(self.peering.stop)
+        await self._open_control()
+        if self.config.metrics.enabled:
+            server = MetricsServer(
+                self.metrics.registry, self.config.metrics.host, self.config.metrics.port
+            )
+            self._stack.callback(server.close)
+            self.metrics_url = server.url
+        self._write_daemon_file()
+
+    def _identity(self, network: Network) -> Identity:
+        """Sign with the newest key epoch the roster, or a rotation in our chain, gives us."""
+        org = self.config.node.org
+        held = self.keys.signing_keys()
+        for epoch, key in sorted(held.items(), reverse=True):
+            if network.keyring.pub(org, epoch) == key.public_key().public_bytes_raw():
+                return Identity(org, epoch, key, self.sealing, signing=held)
+        raise ConfigError(
+            f"the roster does not list any signing key of this home for {org}; "
+            "is this the right home?"
+        )
+
+    async def _open_nats(self, network: Network) -> None:
+        n = self.config.nats
+        if n.embedded:
+            spec = ServerSpec(
+                conf_text=self._server_conf(network),
+                nats_dir=self.home.nats_dir,
+                run_dir=self.home.run_dir,
+                port=n.port,
+            )
+            self.server = await self._stack.enter_async_context(open_nats_server(spec))
+            self.nats_url = self.server.client_url
+            user, password = DAEMON_USER, self.keys.nats_password
+        else:
+            self.nats_url, user, password = n.url, None, None
+        self.nc: NatsClient = await _connect(
+            self.nats_url, user, password, name=f"rrn-{self.config.node.org}", metrics=self.metrics
+        )
+        self._stack.push_async_callback(self._close_nats)
+
+    def _server_conf(self, network: Network) -> str:
+        layout = ServerLayout(self.home.nats_dir, self.home.run_dir)
+        return render_server_conf(
+            self.config, self.keys, net=network.net, roster=network.roster, layout=layout
+        )
+
+    async def _open_stream(self) -> None:
+        """The JetStream stream of verified events that integrators consume."""
+        n = self.config.nats
+        stream = StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=["rrn.local.events.>"],
+            max_bytes=n.stream_max_mb * 1024 * 1024,
+            max_age=n.stream_max_age_days * 86400.0,
+            duplicate_window=120.0,
+        )
+        js = self.nc.jetstream()
+        try:
+            try:
+                await js.add_stream(stream)
+            except JetStreamError:
+                await js.update_stream(stream)
+        except (TimeoutError, JetStreamError, NatsError) as exc:
+            logger.warning("no JetStream stream for integrators: %s", type(exc).__name__)
+
+    async def _close_nats(self) -> None:
+        with contextlib.suppress(NatsError, asyncio.TimeoutError):
+            await asyncio.wait_for(self.nc.drain(), 10)
+        if not self.nc.is_closed:
+            await self.nc.close()
+        self.metrics.nats_connected.set(0)
+
+    async def _open_control(self) -> None:
+        api = Api(
+            ingestor=self.ingestor,
+            store=self.store,
+            status=self.status,
+            routing=self.escalator.routing,
+            enc_key=self.sealing,
+        )
+        members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
+        defenders = DefendersApi(
+            store=self.store,
+            org=self.config.node.org,
+            net=self.ingestor.network.net,
+            key=self.sealing,
+            clock=self.clock,
+        )
+        keys = KeysApi(
+            ingestor=self.ingestor,
+            keys_dir=self.home.keys_dir,
+            passphrase=self.keys.passphrase,
+            sealing=self.sealing,
+            on_rotated=self._write_daemon_file,
+        )
+        self.control = ControlServer(
+            key=self.keys.control,
+            handlers=api.handlers() | members.handlers() | defenders.handlers() | keys.handlers(),
+            registry=self.metrics.registry,
+            rejected=self.metrics.ingest.rejected,
+            clock=self.clock,
+        )
+        await self.control.start(self.nc, self.config.node.org)
+
+    def _write_daemon_file(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "org": self.config.node.org,
+            "net": self.ingestor.network.net.hex(),
+            # The CLI seals identifying details to this key before sending them.
+            "enc_pub": self.sealing.current.public_key().public_bytes_raw().hex(),
+            "nats_url": self.nats_url,
+            "metrics_url": self.metrics_url,
+            "started_ms": self.started_ms,
+            "version": rrn_version(),
+        }
+        path = self.home.daemon_file
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, path)
+        self._stack.callback(lambda: path.unlink(missing_ok=True))
+
+    def request_reload(self) -> None:
+        """Re-read [federation] and [notify] from config.toml and reload the links (SIGHUP)."""
+        self._reload.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then wind down within a grace period."""
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self.ingestor.run(), name="ingest"),
+                tg.create_task(self.peering.run(), name="peering"),
+                tg.create_task(self._reloads(), name="reload"),
+                tg.create_task(self.rosters.run(), name="rosters"),
+                tg.create_task(self._coverage_gauges(), name="coverage"),
+                tg.create_task(self.escalator.run(), name="escalation"),
+                tg.create_task(self.sharer.run(), name="sharing"),
+                tg.create_task(self.retention.run(), name="retention"),
+            ]
+            await stop.wait()
+            logger.info("stopping: no new requests; committing queued events")
+            try:
+                async with asyncio.timeout(_STOP_GRACE_S):
+                    await self.control.drain()
+                    await self.peering.stop()
+                    await self.ingestor.flush()
+            except TimeoutError:
+                logger.error("stop grace period of %.0f s passed; stopping anyway", _STOP_GRACE_S)
+            for task in tasks:
+                task.cancel()
+
+    async def _coverage_gauges(self) -> None:
+        """Forecast coverage gaps every minute, so operators can alert before they open."""
+        gauge = self.metrics.alerting.coverage_gap
+        while True:
+            try:
+                decls = await current_declarations(self.store, self.ingestor.network.roster.orgs())
+                now = self.clock.now_ms()
+                gauge.clear()
+                for horizon, span in (("24h", 86_400_000), ("7d", 7 * 86_400_000)):
+                    for (kind, key), seconds in gap_seconds(decls, now, span).items():
+                        gauge.labels(horizon=horizon, kind=kind, key=key).set(seconds)
+            except Exception:  # a bad declaration must not stop the node
+                logger.exception("coverage forecast failed")
+            await wait_set(self._coverage_changed, 60)
+            self._coverage_changed.clear()
+
+    async def _reloads(self) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            try:
+                fresh = load_config(self.home.config_path)
+            except RrnError as exc:
+                logger.error("reload refused, config unchanged: %s", exc)
+                continue
+            self.config = fresh
+            self.home = Home(self.home.path, fresh)
+            self.peering.reconfigure(fresh.federation)
+            self.escalator.notify = fresh.notify
+            self._reload_server(self.ingestor.network)
+            logger.info("reloaded [federation] and [notify] settings")
+
+    def _reload_server(self, network: Network) -> None:
+        if self.server is not None:
+            self.server.reload(self._server_conf(network))
+
+    # -- behaviour --------------------------------------------------------------
+
+    async def _committed(self, events: list[tuple[Event, str]]) -> None:
+        await self.peering.committed(events)
+        await self.rosters.committed(events)
+        kinds = {e.header.kind for e, _ in events}
+        if Kind.COVERAGE_DECLARED in kinds:
+            self._coverage_changed.set()
+            self.escalator.coverage_changed()
+
+    async def _dropped(self, ids: list[bytes]) -> None:
+        """Tombstoned payloads leave the integrators' stream too (erased on disk)."""
+        await self.nc.flush()
+        js = self.nc.jetstream()
+        gone = 0
+        for eid, (origin, kind) in (await self.store.event_kinds(ids)).items():
+            try:
+                msg = await js.get_last_msg(EVENTS_STREAM, subjects.local_event(origin, kind, eid))
+                if msg.seq is not None and await js.delete_msg(EVENTS_STREAM, msg.seq):
+                    gone += 1
+            except (TimeoutError, JetStreamError, NatsError):
+                continue  # not in the stream (aged out, or the stream was unavailable)
+        logger.info(
+            "tombstone: deleted %d of %d events from the integrators' stream", gone, len(ids)
+        )
+
+    def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+        self.escalator.alerts_changed(changes)
+        self.sharer.alerts_changed(changes)
+        self.retention.alerts_changed()
+
+    async def _adopted(self, network: Network, cert: bytes) -> None:
+        """A new roster version: new links, and maybe a new key epoch for us."""
+        self.metrics.roster_version.set(network.roster_version)
+        self._reload_server(network)
+        await self.peering.broadcast_roster(cert)
+        self.keys = self.home.keys()
+        me = self._identity(network)
+        if me.epoch != self.ingestor.me.epoch:
+            logger.info("signing from now on with key epoch %d", me.epoch)
+            self.ingestor.me = me
+            self.ingestor.unblock_own("cut")
+
+    def status(self) -> StatusInfo:
+        """A snapshot of this node for `rrn status`."""
+        me = self.ingestor.me
+        network = self.ingestor.network
+        head = self.ingestor.heads.get((me.org, me.epoch))
+        return StatusInfo(
+            org=me.org,
+            name=self.config.node.name,
+            version=rrn_version(),
+            network=network.net.hex(),
+            roster_version=network.roster_version,
+            escalation=describe_policy(network.roster.policy),
+            members=network.roster.orgs(),
+            epoch=me.epoch,
+            seq=head.seq if head else 0,
+            events=self.ingestor.stored,
+            open_alerts=self.ingestor.open_alerts,
+            appends_blocked=self.ingestor.appends_blocked,
+            frozen=[f"{o}/{e} after seq {s}" for (o, e), s in sorted(self.ingestor.frozen.items())],
+            nats_url=self.nats_url,
+            metrics_url=self.metrics_url,
+            started_ms=self.started_ms,
+        )
+
+
+async def _connect(
+    url: str, user: str | None, password: str | None, *, name: str, metrics: Metrics
+) -> NatsClient:
+    try:
+        nc = await asyncio.wait_for(_open_connection(url, user, password, name, metrics), 30)
+    except (TimeoutError, NatsError, OSError) as exc:
+        raise ConfigError(f"cannot connect to NATS at {url}: {type(exc).__name__}") from exc
+    metrics.nats_connected.set(1)
+    return nc
+
+
+async def _open_connection(
+    url: str, user: str | None, password: str | None, name: str, metrics: Metrics
+) -> NatsClient:
+    async def disconnected() -> None:
+        metrics.nats_connected.set(0)
+        logger.warning("disconnected from NATS")
+
+    async def reconnected() -> None:
+        metrics.nats_connected.set(1)
+        logger.info("reconnected to NATS")
+
+    async def error(exc: Exception) -> None:
+        logger.warning("NATS error: %s", type(exc).__name__)
+
+    return await nats.connect(
+        url,
+        user=user,
+        password=password,
+        name=name,
+        no_echo=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        allow_reconnect=True,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )

@@ -1,0 +1,284 @@
+"""Local networks for trying and testing: `rrn devnet up|stop|start|down|status`.
+
+Owns making N organisations on loopback in one directory — homes with keys and
+TLS certificates, a genesis roster every founder signs (the same documents the
+real founding commands exchange), some members behind NAT — and running their
+daemons in the background. DIR/devnet.json records the nodes; each daemon's
+output goes to DIR/<org>.log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from rrn.node.control.client import pid_alive
+from rrn.node.home.clock import Clock
+from rrn.node.home.layout import Home, open_home
+from rrn.node.membership.founding import (
+    adopt_network,
+    card_document,
+    certs_of,
+    genesis_document,
+    read_card,
+    sign_document,
+    write_document,
+)
+from rrn.node.membership.init import init_home
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import NetworkPolicy, Role
+
+__all__ = ["Devnet", "DevnetNode", "create_devnet", "load_devnet"]
+
+#: Organisations of a devnet, in order: follow-the-sun across regions.
+PLACES: Final = (
+    ("lima-hr", "Lima Human Rights Collective", "America/Lima"),
+    ("nairobi-dl", "Nairobi Defenders League", "Africa/Nairobi"),
+    ("jakarta-pb", "Jakarta Legal Aid", "Asia/Jakarta"),
+    ("berlin-fd", "Berlin Defenders Fund", "Europe/Berlin"),
+    ("manila-hrc", "Manila Human Rights Centre", "Asia/Manila"),
+    ("bogota-cc", "Bogota Coalition", "America/Bogota"),
+    ("kathmandu-ip", "Kathmandu Advocacy", "Asia/Kathmandu"),
+    ("cdmx-dh", "Mexico City Defenders Network", "America/Mexico_City"),
+)
+_READY_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class DevnetNode:
+    """One organisation of a devnet."""
+
+    index: int  # 1-based, as `--node K` names it
+    org: str
+    tz: str
+    home: Path
+    nat: bool
+
+    def home_obj(self) -> Home:
+        return open_home(self.home)
+
+
+@dataclass(frozen=True)
+class Devnet:
+    """A devnet directory and its nodes."""
+
+    dir: Path
+    nodes: list[DevnetNode]
+
+    def node(self, k: int) -> DevnetNode:
+        for n in self.nodes:
+            if n.index == k:
+                return n
+        raise ConfigError(f"this devnet has nodes 1..{len(self.nodes)}; there is no node {k}")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.dir
+
+    def start(self, k: int) -> int:
+        """Start node K's daemon in the background; its pid once it is ready."""
+        node = self.node(k)
+        pid = running_pid(node.home)
+        if pid is not None:
+            return pid
+        with (self.dir / f"{node.org}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rrn.node.cli", "run", "--home", str(node.home)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        _children[proc.pid] = proc
+        deadline = time.monotonic() + _READY_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ConfigError(f"{node.org} did not start; see {self.dir / (node.org + '.log')}")
+            if running_pid(node.home) == proc.pid:
+                return proc.pid
+            time.sleep(0.05)
+        raise ConfigError(f"{node.org} did not become ready within {_READY_S:.0f} s")
+
+    def stop(self, k: int, *, kill: bool = False) -> bool:
+        """Stop node K (SIGTERM, or SIGKILL of daemon and nats-server); False if not running."""
+        node = self.node(k)
+        pid = running_pid(node.home)
+        if pid is None:
+            return False
+        if kill:
+            server = _server_pid(node.home)
+            for target in (pid, server):
+                if target is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(target, signal.SIGKILL)
+            _wait_gone(pid)
+            if server is not None:
+                _wait_gone(server)
+            _reap(pid)
+            return True
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid, 45)
+        _reap(pid)
+        return True
+
+    def running(self) -> dict[int, int | None]:
+        return {n.index: running_pid(n.home) for n in self.nodes}
+
+
+#: Daemons this process started, kept so they can be reaped when stopped (the CLI
+#: itself exits and leaves them running in their own sessions).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap(pid: int) -> None:
+    proc = _children.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+def running_pid(home: Path) -> int | None:
+    """The pid of the daemon running for `home`, if any."""
+    try:
+        pid = int(json.loads((home / "run" / "daemon.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def _server_pid(home: Path) -> int | None:
+    try:
+        return int((home / "run" / "nats-server.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_gone(pid: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    """A loopback port free right now (a devnet's leafnode listeners)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def load_devnet(directory: Path) -> Devnet:
+    """The devnet recorded in `directory`."""
+    try:
+        doc: dict[str, Any] = json.loads((directory / "devnet.json").read_text())
+        nodes = [
+            DevnetNode(n["index"], n["org"], n["tz"], Path(n["home"]), n["nat"])
+            for n in doc["nodes"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"no devnet in {directory} (make one with 'rrn devnet up')") from exc
+    return Devnet(directory, nodes)
+
+
+async def create_devnet(
+    directory: Path,
+    n: int,
+    *,
+    clock: Clock,
+    nat: set[int] | None = None,
+    threshold: int | None = None,
+    heartbeat_s: float = 1.0,
+    policy: NetworkPolicy | None = None,
+    roles: dict[int, list[Role]] | None = None,
+    states: dict[int, str] | None = None,
+) -> Devnet:
+    """Make N organisations on loopback that found one network together.
+
+    By default every third node (3, 6, …) is behind NAT: it accepts no links and
+    dials the others. Nodes are responders unless `roles` says otherwise;
+    `states` records the state of nodes that are embassies.
+    """
+    if not 1 <= n <= len(PLACES):
+        raise ConfigError(f"a devnet has 1 to {len(PLACES)} nodes")
+    if directory.exists() and any(directory.iterdir()):
+        raise ConfigError(f"{directory} already exists and is not empty")
+    directory.mkdir(parents=True, exist_ok=True)
+    nat = {k for k in range(1, n + 1) if k % 3 == 0} if nat is None else nat
+    nodes = []
+    for k in range(1, n + 1):
+        org, name, tz = PLACES[k - 1]
+        advertise = [] if k in nat else [f"127.0.0.1:{free_port()}"]
+        home = await init_home(
+            directory / org,
+            org=org,
+            name=name,
+            tz=tz,
+            clock=clock,
+            nats_port=0,
+            metrics_port=0,
+            advertise=advertise,
+            listen=advertise[0] if advertise else None,
+            roles=(roles or {}).get(k),
+        )
+        _set_heartbeat(home.config_path, heartbeat_s)
+        nodes.append(DevnetNode(k, org, tz, home.path, k in nat))
+    by_org = {nodes[k - 1].org: cc for k, cc in (states or {}).items()}
+    await _found(directory, nodes, threshold=threshold, clock=clock, policy=policy, states=by_org)
+    doc = {"nodes": [n.__dict__ | {"home": str(n.home)} for n in nodes]}
+    (directory / "devnet.json").write_text(json.dumps(doc, indent=2))
+    return Devnet(directory, nodes)
+
+
+def _set_heartbeat(config_path: Path, seconds: float) -> None:
+    text = config_path.read_text()
+    config_path.write_text(text.replace("heartbeat_s = 2.0", f"heartbeat_s = {seconds}"))
+
+
+async def _found(
+    directory: Path,
+    nodes: list[DevnetNode],
+    *,
+    threshold: int | None,
+    clock: Clock,
+    policy: NetworkPolicy | None,
+    states: dict[str, str],
+) -> None:
+    """What founders do by hand, done in order: cards, genesis, signatures, adoption."""
+    cards_dir = directory / "founding"
+    cards_dir.mkdir()
+    homes = [open_home(n.home) for n in nodes]
+    for home in homes:
+        write_document(
+            cards_dir / f"{home.config.node.org}.card", card_document(home, home.keys(), clock)
+        )
+    first = homes[0]
+    others = [read_card(cards_dir / f"{h.config.node.org}.card") for h in homes[1:]]
+    genesis = cards_dir / "genesis.json"
+    doc = genesis_document(
+        first, first.keys(), others, threshold=threshold, clock=clock, policy=policy, states=states
+    )
+    write_document(genesis, doc)
+    for home in homes[1:]:
+        doc = json.loads(genesis.read_text())
+        write_document(genesis, sign_document(doc, genesis, home, home.keys()))
+    certs = certs_of(json.loads(genesis.read_text()), genesis)
+    for home in homes:
+        await adopt_network(home, home.keys(), certs, clock=clock)
+
+
+def remove_devnet(devnet: Devnet) -> None:
+    """Stop every node (hard if need be) and delete the directory."""
+    for node in devnet.nodes:
+        with contextlib.suppress(ConfigError, OSError):
+            devnet.stop(node.index)
+    shutil.rmtree(devnet.dir, ignore_errors=True)

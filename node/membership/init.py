@@ -1,0 +1,123 @@
+"""`rrn init`: a new node home, in a network of its own until it founds or joins one.
+
+Owns how a home is made. It is built in a temporary sibling directory and renamed
+into place, so a failed init never leaves a half-made home behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from rrn.federation.roster import make_genesis
+from rrn.node.home.clock import Clock
+from rrn.node.home.config import (
+    Config,
+    FederationConfig,
+    IngestConfig,
+    MetricsConfig,
+    NatsConfig,
+    NodeConfig,
+    check_org,
+    check_timezone,
+    render_config,
+)
+from rrn.node.home.keys import create_keys
+from rrn.node.home.layout import Home
+from rrn.node.membership.founding import own_card
+from rrn.node.store.db import RosterRow, open_store
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import Role, RosterCert, encode_cert, roster_id, sign_roster
+
+__all__ = ["init_home"]
+
+
+async def init_home(
+    path: Path,
+    *,
+    org: str,
+    name: str | None,
+    tz: str,
+    clock: Clock,
+    roles: list[Role] | None = None,
+    nats_port: int = 4222,
+    metrics_port: int = 9464,
+    advertise: list[str] | None = None,
+    listen: str | None = None,
+) -> Home:
+    """Create a new node home: config, keys, store and a one-member network.
+
+    The node starts in a network of its own (a genesis roster it alone signs), so
+    it can run at once; founding or joining a network with others replaces it.
+    """
+    check_org(org)
+    check_timezone(tz)
+    display = name or org
+    if not 1 <= len(display) <= 80 or any(ord(c) < 32 or ord(c) == 127 for c in display):
+        raise ConfigError("--name must be 1-80 printable characters")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} already exists and is not empty; refusing to overwrite it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(f"the parent directory {parent} does not exist")
+    staging = parent / f".{path.name}.init-{secrets.token_hex(4)}"
+    staging.mkdir(mode=0o700)
+    try:
+        config = Config(
+            node=NodeConfig(
+                org=org, name=display, tz=tz, roles=[str(r) for r in roles or [Role.RESPONDER]]
+            ),
+            nats=NatsConfig(port=nats_port),
+            federation=_federation(advertise or [], listen),
+            metrics=MetricsConfig(port=metrics_port),
+            ingest=IngestConfig(),
+        )
+        (staging / "config.toml").write_text(render_config(config))
+        for sub in ("nats", "run", "logs"):
+            (staging / sub).mkdir(mode=0o700)
+        hosts = [a.rsplit(":", 1)[0] for a in config.federation.advertise]
+        create_keys(staging / "keys", org, hosts)
+        home = Home(staging, config)
+        await _solo_network(home, [Role(r) for r in config.node.roles], clock)
+        if path.exists():
+            path.rmdir()
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Home(path, config)
+
+
+def _federation(advertise: list[str], listen: str | None) -> FederationConfig:
+    for endpoint in advertise:
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"--advertise {endpoint!r} must be host:port (e.g. hr.example.org:7422)"
+            )
+    if listen is None:
+        port = advertise[0].rsplit(":", 1)[1] if advertise else "7422"
+        listen = f"0.0.0.0:{port}"
+    return FederationConfig(advertise=advertise, listen=listen)
+
+
+async def _solo_network(home: Home, roles: list[Role], clock: Clock) -> None:
+    keys = home.keys()
+    now = clock.now_ms()
+    card = own_card(
+        keys,
+        org=home.config.node.org,
+        name=home.config.node.name,
+        roles=roles,
+        endpoints=list(home.config.federation.advertise),
+        now_ms=now,
+    )
+    roster_bytes = make_genesis([card], threshold=None, created_ms=now)
+    approval = sign_roster(keys.sign, card.org, keys.epoch, roster_bytes)
+    cert = encode_cert(RosterCert(roster=roster_bytes, approvals=[approval]))
+    net = roster_id(roster_bytes)
+    async with open_store(home.store_path, create=True) as store:
+        await store.put_roster(RosterRow(0, net, roster_bytes, cert), now)
+        await store.set_meta("net", net)

@@ -1,0 +1,417 @@
+"""What a node can be asked to do: the operations behind the CLI.
+
+Owns the argument and result types of each operation and their implementation
+on top of the ingest pipeline and the store. Transport-free: node/daemon.py
+exposes `Api.handlers()` on the control channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from rrn.federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
+from rrn.federation.asks import addressed_to, ask_status
+from rrn.federation.consent import audience, consented, permitted
+from rrn.node.alerting.coverage import CoverageGrid, current_declarations, grid
+from rrn.node.alerting.escalator import Routing
+from rrn.node.alerting.retention import forget
+from rrn.node.alerting.sharing import open_plaintext, share
+from rrn.node.control.channel import handler
+from rrn.node.control.transit import open_request, seal_reply
+from rrn.node.ops.defenders import new_pseudonym
+from rrn.node.ops.types import (
+    ActArgs,
+    AlertDetail,
+    AlertEventInfo,
+    AlertInfo,
+    AskInfo,
+    AsksArgs,
+    CancelArgs,
+    ClaimArgs,
+    CoverageArgs,
+    FeedbackArgs,
+    ForgetArgs,
+    ListArgs,
+    NoArgs,
+    PledgeArgs,
+    RaiseArgs,
+    ReleaseArgs,
+    ResolveArgs,
+    ShareArgs,
+    ShowArgs,
+    StatusInfo,
+    UpdateArgs,
+    alert_info,
+)
+from rrn.node.pipeline.ingest import Ingestor, SealFor
+from rrn.node.store.db import Store
+from rrn.protocol.alerts import (
+    AlertActed,
+    AlertCancelled,
+    AlertClaimed,
+    AlertFeedback,
+    AlertPledged,
+    AlertRaised,
+    AlertReleased,
+    AlertResolved,
+    AlertUpdated,
+    Audience,
+    Channel,
+    SupporterRole,
+)
+from rrn.protocol.coverage import CoverageDeclared
+from rrn.protocol.envelope import Event
+from rrn.protocol.errors import ControlError, ProtocolError
+from rrn.protocol.kinds import Kind, Payload, unseal
+from rrn.protocol.sealing import OpenKeys, decode_details, encode_details
+
+__all__ = ["Api"]
+
+
+#: The audience whose consent an ask needs, by whom it is addressed to.
+_AUDIENCE_OF_ASK: Final = {
+    SupporterRole.NGO: Audience.NETWORK,
+    SupporterRole.EMBASSY: Audience.EMBASSIES,
+    SupporterRole.COMPANY: Audience.COMPANIES,
+    SupporterRole.INVESTOR: Audience.COMPANIES,
+    SupporterRole.UN: Audience.UN,
+}
+
+
+_OPEN: Final = sorted(str(s) for s in OPEN_STATUSES)
+
+
+class Api:
+    """The operations of one running node."""
+
+    def __init__(
+        self,
+        *,
+        ingestor: Ingestor,
+        store: Store,
+        status: Callable[[], StatusInfo],
+        routing: Callable[[AlertView], Awaitable[Routing]] | None = None,
+        enc_key: OpenKeys | None = None,
+    ):
+        self._ingestor = ingestor
+        self._store = store
+        self._status = status
+        self._routing = routing
+        self._enc_key = enc_key
+
+    def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
+        """Operation name -> handler of its encoded arguments."""
+        return {
+            "status": handler(NoArgs, lambda _: self.status()),
+            "alert.raise": handler(RaiseArgs, self.raise_alert),
+            "alert.update": handler(UpdateArgs, self.update_alert),
+            "alert.claim": handler(ClaimArgs, self.claim_alert),
+            "alert.release": handler(ReleaseArgs, self.release_alert),
+            "alert.act": handler(ActArgs, self.act_on_alert),
+            "alert.share": handler(ShareArgs, self.share_alert),
+            "alert.resolve": handler(ResolveArgs, self.resolve_alert),
+            "alert.pledge": handler(PledgeArgs, self.pledge),
+            "alert.feedback": handler(FeedbackArgs, self.feedback),
+            "alert.forget": handler(ForgetArgs, self.forget_alert),
+            "asks.list": handler(AsksArgs, self.list_asks),
+            "alert.cancel": handler(CancelArgs, self.cancel_alert),
+            "alert.list": handler(ListArgs, self.list_alerts),
+            "alert.show": handler(ShowArgs, self.show_alert),
+            "coverage.declare": handler(CoverageDeclared, self.declare_coverage),
+            "coverage.show": handler(CoverageArgs, self.show_coverage),
+        }
+
+    async def status(self) -> StatusInfo:
+        return self._status()
+
+    async def raise_alert(self, args: RaiseArgs) -> AlertInfo:
+        payload = AlertRaised(
+            country=args.country,
+            subdivision=args.subdivision,
+            incident_types=list(args.incident_types),
+            severity=args.severity,
+            urgency=args.urgency,
+            asks=list(args.asks),
+            languages=list(args.languages),
+            pseudonym=args.pseudonym or new_pseudonym(),
+            exercise=args.exercise,
+            consent=sorted(args.consent, key=lambda c: c.audience),
+            exclude=sorted(args.exclude),
+            perpetrator_states=sorted(args.perpetrator_states),
+        )
+        now = self._ingestor.clock.now_ms()
+        self._check_consent(payload, now)
+        restricted = audience(self._ingestor.network.roster, payload, self._ingestor.me.org, now)
+        sealing = None
+        if args.details is not None:
+            if self._enc_key is None:
+                raise ControlError("this node holds no sealing key")
+            me, net = self._ingestor.me.org, self._ingestor.network.net
+            plaintext = open_request(args.details, me, self._enc_key, net)
+            try:
+                sealing = SealFor(encode_details(decode_details(plaintext)), (me,))
+            except ProtocolError as exc:
+                raise ControlError(str(exc)) from exc
+        event = await self._append(payload, seal=sealing, audience=restricted)
+        return await self._info(event.id)
+
+    def _check_consent(self, payload: AlertRaised, now: int) -> None:
+        """Refuse asks that consent does not allow, and exclusions of nobody known."""
+        members = self._ingestor.network.roster.orgs()
+        me = self._ingestor.me.org
+        if any(org not in members or org == me for org in payload.exclude):
+            raise ControlError("exclude other current members of the network, by org id")
+        for ask in payload.asks:
+            needed = _AUDIENCE_OF_ASK.get(ask.to)
+            if needed is not None and not consented(payload, needed, now):
+                raise ControlError(
+                    f"an ask to {ask.to} needs consent for the audience {needed} "
+                    "(--consent), which is not recorded or not in force"
+                )
+            if ask.channel is Channel.PUBLIC and not consented(payload, Audience.PUBLIC, now):
+                raise ControlError(
+                    "a public ask needs consent for public naming (--consent public)"
+                )
+
+    async def update_alert(self, args: UpdateArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        payload = AlertUpdated(
+            alert=alert,
+            subdivision=args.subdivision,
+            incident_types=None if args.incident_types is None else list(args.incident_types),
+            severity=args.severity,
+            urgency=args.urgency,
+            asks=None if args.asks is None else list(args.asks),
+            languages=None if args.languages is None else list(args.languages),
+        )
+        await self._append(payload)
+        return await self._info(alert)
+
+    async def claim_alert(self, args: ClaimArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        await self._append(AlertClaimed(alert=alert, until_ms=args.until_ms))
+        return await self._info(alert)
+
+    async def release_alert(self, args: ReleaseArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        me = self._ingestor.me.org
+        if me not in (await self._view(alert)).claimants:
+            raise ControlError("this member holds no claim on that alert to release")
+        to = args.handover_to
+        if to is not None and (to == me or to not in self._ingestor.network.roster.orgs()):
+            raise ControlError("hand over to another current member of the network")
+        await self._append(AlertReleased(alert=alert, handover_to=to))
+        return await self._info(alert)
+
+    async def share_alert(self, args: ShareArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        members = self._ingestor.network.roster.orgs()
+        unknown = sorted(set(args.to) - set(members))
+        if not args.to or unknown:
+            raise ControlError("share with current members of the network, by org id")
+        state, _ = await self._known(alert)
+        if self._enc_key is None:
+            raise ControlError("this node holds no sealing key")
+        assert state.raised is not None
+        roster, now = self._ingestor.network.roster, self._ingestor.clock.now_ms()
+        refused = [
+            org
+            for org in args.to
+            if (m := roster.member(org)) is not None
+            and (
+                not permitted(m, state.raised.body, now)
+                or (state.raised.audience and org not in state.raised.audience)
+            )
+        ]
+        if refused:
+            raise ControlError(
+                f"consent or the alert's exclusions do not allow sharing with {', '.join(refused)}"
+            )
+        try:
+            await share(self._ingestor, self._store, self._enc_key, state, tuple(sorted(args.to)))
+        except ProtocolError as exc:
+            raise ControlError(str(exc)) from exc
+        return await self._info(alert)
+
+    async def act_on_alert(self, args: ActArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        if not (await self._view(alert)).status.is_open:
+            raise ControlError("that alert is closed; actions are recorded on open alerts")
+        act = AlertActed(alert=alert, action=args.action, channel=args.channel, result=args.result)
+        await self._append(act)
+        return await self._info(alert)
+
+    async def pledge(self, args: PledgeArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        v = await self._view(alert)
+        if not v.status.is_open:
+            raise ControlError("that alert is closed; pledges are made on open alerts")
+        me = self._ingestor.network.roster.member(self._ingestor.me.org)
+        roles = me.roles if me is not None else []
+        if not any(a.action is args.action and addressed_to(a, roles) for a in v.asks):
+            raise ControlError(
+                f"the alert asks no {args.action} of this member's roles; see rrn asks"
+            )
+        await self._append(
+            AlertPledged(alert=alert, action=args.action, channel=args.channel, by_ms=args.by_ms)
+        )
+        return await self._info(alert)
+
+    async def feedback(self, args: FeedbackArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        await self._append(AlertFeedback(alert=alert, feedback=args.feedback))
+        return await self._info(alert)
+
+    async def forget_alert(self, args: ForgetArgs) -> int:
+        """Tombstone one of this member's alerts: every node deletes its payloads.
+
+        Returns how many events the tombstone lists.
+        """
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        state, _ = await self._known(alert)
+        try:
+            return await forget(self._ingestor, state, args.reason)
+        except ProtocolError as exc:
+            raise ControlError(str(exc)) from exc
+
+    async def list_asks(self, args: AsksArgs) -> list[AskInfo]:
+        roster = self._ingestor.network.roster
+        me = roster.member(self._ingestor.me.org)
+        roles = me.roles if me is not None else []
+        now = self._ingestor.clock.now_ms()
+        found = []
+        for v in await self._store.alerts(statuses=_OPEN, limit=10000):
+            for st in ask_status(v, roster, now):
+                if args.all or addressed_to(st.ask, roles):
+                    found.append(
+                        AskInfo(
+                            alert=v.alert.hex(),
+                            country=v.country,
+                            urgency=str(v.urgency),
+                            action=str(st.ask.action),
+                            to=str(st.ask.to),
+                            channel=str(st.ask.channel),
+                            deadline_ms=st.ask.deadline_ms,
+                            overdue=st.overdue,
+                            pledged_by=st.pledged_by,
+                            done_by=st.done_by,
+                        )
+                    )
+        return sorted(found, key=lambda a: (a.deadline_ms is None, a.deadline_ms or 0, a.alert))
+
+    async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert)
+        current = await self._view(alert)
+        me = self._ingestor.me.org
+        if current.origin != me and me not in current.claimants:
+            raise ControlError(
+                "only the alert's origin or an organisation that claimed it may resolve it"
+            )
+        await self._append(AlertResolved(alert=alert, outcome=args.outcome))
+        return await self._info(alert)
+
+    async def cancel_alert(self, args: CancelArgs) -> AlertInfo:
+        alert = await self._resolve(args.alert, must_be_mine=True)
+        await self._append(AlertCancelled(alert=alert, reason=args.reason))
+        return await self._info(alert)
+
+    async def list_alerts(self, args: ListArgs) -> list[AlertInfo]:
+        views = await self._store.alerts(statuses=None if args.all else _OPEN, limit=args.limit)
+        return [await self._info_of(v) for v in views]
+
+    async def show_alert(self, args: ShowArgs) -> AlertDetail:
+        alert = await self._resolve(args.alert)
+        state, v = await self._known(alert)
+        events = []
+        for pos in sorted(state.positions(), key=lambda p: (p.wall_ms, p.org, p.seq)):
+            event = await self._store.event_at(pos.org, pos.epoch, pos.seq)
+            kind = self._kind_of(event) if event else "?"
+            events.append(
+                AlertEventInfo(
+                    id=pos.id.hex(), kind=kind, origin=pos.org, seq=pos.seq, wall_ms=pos.wall_ms
+                )
+            )
+        sealed = None
+        if self._enc_key is not None and args.reply_to is not None:
+            me, net = self._ingestor.me.org, self._ingestor.network.net
+            plaintext = await open_plaintext(self._store, state, me, self._enc_key, net)
+            if plaintext is not None:
+                sealed = seal_reply(plaintext, args.reply_to, me, net)
+        info = await self._info_of(v)
+        return AlertDetail(
+            alert=info, events=events, sealed_to=list(v.sealed_to), sealed_details=sealed
+        )
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _kind_of(self, event: Event) -> str:
+        """An event's kind; for a sealed one this member can open, the kind inside."""
+        h = event.header
+        if h.kind != Kind.SEALED or event.payload is None:
+            return h.kind
+        me, net = self._ingestor.me.org, self._ingestor.network.net
+        try:
+            inner, _, _ = unseal(h, event.payload, me, self._enc_key, net)
+        except ProtocolError:
+            return h.kind
+        return f"{inner} (sealed)"
+
+    async def declare_coverage(self, decl: CoverageDeclared) -> int:
+        """Sign and publish this member's on-duty declaration; its seq."""
+        event = await self._append(decl)
+        return event.header.seq
+
+    async def show_coverage(self, args: CoverageArgs) -> CoverageGrid:
+        members = self._ingestor.network.roster.orgs()
+        decls = await current_declarations(self._store, members)
+        return grid(decls, args.tz, args.now_ms or self._ingestor.clock.now_ms())
+
+    async def _append(
+        self,
+        payload: Payload,
+        *,
+        seal: SealFor | None = None,
+        audience: list[str] | None = None,
+    ) -> Event:
+        try:
+            return await self._ingestor.append(payload, seal=seal, audience=audience)
+        except ProtocolError as exc:
+            raise ControlError(str(exc)) from exc
+
+    async def _resolve(self, ref: str, *, must_be_mine: bool = False) -> bytes:
+        """The full id of the alert a (possibly shortened) hex id names."""
+        prefix = bytes.fromhex(ref[: len(ref) - len(ref) % 2])
+        matches = [
+            m for m in await self._store.alert_ids_with_prefix(prefix) if m.hex().startswith(ref)
+        ]
+        if not matches:
+            for hidden in await self._store.alert_ids_with_prefix(prefix, hidden=True):
+                if hidden.hex().startswith(ref):
+                    await self._known(hidden)  # says so if its origin deleted it
+            raise ControlError(f"no alert with id {ref}")
+        if len(matches) > 1:
+            raise ControlError(f"{ref} matches {len(matches)} alerts; give more of the id")
+        if must_be_mine and (await self._view(matches[0])).origin != self._ingestor.me.org:
+            raise ControlError("only the organisation that raised this alert may change it")
+        return matches[0]
+
+    async def _known(self, alert: bytes) -> tuple[AlertState, AlertView]:
+        state = await self._ingestor.projection.state(alert)
+        if state is not None and state.erased is not None:
+            raise ControlError(
+                f"alert {alert.hex()[:12]} was deleted by its origin: its payloads are gone"
+            )
+        v = view(state) if state is not None else None
+        if state is None or v is None:
+            raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
+        return state, v
+
+    async def _view(self, alert: bytes) -> AlertView:
+        return (await self._known(alert))[1]
+
+    async def _info(self, alert: bytes) -> AlertInfo:
+        return await self._info_of(await self._view(alert))
+
+    async def _info_of(self, v: AlertView) -> AlertInfo:
+        return alert_info(v, await self._routing(v) if self._routing is not None else None)

@@ -1,0 +1,62 @@
+"""Metrics of the conversation with peers: links, heartbeats, clock skew, sync.
+
+Owns the families peering observes; refusals are counted in the pipeline's
+families (one count per reason, whichever part refused), passed in.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["PeerMetrics"]
+
+
+class PeerMetrics:
+    """What this node sees of its peers."""
+
+    def __init__(
+        self, registry: CollectorRegistry, *, rejected: Counter, peer_rejected: Counter
+    ) -> None:
+        r = registry
+        self.rejected = rejected
+        self.peer_rejected = peer_rejected
+        self.peers_connected = Gauge(
+            "rrn_peers_connected",
+            "Members whose heartbeats arrive directly (a live link).",
+            registry=r,
+        )
+        self.heartbeat_age = Gauge(
+            "rrn_peer_heartbeat_age_seconds",
+            "Seconds since the last heartbeat of each directly linked member.",
+            ["peer"],
+            registry=r,
+        )
+        self.clock_skew = Gauge(
+            "rrn_peer_clock_skew_seconds",
+            "A member's clock minus ours, from its last heartbeat (positive: ahead).",
+            ["peer"],
+            registry=r,
+        )
+        self.behind = Gauge(
+            "rrn_sync_behind_events",
+            "Events of each origin that some peer holds and this node does not yet.",
+            ["origin"],
+            registry=r,
+        )
+        self.sync_requests = Counter(
+            "rrn_sync_requests_total",
+            "Range requests this node sent, by peer and outcome (ok, timeout, empty).",
+            ["peer", "outcome"],
+            registry=r,
+        )
+        self.sync_pulled = Counter(
+            "rrn_sync_pulled_events_total",
+            "Events received in answer to range requests.",
+            registry=r,
+        )
+        self.sync_served = Counter(
+            "rrn_sync_served_events_total",
+            "Events sent to peers in answer to their range requests.",
+            ["peer"],
+            registry=r,
+        )

@@ -1,0 +1,102 @@
+"""Metrics of the ingest pipeline: what was stored, refused, held, and how fast.
+
+Owns the families the pipeline observes. Label values come from closed sets
+(event kinds, rejection reasons, member orgs, severities, urgencies); never an
+alert id, a pseudonym or anything from a payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from rrn.node.pipeline.responses import ResponseMetrics
+from rrn.protocol.alerts import Severity, Urgency
+from rrn.protocol.errors import Reason
+from rrn.protocol.kinds import Kind
+
+__all__ = ["IngestMetrics", "kind_label"]
+
+_KINDS: Final = frozenset(str(k) for k in Kind)
+_LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+def kind_label(kind: str) -> str:
+    """A metric label for an event kind: known kinds by name, anything else 'other'."""
+    return kind if kind in _KINDS else "other"
+
+
+class IngestMetrics:
+    """The pipeline's families, and the response metrics it observes on each commit."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.ingested = Counter(
+            "rrn_ingest_events_total",
+            "Events appended to the store, by kind (own and received).",
+            ["kind"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "rrn_ingest_rejected_total",
+            "Events or messages refused and not stored, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.unapplied = Counter(
+            "rrn_ingest_unapplied_total",
+            "Authentic events kept in their chain but not applied, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.opaque = Counter(
+            "rrn_events_opaque_total",
+            "Sealed events kept in their chain that are not sealed to this member.",
+            registry=r,
+        )
+        self.peer_rejected = Counter(
+            "rrn_peer_rejected_total",
+            "Events or messages from one peer that were refused, by peer and reason.",
+            ["peer", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "rrn_ingest_duplicates_total", "Events received again (harmless no-ops).", registry=r
+        )
+        self.held = Gauge(
+            "rrn_ingest_held_events",
+            "Verified events held behind a gap in their chain.",
+            registry=r,
+        )
+        self.forks = Counter(
+            "rrn_ingest_fork_proofs_total", "Fork proofs recorded (chains frozen).", registry=r
+        )
+        self.latency = Histogram(
+            "rrn_ingest_latency_seconds",
+            "From receipt of an event to its durable commit.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stored = Gauge("rrn_store_events", "Events in the store.", registry=r)
+        self.open_alerts = Gauge(
+            "rrn_alerts_open",
+            "Alerts not yet resolved or cancelled, by severity, urgency and drill flag.",
+            ["severity", "urgency", "exercise"],
+            registry=r,
+        )
+        self.responses = ResponseMetrics(r)
+        for reason in Reason:
+            self.rejected.labels(reason=str(reason))
+
+    def set_open_alerts(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
+        """Replace the open-alert gauge with fresh counts (zeros included)."""
+        seen = {(s, u, e): n for s, u, e, n in counts}
+        for sev in Severity:
+            for urg in Urgency:
+                for exercise in (False, True):
+                    n = seen.get((str(sev), str(urg), exercise), 0)
+                    self.open_alerts.labels(
+                        severity=str(sev), urgency=str(urg), exercise=str(exercise).lower()
+                    ).set(n)
