@@ -35,8 +35,9 @@ from rrn.node.home.clock import ManualClock
 from rrn.node.home.config import IngestConfig
 from rrn.node.pipeline.ingest import Identity, Ingestor
 from rrn.node.pipeline.verify import WORKERS
-from rrn.node.store.db import RosterRow, open_store
+from rrn.node.store.db import open_store
 from rrn.node.store.network import load_network
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated, Outcome, Severity
 from rrn.protocol.encoding import DOMAIN_EVENT, pae
 from rrn.protocol.envelope import Event

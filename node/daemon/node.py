@@ -386,7 +386,7 @@ class Node:
         if me.epoch != self.ingestor.me.epoch:
             logger.info("signing from now on with key epoch %d", me.epoch)
             self.ingestor.me = me
-            self.ingestor.unblock_own("cut")
+            self.ingestor.own.unblock("cut")
 
     def status(self) -> StatusInfo:
         """A snapshot of this node for `rrn status`."""

@@ -29,8 +29,9 @@ from rrn.node.home.clock import Clock
 from rrn.node.home.keys import Keys
 from rrn.node.home.layout import Home
 from rrn.node.membership.policy import describe_policy
-from rrn.node.store.db import RosterRow, Store, open_store
+from rrn.node.store.db import Store, open_store
 from rrn.node.store.network import Network, verify_chain
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.errors import ConfigError, FederationError, ProtocolError, StoreError
 from rrn.protocol.roster import (
     ROSTER_VERSION,

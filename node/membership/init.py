@@ -27,7 +27,8 @@ from rrn.node.home.config import (
 from rrn.node.home.keys import create_keys
 from rrn.node.home.layout import Home
 from rrn.node.membership.founding import own_card
-from rrn.node.store.db import RosterRow, open_store
+from rrn.node.store.db import open_store
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.errors import ConfigError
 from rrn.protocol.roster import Role, RosterCert, encode_cert, roster_id, sign_roster
 

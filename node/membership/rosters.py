@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 from rrn.federation.membership import Pending, Proposals
 from rrn.federation.roster import verify_next
 from rrn.node.pipeline.ingest import Ingestor
-from rrn.node.store.db import RosterRow, Store
+from rrn.node.store.db import Store
 from rrn.node.store.network import Network, verify_chain
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import PayloadError, ProtocolError
 from rrn.protocol.kinds import Kind, decode_payload

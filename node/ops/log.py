@@ -24,8 +24,9 @@ from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import Home
 from rrn.node.pipeline.ingest import Identity, Ingestor, Outcome
 from rrn.node.pipeline.metrics import IngestMetrics
-from rrn.node.store.db import APPLIED, FROZEN, UNAPPLIED, EventRow, open_store
+from rrn.node.store.db import open_store
 from rrn.node.store.network import load_network
+from rrn.node.store.rows import APPLIED, FROZEN, UNAPPLIED, EventRow
 from rrn.protocol.envelope import KeyResolver, check_signed
 from rrn.protocol.errors import ConfigError, ProtocolError, RrnError
 

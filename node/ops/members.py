@@ -242,7 +242,7 @@ class MembersApi:
         for member in roster.members:
             if member.org == me:
                 continue
-            state = self._peering.peers.get(member.org)
+            state = self._peering.peers.states.get(member.org)
             seen = state.last_heartbeat if state else None
             age = None if seen is None else now - seen
             behind = {

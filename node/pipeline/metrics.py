@@ -87,8 +87,23 @@ class IngestMetrics:
             registry=r,
         )
         self.responses = ResponseMetrics(r)
+        self._by_kind: dict[str, Counter] = {}
         for reason in Reason:
             self.rejected.labels(reason=str(reason))
+
+    def appended(self, kind: str, latency_s: float) -> None:
+        """Count an event appended, and how long it took from receipt to durable."""
+        child = self._by_kind.get(kind)
+        if child is None:
+            child = self._by_kind[kind] = self.ingested.labels(kind=kind_label(kind))
+        child.inc()
+        self.latency.observe(latency_s)
+
+    def reject(self, reason: Reason, peer: str | None) -> None:
+        """Count a refusal, and against the peer that delivered it, if one did."""
+        self.rejected.labels(reason=str(reason)).inc()
+        if peer is not None:
+            self.peer_rejected.labels(peer=peer, reason=str(reason)).inc()
 
     def set_open_alerts(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
         """Replace the open-alert gauge with fresh counts (zeros included)."""

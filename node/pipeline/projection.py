@@ -13,8 +13,9 @@ from typing import Final
 
 from rrn.federation.alerts import AlertState, AlertView, fact, join, view
 from rrn.node.store.db import Store
+from rrn.protocol.alerts import AlertRaised, AlertTombstoned
 from rrn.protocol.envelope import Event
-from rrn.protocol.kinds import AlertPayload
+from rrn.protocol.kinds import AlertPayload, Payload
 
 __all__ = ["Change", "OpenKey", "Projection"]
 
@@ -52,6 +53,17 @@ class Projection:
     async def state(self, alert: bytes) -> AlertState | None:
         """The current state of one alert, or None if nothing is known of it."""
         return (await self._states({alert})).get(alert)
+
+    async def audience_of(self, payload: Payload) -> tuple[str, ...] | None:
+        """The audience of the alert an event is about, if that alert is restricted."""
+        if not isinstance(payload, AlertPayload) or isinstance(
+            payload, AlertRaised | AlertTombstoned
+        ):
+            return None
+        state = await self.state(payload.alert)
+        if state is None or state.raised is None or not state.raised.audience:
+            return None
+        return state.raised.audience
 
     @property
     def open_total(self) -> int:

@@ -1,9 +1,9 @@
 """The node's sqlite store: signed history, chain heads, rosters and projections.
 
-Owns every SQL statement the daemon runs. One aiosqlite connection, WAL,
-synchronous=FULL (a commit is on disk before it returns, so an own-chain append
-is durable before it is published). Writes go through `commit`, one transaction
-per batch. Imports protocol and federation, never the daemon.
+Owns the connection, the schema's migration on open, and every read; the write
+path is node/store/writes.py. One aiosqlite connection, WAL, synchronous=FULL (a
+commit is on disk before it returns, so an own-chain append is durable before
+it is published). Writes go through `commit`, one transaction per batch.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final
 
 import aiosqlite
 
@@ -23,89 +22,20 @@ from rrn.federation.alerts import (
     AlertState,
     AlertView,
     decode_state,
-    encode_state,
     view,
 )
 from rrn.federation.chain import Head
 from rrn.node.store.migrations import MIGRATIONS
-from rrn.protocol.envelope import Event, decode_header, event_id
+from rrn.node.store.rows import ChainKey, EventRow, RosterRow, event_of
+from rrn.node.store.writes import Batch, commit_sync
+from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
 
-__all__ = [
-    "APPLIED",
-    "FROZEN",
-    "UNAPPLIED",
-    "Batch",
-    "EventRow",
-    "RosterRow",
-    "Store",
-    "open_store",
-]
+__all__ = ["Store", "open_store"]
 
-#: Rows per multi-row INSERT (x 11 columns stays under sqlite's 32766 variables).
-_ROWS_PER_STATEMENT: Final = 250
 
-APPLIED: Final = 0
-UNAPPLIED: Final = 1
-FROZEN: Final = 2
-
-ChainKey = tuple[str, int]
 #: SQL list of the open statuses (fixed strings from federation.alerts, not input).
 _OPEN_SQL: Final = "(" + ", ".join(f"'{st}'" for st in sorted(OPEN_STATUSES)) + ")"
-
-
-class EventRow(NamedTuple):
-    """A stored event and what the node did with it."""
-
-    event: Event
-    status: int
-    received_ms: int
-
-
-class RosterRow(NamedTuple):
-    """A stored roster version."""
-
-    version: int
-    id: bytes
-    roster: bytes
-    cert: bytes
-
-
-@dataclass
-class Batch:
-    """Everything one ingest step writes, committed in a single transaction."""
-
-    events: list[tuple[Event, int, int]] = field(default_factory=list)  # event, status, recv
-    heads: dict[ChainKey, Head] = field(default_factory=dict)
-    pending_add: list[tuple[Event, int]] = field(default_factory=list)
-    pending_del: list[tuple[str, int, int, bytes]] = field(default_factory=list)
-    forks: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)
-    #: Roster versions adopted in this batch.
-    rosters: list[RosterRow] = field(default_factory=list)
-    #: (org, epoch, last_seq): events of a cut-off key epoch past last_seq stop counting.
-    cutoffs: list[tuple[str, int, int]] = field(default_factory=list)
-    alerts: dict[bytes, AlertState] = field(default_factory=dict)
-    #: Views of `alerts` already computed by the caller (computed here if absent).
-    views: dict[bytes, AlertView | None] = field(default_factory=dict)
-    #: Replace the whole alert projection with `alerts` (after a rebuild).
-    replace_alerts: bool = False
-    #: Must be on disk (fsync) when the commit returns: it holds own events.
-    durable: bool = True
-    #: Events whose payloads a tombstone deletes (their headers stay).
-    drop_payloads: list[bytes] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.events
-            or self.pending_add
-            or self.pending_del
-            or self.forks
-            or self.rosters
-            or self.cutoffs
-            or self.alerts
-            or self.replace_alerts
-            or self.drop_payloads
-        )
 
 
 @contextlib.asynccontextmanager
@@ -226,7 +156,7 @@ class Store:
             (kind,),
         ) as cur:
             rows = await cur.fetchall()
-        return [_event(r[0], r[1], r[2]) for r in rows]
+        return [event_of(r[0], r[1], r[2]) for r in rows]
 
     async def event_at(self, origin: str, epoch: int, seq: int) -> Event | None:
         """The stored event at a chain position, or None."""
@@ -235,7 +165,7 @@ class Store:
             (origin, epoch, seq),
         ) as cur:
             row = await cur.fetchone()
-        return _event(row[0], row[1], row[2]) if row else None
+        return event_of(row[0], row[1], row[2]) if row else None
 
     async def envelopes(
         self, origin: str, epoch: int, from_seq: int, *, limit: int, max_bytes: int
@@ -250,7 +180,7 @@ class Store:
         found: list[bytes] = []
         size = 0
         for r in rows[:limit]:
-            envelope = _event(r[0], r[1], r[2]).envelope()
+            envelope = event_of(r[0], r[1], r[2]).envelope()
             if found and size + len(envelope) > max_bytes:
                 return found, True
             found.append(envelope)
@@ -266,7 +196,7 @@ class Store:
             wanted,
         ) as cur:
             rows = await cur.fetchall()
-        return [_event(r[0], r[1], r[2]) for r in rows]
+        return [event_of(r[0], r[1], r[2]) for r in rows]
 
     async def pending(self) -> list[tuple[bytes, int]]:
         """Envelopes held behind gaps, with their receive times."""
@@ -311,7 +241,7 @@ class Store:
             ) as cur:
                 rows = list(await cur.fetchall())
             for r in rows:
-                yield EventRow(_event(r[0], r[1], r[2]), int(r[3]), int(r[4]))
+                yield EventRow(event_of(r[0], r[1], r[2]), int(r[3]), int(r[4]))
             if len(rows) < chunk:
                 return
             last = (str(rows[-1][5]), int(rows[-1][6]), int(rows[-1][7]))
@@ -402,7 +332,7 @@ class Store:
         of one per statement, which is most of a single event's commit latency.
         """
         try:
-            await self._db._execute(_commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
+            await self._db._execute(commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
             if batch.drop_payloads:
                 # The WAL still holds the pages as they were: fold it into the
                 # database and empty it, so the deleted payloads leave the disk.
@@ -449,158 +379,6 @@ class Store:
             if row is not None:
                 found[eid] = (row[0], row[1])
         return found
-
-
-def _commit_sync(conn: sqlite3.Connection, batch: Batch) -> None:
-    # Own events must survive a power cut before they are published (FULL). A
-    # batch of other members' events only needs to survive a crash of the process
-    # (NORMAL: in the OS's hands at commit); after a power cut, sync fetches them
-    # again. The next FULL commit syncs everything before it.
-    conn.execute(f"PRAGMA synchronous = {'FULL' if batch.durable else 'NORMAL'}")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        _write(conn, batch)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, head: str, tail: str, rows: list[tuple[object, ...]]
-) -> None:
-    """Insert many rows with multi-row VALUES statements.
-
-    executemany steps sqlite once per row, releasing and re-taking the GIL each
-    time; while other threads are busy (the event loop) every re-take can wait a
-    full switch interval. One statement per chunk of rows takes it once per chunk.
-    """
-    if not rows:
-        return
-    width = len(rows[0])
-    group = "(" + ", ".join("?" * width) + ")"
-    for at in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[at : at + _ROWS_PER_STATEMENT]
-        sql = head + ", ".join([group] * len(chunk)) + tail
-        conn.execute(sql, [v for row in chunk for v in row])
-
-
-def _write(conn: sqlite3.Connection, batch: Batch) -> None:
-    db = conn
-    if batch.events:
-        _insert_rows(
-            conn,
-            "INSERT INTO events (id, origin, epoch, seq, kind, wall_ms, header, sig, payload, "
-            "status, received_ms) VALUES ",
-            "",
-            [
-                (
-                    e.id,
-                    e.header.origin,
-                    e.header.epoch,
-                    e.header.seq,
-                    e.header.kind,
-                    e.header.wall_ms,
-                    e.header_bytes,
-                    e.sig,
-                    e.payload,
-                    status,
-                    received,
-                )
-                for e, status, received in batch.events
-            ],
-        )
-    if batch.drop_payloads:
-        db.executemany(
-            "UPDATE events SET payload = NULL WHERE id = ?", [(i,) for i in batch.drop_payloads]
-        )
-    if batch.heads:
-        db.executemany(
-            "INSERT INTO heads (origin, epoch, seq, id) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (origin, epoch) DO UPDATE SET seq = excluded.seq, id = excluded.id",
-            [(o, ep, h.seq, h.id) for (o, ep), h in batch.heads.items()],
-        )
-    if batch.pending_add:
-        db.executemany(
-            "INSERT OR IGNORE INTO pending (origin, epoch, seq, id, envelope, received_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (e.header.origin, e.header.epoch, e.header.seq, e.id, e.envelope(), r)
-                for e, r in batch.pending_add
-            ],
-        )
-    if batch.pending_del:
-        db.executemany(
-            "DELETE FROM pending WHERE origin = ? AND epoch = ? AND seq = ? AND id = ?",
-            batch.pending_del,
-        )
-    for origin, epoch, frozen_after, proof, detected in batch.forks:
-        db.execute(
-            "INSERT OR IGNORE INTO fork_proofs (origin, epoch, frozen_after, proof, "
-            "detected_ms) VALUES (?, ?, ?, ?, ?)",
-            (origin, epoch, frozen_after, proof, detected),
-        )
-        db.execute(
-            "UPDATE events SET status = 2 WHERE origin = ? AND epoch = ? AND seq > ?",
-            (origin, epoch, frozen_after),
-        )
-    for origin, epoch, last_seq in batch.cutoffs:
-        db.execute(
-            "UPDATE events SET status = 2 WHERE origin = ? AND epoch = ? AND seq > ?",
-            (origin, epoch, last_seq),
-        )
-    for row in batch.rosters:
-        db.execute(
-            "INSERT OR IGNORE INTO rosters (version, id, roster, cert, received_ms) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (row.version, row.id, row.roster, row.cert, 0),
-        )
-    if batch.replace_alerts:
-        db.execute("DELETE FROM alerts")
-    if batch.alerts:
-        _insert_rows(
-            conn,
-            "INSERT INTO alerts (id, state, status, origin, country, severity, urgency, "
-            "exercise, raised_ms, updated_ms) VALUES ",
-            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status, "
-            "origin = excluded.origin, country = excluded.country, "
-            "severity = excluded.severity, urgency = excluded.urgency, "
-            "exercise = excluded.exercise, raised_ms = excluded.raised_ms, "
-            "updated_ms = excluded.updated_ms",
-            [
-                _alert_row(s, batch.views[a] if a in batch.views else view(s))
-                for a, s in batch.alerts.items()
-            ],
-        )
-
-
-def _alert_row(state: AlertState, v: AlertView | None) -> tuple[object, ...]:
-    if v is None:
-        return (state.alert, encode_state(state), None, None, None, None, None, None, None, None)
-    return (
-        state.alert,
-        encode_state(state),
-        str(v.status),
-        v.origin,
-        v.country,
-        str(v.severity),
-        str(v.urgency),
-        int(v.exercise),
-        v.raised_ms,
-        v.updated_ms,
-    )
-
-
-def _event(header: bytes, sig: bytes, payload: bytes | None) -> Event:
-    header = bytes(header)
-    return Event(
-        event_id(header),
-        decode_header(header),
-        header,
-        bytes(sig),
-        None if payload is None else bytes(payload),
-    )
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from rrn.federation.keyring import Keyring, Rotation
 from rrn.federation.roster import verify_genesis, verify_next
-from rrn.node.store.db import RosterRow, Store
+from rrn.node.store.db import Store
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.errors import FederationError, ProtocolError, StoreError
 from rrn.protocol.kinds import Kind
 from rrn.protocol.roster import (

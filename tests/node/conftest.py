@@ -15,8 +15,9 @@ from rrn.node.daemon.metrics import Metrics
 from rrn.node.home.clock import ManualClock
 from rrn.node.home.config import IngestConfig
 from rrn.node.pipeline.ingest import Identity, Ingestor
-from rrn.node.store.db import RosterRow, Store, open_store
+from rrn.node.store.db import Store, open_store
 from rrn.node.store.network import load_network
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.roster import encode_cert
 from tests.support import Net, network
 

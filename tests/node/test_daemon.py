@@ -13,8 +13,8 @@ import pytest
 from rrn.node.control.client import call
 from rrn.node.home.layout import open_home
 from rrn.node.ops.types import AlertInfo, RaiseArgs
-from rrn.node.store.db import RosterRow
 from rrn.node.store.network import verify_chain
+from rrn.node.store.rows import RosterRow
 from rrn.protocol.alerts import IncidentType, Severity, Urgency
 from rrn.protocol.envelope import verify_event
 from rrn.protocol.roster import decode_cert, roster_id

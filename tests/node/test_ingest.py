@@ -8,7 +8,8 @@ import pytest
 
 from rrn.federation.alerts import AlertStatus
 from rrn.node.pipeline.ingest import Outcome
-from rrn.node.store.db import APPLIED, FROZEN, UNAPPLIED, open_store
+from rrn.node.store.db import open_store
+from rrn.node.store.rows import APPLIED, FROZEN, UNAPPLIED
 from rrn.protocol.alerts import AlertClaimed, AlertResolved
 from rrn.protocol.alerts import Outcome as AlertOutcome
 from rrn.protocol.encoding import encode

@@ -1,0 +1,269 @@
+"""Pull sync: asking peers for the ranges of chains this node lacks, and serving theirs.
+
+Owns range requests and responses (docs/PROTOCOL.md 10.2). Requests are signed
+and answered only once (nonces), responses are accepted only for a nonce this
+node sent to that peer and for the chain it asked; every envelope in a response
+is verified on its own by the ingest pipeline. Any peer that holds a range can
+serve it, so a node catches up while the origin itself is offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+
+from rrn.federation.sync import gaps
+from rrn.node.home.clock import Clock, wait_set
+from rrn.node.peering.peers import Peers, PeerState
+from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.store.db import Store
+from rrn.protocol import subjects
+from rrn.protocol.errors import ProtocolError, Reason
+from rrn.protocol.messages import (
+    MAX_RANGE_EVENTS,
+    MAX_RESPONSE_BYTES,
+    MESSAGE_VERSION,
+    HeadEntry,
+    RangeRequest,
+    RangeResponse,
+    decode_response,
+    encode_response,
+    open_request,
+    sign_request,
+)
+
+__all__ = ["Sync"]
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_TIMEOUT_S: Final = 10.0
+_MAX_SKEW_MS: Final = 10 * 60 * 1000
+_NONCES_KEPT: Final = 10_000
+_PER_PEER_REQUESTS: Final = 4
+_BACKOFF_S: Final = 30.0
+
+
+@dataclass
+class _Request:
+    peer: str
+    origin: str
+    epoch: int
+    from_seq: int
+    sent: float
+
+
+class Sync:
+    """This node's range requests in flight, and the peers' requests it has answered."""
+
+    def __init__(
+        self, *, nc: NatsClient, ingestor: Ingestor, store: Store, peers: Peers, clock: Clock
+    ) -> None:
+        self.nc = nc
+        self.ingestor = ingestor
+        self.store = store
+        self.peers = peers
+        self.metrics = peers.metrics
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self._requests: dict[bytes, _Request] = {}
+        self._requested: dict[tuple[str, int], bytes] = {}  # chain -> nonce in flight
+        self._seen_nonces: OrderedDict[bytes, None] = OrderedDict()
+        #: Chain -> (last seq pulled, when): counts as held for a while, so a range is
+        #: not asked for again while the pipeline is still storing it.
+        self._pulled: dict[tuple[str, int], tuple[int, float]] = {}
+
+    @property
+    def _me(self) -> str:
+        return self.ingestor.me.org
+
+    @property
+    def _net(self) -> bytes:
+        return self.ingestor.network.net
+
+    # -- serving --------------------------------------------------------------------
+
+    async def serve(self, org: str, data: bytes) -> None:
+        """Answer a range request `org` sent (already admitted by its budget)."""
+        try:
+            req = open_request(data, net=self._net, key_for=self.ingestor.network.keyring.current)
+        except ProtocolError as exc:
+            self.peers.count(org, exc.reason)
+            return
+        fresh = abs(req.wall_ms - self.clock.now_ms()) <= _MAX_SKEW_MS
+        if (
+            req.requester != org
+            or req.responder != self._me
+            or not fresh
+            or self._replayed(req.nonce)
+        ):
+            self.peers.count(org, Reason.STALE_MESSAGE)
+            return
+        events, more = await self.store.envelopes(
+            req.origin, req.epoch, req.from_seq, limit=req.limit, max_bytes=MAX_RESPONSE_BYTES
+        )
+        resp = RangeResponse(
+            nonce=req.nonce, origin=req.origin, epoch=req.epoch, events=events, more=more
+        )
+        self.metrics.sync_served.labels(peer=org).inc(len(events))
+        with contextlib.suppress(NatsError):
+            await self.nc.publish(
+                subjects.responses(self._net, self._me, org), encode_response(resp)
+            )
+
+    def _replayed(self, nonce: bytes) -> bool:
+        if nonce in self._seen_nonces:
+            return True
+        self._seen_nonces[nonce] = None
+        while len(self._seen_nonces) > _NONCES_KEPT:
+            self._seen_nonces.popitem(last=False)
+        return False
+
+    # -- pulling ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Ask for what peers hold and this node lacks, until cancelled."""
+        while True:
+            await wait_set(self.wake, 1.0)
+            self.wake.clear()
+            self._expire_requests()
+            await self._request_gaps()
+
+    def _expire_requests(self) -> None:
+        now = self.peers.monotonic()
+        for nonce, req in list(self._requests.items()):
+            if now - req.sent > _REQUEST_TIMEOUT_S:
+                self._drop(nonce)
+                self._failed(req.peer, "timeout")
+
+    def _drop(self, nonce: bytes) -> _Request | None:
+        req = self._requests.pop(nonce, None)
+        if req is not None:
+            self._requested.pop((req.origin, req.epoch), None)
+            self.peers.peer(req.peer).outstanding -= 1
+        return req
+
+    def _failed(self, org: str, outcome: str) -> None:
+        state = self.peers.peer(org)
+        state.failures += 1
+        self.metrics.sync_requests.labels(peer=org, outcome=outcome).inc()
+        if state.failures >= 3:
+            state.resting_until = self.peers.monotonic() + _BACKOFF_S
+            logger.warning("peer %s failed %d sync requests; resting it", org, state.failures)
+
+    def _held_now(self) -> dict[tuple[str, int], int]:
+        """The seq this node holds of each chain, counting ranges pulled and still storing."""
+        now = self.peers.monotonic()
+        mine = {k: h.seq for k, h in self.ingestor.heads.items()}
+        for key, (upto, at) in list(self._pulled.items()):
+            if now - at > _REQUEST_TIMEOUT_S:
+                del self._pulled[key]
+            elif upto > mine.get(key, 0):
+                mine[key] = upto
+        return mine
+
+    async def _request_gaps(self) -> None:
+        now = self.peers.monotonic()
+        mine = self._held_now()
+        roster = self.ingestor.network.roster
+        members = set(roster.orgs()) | {m.org for m in roster.former}
+        for state in sorted(self.peers.states.values(), key=lambda p: p.failures):
+            if state.last_heartbeat is None or now < state.resting_until:
+                continue
+            if now - state.last_heartbeat > 3 * self.peers.config.heartbeat_s + 5:
+                continue  # silent peer: its heads are stale
+            for gap in gaps(
+                mine, _entries(state.heads), frozen=self.ingestor.frozen, known_orgs=members
+            ):
+                if state.outstanding >= _PER_PEER_REQUESTS:
+                    break
+                if (gap.origin, gap.epoch) in self._requested:
+                    continue
+                # An epoch we do not know yet comes after its rotation; none past a cutoff.
+                if not self.ingestor.network.keyring.may_sign(gap.origin, gap.epoch, gap.from_seq):
+                    continue
+                await self._send_request(state, gap.origin, gap.epoch, gap.from_seq)
+
+    async def pull_rotation(self, org: str) -> None:
+        """A peer signs with a key epoch we do not know: it rotated, and we have not got
+        the rotation yet. Its heartbeats cannot be read until we do, so ask it for the
+        rest of its latest epoch we know (the answer is verified event by event)."""
+        keyring = self.ingestor.network.keyring
+        epoch = keyring.latest(org)
+        state = self.peers.peer(org)
+        if (
+            epoch is None
+            or (org, epoch) in self._requested
+            or state.outstanding >= _PER_PEER_REQUESTS
+            or self.peers.monotonic() < state.resting_until
+        ):
+            return
+        head = self.ingestor.heads.get((org, epoch))
+        from_seq = head.seq + 1 if head is not None else 1
+        if keyring.may_sign(org, epoch, from_seq):
+            await self._send_request(state, org, epoch, from_seq)
+
+    async def _send_request(self, state: PeerState, origin: str, epoch: int, from_seq: int) -> None:
+        nonce = secrets.token_bytes(16)
+        req = RangeRequest(
+            v=MESSAGE_VERSION,
+            net=self._net,
+            requester=self._me,
+            responder=state.org,
+            epoch_of_requester=self.ingestor.me.epoch,
+            nonce=nonce,
+            wall_ms=self.clock.now_ms(),
+            origin=origin,
+            epoch=epoch,
+            from_seq=from_seq,
+            limit=MAX_RANGE_EVENTS,
+        )
+        self._requests[nonce] = _Request(state.org, origin, epoch, from_seq, self.peers.monotonic())
+        self._requested[origin, epoch] = nonce
+        state.outstanding += 1
+        try:
+            await self.nc.publish(
+                subjects.requests(self._net, self._me, state.org),
+                sign_request(self.ingestor.me.key, req),
+            )
+        except NatsError:
+            self._drop(nonce)
+
+    async def answered(self, org: str, data: bytes) -> None:
+        """A response `org` sent: accepted only as the answer to a request we sent it."""
+        try:
+            resp = decode_response(data)
+        except ProtocolError as exc:
+            self.peers.count(org, exc.reason)
+            return
+        req = self._requests.get(resp.nonce)
+        if req is None or req.peer != org or (resp.origin, resp.epoch) != (req.origin, req.epoch):
+            self.peers.count(org, Reason.STALE_MESSAGE)  # not an answer to anything we asked
+            return
+        self._drop(resp.nonce)
+        state = self.peers.peer(org)
+        state.failures = 0
+        self.metrics.sync_requests.labels(peer=org, outcome="ok").inc()
+        self.metrics.sync_pulled.inc(len(resp.events))
+        if not resp.events:
+            self._failed(org, "empty")  # it advertised events it does not serve
+            return
+        # Before anything yields: count these as held and ask for the next page
+        # now, so nothing asks for this range again while it is being stored.
+        last = req.from_seq + len(resp.events) - 1
+        self._pulled[req.origin, req.epoch] = (last, self.peers.monotonic())
+        if resp.more:
+            await self._send_request(state, req.origin, req.epoch, last + 1)
+        for envelope in resp.events:
+            await self.ingestor.enqueue(envelope, source="pull", peer=org)
+
+
+def _entries(heads: dict[tuple[str, int], int]) -> list[HeadEntry]:
+    return [HeadEntry(origin=o, epoch=e, seq=s, id=bytes(32)) for (o, e), s in heads.items()]

@@ -1,0 +1,60 @@
+"""What a tombstone deletes: the payloads of an alert its origin erased, everywhere.
+
+Owns the choice of events whose payloads go once a batch's alert facts are
+applied (their headers stay, so every chain still verifies).
+"""
+
+from __future__ import annotations
+
+from rrn.node.pipeline.batch import Work
+from rrn.node.store.db import Store
+from rrn.protocol.alerts import AlertRaised, AlertTombstoned
+from rrn.protocol.envelope import Event
+from rrn.protocol.kinds import AlertPayload, Kind
+
+__all__ = ["erased_payloads"]
+
+Fact = tuple[Event, AlertPayload, tuple[str, ...]]
+
+
+async def erased_payloads(facts: list[Fact], work: Work, store: Store) -> list[bytes]:
+    """Events whose payloads go, after the facts of this batch were applied.
+
+    Every fact of an alert its origin deleted (the alert's earlier events,
+    and any arriving later), and the events a tombstone lists that are its
+    signer's own alert events (so that members the alert was never shown to
+    delete the opaque events they hold). Never a tombstone itself.
+    """
+    states = work.batch.alerts
+    erased = {a for a, s in states.items() if s.erased is not None}
+    before = {a: old for old, new in work.changes if (a := new.alert) in erased}
+    drop: set[bytes] = set()
+    for alert in erased:
+        old = before.get(alert)
+        if old is not None:
+            drop |= {p.id for p in old.positions()} - {t.pos.id for t in old.tombstones}
+    tombs = [(e, p) for e, p, _ in facts if isinstance(p, AlertTombstoned)]
+    for event, payload, _ in facts:
+        if (
+            not isinstance(payload, AlertTombstoned)
+            and (event.id if isinstance(payload, AlertRaised) else payload.alert) in erased
+        ):
+            drop.add(event.id)
+    if tombs:
+        listed = {i for _, t in tombs for i in t.events}
+        in_batch = {e.id: (e.header.origin, e.header.kind) for e, _, _ in work.appended}
+        known = {**await store.event_kinds(listed - in_batch.keys()), **in_batch}
+        for event, tomb in tombs:
+            for eid in tomb.events:
+                origin, kind = known.get(eid, ("", ""))
+                if origin == event.header.origin and _is_alert_kind(kind):
+                    drop.add(eid)
+    drop -= {e.id for e, _ in tombs}
+    return sorted(drop)
+
+
+def _is_alert_kind(kind: str) -> bool:
+    """Kinds whose payloads a tombstone may delete: alert events, whole or sealed."""
+    return kind == str(Kind.SEALED) or (
+        kind.startswith("alert.") and kind != str(Kind.ALERT_TOMBSTONED)
+    )

@@ -1,0 +1,208 @@
+"""Writing the store: everything one ingest batch writes, in one transaction.
+
+Owns the write path (node/store/db.py owns the reads): a Batch, and its commit
+as one function on sqlite's thread, so a batch costs one hand-over between
+threads instead of one per statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Final
+
+from rrn.federation.alerts import AlertState, AlertView, encode_state, view
+from rrn.federation.chain import Head
+from rrn.node.store.rows import ChainKey, RosterRow
+from rrn.protocol.envelope import Event
+
+__all__ = ["Batch", "commit_sync"]
+
+
+#: Rows per multi-row INSERT (x 11 columns stays under sqlite's 32766 variables).
+_ROWS_PER_STATEMENT: Final = 250
+
+
+@dataclass
+class Batch:
+    """Everything one ingest step writes, committed in a single transaction."""
+
+    events: list[tuple[Event, int, int]] = field(default_factory=list)  # event, status, recv
+    heads: dict[ChainKey, Head] = field(default_factory=dict)
+    pending_add: list[tuple[Event, int]] = field(default_factory=list)
+    pending_del: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    forks: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)
+    #: Roster versions adopted in this batch.
+    rosters: list[RosterRow] = field(default_factory=list)
+    #: (org, epoch, last_seq): events of a cut-off key epoch past last_seq stop counting.
+    cutoffs: list[tuple[str, int, int]] = field(default_factory=list)
+    alerts: dict[bytes, AlertState] = field(default_factory=dict)
+    #: Views of `alerts` already computed by the caller (computed here if absent).
+    views: dict[bytes, AlertView | None] = field(default_factory=dict)
+    #: Replace the whole alert projection with `alerts` (after a rebuild).
+    replace_alerts: bool = False
+    #: Must be on disk (fsync) when the commit returns: it holds own events.
+    durable: bool = True
+    #: Events whose payloads a tombstone deletes (their headers stay).
+    drop_payloads: list[bytes] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.events
+            or self.pending_add
+            or self.pending_del
+            or self.forks
+            or self.rosters
+            or self.cutoffs
+            or self.alerts
+            or self.replace_alerts
+            or self.drop_payloads
+        )
+
+
+def commit_sync(conn: sqlite3.Connection, batch: Batch) -> None:
+    # Own events must survive a power cut before they are published (FULL). A
+    # batch of other members' events only needs to survive a crash of the process
+    # (NORMAL: in the OS's hands at commit); after a power cut, sync fetches them
+    # again. The next FULL commit syncs everything before it.
+    conn.execute(f"PRAGMA synchronous = {'FULL' if batch.durable else 'NORMAL'}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _write(conn, batch)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, tail: str, rows: list[tuple[object, ...]]
+) -> None:
+    """Insert many rows with multi-row VALUES statements.
+
+    executemany steps sqlite once per row, releasing and re-taking the GIL each
+    time; while other threads are busy (the event loop) every re-take can wait a
+    full switch interval. One statement per chunk of rows takes it once per chunk.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    group = "(" + ", ".join("?" * width) + ")"
+    for at in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[at : at + _ROWS_PER_STATEMENT]
+        sql = head + ", ".join([group] * len(chunk)) + tail
+        conn.execute(sql, [v for row in chunk for v in row])
+
+
+def _write(conn: sqlite3.Connection, batch: Batch) -> None:
+    _write_events(conn, batch)
+    _write_chains(conn, batch)
+    for row in batch.rosters:
+        conn.execute(
+            "INSERT OR IGNORE INTO rosters (version, id, roster, cert, received_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (row.version, row.id, row.roster, row.cert, 0),
+        )
+    _write_alerts(conn, batch)
+
+
+def _write_events(conn: sqlite3.Connection, batch: Batch) -> None:
+    """New events, and payloads a tombstone deleted."""
+    _insert_rows(
+        conn,
+        "INSERT INTO events (id, origin, epoch, seq, kind, wall_ms, header, sig, payload, "
+        "status, received_ms) VALUES ",
+        "",
+        [
+            (
+                e.id,
+                e.header.origin,
+                e.header.epoch,
+                e.header.seq,
+                e.header.kind,
+                e.header.wall_ms,
+                e.header_bytes,
+                e.sig,
+                e.payload,
+                status,
+                received,
+            )
+            for e, status, received in batch.events
+        ],
+    )
+    if batch.drop_payloads:
+        conn.executemany(
+            "UPDATE events SET payload = NULL WHERE id = ?", [(i,) for i in batch.drop_payloads]
+        )
+
+
+def _write_chains(conn: sqlite3.Connection, batch: Batch) -> None:
+    """Chain heads, events held behind gaps, fork proofs and cutoffs (events past them frozen)."""
+    if batch.heads:
+        conn.executemany(
+            "INSERT INTO heads (origin, epoch, seq, id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (origin, epoch) DO UPDATE SET seq = excluded.seq, id = excluded.id",
+            [(o, ep, h.seq, h.id) for (o, ep), h in batch.heads.items()],
+        )
+    if batch.pending_add:
+        conn.executemany(
+            "INSERT OR IGNORE INTO pending (origin, epoch, seq, id, envelope, received_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (e.header.origin, e.header.epoch, e.header.seq, e.id, e.envelope(), r)
+                for e, r in batch.pending_add
+            ],
+        )
+    if batch.pending_del:
+        conn.executemany(
+            "DELETE FROM pending WHERE origin = ? AND epoch = ? AND seq = ? AND id = ?",
+            batch.pending_del,
+        )
+    for origin, epoch, frozen_after, proof, detected in batch.forks:
+        conn.execute(
+            "INSERT OR IGNORE INTO fork_proofs (origin, epoch, frozen_after, proof, "
+            "detected_ms) VALUES (?, ?, ?, ?, ?)",
+            (origin, epoch, frozen_after, proof, detected),
+        )
+    for origin, epoch, last_seq in [(o, e, f) for o, e, f, _, _ in batch.forks] + batch.cutoffs:
+        conn.execute(
+            "UPDATE events SET status = 2 WHERE origin = ? AND epoch = ? AND seq > ?",
+            (origin, epoch, last_seq),
+        )
+
+
+def _write_alerts(conn: sqlite3.Connection, batch: Batch) -> None:
+    if batch.replace_alerts:
+        conn.execute("DELETE FROM alerts")
+    _insert_rows(
+        conn,
+        "INSERT INTO alerts (id, state, status, origin, country, severity, urgency, "
+        "exercise, raised_ms, updated_ms) VALUES ",
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, status = excluded.status, "
+        "origin = excluded.origin, country = excluded.country, "
+        "severity = excluded.severity, urgency = excluded.urgency, "
+        "exercise = excluded.exercise, raised_ms = excluded.raised_ms, "
+        "updated_ms = excluded.updated_ms",
+        [
+            _alert_row(s, batch.views[a] if a in batch.views else view(s))
+            for a, s in batch.alerts.items()
+        ],
+    )
+
+
+def _alert_row(state: AlertState, v: AlertView | None) -> tuple[object, ...]:
+    if v is None:
+        return (state.alert, encode_state(state), None, None, None, None, None, None, None, None)
+    return (
+        state.alert,
+        encode_state(state),
+        str(v.status),
+        v.origin,
+        v.country,
+        str(v.severity),
+        str(v.urgency),
+        int(v.exercise),
+        v.raised_ms,
+        v.updated_ms,
+    )
