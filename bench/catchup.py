@@ -36,10 +36,11 @@ from rrn.node.devnet.devnet import create_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
 from rrn.node.ops.log import import_envelopes
-from rrn.protocol.alerts import AlertClaimed, AlertResolved, Outcome
+from rrn.protocol.alerts import AlertClaimed, AlertResolved
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.kinds import Payload, kind_of
+from rrn.protocol.vocabulary import Outcome
 from tests.support import raised
 
 

@@ -40,7 +40,7 @@ from rrn.node.home.layout import open_home
 from rrn.node.natsd.conf import DAEMON_USER
 from rrn.node.ops.types import AlertInfo, NoArgs, RaiseArgs, StatusInfo
 from rrn.protocol import subjects
-from rrn.protocol.alerts import IncidentType, Severity, Urgency
+from rrn.protocol.vocabulary import IncidentType, Severity, Urgency
 
 RAISE = RaiseArgs(
     country="KE",

@@ -38,10 +38,11 @@ from rrn.node.pipeline.verify import WORKERS
 from rrn.node.store.db import open_store
 from rrn.node.store.network import load_network
 from rrn.node.store.rows import RosterRow
-from rrn.protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated, Outcome, Severity
+from rrn.protocol.alerts import AlertClaimed, AlertResolved, AlertUpdated
 from rrn.protocol.encoding import DOMAIN_EVENT, pae
 from rrn.protocol.envelope import Event
 from rrn.protocol.roster import encode_cert
+from rrn.protocol.vocabulary import Outcome, Severity
 from tests.support import Chain, Net, network, raised
 
 

@@ -15,9 +15,11 @@ from typing import Final
 
 import msgspec
 
-from rrn.federation.alerts import AlertState, AlertView
-from rrn.protocol.alerts import ActResult, Ask, SupporterRole
+from rrn.federation.alert_view import AlertView
+from rrn.federation.alerts import AlertState
+from rrn.protocol.alerts import Ask
 from rrn.protocol.roster import Role, Roster
+from rrn.protocol.vocabulary import ActResult, SupporterRole
 
 __all__ = ["AskStatus", "addressed_to", "answers", "ask_status", "fulfilled", "overdue_by_role"]
 

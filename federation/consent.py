@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from rrn.protocol.alerts import AlertRaised, Audience
+from rrn.protocol.alerts import AlertRaised
 from rrn.protocol.roster import Member, Role, Roster
+from rrn.protocol.vocabulary import Audience
 
 __all__ = ["AUDIENCE_OF_ROLE", "audience", "consented", "permitted"]
 

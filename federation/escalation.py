@@ -27,11 +27,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from rrn.federation.alerts import AlertView
+from rrn.federation.alert_view import AlertView
 from rrn.federation.coverage import Shift
-from rrn.protocol.alerts import EscalationCause, Urgency
 from rrn.protocol.coverage import capability_for
 from rrn.protocol.roster import NetworkPolicy, Role, Roster
+from rrn.protocol.vocabulary import EscalationCause, Urgency
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -1,9 +1,7 @@
-"""Alert life-cycle payloads and the routable vocabulary they use.
+"""Alert life-cycle payloads.
 
-Owns the schema of each alert event kind's payload and the documented
-taxonomies (incident types, severity, urgency, actions, roles), which
-docs/PROTOCOL.md ("Alert vocabulary") maps to the terms protection
-organisations use. Pure.
+Owns the schema of each alert event kind's payload and its field rules; the
+closed sets they draw from are protocol/vocabulary.py. Pure.
 
 Only coarse, routable metadata lives here. Anything that identifies a person
 (name, contacts, exact place, free text) goes in `sealed`: a blob that only its
@@ -12,7 +10,6 @@ recipients can open (protocol/sealing.py).
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated, Final
 
 import msgspec
@@ -20,12 +17,26 @@ from msgspec import Meta
 
 from rrn.protocol.countries import is_country
 from rrn.protocol.types import Hash32, NonNeg, OrgId
+from rrn.protocol.vocabulary import (
+    ActionType,
+    ActResult,
+    Audience,
+    CancelReason,
+    Channel,
+    ConsentSource,
+    EscalationCause,
+    FeedbackType,
+    IncidentType,
+    Outcome,
+    Severity,
+    SupporterRole,
+    TombstoneReason,
+    Urgency,
+)
 
 __all__ = [
     "MAX_LEVEL",
     "PSEUDONYM_PATTERN",
-    "ActResult",
-    "ActionType",
     "AlertActed",
     "AlertCancelled",
     "AlertClaimed",
@@ -39,143 +50,10 @@ __all__ = [
     "AlertTombstoned",
     "AlertUpdated",
     "Ask",
-    "Audience",
-    "CancelReason",
-    "Channel",
     "Consent",
-    "ConsentSource",
-    "EscalationCause",
-    "FeedbackType",
-    "IncidentType",
-    "Outcome",
-    "Severity",
-    "SupporterRole",
-    "TombstoneReason",
-    "Urgency",
     "check_alert_fields",
     "check_audience",
 ]
-
-
-class IncidentType(enum.StrEnum):
-    """What happened or is threatened (several may apply to one alert)."""
-
-    KILLING = "killing"
-    DEATH_THREAT = "death_threat"
-    INTIMIDATION = "intimidation"
-    PHYSICAL_ATTACK = "physical_attack"
-    ARBITRARY_DETENTION = "arbitrary_detention"
-    JUDICIAL_HARASSMENT = "judicial_harassment"
-    ABDUCTION_DISAPPEARANCE = "abduction_disappearance"
-    TORTURE = "torture"
-    SEXUAL_VIOLENCE = "sexual_violence"
-    SMEAR_CAMPAIGN = "smear_campaign"
-    SURVEILLANCE_DIGITAL_ATTACK = "surveillance_digital_attack"
-    RAID = "raid"
-    TRAVEL_BAN = "travel_ban"
-    ATTACK_ON_FAMILY = "attack_on_family"
-    ORGANISATION_CLOSURE = "organisation_closure"
-    OTHER = "other"
-
-
-class Severity(enum.StrEnum):
-    """Harm done so far, on the CAP 1.2 scale (minor < moderate < severe < extreme)."""
-
-    MINOR = "minor"
-    MODERATE = "moderate"
-    SEVERE = "severe"
-    EXTREME = "extreme"
-
-
-class Urgency(enum.StrEnum):
-    """How soon a response is needed: immediate (< 24 h), days, weeks."""
-
-    IMMEDIATE = "immediate"
-    DAYS = "days"
-    WEEKS = "weeks"
-
-
-class SupporterRole(enum.StrEnum):
-    """Who an ask is addressed to."""
-
-    NGO = "ngo"
-    EMBASSY = "embassy"
-    COMPANY = "company"
-    INVESTOR = "investor"
-    UN = "un"
-    ANY = "any"
-
-
-class ActionType(enum.StrEnum):
-    """What an ask requests (catalogue from NGO, EU-guideline and business practice)."""
-
-    VERIFY_ASSESS = "verify_assess"
-    URGENT_APPEAL = "urgent_appeal"
-    UN_COMMUNICATION = "un_communication"
-    EMERGENCY_GRANT = "emergency_grant"
-    RELOCATION = "relocation"
-    DIGITAL_SECURITY = "digital_security"
-    LEGAL_AID = "legal_aid"
-    TRIAL_MONITORING = "trial_monitoring"
-    MEDICAL = "medical"
-    PSYCHOSOCIAL = "psychosocial"
-    PRIVATE_DIPLOMACY = "private_diplomacy"
-    CUSTODY_VISIT = "custody_visit"
-    PUBLIC_STATEMENT = "public_statement"
-    JOINT_STATEMENT = "joint_statement"
-    EMERGENCY_VISA = "emergency_visa"
-    TEMPORARY_SHELTER = "temporary_shelter"
-    BUSINESS_PARTNER_ENGAGEMENT = "business_partner_engagement"
-    INVESTOR_LETTER = "investor_letter"
-    OTHER = "other"
-
-
-class Channel(enum.StrEnum):
-    """Whether an action may be public or must stay behind the scenes."""
-
-    PRIVATE = "private"
-    PUBLIC = "public"
-
-
-class Outcome(enum.StrEnum):
-    """How a resolved alert ended."""
-
-    SAFE = "safe"
-    RELEASED = "released"
-    RELOCATED = "relocated"
-    PROTECTION_IN_PLACE = "protection_in_place"
-    TRANSFERRED = "transferred"
-    DECEASED = "deceased"
-    OTHER = "other"
-
-
-class CancelReason(enum.StrEnum):
-    """Why an alert was withdrawn without a response."""
-
-    DUPLICATE = "duplicate"
-    RAISED_IN_ERROR = "raised_in_error"
-    OUT_OF_MANDATE = "out_of_mandate"
-    CONSENT_WITHDRAWN = "consent_withdrawn"
-    EXERCISE_ENDED = "exercise_ended"
-
-
-class Audience(enum.StrEnum):
-    """Who a defender consented to have the alert shared with."""
-
-    NETWORK = "network"  # the NGO members (roles responder, observer)
-    EMBASSIES = "embassies"  # diplomatic missions (role embassy)
-    COMPANIES = "companies"  # companies and investors (roles company, investor)
-    UN = "un"  # UN special procedures (through an NGO member's communication)
-    PUBLIC = "public"  # public naming (statements, social media)
-
-
-class ConsentSource(enum.StrEnum):
-    """Who gave the consent."""
-
-    DEFENDER = "defender"
-    FAMILY = "family"
-    LAWYER = "lawyer"
-    COLLEAGUE = "colleague"
 
 
 class Consent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -275,14 +153,6 @@ class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 MAX_LEVEL: Final = 10_000
 
 
-class EscalationCause(enum.StrEnum):
-    """Why an alert moved to the next step of its escalation ladder."""
-
-    DEADLINE = "deadline"  # the step's deadline passed without a claim
-    TARGET_DOWN = "target_down"  # the step's members stopped sending heartbeats
-    CLAIM_LAPSED = "claim_lapsed"  # every claim expired or was released
-
-
 class AlertEscalated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The alert moves to step `level` of its ladder (computed alike by every node).
 
@@ -302,16 +172,6 @@ class AlertReleased(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
     alert: Hash32
     handover_to: OrgId | None = None
-
-
-class ActResult(enum.StrEnum):
-    """What came of an action, as far as the member that took it knows."""
-
-    DONE = "done"  # carried out, outcome not yet known
-    EFFECTIVE = "effective"  # it helped (e.g. visit granted, visa issued)
-    NO_EFFECT = "no_effect"
-    REFUSED = "refused"  # e.g. the authorities refused the custody visit
-    DECLINED = "declined"  # the member decided not to do it after all
 
 
 class AlertActed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -340,28 +200,11 @@ class AlertPledged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     by_ms: NonNeg | None = None
 
 
-class FeedbackType(enum.StrEnum):
-    """What the originating NGO told the defender."""
-
-    ACTIONS_TAKEN = "actions_taken"  # who did what (without naming private channels)
-    OUTCOME = "outcome"
-    NO_RESPONSE_YET = "no_response_yet"
-    FOLLOW_UP = "follow_up"
-
-
 class AlertFeedback(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The origin records that it gave the defender feedback on the response."""
 
     alert: Hash32
     feedback: FeedbackType
-
-
-class TombstoneReason(enum.StrEnum):
-    """Why an alert's payloads are deleted everywhere."""
-
-    CONSENT_WITHDRAWN = "consent_withdrawn"
-    RETENTION_ENDED = "retention_ended"
-    RAISED_IN_ERROR = "raised_in_error"
 
 
 class AlertTombstoned(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -20,8 +20,9 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from rrn.protocol.alerts import ActionType, Language
+from rrn.protocol.alerts import Language
 from rrn.protocol.countries import is_country
+from rrn.protocol.vocabulary import ActionType
 
 __all__ = [
     "ANYWHERE",

@@ -18,10 +18,10 @@ from rrn.node.home.layout import open_home
 from rrn.node.membership.policy import parse_policy
 from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.protocol import subjects
-from rrn.protocol.alerts import IncidentType, Severity, Urgency
 from rrn.protocol.envelope import sign_event
 from rrn.protocol.kinds import encode_payload
 from rrn.protocol.roster import Role
+from rrn.protocol.vocabulary import IncidentType, Severity, Urgency
 from tests.procs import rrn_json, rrn_ok, wait_until
 from tests.support import raised
 

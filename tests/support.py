@@ -14,15 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from rrn.federation.keyring import Keyring
 from rrn.federation.roster import make_genesis
-from rrn.protocol.alerts import (
-    AlertClaimed,
-    AlertRaised,
-    AlertResolved,
-    IncidentType,
-    Outcome,
-    Severity,
-    Urgency,
-)
+from rrn.protocol.alerts import AlertClaimed, AlertRaised, AlertResolved
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.kinds import Payload, kind_of
@@ -38,6 +30,7 @@ from rrn.protocol.roster import (
     roster_id,
     sign_roster,
 )
+from rrn.protocol.vocabulary import IncidentType, Outcome, Severity, Urgency
 
 
 def key(seed: str) -> Ed25519PrivateKey:

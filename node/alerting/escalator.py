@@ -3,11 +3,10 @@
 Owns the node's part in routing with no dispatcher. It keeps the open alerts in
 memory from committed changes and looks at an alert when it changed or its next
 step falls due (at all of them when liveness, the roster or the declarations
-change): the ladder
-comes from the declarations in force when the alert was raised, the roster and
+change): the ladder comes from the declarations in force when the alert was raised, the roster and
 the roster's escalation policy (federation/escalation.py, the same on every
 node); whether a step is due comes from the signed facts, this node's clock and
-which members' heartbeats have stopped (node/peering.py).
+which members' heartbeats have stopped (node/peering/peers.py).
 
 When an escalation is due, several live nodes would publish it at once. Each
 node waits its turn first: live members are ranked by a hash of (alert, level,
@@ -16,17 +15,12 @@ normally one node publishes and the others see its event arrive. Duplicates
 are harmless: escalations to the same level merge into one state.
 
 When this member becomes a target (first step, a later step, the fallback pool
-or a hand-over), the node publishes a notice on rrn.local.alerts.targeted and
-runs the configured [notify] command. Notices carry routable metadata only
-(ids, level, urgency, severity, country, incident types), never a pseudonym or
-free text. Which (alert, level) was already notified is kept in the store, so a
-restart does not page people twice.
+or a hand-over), the node tells its people (node/alerting/notices.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import heapq
 import logging
@@ -36,14 +30,15 @@ from typing import Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
-from nats.errors import Error as NatsError
 
-from rrn.federation.alerts import AlertState, AlertStatus, AlertView, claim_expiries, view
+from rrn.federation.alert_view import AlertView, claim_expiries, view
+from rrn.federation.alerts import AlertState, AlertStatus
 from rrn.federation.asks import overdue_by_role
 from rrn.federation.coverage import Shift, shifts
 from rrn.federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
 from rrn.node.alerting.coverage import Declarations, load_declarations
 from rrn.node.alerting.metrics import AlertingMetrics
+from rrn.node.alerting.notices import Notifier
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.home.config import NotifyConfig
 from rrn.node.peering.peering import Peering
@@ -51,37 +46,15 @@ from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import MAX_LEVEL, AlertEscalated
 from rrn.protocol.errors import RrnError
-from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX
 
-__all__ = ["TARGETED_SUBJECT", "Escalator", "Notice", "Routing"]
+__all__ = ["Escalator", "Routing"]
 
 logger = logging.getLogger(__name__)
 
-#: Where the node tells its integrators that an alert asks this member to claim it.
-TARGETED_SUBJECT: Final = f"{LOCAL_ALERTS_PREFIX}.targeted"
 _TICK_S: Final = 1.0
 _GATHER_S: Final = 0.3
 _GAUGE_MS: Final = 15_000
 _RETRY_MS: Final = 5_000
-_NOTIFIED_KEY: Final = "escalator.notified"
-
-
-class Notice(msgspec.Struct, frozen=True, kw_only=True):
-    """What the node's own people are told: an alert asks this member to claim it."""
-
-    type: str = "targeted"
-    alert: str  # hex id; `rrn alert show` gives the rest to those who may see it
-    member: str
-    level: int
-    pool: bool
-    reason: str  # first | deadline | target_down | claim_lapsed | handover
-    urgency: str
-    severity: str
-    country: str
-    incident_types: list[str]
-    exercise: bool
-    raised_ms: int
-    deadline_ms: int
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,7 +92,9 @@ class Escalator:
         self.peering = peering
         self.metrics = metrics
         self.clock = clock
-        self.notify = notify
+        self.notifier = Notifier(
+            nc=nc, store=store, metrics=metrics, notify=notify, me=ingestor.me.org
+        )
         self._wake = asyncio.Event()
         self._declarations: Declarations | None = None
         self._ladders: dict[tuple[bytes, int, int], Ladder] = {}
@@ -136,9 +111,6 @@ class Escalator:
         self._seen: tuple[frozenset[str], int, int] | None = None  # down, roster, declarations
         self._gauge_ms = 0
         self._due: dict[bytes, _Due] = {}
-        self._notified: dict[bytes, int] = {}
-        self._notified_dirty = False
-        self._commands: set[asyncio.Task[None]] = set()
 
     @property
     def me(self) -> str:
@@ -169,10 +141,7 @@ class Escalator:
 
     async def run(self) -> None:
         """Watch open alerts until cancelled."""
-        raw = await self.store.get_meta(_NOTIFIED_KEY)
-        if raw:
-            with contextlib.suppress(msgspec.DecodeError):
-                self._notified = msgspec.msgpack.decode(raw, type=dict[bytes, int])
+        await self.notifier.load()
         try:
             while True:
                 try:
@@ -190,8 +159,7 @@ class Escalator:
                 await asyncio.sleep(_GATHER_S)
                 self._wake.clear()
         finally:
-            for task in self._commands:
-                task.cancel()
+            self.notifier.close()
 
     async def routing(self, v: AlertView) -> Routing:
         """Whom the alert asks at its current level, and the step's deadline."""
@@ -256,9 +224,7 @@ class Escalator:
             self._gauge_ms = now
             self._count_late(policy, now)
             self._forget()
-        if self._notified_dirty:
-            self._notified_dirty = False
-            await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
+        await self.notifier.save()
 
     async def _examine(
         self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
@@ -266,7 +232,7 @@ class Escalator:
         """Notify and escalate as due; when to look at this alert again (None: on change)."""
         state, v = self._open[alert]
         steps = self._ladder(v, policy)
-        await self._maybe_notify(v, steps, policy)
+        await self.notifier.maybe_notify(v, steps, _deadline(v, policy))
         expiries = claim_expiries(state)
         due = next_escalation(v, steps, policy, now_ms=now, down=down, claims_until=expiries)
         if due is None:
@@ -335,88 +301,11 @@ class Escalator:
         logger.info("alert %s escalated to level %d (%s)", v.alert.hex()[:12], due.level, due.cause)
         return True
 
-    # -- telling our own people -----------------------------------------------------
-
-    async def _maybe_notify(self, v: AlertView, steps: Ladder, policy: Policy) -> None:
-        if v.status is AlertStatus.CLAIMED:
-            return
-        if v.handover_to == self.me:
-            reason, pool = "handover", False
-        elif v.level == 0 and self.me in steps.step(0).targets:
-            reason, pool = "first", steps.step(0).pool
-        elif v.level > 0 and self.me in v.targets:
-            reason, pool = str(v.level_cause), steps.step(v.level).pool
-        else:
-            return
-        mark = v.level * 2 + (reason == "handover")
-        if self._notified.get(v.alert, -1) >= mark:
-            return
-        self._notified[v.alert] = mark
-        self._notified_dirty = True  # written once at the end of the look
-        notice = Notice(
-            alert=v.alert.hex(),
-            member=self.me,
-            level=v.level,
-            pool=pool,
-            reason=reason,
-            urgency=str(v.urgency),
-            severity=str(v.severity),
-            country=v.country,
-            incident_types=[str(t) for t in v.incident_types],
-            exercise=v.exercise,
-            raised_ms=v.raised_ms,
-            deadline_ms=_deadline(v, policy),
-        )
-        data = msgspec.json.encode(notice)
-        logger.info("alert %s asks this member to claim it (level %d)", notice.alert[:12], v.level)
-        try:
-            await self.nc.publish(TARGETED_SUBJECT, data)
-            self.metrics.notices.labels(channel="subject", outcome="ok").inc()
-        except NatsError:
-            self.metrics.notices.labels(channel="subject", outcome="failed").inc()
-        if self.notify.command:
-            task = asyncio.create_task(self._run_command(data))
-            self._commands.add(task)
-            task.add_done_callback(self._commands.discard)
-
-    async def _run_command(self, data: bytes) -> None:
-        argv = self.notify.command
-        outcome = "failed"
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            logger.error("notify command %s cannot start: %s", argv[0], exc.strerror)
-            self.metrics.notices.labels(channel="command", outcome=outcome).inc()
-            return
-        try:
-            await asyncio.wait_for(proc.communicate(data), self.notify.timeout_s)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            outcome = "timeout"
-            logger.error(
-                "notify command %s ran past %.0f s; killed", argv[0], self.notify.timeout_s
-            )
-        else:
-            if proc.returncode == 0:
-                outcome = "ok"
-            else:
-                logger.error("notify command %s exited with %s", argv[0], proc.returncode)
-        self.metrics.notices.labels(channel="command", outcome=outcome).inc()
-
     def _forget(self) -> None:
         """Drop bookkeeping of alerts that ended."""
         for alert in set(self._due) - self._open.keys():
             del self._due[alert]
-        ended = set(self._notified) - self._open.keys()
-        for alert in ended:
-            del self._notified[alert]
-        self._notified_dirty |= bool(ended)
+        self.notifier.forget(self._open)
         for key in [k for k in self._ladders if k[0] not in self._open]:
             del self._ladders[key]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from rrn.protocol.alerts import SupporterRole, Urgency
+from rrn.protocol.vocabulary import SupporterRole, Urgency
 
 __all__ = ["AlertingMetrics"]
 

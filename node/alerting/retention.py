@@ -16,8 +16,9 @@ from rrn.node.home.clock import Clock, wait_set
 from rrn.node.home.config import RetentionConfig
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
-from rrn.protocol.alerts import AlertTombstoned, TombstoneReason
+from rrn.protocol.alerts import AlertTombstoned
 from rrn.protocol.errors import RrnError
+from rrn.protocol.vocabulary import TombstoneReason
 
 __all__ = ["Retention", "forget"]
 

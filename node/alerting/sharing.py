@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from rrn.federation.alerts import AlertState, AlertView, Pos, view
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertState, Pos
 from rrn.node.pipeline.ingest import Ingestor, SealFor
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import AlertRaised, AlertShared

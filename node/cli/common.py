@@ -17,9 +17,23 @@ from typing import Any, NoReturn, TypeVar
 from rrn.node.control.channel import to_json
 from rrn.node.control.client import daemon_info
 from rrn.node.home.layout import Home, open_home
+from rrn.protocol.countries import is_country
 from rrn.protocol.errors import ConfigError, ControlError
 
-__all__ = ["Parser", "alert_ref", "get_home", "home_arg", "json_arg", "run", "show", "values"]
+__all__ = [
+    "Parser",
+    "alert_ref",
+    "escalation_arg",
+    "get_home",
+    "home_arg",
+    "json_arg",
+    "require_stopped",
+    "run",
+    "show",
+    "state_arg",
+    "states_of",
+    "values",
+]
 
 T = TypeVar("T")
 
@@ -80,3 +94,38 @@ def alert_ref(value: str) -> str:
             f"alert id {value!r} must be 6 to 64 hex digits (as 'rrn alert list' shows)"
         )
     return ref
+
+
+def escalation_arg(p: argparse.ArgumentParser) -> None:
+    """--escalation: the network's escalation policy, in node/membership/policy.py form."""
+    p.add_argument(
+        "--escalation",
+        metavar="SPEC",
+        help="escalation policy: step time by urgency, and members asked one by one "
+        "before the fallback pool, e.g. immediate=10m,days=2h,weeks=12h,direct=3 "
+        "(any subset; the rest stays as it is)",
+    )
+
+
+def state_arg(p: argparse.ArgumentParser) -> None:
+    """--state ORG=CC, repeatable."""
+    p.add_argument(
+        "--state",
+        dest="states",
+        action="append",
+        default=[],
+        metavar="ORG=CC",
+        help="the state a diplomatic mission (role embassy) represents, so alerts can "
+        "exclude the missions of a perpetrator state (ORG= clears it)",
+    )
+
+
+def states_of(specs: list[str]) -> dict[str, str]:
+    """The states named by --state options, by org."""
+    found = {}
+    for spec in specs:
+        org, sep, state = spec.partition("=")
+        if not org or not sep or (state and not is_country(state)):
+            raise ConfigError(f"--state {spec!r}: use ORG=CC with an ISO 3166-1 alpha-2 code")
+        found[org] = state
+    return found

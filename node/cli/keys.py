@@ -15,7 +15,8 @@ from typing import Any
 
 from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, require_stopped, run, show
 from rrn.node.control.client import call
-from rrn.node.home.keys import PASSPHRASE_ENV, passphrase_from_env, protect_keys
+from rrn.node.home.keyfiles import PASSPHRASE_ENV, passphrase_from_env
+from rrn.node.home.keys import protect_keys
 from rrn.node.ops.keys import RotatedInfo
 from rrn.protocol.errors import ConfigError
 

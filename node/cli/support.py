@@ -33,18 +33,17 @@ from rrn.node.ops.types import (
     NoArgs,
     PledgeArgs,
 )
-from rrn.protocol.alerts import (
-    PSEUDONYM_PATTERN,
+from rrn.protocol.alerts import PSEUDONYM_PATTERN, Consent
+from rrn.protocol.countries import is_country
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.vocabulary import (
     ActionType,
     Audience,
     Channel,
-    Consent,
     ConsentSource,
     FeedbackType,
     TombstoneReason,
 )
-from rrn.protocol.countries import is_country
-from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_consent_args", "add_support_parsers", "consent_of"]
 

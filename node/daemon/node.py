@@ -23,18 +23,16 @@ from importlib.metadata import version as pkg_version
 from types import TracebackType
 from typing import Final
 
-import nats
 from nats.aio.client import Client as NatsClient
-from nats.errors import Error as NatsError
-from nats.js.api import StreamConfig
-from nats.js.errors import Error as JetStreamError
 
-from rrn.federation.alerts import AlertState, AlertView
+from rrn.federation.alert_view import AlertView
+from rrn.federation.alerts import AlertState
 from rrn.node.alerting.coverage import current_declarations, gap_seconds
 from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
 from rrn.node.control.server import ControlServer
+from rrn.node.daemon.connection import close, connect, erase_from_stream, open_events_stream
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.home.clock import Clock, SystemClock, wait_set
 from rrn.node.home.config import load_config
@@ -42,7 +40,7 @@ from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.membership.policy import describe_policy
 from rrn.node.membership.rosters import RosterKeeper
-from rrn.node.natsd.conf import DAEMON_USER, EVENTS_STREAM, ServerLayout, render_server_conf
+from rrn.node.natsd.conf import DAEMON_USER, ServerLayout, render_server_conf
 from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server, server_version
 from rrn.node.ops.alerts import Api
 from rrn.node.ops.defenders import DefendersApi
@@ -53,7 +51,6 @@ from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Identity, Ingestor
 from rrn.node.store.db import Store, open_store
 from rrn.node.store.network import Network, load_network
-from rrn.protocol import subjects
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ConfigError, RrnError
 from rrn.protocol.kinds import Kind
@@ -117,7 +114,22 @@ class Node:
         self.metrics = Metrics(version=rrn_version(), nats_server=server_version())
         self.metrics.roster_version.set(network.roster_version)
         await self._open_nats(network)
-        await self._open_stream()
+        await open_events_stream(self.nc, self.config.nats)
+        await self._open_pipeline(network, me)
+        self._open_services()
+        await self.peering.start()
+        self._stack.push_async_callback(self.peering.stop)
+        await self._open_control()
+        if self.config.metrics.enabled:
+            server = MetricsServer(
+                self.metrics.registry, self.config.metrics.host, self.config.metrics.port
+            )
+            self._stack.callback(server.close)
+            self.metrics_url = server.url
+        self._write_daemon_file()
+
+    async def _open_pipeline(self, network: Network, me: Identity) -> None:
+        """The ingest pipeline, the conversation with peers, and roster keeping."""
         self.ingestor = Ingestor(
             store=self.store,
             network=network,
@@ -127,7 +139,7 @@ class Node:
             config=self.config.ingest,
             on_commit=self._committed,
         )
-        self.ingestor.on_dropped = self._dropped
+        self.ingestor.on_dropped = lambda ids: erase_from_stream(self.nc, self.store, ids)
         await self.ingestor.load()
         self.peering = Peering(
             nc=self.nc,
@@ -142,6 +154,9 @@ class Node:
             ingestor=self.ingestor, store=self.store, on_adopted=self._adopted
         )
         self.peering.on_roster = self.rosters.offered
+
+    def _open_services(self) -> None:
+        """What the node does about alerts on its own: escalation, sharing, retention."""
         self.escalator = Escalator(
             nc=self.nc,
             ingestor=self.ingestor,
@@ -156,16 +171,6 @@ class Node:
             ingestor=self.ingestor, store=self.store, config=self.config.retention, clock=self.clock
         )
         self.ingestor.on_alerts = self._alerts_changed
-        await self.peering.start()
-        self._stack.push_async_callback(self.peering.stop)
-        await self._open_control()
-        if self.config.metrics.enabled:
-            server = MetricsServer(
-                self.metrics.registry, self.config.metrics.host, self.config.metrics.port
-            )
-            self._stack.callback(server.close)
-            self.metrics_url = server.url
-        self._write_daemon_file()
 
     def _identity(self, network: Network) -> Identity:
         """Sign with the newest key epoch the roster, or a rotation in our chain, gives us."""
@@ -193,42 +198,20 @@ class Node:
             user, password = DAEMON_USER, self.keys.nats_password
         else:
             self.nats_url, user, password = n.url, None, None
-        self.nc: NatsClient = await _connect(
-            self.nats_url, user, password, name=f"rrn-{self.config.node.org}", metrics=self.metrics
+        self.nc: NatsClient = await connect(
+            self.nats_url,
+            user,
+            password,
+            name=f"rrn-{self.config.node.org}",
+            connected=self.metrics.nats_connected,
         )
-        self._stack.push_async_callback(self._close_nats)
+        self._stack.push_async_callback(close, self.nc, self.metrics.nats_connected)
 
     def _server_conf(self, network: Network) -> str:
         layout = ServerLayout(self.home.nats_dir, self.home.run_dir)
         return render_server_conf(
             self.config, self.keys, net=network.net, roster=network.roster, layout=layout
         )
-
-    async def _open_stream(self) -> None:
-        """The JetStream stream of verified events that integrators consume."""
-        n = self.config.nats
-        stream = StreamConfig(
-            name=EVENTS_STREAM,
-            subjects=["rrn.local.events.>"],
-            max_bytes=n.stream_max_mb * 1024 * 1024,
-            max_age=n.stream_max_age_days * 86400.0,
-            duplicate_window=120.0,
-        )
-        js = self.nc.jetstream()
-        try:
-            try:
-                await js.add_stream(stream)
-            except JetStreamError:
-                await js.update_stream(stream)
-        except (TimeoutError, JetStreamError, NatsError) as exc:
-            logger.warning("no JetStream stream for integrators: %s", type(exc).__name__)
-
-    async def _close_nats(self) -> None:
-        with contextlib.suppress(NatsError, asyncio.TimeoutError):
-            await asyncio.wait_for(self.nc.drain(), 10)
-        if not self.nc.is_closed:
-            await self.nc.close()
-        self.metrics.nats_connected.set(0)
 
     async def _open_control(self) -> None:
         api = Api(
@@ -337,7 +320,7 @@ class Node:
             self.config = fresh
             self.home = Home(self.home.path, fresh)
             self.peering.reconfigure(fresh.federation)
-            self.escalator.notify = fresh.notify
+            self.escalator.notifier.notify = fresh.notify
             self._reload_server(self.ingestor.network)
             logger.info("reloaded [federation] and [notify] settings")
 
@@ -354,22 +337,6 @@ class Node:
         if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
             self.escalator.coverage_changed()
-
-    async def _dropped(self, ids: list[bytes]) -> None:
-        """Tombstoned payloads leave the integrators' stream too (erased on disk)."""
-        await self.nc.flush()
-        js = self.nc.jetstream()
-        gone = 0
-        for eid, (origin, kind) in (await self.store.event_kinds(ids)).items():
-            try:
-                msg = await js.get_last_msg(EVENTS_STREAM, subjects.local_event(origin, kind, eid))
-                if msg.seq is not None and await js.delete_msg(EVENTS_STREAM, msg.seq):
-                    gone += 1
-            except (TimeoutError, JetStreamError, NatsError):
-                continue  # not in the stream (aged out, or the stream was unavailable)
-        logger.info(
-            "tombstone: deleted %d of %d events from the integrators' stream", gone, len(ids)
-        )
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)
@@ -411,44 +378,3 @@ class Node:
             metrics_url=self.metrics_url,
             started_ms=self.started_ms,
         )
-
-
-async def _connect(
-    url: str, user: str | None, password: str | None, *, name: str, metrics: Metrics
-) -> NatsClient:
-    try:
-        nc = await asyncio.wait_for(_open_connection(url, user, password, name, metrics), 30)
-    except (TimeoutError, NatsError, OSError) as exc:
-        raise ConfigError(f"cannot connect to NATS at {url}: {type(exc).__name__}") from exc
-    metrics.nats_connected.set(1)
-    return nc
-
-
-async def _open_connection(
-    url: str, user: str | None, password: str | None, name: str, metrics: Metrics
-) -> NatsClient:
-    async def disconnected() -> None:
-        metrics.nats_connected.set(0)
-        logger.warning("disconnected from NATS")
-
-    async def reconnected() -> None:
-        metrics.nats_connected.set(1)
-        logger.info("reconnected to NATS")
-
-    async def error(exc: Exception) -> None:
-        logger.warning("NATS error: %s", type(exc).__name__)
-
-    return await nats.connect(
-        url,
-        user=user,
-        password=password,
-        name=name,
-        no_echo=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=1,
-        connect_timeout=5,
-        allow_reconnect=True,
-        disconnected_cb=disconnected,
-        reconnected_cb=reconnected,
-        error_cb=error,
-    )

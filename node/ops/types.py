@@ -11,15 +11,14 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from rrn.federation.alerts import AlertView
+from rrn.federation.alert_view import AlertView
 from rrn.node.alerting.escalator import Routing
-from rrn.protocol.alerts import (
+from rrn.protocol.alerts import Ask, Consent
+from rrn.protocol.vocabulary import (
     ActionType,
     ActResult,
-    Ask,
     CancelReason,
     Channel,
-    Consent,
     FeedbackType,
     IncidentType,
     Outcome,

@@ -24,7 +24,8 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from rrn.federation.alerts import AlertState, AlertView
+from rrn.federation.alert_view import AlertView
+from rrn.federation.alerts import AlertState
 from rrn.federation.chain import Head
 from rrn.node.home.clock import Clock
 from rrn.node.home.config import IngestConfig

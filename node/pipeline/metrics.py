@@ -13,9 +13,9 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rrn.node.pipeline.responses import ResponseMetrics
-from rrn.protocol.alerts import Severity, Urgency
 from rrn.protocol.errors import Reason
 from rrn.protocol.kinds import Kind
+from rrn.protocol.vocabulary import Severity, Urgency
 
 __all__ = ["IngestMetrics", "kind_label"]
 

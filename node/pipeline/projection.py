@@ -11,7 +11,8 @@ import collections
 from collections.abc import Iterable
 from typing import Final
 
-from rrn.federation.alerts import AlertState, AlertView, fact, join, view
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertState, fact, join
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import AlertRaised, AlertTombstoned
 from rrn.protocol.envelope import Event

@@ -17,13 +17,8 @@ from typing import Final
 
 import aiosqlite
 
-from rrn.federation.alerts import (
-    OPEN_STATUSES,
-    AlertState,
-    AlertView,
-    decode_state,
-    view,
-)
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
 from rrn.federation.chain import Head
 from rrn.node.store.migrations import MIGRATIONS
 from rrn.node.store.rows import ChainKey, EventRow, RosterRow, event_of

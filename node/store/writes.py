@@ -11,7 +11,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Final
 
-from rrn.federation.alerts import AlertState, AlertView, encode_state, view
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertState, encode_state
 from rrn.federation.chain import Head
 from rrn.node.store.rows import ChainKey, RosterRow
 from rrn.protocol.envelope import Event

@@ -8,9 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrn.federation.alerts import AlertState, AlertStatus, claim_expiries, fact, join, view
+from rrn.federation.alert_view import claim_expiries, view
+from rrn.federation.alerts import AlertState, AlertStatus, fact, join
 from rrn.protocol.alerts import (
-    ActionType,
     AlertActed,
     AlertCancelled,
     AlertClaimed,
@@ -20,6 +20,11 @@ from rrn.protocol.alerts import (
     AlertResolved,
     AlertTombstoned,
     AlertUpdated,
+)
+from rrn.protocol.envelope import Event
+from rrn.protocol.kinds import AlertPayload, decode_payload
+from rrn.protocol.vocabulary import (
+    ActionType,
     CancelReason,
     EscalationCause,
     Outcome,
@@ -27,8 +32,6 @@ from rrn.protocol.alerts import (
     TombstoneReason,
     Urgency,
 )
-from rrn.protocol.envelope import Event
-from rrn.protocol.kinds import AlertPayload, decode_payload
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")

@@ -7,8 +7,9 @@ from typing import Any
 import msgspec
 
 from rrn.federation.consent import audience, consented, permitted
-from rrn.protocol.alerts import Audience, Consent, ConsentSource
+from rrn.protocol.alerts import Consent
 from rrn.protocol.roster import Role, Roster
+from rrn.protocol.vocabulary import Audience, ConsentSource
 from tests.support import network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb", "berlin-fd", "manila-hrc")

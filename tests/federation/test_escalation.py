@@ -8,19 +8,14 @@ from collections.abc import Mapping
 
 import msgspec
 
-from rrn.federation.alerts import AlertStatus, AlertView, fact, join, view
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertStatus, fact, join
 from rrn.federation.coverage import Shift, shifts
 from rrn.federation.escalation import Escalation, Policy, ladder, next_escalation
-from rrn.protocol.alerts import (
-    ActionType,
-    AlertClaimed,
-    Ask,
-    EscalationCause,
-    SupporterRole,
-    Urgency,
-)
+from rrn.protocol.alerts import AlertClaimed, Ask
 from rrn.protocol.coverage import Capability, CoverageDeclared, Weekday, Window
 from rrn.protocol.kinds import AlertPayload, decode_payload
+from rrn.protocol.vocabulary import ActionType, EscalationCause, SupporterRole, Urgency
 from tests.support import Chain, network, raised
 
 ORGS = ("lima-hr", "nairobi-dl", "jakarta-pb", "berlin-fd")

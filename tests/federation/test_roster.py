@@ -14,7 +14,6 @@ from rrn.federation.roster import (
     verify_genesis,
     verify_next,
 )
-from rrn.protocol.alerts import Urgency
 from rrn.protocol.errors import (
     DecodeError,
     FederationError,
@@ -36,6 +35,7 @@ from rrn.protocol.roster import (
     sign_card,
     sign_roster,
 )
+from rrn.protocol.vocabulary import Urgency
 from tests.support import Net, card, key, network, pub
 
 FIVE = ("a-org", "b-org", "c-org", "d-org", "e-org")

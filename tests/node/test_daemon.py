@@ -15,9 +15,9 @@ from rrn.node.home.layout import open_home
 from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.node.store.network import verify_chain
 from rrn.node.store.rows import RosterRow
-from rrn.protocol.alerts import IncidentType, Severity, Urgency
 from rrn.protocol.envelope import verify_event
 from rrn.protocol.roster import decode_cert, roster_id
+from rrn.protocol.vocabulary import IncidentType, Severity, Urgency
 from tests.procs import Daemon, init, pid_alive, rrn, rrn_json, rrn_ok, wait_until
 
 pytestmark = pytest.mark.integration

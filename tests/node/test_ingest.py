@@ -11,10 +11,10 @@ from rrn.node.pipeline.ingest import Outcome
 from rrn.node.store.db import open_store
 from rrn.node.store.rows import APPLIED, FROZEN, UNAPPLIED
 from rrn.protocol.alerts import AlertClaimed, AlertResolved
-from rrn.protocol.alerts import Outcome as AlertOutcome
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.errors import Reason, StoreError
+from rrn.protocol.vocabulary import Outcome as AlertOutcome
 from tests.node.conftest import Pipeline, running_pipeline
 from tests.support import Chain, Net, raised
 

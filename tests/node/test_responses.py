@@ -11,17 +11,12 @@ from rrn.federation.alerts import AlertState, fact, join
 from rrn.node.daemon.metrics import Metrics
 from rrn.node.membership.policy import describe_policy, parse_policy
 from rrn.node.pipeline.responses import observe_responses
-from rrn.protocol.alerts import (
-    ActionType,
-    AlertActed,
-    AlertClaimed,
-    AlertEscalated,
-    EscalationCause,
-)
+from rrn.protocol.alerts import AlertActed, AlertClaimed, AlertEscalated
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ConfigError
 from rrn.protocol.kinds import AlertPayload, decode_payload
 from rrn.protocol.roster import NetworkPolicy
+from rrn.protocol.vocabulary import ActionType, EscalationCause
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")

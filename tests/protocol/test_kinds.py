@@ -7,20 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrn.protocol.alerts import (
+from rrn.protocol.alerts import AlertRaised, AlertUpdated, Ask
+from rrn.protocol.countries import COUNTRIES
+from rrn.protocol.errors import PayloadError, Reason
+from rrn.protocol.kinds import Kind, decode_payload, encode_payload
+from rrn.protocol.vocabulary import (
     ActionType,
-    AlertRaised,
-    AlertUpdated,
-    Ask,
     Channel,
     IncidentType,
     Severity,
     SupporterRole,
     Urgency,
 )
-from rrn.protocol.countries import COUNTRIES
-from rrn.protocol.errors import PayloadError, Reason
-from rrn.protocol.kinds import Kind, decode_payload, encode_payload
 from tests.support import raised
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from rrn.protocol.alerts import ActionType, AlertClaimed, AlertRaised, Ask, SupporterRole
+from rrn.protocol.alerts import AlertClaimed, AlertRaised, Ask
 from rrn.protocol.encoding import (
     DOMAIN_EVENT,
     DOMAIN_EVENT_ID,
@@ -28,6 +28,7 @@ from rrn.protocol.encoding import (
 from rrn.protocol.envelope import MAX_ENVELOPE_BYTES, Event
 from rrn.protocol.membership import rotation_statement, sign_rotation
 from rrn.protocol.roster import encode_cert
+from rrn.protocol.vocabulary import ActionType, SupporterRole
 from tests.support import Chain, key, network, raised
 
 PATH = Path(__file__).with_name("events.json")
