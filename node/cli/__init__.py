@@ -1,7 +1,8 @@
 """The `rrn` command line: argument parsing, each command mapped to the running
 daemon (over the control channel) or to offline work on the home, and output.
 
-May import every room of node/.
+May import (rooms of node/): home, store, natsd, control, pipeline, peering, membership,
+alerting, ops, daemon, devnet.
 """
 
 __all__: list[str] = []

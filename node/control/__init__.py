@@ -2,7 +2,7 @@
 format and its authentication, sealed transit of details, the daemon's server
 and the CLI's client.
 
-May import node.home and node.natsd.
+May import (rooms of node/): home, natsd.
 """
 
 __all__: list[str] = []

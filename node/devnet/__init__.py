@@ -1,6 +1,6 @@
 """Local networks for trying and testing (`rrn devnet`), and `make demo`.
 
-May import node.home, node.store, node.natsd, node.control and node.membership.
+May import (rooms of node/): home, store, natsd, control, membership.
 """
 
 __all__: list[str] = []

@@ -1,7 +1,7 @@
 """A node's ground: its home directory on disk, configuration, secret keys,
 clock and logging.
 
-Imports protocol and federation only; every other room of node/ may import it.
+May import (rooms of node/): none (protocol and federation only).
 """
 
 __all__: list[str] = []

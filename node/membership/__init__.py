@@ -2,7 +2,7 @@
 documents, adoption, `rrn init`, the roster keeper of a running node and the
 escalation policy as operators write it.
 
-May import node.home, node.store and node.pipeline.
+May import (rooms of node/): home, store, pipeline.
 """
 
 __all__: list[str] = []

@@ -2,8 +2,8 @@
 types: what the CLI asks over the control channel (and the console and
 integrations will ask too).
 
-May import node.home, node.store, node.control, node.pipeline, node.peering,
-node.membership and node.alerting.
+May import (rooms of node/): home, store, control, pipeline, peering, membership,
+alerting.
 """
 
 __all__: list[str] = []
