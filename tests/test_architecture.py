@@ -126,3 +126,37 @@ def test_a_wrong_import_is_caught(tmp_path: Path) -> None:
     assert [n for _, n in imports(path)] == ["rrn.node.cli", "rrn.node.cli.main", "node.x"]
     assert room_of("rrn.node.cli.main") == "cli"
     assert room_of("rrn.node") is None
+
+
+def test_the_architecture_page_names_what_exists() -> None:
+    """Every `rrn.…` name docs/ARCHITECTURE.md cites is a real module, class or function,
+    and every room it maps is a room of node/ (so the map does not rot)."""
+    import importlib
+
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    missing = []
+    for ref in sorted(set(re.findall(r"`(rrn(?:\.[A-Za-z_]+)+)`", text))):
+        parts = ref.split(".")
+        for cut in range(len(parts), 1, -1):
+            try:
+                obj: object = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                missing.append(ref)
+            break
+        else:
+            missing.append(ref)
+    assert not missing, f"ARCHITECTURE.md names what does not exist: {missing}"
+    source = "\n".join(path.read_text() for _, path in modules())
+    for ref in set(re.findall(r"`((?:[A-Z][A-Za-z]+\.)?_?[a-z][a-z_]+)`", text)):
+        name = ref.rsplit(".", 1)[-1]
+        private_or_method = "." in ref or name.startswith("_")
+        if private_or_method and not re.search(rf"def {name}\(", source):
+            missing.append(ref)
+    assert not missing, f"ARCHITECTURE.md names functions that do not exist: {missing}"
+    mapped = set(re.findall(r"^\| `([a-z]+)` \|", text, re.M))
+    assert mapped == set(rooms()), f"rooms in the table {mapped} != rooms of node/ {set(rooms())}"

@@ -3,7 +3,7 @@
 Owns the key subcommands. `protect` works on the files, with the daemon
 stopped; the passphrase in force is read from the file RRN_PASSPHRASE_FILE
 names, a new one from --passphrase-file or typed twice. `rotate` asks the
-running daemon, which holds the keys (node/rotation.py).
+running daemon, which holds the keys (node/ops/keys.py).
 """
 
 from __future__ import annotations

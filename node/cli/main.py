@@ -1,7 +1,7 @@
 """The `rrn` command line.
 
 Owns argument parsing and the mapping of each command to the node (init/run,
-offline log tools) or to the running daemon (via node/client.py). Every error a
+offline log tools) or to the running daemon (via node/control/client.py). Every error a
 user can cause ends in one line on stderr and a non-zero exit; a traceback only
 with RRN_DEBUG=1.
 """

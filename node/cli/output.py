@@ -1,4 +1,4 @@
-"""How the CLI prints results for people (JSON output lives in node/control.py).
+"""How the CLI prints results for people (JSON output lives in node/control/channel.py).
 
 Owns tables and detail views. Times are shown in the node's own time zone.
 """

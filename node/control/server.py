@@ -1,7 +1,7 @@
 """The daemon's side of the local control channel.
 
 Owns receiving control requests on the node's own NATS, checking them
-(node/control.py) and dispatching them to the API's handlers. Unauthenticated
+(node/control/channel.py) and dispatching them to the API's handlers. Unauthenticated
 requests get no answer at all; failed operations answer with one line.
 """
 

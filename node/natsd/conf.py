@@ -12,7 +12,7 @@ only its own space `rrn.<net>.<me>.>` to the link accounts and imports from each
 directions, with the roster's certificates as the only trust anchors: the
 acceptor requires a client certificate that is one of its linked peers', the
 dialler accepts only the acceptor's certificate from the roster (and its host
-name); the dialler then authenticates with the link's own nkey (node/links.py).
+name); the dialler then authenticates with the link's own nkey (node/natsd/links.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a node can be asked to do: the operations behind the CLI.
 
 Owns the argument and result types of each operation and their implementation
-on top of the ingest pipeline and the store. Transport-free: node/daemon.py
+on top of the ingest pipeline and the store. Transport-free: node/daemon/node.py
 exposes `Api.handlers()` on the control channel.
 """
 

@@ -57,7 +57,7 @@ class ProposeArgs(msgspec.Struct, frozen=True, kw_only=True):
     rotate: list[bytes] = []  # signed cards with a new key epoch
     cut: list[tuple[str, int, int]] = []  # org, epoch, last valid seq
     threshold: int | None = None
-    #: Escalation policy changes, e.g. "immediate=5m" (node/policy.py).
+    #: Escalation policy changes, e.g. "immediate=5m" (node/membership/policy.py).
     escalation: str | None = None
 
 

@@ -120,7 +120,7 @@ class RaiseArgs(msgspec.Struct, frozen=True, kw_only=True):
     pseudonym: str | None = None
     exercise: bool = False
     #: Identifying details (encoded protocol.sealing.Details), sealed by the CLI to
-    #: this node's key (node/transit.py); sealed to this member only in the alert.
+    #: this node's key (node/control/transit.py); sealed to this member only in the alert.
     details: bytes | None = None
     consent: list[Consent] = []
     exclude: list[str] = []
@@ -231,7 +231,7 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     network: str
     roster_version: int
-    #: The roster's escalation policy (node/policy.py form).
+    #: The roster's escalation policy (node/membership/policy.py form).
     escalation: str = ""
     members: list[str]
     epoch: int

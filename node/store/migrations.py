@@ -92,7 +92,7 @@ CREATE INDEX alerts_by_status ON alerts (status, raised_ms);
 
 _V2: Final = """
 -- Defenders' pseudonyms minted here, each with the real identity sealed to this
--- member's own X25519 key (node/pseudonyms.py): never in the clear on disk.
+-- member's own X25519 key (node/ops/defenders.py): never in the clear on disk.
 CREATE TABLE pseudonyms (
     pseudonym  TEXT PRIMARY KEY,
     sealed     BLOB NOT NULL,
