@@ -37,9 +37,15 @@ from rrn.protocol.alerts import (
     check_audience,
 )
 from rrn.protocol.coverage import CoverageDeclared, check_declaration
-from rrn.protocol.encoding import DECODE_ERRORS, decode_canonical, encode, redact
+from rrn.protocol.encoding import (
+    DECODE_ERRORS,
+    check_unique_keys,
+    decode_canonical,
+    encode,
+    redact,
+)
 from rrn.protocol.envelope import Header
-from rrn.protocol.errors import PayloadError, ProtocolError, Reason
+from rrn.protocol.errors import DecodeError, PayloadError, ProtocolError, Reason
 from rrn.protocol.membership import KeyRotated, RosterApproved, RosterProposed
 from rrn.protocol.roster import decode_roster
 from rrn.protocol.sealing import (
@@ -171,11 +177,14 @@ def decode_payload(kind: str, data: bytes) -> Payload:
     if decoder is None:
         raise PayloadError("event kind is not known to this node", Reason.UNKNOWN_KIND)
     try:
+        check_unique_keys(data)
         payload = decoder.decode(data)
     except DECODE_ERRORS as exc:
         raise PayloadError(
             f"{kind} payload does not decode: {redact(exc)}", Reason.MALFORMED_PAYLOAD
         ) from exc
+    except DecodeError as exc:
+        raise PayloadError(f"{kind} payload: {exc}", Reason.MALFORMED_PAYLOAD) from exc
     problem = _semantic_problem(payload)
     if problem is not None:
         raise PayloadError(f"{kind} payload: {problem}", Reason.MALFORMED_PAYLOAD)

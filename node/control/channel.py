@@ -23,7 +23,7 @@ from typing import Annotated, Final, TypeVar
 import msgspec
 from msgspec import Meta
 
-from rrn.protocol.encoding import DECODE_ERRORS, DOMAIN_CONTROL, pae, redact
+from rrn.protocol.encoding import DECODE_ERRORS, DOMAIN_CONTROL, check_unique_keys, pae, redact
 from rrn.protocol.errors import ControlError, DecodeError, Reason
 
 __all__ = [
@@ -121,9 +121,12 @@ class Verifier:
 def decode_args(data: bytes, type_: type[T]) -> T:
     """Arguments of an operation; a ControlError naming the field if they are wrong."""
     try:
+        check_unique_keys(data)
         return msgspec.msgpack.decode(data, type=type_)
     except DECODE_ERRORS as exc:
         raise ControlError(f"invalid arguments: {redact(exc)}") from exc
+    except DecodeError as exc:
+        raise ControlError(f"invalid arguments: {exc}") from exc
 
 
 def handler(type_: type[T], fn: Callable[[T], Awaitable[object]]) -> Handler:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rrn.protocol.alerts import AlertRaised, AlertUpdated, Ask
+from rrn.protocol.alerts import AlertClaimed, AlertRaised, AlertUpdated, Ask
 from rrn.protocol.countries import COUNTRIES
 from rrn.protocol.errors import PayloadError, Reason
 from rrn.protocol.kinds import Kind, decode_payload, encode_payload
@@ -147,3 +147,64 @@ def test_any_valid_alert_round_trips(
 def test_update_with_nothing_set_is_valid() -> None:
     upd = AlertUpdated(alert=b"\x01" * 32)
     assert decode_payload("alert.updated", encode_payload(upd)) == upd
+
+
+def _map(*pairs: tuple[bytes, bytes]) -> bytes:
+    """A msgpack map spelled by hand, so a key can appear twice."""
+    assert len(pairs) < 16
+    return bytes([0x80 | len(pairs)]) + b"".join(k + v for k, v in pairs)
+
+
+def _s(text: str) -> bytes:
+    return bytes([0xA0 | len(text)]) + text.encode()
+
+
+def test_a_payload_that_names_a_key_twice_is_refused() -> None:
+    """Implementations that keep the first or the last value would derive different
+    states from the same signed bytes: such a claim is malformed everywhere."""
+    alert = b"\xc4\x20" + bytes(32)
+    other = b"\xc4\x20" + bytes([1] * 32)
+    once = _map((_s("alert"), alert))
+    assert decode_payload("alert.claimed", once)
+    twice = _map((_s("alert"), alert), (_s("alert"), other))
+    with pytest.raises(PayloadError) as err:
+        decode_payload("alert.claimed", twice)
+    assert err.value.reason is Reason.MALFORMED_PAYLOAD
+    assert "same key twice" in str(err.value)
+    # The same key spelled two ways (fixstr and str8) is still the same key.
+    str8 = b"\xd9\x05alert"
+    with pytest.raises(PayloadError):
+        decode_payload("alert.claimed", _map((_s("alert"), alert), (str8, other)))
+
+
+def test_a_repeated_key_deep_inside_a_payload_is_refused() -> None:
+    ask = _map((_s("action"), _s("legal_aid")), (_s("to"), _s("ngo")), (_s("to"), _s("un")))
+    data = msgspec.msgpack.encode(
+        {
+            "country": "PE",
+            "incident_types": ["raid"],
+            "severity": "minor",
+            "urgency": "days",
+            "pseudonym": "hrd-abcdefg2",
+        }
+    )
+    data = bytes([data[0] + 1]) + data[1:] + _s("asks") + b"\x91" + ask
+    with pytest.raises(PayloadError, match="same key twice"):
+        decode_payload("alert.raised", data)
+
+
+@given(st.sampled_from(["country", "severity", "urgency", "pseudonym"]))
+def test_any_top_level_key_given_twice_is_refused(key: str) -> None:
+    good = msgspec.msgpack.decode(encode_payload(raised()))
+    assert isinstance(good, dict)
+    data = msgspec.msgpack.encode(good)
+    data = bytes([data[0] + 1]) + data[1:] + msgspec.msgpack.encode(key) + b"\xc0"
+    with pytest.raises(PayloadError, match="same key twice"):
+        decode_payload("alert.raised", data)
+
+
+def test_keys_spelled_other_than_canonically_are_still_accepted() -> None:
+    """Payloads need not be canonical (the header pins the bytes): str8 for a short key is fine."""
+    alert = b"\xc4\x20" + bytes(32)
+    claim = decode_payload("alert.claimed", _map((b"\xd9\x05alert", alert)))
+    assert isinstance(claim, AlertClaimed) and claim.alert == bytes(32)
