@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rrn.node.devnet.devnet import free_port as devnet_free_port
+
 RRN = [sys.executable, "-m", "rrn.node.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,10 +69,8 @@ def init(home: Path, org: str, tz: str = "America/Lima", *extra: str) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port to listen on later: below the ephemeral range (node/devnet's)."""
+    return devnet_free_port()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -170,11 +171,23 @@ def _wait_gone(pid: int, timeout: float = 15) -> None:
 
 
 def free_port() -> int:
-    """A loopback port free right now (a devnet's leafnode listeners)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port free right now, for a devnet's leafnode listener.
+
+    It is chosen below the kernel's ephemeral range (32768 and up on Linux): the
+    listener binds it only when its node starts, and meanwhile the outgoing
+    connections of the nodes already running take ephemeral ports, which could
+    be this one (a node then failed to start, seen once in a benchmark).
+    """
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ConfigError("no free loopback port between 20000 and 32000 for a devnet node")
 
 
 def load_devnet(directory: Path) -> Devnet:
