@@ -35,6 +35,7 @@ from bench.ingest import bare_verify
 from rrn.node.devnet.devnet import create_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
+from rrn.node.membership.policy import parse_limits
 from rrn.node.ops.log import import_envelopes
 from rrn.protocol.alerts import AlertClaimed, AlertResolved
 from rrn.protocol.encoding import encode
@@ -98,7 +99,15 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="rrn-catchup-"))
     devnet = asyncio.run(
-        create_devnet(root / "net", 2, clock=SystemClock(), nat=set(), heartbeat_s=0.5)
+        create_devnet(
+            root / "net",
+            2,
+            clock=SystemClock(),
+            nat=set(),
+            heartbeat_s=0.5,
+            # One origin's whole history in one day: far past the default daily quota.
+            policy=parse_limits("day_events=100000000,day_mb=1000000"),
+        )
     )
     try:
         one, two = devnet.node(1).home, devnet.node(2).home

@@ -28,8 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.node.daemon.metrics import Metrics
 from rrn.node.home.clock import ManualClock
 from rrn.node.home.config import IngestConfig
@@ -44,6 +46,8 @@ from rrn.protocol.envelope import Event
 from rrn.protocol.roster import encode_cert
 from rrn.protocol.vocabulary import Outcome, Severity
 from tests.support import Chain, Net, network, raised
+
+BENCH_LIMITS = msgspec.structs.replace(DEFAULT_LIMITS, day_events=10**8, day_bytes=1 << 40)
 
 
 def make_events(tn: Net, n: int) -> list[Event]:
@@ -70,7 +74,7 @@ def bare_verify(key: Ed25519PublicKey, events: list[Event]) -> float:
     return len(inputs) / (time.perf_counter() - start)
 
 
-async def pipeline(tn: Net, envelopes: list[bytes], db: Path) -> float:
+async def pipeline(tn: Net, envelopes: list[bytes], db: Path, now_ms: int) -> float:
     """Events ingested per second through the node's pipeline into a new store."""
     async with open_store(db, create=True) as store:
         await store.put_roster(RosterRow(0, tn.net, tn.roster_bytes, encode_cert(tn.cert)), 0)
@@ -79,7 +83,7 @@ async def pipeline(tn: Net, envelopes: list[bytes], db: Path) -> float:
             network=await load_network(store),
             me=Identity("lima-hr", 1, tn.keys["lima-hr"]),
             metrics=Metrics(version="bench", nats_server="none").ingest,
-            clock=ManualClock(),
+            clock=ManualClock(now_ms),  # the events' times are not in its future
             config=IngestConfig(),
         )
         await ingestor.load()
@@ -100,7 +104,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    tn = network("lima-hr", "nairobi-dl")
+    # One origin signs every event here, far past a day's default quota.
+    tn = network("lima-hr", "nairobi-dl", limits=BENCH_LIMITS)
     t0 = time.perf_counter()
     events = make_events(tn, args.events)
     envelopes = [e.envelope() for e in events]
@@ -109,7 +114,8 @@ def main() -> None:
     for round_ in range(args.repeat):
         verify_rates.append(bare_verify(tn.keyring.resolve("nairobi-dl", 1, 1), events))
         with tempfile.TemporaryDirectory() as tmp:
-            ingest_rates.append(asyncio.run(pipeline(tn, envelopes, Path(tmp) / "store.db")))
+            now = events[-1].header.wall_ms
+            ingest_rates.append(asyncio.run(pipeline(tn, envelopes, Path(tmp) / "store.db", now)))
         print(
             f"round {round_ + 1}: verify {verify_rates[-1]:,.0f}/s, "
             f"pipeline {ingest_rates[-1]:,.0f}/s",

@@ -30,7 +30,8 @@ from typing import Final
 from rrn.federation.alert_view import AlertView
 from rrn.federation.coverage import Shift
 from rrn.protocol.coverage import capability_for
-from rrn.protocol.roster import NetworkPolicy, Role, Roster
+from rrn.protocol.policy import NetworkPolicy
+from rrn.protocol.roster import Role, Roster
 from rrn.protocol.vocabulary import EscalationCause, Urgency
 
 __all__ = [

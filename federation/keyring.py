@@ -194,6 +194,10 @@ class Keyring:
         entry = self._enc.get(org)
         return None if entry is None else entry[1]
 
+    def rotated_into(self, origin: str, epoch: int) -> Rotation | None:
+        """The honoured rotation that began (origin, epoch), if a chain began it."""
+        return next((r for r in self.rotations if r.origin == origin and r.epoch == epoch), None)
+
     def cutoff(self, origin: str, epoch: int) -> int | None:
         """The last valid seq of an epoch cut off (roster) or ended (rotation), or None."""
         return self._cuts.get((origin, epoch))

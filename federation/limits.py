@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 from rrn.protocol.envelope import Header
-from rrn.protocol.roster import MemberLimits, Roster
+from rrn.protocol.policy import MemberLimits
+from rrn.protocol.roster import Roster
 
 __all__ = [
     "DAY_MS",

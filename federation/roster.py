@@ -19,12 +19,12 @@ from __future__ import annotations
 import msgspec
 
 from rrn.protocol.errors import FederationError, Reason
+from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.roster import (
     ROSTER_VERSION,
     Card,
     Cutoff,
     Member,
-    NetworkPolicy,
     Role,
     Roster,
     RosterCert,

@@ -70,6 +70,10 @@ class Reason(enum.StrEnum):
     # chain (per origin and key epoch)
     FEED_FROZEN = "feed_frozen"
     GAP_OVERFLOW = "gap_overflow"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    TIME_REGRESSION = "time_regression"
+    REFS_NOT_EMPTY = "refs_not_empty"
+    ROSTER_REGRESSION = "roster_regression"
     # authorisation of an authentic event (kept in the chain, not applied)
     NOT_AUTHORISED = "not_authorised"
     UNKNOWN_KIND = "unknown_kind"

@@ -30,6 +30,7 @@ from rrn.protocol.encoding import (
 )
 from rrn.protocol.encoding import encode as _encode
 from rrn.protocol.errors import DecodeError, Reason, SignatureError
+from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.types import Hash32, Key32, NonNeg, OrgId, Positive, Sig64
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
     "Card",
     "Cutoff",
     "Member",
-    "MemberLimits",
-    "NetworkPolicy",
     "Role",
     "Roster",
     "RosterCert",
@@ -148,46 +147,6 @@ class Cutoff(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     org: OrgId
     epoch: Positive
     last_seq: NonNeg
-
-
-#: Shortest and longest time an escalation step may be given (seconds).
-MIN_STEP_S: Final = 1
-MAX_STEP_S: Final = 7 * 86400
-StepSeconds = Annotated[int, Meta(ge=MIN_STEP_S, le=MAX_STEP_S)]
-
-
-class MemberLimits(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """What one member may make every other node hold: the network agrees on it.
-
-    Per origin: events (and their payload bytes) held behind a gap; events (and
-    payload bytes) its chain may add per UTC day of its signed time; events per
-    second (with a burst) of its chain relayed live; and, per peer, sync pages
-    a node serves it per minute.
-    """
-
-    held_events: Annotated[int, Meta(ge=16, le=1_000_000)]
-    held_bytes: Annotated[int, Meta(ge=65_536, le=1 << 34)]
-    day_events: Annotated[int, Meta(ge=100, le=100_000_000)]
-    day_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)]
-    relay_per_s: Annotated[int, Meta(ge=1, le=100_000)]
-    relay_burst: Annotated[int, Meta(ge=1, le=10_000_000)]
-    sync_pages_per_min: Annotated[int, Meta(ge=1, le=100_000)]
-
-
-class NetworkPolicy(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """Escalation policy every node applies: part of the threshold-approved roster.
-
-    How long each step of an alert's escalation ladder lasts, by urgency tier, and
-    how many single members are asked in turn before the fallback pool; and,
-    optionally (absent: the defaults, and not encoded at all), the limits on what
-    one member may make the others hold.
-    """
-
-    immediate_s: StepSeconds
-    days_s: StepSeconds
-    weeks_s: StepSeconds
-    max_direct: Annotated[int, Meta(ge=0, le=16)]
-    limits: MemberLimits | None = None
 
 
 class Roster(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):

@@ -7,17 +7,20 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import msgspec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
+from rrn.federation.escalation import DEFAULT_POLICY
 from rrn.federation.keyring import Keyring
 from rrn.federation.roster import make_genesis
 from rrn.protocol.alerts import AlertClaimed, AlertRaised, AlertResolved
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.kinds import Payload, kind_of
+from rrn.protocol.policy import MemberLimits
 from rrn.protocol.roster import (
     ROSTER_VERSION,
     Card,
@@ -94,11 +97,15 @@ class Net:
         return Keyring(self.roster)
 
 
-def network(*orgs: str, threshold: int | None = None) -> Net:
-    """A genesis network of `orgs`, every founder approving."""
+def network(*orgs: str, threshold: int | None = None, limits: MemberLimits | None = None) -> Net:
+    """A genesis network of `orgs`, every founder approving (with these member limits)."""
     keys = {o: key(o) for o in orgs}
+    policy = None if limits is None else msgspec.structs.replace(DEFAULT_POLICY, limits=limits)
     roster_bytes = make_genesis(
-        [card(o, keys[o]) for o in orgs], threshold=threshold, created_ms=1_767_225_600_000
+        [card(o, keys[o]) for o in orgs],
+        threshold=threshold,
+        created_ms=1_767_225_600_000,
+        policy=policy,
     )
     approvals = [sign_roster(keys[o], o, 1, roster_bytes) for o in orgs]
     cert = RosterCert(roster=roster_bytes, approvals=approvals)
@@ -142,6 +149,25 @@ class Chain:
             roster_ver=self.tn.roster.version,
             payload=encode(payload),
             refs=refs or [],
+        )
+        self.prev = event.id
+        return event
+
+    def raw(self, kind: str, payload: bytes, *, wall_ms: int | None = None) -> Event:
+        """The next event with any kind and payload bytes, at `wall_ms` if given (a liar's)."""
+        self.seq += 1
+        self.wall_ms = self.wall_ms + 1000 if wall_ms is None else wall_ms
+        event = sign_event(
+            self.tn.keys[self.origin],
+            net=self.tn.net,
+            origin=self.origin,
+            epoch=self.epoch,
+            seq=self.seq,
+            prev=self.prev,
+            kind=kind,
+            wall_ms=self.wall_ms,
+            roster_ver=self.tn.roster.version,
+            payload=payload,
         )
         self.prev = event.id
         return event

@@ -17,8 +17,10 @@ from typing import Any, NoReturn, TypeVar
 from rrn.node.control.channel import to_json
 from rrn.node.control.client import daemon_info
 from rrn.node.home.layout import Home, open_home
+from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.protocol.countries import is_country
 from rrn.protocol.errors import ConfigError, ControlError
+from rrn.protocol.policy import NetworkPolicy
 
 __all__ = [
     "Parser",
@@ -27,6 +29,7 @@ __all__ = [
     "get_home",
     "home_arg",
     "json_arg",
+    "policy_of",
     "require_stopped",
     "run",
     "show",
@@ -97,7 +100,7 @@ def alert_ref(value: str) -> str:
 
 
 def escalation_arg(p: argparse.ArgumentParser) -> None:
-    """--escalation: the network's escalation policy, in node/membership/policy.py form."""
+    """--escalation and --limits: the network's policy, in node/membership/policy.py form."""
     p.add_argument(
         "--escalation",
         metavar="SPEC",
@@ -105,6 +108,21 @@ def escalation_arg(p: argparse.ArgumentParser) -> None:
         "before the fallback pool, e.g. immediate=10m,days=2h,weeks=12h,direct=3 "
         "(any subset; the rest stays as it is)",
     )
+    p.add_argument(
+        "--limits",
+        metavar="SPEC",
+        help="what one member may make every other node hold, e.g. held=2000,held_mb=8,"
+        "day_events=5000,day_mb=16,relay=50,relay_burst=500,sync_pages=120 "
+        "(any subset; the rest stays as it is)",
+    )
+
+
+def policy_of(args: argparse.Namespace, base: NetworkPolicy | None = None) -> NetworkPolicy | None:
+    """The policy --escalation and --limits give (None when neither is given)."""
+    if args.escalation is None and args.limits is None:
+        return None
+    policy = parse_policy(args.escalation, base) if args.escalation else base
+    return parse_limits(args.limits, policy) if args.limits else policy
 
 
 def state_arg(p: argparse.ArgumentParser) -> None:

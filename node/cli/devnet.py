@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rrn.node.cli.common import escalation_arg, run
+from rrn.node.cli.common import escalation_arg, policy_of, run
 from rrn.node.devnet.devnet import create_devnet, load_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
-from rrn.node.membership.policy import parse_policy
 from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_devnet_parsers"]
@@ -46,7 +45,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             nat = {int(k) for k in args.nat.split(",")}
         except ValueError as exc:
             raise ConfigError("--nat takes node numbers, e.g. 3,4") from exc
-    policy = parse_policy(args.escalation) if args.escalation else None
+    policy = policy_of(args)
     devnet = run(
         create_devnet(
             args.dir,

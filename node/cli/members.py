@@ -13,6 +13,7 @@ from rrn.node.cli.common import (
     get_home,
     home_arg,
     json_arg,
+    policy_of,
     run,
     show,
     state_arg,
@@ -31,7 +32,6 @@ from rrn.node.membership.founding import (
     read_document,
     write_document,
 )
-from rrn.node.membership.policy import parse_policy
 from rrn.node.ops.members import ApproveArgs, ProposalInfo, ProposeArgs
 from rrn.node.ops.types import NoArgs, StatusInfo
 from rrn.protocol.errors import ConfigError
@@ -173,9 +173,9 @@ def cmd_propose(args: argparse.Namespace) -> int:
         cut=[_cut(c) for c in args.cut],
         threshold=args.threshold,
         escalation=args.escalation,
+        limits=args.limits,
     )
-    if args.escalation is not None:
-        parse_policy(args.escalation)  # a clear error here rather than from the daemon
+    policy_of(args)  # a clear error here rather than from the daemon
     changes = (
         propose.add,
         propose.remove,
@@ -184,10 +184,10 @@ def cmd_propose(args: argparse.Namespace) -> int:
         propose.rotate,
         propose.cut,
     )
-    if not any(changes) and propose.threshold is None and propose.escalation is None:
+    if not any(changes) and propose.threshold is None and policy_of(args) is None:
         raise ConfigError(
-            "nothing to propose: give --add, --remove, --roles, --rotate, --cut, --threshold "
-            "or --escalation"
+            "nothing to propose: give --add, --remove, --roles, --rotate, --cut, --threshold, "
+            "--escalation or --limits"
         )
     info = run(call(home, "member.propose", propose, ProposalInfo))
     if args.out is not None:

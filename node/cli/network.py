@@ -17,6 +17,7 @@ from rrn.node.cli.common import (
     get_home,
     home_arg,
     json_arg,
+    policy_of,
     require_stopped,
     run,
     show,
@@ -36,7 +37,6 @@ from rrn.node.membership.founding import (
     sign_document,
     write_document,
 )
-from rrn.node.membership.policy import parse_policy
 from rrn.node.ops.members import PeerInfo
 from rrn.node.ops.types import NoArgs
 from rrn.protocol.errors import ConfigError
@@ -91,7 +91,7 @@ def _network_parsers(network: argparse.ArgumentParser) -> None:
 def cmd_genesis(args: argparse.Namespace) -> int:
     home = get_home(args)
     cards = [read_card(p) for p in args.card]
-    policy = parse_policy(args.escalation) if args.escalation else None
+    policy = policy_of(args)
     doc = genesis_document(
         home,
         home.keys(),
@@ -164,6 +164,8 @@ def _peers_text(peers: list[PeerInfo]) -> str:
     rows = [("PEER", "LINK", "STATE", "HEARTBEAT", "SKEW", "BEHIND")]
     for p in peers:
         behind = ", ".join(f"{o} {n}" for o, n in sorted(p.behind.items())) or "-"
+        if not p.believed:
+            behind = "(claims not served)"
         rows.append(
             (
                 p.org,

@@ -38,7 +38,7 @@ from rrn.node.home.clock import Clock, SystemClock, wait_set
 from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
-from rrn.node.membership.policy import describe_policy
+from rrn.node.membership.policy import describe_limits, describe_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.natsd.conf import DAEMON_USER, ServerLayout, render_server_conf
 from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server, server_version
@@ -279,6 +279,7 @@ class Node:
                 tg.create_task(self.escalator.run(), name="escalation"),
                 tg.create_task(self.sharer.run(), name="sharing"),
                 tg.create_task(self.retention.run(), name="retention"),
+                tg.create_task(self._release_due(), name="release-due"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -291,6 +292,13 @@ class Node:
                 logger.error("stop grace period of %.0f s passed; stopping anyway", _STOP_GRACE_S)
             for task in tasks:
                 task.cancel()
+
+    async def _release_due(self) -> None:
+        """Now and then, place events held until the time they claim (federation/limits.py)."""
+        while True:
+            await asyncio.sleep(10)
+            if self.ingestor.chains.held.count:
+                await self.ingestor.release_due_now()
 
     async def _coverage_gauges(self) -> None:
         """Forecast coverage gaps every minute, so operators can alert before they open."""
@@ -367,13 +375,17 @@ class Node:
             network=network.net.hex(),
             roster_version=network.roster_version,
             escalation=describe_policy(network.roster.policy),
+            limits=describe_limits(network.roster.policy),
             members=network.roster.orgs(),
             epoch=me.epoch,
             seq=head.seq if head else 0,
             events=self.ingestor.stored,
             open_alerts=self.ingestor.open_alerts,
             appends_blocked=self.ingestor.appends_blocked,
-            frozen=[f"{o}/{e} after seq {s}" for (o, e), s in sorted(self.ingestor.frozen.items())],
+            frozen=[
+                f"{o}/{e} after seq {s}"
+                for (o, e), s in sorted(self.ingestor.chains.frozen.items())
+            ],
             nats_url=self.nats_url,
             metrics_url=self.metrics_url,
             started_ms=self.started_ms,

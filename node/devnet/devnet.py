@@ -37,7 +37,8 @@ from rrn.node.membership.founding import (
 )
 from rrn.node.membership.init import init_home
 from rrn.protocol.errors import ConfigError
-from rrn.protocol.roster import NetworkPolicy, Role
+from rrn.protocol.policy import NetworkPolicy
+from rrn.protocol.roster import Role
 
 __all__ = ["Devnet", "DevnetNode", "create_devnet", "load_devnet"]
 

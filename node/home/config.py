@@ -80,7 +80,9 @@ class IngestConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """How verified events are batched into store transactions."""
 
     batch_max: Annotated[int, Meta(ge=1, le=10000)] = 1000
-    max_pending_per_chain: Annotated[int, Meta(ge=16)] = 10000
+    #: No longer used (the roster's member limits bound what is held); still read,
+    #: so that config files written by earlier versions keep loading.
+    max_pending_per_chain: Annotated[int, Meta(ge=16)] | None = None
 
 
 HostPort = Annotated[str, Meta(pattern=r"^[A-Za-z0-9.:-]{1,253}:[0-9]{1,5}$")]
@@ -297,7 +299,6 @@ def _ingest_section(config: Config) -> str:
     return f"""\
 [ingest]
 batch_max = {i.batch_max}
-max_pending_per_chain = {i.max_pending_per_chain}
 """
 
 

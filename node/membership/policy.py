@@ -1,8 +1,9 @@
-"""The escalation policy as operators write and read it: `immediate=10m,days=2h,...`.
+"""The network policy as operators write and read it: `immediate=10m,days=2h,...` for
+escalation, `day_events=5000,held_mb=8,...` for member limits.
 
-Owns the text form of the roster's network policy (protocol/roster.py
-NetworkPolicy) used by `rrn network genesis`, `rrn member propose` and
-`rrn devnet up` (--escalation), and the line `rrn status` prints.
+Owns the text forms of the roster's network policy (protocol/policy.py) used by
+`rrn network genesis`, `rrn member propose` and `rrn devnet up` (--escalation,
+--limits), and the lines `rrn status` prints.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Final
 import msgspec
 
 from rrn.federation.escalation import DEFAULT_POLICY
+from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.protocol.errors import ConfigError
-from rrn.protocol.roster import MAX_STEP_S, MIN_STEP_S, NetworkPolicy
+from rrn.protocol.policy import MAX_STEP_S, MIN_STEP_S, MemberLimits, NetworkPolicy
 
-__all__ = ["describe_policy", "parse_policy"]
+__all__ = ["describe_limits", "describe_policy", "parse_limits", "parse_policy"]
 
 _DURATION: Final = re.compile(r"^([0-9]+)([smhd])$")
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -67,3 +69,54 @@ def describe_policy(policy: NetworkPolicy | None) -> str:
         f"immediate={_fmt(p.immediate_s)},days={_fmt(p.days_s)},weeks={_fmt(p.weeks_s)},"
         f"direct={p.max_direct}" + (" (defaults)" if policy is None else "")
     )
+
+
+#: --limits names: the field, and the unit a value is given in (bytes as MiB).
+_LIMITS: Final = {
+    "held": ("held_events", 1),
+    "held_mb": ("held_bytes", 1 << 20),
+    "day_events": ("day_events", 1),
+    "day_mb": ("day_bytes", 1 << 20),
+    "relay": ("relay_per_s", 1),
+    "relay_burst": ("relay_burst", 1),
+    "sync_pages": ("sync_pages_per_min", 1),
+}
+_LIMITS_FORM: Final = (
+    "held=2000,held_mb=8,day_events=5000,day_mb=16,relay=50,relay_burst=500,sync_pages=120 "
+    "(any subset)"
+)
+
+
+def parse_limits(spec: str, base: NetworkPolicy | None = None) -> NetworkPolicy:
+    """`base` (the defaults if None) with the member limits `spec` changes."""
+    policy = base or DEFAULT_POLICY
+    changes: dict[str, int] = {}
+    for part in spec.split(","):
+        name, _, value = part.strip().partition("=")
+        if name not in _LIMITS or not value.isdigit():
+            raise ConfigError(f"--limits {spec!r}: use {_LIMITS_FORM}")
+        field, unit = _LIMITS[name]
+        changes[field] = int(value) * unit
+    limits = msgspec.structs.replace(policy.limits or DEFAULT_LIMITS, **changes)
+    try:  # the roster's own bounds on each limit
+        limits = msgspec.convert(msgspec.structs.astuple(limits), MemberLimits)
+    except msgspec.ValidationError as exc:
+        index = re.search(r"\$\[(\d+)\]", str(exc))
+        field = MemberLimits.__struct_fields__[int(index[1])] if index else "a limit"
+        name = next((n for n, (f, _) in _LIMITS.items() if f == field), field)
+        unit = _LIMITS[name][1] if name in _LIMITS else 1
+        bound = re.sub(
+            r"\d+", lambda m: str(int(m[0]) // unit), str(exc).split(" - at ")[0]
+        ).replace("Expected `int`", "must be")
+        raise ConfigError(f"--limits {name}: {bound}") from exc
+    return msgspec.structs.replace(policy, limits=limits)
+
+
+def describe_limits(policy: NetworkPolicy | None) -> str:
+    """One line: what one member may make every other node hold."""
+    limits = (policy.limits if policy else None) or DEFAULT_LIMITS
+    parts = []
+    for name, (field, unit) in _LIMITS.items():
+        parts.append(f"{name}={getattr(limits, field) // unit}")
+    default = policy is None or policy.limits is None
+    return ",".join(parts) + (" (defaults)" if default else "")

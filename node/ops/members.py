@@ -20,17 +20,17 @@ from msgspec import Meta
 from rrn.federation.roster import next_roster
 from rrn.federation.topology import links
 from rrn.node.control.channel import handler
-from rrn.node.membership.policy import parse_policy
+from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.errors import ConfigError, ControlError, FederationError, ProtocolError
 from rrn.protocol.membership import RosterApproved, RosterProposed
+from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.roster import (
     Approval,
     Card,
     Cutoff,
-    NetworkPolicy,
     Role,
     Roster,
     decode_roster,
@@ -59,6 +59,8 @@ class ProposeArgs(msgspec.Struct, frozen=True, kw_only=True):
     threshold: int | None = None
     #: Escalation policy changes, e.g. "immediate=5m" (node/membership/policy.py).
     escalation: str | None = None
+    #: Member limits changes, e.g. "day_events=5000" (node/membership/policy.py).
+    limits: str | None = None
 
 
 class ApproveArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,7 +89,10 @@ class PeerInfo(msgspec.Struct, frozen=True, kw_only=True):
     last_heartbeat_s: float | None
     clock_skew_s: float | None
     roster_version: int | None
+    #: Events per origin it says it holds and this node lacks (a claim, until served).
     behind: dict[str, int]
+    #: False once it failed to serve what it said it holds: its claims are not counted.
+    believed: bool = True
 
 
 class NoArgs(msgspec.Struct, frozen=True):
@@ -149,7 +154,7 @@ class MembersApi:
                 rotate=[_card(c) for c in args.rotate],
                 cut=[Cutoff(org=o, epoch=e, last_seq=s) for o, e, s in args.cut],
                 threshold=args.threshold,
-                policy=_policy(network.roster, args.escalation),
+                policy=_policy(network.roster, args.escalation, args.limits),
                 created_ms=time.time_ns() // 1_000_000,
             )
         except (FederationError, ProtocolError, ConfigError) as exc:
@@ -261,13 +266,18 @@ class MembersApi:
                     clock_skew_s=None if state is None or seen is None else state.skew_ms / 1000,
                     roster_version=state.roster_ver if state and seen else None,
                     behind={o: n for o, n in behind.items() if n > 0},
+                    believed=not (state and state.failures),
                 )
             )
         return found
 
 
-def _policy(roster: Roster, spec: str | None) -> NetworkPolicy | None:
-    return parse_policy(spec, roster.policy) if spec is not None else None
+def _policy(roster: Roster, escalation: str | None, limits: str | None) -> NetworkPolicy | None:
+    """The roster's policy with the changes asked (None: unchanged)."""
+    if escalation is None and limits is None:
+        return None
+    policy = parse_policy(escalation, roster.policy) if escalation else roster.policy
+    return parse_limits(limits, policy) if limits else policy
 
 
 def _card(data: bytes) -> Card:

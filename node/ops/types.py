@@ -233,6 +233,8 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     roster_version: int
     #: The roster's escalation policy (node/membership/policy.py form).
     escalation: str = ""
+    #: The roster's member limits (node/membership/policy.py form).
+    limits: str = ""
     members: list[str]
     epoch: int
     seq: int

@@ -26,11 +26,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
-from rrn.federation.chain import Head
 from rrn.node.home.clock import Clock
 from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
-from rrn.node.peering.peers import Peers, PeerState
+from rrn.node.peering.peers import Peers
 from rrn.node.peering.sync import Sync
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
@@ -221,26 +220,10 @@ class Peering:
         state.last_heartbeat = self.monotonic()
         state.skew_ms = hb.wall_ms - self.clock.now_ms()
         state.roster_ver = hb.roster_ver
+        # What it says it holds is a hint: sync asks it for what we lack, and only
+        # events that verify count (even of our own chain, which only we sign).
         state.heads = {(h.origin, h.epoch): h.seq for h in hb.heads}
-        self._check_own_chain(state)
         self.sync.wake.set()
-
-    def _check_own_chain(self, state: PeerState) -> None:
-        """A peer holding more of our own chain than we do means our store is behind."""
-        key = (self.me, self.ingestor.me.epoch)
-        mine = self.ingestor.heads.get(key, Head(0, b"")).seq
-        theirs = state.heads.get(key, 0)
-        if theirs > mine:
-            self.ingestor.own.block(
-                "behind",
-                f"{state.org} holds this node's own events up to seq {theirs} but the store "
-                f"only to {mine}; catching up before signing anything new",
-            )
-        elif self._own_caught_up(key, mine):
-            self.ingestor.own.unblock("behind")
-
-    def _own_caught_up(self, key: tuple[str, int], mine: int) -> bool:
-        return all(p.heads.get(key, 0) <= mine for p in self.peers.states.values())
 
     async def _on_fork_proof(self, msg: Msg) -> None:
         org = self._sender(msg)

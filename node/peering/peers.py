@@ -127,6 +127,8 @@ class Peers:
             connected += age <= 3 * self.config.heartbeat_s
             self.metrics.heartbeat_age.labels(peer=org).set(age)
             self.metrics.clock_skew.labels(peer=org).set(state.skew_ms / 1000)
+            if state.failures:
+                continue  # it did not serve what it said it holds: its claims are not believed
             for key, seq in state.heads.items():
                 best[key] = max(best.get(key, 0), seq)
         self.metrics.peers_connected.set(connected)

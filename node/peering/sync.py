@@ -159,9 +159,13 @@ class Sync:
             logger.warning("peer %s failed %d sync requests; resting it", org, state.failures)
 
     def _held_now(self) -> dict[tuple[str, int], int]:
-        """The seq this node holds of each chain, counting ranges pulled and still storing."""
+        """The seq this node holds of each chain: its head, events held right after it
+        (waiting for their time), and ranges pulled that are still being stored."""
         now = self.peers.monotonic()
-        mine = {k: h.seq for k, h in self.ingestor.heads.items()}
+        chains = self.ingestor.chains
+        mine = {k: chains.held_upto(k) for k in chains.heads.keys() | set(chains.held.chains())}
+        # Past an event refused for good (a quota) nothing can be placed: ask for nothing.
+        mine |= {k: 1 << 62 for k in chains.stuck}
         for key, (upto, at) in list(self._pulled.items()):
             if now - at > _REQUEST_TIMEOUT_S:
                 del self._pulled[key]
@@ -180,7 +184,7 @@ class Sync:
             if now - state.last_heartbeat > 3 * self.peers.config.heartbeat_s + 5:
                 continue  # silent peer: its heads are stale
             for gap in gaps(
-                mine, _entries(state.heads), frozen=self.ingestor.frozen, known_orgs=members
+                mine, _entries(state.heads), frozen=self.ingestor.chains.frozen, known_orgs=members
             ):
                 if state.outstanding >= _PER_PEER_REQUESTS:
                     break

@@ -57,6 +57,8 @@ class Item:
     #: A fork proof to record, or a roster version to adopt (control items).
     proof: bytes | None = None
     adopt: tuple[Network, list[RosterRow]] | None = None
+    #: Place held events whose time has come (a periodic control item).
+    tick: bool = False
 
     @property
     def signs(self) -> bool:

@@ -21,6 +21,7 @@ from rrn.federation.chain import (
     fork_proof,
 )
 from rrn.federation.keyring import Keyring, Rotation
+from rrn.federation.limits import MAX_FUTURE_MS, Usage, charge, limits_of, over_quota
 from rrn.node.home.clock import Clock
 from rrn.node.pipeline.batch import ChainKey, Item, Outcome, Position, Work
 from rrn.node.pipeline.held import Held
@@ -30,8 +31,9 @@ from rrn.node.pipeline.verify import Checked, Verifier
 from rrn.node.store.db import Store
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
+from rrn.node.store.writes import Batch
 from rrn.protocol.encoding import encode
-from rrn.protocol.envelope import Event
+from rrn.protocol.envelope import Event, open_envelope
 from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.kinds import Kind
 
@@ -62,24 +64,54 @@ class Chains:
         self.metrics = metrics
         self.clock = clock
         self.heads: dict[ChainKey, Head] = {}
+        #: What each chain claimed so far (latest signed time, that day's events, bytes).
+        self.usage: dict[ChainKey, Usage] = {}
         self.frozen: dict[ChainKey, int] = {}
+        #: Chains whose event at this seq was refused for good (a quota): nothing after
+        #: it can ever be placed, so nothing after it is asked for.
+        self.stuck: dict[ChainKey, int] = {}
         #: The batch being committed while the next is placed (its events count as stored).
         self.inflight: Work | None = None
+
+    def held_upto(self, key: ChainKey) -> int:
+        """The last seq of a chain held here, counting events held right after its head."""
+        head = self.heads.get(key)
+        return self.held.upto(key, head.seq if head else 0)
+
+    async def load(self) -> None:
+        """Heads, what each chain claimed, freezes and held events, from the store."""
+        self.heads = await self.store.heads()
+        self.usage = await self.store.usage()
+        self.frozen = await self.store.freezes()
+        extra = Batch()
+        for envelope, _ in await self.store.pending():
+            event = open_envelope(envelope)
+            if not self.held.restore(event):  # a second event for one position (older stores)
+                h = event.header
+                extra.pending_del.append((h.origin, h.epoch, h.seq, event.id))
+        if extra:
+            await self.store.commit(extra)
 
     async def handle(self, item: Item, verified: Checked | None, work: Work) -> Outcome | Event:
         """Place one item into the batch; ProtocolError if it is refused."""
         if item.own is not None:
-            head = self.heads.get((self.own.me.org, self.own.me.epoch))
+            key = (self.own.me.org, self.own.me.epoch)
+            head = self.heads.get(key)
             event = self.own.sign(
                 item.own,
                 self.network,
                 head,
+                not_before=self._usage_before(key, (head.seq if head else 0) + 1).wall_ms,
                 refs=item.refs,
                 to_seal=item.seal,
                 audience=item.audience,
             )
+            self._admit(event, work)
             self._append(event, item.received, "own", work)
             return event
+        if item.tick:
+            self._release_due(item.received, work)
+            return Outcome("released")
         if item.rotate is not None:
             return self._rotate_own(item.rotate, item.received, work)
         if item.proof is not None:
@@ -103,7 +135,11 @@ class Chains:
     def _rotate_own(self, rotate: Rotate, received: float, work: Work) -> Event:
         """Sign our rotation, honour it, and sign with the new key from the next event on."""
         me = self.own.me
-        event = self.own.sign_rotation(rotate, self.network, self.heads.get((me.org, me.epoch)))
+        key = (me.org, me.epoch)
+        head = self.heads.get(key)
+        before = self._usage_before(key, (head.seq if head else 0) + 1)
+        event = self.own.sign_rotation(rotate, self.network, head, not_before=before.wall_ms)
+        self._admit(event, work)
         self._append(event, received, "own", work)  # honours it: we sign with the new key now
         if self.own.me.epoch != rotate.epoch:
             logger.error("this node's key rotation was not honoured; see the warning above")
@@ -128,6 +164,9 @@ class Chains:
                 stored_id=stored.id if stored else None,
             )
         if verdict is Verdict.APPEND:
+            if not self._due(event):
+                return self._hold(event, work)  # claims a time too far ahead: it waits
+            self._admit(event, work)
             self._append(event, item.received, item.source, work)
             self._release_held(key, item.received, item.source, work)
             return Outcome("appended", event.id)
@@ -138,7 +177,7 @@ class Chains:
             return self._hold(event, work)
         if verdict is Verdict.FROZEN:
             raise ProtocolError("this chain is frozen by a fork proof", Reason.FEED_FROZEN)
-        await self._fork(event, work)
+        await self._fork_stored(event, work)
         return Outcome("fork", event.id)
 
     async def _stored_at(self, pos: Position, work: Work) -> Event | None:
@@ -147,6 +186,35 @@ class Chains:
         if found is None and self.inflight is not None:
             found = self.inflight.at.get(pos)
         return found or await self.store.event_at(*pos)
+
+    def _due(self, event: Event) -> bool:
+        """Whether the time an event claims is near enough to apply it now."""
+        return event.header.wall_ms <= self.clock.now_ms() + MAX_FUTURE_MS
+
+    def _usage_before(self, key: ChainKey, seq: int) -> Usage:
+        """What the history before `seq` of this chain claimed: its own so far, or for the
+        first event of an epoch a rotation began, the rotated epoch's (so a rotation
+        cannot reset a quota)."""
+        if seq > 1:
+            return self.usage.get(key, Usage())
+        rotation = self.network.keyring.rotated_into(*key)
+        if rotation is None:
+            return Usage()
+        return self.usage.get((rotation.origin, rotation.from_epoch), Usage())
+
+    def _admit(self, event: Event, work: Work) -> None:
+        """Charge an event to its chain's day; refuse it (for good) past the quota, keep it
+        unapplied if its time goes back. Call just before `_append`."""
+        h = event.header
+        key = (h.origin, h.epoch)
+        usage, regressed = charge(self._usage_before(key, h.seq), h)
+        problem = over_quota(usage, limits_of(self.network.roster))
+        if problem is not None:
+            self.stuck[key] = h.seq
+            raise ProtocolError(f"{h.origin} signed {problem}", Reason.QUOTA_EXCEEDED)
+        if regressed:
+            work.refused[event.id] = Reason.TIME_REGRESSION
+        self.usage[key] = work.batch.usage[key] = usage
 
     def _append(self, event: Event, received: float, source: str, work: Work) -> None:
         h = event.header
@@ -218,33 +286,52 @@ class Chains:
     # -- gaps -----------------------------------------------------------------------
 
     def _hold(self, event: Event, work: Work) -> Outcome:
-        if event.header.origin == self.own.me.org:
+        h = event.header
+        if h.origin == self.own.me.org and self._due(event):
+            # Only we sign our chain, so a verified event of it beyond our head proves
+            # our store is behind (restored from a backup): signing on would fork it.
             self.own.block(
                 "behind",
-                "the network holds events of this node beyond its own store; restore the "
-                "store from a backup (or let it sync) before raising anything",
+                f"the network holds this node's own events up to seq {h.seq} at least, beyond "
+                "its store; catching up before signing anything new",
             )
-        if self.held.add(event):
+        other = self.held.add(event, limits_of(self.network.roster))
+        if other is not None:  # two events signed for one position: fork evidence
+            self._fork(event, work, other=other)
+            return Outcome("fork", event.id)
+        if self.held.at((h.origin, h.epoch), h.seq) is event:
             work.batch.pending_add.append((event, self.clock.now_ms()))
         return Outcome("held", event.id)
 
+    def _release_due(self, received: float, work: Work) -> None:
+        """Place held events whose time has come and whose predecessors are here."""
+        for key in self.held.chains():
+            self._release_held(key, received, "pull", work)
+
     def _release_held(self, key: ChainKey, received: float, source: str, work: Work) -> None:
-        """After an append, place held events that now follow the head."""
-        if not self.held.holds(key):
-            return
-        while True:
-            head = self.heads[key]
+        """Place held events that now follow the head (and are due)."""
+        while self.held.holds(key):
+            head = self.heads.get(key, Head(0, b""))
             if not self.network.keyring.may_sign(*key, head.seq + 1):
                 # The epoch ended here (a key rotation): whatever was held beyond is void.
                 for _ in self._unhold(self.held.take_all(key), work):
                     self.metrics.reject(Reason.EPOCH_CUT_OFF, None)
                 return
-            waiting = self._unhold(self.held.take(key, head.seq + 1), work)
-            nxt = next((e for e in waiting if e.header.prev == head.id), None)
-            if nxt is None:
-                break  # nothing waits, or none links to the head: sync surfaces a fork again
-            self._append(nxt, received, source, work)
-        self._unhold(self.held.take_through(key, self.heads[key].seq), work)
+            waiting = self.held.at(key, head.seq + 1)
+            if waiting is None or not self._due(waiting):
+                break  # a gap, or a time still too far ahead
+            self._unhold([self.held.take(key, head.seq + 1) or waiting], work)
+            if waiting.header.prev != (head.id if head.seq else None):
+                break  # it does not link to the head: a fork that sync will surface again
+            try:
+                self._admit(waiting, work)
+            except ProtocolError as exc:
+                self.metrics.reject(exc.reason, None)
+                break
+            self._append(waiting, received, source, work)
+            if self.own.me.org == key[0] and not self.held.holds(key):
+                self.own.unblock("behind")
+        self._unhold(self.held.take_through(key, self.heads.get(key, Head(0, b"")).seq), work)
 
     def _unhold(self, events: list[Event], work: Work) -> list[Event]:
         for event in events:
@@ -254,12 +341,17 @@ class Chains:
 
     # -- forks ------------------------------------------------------------------------
 
-    async def _fork(self, event: Event, work: Work) -> None:
+    async def _fork_stored(self, event: Event, work: Work) -> None:
+        """Record a fork between `event` and the stored event it conflicts with."""
         h = event.header
         other = await self._stored_at((h.origin, h.epoch, h.seq), work)
         if other is None or other.id == event.id:
             other = await self._stored_at((h.origin, h.epoch, h.seq - 1), work)
         assert other is not None, "a fork verdict implies a stored conflicting event"
+        self._fork(event, work, other=other)
+
+    def _fork(self, event: Event, work: Work, *, other: Event) -> None:
+        h = event.header
         # Same seq: the chain diverges there. A broken link at seq s: it diverges at s-1.
         frozen_after = min(other.header.seq, h.seq) - 1
         previous = self.frozen.get((h.origin, h.epoch))

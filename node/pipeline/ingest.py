@@ -43,7 +43,7 @@ from rrn.node.store.db import Store
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
 from rrn.node.store.writes import Batch
-from rrn.protocol.envelope import Event, open_envelope
+from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason, StoreError
 from rrn.protocol.kinds import Payload, encode_payload
 
@@ -98,7 +98,7 @@ class Ingestor:
             store=store,
             network=network,
             own=self.own,
-            held=Held(config.max_pending_per_chain),
+            held=Held(),
             verifier=self.verifier,
             metrics=metrics,
             clock=clock,
@@ -108,10 +108,7 @@ class Ingestor:
 
     async def load(self) -> None:
         """Read chain heads, freezes, held events and counters from the store."""
-        self.chains.heads = await self.store.heads()
-        self.chains.frozen = await self.store.freezes()
-        for envelope, _ in await self.store.pending():
-            self.chains.held.restore(open_envelope(envelope))
+        await self.chains.load()
         self._stored = await self.store.count_events()
         await self.projection.load()
         self._publish_gauges()
@@ -137,10 +134,9 @@ class Ingestor:
         """The last contiguous event of every chain held."""
         return self.chains.heads
 
-    @property
-    def frozen(self) -> dict[ChainKey, int]:
-        """Chains frozen by a fork proof or a cutoff: the last seq still applied."""
-        return self.chains.frozen
+    async def release_due_now(self) -> None:
+        """Place held events whose time has come (and what follows them), now."""
+        await self._handled(Item(time.perf_counter(), tick=True))
 
     @property
     def stored(self) -> int:
@@ -327,7 +323,7 @@ class Ingestor:
                 work.replies.append((item.future, result))
         facts = applied_facts(
             work,
-            frozen=self.frozen,
+            frozen=self.chains.frozen,
             me=self.me,
             net=self.network.net,
             metrics=self.metrics,

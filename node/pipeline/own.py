@@ -104,11 +104,16 @@ class OwnChain:
         network: Network,
         head: Head | None,
         *,
+        not_before: int = 0,
         refs: Sequence[bytes] = (),
         to_seal: SealFor | None = None,
         audience: tuple[str, ...] | None = None,
     ) -> Event:
-        """`payload` signed as the event after `head`, sealed as asked."""
+        """`payload` signed as the event after `head`, sealed as asked.
+
+        Its time is the clock's, or `not_before` (the latest time the chain claimed)
+        if the clock went back: along a chain, time never goes back.
+        """
         me = self.me
         seq = (head.seq if head else 0) + 1
         pos = SealedAt(network.net, me.org, me.epoch, seq)
@@ -133,13 +138,15 @@ class OwnChain:
             seq=seq,
             prev=head.id if head else None,
             kind=str(kind_of(payload)),
-            wall_ms=self._clock.now_ms(),
+            wall_ms=max(self._clock.now_ms(), not_before),
             roster_ver=network.roster_version,
             payload=data,
             refs=refs,
         )
 
-    def sign_rotation(self, rotate: Rotate, network: Network, head: Head | None) -> Event:
+    def sign_rotation(
+        self, rotate: Rotate, network: Network, head: Head | None, *, not_before: int = 0
+    ) -> Event:
         """Sign `key.rotated` to `rotate`'s epoch; the node holds the new key from now on.
 
         Refuses (ValidationError) before anything is signed if the keyring would
@@ -158,7 +165,7 @@ class OwnChain:
         )
         rotation = Rotation(me.org, me.epoch, seq, rotate.epoch, payload.sign_pub, rotate.enc_pub)
         network.keyring.learn(rotation)
-        event = self.sign(payload, network, head)
+        event = self.sign(payload, network, head, not_before=not_before)
         self.me = dataclasses.replace(
             me, signing={**me.signing, me.epoch: me.key, rotate.epoch: rotate.key}
         )

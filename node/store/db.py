@@ -20,6 +20,7 @@ import aiosqlite
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
 from rrn.federation.chain import Head
+from rrn.federation.limits import Usage
 from rrn.node.store.migrations import MIGRATIONS
 from rrn.node.store.rows import ChainKey, EventRow, RosterRow, event_of
 from rrn.node.store.writes import Batch, commit_sync
@@ -142,6 +143,14 @@ class Store:
         async with self._db.execute("SELECT origin, epoch, seq, id FROM heads") as cur:
             rows = await cur.fetchall()
         return {(str(r[0]), int(r[1])): Head(int(r[2]), bytes(r[3])) for r in rows}
+
+    async def usage(self) -> dict[ChainKey, Usage]:
+        """What every chain claimed so far: latest signed time, that day's events and bytes."""
+        async with self._db.execute(
+            "SELECT origin, epoch, wall_ms, day_events, day_bytes FROM heads"
+        ) as cur:
+            rows = await cur.fetchall()
+        return {(str(r[0]), int(r[1])): Usage(int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
     async def head_events(self, kind: str) -> list[Event]:
         """The events of this kind that are the head of their chain."""

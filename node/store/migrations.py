@@ -100,5 +100,27 @@ CREATE TABLE pseudonyms (
 ) WITHOUT ROWID;
 """
 
+_V3: Final = """
+-- What each chain claimed so far (federation/limits.py): the latest signed time,
+-- and the events and payload bytes it added on that UTC day. Filled in from the
+-- events already stored.
+ALTER TABLE heads ADD COLUMN wall_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE heads ADD COLUMN day_events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE heads ADD COLUMN day_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE heads SET wall_ms = (
+    SELECT MAX(e.wall_ms) FROM events e WHERE e.origin = heads.origin AND e.epoch = heads.epoch
+);
+UPDATE heads SET
+    day_events = (
+        SELECT COUNT(*) FROM events e WHERE e.origin = heads.origin AND e.epoch = heads.epoch
+        AND e.wall_ms / 86400000 = heads.wall_ms / 86400000
+    ),
+    day_bytes = (
+        SELECT COALESCE(SUM(LENGTH(e.payload)), 0) FROM events e
+        WHERE e.origin = heads.origin AND e.epoch = heads.epoch
+        AND e.wall_ms / 86400000 = heads.wall_ms / 86400000
+    );
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)

@@ -14,6 +14,7 @@ from typing import Final
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import AlertState, encode_state
 from rrn.federation.chain import Head
+from rrn.federation.limits import Usage
 from rrn.node.store.rows import ChainKey, RosterRow
 from rrn.protocol.envelope import Event
 
@@ -30,6 +31,8 @@ class Batch:
 
     events: list[tuple[Event, int, int]] = field(default_factory=list)  # event, status, recv
     heads: dict[ChainKey, Head] = field(default_factory=dict)
+    #: What each chain in `heads` claimed so far (stored with its head).
+    usage: dict[ChainKey, Usage] = field(default_factory=dict)
     pending_add: list[tuple[Event, int]] = field(default_factory=list)
     pending_del: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     forks: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)
@@ -142,9 +145,14 @@ def _write_chains(conn: sqlite3.Connection, batch: Batch) -> None:
     """Chain heads, events held behind gaps, fork proofs and cutoffs (events past them frozen)."""
     if batch.heads:
         conn.executemany(
-            "INSERT INTO heads (origin, epoch, seq, id) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (origin, epoch) DO UPDATE SET seq = excluded.seq, id = excluded.id",
-            [(o, ep, h.seq, h.id) for (o, ep), h in batch.heads.items()],
+            "INSERT INTO heads (origin, epoch, seq, id, wall_ms, day_events, day_bytes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, epoch) DO UPDATE SET "
+            "seq = excluded.seq, id = excluded.id, wall_ms = excluded.wall_ms, "
+            "day_events = excluded.day_events, day_bytes = excluded.day_bytes",
+            [
+                (o, ep, h.seq, h.id, *batch.usage.get((o, ep), Usage()))
+                for (o, ep), h in batch.heads.items()
+            ],
         )
     if batch.pending_add:
         conn.executemany(

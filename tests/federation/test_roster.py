@@ -21,9 +21,9 @@ from rrn.protocol.errors import (
     SignatureError,
     ValidationError,
 )
+from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.roster import (
     Cutoff,
-    NetworkPolicy,
     Roster,
     RosterCert,
     SignKey,

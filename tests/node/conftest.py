@@ -48,7 +48,6 @@ async def running_pipeline(
     tn: Net,
     me: str = "lima-hr",
     *,
-    max_pending: int = 10000,
     signing: dict[int, Ed25519PrivateKey] | None = None,
 ) -> AsyncIterator[Pipeline]:
     """Open the store at `path` (seeding it if new) and run an ingestor over it."""
@@ -64,7 +63,7 @@ async def running_pipeline(
             me=Identity(me, 1, tn.keys[me], signing=signing or {}),
             metrics=metrics.ingest,
             clock=clock,
-            config=IngestConfig(max_pending_per_chain=max_pending),
+            config=IngestConfig(),
         )
         await ingestor.load()
         task = asyncio.create_task(ingestor.run(), name="ingest")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from rrn.federation.alerts import AlertStatus
+from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.node.pipeline.ingest import Outcome
 from rrn.node.store.db import open_store
 from rrn.node.store.rows import APPLIED, FROZEN, UNAPPLIED
@@ -16,7 +18,7 @@ from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.errors import Reason, StoreError
 from rrn.protocol.vocabulary import Outcome as AlertOutcome
 from tests.node.conftest import Pipeline, running_pipeline
-from tests.support import Chain, Net, raised
+from tests.support import Chain, Net, network, raised
 
 
 async def _submit(p: Pipeline, event: Event | bytes) -> Outcome:
@@ -69,13 +71,21 @@ async def test_gap_is_held_then_released_even_across_a_restart(tmp_path: Path, t
         assert await p.store.pending() == []
 
 
-async def test_held_events_are_bounded(tmp_path: Path, tn: Net) -> None:
+async def test_held_events_are_bounded_per_origin_by_the_roster(tmp_path: Path) -> None:
+    """The network's limits, not a local constant, bound what one member can make a node
+    hold: across all of its chains."""
+    limits = msgspec.structs.replace(DEFAULT_LIMITS, held_events=16)
+    tn = network("lima-hr", "nairobi-dl", "jakarta-pb", limits=limits)
     events = list(Chain(tn, "nairobi-dl").lifecycle(10))
-    async with running_pipeline(tmp_path / "s.db", tn, max_pending=16) as p:
+    others = list(Chain(tn, "jakarta-pb").lifecycle(2))
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
         outcomes = [await _submit(p, e) for e in events[1:]]
         assert sum(o.verdict == "held" for o in outcomes) == 16
         assert outcomes[-1].reason is Reason.GAP_OVERFLOW
         assert p.sample("rrn_ingest_rejected_total", reason="gap_overflow") == len(events) - 17
+        assert p.sample("rrn_peer_rejected_total", peer="nairobi-dl", reason="gap_overflow") == 0
+        # Another member's gap is not charged to nairobi-dl's bound.
+        assert all([(await _submit(p, e)).verdict == "held" for e in others[1:]])
 
 
 async def test_fork_is_recorded_and_freezes_the_chain(tmp_path: Path, tn: Net) -> None:
@@ -155,7 +165,7 @@ async def test_authentic_event_with_bad_payload_keeps_the_chain_whole(
         seq=4,
         prev=future.id,
         kind="pledge.made",
-        wall_ms=1,
+        wall_ms=chain.wall_ms + 1000,
         roster_ver=0,
         payload=b"\x80",
     )

@@ -15,7 +15,7 @@ from rrn.protocol.alerts import AlertActed, AlertClaimed, AlertEscalated
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ConfigError
 from rrn.protocol.kinds import AlertPayload, decode_payload
-from rrn.protocol.roster import NetworkPolicy
+from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.vocabulary import ActionType, EscalationCause
 from tests.support import Chain, network, raised
 
