@@ -14,10 +14,11 @@ from typing import Final
 import msgspec
 
 from rrn.federation.alerts import AlertState, AlertStatus, Claimed, Ended
+from rrn.federation.authority import Authority, authorise
 from rrn.protocol.alerts import Ask
 from rrn.protocol.vocabulary import EscalationCause, IncidentType, Severity, Urgency
 
-__all__ = ["AlertView", "Fields", "active_claimants", "claim_expiries", "view"]
+__all__ = ["AlertView", "Fields", "active_claimants", "claim_expiries", "derive", "view"]
 
 
 class AlertView(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,8 +87,16 @@ class Fields(msgspec.Struct, frozen=True):
 _UPDATABLE: Final = tuple(Fields.__struct_fields__)
 
 
-def view(state: AlertState) -> AlertView | None:
-    """What the alert is now, or None while its raise has not arrived."""
+def view(state: AlertState, authority: Authority) -> AlertView | None:
+    """What the alert is now, or None while its raise has not arrived.
+
+    Only the facts the rules allow (federation/authority.py) count.
+    """
+    return derive(authorise(state, authority)[0])
+
+
+def derive(state: AlertState) -> AlertView | None:
+    """The view of a state whose facts were already authorised (see `view`)."""
     if state.raised is None:
         return None
     origin = state.raised.pos.org

@@ -11,39 +11,17 @@ open alert and no member of the role asked pledged or acted on it. Pure.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
 
 import msgspec
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
+from rrn.federation.authority import addressed_to, answers
 from rrn.protocol.alerts import Ask
-from rrn.protocol.roster import Role, Roster
-from rrn.protocol.vocabulary import ActResult, SupporterRole
+from rrn.protocol.roster import Roster
+from rrn.protocol.vocabulary import ActResult
 
 __all__ = ["AskStatus", "addressed_to", "answers", "ask_status", "fulfilled", "overdue_by_role"]
-
-#: The kinds of supporter each roster role answers for.
-_ANSWERS: Final = {
-    Role.RESPONDER: {SupporterRole.NGO, SupporterRole.UN},
-    Role.OBSERVER: {SupporterRole.NGO, SupporterRole.UN},
-    Role.EMBASSY: {SupporterRole.EMBASSY},
-    Role.COMPANY: {SupporterRole.COMPANY},
-    Role.INVESTOR: {SupporterRole.INVESTOR},
-}
-
-
-def answers(roles: Iterable[Role]) -> set[SupporterRole]:
-    """The kinds of supporter a member with these roles answers for (and `any`)."""
-    found = {SupporterRole.ANY}
-    for role in roles:
-        found |= _ANSWERS[role]
-    return found
-
-
-def addressed_to(ask: Ask, roles: Iterable[Role]) -> bool:
-    """Whether a member with these roles is asked."""
-    return ask.to in answers(roles)
 
 
 class AskStatus(msgspec.Struct, frozen=True, kw_only=True):

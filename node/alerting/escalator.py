@@ -197,7 +197,7 @@ class Escalator:
                 self._reloading = False
             self._open.clear()
             for state in states:
-                self._track(state, view(state))
+                self._track(state, view(state, self.ingestor.network.authority))
         network = self.ingestor.network
         policy = Policy.of(network.roster)
         await self._load_declarations()

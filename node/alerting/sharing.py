@@ -114,7 +114,7 @@ class Sharer:
 
     async def _share(self, alert: bytes) -> None:
         state = await self.ingestor.projection.state(alert)  # now, not when queued
-        v = view(state) if state is not None else None
+        v = view(state, self.ingestor.network.authority) if state is not None else None
         owed = self._owed(v) if v is not None else []
         if state is None or not owed:
             return  # shared meanwhile

@@ -121,7 +121,22 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     try:
         yield ControlClient(home, nc, keys.control)
     finally:
+        await _close(nc)
+
+
+async def _close(nc: NatsClient) -> None:
+    """Close a connection, also after the server went away under it.
+
+    nats-py then cancels the future its close waits on, which surfaces here as a
+    CancelledError that cancels nothing of ours (seen when a daemon is killed
+    during a burst of requests); a cancellation of this task is passed on.
+    """
+    try:
         await nc.close()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 async def call(home: Home, op: str, args: object, result: type[T]) -> T:

@@ -338,10 +338,10 @@ class Node:
 
     # -- behaviour --------------------------------------------------------------
 
-    async def _committed(self, events: list[tuple[Event, str]]) -> None:
+    async def _committed(self, events: list[tuple[Event, str, bool]]) -> None:
         await self.peering.committed(events)
-        await self.rosters.committed(events)
-        kinds = {e.header.kind for e, _ in events}
+        await self.rosters.committed([(e, source) for e, source, _ in events])
+        kinds = {e.header.kind for e, _, _ in events}
         if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
             self.escalator.coverage_changed()

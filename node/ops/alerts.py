@@ -259,7 +259,11 @@ class Api:
         return await self._book.info(alert)
 
     async def list_alerts(self, args: ListArgs) -> list[AlertInfo]:
-        views = await self._store.alerts(statuses=None if args.all else OPEN, limit=args.limit)
+        views = await self._store.alerts(
+            statuses=None if args.all else OPEN,
+            limit=args.limit,
+            authority=self._ingestor.network.authority,
+        )
         return [await self._book.info_of(v) for v in views]
 
     async def show_alert(self, args: ShowArgs) -> AlertDetail:

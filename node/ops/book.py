@@ -79,7 +79,7 @@ class AlertBook:
             raise ControlError(
                 f"alert {alert.hex()[:12]} was deleted by its origin: its payloads are gone"
             )
-        v = view(state) if state is not None else None
+        v = view(state, self.ingestor.network.authority) if state is not None else None
         if state is None or v is None:
             raise ControlError(f"alert {alert.hex()[:12]} is not known here yet")
         return state, v

@@ -111,11 +111,11 @@ class DefendersApi:
         blob = encode_sealed(
             seal(plaintext, {self._org: self._key.current.public_key()}, self._at())
         )
-        await self._store.put_pseudonym(pseudonym, blob, now)
+        await self._store.pseudonyms.put(pseudonym, blob, now)
         return DefenderInfo(pseudonym=pseudonym, created_ms=now)
 
     async def show(self, args: ShowDefenderArgs) -> DefenderInfo:
-        blob = await self._store.pseudonym(args.pseudonym)
+        blob = await self._store.pseudonyms.get(args.pseudonym)
         if blob is None:
             raise ControlError(f"{args.pseudonym} was not minted here (or was forgotten)")
         try:
@@ -126,13 +126,16 @@ class DefendersApi:
         if at_rest.pseudonym != args.pseudonym:
             raise ControlError("the stored identity belongs to another pseudonym (tampered)")
         sealed = seal_reply(at_rest.identity.encode(), args.reply_to, self._org, self._net)
-        created = dict(await self._store.pseudonyms()).get(args.pseudonym, 0)
+        created = dict(await self._store.pseudonyms.minted()).get(args.pseudonym, 0)
         return DefenderInfo(pseudonym=args.pseudonym, created_ms=created, sealed_identity=sealed)
 
     async def list(self) -> list[DefenderInfo]:
-        return [DefenderInfo(pseudonym=p, created_ms=t) for p, t in await self._store.pseudonyms()]
+        return [
+            DefenderInfo(pseudonym=p, created_ms=t)
+            for p, t in await self._store.pseudonyms.minted()
+        ]
 
     async def forget(self, args: DefenderArgs) -> bool:
-        if not await self._store.forget_pseudonym(args.pseudonym):
+        if not await self._store.pseudonyms.forget(args.pseudonym):
             raise ControlError(f"{args.pseudonym} was not minted here (or was forgotten)")
         return True

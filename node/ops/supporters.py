@@ -66,7 +66,8 @@ class SupporterOps:
         roles = me.roles if me is not None else []
         now = self._book.ingestor.clock.now_ms()
         found = []
-        for v in await self._book.store.alerts(statuses=OPEN, limit=10000):
+        authority = self._book.ingestor.network.authority
+        for v in await self._book.store.alerts(statuses=OPEN, limit=10000, authority=authority):
             for st in ask_status(v, roster, now):
                 if args.all or addressed_to(st.ask, roles):
                     found.append(

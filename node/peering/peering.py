@@ -157,13 +157,14 @@ class Peering:
                 subjects.heartbeats(self.net, self.me), sign_heartbeat(self.ingestor.me.key, hb)
             )
 
-    async def committed(self, events: list[tuple[Event, str]]) -> None:
-        """After a commit: publish own events, relay live ones, feed integrators."""
+    async def committed(self, events: list[tuple[Event, str, bool]]) -> None:
+        """After a commit: publish own events, relay live ones (not what an honest node
+        would not apply: peers that want it pull it), feed integrators."""
         out = subjects.events(self.net, self.me)
-        for event, source in events:
+        for event, source, relay in events:
             envelope = event.envelope()
             h = event.header
-            if source in ("own", "live"):
+            if source == "own" or (source == "live" and relay):
                 await self.nc.publish(out, envelope)
             await self.nc.publish(
                 subjects.local_event(h.origin, h.kind, event.id),

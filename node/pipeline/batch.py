@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rrn.federation.alerts import AlertState
 from rrn.node.pipeline.own import Rotate, SealFor
-from rrn.node.pipeline.projection import Change
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
 from rrn.node.store.writes import Batch
@@ -19,10 +19,12 @@ from rrn.protocol.envelope import Event
 from rrn.protocol.errors import Reason
 from rrn.protocol.kinds import Payload
 
-__all__ = ["ChainKey", "Item", "Outcome", "Position", "Reply", "Work"]
+__all__ = ["ChainKey", "Change", "Item", "Outcome", "Position", "Reply", "Work"]
 
 ChainKey = tuple[str, int]
 Position = tuple[str, int, int]
+#: One alert's state before and after a batch.
+Change = tuple[AlertState | None, AlertState]
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,5 @@ class Work:
     changes: list[Change] = field(default_factory=list)
     #: Key rotations appended but not honoured (kept in the chain, not applied).
     refused: dict[bytes, Reason] = field(default_factory=dict)
+    #: Events an honest node does not pass on: kept unapplied, or refused by the rules.
+    quiet: set[bytes] = field(default_factory=set)

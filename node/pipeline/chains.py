@@ -264,6 +264,8 @@ class Chains:
             return  # adopted already (announced by a peer and assembled here at once)
         network = network.with_keyring(old.keyring.rebased(network.roster))
         self.network = network
+        if network.authority != old.authority:
+            work.rebuild = True  # roles, members or policy changed: every view is judged anew
         self.verifier.update(network.net, network.roster_bytes, network.keyring)
         work.batch.rosters.extend(rows)
         me = self.own.me

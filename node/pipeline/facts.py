@@ -75,6 +75,8 @@ def applied_facts(
             else:
                 if found is not None:
                     facts.append((event, *found))
+        if status != APPLIED:
+            work.quiet.add(event.id)
         work.batch.events.append((event, status, now_ms))
     return facts
 

@@ -31,8 +31,7 @@ from rrn.node.home.clock import Clock
 from rrn.node.home.config import IngestConfig
 from rrn.node.pipeline.batch import ChainKey, Item, Outcome, Reply, Work
 from rrn.node.pipeline.chains import Chains
-from rrn.node.pipeline.erasure import erased_payloads
-from rrn.node.pipeline.facts import applied_facts, stored_facts
+from rrn.node.pipeline.facts import applied_facts
 from rrn.node.pipeline.held import Held
 from rrn.node.pipeline.metrics import IngestMetrics
 from rrn.node.pipeline.own import Identity, OwnChain, Rotate, SealFor, sealing_keys
@@ -42,7 +41,6 @@ from rrn.node.pipeline.verify import Checked, Verifier
 from rrn.node.store.db import Store
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
-from rrn.node.store.writes import Batch
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason, StoreError
 from rrn.protocol.kinds import Payload, encode_payload
@@ -51,8 +49,9 @@ __all__ = ["Identity", "Ingestor", "Outcome", "SealFor"]
 
 logger = logging.getLogger(__name__)
 
-#: Called after each commit with the appended events and how each came.
-CommitHook = Callable[[list[tuple[Event, str]]], Awaitable[None]]
+#: Called after each commit with the appended events, how each came, and whether an
+#: honest node passes it on (not if it is kept unapplied, or the rules refuse it).
+CommitHook = Callable[[list[tuple[Event, str, bool]]], Awaitable[None]]
 #: Called with the wire bytes of each new fork proof, to broadcast it.
 ForkHook = Callable[[bytes], Awaitable[None]]
 AlertsHook = Callable[[list[tuple[AlertState, AlertView | None]] | None], None]
@@ -330,8 +329,7 @@ class Ingestor:
             now_ms=self.clock.now_ms(),
         )
         if facts:
-            work.batch.alerts, work.batch.views, work.changes = await self.projection.apply(facts)
-            work.batch.drop_payloads = await erased_payloads(facts, work, self.store)
+            await self.projection.project(work, facts, self.network.authority, self.metrics.alerts)
         return work
 
     async def _finish(self, work: Work) -> None:
@@ -354,7 +352,9 @@ class Ingestor:
         self._after_commit(work)
         try:
             if self.on_commit is not None and work.appended:
-                await self.on_commit([(e, source) for e, _, source in work.appended])
+                await self.on_commit(
+                    [(e, source, e.id not in work.quiet) for e, _, source in work.appended]
+                )
             if self.on_fork is not None:
                 for fork in work.batch.forks:
                     await self.on_fork(fork[3])
@@ -365,9 +365,7 @@ class Ingestor:
 
     async def rebuild_projection(self) -> None:
         """Recompute every alert from applied events (after a fork froze a chain)."""
-        facts = [f async for f in stored_facts(self.store, self.me, self.network.net)]
-        states = self.projection.rebuild(facts)
-        await self.store.commit(Batch(alerts=states, replace_alerts=True))
+        await self.projection.rebuilt(self.me, self.network.net, self.network.authority)
         self._publish_gauges()
         if self.on_alerts is not None:
             self.on_alerts(None)
@@ -393,4 +391,4 @@ class Ingestor:
     def _publish_gauges(self) -> None:
         self.metrics.stored.set(self._stored)
         self.metrics.held.set(self.chains.held.count)
-        self.metrics.set_open_alerts((s, u, e, n) for (s, u, e), n in self.projection.open.items())
+        self.metrics.alerts.set_open((s, u, e, n) for (s, u, e), n in self.projection.open.items())

@@ -17,7 +17,7 @@ from rrn.protocol.errors import Reason
 from rrn.protocol.kinds import Kind
 from rrn.protocol.vocabulary import Severity, Urgency
 
-__all__ = ["IngestMetrics", "kind_label"]
+__all__ = ["AlertStateMetrics", "IngestMetrics", "kind_label"]
 
 _KINDS: Final = frozenset(str(k) for k in Kind)
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -80,12 +80,7 @@ class IngestMetrics:
             registry=r,
         )
         self.stored = Gauge("rrn_store_events", "Events in the store.", registry=r)
-        self.open_alerts = Gauge(
-            "rrn_alerts_open",
-            "Alerts not yet resolved or cancelled, by severity, urgency and drill flag.",
-            ["severity", "urgency", "exercise"],
-            registry=r,
-        )
+        self.alerts = AlertStateMetrics(r)
         self.responses = ResponseMetrics(r)
         self._by_kind: dict[str, Counter] = {}
         for reason in Reason:
@@ -105,13 +100,37 @@ class IngestMetrics:
         if peer is not None:
             self.peer_rejected.labels(peer=peer, reason=str(reason)).inc()
 
-    def set_open_alerts(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
+
+class AlertStateMetrics:
+    """What the projection shows: open alerts, and alert events the rules refuse."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.open = Gauge(
+            "rrn_alerts_open",
+            "Alerts not yet resolved or cancelled, by severity, urgency and drill flag.",
+            ["severity", "urgency", "exercise"],
+            registry=r,
+        )
+        self.refused_total = Counter(
+            "rrn_alert_transitions_refused_total",
+            "Alert events the rules do not allow (kept in their chain as evidence, changing no "
+            "view), by kind and reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+
+    def refused(self, kind: str, reason: str) -> None:
+        """Count an alert event the rules refuse."""
+        self.refused_total.labels(kind=kind, reason=reason).inc()
+
+    def set_open(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
         """Replace the open-alert gauge with fresh counts (zeros included)."""
         seen = {(s, u, e): n for s, u, e, n in counts}
         for sev in Severity:
             for urg in Urgency:
                 for exercise in (False, True):
                     n = seen.get((str(sev), str(urg), exercise), 0)
-                    self.open_alerts.labels(
+                    self.open.labels(
                         severity=str(sev), urgency=str(urg), exercise=str(exercise).lower()
                     ).set(n)

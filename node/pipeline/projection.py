@@ -9,19 +9,36 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, NamedTuple
 
-from rrn.federation.alert_view import AlertView, view
-from rrn.federation.alerts import AlertState, fact, join
+from rrn.federation.alert_view import AlertView, derive, view
+from rrn.federation.alerts import AlertState, Pos, fact, join
+from rrn.federation.authority import Authority, Refused, authorise
+from rrn.node.pipeline.batch import Change, Work
+from rrn.node.pipeline.erasure import erased_payloads
+from rrn.node.pipeline.facts import Fact, stored_facts
+from rrn.node.pipeline.metrics import AlertStateMetrics
+from rrn.node.pipeline.own import Identity
 from rrn.node.store.db import Store
+from rrn.node.store.writes import Batch
 from rrn.protocol.alerts import AlertRaised, AlertTombstoned
-from rrn.protocol.envelope import Event
 from rrn.protocol.kinds import AlertPayload, Payload
 
-__all__ = ["Change", "OpenKey", "Projection"]
+__all__ = ["Applied", "OpenKey", "Projection"]
 
 OpenKey = tuple[str, str, bool]  # severity, urgency, exercise
-Change = tuple[AlertState | None, AlertState]  # one alert's state before and after a batch
+
+
+class Applied(NamedTuple):
+    """What a batch's facts did to the alerts they touch."""
+
+    states: dict[bytes, AlertState]
+    views: dict[bytes, AlertView | None]
+    changes: list[Change]
+    #: Facts the rules refuse now and did not before (newly arrived, or judged anew).
+    refused: list[Refused]
+
+
 _CAPACITY: Final = 20_000
 
 
@@ -70,28 +87,50 @@ class Projection:
     def open_total(self) -> int:
         return sum(self.open.values())
 
-    async def apply(
-        self, facts: Iterable[tuple[Event, AlertPayload, tuple[str, ...]]]
-    ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None], list[Change]]:
-        """Fold alert events into their states.
+    async def project(
+        self, work: Work, facts: list[Fact], authority: Authority, metrics: AlertStateMetrics
+    ) -> None:
+        """Fold a batch's alert facts in: the states and views it writes, the changes it
+        announces, the events the rules refuse (counted, not passed on), what it erases."""
+        applied = await self.apply(facts, authority)
+        work.batch.alerts, work.batch.views = applied.states, applied.views
+        work.changes = applied.changes
+        for refused in applied.refused:
+            metrics.refused(refused.kind, refused.reason)
+            work.quiet.add(refused.pos.id)
+        work.batch.drop_payloads = await erased_payloads(facts, work, self._store)
 
-        Returns the new states and views to store, and each alert's state before
-        and after (for the response-time metrics).
+    async def rebuilt(self, me: Identity, net: bytes, authority: Authority) -> None:
+        """Recompute every alert from the applied events in the store, and store it."""
+        facts = [f async for f in stored_facts(self._store, me, net)]
+        states, views = self.rebuild(facts, authority)
+        await self._store.commit(Batch(alerts=states, views=views, replace_alerts=True))
+
+    async def apply(self, facts: Iterable[Fact], authority: Authority) -> Applied:
+        """Fold alert events into their states, and view them under the rules of `authority`.
+
+        Returns the new states and views to store, each alert's state before and
+        after (for the response-time metrics), and the facts the rules refuse now
+        that they did not before.
         """
         singles = [fact(e.header, e.id, p, to) for e, p, to in facts]
         ids = {s.alert for s in singles}
         states = await self._states(ids)
         old = {a: states.get(a) for a in ids}
-        before = {a: open_key(view(states[a])) if a in states else None for a in ids}
         for single in singles:
             known = states.get(single.alert)
             states[single.alert] = single if known is None else join(known, single)
         views: dict[bytes, AlertView | None] = {}
+        refused: list[Refused] = []
         for alert in ids:
-            v = views[alert] = view(states[alert])
-            self._count(before[alert], open_key(v))
+            before, was_refused = _judged(old[alert], authority)
+            allowed, now_refused = authorise(states[alert], authority)
+            v = views[alert] = derive(allowed)
+            self._count(open_key(before), open_key(v))
+            refused += [r for r in now_refused if r.pos not in was_refused]
             self._remember(alert, states[alert])
-        return {a: states[a] for a in ids}, views, [(old[a], states[a]) for a in ids]
+        changes = [(old[a], states[a]) for a in ids]
+        return Applied({a: states[a] for a in ids}, views, changes, refused)
 
     def _count(self, old: OpenKey | None, new: OpenKey | None) -> None:
         if old == new:
@@ -116,9 +155,9 @@ class Projection:
             self._cache.popitem(last=False)
 
     def rebuild(
-        self, events: Iterable[tuple[Event, AlertPayload, tuple[str, ...]]]
-    ) -> dict[bytes, AlertState]:
-        """Start over from the given (applied) events; the complete set of states."""
+        self, events: Iterable[Fact], authority: Authority
+    ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None]]:
+        """Start over from the given (applied) events: every state, and its view."""
         states: dict[bytes, AlertState] = {}
         for event, payload, audience in events:
             single = fact(event.header, event.id, payload, audience)
@@ -127,7 +166,17 @@ class Projection:
         self._cache.clear()
         self._stored.clear()
         self.open = collections.Counter()
+        views = {}
         for alert, state in states.items():
-            self._count(None, open_key(view(state)))
+            views[alert] = v = view(state, authority)
+            self._count(None, open_key(v))
             self._remember(alert, state)
-        return states
+        return states, views
+
+
+def _judged(state: AlertState | None, authority: Authority) -> tuple[AlertView | None, set[Pos]]:
+    """The view of a state (None for none) and the positions of the facts it refuses."""
+    if state is None:
+        return None, set()
+    allowed, refused = authorise(state, authority)
+    return derive(allowed), {r.pos for r in refused}

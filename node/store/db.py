@@ -19,9 +19,11 @@ import aiosqlite
 
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
+from rrn.federation.authority import Authority
 from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
 from rrn.node.store.migrations import MIGRATIONS
+from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.rows import ChainKey, EventRow, RosterRow, event_of
 from rrn.node.store.writes import Batch, commit_sync
 from rrn.protocol.envelope import Event
@@ -66,6 +68,8 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
+        #: Defenders' pseudonyms minted here, with their sealed identities.
+        self.pseudonyms = Pseudonyms(db)
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
@@ -271,8 +275,10 @@ class Store:
         async with self._db.execute("SELECT id FROM alerts") as cur:
             return [bytes(r[0]) for r in await cur.fetchall()]
 
-    async def alerts(self, *, statuses: Iterable[str] | None, limit: int) -> list[AlertView]:
-        """Alerts as users see them, newest first."""
+    async def alerts(
+        self, *, statuses: Iterable[str] | None, limit: int, authority: Authority
+    ) -> list[AlertView]:
+        """Alerts as users see them (under the rules of `authority`), newest first."""
         if statuses is None:
             sql, args = "SELECT state FROM alerts WHERE status IS NOT NULL", []
         else:
@@ -283,7 +289,7 @@ class Store:
             sql + " ORDER BY raised_ms DESC, id LIMIT ?", (*args, limit)
         ) as cur:
             rows = await cur.fetchall()
-        views = (view(decode_state(bytes(r[0]))) for r in rows)
+        views = (view(decode_state(bytes(r[0])), authority) for r in rows)
         return [v for v in views if v is not None]
 
     async def closed_before(self, origin: str, before_ms: int) -> list[AlertState]:
@@ -343,34 +349,6 @@ class Store:
                 await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
-
-    async def put_pseudonym(self, pseudonym: str, sealed: bytes, created_ms: int) -> None:
-        """Record a pseudonym minted here with its sealed identity."""
-        await self._db.execute(
-            "INSERT INTO pseudonyms (pseudonym, sealed, created_ms) VALUES (?, ?, ?)",
-            (pseudonym, sealed, created_ms),
-        )
-
-    async def pseudonym(self, pseudonym: str) -> bytes | None:
-        """The sealed identity behind a pseudonym minted here, if any."""
-        async with self._db.execute(
-            "SELECT sealed FROM pseudonyms WHERE pseudonym = ?", (pseudonym,)
-        ) as cur:
-            row = await cur.fetchone()
-        return bytes(row[0]) if row else None
-
-    async def pseudonyms(self) -> list[tuple[str, int]]:
-        """Pseudonyms minted here and when, oldest first."""
-        async with self._db.execute(
-            "SELECT pseudonym, created_ms FROM pseudonyms ORDER BY created_ms, pseudonym"
-        ) as cur:
-            return [(str(r[0]), int(r[1])) for r in await cur.fetchall()]
-
-    async def forget_pseudonym(self, pseudonym: str) -> bool:
-        """Delete a pseudonym's identity for good (overwritten, WAL emptied)."""
-        cur = await self._db.execute("DELETE FROM pseudonyms WHERE pseudonym = ?", (pseudonym,))
-        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return cur.rowcount > 0
 
     async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:
         """(origin, kind) of each of these events that is stored."""

@@ -8,8 +8,10 @@ key rotations found in the stored chains), and building this node's own card.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
+from rrn.federation.authority import Authority
 from rrn.federation.keyring import Keyring, Rotation
 from rrn.federation.roster import verify_genesis, verify_next
 from rrn.node.store.db import Store
@@ -34,6 +36,11 @@ class Network:
     roster_bytes: bytes
     roster_version: int
     keyring: Keyring
+
+    @functools.cached_property
+    def authority(self) -> Authority:
+        """Who may change alerts, and how, under this roster (federation/authority.py)."""
+        return Authority.of(self.roster)
 
     def with_keyring(self, keyring: Keyring) -> Network:
         """The same network with another keyring (after a key rotation)."""

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Final
 
-from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, encode_state
 from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
@@ -41,7 +41,7 @@ class Batch:
     #: (org, epoch, last_seq): events of a cut-off key epoch past last_seq stop counting.
     cutoffs: list[tuple[str, int, int]] = field(default_factory=list)
     alerts: dict[bytes, AlertState] = field(default_factory=dict)
-    #: Views of `alerts` already computed by the caller (computed here if absent).
+    #: The view of each alert in `alerts` (None: no view: not raised yet, or deleted).
     views: dict[bytes, AlertView | None] = field(default_factory=dict)
     #: Replace the whole alert projection with `alerts` (after a rebuild).
     replace_alerts: bool = False
@@ -193,10 +193,7 @@ def _write_alerts(conn: sqlite3.Connection, batch: Batch) -> None:
         "severity = excluded.severity, urgency = excluded.urgency, "
         "exercise = excluded.exercise, raised_ms = excluded.raised_ms, "
         "updated_ms = excluded.updated_ms",
-        [
-            _alert_row(s, batch.views[a] if a in batch.views else view(s))
-            for a, s in batch.alerts.items()
-        ],
+        [_alert_row(s, batch.views[a]) for a, s in batch.alerts.items()],
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import random
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rrn.federation.alert_view import claim_expiries, view
 from rrn.federation.alerts import AlertState, AlertStatus, fact, join
+from rrn.federation.authority import Authority
 from rrn.protocol.alerts import (
     AlertActed,
     AlertCancelled,
@@ -20,6 +22,7 @@ from rrn.protocol.alerts import (
     AlertResolved,
     AlertTombstoned,
     AlertUpdated,
+    Ask,
 )
 from rrn.protocol.envelope import Event
 from rrn.protocol.kinds import AlertPayload, decode_payload
@@ -29,12 +32,14 @@ from rrn.protocol.vocabulary import (
     EscalationCause,
     Outcome,
     Severity,
+    SupporterRole,
     TombstoneReason,
     Urgency,
 )
 from tests.support import Chain, network, raised
 
 TN = network("lima-hr", "nairobi-dl", "jakarta-pb")
+AUTH = Authority.of(TN.roster)
 DEADLINE = EscalationCause.DEADLINE
 LAPSED = EscalationCause.CLAIM_LAPSED
 CONSENT = TombstoneReason.CONSENT_WITHDRAWN
@@ -67,7 +72,7 @@ def _story() -> list[Event]:
 
 
 def test_story_view() -> None:
-    v = view(_state(_story()))
+    v = view(_state(_story()), AUTH)
     assert v is not None
     assert v.status is AlertStatus.RESOLVED
     assert v.severity is Severity.EXTREME, "only the origin's updates apply"
@@ -99,8 +104,8 @@ def test_join_of_partial_states_is_the_whole(split: int, seed: int) -> None:
 def test_claim_before_raise_is_kept_and_hidden_until_the_raise() -> None:
     events = _story()
     claim_only = _state([events[2]])
-    assert view(claim_only) is None
-    v = view(join(claim_only, _state([events[0]])))
+    assert view(claim_only, AUTH) is None
+    v = view(join(claim_only, _state([events[0]])), AUTH)
     assert v is not None and v.claimants == ["nairobi-dl"]
 
 
@@ -109,10 +114,10 @@ def test_only_origin_cancels_and_non_claimants_cannot_resolve() -> None:
     r = lima.next(raised())
     stranger_cancel = nairobi.next(AlertCancelled(alert=r.id, reason=CancelReason.DUPLICATE))
     stranger_resolve = nairobi.next(AlertResolved(alert=r.id, outcome=Outcome.SAFE))
-    v = view(_state([r, stranger_cancel, stranger_resolve]))
+    v = view(_state([r, stranger_cancel, stranger_resolve]), AUTH)
     assert v is not None and v.status is AlertStatus.OPEN
     own_cancel = lima.next(AlertCancelled(alert=r.id, reason=CancelReason.RAISED_IN_ERROR))
-    v = view(_state([r, stranger_cancel, own_cancel]))
+    v = view(_state([r, stranger_cancel, own_cancel]), AUTH)
     assert v is not None and v.status is AlertStatus.CANCELLED and v.ended_by == "lima-hr"
 
 
@@ -121,8 +126,8 @@ def test_subdivision_outside_the_country_is_not_applied() -> None:
     r = lima.next(raised(country="PE"))
     bad = lima.next(AlertUpdated(alert=r.id, subdivision="KE-30"))
     good = lima.next(AlertUpdated(alert=r.id, subdivision="PE-LOR"))
-    assert view(_state([r, bad])).subdivision is None  # type: ignore[union-attr]
-    assert view(_state([r, bad, good])).subdivision == "PE-LOR"  # type: ignore[union-attr]
+    assert view(_state([r, bad]), AUTH).subdivision is None  # type: ignore[union-attr]
+    assert view(_state([r, bad, good]), AUTH).subdivision == "PE-LOR"  # type: ignore[union-attr]
 
 
 def _escalation_story() -> list[Event]:
@@ -144,25 +149,25 @@ def _escalation_story() -> list[Event]:
 
 def test_escalations_merge_claims_lapse_and_hand_overs_show() -> None:
     events = _escalation_story()
-    v = view(_state(events[:3]))
+    v = view(_state(events[:3]), AUTH)
     assert v is not None and v.status is AlertStatus.ESCALATED
     assert (v.level, v.targets) == (1, ["jakarta-pb", "nairobi-dl"]), "both nodes' targets shown"
     assert v.level_since_ms == events[1].header.wall_ms
-    claimed = view(_state(events[:4]))
+    claimed = view(_state(events[:4]), AUTH)
     assert claimed is not None and claimed.status is AlertStatus.CLAIMED
-    lapsed = view(_state(events[:5]))
+    lapsed = view(_state(events[:5]), AUTH)
     assert lapsed is not None and lapsed.claimants == [] and lapsed.status is AlertStatus.ESCALATED
     assert lapsed.claimed_by == ["jakarta-pb"], "a lapsed claimant still shows, and may resolve"
     assert lapsed.level_cause is LAPSED
     assert claim_expiries(_state(events[:4])) == {"jakarta-pb": events[0].header.wall_ms + 500}
     assert claim_expiries(_state(events[:5])) == {}
-    both = view(_state(events[:6]))
+    both = view(_state(events[:6]), AUTH)
     assert both is not None and both.claimants == ["nairobi-dl"]
     assert claim_expiries(_state(events[:6])) == {"nairobi-dl": None}
-    handed = view(_state(events[:7]))
+    handed = view(_state(events[:7]), AUTH)
     assert handed is not None and handed.claimants == [] and handed.handover_to == "lima-hr"
     assert handed.first_claim_ms == events[3].header.wall_ms
-    acted = view(_state(events))
+    acted = view(_state(events), AUTH)
     assert acted is not None and acted.actions == [("jakarta-pb", "legal_aid", "private")]
     assert acted.first_action_ms == events[-1].header.wall_ms
 
@@ -172,7 +177,7 @@ def test_concurrent_claims_are_all_visible() -> None:
     r = lima.next(raised())
     events = [r, nairobi.next(AlertClaimed(alert=r.id)), jakarta.next(AlertClaimed(alert=r.id))]
     for order in (events, events[::-1]):
-        v = view(_state(order))
+        v = view(_state(order), AUTH)
         assert v is not None and v.claimants == ["jakarta-pb", "nairobi-dl"]
 
 
@@ -184,12 +189,13 @@ def test_escalation_state_is_the_same_in_any_arrival_order(seed: int, dup: int) 
     shuffled = [*events, events[dup]]
     random.Random(seed).shuffle(shuffled)
     assert _state(shuffled) == expected
-    assert view(_state(shuffled)) == view(expected)
+    assert view(_state(shuffled), AUTH) == view(expected, AUTH)
 
 
 def _tombstone_story() -> tuple[list[Event], Event]:
     lima, nairobi = Chain(TN, "lima-hr"), Chain(TN, "nairobi-dl")
-    r = lima.next(raised())
+    asks = [Ask(action=ActionType.LEGAL_AID, to=SupporterRole.NGO)]
+    r = lima.next(msgspec.structs.replace(raised(), asks=asks))
     events = [
         r,
         nairobi.next(AlertClaimed(alert=r.id)),
@@ -207,7 +213,7 @@ def test_the_origins_tombstone_erases_the_alert_in_any_arrival_order(seed: int, 
     random.Random(seed).shuffle(shuffled)
     state = _state(shuffled)
     assert state == _state(events)
-    assert state.erased == "lima-hr" and view(state) is None
+    assert state.erased == "lima-hr" and view(state, AUTH) is None
     assert state.raised is None and not state.claims and not state.pledges, "nothing else kept"
     assert tomb.id in {t.pos.id for t in state.tombstones}
 
@@ -216,7 +222,7 @@ def test_a_tombstone_by_anyone_but_the_origin_changes_nothing() -> None:
     events, _ = _tombstone_story()
     state = _state(events[:-1])
     assert state.erased is None
-    v = view(state)
+    v = view(state, AUTH)
     assert (
         v is not None
         and v.claimants == ["nairobi-dl"]

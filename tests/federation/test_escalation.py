@@ -10,6 +10,7 @@ import msgspec
 
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import AlertStatus, fact, join
+from rrn.federation.authority import Authority
 from rrn.federation.coverage import Shift, shifts
 from rrn.federation.escalation import Escalation, Policy, ladder, next_escalation
 from rrn.protocol.alerts import AlertClaimed, Ask
@@ -20,6 +21,7 @@ from tests.support import Chain, network, raised
 
 ORGS = ("lima-hr", "nairobi-dl", "jakarta-pb", "berlin-fd")
 TN = network(*ORGS)
+AUTH = Authority.of(TN.roster)
 MIN = 60_000
 POLICY = Policy()
 
@@ -64,7 +66,7 @@ def alert_at(when: int, **fields: object) -> AlertView:
     assert event.payload is not None
     payload = decode_payload(event.header.kind, event.payload)
     assert isinstance(payload, AlertPayload)
-    v = view(fact(event.header, event.id, payload))
+    v = view(fact(event.header, event.id, payload), AUTH)
     assert v is not None and v.raised_ms == when
     return v
 
@@ -156,7 +158,7 @@ def test_claims_hold_the_ladder_until_they_lapse() -> None:
         p = decode_payload(e.header.kind, e.payload)
         assert isinstance(p, AlertPayload)
         facts.append(fact(e.header, e.id, p))
-    v = view(functools.reduce(join, facts))
+    v = view(functools.reduce(join, facts), AUTH)
     assert v is not None and v.claimants == ["berlin-fd"]
     until = {"berlin-fd": when + 30 * MIN}
     assert _due(v, when + 20 * MIN, until=until) is None, "a standing claim stops the ladder"

@@ -50,7 +50,9 @@ async def test_foreign_chain_appends_and_duplicates_are_no_ops(tmp_path: Path, t
         assert p.sample("rrn_ingest_duplicates_total") == 1
         assert p.sample("rrn_ingest_events_total", kind="alert.raised") == 2
         assert p.ingestor.stored == 6
-        alerts = await p.store.alerts(statuses=None, limit=10)
+        alerts = await p.store.alerts(
+            statuses=None, limit=10, authority=p.ingestor.network.authority
+        )
         assert {a.status for a in alerts} == {AlertStatus.RESOLVED}
 
 
@@ -98,12 +100,21 @@ async def test_fork_is_recorded_and_freezes_the_chain(tmp_path: Path, tn: Net) -
     async with running_pipeline(db, tn) as p:
         for e in (a1, a2, a3):
             await _submit(p, e)
-        assert len(await p.store.alerts(statuses=None, limit=10)) == 3
+        assert (
+            len(
+                await p.store.alerts(
+                    statuses=None, limit=10, authority=p.ingestor.network.authority
+                )
+            )
+            == 3
+        )
         assert (await _submit(p, b2)).verdict == "fork"
         assert p.sample("rrn_ingest_fork_proofs_total") == 1
         ((origin, epoch, frozen_after, _),) = await p.store.fork_proofs()
         assert (origin, epoch, frozen_after) == ("nairobi-dl", 1, 1)
-        alerts = await p.store.alerts(statuses=None, limit=10)
+        alerts = await p.store.alerts(
+            statuses=None, limit=10, authority=p.ingestor.network.authority
+        )
         assert [a.alert for a in alerts] == [a1.id], "events after the freeze are not applied"
         a4 = honest.next(raised(4))
         out = await _submit(p, a4)
@@ -175,7 +186,14 @@ async def test_authentic_event_with_bad_payload_keeps_the_chain_whole(
         assert p.sample("rrn_ingest_unapplied_total", reason="malformed_payload") == 1
         assert p.sample("rrn_ingest_unapplied_total", reason="unknown_kind") == 1
         assert p.sample("rrn_ingest_events_total", kind="other") == 1
-        assert len(await p.store.alerts(statuses=None, limit=10)) == 2
+        assert (
+            len(
+                await p.store.alerts(
+                    statuses=None, limit=10, authority=p.ingestor.network.authority
+                )
+            )
+            == 2
+        )
     async with open_store(db) as store:
         statuses = [row.status async for row in store.iter_events()]
         assert statuses == [UNAPPLIED, APPLIED, APPLIED, UNAPPLIED]
@@ -199,7 +217,12 @@ async def test_claim_arriving_before_its_alert_is_applied_once_it_arrives(
     claim = Chain(tn, "jakarta-pb").next(AlertClaimed(alert=r.id))
     async with running_pipeline(tmp_path / "s.db", tn) as p:
         await _submit(p, claim)
-        assert await p.store.alerts(statuses=None, limit=10) == []
+        assert (
+            await p.store.alerts(statuses=None, limit=10, authority=p.ingestor.network.authority)
+            == []
+        )
         await _submit(p, r)
-        (alert,) = await p.store.alerts(statuses=None, limit=10)
+        (alert,) = await p.store.alerts(
+            statuses=None, limit=10, authority=p.ingestor.network.authority
+        )
         assert alert.status is AlertStatus.CLAIMED and alert.claimants == ["jakarta-pb"]

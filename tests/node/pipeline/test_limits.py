@@ -114,7 +114,9 @@ async def test_time_going_back_along_a_chain_is_kept_but_not_applied(tmp_path: P
         for e in (first, earlier, later):
             assert (await _submit(p, e.envelope())).verdict == "appended"
         assert p.sample("rrn_ingest_unapplied_total", reason="time_regression") == 1
-        views = await p.store.alerts(statuses=None, limit=10)
+        views = await p.store.alerts(
+            statuses=None, limit=10, authority=p.ingestor.network.authority
+        )
         assert {v.alert for v in views} == {first.id, later.id}
     async with open_store(db) as store:
         assert [r.status async for r in store.iter_events()] == [APPLIED, UNAPPLIED, APPLIED]
@@ -155,7 +157,9 @@ async def test_an_absurd_time_is_never_applied_and_never_crashes(tmp_path: Path)
         p.clock.advance(365 * 86_400_000)
         await p.ingestor.release_due_now()
         assert p.ingestor.stored == 1
-        views = await p.store.alerts(statuses=None, limit=10)
+        views = await p.store.alerts(
+            statuses=None, limit=10, authority=p.ingestor.network.authority
+        )
         assert [v.alert for v in views] == [first.id]
 
 
