@@ -140,13 +140,9 @@ class _Check:
         return self.within(org) and Role.RESPONDER in self.authority.roles[org]
 
     def pool(self) -> set[str]:
-        """Who the fallback pool asks: every member that is not only an observer, within
-        the audience (as federation/escalation.py's ladder computes it)."""
-        return {
-            org
-            for org, roles in self.authority.roles.items()
-            if roles != {Role.OBSERVER} and self.within(org)
-        }
+        """Who the fallback pool asks: every responder within the audience (as
+        federation/escalation.py's ladder computes it)."""
+        return {org for org in self.authority.roles if self.responder(org)}
 
     def keep(
         self, facts: tuple[F, ...], kind: str, rule: Callable[[F], str | None]

@@ -10,8 +10,8 @@ roster, every node computes the same ladder:
   broken by a hash of (alert id, org) so load spreads evenly and identically;
   members that cover the country but not the alert's languages come after those
   that do;
-- then the fallback pool: every member that is not an observer, notified
-  together, again and again, until someone claims the alert. An alert raised in
+- then the fallback pool: every responder (supporters pledge and act; they do
+  not claim), notified together, again and again, until someone claims the alert. An alert raised in
   a gap (nobody on duty for its country) starts in the pool. Nothing is dropped.
 
 Each step lasts the urgency's step time (policy). `next_escalation` says, for a
@@ -104,7 +104,7 @@ def ladder(view: AlertView, roster: Roster, shifts: Iterable[Shift], policy: Pol
     An alert with a restricted audience (consent, exclusions) climbs among its
     audience only: nobody else can read it, let alone be asked to claim it.
     """
-    responders = {m.org for m in roster.members if set(m.roles) != {Role.OBSERVER}}
+    responders = {m.org for m in roster.members if Role.RESPONDER in m.roles}
     if view.audience:
         responders &= set(view.audience)
     at = view.raised_ms

@@ -47,7 +47,7 @@ ROLES = {
     "obs-un": {Role.OBSERVER},
 }
 AUTH = Authority({o: frozenset(r) for o, r in ROLES.items()}, max_direct=2)
-POOL = ["acme-co", "jakarta-pb", "lima-hr", "nairobi-dl"]  # not only observers
+POOL = ["jakarta-pb", "lima-hr", "nairobi-dl"]  # the responders
 DL = EscalationCause.DEADLINE
 STEP_MS = 600_000
 
