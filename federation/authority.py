@@ -253,7 +253,7 @@ def _escalations(
     for level in sorted({e.body.level for e in facts}):
         ok = []
         for e in (e for e in facts if e.body.level == level):
-            why = _escalation_rule(c, e, pool, reached, since + step_ms, claims)
+            why = _escalation_rule(c, e, pool, reached, due_ms=since + step_ms, claims=claims)
             if why is None:
                 ok.append(e)
             else:
@@ -269,6 +269,7 @@ def _escalation_rule(
     e: Escalated,
     pool: set[str],
     reached: int,
+    *,
     due_ms: int,
     claims: tuple[Claimed, ...],
 ) -> str | None:

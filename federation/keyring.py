@@ -14,6 +14,10 @@ chains (docs/PROTOCOL.md, "Key rotation"):
   order, so every node that holds the same roster and the same rotation events
   computes the same keyring, whatever order they arrived in.
 
+A former member signs nothing new: only the epochs of it a roster cut stay
+valid, up to their cut; any other epoch of a former member (one its chain began
+that the removal did not name) signs nothing.
+
 Pure; imports protocol only.
 """
 
@@ -82,6 +86,8 @@ class Keyring:
         self._enc: dict[str, tuple[int, bytes]] = {}
         self._orgs: set[str] = set()
         self._rotated: set[tuple[str, int]] = set()
+        self._former = {m.org for m in roster.former}
+        self._roster_cut = {(c.org, c.epoch) for c in roster.cutoffs}
         for member in [*roster.members, *roster.former]:
             self._orgs.add(member.org)
             self._latest[member.org] = member.key().epoch
@@ -150,8 +156,13 @@ class Keyring:
             if origin not in self._orgs:
                 raise ValidationError("origin is not in the roster", Reason.UNKNOWN_ORIGIN)
             raise ValidationError("origin has no key for this epoch", Reason.UNKNOWN_EPOCH)
-        last_seq = self._cuts.get((origin, epoch))
-        if last_seq is not None and seq > last_seq:
+        if not self.may_sign(origin, epoch, seq):
+            last_seq = self._cuts.get((origin, epoch))
+            if last_seq is None:
+                raise ValidationError(
+                    f"{origin} is a former member: key epoch {epoch} signs nothing",
+                    Reason.EPOCH_CUT_OFF,
+                )
             raise ValidationError(
                 f"key epoch {epoch} of this origin was cut off after seq {last_seq}",
                 Reason.EPOCH_CUT_OFF,
@@ -181,6 +192,8 @@ class Keyring:
         known and was not cut off or ended by a rotation before `seq`."""
         if (origin, epoch) not in self._keys:
             return False
+        if origin in self._former and (origin, epoch) not in self._roster_cut:
+            return False  # a former member signs nothing beyond what its removal kept
         last = self._cuts.get((origin, epoch))
         return last is None or seq <= last
 

@@ -178,6 +178,20 @@ def _check_history_kept(prev: Roster, new: Roster) -> None:
     for cut in prev.cutoffs:
         if new.cutoff(cut.org, cut.epoch) != cut.last_seq:
             raise FederationError("a roster change may not lift a key cutoff", Reason.BAD_ROSTER)
+    _check_removals_cut(prev, new)
+
+
+def _check_removals_cut(prev: Roster, new: Roster) -> None:
+    """A member removed by this version is cut at its current key epoch: a former member
+    signs nothing new, and the cut bounds what stays valid of its history."""
+    for gone in new.former:
+        old = prev.member(gone.org)
+        if old is not None and new.cutoff(gone.org, old.key().epoch) is None:
+            raise FederationError(
+                f"removing {gone.org} must cut its key epoch {old.key().epoch} (a cutoff at the "
+                "last event of it that stays valid)",
+                Reason.BAD_ROSTER,
+            )
 
 
 def _check_new_keys_signed(prev: Roster, new: Roster, cert: RosterCert) -> None:
@@ -240,10 +254,7 @@ def next_roster(
         if card.org in members or card.org in former:
             raise FederationError(f"{card.org} is or was a member already", Reason.BAD_ROSTER)
         members[card.org] = member_from_card(card)
-    for org in remove or []:
-        if org not in members:
-            raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
-        former[org] = members.pop(org)
+    _remove(current, members, former, remove or [], cut or [])
     for org, new_roles in (roles or {}).items():
         if org not in members:
             raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
@@ -270,6 +281,27 @@ def next_roster(
         policy=policy if policy is not None else current.policy,
     )
     return _encode_checked(roster)
+
+
+def _remove(
+    current: Roster,
+    members: dict[str, Member],
+    former: dict[str, Member],
+    orgs: list[str],
+    cut: list[Cutoff],
+) -> None:
+    """Move members to former; each must be cut at its current key epoch."""
+    for org in orgs:
+        if org not in members:
+            raise FederationError(f"{org} is not a current member", Reason.BAD_ROSTER)
+        former[org] = members.pop(org)
+        epoch = former[org].key().epoch
+        if current.cutoff(org, epoch) is None and not any(
+            c.org == org and c.epoch == epoch for c in cut
+        ):
+            raise FederationError(
+                f"removing {org} needs a cutoff of its key epoch {epoch}", Reason.BAD_ROSTER
+            )
 
 
 def _rotated(members: dict[str, Member], card: Card) -> Member:

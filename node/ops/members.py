@@ -24,6 +24,7 @@ from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.store.network import Network
 from rrn.protocol.errors import ConfigError, ControlError, FederationError, ProtocolError
 from rrn.protocol.membership import RosterApproved, RosterProposed
 from rrn.protocol.policy import NetworkPolicy
@@ -152,7 +153,10 @@ class MembersApi:
                 roles=dict(args.roles),
                 states=dict(args.states),
                 rotate=[_card(c) for c in args.rotate],
-                cut=[Cutoff(org=o, epoch=e, last_seq=s) for o, e, s in args.cut],
+                cut=[
+                    *(Cutoff(org=o, epoch=e, last_seq=s) for o, e, s in args.cut),
+                    *self._removal_cuts(network, args),
+                ],
                 threshold=args.threshold,
                 policy=_policy(network.roster, args.escalation, args.limits),
                 created_ms=time.time_ns() // 1_000_000,
@@ -162,6 +166,22 @@ class MembersApi:
         self._refuse_second_approval(data)
         await self._ingestor.append(RosterProposed(roster=data, approvals=[self._approval(data)]))
         return self._info(roster_id(data))
+
+    def _removal_cuts(self, network: Network, args: ProposeArgs) -> list[Cutoff]:
+        """For each member removed: a cutoff of every key epoch of it this node knows, at the
+        last event of it this node holds (what stays valid of its history)."""
+        given = {(o, e) for o, e, _ in args.cut}
+        cuts = []
+        for org in args.remove:
+            latest = network.keyring.latest(org) or 0
+            for epoch in range(1, latest + 1):
+                if not network.keyring.knows(org, epoch) or (org, epoch) in given:
+                    continue
+                if network.roster.cutoff(org, epoch) is not None:
+                    continue
+                head = self._ingestor.heads.get((org, epoch))
+                cuts.append(Cutoff(org=org, epoch=epoch, last_seq=head.seq if head else 0))
+        return cuts
 
     async def approve(self, args: ApproveArgs) -> ProposalInfo:
         data = args.roster_bytes or self._find(args.roster)

@@ -6,10 +6,11 @@ import msgspec
 import pytest
 
 from rrn.federation.escalation import Policy
-from rrn.federation.keyring import Keyring
+from rrn.federation.keyring import Keyring, Rotation
 from rrn.federation.roster import (
     default_threshold,
     make_genesis,
+    next_roster,
     tolerated_faults,
     verify_genesis,
     verify_next,
@@ -181,6 +182,47 @@ def test_removed_member_moves_to_former_and_keeps_history() -> None:
     with pytest.raises(ValidationError) as info:
         ring.resolve("e-org", 1, 8)
     assert info.value.reason is Reason.EPOCH_CUT_OFF
+
+
+def test_a_removal_must_cut_the_member_so_it_signs_nothing_new() -> None:
+    """Moved to former without a cutoff, a member could sign on for ever (and a colluding
+    peer relay it): such a roster is refused, and next_roster will not make one."""
+    tn = network(*FIVE)
+    gone = tn.roster.member("e-org")
+    assert gone is not None
+    members = [m for m in tn.roster.members if m.org != "e-org"]
+    uncut = _next(tn, members=members, former=[gone], threshold=3)
+    with pytest.raises(FederationError, match="must cut its key epoch 1") as info:
+        verify_next(tn.roster, tn.roster_bytes, _approve(tn, uncut, *FIVE[:4]))
+    assert info.value.reason is Reason.BAD_ROSTER
+    with pytest.raises(FederationError, match="needs a cutoff"):
+        next_roster(tn.roster, tn.roster_bytes, remove=["e-org"], created_ms=1)
+
+
+def test_a_former_member_signs_nothing_in_an_epoch_its_removal_did_not_cut() -> None:
+    """Its chain may have begun an epoch (a key rotation) the removal did not name: that
+    epoch signs nothing once the removal is adopted; the cut one stays valid to its cut."""
+    tn = network(*FIVE)
+    gone = tn.roster.member("e-org")
+    assert gone is not None
+    members = [m for m in tn.roster.members if m.org != "e-org"]
+    data = next_roster(
+        tn.roster,
+        tn.roster_bytes,
+        remove=["e-org"],
+        cut=[Cutoff(org="e-org", epoch=1, last_seq=3)],
+        created_ms=1,
+    )
+    new = verify_next(tn.roster, tn.roster_bytes, _approve(tn, data, *FIVE[:4]))
+    assert [m.org for m in new.former] == ["e-org"] and len(new.members) == len(members)
+    rotated = Rotation("e-org", 1, 2, 2, pub(key("e-org-2")), bytes(32))
+    ring = Keyring(new, [rotated])
+    assert ring.knows("e-org", 2)
+    assert not ring.may_sign("e-org", 2, 1)
+    with pytest.raises(ValidationError, match="former member") as info:
+        ring.resolve("e-org", 2, 1)
+    assert info.value.reason is Reason.EPOCH_CUT_OFF
+    assert ring.resolve("e-org", 1, 2) is not None  # its history before the cut verifies
 
 
 def test_compromised_key_is_cut_and_a_new_epoch_added() -> None:
