@@ -6,7 +6,11 @@ alike when it appends an event to a chain:
 
 - time only moves forward along an origin's history: an event signed earlier
   than the latest time its chain already claimed is kept (the chain stays whole)
-  but not applied (`time_regression`);
+  but not applied (`time_regression`); so does the roster version an event names
+  (`roster_regression`): a signer never goes back to an older roster;
+- no event of a kind this version defines names other events in `refs`
+  (`refs_not_empty`): refs have no meaning yet, so no implementation may give
+  them one alone;
 - a chain adds at most `day_events` events and `day_bytes` payload bytes per
   UTC day of its signed time; an event beyond is refused (`quota_exceeded`) on
   every node, so the same events are refused everywhere;
@@ -23,6 +27,8 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 from rrn.protocol.envelope import Header
+from rrn.protocol.errors import Reason
+from rrn.protocol.kinds import Kind
 from rrn.protocol.policy import MemberLimits
 from rrn.protocol.roster import Roster
 
@@ -37,6 +43,7 @@ __all__ = [
 ]
 
 DAY_MS: Final = 86_400_000
+KNOWN_KINDS: Final = frozenset(str(k) for k in Kind)
 #: How far ahead of a receiver's clock an event's time may be and still be applied.
 MAX_FUTURE_MS: Final = 10 * 60 * 1000
 
@@ -60,29 +67,38 @@ def limits_of(roster: Roster) -> MemberLimits:
 
 
 class Usage(NamedTuple):
-    """One chain's history so far: the latest time it claimed, and what it added on that
-    UTC day (events, payload bytes)."""
+    """One chain's history so far: the latest time it claimed, what it added on that UTC
+    day (events, payload bytes), and the latest roster version it named."""
 
     wall_ms: int = 0
     events: int = 0
     bytes: int = 0
+    roster_ver: int = 0
 
     @property
     def day(self) -> int:
         return self.wall_ms // DAY_MS
 
 
-def charge(usage: Usage, header: Header) -> tuple[Usage, bool]:
-    """The chain's usage once `header` is appended, and whether its time went back.
+def charge(usage: Usage, header: Header) -> tuple[Usage, Reason | None]:
+    """The chain's usage once `header` is appended, and why the event is kept unapplied
+    if it goes back (in time or roster version) or names refs.
 
     An event earlier than the chain's latest time counts on the latest time's
     day (so going back cannot open a fresh day's quota).
     """
-    regressed = header.wall_ms < usage.wall_ms
+    problem = None
+    if header.wall_ms < usage.wall_ms:
+        problem = Reason.TIME_REGRESSION
+    elif header.roster_ver < usage.roster_ver:
+        problem = Reason.ROSTER_REGRESSION
+    elif header.refs and header.kind in KNOWN_KINDS:
+        problem = Reason.REFS_NOT_EMPTY
     at = max(usage.wall_ms, header.wall_ms)
+    roster_ver = max(usage.roster_ver, header.roster_ver)
     if at // DAY_MS != usage.day:
-        return Usage(at, 1, header.payload_len), regressed
-    return Usage(at, usage.events + 1, usage.bytes + header.payload_len), regressed
+        return Usage(at, 1, header.payload_len, roster_ver), problem
+    return Usage(at, usage.events + 1, usage.bytes + header.payload_len, roster_ver), problem
 
 
 def over_quota(usage: Usage, limits: MemberLimits) -> str | None:

@@ -207,13 +207,13 @@ class Chains:
         unapplied if its time goes back. Call just before `_append`."""
         h = event.header
         key = (h.origin, h.epoch)
-        usage, regressed = charge(self._usage_before(key, h.seq), h)
+        usage, unapplied = charge(self._usage_before(key, h.seq), h)
         problem = over_quota(usage, limits_of(self.network.roster))
         if problem is not None:
             self.stuck[key] = h.seq
             raise ProtocolError(f"{h.origin} signed {problem}", Reason.QUOTA_EXCEEDED)
-        if regressed:
-            work.refused[event.id] = Reason.TIME_REGRESSION
+        if unapplied is not None:
+            work.refused[event.id] = unapplied
         self.usage[key] = work.batch.usage[key] = usage
 
     def _append(self, event: Event, received: float, source: str, work: Work) -> None:

@@ -151,10 +151,10 @@ class Store:
     async def usage(self) -> dict[ChainKey, Usage]:
         """What every chain claimed so far: latest signed time, that day's events and bytes."""
         async with self._db.execute(
-            "SELECT origin, epoch, wall_ms, day_events, day_bytes FROM heads"
+            "SELECT origin, epoch, wall_ms, day_events, day_bytes, roster_ver FROM heads"
         ) as cur:
             rows = await cur.fetchall()
-        return {(str(r[0]), int(r[1])): Usage(int(r[2]), int(r[3]), int(r[4])) for r in rows}
+        return {(str(r[0]), int(r[1])): Usage(*map(int, r[2:])) for r in rows}
 
     async def head_events(self, kind: str) -> list[Event]:
         """The events of this kind that are the head of their chain."""

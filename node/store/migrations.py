@@ -102,11 +102,13 @@ CREATE TABLE pseudonyms (
 
 _V3: Final = """
 -- What each chain claimed so far (federation/limits.py): the latest signed time,
--- and the events and payload bytes it added on that UTC day. Filled in from the
--- events already stored.
+-- the events and payload bytes it added on that UTC day, and the latest roster
+-- version it named. Filled in from the events already stored (the roster
+-- version from 0: older chains are judged from their next event on).
 ALTER TABLE heads ADD COLUMN wall_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE heads ADD COLUMN day_events INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE heads ADD COLUMN day_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE heads ADD COLUMN roster_ver INTEGER NOT NULL DEFAULT 0;
 UPDATE heads SET wall_ms = (
     SELECT MAX(e.wall_ms) FROM events e WHERE e.origin = heads.origin AND e.epoch = heads.epoch
 );

@@ -145,10 +145,11 @@ def _write_chains(conn: sqlite3.Connection, batch: Batch) -> None:
     """Chain heads, events held behind gaps, fork proofs and cutoffs (events past them frozen)."""
     if batch.heads:
         conn.executemany(
-            "INSERT INTO heads (origin, epoch, seq, id, wall_ms, day_events, day_bytes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, epoch) DO UPDATE SET "
-            "seq = excluded.seq, id = excluded.id, wall_ms = excluded.wall_ms, "
-            "day_events = excluded.day_events, day_bytes = excluded.day_bytes",
+            "INSERT INTO heads (origin, epoch, seq, id, wall_ms, day_events, day_bytes, "
+            "roster_ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, epoch) DO UPDATE "
+            "SET seq = excluded.seq, id = excluded.id, wall_ms = excluded.wall_ms, "
+            "day_events = excluded.day_events, day_bytes = excluded.day_bytes, "
+            "roster_ver = excluded.roster_ver",
             [
                 (o, ep, h.seq, h.id, *batch.usage.get((o, ep), Usage()))
                 for (o, ep), h in batch.heads.items()

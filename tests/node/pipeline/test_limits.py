@@ -14,6 +14,7 @@ from rrn.node.pipeline.ingest import Outcome
 from rrn.node.store.db import open_store
 from rrn.node.store.rows import APPLIED, UNAPPLIED
 from rrn.protocol.alerts import AlertClaimed
+from rrn.protocol.envelope import sign_event
 from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.kinds import encode_payload
 from tests.node.conftest import Pipeline, running_pipeline
@@ -188,3 +189,59 @@ async def test_held_bytes_are_bounded_per_origin(tmp_path: Path) -> None:
         outcomes = [await _submit(p, e.envelope()) for e in waiting]
         assert [o.verdict for o in outcomes] == ["held", "held", "rejected", "rejected"]
         assert outcomes[-1].reason is Reason.GAP_OVERFLOW
+
+
+async def test_a_roster_version_going_back_or_refs_are_kept_but_not_applied(
+    tmp_path: Path,
+) -> None:
+    """roster_ver never goes back along a chain, and no v1 kind names refs: a signer that
+    breaks either keeps its chain whole and changes no view."""
+    tn = _net()
+    chain = Chain(tn, "nairobi-dl")
+    first = chain.next(raised(0))
+    newer = sign_event(
+        tn.keys["nairobi-dl"],
+        net=tn.net,
+        origin="nairobi-dl",
+        epoch=1,
+        seq=2,
+        prev=first.id,
+        kind="alert.raised",
+        wall_ms=first.header.wall_ms + 1000,
+        roster_ver=5,
+        payload=encode_payload(raised(1)),
+    )
+    older = sign_event(
+        tn.keys["nairobi-dl"],
+        net=tn.net,
+        origin="nairobi-dl",
+        epoch=1,
+        seq=3,
+        prev=newer.id,
+        kind="alert.raised",
+        wall_ms=first.header.wall_ms + 2000,
+        roster_ver=4,
+        payload=encode_payload(raised(2)),
+    )
+    with_refs = sign_event(
+        tn.keys["nairobi-dl"],
+        net=tn.net,
+        origin="nairobi-dl",
+        epoch=1,
+        seq=4,
+        prev=older.id,
+        kind="alert.raised",
+        wall_ms=first.header.wall_ms + 3000,
+        roster_ver=5,
+        payload=encode_payload(raised(3)),
+        refs=[first.id],
+    )
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        for e in (first, newer, older, with_refs):
+            assert (await _submit(p, e.envelope())).verdict == "appended"
+        assert p.sample("rrn_ingest_unapplied_total", reason="roster_regression") == 1
+        assert p.sample("rrn_ingest_unapplied_total", reason="refs_not_empty") == 1
+        views = await p.store.alerts(
+            statuses=None, limit=10, authority=p.ingestor.network.authority
+        )
+        assert {v.alert for v in views} == {first.id, newer.id}
