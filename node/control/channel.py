@@ -27,6 +27,7 @@ from rrn.protocol.encoding import DECODE_ERRORS, DOMAIN_CONTROL, check_unique_ke
 from rrn.protocol.errors import ControlError, DecodeError, Reason
 
 __all__ = [
+    "MAX_SKEW_MS",
     "ControlReply",
     "Handler",
     "Verifier",
@@ -39,7 +40,8 @@ __all__ = [
     "to_json",
 ]
 
-_MAX_SKEW_MS: Final = 5 * 60 * 1000
+#: How far a request's time may be from the daemon's clock (and how long its nonce is kept).
+MAX_SKEW_MS: Final = 5 * 60 * 1000
 _MAX_REQUEST_BYTES: Final = 256 * 1024
 
 T = TypeVar("T")
@@ -50,6 +52,9 @@ class _Request(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fiel
     args: bytes
     ts_ms: int
     nonce: Annotated[bytes, Meta(min_length=16, max_length=16)]
+    #: The subject the answer goes to: covered by the MAC, so a copy of the request
+    #: cannot have its answer sent anywhere else.
+    reply: Annotated[str, Meta(min_length=1, max_length=128)]
 
 
 class _Signed(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
@@ -71,16 +76,24 @@ class Request:
 
     op: str
     args: bytes
+    #: Its single-use id: a retry of the same request carries the same nonce.
+    nonce: bytes
+    ts_ms: int
+    reply: str
 
 
 Handler = Callable[[bytes], Awaitable[object]]
 
 
-def make_request(key: bytes, op: str, args: object, now_ms: int) -> bytes:
-    """Encode and authenticate a request for operation `op`."""
+def make_request(key: bytes, op: str, args: object, now_ms: int, reply: str) -> bytes:
+    """Encode and authenticate a request for operation `op`, answered on `reply`."""
     body = msgspec.msgpack.encode(
         _Request(
-            op=op, args=msgspec.msgpack.encode(args), ts_ms=now_ms, nonce=secrets.token_bytes(16)
+            op=op,
+            args=msgspec.msgpack.encode(args),
+            ts_ms=now_ms,
+            nonce=secrets.token_bytes(16),
+            reply=reply,
         )
     )
     return msgspec.msgpack.encode(_Signed(body=body, mac=_mac(key, body)))
@@ -91,14 +104,14 @@ def _mac(key: bytes, body: bytes) -> bytes:
 
 
 class Verifier:
-    """Checks MAC, freshness and single use of control requests."""
+    """Checks the MAC and freshness of control requests (single use is the server's)."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
-        self._seen: dict[bytes, int] = {}
 
-    def check(self, data: bytes, now_ms: int) -> Request:
-        """The request, or DecodeError (counted, never answered with details)."""
+    def check(self, data: bytes, now_ms: int, *, reply: str) -> Request:
+        """The request that came with answer subject `reply`, or DecodeError (counted,
+        never answered with details)."""
         if len(data) > _MAX_REQUEST_BYTES:
             raise DecodeError("control request too large", Reason.OVERSIZE_ENVELOPE)
         try:
@@ -111,11 +124,11 @@ class Verifier:
             req = msgspec.msgpack.decode(signed.body, type=_Request)
         except DECODE_ERRORS as exc:
             raise DecodeError("malformed control request", Reason.MALFORMED_MESSAGE) from exc
-        if abs(req.ts_ms - now_ms) > _MAX_SKEW_MS or req.nonce in self._seen:
-            raise DecodeError("stale or replayed control request", Reason.STALE_MESSAGE)
-        self._seen = {n: t for n, t in self._seen.items() if abs(t - now_ms) <= _MAX_SKEW_MS}
-        self._seen[req.nonce] = req.ts_ms
-        return Request(req.op, req.args)
+        if abs(req.ts_ms - now_ms) > MAX_SKEW_MS:
+            raise DecodeError("stale control request", Reason.STALE_MESSAGE)
+        if req.reply != reply:
+            raise DecodeError("answer subject is not the one signed", Reason.MALFORMED_MESSAGE)
+        return Request(req.op, req.args, req.nonce, req.ts_ms, req.reply)
 
 
 def decode_args(data: bytes, type_: type[T]) -> T:

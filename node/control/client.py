@@ -17,9 +17,9 @@ from typing import Final, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import Header
 
 from rrn.node.control.channel import decode_reply, make_request, now_ms
 from rrn.node.home.layout import Home
@@ -31,6 +31,9 @@ __all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
 
 T = TypeVar("T")
 _TIMEOUT_S: Final = 15.0
+_ATTEMPTS: Final = 3
+#: The status NATS answers a request with when nobody listens on its subject.
+_NO_RESPONDERS: Final = "503"
 
 
 def daemon_info(home: Home) -> dict[str, object]:
@@ -77,17 +80,43 @@ class ControlClient:
         self._subject = subjects.control(home.config.node.org, "request")
 
     async def call(self, op: str, args: object, result: type[T]) -> T:
-        """Send one request and decode its answer."""
-        data = make_request(self._key, op, args, now_ms())
+        """Send one request and decode its answer.
+
+        A request that is not answered in time is sent again, the very same bytes
+        (same nonce), a few times: the daemon runs a request that changes something
+        at most once and answers a repeat with the first answer, so a busy daemon
+        never raises an alert twice.
+        """
+        inbox = self._nc.new_inbox()
+        answers: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def answered(msg: Msg) -> None:
+            await answers.put(msg)
+
+        sub = await self._nc.subscribe(inbox, cb=answered)
         try:
-            msg = await self._nc.request(self._subject, data, timeout=_TIMEOUT_S)
-        except NoRespondersError as exc:
-            raise ControlError(
-                f"the daemon for {self._home.path} is not answering (starting or stopping?)"
-            ) from exc
-        except (TimeoutError, NatsTimeout) as exc:
-            raise ControlError(f"the daemon did not answer within {_TIMEOUT_S:.0f} s") from exc
-        return decode_reply(msg.data, result)
+            data = make_request(self._key, op, args, now_ms(), inbox)
+            for _ in range(_ATTEMPTS):
+                try:
+                    await self._nc.publish(self._subject, data, reply=inbox)
+                    async with asyncio.timeout(_TIMEOUT_S):
+                        msg = await answers.get()
+                except TimeoutError:
+                    continue
+                except NatsError as exc:
+                    raise ControlError(f"the daemon for {self._home.path} is unreachable") from exc
+                if msg.headers and msg.headers.get(Header.STATUS) == _NO_RESPONDERS:
+                    raise ControlError(
+                        f"the daemon for {self._home.path} is not answering (starting or stopping?)"
+                    )
+                return decode_reply(msg.data, result)
+        finally:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+        raise ControlError(
+            f"the daemon did not answer within {_ATTEMPTS * _TIMEOUT_S:.0f} s; if this "
+            "changed something, look before asking again (e.g. rrn alert list)"
+        )
 
 
 @contextlib.asynccontextmanager

@@ -46,7 +46,7 @@ from rrn.node.ops.alerts import Api
 from rrn.node.ops.defenders import DefendersApi
 from rrn.node.ops.keys import KeysApi
 from rrn.node.ops.members import MembersApi
-from rrn.node.ops.types import StatusInfo
+from rrn.node.ops.types import READ_OPS, StatusInfo
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Identity, Ingestor
 from rrn.node.store.db import Store, open_store
@@ -239,6 +239,8 @@ class Node:
         self.control = ControlServer(
             key=self.keys.control,
             handlers=api.handlers() | members.handlers() | defenders.handlers() | keys.handlers(),
+            reads=READ_OPS,
+            journal=self.store.requests,
             registry=self.metrics.registry,
             rejected=self.metrics.ingest.rejected,
             clock=self.clock,

@@ -6,7 +6,7 @@ Owns their shapes; node/ops/alerts.py implements the operations.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 from msgspec import Meta
@@ -28,6 +28,7 @@ from rrn.protocol.vocabulary import (
 )
 
 __all__ = [
+    "READ_OPS",
     "ActArgs",
     "AlertArgs",
     "AlertDetail",
@@ -53,6 +54,22 @@ __all__ = [
     "UpdateArgs",
     "alert_info",
 ]
+
+
+#: Operations that only read: a retry runs them again (node/control/server.py).
+READ_OPS: Final = frozenset(
+    {
+        "status",
+        "peers",
+        "alert.list",
+        "alert.show",
+        "asks.list",
+        "coverage.show",
+        "defender.list",
+        "defender.show",
+        "member.proposals",
+    }
+)
 
 
 class AlertInfo(msgspec.Struct, frozen=True, kw_only=True):

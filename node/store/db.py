@@ -24,6 +24,7 @@ from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
 from rrn.node.store.migrations import MIGRATIONS
 from rrn.node.store.pseudonyms import Pseudonyms
+from rrn.node.store.requests import RequestJournal
 from rrn.node.store.rows import ChainKey, EventRow, RosterRow, event_of
 from rrn.node.store.writes import Batch, commit_sync
 from rrn.protocol.envelope import Event
@@ -70,6 +71,8 @@ class Store:
         self.path = path
         #: Defenders' pseudonyms minted here, with their sealed identities.
         self.pseudonyms = Pseudonyms(db)
+        #: The control requests that changed something, recently.
+        self.requests = RequestJournal(db)
 
     async def _setup(self, *, readonly: bool) -> None:
         try:

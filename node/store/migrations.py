@@ -124,5 +124,17 @@ UPDATE heads SET
     );
 """
 
+_V4: Final = """
+-- Control requests that change something (node/control/server.py): the nonce is
+-- written before a request runs and its answer after, so a retry is answered
+-- from here instead of running twice, across restarts too.
+CREATE TABLE control_requests (
+    nonce BLOB PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    reply BLOB
+) WITHOUT ROWID;
+CREATE INDEX control_requests_by_time ON control_requests (ts_ms);
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)

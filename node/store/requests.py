@@ -1,0 +1,41 @@
+"""The journal of control requests that change something (node/control/server.py): each
+one's nonce before it runs and its answer after, so that a retry never runs it twice,
+even across a restart of the daemon.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+__all__ = ["RequestJournal"]
+
+
+class RequestJournal:
+    """The `control_requests` table of one store."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def recent(self, since_ms: int) -> dict[bytes, tuple[int, bytes | None]]:
+        """Nonce -> (request time, answer or None if it never finished), since a time."""
+        async with self._db.execute(
+            "SELECT nonce, ts_ms, reply FROM control_requests WHERE ts_ms >= ?", (since_ms,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return {bytes(r[0]): (int(r[1]), None if r[2] is None else bytes(r[2])) for r in rows}
+
+    async def begin(self, nonce: bytes, ts_ms: int) -> None:
+        """Record a request about to run (durably: the store syncs every commit)."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO control_requests (nonce, ts_ms) VALUES (?, ?)", (nonce, ts_ms)
+        )
+
+    async def done(self, nonce: bytes, reply: bytes) -> None:
+        """Record a request's answer."""
+        await self._db.execute(
+            "UPDATE control_requests SET reply = ? WHERE nonce = ?", (reply, nonce)
+        )
+
+    async def prune(self, before_ms: int) -> None:
+        """Forget requests older than a time (their nonces are stale by now)."""
+        await self._db.execute("DELETE FROM control_requests WHERE ts_ms < ?", (before_ms,))
