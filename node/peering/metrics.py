@@ -54,6 +54,13 @@ class PeerMetrics:
             "Events received in answer to range requests.",
             registry=r,
         )
+        self.origin_limited = Counter(
+            "rrn_origin_limited_total",
+            "Live events of one origin dropped unverified: its relay budget (the roster's "
+            "limits) was spent. Peers that want them pull them.",
+            ["origin"],
+            registry=r,
+        )
         self.sync_served = Counter(
             "rrn_sync_served_events_total",
             "Events sent to peers in answer to their range requests.",

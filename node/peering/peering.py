@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -31,10 +32,10 @@ from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.peering.peers import Peers
 from rrn.node.peering.sync import Sync
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import Ingestor, Outcome
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
-from rrn.protocol.envelope import MAX_ENVELOPE_BYTES, Event
+from rrn.protocol.envelope import Event, open_envelope
 from rrn.protocol.errors import FederationError, ProtocolError, Reason
 from rrn.protocol.messages import (
     MESSAGE_VERSION,
@@ -189,13 +190,32 @@ class Peering:
         return org
 
     async def _on_event(self, msg: Msg) -> None:
+        """An event a peer pushes: charged to its origin (the peer may be relaying it),
+        except what turns out invalid or a copy, which costs the peer."""
         org = self._sender(msg)
-        if org is None or not self.peers.admit(org):
+        if org is None:
             return
-        if len(msg.data) > MAX_ENVELOPE_BYTES:
-            self.peers.count(org, Reason.OVERSIZE_ENVELOPE)
+        if self.peers.peer(org).bucket.left(self.monotonic()) < 1:
+            self.peers.count(org, Reason.RATE_LIMITED)  # it sent too much that was no use
             return
-        self.ingestor.submit_nowait(msg.data, source="live", peer=org)
+        try:
+            origin = open_envelope(msg.data).header.origin
+        except ProtocolError as exc:
+            self.peers.count(org, exc.reason)
+            self.peers.settle(org, "", "rejected")
+            return
+        if self.peers.origin_spent(origin):
+            return
+        outcome = self.ingestor.offer(msg.data, peer=org)
+        if outcome is not None:
+            outcome.add_done_callback(functools.partial(self._settle, org, origin))
+
+    def _settle(self, org: str, origin: str, outcome: asyncio.Future[Outcome | Event]) -> None:
+        if outcome.cancelled():
+            return
+        result = outcome.exception() or outcome.result()
+        verdict = result.verdict if isinstance(result, Outcome) else "rejected"
+        self.peers.settle(org, origin, verdict)
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         org = self._sender(msg)

@@ -1,9 +1,12 @@
 """What this node knows of every other member: liveness, limits, clock skew, heads.
 
 Owns the per-peer state that heartbeats, relay and sync share: a token bucket per
-peer (the budget of unsolicited traffic it may send), when its last heartbeat
-came, what it says it holds (a hint, checked against what verifies), and the
-gauges that show it.
+peer (the budget of unsolicited traffic it may send, which relaying others'
+valid events never spends), one per origin for the events of its chain pushed
+live (the roster's relay limits: a flood costs its origin, not the honest nodes
+that relay it), one per peer for the sync pages this node serves it; when its
+last heartbeat came, what it says it holds (a hint, checked against what
+verifies), and the gauges that show it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rrn.federation.chain import Head
+from rrn.federation.limits import limits_of
 from rrn.federation.ratelimit import TokenBucket
 from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
@@ -36,6 +40,8 @@ class PeerState:
     failures: int = 0
     resting_until: float = 0.0
     outstanding: int = 0
+    #: Sync pages this node serves it (the roster's sync_pages_per_min).
+    serving: TokenBucket | None = None
 
 
 class Peers:
@@ -54,6 +60,8 @@ class Peers:
         self.metrics = metrics
         self.monotonic = monotonic
         self.states: dict[str, PeerState] = {}
+        #: Live events of each origin's chain (the roster's relay limits).
+        self._origins: dict[str, TokenBucket] = {}
         self._started = monotonic()
 
     def peer(self, org: str) -> PeerState:
@@ -108,6 +116,50 @@ class Peers:
             return True
         self.count(org, Reason.RATE_LIMITED)
         return False
+
+    def may_serve(self, org: str) -> bool:
+        """Whether `org` may have one more sync page now (counted as rate_limited if not)."""
+        state = self.peer(org)
+        limits = limits_of(self.ingestor.network.roster)
+        if state.serving is None or state.serving.burst != limits.sync_pages_per_min:
+            per_min = limits.sync_pages_per_min
+            state.serving = TokenBucket(per_min / 60, per_min, self.monotonic())
+        if state.serving.allow(self.monotonic()):
+            return True
+        self.count(org, Reason.RATE_LIMITED)
+        return False
+
+    def origin_budget(self, origin: str) -> TokenBucket:
+        """The bucket of live events of `origin`'s chain."""
+        limits = limits_of(self.ingestor.network.roster)
+        bucket = self._origins.get(origin)
+        if bucket is None or (bucket.rate, bucket.burst) != (
+            limits.relay_per_s,
+            limits.relay_burst,
+        ):
+            bucket = TokenBucket(limits.relay_per_s, limits.relay_burst, self.monotonic())
+            self._origins[origin] = bucket
+        return bucket
+
+    def origin_spent(self, origin: str) -> bool:
+        """Whether `origin`'s live budget is spent (its events are dropped unverified:
+        peers that want them pull them, which its daily quota bounds)."""
+        if self.origin_budget(origin).left(self.monotonic()) >= 1:
+            return False
+        self.metrics.origin_limited.labels(origin=origin).inc()
+        return True
+
+    def settle(self, peer: str, origin: str, verdict: str) -> None:
+        """Charge what a live event turned out to cost: a new event its origin's budget;
+        a copy already held a little of the relaying peer's; anything invalid (which no
+        honest node relays) a whole token of the peer's."""
+        now = self.monotonic()
+        if verdict in ("appended", "held", "fork"):
+            self.origin_budget(origin).charge(now, 1)
+        elif verdict == "duplicate":
+            self.peer(peer).bucket.charge(now, 0.1)
+        else:
+            self.peer(peer).bucket.charge(now, 1)
 
     def count(self, org: str, reason: Reason) -> None:
         """Count a refusal of something `org` sent."""

@@ -92,6 +92,8 @@ class Sync:
 
     async def serve(self, org: str, data: bytes) -> None:
         """Answer a range request `org` sent (already admitted by its budget)."""
+        if not self.peers.may_serve(org):
+            return
         try:
             req = open_request(data, net=self._net, key_for=self.ingestor.network.keyring.current)
         except ProtocolError as exc:
@@ -242,6 +244,9 @@ class Sync:
 
     async def answered(self, org: str, data: bytes) -> None:
         """A response `org` sent: accepted only as the answer to a request we sent it."""
+        if self.peers.peer(org).outstanding <= 0:
+            self.peers.count(org, Reason.STALE_MESSAGE)  # nothing asked of it: not even decoded
+            return
         try:
             resp = decode_response(data)
         except ProtocolError as exc:

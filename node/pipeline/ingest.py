@@ -165,14 +165,17 @@ class Ingestor:
         """Queue received envelope bytes, waiting for room; nobody waits for the outcome."""
         await self._queue.put(Item(time.perf_counter(), raw=raw, source=source, peer=peer))
 
-    def submit_nowait(self, raw: bytes, *, source: str = "live", peer: str | None = None) -> bool:
-        """Queue envelope bytes without waiting; False (counted) if the queue is full."""
+    def offer(self, raw: bytes, *, peer: str) -> Reply | None:
+        """Queue envelope bytes pushed live by a peer, without waiting; the future of the
+        outcome, or None (counted) if the queue is full."""
+        future: Reply = asyncio.get_running_loop().create_future()
+        item = Item(time.perf_counter(), raw=raw, source="live", peer=peer, future=future)
         try:
-            self._queue.put_nowait(Item(time.perf_counter(), raw=raw, source=source, peer=peer))
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.metrics.reject(Reason.RATE_LIMITED, peer)
-            return False
-        return True
+            return None
+        return future
 
     async def record_fork_proof(self, proof: bytes, *, peer: str | None = None) -> Outcome:
         """Record a fork proof received from a peer (checked in the worker)."""
