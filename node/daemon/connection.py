@@ -30,27 +30,31 @@ logger = logging.getLogger(__name__)
 
 
 async def connect(
-    url: str, user: str | None, password: str | None, *, name: str, connected: Gauge
+    url: str, user: str | None, password: str | None, *, name: str, connected: Gauge | None
 ) -> NatsClient:
-    """A connection to the node's NATS server (ConfigError if none answers within 30 s)."""
+    """A connection to the node's NATS server (ConfigError if none answers within 30 s);
+    `connected` follows whether it is up."""
     try:
         nc = await asyncio.wait_for(_open_connection(url, user, password, name, connected), 30)
     except (TimeoutError, NatsError, OSError) as exc:
         raise ConfigError(f"cannot connect to NATS at {url}: {type(exc).__name__}") from exc
-    connected.set(1)
+    if connected is not None:
+        connected.set(1)
     return nc
 
 
 async def _open_connection(
-    url: str, user: str | None, password: str | None, name: str, connected: Gauge
+    url: str, user: str | None, password: str | None, name: str, connected: Gauge | None
 ) -> NatsClient:
     async def disconnected() -> None:
-        connected.set(0)
-        logger.warning("disconnected from NATS")
+        if connected is not None:
+            connected.set(0)
+        logger.warning("disconnected from NATS (%s)", name)
 
     async def reconnected() -> None:
-        connected.set(1)
-        logger.info("reconnected to NATS")
+        if connected is not None:
+            connected.set(1)
+        logger.info("reconnected to NATS (%s)", name)
 
     async def error(exc: Exception) -> None:
         logger.warning("NATS error: %s", type(exc).__name__)
@@ -71,13 +75,14 @@ async def _open_connection(
     )
 
 
-async def close(nc: NatsClient, connected: Gauge) -> None:
+async def close(nc: NatsClient, connected: Gauge | None) -> None:
     """Drain (let handlers finish), then close."""
     with contextlib.suppress(NatsError, asyncio.TimeoutError):
         await asyncio.wait_for(nc.drain(), 10)
     if not nc.is_closed:
         await nc.close()
-    connected.set(0)
+    if connected is not None:
+        connected.set(0)
 
 
 async def open_events_stream(nc: NatsClient, config: NatsConfig) -> None:
@@ -99,10 +104,16 @@ async def open_events_stream(nc: NatsClient, config: NatsConfig) -> None:
         logger.warning("no JetStream stream for integrators: %s", type(exc).__name__)
 
 
-async def erase_from_stream(nc: NatsClient, store: Store, ids: list[bytes]) -> None:
-    """Tombstoned payloads leave the integrators' stream too (erased on disk)."""
+async def erase_from_stream(
+    nc: NatsClient, stream_nc: NatsClient, store: Store, ids: list[bytes]
+) -> None:
+    """Tombstoned payloads leave the integrators' stream too (erased on disk).
+
+    `nc` published the events (flushed first, so they are in the stream), and
+    `stream_nc` keeps the stream (the integrators' account on the embedded server).
+    """
     await nc.flush()
-    js = nc.jetstream()
+    js = stream_nc.jetstream()
     gone = 0
     for eid, (origin, kind) in (await store.event_kinds(ids)).items():
         try:

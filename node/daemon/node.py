@@ -40,7 +40,7 @@ from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.membership.policy import describe_limits, describe_policy
 from rrn.node.membership.rosters import RosterKeeper
-from rrn.node.natsd.conf import DAEMON_USER, ServerLayout, render_server_conf
+from rrn.node.natsd.conf import DAEMON_USER, STREAM_USER, ServerLayout, render_server_conf
 from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server, server_version
 from rrn.node.ops.alerts import Api
 from rrn.node.ops.defenders import DefendersApi
@@ -114,7 +114,7 @@ class Node:
         self.metrics = Metrics(version=rrn_version(), nats_server=server_version())
         self.metrics.roster_version.set(network.roster_version)
         await self._open_nats(network)
-        await open_events_stream(self.nc, self.config.nats)
+        await open_events_stream(self.stream_nc, self.config.nats)
         await self._open_pipeline(network, me)
         self._open_services()
         await self.peering.start()
@@ -139,7 +139,9 @@ class Node:
             config=self.config.ingest,
             on_commit=self._committed,
         )
-        self.ingestor.on_dropped = lambda ids: erase_from_stream(self.nc, self.store, ids)
+        self.ingestor.on_dropped = lambda ids: erase_from_stream(
+            self.nc, self.stream_nc, self.store, ids
+        )
         await self.ingestor.load()
         self.peering = Peering(
             nc=self.nc,
@@ -206,6 +208,17 @@ class Node:
             connected=self.metrics.nats_connected,
         )
         self._stack.push_async_callback(close, self.nc, self.metrics.nats_connected)
+        #: Where the integrators' stream is kept: their own account on the embedded server.
+        self.stream_nc = self.nc
+        if n.embedded:
+            self.stream_nc = await connect(
+                self.nats_url,
+                STREAM_USER,
+                self.keys.nats_password,
+                name=f"rrn-{self.config.node.org}-stream",
+                connected=None,
+            )
+            self._stack.push_async_callback(close, self.stream_nc, None)
 
     def _server_conf(self, network: Network) -> str:
         layout = ServerLayout(self.home.nats_dir, self.home.run_dir)

@@ -8,7 +8,12 @@ Topology (docs/OPERATIONS.md, "Topology"): members never share a cluster. Each
 linked peer gets its own account `L_<peer>` holding exactly that one leafnode
 link, so nothing loops and nothing transits. The node's own account `APP` exports
 only its own space `rrn.<net>.<me>.>` to the link accounts and imports from each
-`L_<peer>` only that peer's space. Links use TLS pinned to the roster in both
+`L_<peer>` only that peer's space: whatever else a peer's server sends over its
+link stays in that peer's account. Integrators have an account of their own,
+`INTEG`, holding the JetStream stream of verified events: it imports the local
+event and notice subjects from `APP` and exports nothing, so an integrator can
+read the stream and the notices, never the control channel, the CLI's answers
+or anything that crosses a link. Links use TLS pinned to the roster in both
 directions, with the roster's certificates as the only trust anchors: the
 acceptor requires a client certificate that is one of its linked peers', the
 dialler accepts only the acceptor's certificate from the roster (and its host
@@ -32,12 +37,23 @@ from rrn.node.natsd.links import link_nkey
 from rrn.protocol import subjects
 from rrn.protocol.roster import Roster
 
-__all__ = ["DAEMON_USER", "EVENTS_STREAM", "INTEGRATOR_USER", "ServerLayout", "render_server_conf"]
+__all__ = [
+    "DAEMON_USER",
+    "EVENTS_STREAM",
+    "INTEGRATOR_USER",
+    "STREAM_USER",
+    "ServerLayout",
+    "render_server_conf",
+]
 
 #: The NATS user the daemon and the CLI authenticate as on the embedded server.
 DAEMON_USER: Final = "rrn"
+#: The daemon's user in the integrators' account: it keeps their stream.
+STREAM_USER: Final = "rrn-stream"
 #: A read-only user for integrators: local event stream and notifications only.
 INTEGRATOR_USER: Final = "integrator"
+#: What the daemon hands to the integrators' account.
+_FOR_INTEGRATORS: Final = ("rrn.local.events.>", "rrn.local.alerts.>")
 #: The JetStream stream of verified events kept for integrators.
 EVENTS_STREAM: Final = "RRN_EVENTS"
 
@@ -120,7 +136,8 @@ def _accounts(config: Config, keys: Keys, net: bytes, plan: list[Link]) -> str:
     me = config.node.org
     mine = subjects.space(net, me)
     link_accounts = [_account(link.peer.org) for link in plan]
-    exports = f"{{stream: {_s(mine)}, accounts: [{', '.join(link_accounts)}]}}" if plan else ""
+    exports = [f"{{stream: {_s(mine)}, accounts: [{', '.join(link_accounts)}]}}"] if plan else []
+    exports += [f"{{stream: {_s(x)}, accounts: [INTEG]}}" for x in _FOR_INTEGRATORS]
     imports = ", ".join(
         f"{{stream: {{account: {_account(link.peer.org)}, subject: "
         f"{_s(subjects.space(net, link.peer.org))}}}}}"
@@ -130,16 +147,27 @@ def _accounts(config: Config, keys: Keys, net: bytes, plan: list[Link]) -> str:
         f"{{user: {_s(INTEGRATOR_USER)}, password: {_s(keys.integrator_password)}, "
         f"permissions: {_INTEGRATOR_PERMISSIONS}}}"
     )
+    limit = config.nats.stream_max_mb + 256
+    from_app = ", ".join(
+        f"{{stream: {{account: APP, subject: {_s(x)}}}}}" for x in _FOR_INTEGRATORS
+    )
     blocks = [
         f"""\
   APP {{
-    jetstream: enabled
     users: [
       {{user: {_s(DAEMON_USER)}, password: {_s(keys.nats_password)}}}
+    ]
+    exports: [{", ".join(exports)}]
+    imports: [{imports}]
+  }}
+  INTEG {{
+    # What integrators can make this server hold: their stream (and a little more).
+    jetstream: {{max_mem: 64MB, max_file: {limit}MB, max_streams: 4, max_consumers: 100}}
+    users: [
+      {{user: {_s(STREAM_USER)}, password: {_s(keys.nats_password)}}}
       {integrator}
     ]
-    exports: [{exports}]
-    imports: [{imports}]
+    imports: [{from_app}]
   }}"""
     ]
     for link in plan:

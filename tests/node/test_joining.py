@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.js.api import ConsumerConfig
 
 from rrn.node.home.layout import open_home
 from rrn.node.natsd.conf import EVENTS_STREAM, INTEGRATOR_USER
-from tests.netkit import TestNetwork
+from rrn.protocol import subjects
+from tests.netkit import Capture, TestNetwork, network_id
 from tests.procs import Daemon, free_port, init, rrn, rrn_ok
 
 pytestmark = pytest.mark.integration
@@ -162,18 +166,31 @@ def _alerts(home: Path) -> list[dict[str, object]]:
 
 
 def test_integrators_consume_verified_events_from_jetstream(tmp_path: Path) -> None:
+    """The integrator user reads the stream of verified events; in an account of its own it
+    sees nothing of the CLI's answers and can send nothing over a link."""
     net = TestNetwork.create(tmp_path / "net", 2, nat=set())
     try:
         ids = {net.raise_alert(2) for _ in range(3)}
         net.wait_holds(ids)
         home = open_home(net.home(1))
         url = json.loads((home.path / "run" / "daemon.json").read_text())["nats_url"]
+        space = f"rrn.{subjects.net_token(network_id(net, 1))}.{net.org(1)}"
+        tap = Capture(net, 2)
 
-        async def consume() -> tuple[set[str], bool]:
-            nc = await nats.connect(
-                url, user=INTEGRATOR_USER, password=home.keys().integrator_password
-            )
+        async def consume() -> tuple[set[str], bool, list[str]]:
+            password = home.keys().integrator_password
+            nc = await nats.connect(url, user=INTEGRATOR_USER, password=password)
+            # A second integrator connection that asks nothing: any inbox traffic it
+            # overhears would be someone else's answers.
+            ear = await nats.connect(url, user=INTEGRATOR_USER, password=password)
+            seen: list[str] = []
+
+            async def overheard(msg: Msg) -> None:
+                seen.append(msg.subject)
+
             try:
+                await ear.subscribe("_INBOX.>", cb=overheard)
+                await ear.flush()
                 js = nc.jetstream()
                 sub = await js.pull_subscribe(
                     "rrn.local.events.>", durable="case-system", stream=EVENTS_STREAM
@@ -187,12 +204,29 @@ def test_integrators_consume_verified_events_from_jetstream(tmp_path: Path) -> N
                     await nc.request("rrn.local.ctl.lima-hr.request", b"x", timeout=1)
                 except NatsError:
                     denied = True
-                return got, denied
+                # A push consumer delivering into this node's federation space: in the
+                # integrators' account that subject leads nowhere.
+                with contextlib.suppress(NatsError):
+                    await js.add_consumer(
+                        EVENTS_STREAM,
+                        ConsumerConfig(durable_name="push", deliver_subject=f"{space}.ev"),
+                    )
+                await asyncio.sleep(1)
+                seen.clear()  # from here on this integrator asks nothing
+                rrn_ok("status", "--home", net.home(1))  # the CLI's answer travels on _INBOX
+                rrn_ok("alert", "list", "--home", net.home(1))
+                await asyncio.sleep(1)
+                return got, denied, seen
             finally:
                 await nc.close()
+                await ear.close()
 
-        got, denied = asyncio.run(consume())
+        got, denied, seen = asyncio.run(consume())
+        heard = tap.stop()
         assert ids <= got, "every verified event is in the integrators' stream, keyed by event id"
         assert denied, "the integrator user cannot reach the control channel"
+        assert seen == [], "the integrator overhears none of the CLI's answers"
+        replayed = [m for m in heard if m.startswith(f"{space}.ev".encode())]
+        assert replayed == [], "the stream was not re-sent over the link"
     finally:
         net.close()
