@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             logger.info(
                 "node %s ready: nats %s, metrics %s",
                 home.config.node.org,
-                node.nats_url,
+                node.natsd.url,
                 node.metrics_url or "disabled",
             )
             await node.run(stop)

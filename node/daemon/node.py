@@ -23,8 +23,6 @@ from importlib.metadata import version as pkg_version
 from types import TracebackType
 from typing import Final
 
-from nats.aio.client import Client as NatsClient
-
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
 from rrn.node.alerting.coverage import current_declarations, gap_seconds
@@ -32,16 +30,16 @@ from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
 from rrn.node.control.server import ControlServer
-from rrn.node.daemon.connection import close, connect, erase_from_stream, open_events_stream
+from rrn.node.daemon.connection import erase_from_stream, open_events_stream
 from rrn.node.daemon.metrics import Metrics, MetricsServer
+from rrn.node.daemon.nats import NodeNats
 from rrn.node.home.clock import Clock, SystemClock, wait_set
 from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.membership.policy import describe_limits, describe_policy
 from rrn.node.membership.rosters import RosterKeeper
-from rrn.node.natsd.conf import DAEMON_USER, STREAM_USER, ServerLayout, render_server_conf
-from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server, server_version
+from rrn.node.natsd.process import server_version
 from rrn.node.ops.alerts import Api
 from rrn.node.ops.defenders import DefendersApi
 from rrn.node.ops.keys import KeysApi
@@ -80,9 +78,7 @@ class Node:
         self._coverage_changed = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
         self.started_ms = 0
-        self.nats_url = ""
         self.metrics_url: str | None = None
-        self.server: NatsServer | None = None
         self._reload = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------
@@ -187,44 +183,9 @@ class Node:
         )
 
     async def _open_nats(self, network: Network) -> None:
-        n = self.config.nats
-        if n.embedded:
-            spec = ServerSpec(
-                conf_text=self._server_conf(network),
-                nats_dir=self.home.nats_dir,
-                run_dir=self.home.run_dir,
-                port=n.port,
-            )
-            self.server = await self._stack.enter_async_context(open_nats_server(spec))
-            self.nats_url = self.server.client_url
-            user, password = DAEMON_USER, self.keys.nats_password
-        else:
-            self.nats_url, user, password = n.url, None, None
-        self.nc: NatsClient = await connect(
-            self.nats_url,
-            user,
-            password,
-            name=f"rrn-{self.config.node.org}",
-            connected=self.metrics.nats_connected,
-        )
-        self._stack.push_async_callback(close, self.nc, self.metrics.nats_connected)
-        #: Where the integrators' stream is kept: their own account on the embedded server.
-        self.stream_nc = self.nc
-        if n.embedded:
-            self.stream_nc = await connect(
-                self.nats_url,
-                STREAM_USER,
-                self.keys.nats_password,
-                name=f"rrn-{self.config.node.org}-stream",
-                connected=None,
-            )
-            self._stack.push_async_callback(close, self.stream_nc, None)
-
-    def _server_conf(self, network: Network) -> str:
-        layout = ServerLayout(self.home.nats_dir, self.home.run_dir)
-        return render_server_conf(
-            self.config, self.keys, net=network.net, roster=network.roster, layout=layout
-        )
+        self.natsd = NodeNats(self.home, self.keys, self._stack)
+        await self.natsd.open(network, self.metrics.nats_connected)
+        self.nc, self.stream_nc = self.natsd.nc, self.natsd.stream_nc
 
     async def _open_control(self) -> None:
         api = Api(
@@ -267,7 +228,7 @@ class Node:
             "net": self.ingestor.network.net.hex(),
             # The CLI seals identifying details to this key before sending them.
             "enc_pub": self.sealing.current.public_key().public_bytes_raw().hex(),
-            "nats_url": self.nats_url,
+            "nats_url": self.natsd.url,
             "metrics_url": self.metrics_url,
             "started_ms": self.started_ms,
             "version": rrn_version(),
@@ -348,8 +309,7 @@ class Node:
             logger.info("reloaded [federation] and [notify] settings")
 
     def _reload_server(self, network: Network) -> None:
-        if self.server is not None:
-            self.server.reload(self._server_conf(network))
+        self.natsd.reload(network, self.home)
 
     # -- behaviour --------------------------------------------------------------
 
@@ -401,7 +361,7 @@ class Node:
                 f"{o}/{e} after seq {s}"
                 for (o, e), s in sorted(self.ingestor.chains.frozen.items())
             ],
-            nats_url=self.nats_url,
+            nats_url=self.natsd.url,
             metrics_url=self.metrics_url,
             started_ms=self.started_ms,
         )

@@ -57,7 +57,8 @@ class NatsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     embedded: bool = True
     host: str = "127.0.0.1"
     port: Port = 4222
-    #: Monitoring endpoint of the embedded server (0: any free port).
+    #: HTTP monitoring endpoint of the embedded server on 127.0.0.1 (0: off). It answers
+    #: anyone who can reach it; the daemon does not need it.
     monitor_port: Port = 0
     #: With embedded = false: the URL of the server to use.
     url: str = ""
@@ -255,7 +256,8 @@ embedded = {_b(n.embedded)}
 host = {_q(n.host)}
 # Client port of the embedded server (0: any free port).
 port = {n.port}
-# Monitoring endpoint of the embedded server (0: any free port).
+# HTTP monitoring of the embedded server on 127.0.0.1 (0: off). Unauthenticated:
+# anyone on this host can read it. The daemon does not need it.
 monitor_port = {n.monitor_port}
 url = {_q(n.url)}
 max_file_store_mb = {n.max_file_store_mb}

@@ -95,10 +95,17 @@ def passphrase_from_env(environ: dict[str, str] | None = None) -> bytes | None:
     name = env.get(PASSPHRASE_ENV)
     if not name:
         return None
+    path = Path(name)
     try:
-        text = Path(name).read_bytes()
+        mode = path.stat().st_mode
+        text = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {PASSPHRASE_ENV} file {name}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{PASSPHRASE_ENV} file {name} can be read by others; run: chmod 600 {name} "
+            "(or hand it over as a systemd credential)"
+        )
     return text.rstrip(b"\r\n") or None
 
 

@@ -144,6 +144,16 @@ class Keys:
         """SHA-256 of the TLS certificate's DER SubjectPublicKeyInfo (what peers pin)."""
         return spki_sha256(self.tls_cert.read_bytes())
 
+    def tls_key_protected(self) -> bool:
+        """Whether the TLS key is under the passphrase (nats-server then needs a copy)."""
+        return b"ENCRYPTED PRIVATE KEY" in read_secret(self.tls_key)
+
+    def tls_key_plain(self) -> bytes:
+        """The TLS key without its passphrase, in PEM, for nats-server to read."""
+        key = read_private(self.tls_key, self.passphrase)
+        assert isinstance(key, Ed25519PrivateKey)
+        return pem_of(key, None)
+
 
 def _raw_pub(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -222,6 +232,7 @@ def _protected_files(keys_dir: Path) -> list[Path]:
         keys_dir / "enc.pem",
         *sorted(keys_dir.glob(f"{ENC_PREFIX}*.pem")),
         keys_dir / "link.pem",
+        keys_dir / "tls.key",
     ]
 
 
@@ -238,7 +249,7 @@ def protect_keys(keys_dir: Path, old: bytes | None, new: bytes | None) -> int:
     for path in files:
         key = read_private(path, old)
         assert isinstance(key, Ed25519PrivateKey | X25519PrivateKey)
-        tmp = path.with_suffix(".pem.new")
+        tmp = path.with_name(path.name + ".new")
         tmp.unlink(missing_ok=True)
         write_secret(tmp, pem_of(key, new))
         os.replace(tmp, path)

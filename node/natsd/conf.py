@@ -64,6 +64,9 @@ class ServerLayout:
 
     nats_dir: Path
     run_dir: Path
+    #: The TLS key nats-server reads (a copy in run_dir while it runs, if the key at
+    #: rest is under the passphrase); None: the key file in HOME/keys.
+    tls_key: Path | None = None
 
     @property
     def peers_dir(self) -> Path:
@@ -104,13 +107,14 @@ def render_server_conf(
 def _general(config: Config, layout: ServerLayout) -> str:
     n = config.nats
     client = n.port if n.port else -1
-    monitor = n.monitor_port if n.monitor_port else -1
     run = str(layout.run_dir)
+    # The monitoring endpoint answers anyone who can reach it, so it is off unless the
+    # operator asks for it; the daemon reads the server's state over NATS instead.
+    monitor = f"http: {_s(f'127.0.0.1:{n.monitor_port}')}\n" if n.monitor_port else ""
     return f"""\
 server_name: {_s("rrn-" + config.node.org)}
 listen: {_s(f"{n.host}:{client}")}
-http: {_s(f"127.0.0.1:{monitor}")}
-ports_file_dir: {_s(run)}
+{monitor}ports_file_dir: {_s(run)}
 pid_file: {_s(run + "/nats-server.pid")}
 log_file: {_s(str(layout.nats_dir / "nats-server.log"))}
 logtime: true
@@ -238,7 +242,7 @@ def _leafnodes(
   no_advertise: true
   tls {{
     cert_file: {_s(str(keys.tls_cert))}
-    key_file: {_s(str(keys.tls_key))}
+    key_file: {_s(str(layout.tls_key or keys.tls_key))}
     ca_file: {_s(str(bundle))}
     verify: true
     handshake_first: true
@@ -262,7 +266,7 @@ def _leafnodes(
       disabled: {"true" if peer in fed.disabled_links else "false"}
       tls {{
         cert_file: {_s(str(keys.tls_cert))}
-        key_file: {_s(str(keys.tls_key))}
+        key_file: {_s(str(layout.tls_key or keys.tls_key))}
         ca_file: {_s(str(layout.peers_dir / f"{peer}.pem"))}
         handshake_first: true
         timeout: 5

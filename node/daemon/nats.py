@@ -1,0 +1,99 @@
+"""The daemon's NATS: the embedded server it runs, and its connections to it.
+
+Owns starting the embedded nats-server with a config rendered from config.toml
+and the roster (a copy of the TLS key without its passphrase exists in the run
+directory only while it runs), reloading it when the roster or config change,
+and the two connections the daemon keeps: its own (the node's account) and the
+one that keeps the integrators' stream (their account). With [nats] embedded =
+false both are one connection to the operator's server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from nats.aio.client import Client as NatsClient
+from prometheus_client import Gauge
+
+from rrn.node.daemon.connection import close, connect
+from rrn.node.home.config import Config
+from rrn.node.home.keyfiles import write_secret
+from rrn.node.home.keys import Keys
+from rrn.node.home.layout import Home
+from rrn.node.natsd.conf import DAEMON_USER, STREAM_USER, ServerLayout, render_server_conf
+from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server
+from rrn.node.store.network import Network
+
+__all__ = ["NodeNats"]
+
+
+class NodeNats:
+    """The embedded server (if any) and the daemon's connections."""
+
+    def __init__(self, home: Home, keys: Keys, stack: contextlib.AsyncExitStack) -> None:
+        self.home = home
+        self.keys = keys
+        self._stack = stack
+        self.server: NatsServer | None = None
+        self.url = ""
+        self._tls_key: Path | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.home.config
+
+    async def open(self, network: Network, connected: Gauge) -> None:
+        """Start the server (embedded) and connect; everything closes with the stack."""
+        n = self.config.nats
+        user: str | None = None
+        if n.embedded:
+            self._tls_key = self._plain_tls_key()
+            spec = ServerSpec(
+                conf_text=self._server_conf(network),
+                nats_dir=self.home.nats_dir,
+                run_dir=self.home.run_dir,
+                port=n.port,
+                probe=(STREAM_USER, self.keys.nats_password),
+            )
+            self.server = await self._stack.enter_async_context(open_nats_server(spec))
+            self.url, user = self.server.client_url, DAEMON_USER
+        else:
+            self.url = n.url
+        password = self.keys.nats_password if user else None
+        name = f"rrn-{self.config.node.org}"
+        self.nc: NatsClient = await connect(
+            self.url, user, password, name=name, connected=connected
+        )
+        self._stack.push_async_callback(close, self.nc, connected)
+        #: Where the integrators' stream is kept: their own account on the embedded server.
+        self.stream_nc = self.nc
+        if n.embedded:
+            self.stream_nc = await connect(
+                self.url, STREAM_USER, password, name=f"{name}-stream", connected=None
+            )
+            self._stack.push_async_callback(close, self.stream_nc, None)
+
+    def reload(self, network: Network, home: Home) -> None:
+        """New links or settings: rewrite the config and have the server reload it."""
+        self.home = home
+        if self.server is not None:
+            self.server.reload(self._server_conf(network))
+
+    def _plain_tls_key(self) -> Path | None:
+        """A copy of the TLS key without its passphrase, for nats-server, in the run
+        directory until the daemon stops (None: the key at rest is not protected)."""
+        if not self.keys.tls_key_protected():
+            return None
+        self.home.run_dir.mkdir(mode=0o700, exist_ok=True)
+        path = self.home.run_dir / "tls.key"
+        path.unlink(missing_ok=True)
+        write_secret(path, self.keys.tls_key_plain())
+        self._stack.callback(path.unlink, missing_ok=True)
+        return path
+
+    def _server_conf(self, network: Network) -> str:
+        layout = ServerLayout(self.home.nats_dir, self.home.run_dir, self._tls_key)
+        return render_server_conf(
+            self.config, self.keys, net=network.net, roster=network.roster, layout=layout
+        )
