@@ -17,7 +17,8 @@ from rrn.node.cli.common import (
     run,
 )
 from rrn.node.control.channel import to_json
-from rrn.node.ops.log import export_lines, import_envelopes, read_export, verify_store
+from rrn.node.ops.log import import_envelopes, read_export
+from rrn.node.store.audit import export_lines, verify_store
 from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_log_parsers"]
@@ -86,4 +87,4 @@ def cmd_log_import(args: argparse.Namespace) -> int:
         f"read {report.read} events: {report.appended} new, {report.duplicates} already held, "
         f"{report.held} waiting for earlier events; rejected: {rejected}"
     )
-    return 0
+    return 1 if report.rejected else 0

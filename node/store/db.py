@@ -25,7 +25,7 @@ from rrn.federation.limits import Usage
 from rrn.node.store.migrations import MIGRATIONS
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
-from rrn.node.store.rows import ChainKey, EventRow, RosterRow, event_of
+from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of
 from rrn.node.store.writes import Batch, commit_sync
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
@@ -256,6 +256,23 @@ class Store:
             if len(rows) < chunk:
                 return
             last = (str(rows[-1][5]), int(rows[-1][6]), int(rows[-1][7]))
+
+    async def raw_rows(self, chunk: int = 2000) -> AsyncIterator[RawRow]:
+        """Every row of the events table as stored, in chain order, nothing decoded."""
+        last: tuple[str, int, int] = ("", 0, 0)
+        while True:
+            async with self._db.execute(
+                "SELECT origin, epoch, seq, id, kind, wall_ms, header, sig, payload, status "
+                "FROM events WHERE (origin, epoch, seq) > (?, ?, ?) "
+                "ORDER BY origin, epoch, seq LIMIT ?",
+                (*last, chunk),
+            ) as cur:
+                rows = [RawRow(*r) for r in await cur.fetchall()]
+            for r in rows:
+                yield r
+            if len(rows) < chunk:
+                return
+            last = (rows[-1].origin, rows[-1].epoch, rows[-1].seq)
 
     # -- alerts -------------------------------------------------------------------
 

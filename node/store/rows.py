@@ -10,7 +10,16 @@ from typing import Final, NamedTuple
 
 from rrn.protocol.envelope import Event, decode_header, event_id
 
-__all__ = ["APPLIED", "FROZEN", "UNAPPLIED", "ChainKey", "EventRow", "RosterRow", "event_of"]
+__all__ = [
+    "APPLIED",
+    "FROZEN",
+    "UNAPPLIED",
+    "ChainKey",
+    "EventRow",
+    "RawRow",
+    "RosterRow",
+    "event_of",
+]
 
 
 #: Status of a stored event: applied to the views, kept unapplied, or frozen past a fork
@@ -28,6 +37,21 @@ class EventRow(NamedTuple):
     event: Event
     status: int
     received_ms: int
+
+
+class RawRow(NamedTuple):
+    """A row of the events table as stored, nothing decoded (what an audit checks)."""
+
+    origin: str
+    epoch: int
+    seq: int
+    id: bytes
+    kind: str
+    wall_ms: int
+    header: bytes
+    sig: bytes
+    payload: bytes | None
+    status: int
 
 
 class RosterRow(NamedTuple):
