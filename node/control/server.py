@@ -58,6 +58,10 @@ class Journal(Protocol):
         """Forget requests older than this."""
         ...
 
+    async def forget_answers(self) -> None:
+        """Delete every answer kept (they are answered with _FORGOTTEN from then on)."""
+        ...
+
 
 class ControlServer:
     """Answers the CLI's requests for one node."""
@@ -128,6 +132,8 @@ class ControlServer:
         if request.nonce in self._seen:
             _, earlier = self._seen[request.nonce]
             self._requests.labels(op=request.op, outcome="repeated").inc()
+            if earlier == b"":
+                return encode_reply(ControlReply(ok=False, error=_FORGOTTEN))
             return earlier  # a retry: the first answer again (None: still running)
         await self._forget_old()
         self._seen[request.nonce] = (request.ts_ms, None)
@@ -151,6 +157,11 @@ class ControlServer:
         self._requests.labels(op=request.op, outcome="ok").inc()
         return encode_reply(ControlReply(ok=True), result)
 
+    async def forget_answers(self) -> None:
+        """Keep no answer, here or in the journal: one may hold an alert its origin deleted."""
+        self._seen = {n: (ts, None if r is None else b"") for n, (ts, r) in self._seen.items()}
+        await self._journal.forget_answers()
+
     async def _forget_old(self) -> None:
         horizon = self._clock.now_ms() - _KEEP_MS
         old = [n for n, (ts, _) in self._seen.items() if ts < horizon]
@@ -161,6 +172,10 @@ class ControlServer:
             await self._journal.prune(horizon)
 
 
+_FORGOTTEN = (
+    "the answer to this request was deleted with an alert its origin deleted: check whether "
+    "it took effect (e.g. rrn alert list) before asking again"
+)
 _INTERRUPTED = (
     "the daemon stopped while it was handling this request: check whether it took effect "
     "(e.g. rrn alert list) before asking again"

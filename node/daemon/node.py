@@ -135,9 +135,7 @@ class Node:
             config=self.config.ingest,
             on_commit=self._committed,
         )
-        self.ingestor.on_dropped = lambda ids: erase_from_stream(
-            self.nc, self.stream_nc, self.store, ids
-        )
+        self.ingestor.on_dropped = self._dropped
         await self.ingestor.load()
         self.peering = Peering(
             nc=self.nc,
@@ -320,6 +318,12 @@ class Node:
         if Kind.COVERAGE_DECLARED in kinds:
             self._coverage_changed.set()
             self.escalator.coverage_changed()
+
+    async def _dropped(self, ids: list[bytes]) -> None:
+        """A tombstone deleted payloads: their copies in the integrators' stream and in the
+        answers kept for retried control requests go too."""
+        await erase_from_stream(self.nc, self.stream_nc, self.store, ids)
+        await self.control.forget_answers()
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)

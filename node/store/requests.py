@@ -36,6 +36,14 @@ class RequestJournal:
             "UPDATE control_requests SET reply = ? WHERE nonce = ?", (reply, nonce)
         )
 
+    async def forget_answers(self) -> None:
+        """Delete every answer kept (an alert's content may be in one and its origin
+        deleted it): retries are then told the answer is gone."""
+        await self._db.execute(
+            "UPDATE control_requests SET reply = X'' WHERE reply IS NOT NULL AND reply != X''"
+        )
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def prune(self, before_ms: int) -> None:
         """Forget requests older than a time (their nonces are stale by now)."""
         await self._db.execute("DELETE FROM control_requests WHERE ts_ms < ?", (before_ms,))
