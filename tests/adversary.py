@@ -1,0 +1,116 @@
+"""A compromised member, driven from the files of its own node home on a real network.
+
+It holds what a seized or coerced node holds: its keys, its store, its own
+nats-server's credentials. It signs whatever it likes with its own key, chained
+after its own chain as its store shows it, and publishes it on its own subjects
+as its node would; its own daemon keeps running (and takes the events back as its
+own when peers relay them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import time
+from typing import Any
+
+import nats
+
+from rrn.node.home.layout import open_home
+from rrn.node.natsd.conf import DAEMON_USER
+from rrn.protocol import subjects
+from rrn.protocol.envelope import Event, sign_event
+from rrn.protocol.messages import MESSAGE_VERSION, HeadEntry, Heartbeat, sign_heartbeat
+from tests.netkit import TestNetwork, network_id
+
+
+class Adversary:
+    """Member k of `net`, turned."""
+
+    def __init__(self, net: TestNetwork, k: int) -> None:
+        self.net = net
+        self.k = k
+        self.home = net.home(k)
+        self.org = net.org(k)
+        self.netid = network_id(net, k)
+        keys = open_home(self.home).keys()
+        self.epoch = keys.epoch
+        self.key = keys.sign
+        self.space = subjects.space(self.netid, self.org).removesuffix(".>")
+        self.seq, self.prev, self.wall_ms = self._head()
+
+    def _head(self) -> tuple[int, bytes | None, int]:
+        with sqlite3.connect(f"file:{self.home / 'store.db'}?mode=ro", uri=True) as db:
+            row = db.execute(
+                "SELECT seq, id, wall_ms FROM heads WHERE origin = ? AND epoch = ?",
+                (self.org, self.epoch),
+            ).fetchone()
+        return (0, None, 0) if row is None else (int(row[0]), bytes(row[1]), int(row[2]))
+
+    def sign(
+        self,
+        kind: str,
+        payload: bytes,
+        *,
+        wall_ms: int | None = None,
+        seq: int | None = None,
+        prev: bytes | None = None,
+        roster_ver: int = 0,
+        advance: bool = True,
+    ) -> Event:
+        """An event of its own chain: the next one, unless told otherwise."""
+        at = max(self.wall_ms, int(time.time() * 1000)) if wall_ms is None else wall_ms
+        event = sign_event(
+            self.key,
+            net=self.netid,
+            origin=self.org,
+            epoch=self.epoch,
+            seq=self.seq + 1 if seq is None else seq,
+            prev=self.prev if seq is None else prev,
+            kind=kind,
+            wall_ms=at,
+            roster_ver=roster_ver,
+            payload=payload,
+        )
+        if advance and seq is None:
+            self.seq, self.prev, self.wall_ms = event.header.seq, event.id, max(self.wall_ms, at)
+        return event
+
+    def heartbeat(
+        self, heads: list[HeadEntry], *, counter: int, boot: bytes | None = None
+    ) -> bytes:
+        """A heartbeat saying whatever it likes about what it holds."""
+        hb = Heartbeat(
+            v=MESSAGE_VERSION,
+            net=self.netid,
+            org=self.org,
+            epoch=self.epoch,
+            boot=boot or secrets.token_bytes(16),
+            counter=counter,
+            wall_ms=int(time.time() * 1000),
+            roster_ver=0,
+            heads=heads,
+        )
+        return sign_heartbeat(self.key, hb)
+
+    def publish(self, tail: str, *messages: bytes, rate_per_s: float | None = None) -> None:
+        """Publish on its own subject `rrn.<net>.<org>.<tail>` as its node would."""
+        asyncio.run(self._publish(f"{self.space}.{tail}", list(messages), rate_per_s))
+
+    def events(self, *events: Event, rate_per_s: float | None = None) -> None:
+        self.publish("ev", *(e.envelope() for e in events), rate_per_s=rate_per_s)
+
+    async def _publish(self, subject: str, messages: list[bytes], rate: float | None) -> None:
+        info: dict[str, Any] = json.loads((self.home / "run" / "daemon.json").read_text())
+        password = open_home(self.home).keys().nats_password
+        nc = await nats.connect(info["nats_url"], user=DAEMON_USER, password=password)
+        try:
+            for data in messages:
+                await nc.publish(subject, data)
+                if rate is not None:
+                    await asyncio.sleep(1 / rate)
+            await nc.flush()
+        finally:
+            await nc.close()

@@ -1,0 +1,209 @@
+"""No single member can silence, hijack, flood or outlast its removal: a compromised
+member, driven from its own node home on a real network, tries each attack of
+issue 17, and the honest nodes' views stay right (not only an error counted)."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rrn.protocol.alerts import AlertClaimed, AlertEscalated, AlertResolved
+from rrn.protocol.kinds import encode_payload
+from rrn.protocol.messages import HeadEntry
+from rrn.protocol.roster import Role
+from rrn.protocol.vocabulary import EscalationCause, Outcome
+from tests.adversary import Adversary
+from tests.netkit import TestNetwork, rejected
+from tests.procs import rrn
+from tests.support import raised
+
+pytestmark = pytest.mark.integration
+
+LIMA, NAIROBI, JAKARTA, COMPANY = 1, 2, 3, 4
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNetwork]:
+    """Four members; the fourth is a company (a supporter), the one that turns."""
+    n = TestNetwork.create(
+        tmp_path_factory.mktemp("compromised") / "net",
+        4,
+        nat=set(),
+        roles={COMPANY: [Role.COMPANY]},
+    )
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def _raise(net: TestNetwork, k: int, *extra: str) -> str:
+    return str(
+        net.cli_json(
+            k,
+            "alert",
+            "raise",
+            "--country",
+            "PE",
+            "--type",
+            "raid",
+            "--severity",
+            "moderate",
+            "--urgency",
+            "days",
+            *extra,
+        )["id"]
+    )
+
+
+def test_a_lying_heartbeat_silences_nobody(net: TestNetwork) -> None:
+    """It claims to hold every other member's chain up to seq 2^40, with a boot counter of
+    2^52. Heads in a heartbeat are hints: the others ask, get nothing, and go on."""
+    bad = Adversary(net, COMPANY)
+    lies = [
+        HeadEntry(origin=net.org(k), epoch=1, seq=2**40, id=secrets.token_bytes(32))
+        for k in (LIMA, NAIROBI, JAKARTA)
+    ]
+    for counter in (2**52, 2**52 + 1, 2**52 + 2):
+        bad.publish("hb", bad.heartbeat(lies, counter=counter))
+        time.sleep(0.6)
+    for k in (LIMA, NAIROBI, JAKARTA):
+        assert net.cli_json(k, "status")["appends_blocked"] is None
+    alert = _raise(net, LIMA)  # raising, claiming and resolving still work everywhere
+    net.wait_holds({alert}, nodes=[LIMA, NAIROBI, JAKARTA])
+    net.cli(NAIROBI, "alert", "claim", alert[:12])
+    net.cli(NAIROBI, "alert", "resolve", alert[:12], "--outcome", "safe")
+    net.wait(
+        lambda: net.cli_json(JAKARTA, "alert", "show", alert[:12])["alert"]["status"] == "resolved",
+        "the resolution to reach Jakarta",
+    )
+    for k in (LIMA, NAIROBI, JAKARTA):
+        net.wait(
+            lambda k=k: (
+                net.metric(k, "rrn_sync_requests_total", peer=bad.org, outcome="empty") >= 1
+            ),
+            "the lie to be found out",
+        )
+        peers = {p["org"]: p for p in net.cli_json(k, "peers")}
+        lied = peers[bad.org]
+        assert not lied["believed"] or all(n < 2**40 for n in lied["behind"].values())
+
+
+def test_an_outsider_cannot_hijack_an_alert(net: TestNetwork) -> None:
+    """The company, excluded from one alert (it holds only its opaque event) and a mere
+    supporter of another, signs claims, resolutions and an escalation to level 10000
+    naming itself. Every honest view stays as it was; the real responders go on."""
+    bad = Adversary(net, COMPANY)
+    hidden = _raise(net, LIMA, "--exclude", bad.org)
+    plain = _raise(net, LIMA)
+    net.wait_holds({hidden, plain})
+    attacks = []
+    for alert in (bytes.fromhex(hidden), bytes.fromhex(plain)):
+        attacks += [
+            bad.sign("alert.claimed", encode_payload(AlertClaimed(alert=alert))),
+            bad.sign(
+                "alert.resolved", encode_payload(AlertResolved(alert=alert, outcome=Outcome.SAFE))
+            ),
+            bad.sign(
+                "alert.escalated",
+                encode_payload(
+                    AlertEscalated(
+                        alert=alert,
+                        level=10_000,
+                        targets=[bad.org],
+                        cause=EscalationCause.DEADLINE,
+                    )
+                ),
+            ),
+        ]
+    bad.events(*attacks)
+    net.wait_holds({e.id.hex() for e in attacks}, nodes=[LIMA, NAIROBI, JAKARTA])
+    for k in (LIMA, NAIROBI, JAKARTA):
+        for ref in (hidden, plain):
+            shown = net.cli_json(k, "alert", "show", ref[:12])["alert"]
+            assert shown["status"] == "open" and shown["claimants"] == [], (k, shown)
+            assert shown["ended_by"] is None and shown["level"] == 0
+            assert bad.org not in shown["asked"]
+        assert net.metric(k, "rrn_alert_transitions_refused_total") >= 3
+    net.cli(NAIROBI, "alert", "claim", plain[:12])
+    net.wait(
+        lambda: (
+            net.cli_json(LIMA, "alert", "show", plain[:12])["alert"]["claimants"]
+            == [net.org(NAIROBI)]
+        ),
+        "a responder's claim to count",
+    )
+
+
+def test_a_timestamp_from_the_far_future_crashes_no_view(net: TestNetwork) -> None:
+    bad = Adversary(net, COMPANY)
+    absurd = bad.sign("alert.raised", encode_payload(raised(3)), wall_ms=2**53 - 1)
+    bad.events(absurd)
+    for k in (LIMA, NAIROBI, JAKARTA):
+        net.wait(lambda k=k: net.metric(k, "rrn_ingest_held_events") >= 1, "the event to be held")
+        listed = net.cli_json(k, "alert", "list", "--all")  # exits 0: nothing to crash on
+        assert absurd.id.hex() not in {a["id"] for a in listed}
+        net.cli(k, "alert", "list", "--all")
+        shown = rrn("alert", "show", absurd.id.hex()[:12], "--home", net.home(k))
+        assert shown.returncode == 1 and "internal error" not in shown.stderr
+
+
+def test_a_flood_after_a_gap_fills_no_memory_and_no_disk(net: TestNetwork) -> None:
+    """2,000 signed 60 KB events placed after a gap in its own chain: what the others
+    hold of them stays under the roster's limit per member."""
+    bad = Adversary(net, COMPANY)
+    before = {k: (net.home(k) / "store.db").stat().st_size for k in (LIMA, NAIROBI)}
+    bad.sign("alert.raised", encode_payload(raised(5)))  # signed, never sent: a gap
+    heavy = [bad.sign("junk.kind", secrets.token_bytes(60_000)) for _ in range(2_000)]
+    bad.events(*heavy)
+    for k in (LIMA, NAIROBI):
+        net.wait(
+            lambda k=k: (
+                rejected(net, k, bad.org, "gap_overflow")
+                + net.metric(k, "rrn_origin_limited_total", origin=bad.org)
+                >= 100
+            ),
+            "the flood to be bounded",
+        )
+        held = net.metric(k, "rrn_ingest_held_events")
+        assert held * 60_000 <= 8 * 2**20 + 60_000, held
+        grown = (net.home(k) / "store.db").stat().st_size - before[k]
+        assert grown < 12 * 2**20, grown
+        assert rejected(net, k, net.org(JAKARTA), "rate_limited") == 0, "nobody else paid"
+
+
+def test_a_removed_member_signs_nothing_new_even_relayed_by_a_friend(
+    tmp_path: Path,
+) -> None:
+    """Moved to former (and so cut), it signs a new alert and a key rotation; a colluding
+    member relays them. No honest node applies either."""
+    n = TestNetwork.create(tmp_path / "net", 4, nat=set())
+    try:
+        gone = Adversary(n, 4)
+        proposal = tmp_path / "remove.json"
+        proposed = n.cli_json(1, "member", "propose", "--remove", gone.org, "--out", str(proposal))
+        n.cli(2, "member", "approve", "--file", str(proposal))
+        n.cli(3, "member", "approve", "--file", str(proposal))
+        for k in (1, 2, 3):
+            n.wait(lambda k=k: n.roster_version(k) == 1, f"node {k} to adopt the removal")
+        with sqlite3.connect(f"file:{n.home(1) / 'store.db'}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT COUNT(*) FROM rosters").fetchone()[0] == 2
+        assert proposed["roster_id"]
+        late = gone.sign("alert.raised", encode_payload(raised(4)), roster_ver=0)
+        friend = Adversary(n, 3)
+        friend.events(late)  # on the friend's own subject, as a relay
+        gone.events(late)
+        for k in (1, 2):
+            n.wait(
+                lambda k=k: n.metric(k, "rrn_ingest_rejected_total", reason="epoch_cut_off") >= 1,
+                "the removed member's event to be refused",
+            )
+            assert late.id.hex() not in {a["id"] for a in n.cli_json(k, "alert", "list", "--all")}
+            assert late.id.hex() not in n.event_ids(k)
+    finally:
+        n.close()
