@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from rrn.protocol.encoding import pae
 from rrn.protocol.errors import Reason
 from rrn.protocol.sealing import (
+    DOMAIN_SEAL_WRAP,
     DOMAIN_SEALED,
     MAX_SEALED_BYTES,
     Position,
     Sealed,
     SealError,
     Wrap,
+    decode_details,
     decode_sealed,
     encode_sealed,
     key_commitment,
@@ -176,10 +178,15 @@ def test_published_vector_opens_and_its_deterministic_parts_match_the_code() -> 
     key = bytes.fromhex(v["content_key"])
     assert key_commitment(key).hex() == v["commit"]
     aad = pae(DOMAIN_SEALED, pos.bytes() + key_commitment(key))
+    assert aad.hex() == v["aad"]
     ct = ChaCha20Poly1305(key).encrypt(bytes(12), bytes.fromhex(v["plaintext"]), aad)
     assert ct.hex() == v["ct"]
     sealed = decode_sealed(bytes.fromhex(v["sealed"]))
     for org, r in v["recipients"].items():
         private = X25519PrivateKey.from_private_bytes(bytes.fromhex(r["x25519_private"]))
         assert private.public_key().public_bytes_raw().hex() == r["x25519_public"]
-        assert open_sealed(sealed, org, private, pos).hex() == v["plaintext"]
+        assert pae(DOMAIN_SEAL_WRAP, pos.bytes() + org.encode()).hex() == r["info"]
+        opened = open_sealed(sealed, org, private, pos)
+        assert opened.hex() == v["plaintext"]
+        assert decode_details(opened).fields() == v["details"]
+    assert [w.to for w in sealed.wraps] == sorted(v["recipients"])

@@ -14,13 +14,23 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from rrn.protocol.sealing import Position, encode_sealed, seal
+from rrn.protocol.encoding import pae
+from rrn.protocol.sealing import (
+    DOMAIN_SEAL_WRAP,
+    DOMAIN_SEALED,
+    Details,
+    Position,
+    encode_details,
+    encode_sealed,
+    seal,
+)
 
 PATH = Path(__file__).with_name("sealing.json")
 SEEDS = {"lima-hr": bytes(range(32)), "nairobi-dl": bytes(range(32, 64))}
 KEY = bytes.fromhex("42" * 32)
 POSITION = Position(net=bytes.fromhex("ab" * 32), origin="lima-hr", epoch=1, seq=7)
-PLAINTEXT = b'{"identity": "CANARY-name", "location": "CANARY-place"}'
+#: A details map (msgpack, fields in declaration order, absent fields left out).
+PLAINTEXT = encode_details(Details(identity="CANARY-name", location="CANARY-place"))
 
 
 def build() -> dict[str, object]:
@@ -32,6 +42,7 @@ def build() -> dict[str, object]:
             org: {
                 "x25519_private": seed.hex(),
                 "x25519_public": keys[org].public_key().public_bytes_raw().hex(),
+                "info": pae(DOMAIN_SEAL_WRAP, POSITION.bytes() + org.encode()).hex(),
             }
             for org, seed in SEEDS.items()
         },
@@ -44,8 +55,10 @@ def build() -> dict[str, object]:
         },
         "content_key": KEY.hex(),
         "commit": sealed.commit.hex(),
+        "aad": pae(DOMAIN_SEALED, POSITION.bytes() + sealed.commit).hex(),
         "ct": sealed.ct.hex(),
         "plaintext": PLAINTEXT.hex(),
+        "details": {"identity": "CANARY-name", "location": "CANARY-place"},
         "sealed": encode_sealed(sealed).hex(),
     }
 
