@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -97,12 +97,19 @@ class Net:
         return Keyring(self.roster)
 
 
-def network(*orgs: str, threshold: int | None = None, limits: MemberLimits | None = None) -> Net:
-    """A genesis network of `orgs`, every founder approving (with these member limits)."""
+def network(
+    *orgs: str,
+    threshold: int | None = None,
+    limits: MemberLimits | None = None,
+    roles: Mapping[str, list[Role]] | None = None,
+) -> Net:
+    """A genesis network of `orgs`, every founder approving (with these member limits;
+    every member a responder unless `roles` says otherwise)."""
     keys = {o: key(o) for o in orgs}
     policy = None if limits is None else msgspec.structs.replace(DEFAULT_POLICY, limits=limits)
+    roles = roles or {}
     roster_bytes = make_genesis(
-        [card(o, keys[o]) for o in orgs],
+        [card(o, keys[o], roles=roles.get(o)) for o in orgs],
         threshold=threshold,
         created_ms=1_767_225_600_000,
         policy=policy,

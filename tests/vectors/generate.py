@@ -30,6 +30,7 @@ from rrn.protocol.membership import rotation_statement, sign_rotation
 from rrn.protocol.roster import encode_cert
 from rrn.protocol.vocabulary import ActionType, SupporterRole
 from tests.support import Chain, key, network, raised
+from tests.vectors import rules
 
 PATH = Path(__file__).with_name("events.json")
 ORGS = ("lima-hr", "nairobi-dl")
@@ -74,6 +75,7 @@ def _resign(header_fields: list[Any], key_org: str, tn: Any, payload: bytes | No
 def build() -> dict[str, Any]:
     """The whole vectors document."""
     tn = network(*ORGS)
+    payload_rules = rules.payload_rules(tn)  # before _rotation changes lima-hr's key
     chain = Chain(tn, "lima-hr")
     first = chain.next(raised(0))
     second = chain.next(
@@ -209,7 +211,9 @@ def build() -> dict[str, Any]:
         "valid": [
             _valid("first event of a chain (alert.raised)", first),
             _valid("second event, drill with asks and a subdivision", second),
-            _valid("alert.claimed with a ref", third),
+            _valid(
+                "alert.claimed with a ref (verifies; applying it is refs_not_empty, 3.7)", third
+            ),
             _valid("event without its payload", third.without_payload()),
         ],
         "invalid": [
@@ -223,6 +227,10 @@ def build() -> dict[str, Any]:
         },
         "payload_sha256_of_empty": hashlib.sha256(b"").hexdigest(),
         "key_rotation": _rotation(tn, chain),
+        "payload_rules": payload_rules,
+        "chain_rules": rules.chain_rules(),
+        "authority": rules.authority(),
+        "removal": rules.removal(),
     }
 
 
