@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # rrn's import package as the editable install sees it: links to the folders here.
 SRC := $(VENV)/src/rrn
 
-.PHONY: install lint format test test-fast demo bench clean
+.PHONY: install lint format test test-fast fuzz demo bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ test: lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
+
+# Many more examples of the structure-aware decoder fuzzing `make test` runs a little of
+# (about 10 minutes on 2 cores; RRN_FUZZ_EXAMPLES=n to change).
+fuzz: $(STAMP)
+	RRN_FUZZ_EXAMPLES=$${RRN_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
 
 demo: $(STAMP)
 	$(BIN)/python -m rrn.node.devnet.demo
