@@ -129,7 +129,7 @@ def test_an_outsider_cannot_hijack_an_alert(net: TestNetwork) -> None:
             assert shown["status"] == "open" and shown["claimants"] == [], (k, shown)
             assert shown["ended_by"] is None and shown["level"] == 0
             assert bad.org not in shown["asked"]
-        assert net.metric(k, "rrn_alert_transitions_refused_total") >= 3
+        assert net.metric(k, "rrn_alert_transitions_refused_total", signer=bad.org) >= 3
     net.cli(NAIROBI, "alert", "claim", plain[:12])
     net.wait(
         lambda: (

@@ -210,6 +210,11 @@ class Chains:
         usage, unapplied = charge(self._usage_before(key, h.seq), h)
         problem = over_quota(usage, limits_of(self.network.roster))
         if problem is not None:
+            if self.stuck.get(key) != h.seq:
+                logger.warning(
+                    "%s (epoch %d) signed %s: its events from seq %d on are refused",
+                    h.origin, h.epoch, problem, h.seq,
+                )  # fmt: skip
             self.stuck[key] = h.seq
             raise ProtocolError(f"{h.origin} signed {problem}", Reason.QUOTA_EXCEEDED)
         if unapplied is not None:

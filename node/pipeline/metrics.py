@@ -115,14 +115,14 @@ class AlertStateMetrics:
         self.refused_total = Counter(
             "rrn_alert_transitions_refused_total",
             "Alert events the rules do not allow (kept in their chain as evidence, changing no "
-            "view), by kind and reason.",
-            ["kind", "reason"],
+            "view), by the member that signed them, kind and reason.",
+            ["signer", "kind", "reason"],
             registry=r,
         )
 
-    def refused(self, kind: str, reason: str) -> None:
-        """Count an alert event the rules refuse."""
-        self.refused_total.labels(kind=kind, reason=reason).inc()
+    def refused(self, signer: str, kind: str, reason: str) -> None:
+        """Count an alert event the rules refuse, against the member that signed it."""
+        self.refused_total.labels(signer=signer, kind=kind, reason=reason).inc()
 
     def set_open(self, counts: Iterable[tuple[str, str, bool, int]]) -> None:
         """Replace the open-alert gauge with fresh counts (zeros included)."""

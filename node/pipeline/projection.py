@@ -96,7 +96,7 @@ class Projection:
         work.batch.alerts, work.batch.views = applied.states, applied.views
         work.changes = applied.changes
         for refused in applied.refused:
-            metrics.refused(refused.kind, refused.reason)
+            metrics.refused(refused.pos.org, refused.kind, refused.reason)
             work.quiet.add(refused.pos.id)
         work.batch.drop_payloads = await erased_payloads(facts, work, self._store)
 
