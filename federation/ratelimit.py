@@ -36,6 +36,11 @@ class TokenBucket:
         self._refill(now_s)
         self._tokens = max(0.0, self._tokens - cost)
 
+    def refund(self, now_s: float, amount: float) -> None:
+        """Give back tokens taken for what turned out to cost nothing (up to `burst`)."""
+        self._refill(now_s)
+        self._tokens = min(self.burst, self._tokens + amount)
+
     def _refill(self, now_s: float) -> None:
         elapsed = max(0.0, now_s - self._at)
         self._tokens = min(self.burst, self._tokens + elapsed * self.rate)

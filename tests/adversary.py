@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import secrets
+import signal
 import sqlite3
+import threading
 import time
 from typing import Any
 
@@ -114,3 +118,68 @@ class Adversary:
             await nc.flush()
         finally:
             await nc.close()
+
+
+class LinkTap:
+    """The turned member's own nats-server, reconfigured by it: a client of its own in
+    the account that holds its link to member `peer`, and that link's permissions
+    lifted. What the client hears is what the honest peer sends over the link; what it
+    publishes goes wherever that server can make it go."""
+
+    USER = "tap"
+
+    def __init__(self, bad: Adversary, peer: str) -> None:
+        conf = bad.home / "nats" / "nats-server.conf"
+        account = "L_" + peer.replace("-", "_")
+        text = conf.read_text()
+        pattern = re.compile(rf"(  {account} {{\n    users: \[)\{{nkey: (\"[A-Z0-9]+\"), .*\]")
+        password = secrets.token_hex(8)
+        text, found = pattern.subn(
+            rf'\1{{nkey: \2}}, {{user: "{self.USER}", password: "{password}"}}]', text
+        )
+        assert found == 1, f"{bad.org}'s server has no account accepting {peer}'s link"
+        conf.write_text(text)
+        pid = int((bad.home / "run" / "nats-server.pid").read_text())
+        os.kill(pid, signal.SIGHUP)
+        info: dict[str, Any] = json.loads((bad.home / "run" / "daemon.json").read_text())
+        self.subjects: list[str] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._nc: Any = self._run(self._connect(info["nats_url"], password))
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    async def _connect(self, url: str, password: str) -> Any:
+        for _ in range(50):  # until the server has reloaded
+            try:
+                nc = await nats.connect(
+                    url, user=self.USER, password=password, allow_reconnect=False, no_echo=True
+                )
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the reconfigured server did not take the tap's user")
+
+        async def record(msg: Any) -> None:
+            self.subjects.append(msg.subject)
+
+        await nc.subscribe(">", cb=record)
+        await nc.flush()
+        return nc
+
+    def publish(self, subject: str, data: bytes) -> None:
+        async def go() -> None:
+            await self._nc.publish(subject, data)
+            await self._nc.flush()
+
+        self._run(go())
+
+    def stop(self) -> list[str]:
+        self._run(self._nc.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        return self.subjects

@@ -15,11 +15,12 @@ from rrn.node.control.client import call
 from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
-from rrn.node.membership.policy import parse_policy
+from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.protocol import subjects
 from rrn.protocol.envelope import sign_event
 from rrn.protocol.kinds import encode_payload
+from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.roster import Role
 from rrn.protocol.vocabulary import IncidentType, Severity, Urgency
 from tests.procs import rrn_json, rrn_ok, wait_until
@@ -31,6 +32,12 @@ RAISE = RaiseArgs(
     severity=Severity.SEVERE,
     urgency=Urgency.IMMEDIATE,
 )
+
+
+def _policy(escalation: str | None, limits: str | None) -> NetworkPolicy | None:
+    """The network policy a test asks for, in `rrn network genesis` flag syntax."""
+    policy = parse_policy(escalation) if escalation else None
+    return parse_limits(limits, policy) if limits else policy
 
 
 class TestNetwork:
@@ -51,6 +58,7 @@ class TestNetwork:
         threshold: int | None = None,
         start: bool = True,
         escalation: str | None = None,
+        limits: str | None = None,
         roles: dict[int, list[Role]] | None = None,
         states: dict[int, str] | None = None,
     ) -> TestNetwork:
@@ -62,15 +70,19 @@ class TestNetwork:
                 nat=nat,
                 threshold=threshold,
                 heartbeat_s=0.5,
-                policy=parse_policy(escalation) if escalation else None,
+                policy=_policy(escalation, limits),
                 roles=roles,
                 states=states,
             )
         )
         net = cls(devnet)
         if start:
-            for node in devnet.nodes:
-                devnet.start(node.index)
+            try:
+                for node in devnet.nodes:
+                    devnet.start(node.index)
+            except BaseException:
+                net.close()  # the nodes already started, and their servers
+                raise
         return net
 
     def close(self) -> None:

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rrn.protocol import subjects
 from rrn.protocol.alerts import AlertClaimed, AlertEscalated, AlertResolved
 from rrn.protocol.kinds import encode_payload
 from rrn.protocol.messages import HeadEntry
 from rrn.protocol.roster import Role
 from rrn.protocol.vocabulary import EscalationCause, Outcome
-from tests.adversary import Adversary
+from tests.adversary import Adversary, LinkTap
 from tests.netkit import TestNetwork, rejected
 from tests.procs import rrn
 from tests.support import raised
@@ -205,5 +207,101 @@ def test_a_removed_member_signs_nothing_new_even_relayed_by_a_friend(
             )
             assert late.id.hex() not in {a["id"] for a in n.cli_json(k, "alert", "list", "--all")}
             assert late.id.hex() not in n.event_ids(k)
+    finally:
+        n.close()
+
+
+def test_a_member_that_rewrites_its_own_server_reaches_nothing_beyond_its_space(
+    tmp_path: Path,
+) -> None:
+    """Nairobi, turned, gives itself a client in the account that holds Lima's link and
+    lifts that link's permissions. Lima dials Nairobi, so Lima's side of the link has no
+    user permissions of its own: only its accounts keep it apart. The tap hears only
+    Lima's own space (never the CLI's answers or the local subjects), and what it
+    publishes in a third member's space or on Lima's control subject reaches nobody."""
+    n = TestNetwork.create(tmp_path / "net", 3, nat=set())
+    try:
+        bad = Adversary(n, 2)
+        lima, jakarta = n.org(1), n.org(3)
+        assert lima < bad.org and jakarta < bad.org, "both honest members dial the attacker"
+        tap = LinkTap(bad, lima)
+        lima_space = subjects.space(bad.netid, lima).removesuffix(">")
+        n.wait(
+            lambda: any(s.startswith(lima_space) for s in tap.subjects),
+            "the tap to hear Lima over the link",
+        )
+        controls = n.metric(1, "rrn_control_requests_total")
+        junk = secrets.token_bytes(300)
+        tap.publish(f"{subjects.space(bad.netid, jakarta).removesuffix('.>')}.ev", junk)
+        tap.publish(f"rrn.local.ctl.{lima}.request", junk)
+        tap.publish("_INBOX.anything", junk)
+        tap.publish(f"{bad.space}.ev", junk)  # its own space: this one arrives, and last
+        n.wait(
+            lambda: rejected(n, 1, bad.org, "malformed_envelope") >= 1,
+            "the message in its own space to arrive",
+        )
+        assert rejected(n, 1, jakarta, "malformed_envelope") == 0, "blamed on Jakarta"
+        assert n.metric(1, "rrn_control_requests_total") == controls
+        alert = _raise(n, 1)
+        n.cli(1, "status")
+        n.wait_holds({alert})
+        heard = tap.stop()
+        # Lima's own space, and the attacker's (its own server hands it its own traffic).
+        spaces = (lima_space, bad.space + ".")
+        assert all(s.startswith(spaces) for s in heard), sorted(set(heard))[:5]
+        assert any(s.startswith(lima_space) and s.endswith(".ev") for s in heard), "events"
+    finally:
+        n.close()
+
+
+def _count(net: TestNetwork, k: int, origin: str) -> int:
+    with sqlite3.connect(f"file:{net.home(k) / 'store.db'}?mode=ro", uri=True) as db:
+        return int(
+            db.execute("SELECT COUNT(*) FROM events WHERE origin = ?", (origin,)).fetchone()[0]
+        )
+
+
+def test_a_flood_relayed_by_honest_members_costs_them_nothing(tmp_path: Path) -> None:
+    """Berlin and Nairobi are behind NAT, so Berlin's events reach Nairobi only through
+    Lima and Jakarta. The roster allows each member 100 events a day and 50 a second
+    relayed live. Berlin first signs 150 events at 40 a second: every node keeps the
+    same 100, its direct peers refuse the 101st and relay none of the rest. Then it
+    signs 3,000 as fast as its server takes them: they are dropped unverified beyond
+    its relay budget. The relayers are never throttled for what they relayed; an alert
+    raised meanwhile reaches everyone once, and the nodes answer throughout."""
+    n = TestNetwork.create(
+        tmp_path / "net", 4, nat={2, 4}, limits="day_events=100,relay=50,relay_burst=100"
+    )
+    try:
+        bad = Adversary(n, 4)
+        day = 100 - _count(n, 1, bad.org)
+        bad.events(*(bad.sign("x.junk", secrets.token_bytes(200)) for _ in range(day + 50)),
+                   rate_per_s=40)  # fmt: skip
+        for k in (1, 3):
+            n.wait(
+                lambda k=k: rejected(n, k, bad.org, "quota_exceeded") >= 1,
+                "the event past the quota to be refused",
+            )
+        for k in (1, 2, 3):
+            n.wait(lambda k=k: _count(n, k, bad.org) == 100, f"node {k} to hold the day's 100")
+        junk = [bad.sign("x.junk", secrets.token_bytes(200)) for _ in range(3_000)]
+        flood = threading.Thread(target=bad.events, args=junk)
+        flood.start()
+        alert = _raise(n, 1)
+        assert n.cli_json(2, "status")["org"] == n.org(2)
+        flood.join(120)
+        assert not flood.is_alive()
+        n.wait_holds({alert})
+        for k in (1, 3):
+            n.wait(
+                lambda k=k: n.metric(k, "rrn_origin_limited_total", origin=bad.org) >= 1000,
+                "the flood to be dropped unverified",
+            )
+        for k in (1, 2, 3):
+            assert _count(n, k, bad.org) == 100
+            for relayer in (1, 2, 3):
+                if relayer != k:
+                    assert rejected(n, k, n.org(relayer), "rate_limited") == 0, (k, relayer)
+        assert [a["id"] for a in n.cli_json(2, "alert", "list", "--all")].count(alert) == 1
     finally:
         n.close()

@@ -171,8 +171,15 @@ def _wait_gone(pid: int, timeout: float = 15) -> None:
         time.sleep(0.05)
 
 
+#: Ports this process handed out: each is bound only when its node starts, so a port
+#: free now may already be promised to another node (two nodes of one devnet once
+#: drew the same port, and the second could not start).
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port free right now, for a devnet's leafnode listener.
+    """A loopback port free right now and never handed out before by this process, for
+    a devnet's leafnode listener.
 
     It is chosen below the kernel's ephemeral range (32768 and up on Linux): the
     listener binds it only when its node starts, and meanwhile the outgoing
@@ -182,12 +189,15 @@ def free_port() -> int:
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(20_000, 32_000)
+        if port in _GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _GIVEN.add(port)
+        return port
     raise ConfigError("no free loopback port between 20000 and 32000 for a devnet node")
 
 

@@ -18,6 +18,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -233,11 +234,29 @@ async def _quiet(exc: Exception) -> None:
     """nats-py reports connection errors with tracebacks; a probe that fails is retried."""
 
 
+#: nats-server's fatal line for a listener it cannot bind, e.g. "Error listening on
+#: leafnode port: 24004 - listen tcp …: bind: address already in use".
+_LISTENER_BUSY: Final = re.compile(r"listening on (\w+) port: (\d+) - .*address already in use")
+_SETTING: Final = {
+    "client": "[nats] port (or RRN_NATS_PORT)",
+    "leafnode": "[federation] listen",
+    "monitor": "[nats] monitor_port",
+}
+
+
 def _failure(spec: ServerSpec, log_path: Path, stderr_path: Path) -> str:
     text = ""
     for path in (log_path, stderr_path):
         with contextlib.suppress(OSError):
             text += path.read_text(errors="replace")
+    busy = _LISTENER_BUSY.findall(text)
+    if busy:
+        listener, port = busy[-1]
+        setting = _SETTING.get(listener, "the port")
+        return (
+            f"nats-server's {listener} port {port} is already in use (another nats-server "
+            f"or rrn node?); set {setting} in config.toml"
+        )
     if "address already in use" in text:
         return (
             f"port {spec.port} is already in use (another nats-server or rrn node?); "

@@ -207,8 +207,10 @@ class Peering:
         if self.peers.origin_spent(origin):
             return
         outcome = self.ingestor.offer(msg.data, peer=org)
-        if outcome is not None:
-            outcome.add_done_callback(functools.partial(self._settle, org, origin))
+        if outcome is None:  # the queue is full (counted): the origin's token comes back
+            self.peers.origin_budget(origin).refund(self.monotonic(), 1)
+            return
+        outcome.add_done_callback(functools.partial(self._settle, org, origin))
 
     def _settle(self, org: str, origin: str, outcome: asyncio.Future[Outcome | Event]) -> None:
         if outcome.cancelled():

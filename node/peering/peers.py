@@ -143,23 +143,25 @@ class Peers:
 
     def origin_spent(self, origin: str) -> bool:
         """Whether `origin`'s live budget is spent (its events are dropped unverified:
-        peers that want them pull them, which its daily quota bounds)."""
-        if self.origin_budget(origin).left(self.monotonic()) >= 1:
+        peers that want them pull them, which its daily quota bounds). If not, one
+        token is taken now, before the event is verified, so a burst cannot pass
+        while its charges are still on their way; `settle` gives it back if the
+        event turns out to be no new event of the origin's."""
+        if self.origin_budget(origin).allow(self.monotonic()):
             return False
         self.metrics.origin_limited.labels(origin=origin).inc()
         return True
 
     def settle(self, peer: str, origin: str, verdict: str) -> None:
-        """Charge what a live event turned out to cost: a new event its origin's budget;
-        a copy already held a little of the relaying peer's; anything invalid (which no
-        honest node relays) a whole token of the peer's."""
+        """Charge what a live event turned out to cost: a new event its origin's budget
+        (taken on arrival); a copy already held a little of the relaying peer's;
+        anything invalid (which no honest node relays) a whole token of the peer's."""
         now = self.monotonic()
         if verdict in ("appended", "held", "fork"):
-            self.origin_budget(origin).charge(now, 1)
-        elif verdict == "duplicate":
-            self.peer(peer).bucket.charge(now, 0.1)
-        else:
-            self.peer(peer).bucket.charge(now, 1)
+            return
+        if origin:
+            self.origin_budget(origin).refund(now, 1)
+        self.peer(peer).bucket.charge(now, 0.1 if verdict == "duplicate" else 1)
 
     def count(self, org: str, reason: Reason) -> None:
         """Count a refusal of something `org` sent."""

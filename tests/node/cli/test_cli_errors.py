@@ -142,6 +142,17 @@ def test_nats_port_taken(tmp_path: Path) -> None:
     assert f"port {port} is already in use" in done.stderr.splitlines()[-1]
 
 
+def test_leafnode_port_taken_names_the_listener_and_its_setting(tmp_path: Path) -> None:
+    with taken_port() as port:
+        at = f"127.0.0.1:{port}"
+        h = init(tmp_path / "n", "lima-hr", "America/Lima", "--advertise", at, "--listen", at)
+        done = rrn("run", "--home", h, timeout=60)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert f"leafnode port {port} is already in use" in last and "[federation] listen" in last
+
+
 def test_metrics_port_taken(tmp_path: Path) -> None:
     h = init(tmp_path / "n", "lima-hr")
     with taken_port() as port:
