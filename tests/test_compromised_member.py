@@ -142,6 +142,29 @@ def test_an_outsider_cannot_hijack_an_alert(net: TestNetwork) -> None:
     )
 
 
+def test_an_excluded_responder_that_claims_gets_no_details(
+    net: TestNetwork, tmp_path: Path
+) -> None:
+    """Jakarta, a responder left out of an alert, signs a claim for it. The origin
+    reseals the details to the claimants the rules allow, so to Nairobi, never to it."""
+    bad = Adversary(net, JAKARTA)
+    details = tmp_path / "details.json"
+    details.write_text('{"identity": "CANARY-defender", "location": "CANARY-place"}')
+    alert = _raise(net, LIMA, "--exclude", bad.org, "--details", str(details))
+    net.wait_holds({alert}, nodes=[LIMA, JAKARTA])
+    claim = bad.sign("alert.claimed", encode_payload(AlertClaimed(alert=bytes.fromhex(alert))))
+    bad.events(claim)
+    net.wait_holds({claim.id.hex()}, nodes=[LIMA])
+    net.cli(NAIROBI, "alert", "claim", alert[:12])  # shared after Jakarta's claim, in order
+    net.wait(
+        lambda: net.org(NAIROBI) in net.cli_json(LIMA, "alert", "show", alert[:12])["sealed_to"],
+        "the details to be resealed to Nairobi",
+    )
+    shown = net.cli_json(LIMA, "alert", "show", alert[:12])
+    assert bad.org not in shown["sealed_to"] and shown["alert"]["claimants"] == [net.org(NAIROBI)]
+    assert net.metric(LIMA, "rrn_alert_transitions_refused_total", signer=bad.org) >= 1
+
+
 def test_a_timestamp_from_the_far_future_crashes_no_view(net: TestNetwork) -> None:
     bad = Adversary(net, COMPANY)
     absurd = bad.sign("alert.raised", encode_payload(raised(3)), wall_ms=2**53 - 1)
