@@ -114,7 +114,8 @@ class TestNetwork:
 
     # -- traffic ----------------------------------------------------------------
 
-    def raise_alert(self, k: int) -> str:
+    def raise_alert(self, k: int, *extra: str) -> str:
+        """Raise an alert at node k with `rrn alert raise` (and these options); its id."""
         return str(
             self.cli_json(
                 k,
@@ -128,6 +129,7 @@ class TestNetwork:
                 "moderate",
                 "--urgency",
                 "days",
+                *extra,
             )["id"]
         )
 

@@ -142,26 +142,20 @@ class Chain:
         self.wall_ms = start_ms or 1_767_225_600_000
 
     def next(self, payload: Payload, *, refs: list[bytes] | None = None) -> Event:
-        self.seq += 1
-        self.wall_ms += 1000
-        event = sign_event(
-            self.tn.keys[self.origin],
-            net=self.tn.net,
-            origin=self.origin,
-            epoch=self.epoch,
-            seq=self.seq,
-            prev=self.prev,
-            kind=str(kind_of(payload)),
-            wall_ms=self.wall_ms,
-            roster_ver=self.tn.roster.version,
-            payload=encode(payload),
-            refs=refs or [],
-        )
-        self.prev = event.id
-        return event
+        """The next event, carrying `payload`, a second after the last."""
+        return self.raw(str(kind_of(payload)), encode(payload), refs=refs)
 
-    def raw(self, kind: str, payload: bytes, *, wall_ms: int | None = None) -> Event:
-        """The next event with any kind and payload bytes, at `wall_ms` if given (a liar's)."""
+    def raw(
+        self,
+        kind: str,
+        payload: bytes,
+        *,
+        wall_ms: int | None = None,
+        roster_ver: int | None = None,
+        refs: list[bytes] | None = None,
+    ) -> Event:
+        """The next event with any kind and payload bytes, at `wall_ms`, naming
+        `roster_ver` and `refs` if given (a liar's)."""
         self.seq += 1
         self.wall_ms = self.wall_ms + 1000 if wall_ms is None else wall_ms
         event = sign_event(
@@ -173,8 +167,9 @@ class Chain:
             prev=self.prev,
             kind=kind,
             wall_ms=self.wall_ms,
-            roster_ver=self.tn.roster.version,
+            roster_ver=self.tn.roster.version if roster_ver is None else roster_ver,
             payload=payload,
+            refs=refs or [],
         )
         self.prev = event.id
         return event

@@ -44,25 +44,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNetwork]:
         n.close()
 
 
-def _raise(net: TestNetwork, k: int, *extra: str) -> str:
-    return str(
-        net.cli_json(
-            k,
-            "alert",
-            "raise",
-            "--country",
-            "PE",
-            "--type",
-            "raid",
-            "--severity",
-            "moderate",
-            "--urgency",
-            "days",
-            *extra,
-        )["id"]
-    )
-
-
 def test_a_lying_heartbeat_silences_nobody(net: TestNetwork) -> None:
     """It claims to hold every other member's chain up to seq 2^40, with a boot counter of
     2^52. Heads in a heartbeat are hints: the others ask, get nothing, and go on."""
@@ -76,7 +57,7 @@ def test_a_lying_heartbeat_silences_nobody(net: TestNetwork) -> None:
         time.sleep(0.6)
     for k in (LIMA, NAIROBI, JAKARTA):
         assert net.cli_json(k, "status")["appends_blocked"] is None
-    alert = _raise(net, LIMA)  # raising, claiming and resolving still work everywhere
+    alert = net.raise_alert(LIMA)  # raising, claiming and resolving still work everywhere
     net.wait_holds({alert}, nodes=[LIMA, NAIROBI, JAKARTA])
     net.cli(NAIROBI, "alert", "claim", alert[:12])
     net.cli(NAIROBI, "alert", "resolve", alert[:12], "--outcome", "safe")
@@ -101,8 +82,8 @@ def test_an_outsider_cannot_hijack_an_alert(net: TestNetwork) -> None:
     supporter of another, signs claims, resolutions and an escalation to level 10000
     naming itself. Every honest view stays as it was; the real responders go on."""
     bad = Adversary(net, COMPANY)
-    hidden = _raise(net, LIMA, "--exclude", bad.org)
-    plain = _raise(net, LIMA)
+    hidden = net.raise_alert(LIMA, "--exclude", bad.org)
+    plain = net.raise_alert(LIMA)
     net.wait_holds({hidden, plain})
     attacks = []
     for alert in (bytes.fromhex(hidden), bytes.fromhex(plain)):
@@ -150,7 +131,7 @@ def test_an_excluded_responder_that_claims_gets_no_details(
     bad = Adversary(net, JAKARTA)
     details = tmp_path / "details.json"
     details.write_text('{"identity": "CANARY-defender", "location": "CANARY-place"}')
-    alert = _raise(net, LIMA, "--exclude", bad.org, "--details", str(details))
+    alert = net.raise_alert(LIMA, "--exclude", bad.org, "--details", str(details))
     net.wait_holds({alert}, nodes=[LIMA, JAKARTA])
     claim = bad.sign("alert.claimed", encode_payload(AlertClaimed(alert=bytes.fromhex(alert))))
     bad.events(claim)
@@ -265,7 +246,7 @@ def test_a_member_that_rewrites_its_own_server_reaches_nothing_beyond_its_space(
         )
         assert rejected(n, 1, jakarta, "malformed_envelope") == 0, "blamed on Jakarta"
         assert n.metric(1, "rrn_control_requests_total") == controls
-        alert = _raise(n, 1)
+        alert = n.raise_alert(1)
         n.cli(1, "status")
         n.wait_holds({alert})
         heard = tap.stop()
@@ -310,7 +291,7 @@ def test_a_flood_relayed_by_honest_members_costs_them_nothing(tmp_path: Path) ->
         junk = [bad.sign("x.junk", secrets.token_bytes(200)) for _ in range(3_000)]
         flood = threading.Thread(target=bad.events, args=junk)
         flood.start()
-        alert = _raise(n, 1)
+        alert = n.raise_alert(1)
         assert n.cli_json(2, "status")["org"] == n.org(2)
         flood.join(120)
         assert not flood.is_alive()

@@ -14,7 +14,6 @@ from rrn.node.pipeline.ingest import Outcome
 from rrn.node.store.db import open_store
 from rrn.node.store.rows import APPLIED, UNAPPLIED
 from rrn.protocol.alerts import AlertClaimed
-from rrn.protocol.envelope import sign_event
 from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.kinds import encode_payload
 from tests.node.conftest import Pipeline, running_pipeline
@@ -199,42 +198,11 @@ async def test_a_roster_version_going_back_or_refs_are_kept_but_not_applied(
     tn = _net()
     chain = Chain(tn, "nairobi-dl")
     first = chain.next(raised(0))
-    newer = sign_event(
-        tn.keys["nairobi-dl"],
-        net=tn.net,
-        origin="nairobi-dl",
-        epoch=1,
-        seq=2,
-        prev=first.id,
-        kind="alert.raised",
-        wall_ms=first.header.wall_ms + 1000,
-        roster_ver=5,
-        payload=encode_payload(raised(1)),
-    )
-    older = sign_event(
-        tn.keys["nairobi-dl"],
-        net=tn.net,
-        origin="nairobi-dl",
-        epoch=1,
-        seq=3,
-        prev=newer.id,
-        kind="alert.raised",
-        wall_ms=first.header.wall_ms + 2000,
-        roster_ver=4,
-        payload=encode_payload(raised(2)),
-    )
-    with_refs = sign_event(
-        tn.keys["nairobi-dl"],
-        net=tn.net,
-        origin="nairobi-dl",
-        epoch=1,
-        seq=4,
-        prev=older.id,
-        kind="alert.raised",
-        wall_ms=first.header.wall_ms + 3000,
-        roster_ver=5,
-        payload=encode_payload(raised(3)),
-        refs=[first.id],
+    at = first.header.wall_ms
+    newer = chain.raw("alert.raised", encode_payload(raised(1)), wall_ms=at + 1000, roster_ver=5)
+    older = chain.raw("alert.raised", encode_payload(raised(2)), wall_ms=at + 2000, roster_ver=4)
+    with_refs = chain.raw(
+        "alert.raised", encode_payload(raised(3)), wall_ms=at + 3000, roster_ver=5, refs=[first.id]
     )
     async with running_pipeline(tmp_path / "s.db", tn) as p:
         for e in (first, newer, older, with_refs):
