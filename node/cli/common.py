@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from rrn.node.control.channel import to_json
-from rrn.node.control.client import daemon_info
 from rrn.node.home.layout import Home, open_home
+from rrn.node.home.lock import HomeInUse, HomeLock
 from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.protocol.countries import is_country
-from rrn.protocol.errors import ConfigError, ControlError
+from rrn.protocol.errors import ConfigError
 from rrn.protocol.policy import NetworkPolicy
 
 __all__ = [
@@ -30,11 +31,11 @@ __all__ = [
     "home_arg",
     "json_arg",
     "policy_of",
-    "require_stopped",
     "run",
     "show",
     "state_arg",
     "states_of",
+    "stopped",
     "values",
 ]
 
@@ -71,13 +72,17 @@ def get_home(args: argparse.Namespace) -> Home:
     return open_home(Path(args.home))
 
 
-def require_stopped(home: Home, why: str) -> None:
-    """ConfigError unless the daemon of `home` is stopped (`why` says what would clash)."""
+@contextlib.contextmanager
+def stopped(home: Home, command: str, why: str) -> Iterator[None]:
+    """Hold `home` for `command` (so no daemon starts meanwhile); ConfigError naming the
+    holder if the daemon, or another such command, has it (`why` says what would clash)."""
+    lock = HomeLock(home.path, command)
     try:
-        daemon_info(home)
-    except ControlError:
-        return
-    raise ConfigError(f"stop the daemon first: {why}")
+        lock.acquire()
+    except HomeInUse as exc:
+        raise ConfigError(f"stop the daemon first: {why} ({exc.args[0].split('; ')[0]})") from None
+    with lock:
+        yield
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

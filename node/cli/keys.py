@@ -13,7 +13,7 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, require_stopped, run, show
+from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show, stopped
 from rrn.node.control.client import call
 from rrn.node.home.keyfiles import PASSPHRASE_ENV, passphrase_from_env
 from rrn.node.home.keys import protect_keys
@@ -51,7 +51,6 @@ def add_key_parsers(sub: Any) -> None:
 
 def cmd_protect(args: argparse.Namespace) -> int:
     home = get_home(args)
-    require_stopped(home, "the daemon holds the keys it loaded")
     old = passphrase_from_env()
     if args.remove:
         new = None
@@ -65,7 +64,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
         if first != getpass.getpass("again: "):
             raise ConfigError("the two passphrases differ; nothing changed")
         new = first.encode()
-    count = protect_keys(home.keys_dir, old, new)
+    with stopped(home, "rrn key protect", "the daemon holds the keys it loaded"):
+        count = protect_keys(home.keys_dir, old, new)
     if new is None:
         print(f"{count} private keys stored unencrypted (file mode 0600 only)")
     else:

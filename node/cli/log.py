@@ -13,8 +13,8 @@ from rrn.node.cli.common import (
     get_home,
     home_arg,
     json_arg,
-    require_stopped,
     run,
+    stopped,
 )
 from rrn.node.control.channel import to_json
 from rrn.node.ops.log import import_envelopes, read_export
@@ -78,10 +78,10 @@ def cmd_log_export(args: argparse.Namespace) -> int:
 
 def cmd_log_import(args: argparse.Namespace) -> int:
     home = get_home(args)
-    require_stopped(home, "an import writes to the store it uses")
     if not args.file.is_file():
         raise ConfigError(f"no file at {args.file}")
-    report = run(import_envelopes(home, read_export(args.file)))
+    with stopped(home, "rrn log import", "an import writes to the store it uses"):
+        report = run(import_envelopes(home, read_export(args.file)))
     rejected = ", ".join(f"{n} {r}" for r, n in sorted(report.rejected.items())) or "none"
     print(
         f"read {report.read} events: {report.appended} new, {report.duplicates} already held, "

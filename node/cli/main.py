@@ -38,6 +38,7 @@ from rrn.node.cli.network import add_network_parsers
 from rrn.node.cli.support import add_support_parsers
 from rrn.node.control.client import call
 from rrn.node.home.clock import SystemClock
+from rrn.node.home.lock import HomeLock
 from rrn.node.home.logs import setup_logging
 from rrn.node.membership.init import init_home
 from rrn.node.ops.types import (
@@ -128,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rrn.node.daemon.node import Node  # the daemon's imports are only needed here
 
     home = get_home(args)
+    lock = HomeLock(home.path, "rrn run").acquire()  # before logging into its files
     setup_logging(home.log_dir, verbose=args.verbose, console=True)
 
     async def serve() -> None:
@@ -136,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-        async with Node(home) as node:
+        async with Node(home, lock=lock) as node:
             loop.add_signal_handler(signal.SIGHUP, node.request_reload)
             logger.info(
                 "node %s ready: nats %s, metrics %s",

@@ -18,11 +18,11 @@ from rrn.node.cli.common import (
     home_arg,
     json_arg,
     policy_of,
-    require_stopped,
     run,
     show,
     state_arg,
     states_of,
+    stopped,
 )
 from rrn.node.cli.members import add_member_parsers
 from rrn.node.control.client import call
@@ -123,16 +123,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_adopt(args: argparse.Namespace) -> int:
     home = get_home(args)
-    require_stopped(home, "adopting changes the store it uses")
     doc = json.loads(args.file.read_text()) if args.file.exists() else None
     if not isinstance(doc, dict) or doc.get("type") not in ("rrn/network", "rrn/roster-proposal"):
         raise ConfigError(f"{args.file} is not a network or genesis document")
     certs = certs_of(doc, args.file)
-    network = run(
-        adopt_network(
-            home, home.keys(), certs, clock=SystemClock(), keep_history=args.set_aside_history
+    with stopped(home, "rrn network adopt", "adopting changes the store it uses"):
+        network = run(
+            adopt_network(
+                home, home.keys(), certs, clock=SystemClock(), keep_history=args.set_aside_history
+            )
         )
-    )
     print(
         f"{home.config.node.org} is now a member of network {network.net.hex()[:16]} "
         f"(roster version {network.roster_version}, {len(network.roster.members)} members)"

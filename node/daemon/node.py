@@ -37,6 +37,7 @@ from rrn.node.home.clock import Clock, SystemClock, wait_set
 from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
+from rrn.node.home.lock import HomeLock
 from rrn.node.membership.policy import describe_limits, describe_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.natsd.process import server_version
@@ -71,8 +72,12 @@ def rrn_version() -> str:
 class Node:
     """A running rrn node."""
 
-    def __init__(self, home: Home, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, home: Home, *, clock: Clock | None = None, lock: HomeLock | None = None
+    ) -> None:
         self.home = home
+        #: Held for the daemon's whole life: one daemon per home (node/home/lock.py).
+        self._lock = lock or HomeLock(home.path, "rrn run")
         self.config = home.config
         self.clock = clock or SystemClock()
         self._coverage_changed = asyncio.Event()
@@ -100,6 +105,7 @@ class Node:
         await self._stack.aclose()
 
     async def _open(self) -> None:
+        self._stack.enter_context(self._lock)  # before anything of the home is touched
         self.started_ms = self.clock.now_ms()
         self.keys: Keys = self.home.keys()
         #: The sealing keys every part opens with; a key rotation adds the new one.

@@ -6,7 +6,8 @@ Owns the layout (`rrn init`, in node/membership/init.py, makes a new home):
     HOME/keys/            secret keys, 0700/0600 (node/home/keys.py)
     HOME/store.db         signed history and projections (node/store/)
     HOME/nats/            embedded nats-server config, JetStream store, logs
-    HOME/run/             files of the running daemon (daemon.json, ports)
+    HOME/run/             home.lock (node/home/lock.py), files of the running daemon
+                          (daemon.json, ports)
     HOME/logs/            rrn.log
 """
 

@@ -113,6 +113,34 @@ def test_sigterm_stops_nats_server_too(tmp_path: Path) -> None:
     assert "stopped cleanly" in log and "Traceback" not in log
 
 
+def test_a_second_daemon_on_a_live_home_touches_nothing(tmp_path: Path) -> None:
+    """systemd runs the node and someone also starts it by hand: the second `rrn run`
+    names the process that holds the home and exits; the first daemon, its nats-server
+    and its files are as they were, and it goes on signing."""
+    home = init(tmp_path / "lima", "lima-hr")
+    daemon = Daemon(home).start()
+    before = (daemon.info, daemon.nats_server_pid())
+    log_size = (home / "logs" / "rrn.log").stat().st_size
+    second = rrn("run", "--home", home, timeout=60)
+    assert second.returncode == 1, second.stderr
+    last = second.stderr.strip().splitlines()[-1]
+    assert f"in use by rrn run (pid {daemon.proc.pid if daemon.proc else 0}" in last, last
+    assert "Traceback" not in second.stderr
+    assert (daemon.info, daemon.nats_server_pid()) == before
+    assert (home / "logs" / "rrn.log").stat().st_size >= log_size
+    alert = rrn_json("alert", "raise", "--country", "PE", "--type", "raid", "--severity",
+                     "moderate", "--urgency", "days", "--home", home)  # fmt: skip
+    assert rrn_json("alert", "show", alert["id"][:12], "--home", home)["alert"]["id"]
+    # Commands that write a stopped node's store are refused the same way while it runs.
+    (tmp_path / "none.jsonl").write_text("")
+    imported = rrn("log", "import", str(tmp_path / "none.jsonl"), "--home", home)
+    assert imported.returncode != 0 and "stop the daemon first" in imported.stderr
+    assert f"pid {before[0]['pid']}" in imported.stderr
+    assert daemon.stop() == 0
+    done = rrn("log", "import", str(tmp_path / "none.jsonl"), "--home", home)
+    assert done.returncode == 0, done.stderr  # stopped: the home is free again
+
+
 async def _burst(home: Path, count: int, done: list[str], daemon: Daemon, kill_after: int) -> None:
     h = open_home(home)
     args = RaiseArgs(
