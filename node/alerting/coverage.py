@@ -27,6 +27,7 @@ __all__ = [
     "CoverageGrid",
     "Declarations",
     "GridRow",
+    "all_shifts",
     "current_declarations",
     "gap_seconds",
     "grid",

@@ -18,8 +18,16 @@ class AlertingMetrics:
         r = registry
         self.coverage_gap = Gauge(
             "rrn_coverage_gap_seconds",
-            "Seconds with nobody on duty over the coming horizon (24h, 7d), by region or language.",
+            "Seconds with nobody on duty over the coming horizon (6h, 24h, 7d), by region or "
+            "language.",
             ["horizon", "kind", "key"],
+            registry=r,
+        )
+        self.on_duty = Gauge(
+            "rrn_peer_on_duty",
+            "1 while each other member's declared coverage has it on duty now (the ladder "
+            "asks it first for its regions), else 0.",
+            ["peer"],
             registry=r,
         )
         self.unclaimed_late = Gauge(

@@ -3,9 +3,10 @@
 Owns starting the embedded nats-server with a config rendered from config.toml
 and the roster (a copy of the TLS key without its passphrase exists in the run
 directory only while it runs), reloading it when the roster or config change,
-and the two connections the daemon keeps: its own (the node's account) and the
-one that keeps the integrators' stream (their account). With [nats] embedded =
-false both are one connection to the operator's server.
+and the connections the daemon keeps: its own (the node's account), the one
+that keeps the integrators' stream (their account) and one in the server's
+system account that reads its health. With [nats] embedded = false the first
+two are one connection to the operator's server, and there is no third.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from rrn.node.home.config import Config
 from rrn.node.home.keyfiles import write_secret
 from rrn.node.home.keys import Keys
 from rrn.node.home.layout import Home
-from rrn.node.natsd.conf import DAEMON_USER, STREAM_USER, ServerLayout, render_server_conf
+from rrn.node.natsd.conf import (
+    DAEMON_USER,
+    STREAM_USER,
+    SYS_USER,
+    ServerLayout,
+    render_server_conf,
+)
 from rrn.node.natsd.process import NatsServer, ServerSpec, open_nats_server
 from rrn.node.store.network import Network
 
@@ -68,11 +75,17 @@ class NodeNats:
         self._stack.push_async_callback(close, self.nc, connected)
         #: Where the integrators' stream is kept: their own account on the embedded server.
         self.stream_nc = self.nc
+        #: The server's system account, to read its health (embedded server only).
+        self.sys_nc: NatsClient | None = None
         if n.embedded:
             self.stream_nc = await connect(
                 self.url, STREAM_USER, password, name=f"{name}-stream", connected=None
             )
             self._stack.push_async_callback(close, self.stream_nc, None)
+            self.sys_nc = await connect(
+                self.url, SYS_USER, password, name=f"{name}-sys", connected=None
+            )
+            self._stack.push_async_callback(close, self.sys_nc, None)
 
     def reload(self, network: Network, home: Home) -> None:
         """New links or settings: rewrite the config and have the server reload it."""

@@ -25,15 +25,16 @@ from typing import Final
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
-from rrn.node.alerting.coverage import current_declarations, gap_seconds
 from rrn.node.alerting.escalator import Escalator
+from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.connection import erase_from_stream, open_events_stream
+from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
-from rrn.node.home.clock import Clock, SystemClock, wait_set
+from rrn.node.home.clock import Clock, SystemClock
 from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
@@ -80,7 +81,6 @@ class Node:
         self._lock = lock or HomeLock(home.path, "rrn run")
         self.config = home.config
         self.clock = clock or SystemClock()
-        self._coverage_changed = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
         self.started_ms = 0
         self.metrics_url: str | None = None
@@ -113,18 +113,30 @@ class Node:
         self.store: Store = await self._stack.enter_async_context(open_store(self.home.store_path))
         network = await load_network(self.store)
         me = self._identity(network)
-        self.metrics = Metrics(version=rrn_version(), nats_server=server_version())
-        self.metrics.roster_version.set(network.roster_version)
+        self.metrics = Metrics(
+            version=rrn_version(), nats_server=server_version(), org=self.config.node.org
+        )
+        self._roster_gauges(network)
         await self._open_nats(network)
         await open_events_stream(self.stream_nc, self.config.nats)
         await self._open_pipeline(network, me)
         self._open_services()
+        self.health = Health(
+            home=self.home,
+            ingestor=self.ingestor,
+            peers=self.peering.peers,
+            nats=self.natsd,
+            metrics=self.metrics.health,
+        )
         await self.peering.start()
         self._stack.push_async_callback(self.peering.stop)
         await self._open_control()
         if self.config.metrics.enabled:
             server = MetricsServer(
-                self.metrics.registry, self.config.metrics.host, self.config.metrics.port
+                self.metrics.registry,
+                self.config.metrics.host,
+                self.config.metrics.port,
+                problems=self.health.problems,
             )
             self._stack.callback(server.close)
             self.metrics_url = server.url
@@ -171,6 +183,12 @@ class Node:
         self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.sealing)
         self.retention = Retention(
             ingestor=self.ingestor, store=self.store, config=self.config.retention, clock=self.clock
+        )
+        self.forecaster = Forecaster(
+            ingestor=self.ingestor,
+            store=self.store,
+            metrics=self.metrics.alerting,
+            clock=self.clock,
         )
         self.ingestor.on_alerts = self._alerts_changed
 
@@ -255,11 +273,12 @@ class Node:
                 tg.create_task(self.peering.run(), name="peering"),
                 tg.create_task(self._reloads(), name="reload"),
                 tg.create_task(self.rosters.run(), name="rosters"),
-                tg.create_task(self._coverage_gauges(), name="coverage"),
+                tg.create_task(self.forecaster.run(), name="coverage"),
                 tg.create_task(self.escalator.run(), name="escalation"),
                 tg.create_task(self.sharer.run(), name="sharing"),
                 tg.create_task(self.retention.run(), name="retention"),
                 tg.create_task(self._release_due(), name="release-due"),
+                tg.create_task(self.health.run(), name="health"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -279,22 +298,6 @@ class Node:
             await asyncio.sleep(10)
             if self.ingestor.chains.held.count:
                 await self.ingestor.release_due_now()
-
-    async def _coverage_gauges(self) -> None:
-        """Forecast coverage gaps every minute, so operators can alert before they open."""
-        gauge = self.metrics.alerting.coverage_gap
-        while True:
-            try:
-                decls = await current_declarations(self.store, self.ingestor.network.roster.orgs())
-                now = self.clock.now_ms()
-                gauge.clear()
-                for horizon, span in (("24h", 86_400_000), ("7d", 7 * 86_400_000)):
-                    for (kind, key), seconds in gap_seconds(decls, now, span).items():
-                        gauge.labels(horizon=horizon, kind=kind, key=key).set(seconds)
-            except Exception:  # a bad declaration must not stop the node
-                logger.exception("coverage forecast failed")
-            await wait_set(self._coverage_changed, 60)
-            self._coverage_changed.clear()
 
     async def _reloads(self) -> None:
         while True:
@@ -318,12 +321,17 @@ class Node:
     # -- behaviour --------------------------------------------------------------
 
     async def _committed(self, events: list[tuple[Event, str, bool]]) -> None:
+        self.health.committed()
         await self.peering.committed(events)
         await self.rosters.committed([(e, source) for e, source, _ in events])
         kinds = {e.header.kind for e, _, _ in events}
         if Kind.COVERAGE_DECLARED in kinds:
-            self._coverage_changed.set()
+            self.forecaster.changed()
             self.escalator.coverage_changed()
+
+    def _roster_gauges(self, network: Network) -> None:
+        self.metrics.roster_version.set(network.roster_version)
+        self.metrics.roster_members.set(len(network.roster.members))
 
     async def _dropped(self, ids: list[bytes]) -> None:
         """A tombstone deleted payloads: their copies in the integrators' stream and in the
@@ -338,7 +346,7 @@ class Node:
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""
-        self.metrics.roster_version.set(network.roster_version)
+        self._roster_gauges(network)
         self._reload_server(network)
         await self.peering.broadcast_roster(cert)
         self.keys = self.home.keys()

@@ -42,6 +42,7 @@ __all__ = [
     "EVENTS_STREAM",
     "INTEGRATOR_USER",
     "STREAM_USER",
+    "SYS_USER",
     "ServerLayout",
     "render_server_conf",
 ]
@@ -50,6 +51,8 @@ __all__ = [
 DAEMON_USER: Final = "rrn"
 #: The daemon's user in the integrators' account: it keeps their stream.
 STREAM_USER: Final = "rrn-stream"
+#: The daemon's user in the system account: it reads the server's own health.
+SYS_USER: Final = "rrn-sys"
 #: A read-only user for integrators: local event stream and notifications only.
 INTEGRATOR_USER: Final = "integrator"
 #: What the daemon hands to the integrators' account.
@@ -122,6 +125,9 @@ logtime: true
 ping_interval: "5s"
 ping_max: 3
 max_payload: 1MB
+# The server's own health ($SYS.REQ.SERVER.PING.*) is asked over NATS by the daemon's
+# user in SYS, so no HTTP monitoring port needs to be open.
+system_account: SYS
 """
 
 
@@ -172,6 +178,11 @@ def _accounts(config: Config, keys: Keys, net: bytes, plan: list[Link]) -> str:
       {integrator}
     ]
     imports: [{from_app}]
+  }}
+  SYS {{
+    users: [
+      {{user: {_s(SYS_USER)}, password: {_s(keys.nats_password)}}}
+    ]
   }}"""
     ]
     for link in plan:

@@ -18,7 +18,6 @@ import msgspec
 from msgspec import Meta
 
 from rrn.federation.roster import next_roster
-from rrn.federation.topology import links
 from rrn.node.control.channel import handler
 from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.node.membership.rosters import RosterKeeper
@@ -260,7 +259,7 @@ class MembersApi:
     async def peers(self) -> list[PeerInfo]:
         roster = self._ingestor.network.roster
         me = self._ingestor.me.org
-        kinds = {link.peer.org: "dials" if link.dial else "accepts" for link in links(roster, me)}
+        kinds = self._peering.peers.link_kinds()
         now = self._peering.monotonic()
         heartbeat = self._peering.config.heartbeat_s
         found = []
@@ -280,7 +279,7 @@ class MembersApi:
                 PeerInfo(
                     org=member.org,
                     name=member.name,
-                    link=kinds.get(member.org, "relayed"),
+                    link=kinds[member.org],
                     state="never" if age is None else "up" if age <= 3 * heartbeat else "down",
                     last_heartbeat_s=None if age is None else round(age, 1),
                     clock_skew_s=None if state is None or seen is None else state.skew_ms / 1000,

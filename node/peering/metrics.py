@@ -25,6 +25,20 @@ class PeerMetrics:
             "Members whose heartbeats arrive directly (a live link).",
             registry=r,
         )
+        self.peer_up = Gauge(
+            "rrn_peer_up",
+            "1 while each current member's heartbeats arrive, 0 if silent or never heard "
+            "since this node started; every member from the start. `link` is how this node "
+            "reaches it (dials, accepts, or relayed: no direct link, so no heartbeats here).",
+            ["peer", "link"],
+            registry=r,
+        )
+        self.peer_roster_version = Gauge(
+            "rrn_peer_roster_version",
+            "Roster version each member's last heartbeat said it works under.",
+            ["peer"],
+            registry=r,
+        )
         self.heartbeat_age = Gauge(
             "rrn_peer_heartbeat_age_seconds",
             "Seconds since the last heartbeat of each directly linked member.",
@@ -37,6 +51,10 @@ class PeerMetrics:
             ["peer"],
             registry=r,
         )
+        self._sync_families(r)
+
+    def _sync_families(self, r: CollectorRegistry) -> None:
+        """What pull sync and live relay observe."""
         self.behind = Gauge(
             "rrn_sync_behind_events",
             "Events of each origin that some peer holds and this node does not yet.",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from rrn.federation.chain import Head
 from rrn.federation.limits import limits_of
 from rrn.federation.ratelimit import TokenBucket
+from rrn.federation.topology import links
 from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.pipeline.ingest import Ingestor
@@ -63,6 +64,8 @@ class Peers:
         #: Live events of each origin's chain (the roster's relay limits).
         self._origins: dict[str, TokenBucket] = {}
         self._started = monotonic()
+        #: The (peer, link) series of rrn_peer_up exported so far.
+        self._up_series: set[tuple[str, str]] = set()
 
     def peer(self, org: str) -> PeerState:
         """The state of one member (made on first use)."""
@@ -163,22 +166,45 @@ class Peers:
             self.origin_budget(origin).refund(now, 1)
         self.peer(peer).bucket.charge(now, 0.1 if verdict == "duplicate" else 1)
 
+    def _peer_up(self, now: float) -> None:
+        """rrn_peer_up for every current member (and none for former ones)."""
+        kinds = self.link_kinds()
+        for peer, link in list(self._up_series):
+            if kinds.get(peer) != link:
+                self.metrics.peer_up.remove(peer, link)
+                self._up_series.discard((peer, link))
+        for peer, link in kinds.items():
+            last = self.peer(peer).last_heartbeat
+            up = last is not None and now - last <= 3 * self.config.heartbeat_s
+            self.metrics.peer_up.labels(peer=peer, link=link).set(1 if up else 0)
+            self._up_series.add((peer, link))
+
     def count(self, org: str, reason: Reason) -> None:
         """Count a refusal of something `org` sent."""
         self.metrics.rejected.labels(reason=str(reason)).inc()
         self.metrics.peer_rejected.labels(peer=org, reason=str(reason)).inc()
+
+    def link_kinds(self) -> dict[str, str]:
+        """How this node reaches each other member: dials, accepts, or relayed."""
+        direct = {
+            link.peer.org: "dials" if link.dial else "accepts"
+            for link in links(self.ingestor.network.roster, self.ingestor.me.org)
+        }
+        return {org: direct.get(org, "relayed") for org in self.members()}
 
     def update_gauges(self) -> None:
         """Links up, heartbeat ages, clock skews, and how far behind this node is."""
         now = self.monotonic()
         connected = 0
         best: dict[tuple[str, int], int] = {}
+        self._peer_up(now)
         for org in self.members():
             state = self.peer(org)
             if state.last_heartbeat is None:
                 continue
             age = now - state.last_heartbeat
             connected += age <= 3 * self.config.heartbeat_s
+            self.metrics.peer_roster_version.labels(peer=org).set(state.roster_ver)
             self.metrics.heartbeat_age.labels(peer=org).set(age)
             self.metrics.clock_skew.labels(peer=org).set(state.skew_ms / 1000)
             if state.failures:
