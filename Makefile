@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # rrn's import package as the editable install sees it: links to the folders here.
 SRC := $(VENV)/src/rrn
 
-.PHONY: install lint format test test-fast fuzz demo bench clean
+.PHONY: install tools lint format test test-fast fuzz demo bench clean
 
 install: $(STAMP)
 
@@ -30,7 +30,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# The real tools the deploy kit is checked with (.ci/tools installs them as root).
+tools:
+	@.ci/tools
+
+test: lint tools
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

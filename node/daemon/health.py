@@ -54,7 +54,9 @@ class HealthMetrics:
             registry=r,
         )
         self.nats_up = Gauge(
-            "rrn_nats_server_up", "1 while the embedded nats-server answers.", registry=r
+            "rrn_nats_server_up",
+            "1 while the embedded nats-server answers (an external one: while connected).",
+            registry=r,
         )
         self.nats = {
             name: Gauge(f"rrn_nats_server_{name}", text, registry=r)
@@ -133,7 +135,8 @@ class Health:
 
     async def _sample_server(self) -> None:
         nc = self.nats.sys_nc
-        if nc is None:
+        if nc is None:  # the operator's own server: only our connection to it is known
+            self.metrics.nats_up.set(1 if self.nats.nc.is_connected else 0)
             return
         varz, jsz = await self._ask(nc, "VARZ"), await self._ask(nc, "JSZ")
         self.metrics.nats_up.set(1 if varz is not None else 0)

@@ -58,13 +58,7 @@ async def init_home(
     display = name or org
     if not 1 <= len(display) <= 80 or any(ord(c) < 32 or ord(c) == 127 for c in display):
         raise ConfigError("--name must be 1-80 printable characters")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(f"{path} already exists and is not empty; refusing to overwrite it")
-    parent = path.parent
-    if not parent.is_dir():
-        raise ConfigError(f"the parent directory {parent} does not exist")
-    staging = parent / f".{path.name}.init-{secrets.token_hex(4)}"
-    staging.mkdir(mode=0o700)
+    staging = _staging(path)
     try:
         config = Config(
             node=NodeConfig(
@@ -82,13 +76,41 @@ async def init_home(
         create_keys(staging / "keys", org, hosts)
         home = Home(staging, config)
         await _solo_network(home, [Role(r) for r in config.node.roles], clock)
-        if path.exists():
-            path.rmdir()
-        os.rename(staging, path)
+        if staging.parent == path:  # an empty home made for us: fill it
+            for entry in staging.iterdir():
+                os.rename(entry, path / entry.name)
+            staging.rmdir()
+        else:
+            os.rename(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Home(path, config)
+
+
+def _staging(path: Path) -> Path:
+    """Where the new home is built, so that a failed init leaves nothing behind: beside
+    it, or inside it when it exists already, empty (systemd's StateDirectory= makes it
+    so, owned by the service's user, in a parent that user cannot write)."""
+    name = f".init-{secrets.token_hex(4)}"
+    if path.exists():
+        if not path.is_dir() or any(path.iterdir()):
+            raise ConfigError(f"{path} already exists and is not empty; refusing to overwrite it")
+        staging = path / name
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {path.parent}: {exc.strerror}") from exc
+        staging = path.parent / f".{path.name}{name}"
+    try:
+        staging.mkdir(mode=0o700)
+    except PermissionError:
+        raise ConfigError(
+            f"this user cannot create {path}: create it empty and owned by this user first "
+            f"(e.g. install -d -o rrn -g rrn -m 0700 {path})"
+        ) from None
+    return staging
 
 
 def _federation(advertise: list[str], listen: str | None) -> FederationConfig:
