@@ -189,6 +189,8 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
         state.raised.body.urgency,
     )
     escalations = _escalations(c, state.escalations, urgency, claims)
+    if not c.refused:
+        return state, []  # everything allowed: the state as it is
     allowed = msgspec.structs.replace(
         state,
         updates=updates,
@@ -246,6 +248,8 @@ def _escalations(
 ) -> tuple[Escalated, ...]:
     """The escalations that follow one another as the rules allow, level by level."""
     assert c.state.raised is not None
+    if not facts:
+        return ()
     pool = c.pool()
     step_ms = c.authority.step_s[urgency] * 1000
     reached, since = 0, c.state.raised.pos.wall_ms
