@@ -56,6 +56,9 @@ class Projection:
         self._store = store
         self._capacity = capacity
         self._cache: collections.OrderedDict[bytes, AlertState] = collections.OrderedDict()
+        #: How the cached states were judged (their view, the facts refused), so the
+        #: state before a batch is not judged again.
+        self._judgements: dict[bytes, tuple[AlertState, AlertView | None, set[Pos]]] = {}
         #: Every alert the store has a row for: a miss in the cache that is not in
         #: here needs no read (a new alert, the common case).
         self._stored: set[bytes] = set()
@@ -123,12 +126,12 @@ class Projection:
         views: dict[bytes, AlertView | None] = {}
         refused: list[Refused] = []
         for alert in ids:
-            before, was_refused = _judged(old[alert], authority)
+            before, was_refused = self._judged(alert, old[alert], authority)
             allowed, now_refused = authorise(states[alert], authority)
             v = views[alert] = derive(allowed)
             self._count(open_key(before), open_key(v))
             refused += [r for r in now_refused if r.pos not in was_refused]
-            self._remember(alert, states[alert])
+            self._remember(alert, states[alert], (v, {r.pos for r in now_refused}))
         changes = [(old[a], states[a]) for a in ids]
         return Applied({a: states[a] for a in ids}, views, changes, refused)
 
@@ -147,12 +150,35 @@ class Projection:
             found.update(await self._store.alert_states(missing))
         return found
 
-    def _remember(self, alert: bytes, state: AlertState) -> None:
+    def _judged(
+        self, alert: bytes, state: AlertState | None, authority: Authority
+    ) -> tuple[AlertView | None, set[Pos]]:
+        """The view of a state (None for none) and the positions of the facts it refuses:
+        as judged when it was cached, or now."""
+        if state is None:
+            return None, set()
+        known = self._judgements.get(alert)
+        if known is not None and known[0] is state:
+            return known[1], known[2]
+        allowed, refused = authorise(state, authority)
+        return derive(allowed), {r.pos for r in refused}
+
+    def _remember(
+        self,
+        alert: bytes,
+        state: AlertState,
+        judged: tuple[AlertView | None, set[Pos]] | None = None,
+    ) -> None:
         self._stored.add(alert)
         self._cache[alert] = state
         self._cache.move_to_end(alert)
+        if judged is not None:
+            self._judgements[alert] = (state, *judged)
+        else:
+            self._judgements.pop(alert, None)
         while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+            gone, _ = self._cache.popitem(last=False)
+            self._judgements.pop(gone, None)
 
     def rebuild(
         self, events: Iterable[Fact], authority: Authority
@@ -164,6 +190,7 @@ class Projection:
             known = states.get(single.alert)
             states[single.alert] = single if known is None else join(known, single)
         self._cache.clear()
+        self._judgements.clear()
         self._stored.clear()
         self.open = collections.Counter()
         views = {}
@@ -172,11 +199,3 @@ class Projection:
             self._count(None, open_key(v))
             self._remember(alert, state)
         return states, views
-
-
-def _judged(state: AlertState | None, authority: Authority) -> tuple[AlertView | None, set[Pos]]:
-    """The view of a state (None for none) and the positions of the facts it refuses."""
-    if state is None:
-        return None, set()
-    allowed, refused = authorise(state, authority)
-    return derive(allowed), {r.pos for r in refused}
