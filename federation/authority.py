@@ -147,6 +147,8 @@ class _Check:
     def keep(
         self, facts: tuple[F, ...], kind: str, rule: Callable[[F], str | None]
     ) -> tuple[F, ...]:
+        if not facts:
+            return facts
         kept = []
         for f in facts:
             why = rule(f)

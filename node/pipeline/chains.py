@@ -317,6 +317,8 @@ class Chains:
 
     def _release_held(self, key: ChainKey, received: float, source: str, work: Work) -> None:
         """Place held events that now follow the head (and are due)."""
+        if not self.held.holds(key):
+            return  # the common case: nothing waits in this chain
         while self.held.holds(key):
             head = self.heads.get(key, Head(0, b""))
             if not self.network.keyring.may_sign(*key, head.seq + 1):
