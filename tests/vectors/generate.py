@@ -76,6 +76,7 @@ def build() -> dict[str, Any]:
     """The whole vectors document."""
     tn = network(*ORGS)
     payload_rules = rules.payload_rules(tn)  # before _rotation changes lima-hr's key
+    export = rules.export(tn)
     chain = Chain(tn, "lima-hr")
     first = chain.next(raised(0))
     second = chain.next(
@@ -231,6 +232,7 @@ def build() -> dict[str, Any]:
         "chain_rules": rules.chain_rules(),
         "authority": rules.authority(),
         "removal": rules.removal(),
+        "export": export,
     }
 
 

@@ -9,6 +9,8 @@ checked with nothing else.
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import msgspec
@@ -203,4 +205,54 @@ def removal() -> dict[str, Any]:
         "roster_v1_cert": encode_cert(cert).hex(),
         "before": before.envelope().hex(),
         "after": {"envelope": after.envelope().hex(), "reason": "epoch_cut_off"},
+    }
+
+
+def export(tn: Net) -> dict[str, Any]:
+    """PROTOCOL 7: what a node that received these events of nairobi-dl's chain (the
+    fourth missing) writes with `rrn log export`, line for line."""
+    c = Chain(tn, "nairobi-dl")
+    first = c.next(raised(2))
+    second = c.next(AlertClaimed(alert=first.id))
+    third = c.next(AlertResolved(alert=first.id, outcome=Outcome.SAFE), refs=[first.id])
+    c.next(raised(3))  # never sent: a gap
+    fifth = c.next(raised(4))
+    cert = base64.b64encode(encode_cert(tn.cert)).decode()
+    lines = [
+        json.dumps({"type": "roster", "version": 0, "cert": cert}),
+        json.dumps(
+            {"type": "head", "origin": "nairobi-dl", "epoch": 1, "seq": 3, "id": third.id.hex()}
+        ),
+    ]
+    for kind, event, status in (
+        ("event", first, "applied"),
+        ("event", second, "applied"),
+        ("event", third, "unapplied"),  # refs_not_empty (3.7)
+        ("held", fifth, "held"),
+    ):
+        h = event.header
+        lines.append(
+            json.dumps(
+                {
+                    "type": kind,
+                    "id": event.id.hex(),
+                    "origin": h.origin,
+                    "epoch": h.epoch,
+                    "seq": h.seq,
+                    "kind": h.kind,
+                    "wall_ms": h.wall_ms,
+                    "status": status,
+                    "envelope": base64.b64encode(event.envelope()).decode(),
+                }
+            )
+        )
+    return {
+        "description": (
+            "PROTOCOL 7. A node of lima-hr that received `received` (nairobi-dl's events 1, "
+            "2, 3 and 5) exports exactly `lines`: the roster, the chain's head (seq 3: the "
+            "tail a reader must find), the events in chain order with what the node did "
+            "with each (3 names refs: kept unapplied), then the event held behind the gap."
+        ),
+        "received": _envelopes(first, second, third, fifth),
+        "lines": lines,
     }

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from rrn.node.store.audit import export_lines, verify_store
 from rrn.protocol.encoding import encode
-from rrn.protocol.envelope import sign_event
+from rrn.protocol.envelope import open_envelope, sign_event
+from rrn.protocol.roster import encode_cert
 from tests.node.conftest import running_pipeline
 from tests.node.pipeline.test_ingest_rotation import NAIROBI, _all, _rotated_chain
-from tests.support import Chain, Net, raised
+from tests.support import Chain, Net, network, raised
 
 
 async def _store(tmp_path: Path, tn: Net, n: int = 3) -> Path:
@@ -102,3 +103,18 @@ async def test_an_export_names_every_chain_head_and_held_event(tmp_path: Path, t
     assert head["id"] == events[2].id.hex()
     assert [line["seq"] for line in lines if line["type"] == "held"] == [5, 6]
     assert {line["status"] for line in lines if line["type"] == "held"} == {"held"}
+
+
+async def test_the_export_vector_is_what_a_node_writes(tmp_path: Path) -> None:
+    """tests/vectors/events.json "export": the same events through a real pipeline and
+    store give exactly the published lines."""
+    from tests.protocol.test_vectors import VECTORS
+    from tests.vectors.generate import ORGS
+
+    vector = VECTORS["export"]
+    tn = network(*ORGS)
+    assert encode_cert(tn.cert).hex() == VECTORS["network"]["genesis_cert"]
+    db = tmp_path / "s.db"
+    async with running_pipeline(db, tn, me="lima-hr") as p:
+        await _all(p, [open_envelope(bytes.fromhex(e)) for e in vector["received"]])
+    assert [line async for line in export_lines(db)] == vector["lines"]
