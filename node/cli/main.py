@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from rrn.node.cli import output
 from rrn.node.cli.alerts import add_alert_parsers
+from rrn.node.cli.backup import add_backup_parsers
 from rrn.node.cli.common import (
     Parser,
     get_home,
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_devnet_parsers(sub.add_parser("devnet", help="a local network of several nodes"))
     add_coverage_parsers(sub)
     add_key_parsers(sub)
+    add_backup_parsers(sub)
     return parser
 
 

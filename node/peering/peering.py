@@ -31,6 +31,7 @@ from rrn.node.home.clock import Clock
 from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.peering.peers import Peers
+from rrn.node.peering.restored import Restored
 from rrn.node.peering.sync import Sync
 from rrn.node.pipeline.ingest import Ingestor, Outcome
 from rrn.node.store.db import Store
@@ -72,6 +73,8 @@ class Peering:
         self.boot = secrets.token_bytes(16)
         self.peers = Peers(ingestor=ingestor, config=config, metrics=metrics, monotonic=monotonic)
         self.sync = Sync(nc=nc, ingestor=ingestor, store=store, peers=self.peers, clock=clock)
+        #: The wait of a store restored from a backup (node/peering/restored.py).
+        self.restored = Restored(ingestor=ingestor, store=store)
         self._counter = 0
         self._subs: list[Subscription] = []
         #: Called with roster certificates peers announce (set by the daemon).
@@ -103,6 +106,7 @@ class Peering:
 
     async def start(self) -> None:
         """Subscribe to every member's space (what NATS imports let through)."""
+        await self.restored.load()
         self.peers.started()
         net = self.net
         for tail, handler in (
@@ -247,6 +251,7 @@ class Peering:
         # events that verify count (even of our own chain, which only we sign).
         state.heads = {(h.origin, h.epoch): h.seq for h in hb.heads}
         self.sync.wake.set()
+        await self.restored.heard(org, hb)
 
     async def _on_fork_proof(self, msg: Msg) -> None:
         org = self._sender(msg)
