@@ -31,6 +31,7 @@ import enum
 __all__ = [
     "ConfigError",
     "ControlError",
+    "DaemonUnavailable",
     "DecodeError",
     "FederationError",
     "OversizeError",
@@ -153,4 +154,8 @@ class ConfigError(RrnError):
 
 
 class ControlError(RrnError):
-    """The CLI could not get an answer from the running daemon."""
+    """The running daemon refused a request, or could not be asked."""
+
+
+class DaemonUnavailable(ControlError):
+    """No daemon runs for the home, or none answered."""

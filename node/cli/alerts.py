@@ -72,15 +72,19 @@ def add_alert_parsers(alert: argparse.ArgumentParser) -> Any:
     p = sub.add_parser("raise", help="raise a new alert")
     home_arg(p)
     json_arg(p)
-    p.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. PE")
-    p.add_argument("--subdivision", help="ISO 3166-2 code, e.g. PE-LOR")
+    p.add_argument(
+        "--country", required=True, type=str.upper, help="ISO 3166-1 alpha-2 code, e.g. PE"
+    )
+    p.add_argument("--subdivision", type=str.upper, help="ISO 3166-2 code, e.g. PE-LOR")
     p.add_argument(
         "--type", dest="types", action="append", required=True, choices=values(IncidentType)
     )
     p.add_argument("--severity", required=True, choices=values(Severity))
     p.add_argument("--urgency", required=True, choices=values(Urgency))
     p.add_argument("--ask", dest="asks", action="append", default=[], metavar="ACTION:TO[:CHANNEL]")
-    p.add_argument("--lang", dest="languages", action="append", default=[], metavar="CODE")
+    p.add_argument(
+        "--lang", dest="languages", action="append", default=[], type=str.lower, metavar="CODE"
+    )
     p.add_argument("--pseudonym", help="existing defender pseudonym (hrd-xxxxxxxx)")
     p.add_argument("--exercise", action="store_true", help="mark as a drill")
     p.add_argument(
@@ -97,12 +101,12 @@ def add_alert_parsers(alert: argparse.ArgumentParser) -> Any:
     home_arg(p)
     json_arg(p)
     p.add_argument("alert", help="alert id (or its first 6+ hex digits)")
-    p.add_argument("--subdivision")
+    p.add_argument("--subdivision", type=str.upper)
     p.add_argument("--type", dest="types", action="append", choices=values(IncidentType))
     p.add_argument("--severity", choices=values(Severity))
     p.add_argument("--urgency", choices=values(Urgency))
     p.add_argument("--ask", dest="asks", action="append", metavar="ACTION:TO[:CHANNEL]")
-    p.add_argument("--lang", dest="languages", action="append", metavar="CODE")
+    p.add_argument("--lang", dest="languages", action="append", type=str.lower, metavar="CODE")
     p.set_defaults(func=cmd_alert_update)
     _alert_handling_parsers(sub)
     return sub
@@ -121,14 +125,20 @@ def _alert_handling_parsers(sub: Any) -> None:
     home_arg(p)
     json_arg(p)
     p.add_argument("alert")
-    p.add_argument("--to", dest="handover_to", metavar="ORG", help="hand it over to this member")
+    p.add_argument(
+        "--to",
+        dest="handover_to",
+        type=str.lower,
+        metavar="ORG",
+        help="hand it over to this member",
+    )
     p.set_defaults(func=cmd_alert_release)
 
     p = sub.add_parser("share", help="reseal an alert's sealed details to other members")
     home_arg(p)
     json_arg(p)
     p.add_argument("alert")
-    p.add_argument("--to", action="append", required=True, metavar="ORG")
+    p.add_argument("--to", action="append", required=True, type=str.lower, metavar="ORG")
     p.set_defaults(func=cmd_alert_share)
 
     p = sub.add_parser("act", help="record an action taken for an alert")

@@ -20,12 +20,21 @@ from rrn.node.home.layout import Home, open_home
 from rrn.node.home.lock import HomeInUse, HomeLock
 from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.protocol.countries import is_country
-from rrn.protocol.errors import ConfigError
+from rrn.protocol.errors import (
+    ConfigError,
+    ControlError,
+    DaemonUnavailable,
+    FederationError,
+    ProtocolError,
+    RrnError,
+    StoreError,
+)
 from rrn.protocol.policy import NetworkPolicy
 
 __all__ = [
     "Parser",
     "alert_ref",
+    "error_code",
     "escalation_arg",
     "get_home",
     "home_arg",
@@ -152,3 +161,19 @@ def states_of(specs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--state {spec!r}: use ORG=CC with an ISO 3166-1 alpha-2 code")
         found[org] = state
     return found
+
+
+def error_code(exc: RrnError) -> str:
+    """A stable name for what went wrong, for scripts (`--json` errors; OPERATIONS.md)."""
+    if isinstance(exc, ProtocolError | FederationError):
+        return str(exc.reason)
+    for kind, code in (
+        (HomeInUse, "home_in_use"),
+        (DaemonUnavailable, "daemon_unavailable"),
+        (ControlError, "refused"),
+        (StoreError, "store"),
+        (ConfigError, "invalid"),
+    ):
+        if isinstance(exc, kind):
+            return code
+    return "error"

@@ -23,6 +23,7 @@ def add_coverage_parsers(sub: Any) -> None:
     csub = coverage.add_subparsers(dest="coverage_command", required=True)
     p = csub.add_parser("declare", help="sign and publish this member's on-duty windows")
     home_arg(p)
+    json_arg(p)
     p.add_argument("--file", type=Path, required=True, help="coverage.toml (see OPERATIONS.md)")
     p.set_defaults(func=cmd_declare)
     p = csub.add_parser("show", help="who is on duty over the coming week, and the gaps")
@@ -37,12 +38,21 @@ def cmd_declare(args: argparse.Namespace) -> int:
     today = datetime.datetime.now(zoneinfo.ZoneInfo(home.config.node.tz)).date()
     decl = read_declaration(args.file, today)
     seq = run(call(home, "coverage.declare", decl, int))
-    print(
-        f"declared {len(decl.windows)} weekly window(s) and {len(decl.exceptions)} exception(s) "
-        f"in {decl.tz} (event seq {seq}); it replaces any earlier declaration of "
-        f"{home.config.node.org}"
+    done = {
+        "seq": seq,
+        "tz": decl.tz,
+        "windows": len(decl.windows),
+        "exceptions": len(decl.exceptions),
+    }
+    return show(
+        args,
+        done,
+        lambda: (
+            f"declared {len(decl.windows)} weekly window(s) and {len(decl.exceptions)} "
+            f"exception(s) in {decl.tz} (event seq {seq}); it replaces any earlier declaration "
+            f"of {home.config.node.org}"
+        ),
     )
-    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:

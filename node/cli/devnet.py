@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
-from rrn.node.cli.common import escalation_arg, policy_of, run
-from rrn.node.devnet.devnet import create_devnet, load_devnet, remove_devnet
+from rrn.node.cli.common import escalation_arg, json_arg, policy_of, run, show
+from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.protocol.errors import ConfigError
 
@@ -16,6 +18,7 @@ __all__ = ["add_devnet_parsers"]
 def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     sub = devnet.add_subparsers(dest="devnet_command", required=True)
     p = sub.add_parser("up", help="create N organisations on loopback and start them")
+    json_arg(p)
     p.add_argument("--nodes", type=int, required=True)
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--nat", help="nodes behind NAT, e.g. 3,4 (default: every third)")
@@ -25,17 +28,52 @@ def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_devnet_up)
     for name, helptext in (("stop", "stop one node"), ("start", "start one node")):
         p = sub.add_parser(name, help=helptext)
+        json_arg(p)
         p.add_argument("--dir", type=Path, required=True)
         p.add_argument("--node", type=int, required=True)
         if name == "stop":
             p.add_argument("--kill", action="store_true", help="SIGKILL daemon and nats-server")
         p.set_defaults(func=cmd_devnet_stop if name == "stop" else cmd_devnet_start)
     p = sub.add_parser("down", help="stop every node and delete the devnet")
+    json_arg(p)
     p.add_argument("--dir", type=Path, required=True)
     p.set_defaults(func=cmd_devnet_down)
     p = sub.add_parser("status", help="the devnet's nodes")
+    json_arg(p)
     p.add_argument("--dir", type=Path, required=True)
     p.set_defaults(func=cmd_devnet_status)
+
+
+def _progress(text: str) -> None:
+    """A step of long work, on stderr (stdout stays what --json promises)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _nodes(devnet: Devnet) -> list[dict[str, Any]]:
+    running = devnet.running()
+    return [
+        {
+            "node": n.index,
+            "org": n.org,
+            "tz": n.tz,
+            "nat": n.nat,
+            "home": str(n.home),
+            "pid": running[n.index],
+        }
+        for n in devnet.nodes
+    ]
+
+
+def _table(nodes: list[dict[str, Any]]) -> str:
+    lines = []
+    for n in nodes:
+        where = "behind NAT" if n["nat"] else "reachable"
+        state = f"running (pid {n['pid']})" if n["pid"] else "stopped"
+        lines.append(
+            f"node {n['node']}: {n['org']:<13} {n['tz']:<20} {where:<10} {state:<20} "
+            f"home {n['home']}"
+        )
+    return "\n".join(lines)
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
@@ -46,6 +84,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError("--nat takes node numbers, e.g. 3,4") from exc
     policy = policy_of(args)
+    _progress(f"creating {args.nodes} organisations in {args.dir} (keys, founding roster)")
     devnet = run(
         create_devnet(
             args.dir,
@@ -56,42 +95,55 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             policy=policy,
         )
     )
-    for node in devnet.nodes:
-        where = "behind NAT" if node.nat else "reachable"
-        if not args.no_start:
+    if not args.no_start:
+        for node in devnet.nodes:
+            _progress(f"starting node {node.index} of {len(devnet.nodes)}: {node.org}")
             devnet.start(node.index)
-        print(f"node {node.index}: {node.org:<13} {node.tz:<20} {where:<10} home {node.home}")
-    print(f"logs in {devnet.dir}/<org>.log; stop with: rrn devnet down --dir {devnet.dir}")
-    return 0
+    nodes = _nodes(devnet)
+    return show(
+        args,
+        {"dir": str(devnet.dir), "nodes": nodes},
+        lambda: (
+            _table(nodes)
+            + f"\nlogs in {devnet.dir}/<org>.log; stop with: rrn devnet down --dir {devnet.dir}"
+        ),
+    )
 
 
 def cmd_devnet_stop(args: argparse.Namespace) -> int:
     devnet = load_devnet(args.dir)
-    stopped = devnet.stop(args.node, kill=args.kill)
     org = devnet.node(args.node).org
-    print(f"{org} {'stopped' if stopped else 'was not running'}")
-    return 0
+    _progress(f"stopping {org}")
+    stopped = devnet.stop(args.node, kill=args.kill)
+    return show(
+        args,
+        {"node": args.node, "org": org, "stopped": stopped},
+        lambda: f"{org} {'stopped' if stopped else 'was not running'}",
+    )
 
 
 def cmd_devnet_start(args: argparse.Namespace) -> int:
     devnet = load_devnet(args.dir)
+    org = devnet.node(args.node).org
+    _progress(f"starting {org} (waits until it is ready)")
     pid = devnet.start(args.node)
-    print(f"{devnet.node(args.node).org} running (pid {pid})")
-    return 0
+    return show(
+        args, {"node": args.node, "org": org, "pid": pid}, lambda: f"{org} running (pid {pid})"
+    )
 
 
 def cmd_devnet_down(args: argparse.Namespace) -> int:
     devnet = load_devnet(args.dir)
+    _progress(f"stopping {len(devnet.nodes)} nodes")
     remove_devnet(devnet)
-    print(f"devnet in {args.dir} stopped and removed")
-    return 0
+    return show(
+        args,
+        {"dir": str(args.dir), "removed": True},
+        lambda: f"devnet in {args.dir} stopped and removed",
+    )
 
 
 def cmd_devnet_status(args: argparse.Namespace) -> int:
     devnet = load_devnet(args.dir)
-    running = devnet.running()
-    for node in devnet.nodes:
-        pid = running[node.index]
-        state = f"running (pid {pid})" if pid else "stopped"
-        print(f"node {node.index}: {node.org:<13} {state:<20} home {node.home}")
-    return 0
+    nodes = _nodes(devnet)
+    return show(args, {"dir": str(devnet.dir), "nodes": nodes}, lambda: _table(nodes))

@@ -32,6 +32,7 @@ def add_key_parsers(sub: Any) -> None:
         help="encrypt the signing, sealing and link keys with a passphrase (or change it)",
     )
     home_arg(p)
+    json_arg(p)
     p.add_argument(
         "--passphrase-file",
         type=Path,
@@ -66,14 +67,19 @@ def cmd_protect(args: argparse.Namespace) -> int:
         new = first.encode()
     with stopped(home, "rrn key protect", "the daemon holds the keys it loaded"):
         count = protect_keys(home.keys_dir, old, new)
+    done = {"keys": count, "protected": new is not None}
     if new is None:
-        print(f"{count} private keys stored unencrypted (file mode 0600 only)")
-    else:
-        print(
-            f"{count} private keys encrypted; start the node with {PASSPHRASE_ENV} naming a "
-            "file that holds the passphrase (e.g. a systemd credential)"
+        return show(
+            args, done, lambda: f"{count} private keys stored unencrypted (file mode 0600 only)"
         )
-    return 0
+    return show(
+        args,
+        done,
+        lambda: (
+            f"{count} private keys encrypted; start the node with {PASSPHRASE_ENV} naming "
+            "a file that holds the passphrase (e.g. a systemd credential)"
+        ),
+    )
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from rrn.node.cli.common import (
     home_arg,
     json_arg,
     run,
+    show,
     stopped,
 )
 from rrn.node.control.channel import to_json
@@ -32,10 +33,12 @@ def add_log_parsers(log: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_log_verify)
     p = sub.add_parser("export", help="signed events as JSON lines")
     home_arg(p)
+    json_arg(p)
     p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     p.set_defaults(func=cmd_log_export)
     p = sub.add_parser("import", help="verify and store events from an export (daemon stopped)")
     home_arg(p)
+    json_arg(p)
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_log_import)
 
@@ -72,7 +75,9 @@ def cmd_log_export(args: argparse.Namespace) -> int:
 
     n = run(export())
     if args.out is not None:
-        print(f"exported {n} line(s) to {args.out}")
+        show(
+            args, {"lines": n, "file": str(args.out)}, lambda: f"exported {n} line(s) to {args.out}"
+        )
     return 0
 
 
@@ -83,8 +88,12 @@ def cmd_log_import(args: argparse.Namespace) -> int:
     with stopped(home, "rrn log import", "an import writes to the store it uses"):
         report = run(import_envelopes(home, read_export(args.file)))
     rejected = ", ".join(f"{n} {r}" for r, n in sorted(report.rejected.items())) or "none"
-    print(
-        f"read {report.read} events: {report.appended} new, {report.duplicates} already held, "
-        f"{report.held} waiting for earlier events; rejected: {rejected}"
+    show(
+        args,
+        report,
+        lambda: (
+            f"read {report.read} events: {report.appended} new, {report.duplicates} "
+            f"already held, {report.held} waiting for earlier events; rejected: {rejected}"
+        ),
     )
     return 1 if report.rejected else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from rrn.node.cli.alerts import add_alert_parsers
 from rrn.node.cli.backup import add_backup_parsers
 from rrn.node.cli.common import (
     Parser,
+    error_code,
     get_home,
     home_arg,
     json_arg,
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="create a node home (config, keys, store)")
     home_arg(p)
-    p.add_argument("--org", required=True, help="organisation id, e.g. lima-hr")
+    json_arg(p)
+    p.add_argument("--org", required=True, type=str.lower, help="organisation id, e.g. lima-hr")
     p.add_argument("--tz", required=True, help="IANA time zone, e.g. America/Lima")
     p.add_argument("--name", help="display name of the organisation")
     p.add_argument("--role", action="append", choices=values(Role), help="member role(s)")
@@ -122,9 +125,15 @@ def cmd_init(args: argparse.Namespace) -> int:
             listen=args.listen,
         )
     )
-    print(f"created node home {home.path} for {home.config.node.org}")
-    print(f"start it with: rrn run --home {home.path}")
-    return 0
+    made = {"home": str(home.path), "org": home.config.node.org}
+    return show(
+        args,
+        made,
+        lambda: (
+            f"created node home {home.path} for {home.config.node.org}\n"
+            f"start it with: rrn run --home {home.path}"
+        ),
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,24 +180,39 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `rrn` console script."""
+    """Entry point of the `rrn` console script: one line on stderr for an error (a JSON
+    object with --json), exit 1 for what the user can fix, 70 for a bug."""
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
     except RrnError as exc:
-        print(f"rrn: error: {exc}", file=sys.stderr)
+        _error(args, error_code(exc), str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `rrn alert list | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
         if os.environ.get("RRN_DEBUG"):
             raise
-        print(
-            f"rrn: internal error: {type(exc).__name__} (run again with RRN_DEBUG=1 for details)",
-            file=sys.stderr,
+        _error(
+            args,
+            "internal",
+            f"internal error: {type(exc).__name__} (run again with RRN_DEBUG=1 for details)",
         )
         return 70
     return result
+
+
+def _error(args: argparse.Namespace, code: str, message: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    elif code == "internal":
+        print(f"rrn: {message}", file=sys.stderr)
+    else:
+        print(f"rrn: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

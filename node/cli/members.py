@@ -44,6 +44,7 @@ def add_member_parsers(member: argparse.ArgumentParser) -> None:
     sub = member.add_subparsers(dest="member_command", required=True)
     p = sub.add_parser("card", help="this organisation's signed card")
     home_arg(p)
+    json_arg(p)
     p.add_argument("--out", type=Path, help="write to this file (default: stdout)")
     p.set_defaults(func=cmd_card)
 
@@ -51,6 +52,7 @@ def add_member_parsers(member: argparse.ArgumentParser) -> None:
         "new-key", help="make the next signing key epoch (then: card, propose --rotate)"
     )
     home_arg(p)
+    json_arg(p)
     p.set_defaults(func=cmd_new_key)
 
     _propose_parser(sub)
@@ -120,25 +122,32 @@ def cmd_card(args: argparse.Namespace) -> int:
     home = get_home(args)
     doc = card_document(home, home.keys(), SystemClock())
     if args.out is None:
-        print(json.dumps(doc, indent=2))
-    else:
-        write_document(args.out, doc)
-        print(
+        print(json.dumps(doc, indent=2))  # the card itself is JSON
+        return 0
+    write_document(args.out, doc)
+    done = {"org": doc["org"], "file": str(args.out), "tls_fingerprint": doc["tls_fingerprint"]}
+    return show(
+        args,
+        done,
+        lambda: (
             f"card of {doc['org']} written to {args.out}; TLS fingerprint {doc['tls_fingerprint']}"
-        )
-    return 0
+        ),
+    )
 
 
 def cmd_new_key(args: argparse.Namespace) -> int:
     home = get_home(args)
     epoch = new_signing_key(home.keys_dir)
-    print(
-        f"made signing key epoch {epoch} (keys/sign-{epoch}.pem). Next: 'rrn member card' "
-        "and hand the card to a member who proposes it with --rotate (and --cut if the "
-        "old key is compromised); sign that proposal with 'rrn network sign'. The node "
-        f"signs with epoch {epoch} once the roster that lists it is adopted."
+    return show(
+        args,
+        {"epoch": epoch, "file": f"keys/sign-{epoch}.pem"},
+        lambda: (
+            f"made signing key epoch {epoch} (keys/sign-{epoch}.pem). Next: 'rrn member "
+            "card' and hand the card to a member who proposes it with --rotate (and --cut if "
+            "the old key is compromised); sign that proposal with 'rrn network sign'. The node "
+            f"signs with epoch {epoch} once the roster that lists it is adopted."
+        ),
     )
-    return 0
 
 
 def _card_bytes(path: Path) -> bytes:

@@ -58,6 +58,7 @@ def _network_parsers(network: argparse.ArgumentParser) -> None:
     sub = network.add_subparsers(dest="network_command", required=True)
     p = sub.add_parser("genesis", help="start a genesis roster from founders' cards")
     home_arg(p)
+    json_arg(p)
     p.add_argument("--card", action="append", type=Path, default=[], required=True)
     p.add_argument("--threshold", type=int)
     escalation_arg(p)
@@ -67,17 +68,20 @@ def _network_parsers(network: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("sign", help="add this node's approval to a roster proposal file")
     home_arg(p)
+    json_arg(p)
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("adopt", help="make this home a member of a network (daemon stopped)")
     home_arg(p)
+    json_arg(p)
     p.add_argument("file", type=Path, help="a network document or a fully signed genesis")
     p.add_argument("--set-aside-history", action="store_true")
     p.set_defaults(func=cmd_adopt)
 
     p = sub.add_parser("export", help="the roster certificates a joiner adopts")
     home_arg(p)
+    json_arg(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_export)
 
@@ -102,10 +106,17 @@ def cmd_genesis(args: argparse.Namespace) -> int:
         states=states_of(args.states),
     )
     write_document(args.out, doc)
-    orgs = ", ".join(m["org"] for m in doc["members"])
-    print(f"genesis roster {doc['roster_id'][:12]} for {orgs} written to {args.out}")
-    print("each founder now checks it and runs: rrn network sign --home HOME " + str(args.out))
-    return 0
+    orgs = [m["org"] for m in doc["members"]]
+    made = {"roster_id": doc["roster_id"], "members": orgs, "file": str(args.out)}
+    return show(
+        args,
+        made,
+        lambda: (
+            f"genesis roster {doc['roster_id'][:12]} for {', '.join(orgs)} written to "
+            f"{args.out}\neach founder now checks it and runs: rrn network sign --home HOME "
+            f"{args.out}"
+        ),
+    )
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
@@ -116,9 +127,15 @@ def cmd_sign(args: argparse.Namespace) -> int:
     members = {m["org"] for m in signed["members"]}
     approved = {a["org"] for a in signed["approvals"]}
     missing = sorted(members - approved)
-    print(f"signed roster {signed['roster_id'][:12]} as {home.config.node.org}")
-    print(f"still to sign: {', '.join(missing)}" if missing else "every member has signed")
-    return 0
+    done = {"roster_id": signed["roster_id"], "signed_by": home.config.node.org, "missing": missing}
+    return show(
+        args,
+        done,
+        lambda: (
+            f"signed roster {signed['roster_id'][:12]} as {home.config.node.org}\n"
+            + (f"still to sign: {', '.join(missing)}" if missing else "every member has signed")
+        ),
+    )
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
@@ -133,20 +150,33 @@ def cmd_adopt(args: argparse.Namespace) -> int:
                 home, home.keys(), certs, clock=SystemClock(), keep_history=args.set_aside_history
             )
         )
-    print(
-        f"{home.config.node.org} is now a member of network {network.net.hex()[:16]} "
-        f"(roster version {network.roster_version}, {len(network.roster.members)} members)"
+    adopted = {
+        "org": home.config.node.org,
+        "network": network.net.hex(),
+        "roster_version": network.roster_version,
+        "members": network.roster.orgs(),
+    }
+    return show(
+        args,
+        adopted,
+        lambda: (
+            f"{home.config.node.org} is now a member of network {network.net.hex()[:16]} "
+            f"(roster version {network.roster_version}, {len(network.roster.members)} members)"
+        ),
     )
-    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     home = get_home(args)
     doc = run(export_network(home.store_path))
     write_document(args.out, doc)
-    net = str(doc["network"])[:16]
-    print(f"network {net} (roster version {doc['version']}) written to {args.out}")
-    return 0
+    net = str(doc["network"])
+    done = {"network": net, "roster_version": doc["version"], "file": str(args.out)}
+    return show(
+        args,
+        done,
+        lambda: f"network {net[:16]} (roster version {doc['version']}) written to {args.out}",
+    )
 
 
 # -- peers -------------------------------------------------------------------------------

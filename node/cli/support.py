@@ -67,6 +67,7 @@ def add_consent_args(p: argparse.ArgumentParser) -> None:
         "--exclude",
         action="append",
         default=[],
+        type=str.lower,
         metavar="ORG",
         help="a member that must learn nothing of the alert (e.g. an implicated company)",
     )
@@ -75,6 +76,7 @@ def add_consent_args(p: argparse.ArgumentParser) -> None:
         dest="perpetrator_states",
         action="append",
         default=[],
+        type=str.upper,
         metavar="CC",
         help="a state flagged as perpetrator: its diplomatic missions learn nothing",
     )

@@ -25,7 +25,7 @@ from rrn.node.control.channel import decode_reply, make_request, now_ms
 from rrn.node.home.layout import Home
 from rrn.node.natsd.conf import DAEMON_USER
 from rrn.protocol import subjects
-from rrn.protocol.errors import ControlError
+from rrn.protocol.errors import DaemonUnavailable
 
 __all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
 
@@ -45,9 +45,9 @@ def daemon_info(home: Home) -> dict[str, object]:
         info = json.loads(home.daemon_file.read_text())
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ControlError(not_running) from exc
+        raise DaemonUnavailable(not_running) from exc
     if not isinstance(info, dict) or not pid_alive(pid):
-        raise ControlError(not_running)
+        raise DaemonUnavailable(not_running)
     return info
 
 
@@ -104,16 +104,18 @@ class ControlClient:
                 except TimeoutError:
                     continue
                 except NatsError as exc:
-                    raise ControlError(f"the daemon for {self._home.path} is unreachable") from exc
+                    raise DaemonUnavailable(
+                        f"the daemon for {self._home.path} is unreachable"
+                    ) from exc
                 if msg.headers and msg.headers.get(Header.STATUS) == _NO_RESPONDERS:
-                    raise ControlError(
+                    raise DaemonUnavailable(
                         f"the daemon for {self._home.path} is not answering (starting or stopping?)"
                     )
                 return decode_reply(msg.data, result)
         finally:
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
-        raise ControlError(
+        raise DaemonUnavailable(
             f"the daemon did not answer within {_ATTEMPTS * _TIMEOUT_S:.0f} s; if this "
             "changed something, look before asking again (e.g. rrn alert list)"
         )
@@ -144,7 +146,7 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
             15,
         )
     except (TimeoutError, NatsError, OSError) as exc:
-        raise ControlError(
+        raise DaemonUnavailable(
             f"cannot reach the daemon's NATS at {url}; is 'rrn run --home {home.path}' running?"
         ) from exc
     try:

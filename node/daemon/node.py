@@ -155,6 +155,9 @@ class Node:
         )
         self.ingestor.on_dropped = self._dropped
         await self.ingestor.load()
+        latest = network.keyring.latest(me.org)
+        if latest is not None and latest > me.epoch:  # a rotation whose key is not here
+            self.ingestor.own.lacks_key(latest)
         self.peering = Peering(
             nc=self.nc,
             ingestor=self.ingestor,

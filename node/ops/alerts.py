@@ -53,6 +53,7 @@ from rrn.protocol.alerts import (
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ControlError, ProtocolError
 from rrn.protocol.kinds import Kind, unseal
+from rrn.protocol.roster import Role
 from rrn.protocol.sealing import OpenKeys, decode_details, encode_details
 from rrn.protocol.vocabulary import Audience, Channel, SupporterRole
 
@@ -164,6 +165,7 @@ class Api:
 
     async def update_alert(self, args: UpdateArgs) -> AlertInfo:
         alert = await self._book.resolve(args.alert, must_be_mine=True)
+        await self._open(alert)
         payload = AlertUpdated(
             alert=alert,
             subdivision=args.subdivision,
@@ -176,8 +178,23 @@ class Api:
         await self._book.append(payload)
         return await self._book.info(alert)
 
+    async def _open(self, alert: bytes) -> AlertView:
+        """The alert's view, if it is still open: a closed alert changes no more, so
+        nothing is signed for it (never a second resolution)."""
+        v = await self._book.view(alert)
+        if not v.status.is_open:
+            by = f" by {v.ended_by}" if v.ended_by else ""
+            raise ControlError(f"that alert is already {v.status}{by}: nothing was signed")
+        return v
+
     async def claim_alert(self, args: ClaimArgs) -> AlertInfo:
         alert = await self._book.resolve(args.alert)
+        v = await self._open(alert)
+        me = self._ingestor.me.org
+        if me in v.claimants and args.until_ms is None:
+            raise ControlError("this member already holds a claim on that alert")
+        if Role.RESPONDER not in self._ingestor.network.authority.roles.get(me, frozenset()):
+            raise ControlError("only members with the responder role claim alerts")
         await self._book.append(AlertClaimed(alert=alert, until_ms=args.until_ms))
         return await self._book.info(alert)
 
@@ -224,8 +241,7 @@ class Api:
 
     async def act_on_alert(self, args: ActArgs) -> AlertInfo:
         alert = await self._book.resolve(args.alert)
-        if not (await self._book.view(alert)).status.is_open:
-            raise ControlError("that alert is closed; actions are recorded on open alerts")
+        await self._open(alert)
         act = AlertActed(alert=alert, action=args.action, channel=args.channel, result=args.result)
         await self._book.append(act)
         return await self._book.info(alert)
@@ -244,7 +260,7 @@ class Api:
 
     async def resolve_alert(self, args: ResolveArgs) -> AlertInfo:
         alert = await self._book.resolve(args.alert)
-        current = await self._book.view(alert)
+        current = await self._open(alert)
         me = self._ingestor.me.org
         if current.origin != me and me not in current.claimants:
             raise ControlError(
@@ -255,6 +271,7 @@ class Api:
 
     async def cancel_alert(self, args: CancelArgs) -> AlertInfo:
         alert = await self._book.resolve(args.alert, must_be_mine=True)
+        await self._open(alert)
         await self._book.append(AlertCancelled(alert=alert, reason=args.reason))
         return await self._book.info(alert)
 

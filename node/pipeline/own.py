@@ -178,10 +178,14 @@ class OwnChain:
         if key is not None and key.public_key().public_bytes_raw() == rotation.sign_pub:
             self.me = dataclasses.replace(self.me, epoch=rotation.epoch, key=key)
             return
+        self.lacks_key(rotation.epoch)
+
+    def lacks_key(self, epoch: int) -> None:
+        """Our chain is at key epoch `epoch`, whose key this home does not hold."""
         self.block(
             "rotated",
-            f"this node's chain moved to key epoch {rotation.epoch}, whose key this home does "
-            f"not hold: restore keys/sign-{rotation.epoch}.pem and restart",
+            f"this node's chain moved to key epoch {epoch}, whose key this home does "
+            f"not hold: restore keys/sign-{epoch}.pem and restart",
         )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.netkit import TestNetwork
-from tests.procs import rrn
+from tests.procs import rrn, rrn_json
 from tests.proxy import Proxy
 
 pytestmark = pytest.mark.integration
@@ -150,7 +150,12 @@ def test_devnet_commands(tmp_path: Path) -> None:
     try:
         assert up.returncode == 0, up.stderr
         assert "lima-hr" in up.stdout and "nairobi-dl" in up.stdout
+        assert "starting node 2 of 2: nairobi-dl" in up.stderr  # progress, apart from stdout
         assert "running" in rrn("devnet", "status", "--dir", d).stdout
+        status = rrn_json("devnet", "status", "--dir", d, "--json")
+        assert [(n["org"], bool(n["pid"])) for n in status["nodes"]] == [
+            ("lima-hr", True), ("nairobi-dl", True),
+        ]  # fmt: skip
         stop = rrn("devnet", "stop", "--dir", d, "--node", "2")
         assert "nairobi-dl stopped" in stop.stdout
         assert "stopped" in rrn("devnet", "status", "--dir", d).stdout
