@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rrn.node.cli.common import (
@@ -19,7 +20,7 @@ from rrn.node.cli.common import (
 )
 from rrn.node.control.channel import to_json
 from rrn.node.ops.log import import_envelopes, read_export
-from rrn.node.store.audit import export_lines, verify_store
+from rrn.node.store.audit import PROGRESS_EVERY, export_lines, verify_store
 from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_log_parsers"]
@@ -43,9 +44,14 @@ def add_log_parsers(log: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_log_import)
 
 
+def _progress(done: str) -> Callable[[int], None]:
+    """Progress of long work over a large store, on stderr."""
+    return lambda n: print(f"{done} {n} events…", file=sys.stderr, flush=True)
+
+
 def cmd_log_verify(args: argparse.Namespace) -> int:
     home = get_home(args)
-    report = run(verify_store(home.store_path))
+    report = run(verify_store(home.store_path, progress=_progress("verified")))
     if args.json:
         print(to_json(report.__dict__ | {"ok": report.ok}))
     elif report.ok:
@@ -68,9 +74,12 @@ def cmd_log_export(args: argparse.Namespace) -> int:
             if args.out is not None:
                 fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 out = stack.enter_context(os.fdopen(fd, "w"))
+            report = _progress("exported")
             async for line in export_lines(home.store_path):
                 out.write(line + "\n")
                 n += 1
+                if n % PROGRESS_EVERY == 0:
+                    report(n)
         return n
 
     n = run(export())

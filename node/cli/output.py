@@ -153,12 +153,29 @@ def status_text(s: StatusInfo, tz: str) -> str:
         f"nats        {s.nats_url}",
         f"metrics     {s.metrics_url or 'disabled'}",
         f"running     since {fmt_time(s.started_ms, tz)}",
+        f"health      {_health(s)}",
     ]
+    for gap, seconds in sorted(s.coverage_gaps_24h_s.items()):
+        lines.append(
+            f"COVERAGE    nobody on duty for {gap} during {seconds / 3600:.1f} h of the next 24 h"
+        )
     for chain in s.frozen:
         lines.append(f"FROZEN      {chain} (a fork proof or a key cutoff)")
     if s.appends_blocked:
         lines.append(f"WARNING     own events blocked: {s.appends_blocked}")
     return "\n".join(lines)
+
+
+def _health(s: StatusInfo) -> str:
+    heard = len(s.linked) - len(s.quiet)
+    parts = [
+        f"members heard {heard}/{len(s.linked)}"
+        + (f" (quiet: {', '.join(s.quiet)})" if s.quiet else "")
+    ]
+    parts.append(f"catching up {s.behind} events" if s.behind else "caught up")
+    parts.append(f"disk {s.disk_free_bytes / 2**30:.1f} GiB free")
+    parts.append("ready" if not s.not_ready else "NOT READY: " + "; ".join(s.not_ready))
+    return ", ".join(parts)
 
 
 def asks_table(asks: list[AskInfo], tz: str) -> str:

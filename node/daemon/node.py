@@ -18,8 +18,6 @@ import contextlib
 import json
 import logging
 import os
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as pkg_version
 from types import TracebackType
 from typing import Final
 
@@ -34,12 +32,12 @@ from rrn.node.daemon.connection import erase_from_stream, open_events_stream
 from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
+from rrn.node.daemon.status import rrn_version, status_of
 from rrn.node.home.clock import Clock, SystemClock
 from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
-from rrn.node.membership.policy import describe_limits, describe_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.natsd.process import server_version
 from rrn.node.ops.alerts import Api
@@ -60,14 +58,6 @@ __all__ = ["Node", "rrn_version"]
 logger = logging.getLogger(__name__)
 
 _STOP_GRACE_S: Final = 30.0
-
-
-def rrn_version() -> str:
-    """The installed version of rrn."""
-    try:
-        return pkg_version("rapid-response-network")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 class Node:
@@ -360,29 +350,5 @@ class Node:
             self.ingestor.own.unblock("cut")
 
     def status(self) -> StatusInfo:
-        """A snapshot of this node for `rrn status`."""
-        me = self.ingestor.me
-        network = self.ingestor.network
-        head = self.ingestor.heads.get((me.org, me.epoch))
-        return StatusInfo(
-            org=me.org,
-            name=self.config.node.name,
-            version=rrn_version(),
-            network=network.net.hex(),
-            roster_version=network.roster_version,
-            escalation=describe_policy(network.roster.policy),
-            limits=describe_limits(network.roster.policy),
-            members=network.roster.orgs(),
-            epoch=me.epoch,
-            seq=head.seq if head else 0,
-            events=self.ingestor.stored,
-            open_alerts=self.ingestor.open_alerts,
-            appends_blocked=self.ingestor.appends_blocked,
-            frozen=[
-                f"{o}/{e} after seq {s}"
-                for (o, e), s in sorted(self.ingestor.chains.frozen.items())
-            ],
-            nats_url=self.natsd.url,
-            metrics_url=self.metrics_url,
-            started_ms=self.started_ms,
-        )
+        """A snapshot of this node for `rrn status` (node/daemon/status.py)."""
+        return status_of(self)

@@ -262,6 +262,16 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str
     metrics_url: str | None
     started_ms: int
+    #: Members this node has a direct link to, and those of them it does not hear.
+    linked: list[str] = []
+    quiet: list[str] = []
+    #: Events some peer holds and this node does not yet (catching up while > 0).
+    behind: int = 0
+    #: Seconds nobody is on duty in the next 24 hours, by "region PE" / "language sw".
+    coverage_gaps_24h_s: dict[str, float] = {}
+    disk_free_bytes: int = 0
+    #: Why the node is not ready (/readyz's reasons); empty when it is.
+    not_ready: list[str] = []
 
 
 class CoverageArgs(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -106,8 +106,15 @@ class _Walk:
             pass  # refused when it arrived as well: kept, not honoured
 
 
-async def verify_store(store_path: Path) -> VerifyReport:
-    """Re-verify everything in a store; stop at the first bad event, link or head."""
+#: How often long work reports its progress, in events.
+PROGRESS_EVERY: Final = 50_000
+
+
+async def verify_store(
+    store_path: Path, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
+    """Re-verify everything in a store; stop at the first bad event, link or head.
+    `progress` hears the count every PROGRESS_EVERY events."""
     async with open_store(store_path, readonly=True) as store:
         try:
             network = verify_chain(await store.rosters())
@@ -117,6 +124,8 @@ async def verify_store(store_path: Path) -> VerifyReport:
         rosters = network.roster_version + 1
         async for row in store.raw_rows():
             walk.count += 1
+            if progress is not None and walk.count % PROGRESS_EVERY == 0:
+                progress(walk.count)
             problem = walk.check(row)
             if problem is not None:
                 return VerifyReport(walk.count, len(walk.chains), rosters, problem)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.netkit import TestNetwork
-from tests.procs import rrn, rrn_json
+from tests.procs import rrn, rrn_json, wait_until
 from tests.proxy import Proxy
 
 pytestmark = pytest.mark.integration
@@ -156,8 +156,22 @@ def test_devnet_commands(tmp_path: Path) -> None:
         assert [(n["org"], bool(n["pid"])) for n in status["nodes"]] == [
             ("lima-hr", True), ("nairobi-dl", True),
         ]  # fmt: skip
+        lima = d / "lima-hr"
+        wait_until(lambda: rrn_json("status", "--home", lima, "--json")["quiet"] == [], 30)
+        healthy = rrn_json("status", "--home", lima, "--json")
+        assert healthy["linked"] == ["nairobi-dl"] and healthy["not_ready"] == []
+        assert (
+            healthy["disk_free_bytes"] > 0
+            and "members heard 1/1" in rrn("status", "--home", lima).stdout
+        )
         stop = rrn("devnet", "stop", "--dir", d, "--node", "2")
         assert "nairobi-dl stopped" in stop.stdout
+        wait_until(
+            lambda: rrn_json("status", "--home", lima, "--json")["quiet"] == ["nairobi-dl"], 30
+        )
+        alone = rrn_json("status", "--home", lima, "--json")["not_ready"]
+        assert alone == ["no other member's heartbeats arrive"]
+        assert "NOT READY" in rrn("status", "--home", lima).stdout
         assert "stopped" in rrn("devnet", "status", "--dir", d).stdout
         assert rrn("devnet", "start", "--dir", d, "--node", "2").returncode == 0
         missing = rrn("devnet", "stop", "--dir", d, "--node", "9")
