@@ -108,6 +108,7 @@ class Peering:
         """Subscribe to every member's space (what NATS imports let through)."""
         await self.restored.load()
         self.peers.started()
+        self.peers.update_gauges()  # every member's series from the start
         net = self.net
         for tail, handler in (
             ("ev", self._on_event),

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -96,8 +97,34 @@ def test_every_metric_the_rules_and_dashboard_read_is_exported(tmp_path: Path) -
         net.wait(lambda: net.metric(1, "rrn_peer_up", peer=net.org(2)) == 1, "a peer heard")
         info = json.loads((net.home(1) / "run" / "daemon.json").read_text())
         text = urllib.request.urlopen(info["metrics_url"], timeout=5).read().decode()
+        base = info["metrics_url"].removesuffix("/metrics")
+        assert _get(base + "/healthz") == (200, "ok\n")
+        assert _get(base + "/readyz") == (200, "ready\n")
+        net.devnet.stop(2)
+        net.wait(lambda: _get(base + "/readyz")[0] == 503, "lima to notice it hears nobody")
+        assert _get(base + "/readyz")[1] == "no other member's heartbeats arrive\n"
+        assert _get(base + "/healthz")[0] == 200
+        net.devnet.stop(1)
+        net.devnet.start(1)  # nairobi-dl still down: its series is there from the start
+        # Read at once, before any heartbeat interval: present, and 0.
+        assert re.search(
+            rf'rrn_peer_up{{link="dials",peer="{net.org(2)}"}} 0\.0', _get(_metrics_url(net))[1]
+        )
     finally:
         net.close()
     missing = _read_metrics() - _exported(text)
     assert not missing, f"read by deploy/ but not exported: {sorted(missing)}"
     assert "_created" not in text
+
+
+def _metrics_url(net: TestNetwork) -> str:
+    url: str = json.loads((net.home(1) / "run" / "daemon.json").read_text())["metrics_url"]
+    return url
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
