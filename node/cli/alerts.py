@@ -226,10 +226,11 @@ def _check_languages(codes: Sequence[str] | None) -> list[str] | None:
     return list(codes)
 
 
-def _alert_result(args: argparse.Namespace, op: str, payload: object) -> int:
+def _alert_result(args: argparse.Namespace, op: str, payload: object, done: str = "") -> int:
+    """Ask the daemon; print the alert as it now is, after what was `done` to it."""
     home = get_home(args)
     info = run(call(home, op, payload, AlertInfo))
-    return show(args, info, lambda: output.alert_line(info))
+    return show(args, info, lambda: done + output.alert_line(info))
 
 
 def cmd_alert_raise(args: argparse.Namespace) -> int:
@@ -319,7 +320,8 @@ def cmd_alert_act(args: argparse.Namespace) -> int:
         channel=Channel(args.channel),
         result=ActResult(args.result),
     )
-    return _alert_result(args, "alert.act", payload)
+    done = f"recorded {args.action} ({args.channel}, {args.result}) on "
+    return _alert_result(args, "alert.act", payload, done)
 
 
 def cmd_alert_resolve(args: argparse.Namespace) -> int:
