@@ -222,7 +222,7 @@ class Escalator:
                     heapq.heappush(self._queue, (again, alert))
         if now - self._gauge_ms >= _GAUGE_MS or todo:
             self._gauge_ms = now
-            self._count_late(policy, now)
+            await self._count_late(policy, now)
             self._forget()
         await self.notifier.save()
 
@@ -233,6 +233,7 @@ class Escalator:
         state, v = self._open[alert]
         steps = self._ladder(v, policy)
         await self.notifier.maybe_notify(v, steps, _deadline(v, policy))
+        await self.notifier.escalated(v, _deadline(v, policy))
         expiries = claim_expiries(state)
         due = next_escalation(v, steps, policy, now_ms=now, down=down, claims_until=expiries)
         if due is None:
@@ -248,13 +249,13 @@ class Escalator:
             return None  # the escalation comes back as a change
         return now + _RETRY_MS
 
-    def _count_late(self, policy: Policy, now: int) -> None:
+    async def _count_late(self, policy: Policy, now: int) -> None:
         late: dict[str, int] = {}
         for _, v in self._open.values():
-            if v.status is not AlertStatus.CLAIMED and now >= v.raised_ms + policy.step_ms(
-                v.urgency
-            ):
+            first_deadline = v.raised_ms + policy.step_ms(v.urgency)
+            if v.status is not AlertStatus.CLAIMED and now >= first_deadline:
                 late[str(v.urgency)] = late.get(str(v.urgency), 0) + 1
+                await self.notifier.unclaimed(v, first_deadline)
         self.metrics.set_unclaimed_late(late)
         views = [v for _, v in self._open.values()]
         self.metrics.set_asks_overdue(overdue_by_role(views, self.ingestor.network.roster, now))

@@ -1,10 +1,13 @@
-"""Notices to this member's own people: an alert asks them to claim it.
+"""Notices to this member's own people and integrators: what an alert asks of them.
 
-Owns what the node tells its people and how: a JSON notice on
-rrn.local.alerts.targeted and the configured [notify] command. Notices carry
-routable metadata only (ids, level, urgency, severity, country, incident types),
-never a pseudonym or free text. Which (alert, level) was already notified is kept
-in the store, so a restart does not page people twice.
+Owns what the node tells and how: a JSON notice on rrn.local.alerts.<type> (kept
+by the integrators' RRN_NOTICES stream, node/integrations/feeds.py) and, for the
+notices that ask this member to claim, the configured [notify] command. Types:
+`targeted` (the ladder asks this member), `pool` (it asks the fallback pool, this
+member in it), `escalated` (an alert reached a new level), `unclaimed` (nobody
+holds it past its first deadline). Notices carry routable metadata only (ids,
+level, urgency, severity, country, incident types), never a pseudonym or free
+text. What was already sent is kept in the store, so a restart sends nothing twice.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import Final
 
@@ -27,20 +31,26 @@ from rrn.node.home.config import NotifyConfig
 from rrn.node.store.db import Store
 from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX
 
-__all__ = ["TARGETED_SUBJECT", "Notice", "Notifier"]
+__all__ = ["NOTICE_TYPES", "TARGETED_SUBJECT", "Notice", "Notifier"]
 
 logger = logging.getLogger(__name__)
 
 
 #: Where the node tells its integrators that an alert asks this member to claim it.
 TARGETED_SUBJECT: Final = f"{LOCAL_ALERTS_PREFIX}.targeted"
+#: Every type of notice, each on rrn.local.alerts.<type>.
+NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed")
 _NOTIFIED_KEY: Final = "escalator.notified"
+_SENT_KEY: Final = "notices.sent"
 
 
 class Notice(msgspec.Struct, frozen=True, kw_only=True):
-    """What the node's own people are told: an alert asks this member to claim it."""
+    """What an alert asks of this member, or what happened to it (version 1)."""
 
-    type: str = "targeted"
+    v: int = 1
+    type: str  # targeted | pool | escalated | unclaimed
+    #: Unique per notice: type, alert and level (the same notice again is a duplicate).
+    id: str = ""
     alert: str  # hex id; `rrn alert show` gives the rest to those who may see it
     member: str
     level: int
@@ -53,6 +63,8 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     exercise: bool
     raised_ms: int
     deadline_ms: int
+    #: When this node sent it.
+    at_ms: int = 0
 
 
 class Notifier:
@@ -75,6 +87,8 @@ class Notifier:
         self.me = me
         #: Alert -> the highest step notified (level * 2, + 1 for a hand-over).
         self._notified: dict[bytes, int] = {}
+        #: Escalated and unclaimed notices sent: (alert, type, level).
+        self._sent: set[tuple[bytes, str, int]] = set()
         self._dirty = False
         self._commands: set[asyncio.Task[None]] = set()
 
@@ -84,19 +98,27 @@ class Notifier:
         if raw:
             with contextlib.suppress(msgspec.DecodeError):
                 self._notified = msgspec.msgpack.decode(raw, type=dict[bytes, int])
+        sent = await self.store.get_meta(_SENT_KEY)
+        if sent:
+            with contextlib.suppress(msgspec.DecodeError):
+                self._sent = set(msgspec.msgpack.decode(sent, type=list[tuple[bytes, str, int]]))
 
     async def save(self) -> None:
         """Write the notified steps if they changed (once per look, not per notice)."""
         if self._dirty:
             self._dirty = False
             await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
+            await self.store.set_meta(_SENT_KEY, msgspec.msgpack.encode(sorted(self._sent)))
 
     def forget(self, still_open: Iterable[bytes]) -> None:
         """Drop the marks of alerts that ended."""
-        ended = set(self._notified) - set(still_open)
+        keep = set(still_open)
+        ended = set(self._notified) - keep
         for alert in ended:
             del self._notified[alert]
-        self._dirty |= bool(ended)
+        gone = {s for s in self._sent if s[0] not in keep}
+        self._sent -= gone
+        self._dirty |= bool(ended or gone)
 
     def close(self) -> None:
         """Stop notify commands still running."""
@@ -120,7 +142,34 @@ class Notifier:
             return
         self._notified[v.alert] = mark
         self._dirty = True
-        notice = Notice(
+        kind = "pool" if pool else "targeted"
+        await self._send(self._notice(kind, v, reason, pool, deadline_ms, step=mark))
+
+    async def escalated(self, v: AlertView, deadline_ms: int) -> None:
+        """Tell integrators, once per level, that an alert reached a new one."""
+        if v.level > 0 and self._first("escalated", v.alert, v.level):
+            await self._send(
+                self._notice("escalated", v, str(v.level_cause), False, deadline_ms, step=v.level)
+            )
+
+    async def unclaimed(self, v: AlertView, deadline_ms: int) -> None:
+        """Tell integrators, once, that nobody holds an alert past its first deadline."""
+        if self._first("unclaimed", v.alert, 0):
+            await self._send(self._notice("unclaimed", v, "deadline", False, deadline_ms, step=0))
+
+    def _first(self, kind: str, alert: bytes, level: int) -> bool:
+        if (alert, kind, level) in self._sent:
+            return False
+        self._sent.add((alert, kind, level))
+        self._dirty = True
+        return True
+
+    def _notice(
+        self, kind: str, v: AlertView, reason: str, pool: bool, deadline_ms: int, *, step: int
+    ) -> Notice:
+        return Notice(
+            type=kind,
+            id=f"{kind}.{v.alert.hex()}.{step}",
             alert=v.alert.hex(),
             member=self.me,
             level=v.level,
@@ -133,20 +182,22 @@ class Notifier:
             exercise=v.exercise,
             raised_ms=v.raised_ms,
             deadline_ms=deadline_ms,
+            at_ms=int(time.time() * 1000),
         )
-        await self._send(notice)
 
     async def _send(self, notice: Notice) -> None:
         data = msgspec.json.encode(notice)
         logger.info(
-            "alert %s asks this member to claim it (level %d)", notice.alert[:12], notice.level
+            "notice %s of alert %s (level %d)", notice.type, notice.alert[:12], notice.level
         )
         try:
-            await self.nc.publish(TARGETED_SUBJECT, data)
+            await self.nc.publish(
+                f"{LOCAL_ALERTS_PREFIX}.{notice.type}", data, headers={"Nats-Msg-Id": notice.id}
+            )
             self.metrics.notices.labels(channel="subject", outcome="ok").inc()
         except NatsError:
             self.metrics.notices.labels(channel="subject", outcome="failed").inc()
-        if self.notify.command:
+        if self.notify.command and notice.type in ("targeted", "pool"):
             task = asyncio.create_task(self._run_command(data))
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)

@@ -137,7 +137,7 @@ async def _collect_notices(home: Path, into: list[dict[str, Any]], stop: threadi
         async def got(msg: Any) -> None:
             into.append(json.loads(msg.data))
 
-        await nc.subscribe("rrn.local.alerts.targeted", cb=got)
+        await nc.subscribe("rrn.local.alerts.>", cb=got)
         await asyncio.to_thread(stop.wait)
     finally:
         await nc.close()
@@ -181,11 +181,26 @@ def test_an_alert_in_a_gap_goes_to_the_pool_and_keeps_climbing_until_claimed(
                 ),
                 "the lingering alert in the gauge",
             )
+            asked = [
+                n for n in notices if n["alert"] == alert and n["type"] in ("targeted", "pool")
+            ]
             net.wait(
-                lambda: len({n["level"] for n in notices if n["alert"] == alert}) >= 2,
+                lambda: (
+                    len(
+                        {n["level"] for n in notices if n["alert"] == alert and n["type"] == "pool"}
+                    )
+                    >= 2
+                ),
                 "Nairobi's people told at each round",
             )
-            assert all(n["pool"] for n in notices if n["alert"] == alert)
+            asked = [
+                n for n in notices if n["alert"] == alert and n["type"] in ("targeted", "pool")
+            ]
+            assert all(n["type"] == "pool" and n["pool"] for n in asked)
+            kinds = {n["type"] for n in notices if n["alert"] == alert}
+            assert {"escalated", "unclaimed"} <= kinds, kinds
+            ids = [n["id"] for n in notices]
+            assert len(ids) == len(set(ids)), "each notice once"
 
             net.cli(2, "alert", "claim", alert[:12])
             net.wait(
