@@ -2,7 +2,7 @@
 rooms below into one daemon, its NATS connection and /metrics.
 
 May import (rooms of node/): home, store, natsd, control, pipeline, peering, membership,
-alerting, ops.
+alerting, ops, integrations.
 """
 
 __all__: list[str] = []

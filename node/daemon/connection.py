@@ -14,17 +14,11 @@ import logging
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.js.api import StreamConfig
-from nats.js.errors import Error as JetStreamError
 from prometheus_client import Gauge
 
-from rrn.node.home.config import NatsConfig
-from rrn.node.natsd.conf import EVENTS_STREAM
-from rrn.node.store.db import Store
-from rrn.protocol import subjects
 from rrn.protocol.errors import ConfigError
 
-__all__ = ["close", "connect", "erase_from_stream", "open_events_stream"]
+__all__ = ["close", "connect"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,43 +77,3 @@ async def close(nc: NatsClient, connected: Gauge | None) -> None:
         await nc.close()
     if connected is not None:
         connected.set(0)
-
-
-async def open_events_stream(nc: NatsClient, config: NatsConfig) -> None:
-    """The JetStream stream of verified events that integrators consume."""
-    stream = StreamConfig(
-        name=EVENTS_STREAM,
-        subjects=["rrn.local.events.>"],
-        max_bytes=config.stream_max_mb * 1024 * 1024,
-        max_age=config.stream_max_age_days * 86400.0,
-        duplicate_window=120.0,
-    )
-    js = nc.jetstream()
-    try:
-        try:
-            await js.add_stream(stream)
-        except JetStreamError:
-            await js.update_stream(stream)
-    except (TimeoutError, JetStreamError, NatsError) as exc:
-        logger.warning("no JetStream stream for integrators: %s", type(exc).__name__)
-
-
-async def erase_from_stream(
-    nc: NatsClient, stream_nc: NatsClient, store: Store, ids: list[bytes]
-) -> None:
-    """Tombstoned payloads leave the integrators' stream too (erased on disk).
-
-    `nc` published the events (flushed first, so they are in the stream), and
-    `stream_nc` keeps the stream (the integrators' account on the embedded server).
-    """
-    await nc.flush()
-    js = stream_nc.jetstream()
-    gone = 0
-    for eid, (origin, kind) in (await store.event_kinds(ids)).items():
-        try:
-            msg = await js.get_last_msg(EVENTS_STREAM, subjects.local_event(origin, kind, eid))
-            if msg.seq is not None and await js.delete_msg(EVENTS_STREAM, msg.seq):
-                gone += 1
-        except (TimeoutError, JetStreamError, NatsError):
-            continue  # not in the stream (aged out, or the stream was unavailable)
-    logger.info("tombstone: deleted %d of %d events from the integrators' stream", gone, len(ids))

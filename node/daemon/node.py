@@ -28,7 +28,6 @@ from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
 from rrn.node.control.server import ControlServer
-from rrn.node.daemon.connection import erase_from_stream, open_events_stream
 from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
@@ -38,6 +37,7 @@ from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
+from rrn.node.integrations.feeds import Feeds, erase_from_stream
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.natsd.process import server_version
 from rrn.node.ops.alerts import Api
@@ -108,9 +108,12 @@ class Node:
         )
         self._roster_gauges(network)
         await self._open_nats(network)
-        await open_events_stream(self.stream_nc, self.config.nats)
         await self._open_pipeline(network, me)
         self._open_services()
+        self.feeds = Feeds(
+            nc=self.stream_nc, config=self.config.nats, routing=self.escalator.routing
+        )
+        await self.feeds.open(self.store, self.ingestor.network.authority)
         self.health = Health(
             home=self.home,
             ingestor=self.ingestor,
@@ -272,6 +275,7 @@ class Node:
                 tg.create_task(self.retention.run(), name="retention"),
                 tg.create_task(self._release_due(), name="release-due"),
                 tg.create_task(self.health.run(), name="health"),
+                tg.create_task(self.feeds.run(), name="feeds"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -334,6 +338,7 @@ class Node:
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)
+        self.feeds.alerts_changed(changes)
         self.sharer.alerts_changed(changes)
         self.retention.alerts_changed()
 
@@ -342,6 +347,7 @@ class Node:
         self._roster_gauges(network)
         self._reload_server(network)
         await self.peering.broadcast_roster(cert)
+        await self.feeds.roster(network.roster_version, cert)
         self.keys = self.home.keys()
         me = self._identity(network)
         if me.epoch != self.ingestor.me.epoch:

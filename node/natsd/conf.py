@@ -41,6 +41,7 @@ __all__ = [
     "DAEMON_USER",
     "EVENTS_STREAM",
     "INTEGRATOR_USER",
+    "NOTICES_MB",
     "STREAM_USER",
     "SYS_USER",
     "ServerLayout",
@@ -57,6 +58,8 @@ SYS_USER: Final = "rrn-sys"
 INTEGRATOR_USER: Final = "integrator"
 #: What the daemon hands to the integrators' account.
 _FOR_INTEGRATORS: Final = ("rrn.local.events.>", "rrn.local.alerts.>")
+#: How much the integrators' notices stream keeps (oldest go first).
+NOTICES_MB: Final = 64
 #: The JetStream stream of verified events kept for integrators.
 EVENTS_STREAM: Final = "RRN_EVENTS"
 
@@ -157,7 +160,8 @@ def _accounts(config: Config, keys: Keys, net: bytes, plan: list[Link]) -> str:
         f"{{user: {_s(INTEGRATOR_USER)}, password: {_s(keys.integrator_password)}, "
         f"permissions: {_INTEGRATOR_PERMISSIONS}}}"
     )
-    limit = config.nats.stream_max_mb + 256
+    # The event stream, the notices (NOTICES_MB) and the buckets, with room to spare.
+    limit = config.nats.stream_max_mb + NOTICES_MB + 256
     from_app = ", ".join(
         f"{{stream: {{account: APP, subject: {_s(x)}}}}}" for x in _FOR_INTEGRATORS
     )
@@ -172,7 +176,7 @@ def _accounts(config: Config, keys: Keys, net: bytes, plan: list[Link]) -> str:
   }}
   INTEG {{
     # What integrators can make this server hold: their stream (and a little more).
-    jetstream: {{max_mem: 64MB, max_file: {limit}MB, max_streams: 4, max_consumers: 100}}
+    jetstream: {{max_mem: 64MB, max_file: {limit}MB, max_streams: 8, max_consumers: 100}}
     users: [
       {{user: {_s(STREAM_USER)}, password: {_s(keys.nats_password)}}}
       {integrator}
@@ -190,26 +194,39 @@ def _accounts(config: Config, keys: Keys, net: bytes, plan: list[Link]) -> str:
     return "accounts {\n" + "\n".join(blocks) + "\n}\n"
 
 
-_INTEGRATOR_PERMISSIONS: Final = (
-    "{publish: {allow: ["
-    + ", ".join(
-        _s(x)
-        for x in (
-            "$JS.API.INFO",
-            "$JS.API.STREAM.NAMES",
-            f"$JS.API.STREAM.INFO.{EVENTS_STREAM}",
-            f"$JS.API.STREAM.MSG.GET.{EVENTS_STREAM}",
-            f"$JS.API.CONSUMER.*.{EVENTS_STREAM}",
-            f"$JS.API.CONSUMER.*.{EVENTS_STREAM}.>",
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.>",
-            f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.>",
-            f"$JS.ACK.{EVENTS_STREAM}.>",
-        )
+#: What integrators read: the verified events, the notices, the alert states and the
+#: roster chain (node/integrations/feeds.py), each a JetStream stream of their account.
+_FEEDS: Final = (EVENTS_STREAM, "RRN_NOTICES", "KV_RRN_ALERTS", "KV_RRN_NETWORK")
+
+
+def _integrator_permissions() -> str:
+    """Read the feeds and make consumers of them; nothing else (no other account's
+    subjects exist here, and answers come only to its own inboxes)."""
+    publish = ["$JS.API.INFO", "$JS.API.STREAM.NAMES"]
+    for stream in _FEEDS:
+        publish += [
+            f"$JS.API.STREAM.INFO.{stream}",
+            f"$JS.API.STREAM.MSG.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}.>",
+            f"$JS.API.CONSUMER.*.{stream}",
+            f"$JS.API.CONSUMER.*.{stream}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
+            f"$JS.ACK.{stream}.>",
+            f"$JS.FC.{stream}.>",
+        ]
+    subscribe = ["rrn.local.events.>", "rrn.local.alerts.>", "_INBOX.>"]
+    return (
+        "{publish: {allow: ["
+        + ", ".join(_s(x) for x in publish)
+        + "]}, subscribe: {allow: ["
+        + ", ".join(_s(x) for x in subscribe)
+        + "]}}"
     )
-    + "]}, subscribe: {allow: ["
-    + ", ".join(_s(x) for x in ("rrn.local.events.>", "rrn.local.alerts.>", "_INBOX.>"))
-    + "]}}"
-)
+
+
+_INTEGRATOR_PERMISSIONS: Final = _integrator_permissions()
 
 
 def _link_account(config: Config, keys: Keys, net: bytes, link: Link) -> str:

@@ -3,7 +3,9 @@
 Owns the connection, the schema's migration on open, and every read; the write
 path is node/store/writes.py. One aiosqlite connection, WAL, synchronous=FULL (a
 commit is on disk before it returns, so an own-chain append is durable before
-it is published). Writes go through `commit`, one transaction per batch.
+it is published). Writes go through `commit`, one transaction per batch. Reads
+run every statement to its end (fetchall, never fetchone): one left half-read on
+the shared connection would stop the writer's COMMIT ("statements in progress").
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rrn.node.store.migrations import MIGRATIONS
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
 from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of
-from rrn.node.store.writes import Batch, commit_sync
+from rrn.node.store.writes import Batch, checkpoint, commit_sync
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
 
@@ -90,7 +92,7 @@ class Store:
 
     async def _user_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+            row = next(iter(await cur.fetchall()), None)
         return int(row[0]) if row else 0
 
     async def _migrate(self) -> None:
@@ -116,7 +118,7 @@ class Store:
     async def get_meta(self, key: str) -> bytes | None:
         """A value from the meta table."""
         async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
+            row = next(iter(await cur.fetchall()), None)
         return bytes(row[0]) if row else None
 
     async def set_meta(self, key: str, value: bytes) -> None:
@@ -175,7 +177,7 @@ class Store:
             "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? AND seq = ?",
             (origin, epoch, seq),
         ) as cur:
-            row = await cur.fetchone()
+            row = next(iter(await cur.fetchall()), None)
         return event_of(row[0], row[1], row[2]) if row else None
 
     async def envelopes(
@@ -234,7 +236,7 @@ class Store:
     async def count_events(self) -> int:
         """How many events are stored."""
         async with self._db.execute("SELECT COUNT(*) FROM events") as cur:
-            row = await cur.fetchone()
+            row = next(iter(await cur.fetchall()), None)
         return int(row[0]) if row else 0
 
     async def iter_events(
@@ -366,7 +368,7 @@ class Store:
             if batch.drop_payloads:
                 # The WAL still holds the pages as they were: fold it into the
                 # database and empty it, so the deleted payloads leave the disk.
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                await checkpoint(self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
 
@@ -377,7 +379,7 @@ class Store:
             async with self._db.execute(
                 "SELECT origin, kind FROM events WHERE id = ?", (eid,)
             ) as cur:
-                row = await cur.fetchone()
+                row = next(iter(await cur.fetchall()), None)
             if row is not None:
                 found[eid] = (row[0], row[1])
         return found

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import aiosqlite
 
+from rrn.node.store.writes import checkpoint
+
 __all__ = ["Pseudonyms"]
 
 
@@ -27,7 +29,7 @@ class Pseudonyms:
         async with self._db.execute(
             "SELECT sealed FROM pseudonyms WHERE pseudonym = ?", (pseudonym,)
         ) as cur:
-            row = await cur.fetchone()
+            row = next(iter(await cur.fetchall()), None)
         return bytes(row[0]) if row else None
 
     async def minted(self) -> list[tuple[str, int]]:
@@ -40,5 +42,5 @@ class Pseudonyms:
     async def forget(self, pseudonym: str) -> bool:
         """Delete a pseudonym's identity for good (overwritten, WAL emptied)."""
         cur = await self._db.execute("DELETE FROM pseudonyms WHERE pseudonym = ?", (pseudonym,))
-        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await checkpoint(self._db)
         return cur.rowcount > 0

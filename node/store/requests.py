@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import aiosqlite
 
+from rrn.node.store.writes import checkpoint
+
 __all__ = ["RequestJournal"]
 
 
@@ -42,7 +44,7 @@ class RequestJournal:
         await self._db.execute(
             "UPDATE control_requests SET reply = X'' WHERE reply IS NOT NULL AND reply != X''"
         )
-        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await checkpoint(self._db)
 
     async def prune(self, before_ms: int) -> None:
         """Forget requests older than a time (their nonces are stale by now)."""

@@ -11,6 +11,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Final
 
+import aiosqlite
+
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, encode_state
 from rrn.federation.chain import Head
@@ -18,7 +20,11 @@ from rrn.federation.limits import Usage
 from rrn.node.store.rows import ChainKey, RosterRow
 from rrn.protocol.envelope import Event
 
-__all__ = ["Batch", "commit_sync"]
+__all__ = [
+    "Batch",
+    "checkpoint",
+    "commit_sync",
+]
 
 
 #: Rows per multi-row INSERT (x 11 columns stays under sqlite's 32766 variables).
@@ -213,3 +219,13 @@ def _alert_row(state: AlertState, v: AlertView | None) -> tuple[object, ...]:
         v.raised_ms,
         v.updated_ms,
     )
+
+
+async def checkpoint(db: aiosqlite.Connection) -> None:
+    """Fold the WAL into the database and empty it, so deleted pages leave the disk.
+
+    The pragma answers with a row: it is read to the end, or the statement stays
+    in progress on the shared connection and the writer's next COMMIT fails.
+    """
+    async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+        await cur.fetchall()
