@@ -38,6 +38,7 @@ from rrn.node.cli.devnet import add_devnet_parsers
 from rrn.node.cli.keys import add_key_parsers
 from rrn.node.cli.log import add_log_parsers
 from rrn.node.cli.network import add_network_parsers
+from rrn.node.cli.schema import add_schema_parser
 from rrn.node.cli.support import add_support_parsers
 from rrn.node.control.client import call
 from rrn.node.home.clock import SystemClock
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_coverage_parsers(sub)
     add_key_parsers(sub)
     add_backup_parsers(sub)
+    add_schema_parser(sub)
     return parser
 
 

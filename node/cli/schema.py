@@ -1,0 +1,187 @@
+"""`rrn schema`: the JSON Schemas of every JSON document rrn emits, and the AsyncAPI
+document of what integrators can read from a node.
+
+Owns the list of documents and their names. The schemas are generated from the
+msgspec types that produce the documents, never written by hand; docs/schemas/
+holds them as generated (`rrn schema --write docs/schemas`), and a test fails when
+a type changes and the files were not generated again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from rrn.node.alerting.coverage import CoverageGrid
+from rrn.node.alerting.notices import NOTICE_TYPES, Notice
+from rrn.node.client.feeds import VerifiedEvent
+from rrn.node.integrations.feeds import (
+    ALERTS_BUCKET,
+    EVENTS_STREAM,
+    NETWORK_BUCKET,
+    NOTICES_STREAM,
+    AlertRecord,
+)
+from rrn.node.ops.backup import BackupInfo
+from rrn.node.ops.members import PeerInfo
+from rrn.node.ops.types import AlertDetail, AlertInfo, StatusInfo
+from rrn.protocol.errors import ConfigError
+
+__all__ = ["SCHEMAS", "add_schema_parser", "asyncapi", "schema"]
+
+BASE: Final = "https://rrn.example/schemas/"
+DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """What went wrong: a stable code and one line for people."""
+
+    code: str
+    message: str
+
+
+class ErrorDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """What a command given --json writes on stderr when it fails."""
+
+    error: ErrorDetail
+
+
+#: Every JSON document rrn emits, by name: what it is and the type that makes it.
+SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
+    "alert-record": ("a value of the RRN_ALERTS bucket", AlertRecord),
+    "notice": ("a message of the RRN_NOTICES stream (rrn.local.alerts.<type>)", Notice),
+    "event": ("an event as rrn.node.client yields it, verified", VerifiedEvent),
+    "alert": ("an alert: rrn alert raise/claim/… --json, each of rrn alert list", AlertInfo),
+    "alert-detail": ("rrn alert show --json", AlertDetail),
+    "alert-list": ("rrn alert list --json", list[AlertInfo]),
+    "status": ("rrn status --json", StatusInfo),
+    "peers": ("rrn peers --json", list[PeerInfo]),
+    "coverage": ("rrn coverage show --json", CoverageGrid),
+    "backup": ("rrn backup --json, rrn restore --json", BackupInfo),
+    "error": ("what a command given --json writes on stderr when it fails", ErrorDocument),
+}
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of one document."""
+    if name not in SCHEMAS:
+        raise ConfigError(f"no schema {name!r}; there are: {', '.join(sorted(SCHEMAS))}")
+    what, kind = SCHEMAS[name]
+    doc: dict[str, Any] = {"$schema": DRAFT, "$id": f"{BASE}{name}.json"}
+    doc |= msgspec.json.schema(kind)
+    doc["description"] = f"rrn: {what}."
+    return doc
+
+
+def _channels() -> dict[str, Any]:
+    """The subjects, streams and buckets an integrator reads, and their messages."""
+    ref = {name: {"$ref": f"{BASE}{name}.json"} for name in SCHEMAS}
+    binary = {"type": "string", "format": "binary"}
+    channels = {
+        "events": {
+            "address": "rrn.local.events.{origin}.{kind}.{id}",
+            "description": f"Every verified event, kept in the JetStream stream {EVENTS_STREAM}: "
+            "the signed envelope (msgpack, docs/PROTOCOL.md §3); header Nats-Msg-Id = id. "
+            "rrn.node.client verifies and decodes it into an `event` document.",
+            "parameters": {"origin": {}, "kind": {}, "id": {}},
+            "messages": {"envelope": {"payload": binary, "contentType": "application/msgpack"}},
+        },
+        "notices": {
+            "address": "rrn.local.alerts.{type}",
+            "description": f"Every notice, kept in the JetStream stream {NOTICES_STREAM}; "
+            "header Nats-Msg-Id = the notice's id. Types: " + ", ".join(NOTICE_TYPES) + ".",
+            "parameters": {"type": {"enum": list(NOTICE_TYPES)}},
+            "messages": {"notice": {"payload": ref["notice"], "contentType": "application/json"}},
+        },
+        "alerts": {
+            "address": f"$KV.{ALERTS_BUCKET}.{{alert}}",
+            "description": f"The key-value bucket {ALERTS_BUCKET}: each alert's state as this "
+            "node may show it, keyed by alert id; a delete when the alert is deleted.",
+            "parameters": {"alert": {}},
+            "messages": {
+                "record": {"payload": ref["alert-record"], "contentType": "application/json"}
+            },
+        },
+        "network": {
+            "address": f"$KV.{NETWORK_BUCKET}.roster.{{version}}",
+            "description": f"The key-value bucket {NETWORK_BUCKET}: each roster version's "
+            "certificate (docs/PROTOCOL.md §6), to verify events from the network id up.",
+            "parameters": {"version": {}},
+            "messages": {"certificate": {"payload": binary, "contentType": "application/msgpack"}},
+        },
+    }
+    return channels
+
+
+def asyncapi() -> dict[str, Any]:
+    """AsyncAPI 3.0: what integrators can read from a node, and how."""
+    channels = _channels()
+    operations = {
+        f"read-{name}": {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": f"Read {name} (a durable JetStream consumer, or a key-value watch).",
+        }
+        for name in channels
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "rrn node feeds for integrators",
+            "version": "1",
+            "description": "What an integrator's user reads from one rrn node's NATS server "
+            "(docs/OPERATIONS.md, Integrators).",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "node": {
+                "host": "127.0.0.1:4222",
+                "protocol": "nats",
+                "description": "The node's embedded nats-server, client port.",
+                "security": [{"$ref": "#/components/securitySchemes/integrator"}],
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "securitySchemes": {
+                "integrator": {
+                    "type": "userPassword",
+                    "description": "An integrator's user and password (rrn integrator add).",
+                }
+            }
+        },
+    }
+
+
+def add_schema_parser(sub: Any) -> None:
+    p = sub.add_parser("schema", help="the JSON Schemas of rrn's JSON documents, and AsyncAPI")
+    p.add_argument("name", nargs="?", help="one document (default: list them)")
+    p.add_argument("--asyncapi", action="store_true", help="the AsyncAPI 3.0 document")
+    p.add_argument("--write", type=Path, metavar="DIR", help="write every schema into DIR")
+    p.set_defaults(func=cmd_schema)
+
+
+def rendered(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.write is not None:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for name in SCHEMAS:
+            (args.write / f"{name}.json").write_text(rendered(schema(name)))
+        (args.write / "asyncapi.json").write_text(rendered(asyncapi()))
+        print(f"wrote {len(SCHEMAS) + 1} documents to {args.write}")
+    elif args.asyncapi:
+        print(rendered(asyncapi()), end="")
+    elif args.name:
+        print(rendered(schema(args.name)), end="")
+    else:
+        for name, (what, _) in SCHEMAS.items():
+            print(f"{name:<14} {what}")
+    return 0
