@@ -17,6 +17,7 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
+from rrn.node.home.hooks import AlertmanagerConfig, WebhookConfig, check_hooks, render_hooks
 from rrn.protocol.errors import ConfigError
 
 __all__ = [
@@ -141,6 +142,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    webhooks: list[WebhookConfig] = []
+    alertmanager: AlertmanagerConfig | None = None
 
 
 def check_org(org: str) -> str:
@@ -195,6 +198,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: [nats] embedded = false needs a url")
     if config.notify.command and not config.notify.command[0]:
         raise ConfigError(f"{path}: [notify] command must start with the program to run")
+    try:
+        check_hooks(config.webhooks, config.alertmanager)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
@@ -228,6 +235,9 @@ def render_config(config: Config) -> str:
         _notify_section(config),
         _retention_section(config),
     ]
+    hooks = render_hooks(config.webhooks, config.alertmanager)
+    if hooks:
+        sections.append(hooks)
     return (
         "# rrn node configuration. Unknown keys are refused; see docs/OPERATIONS.md.\n\n"
         + "\n".join(sections)
