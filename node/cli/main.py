@@ -40,6 +40,7 @@ from rrn.node.cli.log import add_log_parsers
 from rrn.node.cli.network import add_network_parsers
 from rrn.node.cli.schema import add_schema_parser
 from rrn.node.cli.support import add_support_parsers
+from rrn.node.cli.webhooks import add_webhook_parsers
 from rrn.node.control.client import call
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.lock import HomeLock
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_key_parsers(sub)
     add_backup_parsers(sub)
     add_schema_parser(sub)
+    add_webhook_parsers(sub)
     return parser
 
 

@@ -26,6 +26,7 @@ from rrn.node.integrations.feeds import (
     NOTICES_STREAM,
     AlertRecord,
 )
+from rrn.node.integrations.webhooks import WebhookBody
 from rrn.node.ops.backup import BackupInfo
 from rrn.node.ops.members import PeerInfo
 from rrn.node.ops.types import AlertDetail, AlertInfo, StatusInfo
@@ -55,6 +56,7 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "alert-record": ("a value of the RRN_ALERTS bucket", AlertRecord),
     "notice": ("a message of the RRN_NOTICES stream (rrn.local.alerts.<type>)", Notice),
     "event": ("an event as rrn.node.client yields it, verified", VerifiedEvent),
+    "webhook": ("the body of a webhook request (Standard Webhooks)", WebhookBody),
     "alert": ("an alert: rrn alert raise/claim/… --json, each of rrn alert list", AlertInfo),
     "alert-detail": ("rrn alert show --json", AlertDetail),
     "alert-list": ("rrn alert list --json", list[AlertInfo]),

@@ -29,6 +29,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.daemon.health import HealthMetrics
+from rrn.node.integrations.hub import IntegrationMetrics
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.pipeline.metrics import IngestMetrics
 from rrn.protocol.errors import ConfigError
@@ -66,6 +67,7 @@ class Metrics:
         )
         self.alerting = AlertingMetrics(r)
         self.health = HealthMetrics(r)
+        self.integrations = IntegrationMetrics(r)
 
 
 class _Quiet(WSGIRequestHandler):

@@ -37,7 +37,8 @@ from rrn.node.home.config import load_config
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
-from rrn.node.integrations.feeds import Feeds, erase_from_stream
+from rrn.node.integrations.feeds import erase_from_stream
+from rrn.node.integrations.hub import Integrations
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.natsd.process import server_version
 from rrn.node.ops.alerts import Api
@@ -110,10 +111,14 @@ class Node:
         await self._open_nats(network)
         await self._open_pipeline(network, me)
         self._open_services()
-        self.feeds = Feeds(
-            nc=self.stream_nc, config=self.config.nats, routing=self.escalator.routing
+        self.integrations = Integrations(
+            home=self.home,
+            store=self.store,
+            nc=self.stream_nc,
+            routing=self.escalator.routing,
+            metrics=self.metrics.integrations,
         )
-        await self.feeds.open(self.store, self.ingestor.network.authority)
+        await self.integrations.open(self.ingestor.network.authority)
         self.health = Health(
             home=self.home,
             ingestor=self.ingestor,
@@ -230,7 +235,11 @@ class Node:
         )
         self.control = ControlServer(
             key=self.keys.control,
-            handlers=api.handlers() | members.handlers() | defenders.handlers() | keys.handlers(),
+            handlers=api.handlers()
+            | members.handlers()
+            | defenders.handlers()
+            | keys.handlers()
+            | self.integrations.handlers(),
             reads=READ_OPS,
             journal=self.store.requests,
             registry=self.metrics.registry,
@@ -275,7 +284,7 @@ class Node:
                 tg.create_task(self.retention.run(), name="retention"),
                 tg.create_task(self._release_due(), name="release-due"),
                 tg.create_task(self.health.run(), name="health"),
-                tg.create_task(self.feeds.run(), name="feeds"),
+                tg.create_task(self.integrations.run(), name="integrations"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")
@@ -338,7 +347,7 @@ class Node:
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)
-        self.feeds.alerts_changed(changes)
+        self.integrations.alerts_changed(changes)
         self.sharer.alerts_changed(changes)
         self.retention.alerts_changed()
 
@@ -347,7 +356,7 @@ class Node:
         self._roster_gauges(network)
         self._reload_server(network)
         await self.peering.broadcast_roster(cert)
-        await self.feeds.roster(network.roster_version, cert)
+        await self.integrations.roster(network.roster_version, cert)
         self.keys = self.home.keys()
         me = self._identity(network)
         if me.epoch != self.ingestor.me.epoch:

@@ -2,7 +2,7 @@
 JetStream feeds (verified events, alert states, notices, the roster chain),
 webhooks and Alertmanager.
 
-May import (rooms of node/): home, store, natsd, pipeline, alerting, ops.
+May import (rooms of node/): home, store, natsd, control, pipeline, alerting, ops.
 """
 
 __all__: list[str] = []

@@ -68,6 +68,8 @@ READ_OPS: Final = frozenset(
         "defender.list",
         "defender.show",
         "member.proposals",
+        "webhook.list",
+        "webhook.dead",
     }
 )
 

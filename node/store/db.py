@@ -24,6 +24,7 @@ from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
 from rrn.federation.authority import Authority
 from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
+from rrn.node.store.deadletters import DeadLetters
 from rrn.node.store.migrations import MIGRATIONS
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
@@ -71,10 +72,11 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
-        #: Defenders' pseudonyms minted here, with their sealed identities.
+        #: Pseudonyms minted here; control requests that changed something; notices
+        #: webhooks gave up on. Each has its own tables (and module).
         self.pseudonyms = Pseudonyms(db)
-        #: The control requests that changed something, recently.
         self.requests = RequestJournal(db)
+        self.dead_letters = DeadLetters(db)
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
@@ -376,12 +378,10 @@ class Store:
         """(origin, kind) of each of these events that is stored."""
         found: dict[bytes, tuple[str, str]] = {}
         for eid in ids:
-            async with self._db.execute(
-                "SELECT origin, kind FROM events WHERE id = ?", (eid,)
-            ) as cur:
-                row = next(iter(await cur.fetchall()), None)
-            if row is not None:
-                found[eid] = (row[0], row[1])
+            sql = "SELECT origin, kind FROM events WHERE id = ?"
+            async with self._db.execute(sql, (eid,)) as cur:
+                for origin, kind in await cur.fetchall():
+                    found[eid] = (origin, kind)
         return found
 
 

@@ -136,5 +136,19 @@ CREATE TABLE control_requests (
 CREATE INDEX control_requests_by_time ON control_requests (ts_ms);
 """
 
+_V5: Final = """
+-- Notices a webhook receiver did not take before its retries ran out
+-- (node/integrations/webhooks.py): kept for an operator to replay.
+CREATE TABLE webhook_dead (
+    webhook TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    failed_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    PRIMARY KEY (webhook, id)
+) WITHOUT ROWID;
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5)

@@ -1,0 +1,105 @@
+"""Webhooks on a real network, to real HTTP receivers: signed as Standard Webhooks
+specifies (checked with its reference library), filtered, retried in order while the
+receiver is down so that each notice arrives exactly once by its webhook-id, given up
+on into a dead letter an operator replays, and never carrying a defender's details."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tests.netkit import TestNetwork
+from tests.receiver import Receiver
+
+pytestmark = pytest.mark.integration
+
+
+def _configure(net: TestNetwork, k: int, text: str) -> None:
+    net.devnet.stop(k)
+    with (net.home(k) / "config.toml").open("a") as f:
+        f.write("\n" + text)
+    net.devnet.start(k)
+
+
+def _raise(net: TestNetwork, severity: str, *extra: str) -> str:
+    return str(net.cli_json(1, "alert", "raise", "--country", "PE", "--type", "raid",
+                            "--severity", severity, "--urgency", "days", *extra)["id"])  # fmt: skip
+
+
+def test_notices_reach_webhooks_once_each_in_order_and_dead_letters_replay(
+    tmp_path: Path,
+) -> None:
+    net = TestNetwork.create(tmp_path / "net", 2, nat=set())
+    cases = gone = None
+    try:
+        secret = net.cli_json(2, "webhook", "secret", "cases")["secret"]
+        net.cli_json(2, "webhook", "secret", "gone")
+        verifier = Webhook(secret)
+        cases = Receiver(verifier.verify).start()
+        gone = Receiver()  # not started: nothing listens there
+        _configure(
+            net,
+            2,
+            f"""
+[[webhooks]]
+name = "cases"
+url = "{cases.url}"
+secret_file = "keys/webhook-cases.secret"
+severity = ["moderate"]
+
+[[webhooks]]
+name = "gone"
+url = "{gone.url}"
+secret_file = "keys/webhook-gone.secret"
+severity = ["moderate"]
+give_up_after_s = 3
+""",
+        )
+        details = tmp_path / "details.json"
+        details.write_text('{"identity": "CANARY-name", "location": "CANARY-place"}')
+        first = _raise(net, "moderate", "--details", str(details))
+        _raise(net, "severe")  # filtered out: the receivers want moderate ones only
+        net.wait(lambda: len(cases.taken) >= 1, "the first notice delivered")
+
+        cases.answer = 503  # the receiver is down for a while; alerts keep coming
+        during = [_raise(net, "moderate") for _ in range(3)]
+        net.wait(lambda: cases.refused >= 2, "deliveries refused and retried")
+        cases.answer = 204
+        net.wait(lambda: len({json.loads(b)["data"]["alert"] for _, b in cases.taken}) >= 4,
+                 "every notice after the receiver came back", timeout=90)  # fmt: skip
+
+        ids = [h["webhook-id"] for h, _ in cases.taken]
+        assert len(ids) == len(set(ids)), "each notice once (by webhook-id)"
+        alerts = [json.loads(b)["data"]["alert"] for _, b in cases.taken]
+        assert alerts == [first, *during], "in the order they were sent; the severe one filtered"
+        for headers, body in cases.taken:
+            doc = json.loads(body)
+            assert (
+                doc["type"] == f"notice.{doc['data']['type']}"
+                and doc["data"]["id"] == headers["webhook-id"]
+            )
+        assert all(b"CANARY" not in body for _, body in cases.taken)
+        assert (
+            net.metric(2, "rrn_webhook_deliveries_total", webhook="cases", outcome="filtered") >= 1
+        )
+
+        net.wait(
+            lambda: net.cli_json(2, "webhook", "dead", "gone") != [], "a dead letter", timeout=60
+        )
+        dead = net.cli_json(2, "webhook", "dead", "gone")
+        assert dead[0]["attempts"] >= 2 and "no answer" in dead[0]["last_error"]
+        assert net.metric(2, "rrn_webhook_dead_letters", webhook="gone") >= 1
+        gone.start()
+        time.sleep(0.2)
+        replayed = net.cli_json(2, "webhook", "replay", "gone")
+        assert replayed["sent"] >= 1
+        assert {h["webhook-id"] for h, _ in gone.taken} >= {d["id"] for d in dead}
+    finally:
+        for r in (cases, gone):
+            if r is not None:
+                r.stop()
+        net.close()
