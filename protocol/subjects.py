@@ -20,6 +20,7 @@ __all__ = [
     "fork_proofs",
     "heartbeats",
     "local_event",
+    "local_notice",
     "net_token",
     "publisher_of",
     "requests",
@@ -42,6 +43,13 @@ def local_event(origin: str, kind: str, eid: bytes) -> str:
 
 #: Alert notifications for the node's own people.
 LOCAL_ALERTS_PREFIX: Final = "rrn.local.alerts"
+
+
+def local_notice(kind: str, alert: str) -> str:
+    """Where a node tells its people and integrators what an alert (hex id) asks or
+    did: one subject per notice type and alert, so that a tombstone can erase exactly
+    that alert's notices from the stream."""
+    return f"{LOCAL_ALERTS_PREFIX}.{kind}.{alert}"
 
 
 def net_token(net: bytes) -> str:

@@ -1,6 +1,6 @@
 """Notices to this member's own people and integrators: what an alert asks of them.
 
-Owns what the node tells and how: a JSON notice on rrn.local.alerts.<type> (kept
+Owns what the node tells and how: a JSON notice on rrn.local.alerts.<type>.<alert> (kept
 by the integrators' RRN_NOTICES stream, node/integrations/feeds.py) and, for the
 notices that ask this member to claim, the configured [notify] command. Types:
 `targeted` (the ladder asks this member), `pool` (it asks the fallback pool, this
@@ -29,17 +29,18 @@ from rrn.federation.escalation import Ladder
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.home.config import NotifyConfig
 from rrn.node.store.db import Store
-from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX
+from rrn.protocol.subjects import local_notice
 
-__all__ = ["NOTICE_TYPES", "TARGETED_SUBJECT", "Notice", "Notifier"]
+__all__ = ["NOTICE_SUBJECTS", "NOTICE_TYPES", "Notice", "Notifier", "read_notice"]
 
 logger = logging.getLogger(__name__)
 
 
-#: Where the node tells its integrators that an alert asks this member to claim it.
-TARGETED_SUBJECT: Final = f"{LOCAL_ALERTS_PREFIX}.targeted"
-#: Every type of notice, each on rrn.local.alerts.<type>.
+#: Every type of notice, each on rrn.local.alerts.<type>.<alert>.
 NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed")
+#: The subjects of every notice: what a consumer of RRN_NOTICES filters on (the
+#: stream also keeps the security notices of rrn.local.alerts.security).
+NOTICE_SUBJECTS: Final = [local_notice(t, "*") for t in NOTICE_TYPES]
 _NOTIFIED_KEY: Final = "escalator.notified"
 _SENT_KEY: Final = "notices.sent"
 
@@ -65,6 +66,15 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     deadline_ms: int
     #: When this node sent it.
     at_ms: int = 0
+
+
+def read_notice(data: bytes) -> Notice | None:
+    """A notice from RRN_NOTICES, or None (logged) if the message is not one."""
+    try:
+        return msgspec.json.decode(data, type=Notice)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        logger.warning("a message in the notices stream is not a notice: %s", exc)
+        return None
 
 
 class Notifier:
@@ -192,7 +202,7 @@ class Notifier:
         )
         try:
             await self.nc.publish(
-                f"{LOCAL_ALERTS_PREFIX}.{notice.type}", data, headers={"Nats-Msg-Id": notice.id}
+                local_notice(notice.type, notice.alert), data, headers={"Nats-Msg-Id": notice.id}
             )
             self.metrics.notices.labels(channel="subject", outcome="ok").inc()
         except NatsError:

@@ -54,7 +54,7 @@ class ErrorDocument(msgspec.Struct, frozen=True, kw_only=True):
 #: Every JSON document rrn emits, by name: what it is and the type that makes it.
 SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "alert-record": ("a value of the RRN_ALERTS bucket", AlertRecord),
-    "notice": ("a message of the RRN_NOTICES stream (rrn.local.alerts.<type>)", Notice),
+    "notice": ("a message of the RRN_NOTICES stream (rrn.local.alerts.<type>.<alert>)", Notice),
     "event": ("an event as rrn.node.client yields it, verified", VerifiedEvent),
     "webhook": ("the body of a webhook request (Standard Webhooks)", WebhookBody),
     "alert": ("an alert: rrn alert raise/claim/… --json, each of rrn alert list", AlertInfo),
@@ -93,10 +93,10 @@ def _channels() -> dict[str, Any]:
             "messages": {"envelope": {"payload": binary, "contentType": "application/msgpack"}},
         },
         "notices": {
-            "address": "rrn.local.alerts.{type}",
+            "address": "rrn.local.alerts.{type}.{alert}",
             "description": f"Every notice, kept in the JetStream stream {NOTICES_STREAM}; "
             "header Nats-Msg-Id = the notice's id. Types: " + ", ".join(NOTICE_TYPES) + ".",
-            "parameters": {"type": {"enum": list(NOTICE_TYPES)}},
+            "parameters": {"type": {"enum": list(NOTICE_TYPES)}, "alert": {}},
             "messages": {"notice": {"payload": ref["notice"], "contentType": "application/json"}},
         },
         "alerts": {

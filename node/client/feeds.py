@@ -20,7 +20,7 @@ from nats.js.kv import KeyValue
 
 from rrn.federation.keyring import Keyring, Rotation
 from rrn.federation.roster import verify_genesis, verify_next
-from rrn.node.alerting.notices import Notice
+from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.integrations.feeds import (
     ALERTS_BUCKET,
     EVENTS_STREAM,
@@ -107,12 +107,16 @@ class NodeFeeds:
 
     async def notices(self, durable: str) -> AsyncIterator[Notice]:
         """Every notice, from where the durable consumer `durable` left off."""
-        async for msg in self._pull(NOTICES_STREAM, durable):
-            yield msgspec.json.decode(msg.data, type=Notice)
+        async for msg in self._pull(NOTICES_STREAM, durable, NOTICE_SUBJECTS):
+            notice = read_notice(msg.data)
+            if notice is not None:
+                yield notice
             await msg.ack()
 
-    async def _pull(self, stream: str, durable: str) -> AsyncIterator[Any]:
-        config = ConsumerConfig(durable_name=durable, ack_wait=60.0)
+    async def _pull(
+        self, stream: str, durable: str, only: list[str] | None = None
+    ) -> AsyncIterator[Any]:
+        config = ConsumerConfig(durable_name=durable, ack_wait=60.0, filter_subjects=only)
         sub = await self.js.pull_subscribe(">", durable=durable, stream=stream, config=config)
         while True:
             try:

@@ -117,6 +117,7 @@ class Node:
             nc=self.stream_nc,
             routing=self.escalator.routing,
             metrics=self.metrics.integrations,
+            ingestor=self.ingestor,
         )
         await self.integrations.open(self.ingestor.network.authority)
         self.health = Health(

@@ -112,9 +112,9 @@ class FederationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """How the node tells its own people that an alert now asks them to claim it.
 
-    Every notice goes to the local subject rrn.local.alerts.targeted; `command`,
-    if set, is also run once per notice (argv, no shell) with the notice as JSON
-    on its standard input, e.g. a script that pages the person on duty.
+    Every notice goes to the local subject rrn.local.alerts.<type>.<alert>; `command`,
+    if set, is also run once per targeted or pool notice (argv, no shell) with the
+    notice as JSON on its standard input, e.g. a script that pages the person on duty.
     """
 
     command: list[str] = []
@@ -319,7 +319,7 @@ def _notify_section(config: Config) -> str:
 [notify]
 # Run this program (argv, no shell) each time an alert asks this member to claim
 # it, with the notice as JSON on stdin; e.g. ["/usr/local/bin/page-on-duty"].
-# Notices also go to the local NATS subject rrn.local.alerts.targeted.
+# Notices also go to the local NATS subjects rrn.local.alerts.<type>.<alert>.
 command = [{", ".join(_q(c) for c in config.notify.command)}]
 timeout_s = {config.notify.timeout_s}
 """

@@ -21,6 +21,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import msgspec
@@ -32,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, AlertStatus
-from rrn.node.alerting.notices import Notice
+from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import AlertmanagerConfig
 from rrn.node.integrations.feeds import NOTICES_STREAM
 from rrn.node.store.db import Store
@@ -76,8 +77,11 @@ class Alertmanager:
         org: str,
         store: Store,
         metrics: AlertmanagerMetrics,
+        still_open: Callable[[bytes], Awaitable[bool]],
     ) -> None:
         self.config = config
+        #: Whether an alert still asks for someone (open, unclaimed), from the projection.
+        self.still_open = still_open
         self.org = org
         self.store = store
         self.metrics = metrics
@@ -104,7 +108,9 @@ class Alertmanager:
             ">",
             durable="alertmanager",
             stream=NOTICES_STREAM,
-            config=ConsumerConfig(durable_name="alertmanager", ack_wait=60.0),
+            config=ConsumerConfig(
+                durable_name="alertmanager", ack_wait=60.0, filter_subjects=NOTICE_SUBJECTS
+            ),
         )
         while True:
             try:
@@ -115,8 +121,8 @@ class Alertmanager:
                 await asyncio.sleep(1)
                 continue
             for msg in msgs:
-                notice = msgspec.json.decode(msg.data, type=Notice)
-                if notice.type in self.config.notices:
+                notice = read_notice(msg.data)
+                if notice is not None and notice.type in self.config.notices:
                     await self._fire(notice)
                 await msg.ack()
 
@@ -145,6 +151,7 @@ class Alertmanager:
             annotations["link"] = self.config.link.replace("{alert}", notice.alert)
         self.firing[notice.alert] = _Firing(labels=labels, annotations=annotations, starts=_now())
         await self._save()
+        self._changed.set()
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         """Alerts that are claimed, closed or deleted stop firing."""
@@ -163,6 +170,9 @@ class Alertmanager:
             self._changed.clear()
 
     async def _send(self) -> None:
+        for alert in list(self.firing):  # a change missed (a restart, a rebuild) ends here
+            if not await self.still_open(bytes.fromhex(alert)):
+                self._resolved.append(self.firing.pop(alert))
         now = _now()
         batch = [_alert(f, None) for f in self.firing.values()]
         batch += [_alert(f, now) for f in self._resolved]
@@ -175,7 +185,6 @@ class Alertmanager:
     async def _save(self) -> None:
         self.metrics.firing.set(len(self.firing))
         await self.store.set_meta(_FIRING_KEY, msgspec.msgpack.encode(self.firing))
-        self._changed.set()
 
     def _post(self, alerts: list[dict[str, Any]]) -> bool:
         request = urllib.request.Request(  # noqa: S310 - the operator's configured URL

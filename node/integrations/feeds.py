@@ -7,11 +7,17 @@ Owns four JetStream objects (docs/OPERATIONS.md, "Integrators"; docs/asyncapi.js
   and may show it (a restricted alert this member is in the audience of appears
   opened; sealed details never), JSON, keyed by alert id; deleted with the alert;
 - the stream RRN_NOTICES: every notice (targeted, pool, escalated, unclaimed),
-  kept, so a consumer that was away gets what it missed;
+  kept, so a consumer that was away gets what it missed; deleted with the alert;
 - the key-value bucket RRN_NETWORK: the roster certificates, by version, so a
   client verifies events against the roster from the network id alone.
 
 The daemon's user in that account (natsd/conf.py STREAM_USER) writes them all.
+
+A tombstone must leave no trace of the alert on disk, and JetStream overwrites a
+message's bytes only when it is deleted on its own ("erased"); what a stream drops
+by its limits or by a purge stays in the block file until the block goes. So the
+alert bucket keeps two values per key: each put is followed by erasing the value it
+replaced, and a deleted alert's values and notices are erased one by one.
 """
 
 from __future__ import annotations
@@ -24,21 +30,23 @@ from typing import Final
 import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.js.api import KeyValueConfig, StreamConfig
+from nats.js.api import DiscardPolicy, KeyValueConfig, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
+from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import OPEN_STATUSES, AlertState
 from rrn.federation.authority import Authority
 from rrn.node.alerting.escalator import Routing
+from rrn.node.alerting.notices import NOTICE_TYPES
 from rrn.node.home.config import NatsConfig
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
-from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX, LOCAL_EVENTS_PREFIX
+from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX, LOCAL_EVENTS_PREFIX, local_notice
 
 __all__ = [
     "ALERTS_BUCKET",
@@ -53,9 +61,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ALERTS_BUCKET: Final = "RRN_ALERTS"
+_ALERTS_STREAM: Final = f"KV_{ALERTS_BUCKET}"
 NETWORK_BUCKET: Final = "RRN_NETWORK"
 NOTICES_STREAM: Final = "RRN_NOTICES"
 _ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
+#: More notices than one alert can have (one per type and level or step).
+_MAX_ERASE: Final = 1000
 
 
 class AlertRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,9 +92,11 @@ class Feeds:
         self.alerts: KeyValue | None = None
         self.network: KeyValue | None = None
         self._queue: asyncio.Queue[tuple[AlertState, AlertView | None]] = asyncio.Queue()
+        self._store: Store | None = None
 
     async def open(self, store: Store, authority: Authority) -> None:
         """Make (or update) the streams and buckets; fill what is missing."""
+        self._store = store
         js = self.nc.jetstream()
         for name, prefix, mb in (
             (EVENTS_STREAM, LOCAL_EVENTS_PREFIX, self.config.stream_max_mb),
@@ -97,8 +110,9 @@ class Feeds:
                 duplicate_window=120.0,
             )
             await _stream(js, stream)
+        await _stream(js, _alerts_bucket())
         try:
-            self.alerts = await js.create_key_value(KeyValueConfig(bucket=ALERTS_BUCKET, history=1))
+            self.alerts = await js.key_value(ALERTS_BUCKET)
             self.network = await js.create_key_value(
                 KeyValueConfig(bucket=NETWORK_BUCKET, history=1)
             )
@@ -136,8 +150,8 @@ class Feeds:
             try:
                 if v is not None:
                     await self._put(v)
-                elif state.erased is not None and self.alerts is not None:
-                    await self.alerts.purge(state.alert.hex())
+                elif state.erased is not None:
+                    await self._forget(state.alert.hex())
             except _ERRORS as exc:
                 logger.warning("alert state not in the integrators' bucket: %s", type(exc).__name__)
             except Exception:  # a feed must never stop the node
@@ -146,8 +160,50 @@ class Feeds:
     async def _put(self, v: AlertView) -> None:
         if self.alerts is None:
             return
+        key = v.alert.hex()
         record = AlertRecord(alert=alert_info(v, await self.routing(v)))
-        await self.alerts.put(v.alert.hex(), msgspec.json.encode(record))
+        try:
+            old = (await self.alerts.get(key)).revision
+        except KeyNotFoundError:  # new, or deleted (a marker: nothing to erase)
+            old = None
+        await self.alerts.put(key, msgspec.json.encode(record))
+        if old is not None:
+            await self.nc.jetstream().delete_msg(_ALERTS_STREAM, old)
+
+    async def _forget(self, alert: str) -> None:
+        """A deleted alert: its values, its notices and its dead letters are erased."""
+        js = self.nc.jetstream()
+        if self.alerts is not None:
+            try:
+                history = await self.alerts.history(alert)
+            except NoKeysError:
+                history = []
+            for entry in history:
+                if entry.operation is None and entry.revision is not None:
+                    await js.delete_msg(_ALERTS_STREAM, entry.revision)
+            await self.alerts.delete(alert)  # a marker, so watchers learn it is gone
+        erased = 0
+        for kind in NOTICE_TYPES:
+            erased += await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert))
+        dead = await self._store.dead_letters.forget(alert) if self._store is not None else 0
+        logger.info(
+            "deleted alert %s: erased %d notices, %d dead letters", alert[:12], erased, dead
+        )
+
+
+def _alerts_bucket() -> StreamConfig:
+    """RRN_ALERTS as a key-value bucket is made, but with two values per key (the
+    value a put replaced is still there for _put to erase) and erasing allowed."""
+    return StreamConfig(
+        name=_ALERTS_STREAM,
+        subjects=[f"$KV.{ALERTS_BUCKET}.>"],
+        max_msgs_per_subject=2,
+        discard=DiscardPolicy.NEW,
+        allow_rollup_hdrs=True,
+        allow_direct=True,
+        deny_delete=False,
+        duplicate_window=120.0,
+    )
 
 
 async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -160,6 +216,20 @@ async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
         logger.warning(
             "no JetStream stream %s for integrators: %s", config.name, type(exc).__name__
         )
+
+
+async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> int:
+    """Erase every message on `subject` (a notice subject holds a handful)."""
+    erased = 0
+    for _ in range(_MAX_ERASE):
+        try:
+            msg = await js.get_last_msg(stream, subject)
+        except NotFoundError:
+            break
+        if msg.seq is None or not await js.delete_msg(stream, msg.seq):
+            break
+        erased += 1
+    return erased
 
 
 async def erase_from_stream(

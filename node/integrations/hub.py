@@ -12,8 +12,8 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CollectorRegistry
 
-from rrn.federation.alert_view import AlertView
-from rrn.federation.alerts import AlertState
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertState, AlertStatus
 from rrn.federation.authority import Authority
 from rrn.node.alerting.escalator import Routing
 from rrn.node.control.channel import Handler, handler
@@ -22,6 +22,7 @@ from rrn.node.integrations.alertmanager import Alertmanager, AlertmanagerMetrics
 from rrn.node.integrations.feeds import Feeds
 from rrn.node.integrations.webhooks import WebhookMetrics, Webhooks
 from rrn.node.ops.types import NoArgs
+from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
 
 __all__ = [
@@ -74,10 +75,12 @@ class Integrations:
         nc: NatsClient,
         routing: Callable[[AlertView], Awaitable[Routing]],
         metrics: IntegrationMetrics,
+        ingestor: Ingestor,
     ) -> None:
         config = home.config
         self.nc = nc
         self.store = store
+        self.ingestor = ingestor
         self.feeds = Feeds(nc=nc, config=config.nats, routing=routing)
         self.webhooks = Webhooks(config.webhooks, home.path, store, metrics.webhooks)
         self.alertmanager = (
@@ -86,6 +89,7 @@ class Integrations:
                 org=config.node.org,
                 store=store,
                 metrics=metrics.alertmanager,
+                still_open=self._still_open,
             )
             if config.alertmanager is not None
             else None
@@ -108,6 +112,11 @@ class Integrations:
         self.feeds.alerts_changed(changes)
         if self.alertmanager is not None:
             self.alertmanager.alerts_changed(changes)
+
+    async def _still_open(self, alert: bytes) -> bool:
+        state = await self.ingestor.projection.state(alert)
+        v = view(state, self.ingestor.network.authority) if state is not None else None
+        return v is not None and v.status is AlertStatus.OPEN
 
     async def roster(self, version: int, cert: bytes) -> None:
         await self.feeds.roster(version, cert)

@@ -35,7 +35,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from rrn.node.alerting.notices import Notice
+from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import WebhookConfig
 from rrn.node.home.keyfiles import read_secret, write_secret
 from rrn.node.integrations.feeds import NOTICES_STREAM
@@ -155,7 +155,12 @@ class _Target:
             ">",
             durable=durable,
             stream=NOTICES_STREAM,
-            config=ConsumerConfig(durable_name=durable, ack_wait=3600.0, max_ack_pending=1),
+            config=ConsumerConfig(
+                durable_name=durable,
+                ack_wait=3600.0,
+                max_ack_pending=1,
+                filter_subjects=NOTICE_SUBJECTS,
+            ),
         )
         await self._count_dead()
         while True:
@@ -167,8 +172,10 @@ class _Target:
                 await asyncio.sleep(1)
                 continue
             for msg in msgs:
-                notice = msgspec.json.decode(msg.data, type=Notice)
-                if wanted(self.config, notice):
+                notice = read_notice(msg.data)
+                if notice is None:
+                    pass  # not a notice (logged)
+                elif wanted(self.config, notice):
                     await self.deliver(notice, keep_alive=msg.in_progress)
                 else:
                     self.metrics.deliveries.labels(webhook=self.name, outcome="filtered").inc()

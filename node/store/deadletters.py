@@ -52,6 +52,11 @@ class DeadLetters:
             for r in rows
         ]  # fmt: skip
 
+    async def forget(self, alert: str) -> int:
+        """A deleted alert's dead letters go (a notice id is `<type>.<alert>.<step>`)."""
+        cur = await self._db.execute("DELETE FROM webhook_dead WHERE id LIKE ?", (f"%.{alert}.%",))
+        return cur.rowcount
+
     async def drop(self, webhook: str, letter_id: str) -> None:
         await self._db.execute(
             "DELETE FROM webhook_dead WHERE webhook = ? AND id = ?", (webhook, letter_id)

@@ -5,13 +5,16 @@ on into a dead letter an operator replays, and never carrying a defender's detai
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
+import nats
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from rrn.node.natsd.conf import DAEMON_USER
 from tests.netkit import TestNetwork
 from tests.receiver import Receiver
 
@@ -23,6 +26,21 @@ def _configure(net: TestNetwork, k: int, text: str) -> None:
     with (net.home(k) / "config.toml").open("a") as f:
         f.write("\n" + text)
     net.devnet.start(k)
+
+
+def _security_notice(net: TestNetwork, k: int) -> None:
+    """A fork notice, as the daemon sends one: the notices stream keeps it too, and
+    it is not a notice about an alert."""
+
+    async def send() -> None:
+        password = (net.home(k) / "keys" / "nats.pass").read_text().strip()
+        url = net.cli_json(k, "status")["nats_url"]
+        nc = await nats.connect(url, user=DAEMON_USER, password=password)
+        await nc.publish("rrn.local.alerts.security", b'{"type": "fork", "detail": "x"}')
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(send())
 
 
 def _raise(net: TestNetwork, severity: str, *extra: str) -> str:
@@ -64,6 +82,7 @@ give_up_after_s = 3
         first = _raise(net, "moderate", "--details", str(details))
         _raise(net, "severe")  # filtered out: the receivers want moderate ones only
         net.wait(lambda: len(cases.taken) >= 1, "the first notice delivered")
+        _security_notice(net, 2)  # in the same stream; the webhooks carry on past it
 
         cases.answer = 503  # the receiver is down for a while; alerts keep coming
         during = [_raise(net, "moderate") for _ in range(3)]
