@@ -35,6 +35,7 @@ from rrn.node.cli.common import (
 )
 from rrn.node.cli.coverage import add_coverage_parsers
 from rrn.node.cli.devnet import add_devnet_parsers
+from rrn.node.cli.integrators import add_integrator_parsers
 from rrn.node.cli.keys import add_key_parsers
 from rrn.node.cli.log import add_log_parsers
 from rrn.node.cli.network import add_network_parsers
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_backup_parsers(sub)
     add_schema_parser(sub)
     add_webhook_parsers(sub)
+    add_integrator_parsers(sub)
     return parser
 
 

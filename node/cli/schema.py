@@ -18,6 +18,7 @@ import msgspec
 
 from rrn.node.alerting.coverage import CoverageGrid
 from rrn.node.alerting.notices import NOTICE_TYPES, Notice
+from rrn.node.cli.integrators import Listed, Made
 from rrn.node.client.feeds import VerifiedEvent
 from rrn.node.integrations.feeds import (
     ALERTS_BUCKET,
@@ -64,6 +65,8 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "peers": ("rrn peers --json", list[PeerInfo]),
     "coverage": ("rrn coverage show --json", CoverageGrid),
     "backup": ("rrn backup --json, rrn restore --json", BackupInfo),
+    "integrator": ("rrn integrator add --json: what an integrator needs to connect", Made),
+    "integrators": ("rrn integrator list --json", list[Listed]),
     "error": ("what a command given --json writes on stderr when it fails", ErrorDocument),
 }
 

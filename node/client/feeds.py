@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -21,6 +22,8 @@ from nats.js.kv import KeyValue
 from rrn.federation.keyring import Keyring, Rotation
 from rrn.federation.roster import verify_genesis, verify_next
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
+from rrn.node.home.integrators import inbox_prefix
+from rrn.node.home.tls import pinned_context
 from rrn.node.integrations.feeds import (
     ALERTS_BUCKET,
     EVENTS_STREAM,
@@ -71,8 +74,10 @@ class VerifiedEvent(msgspec.Struct, frozen=True, kw_only=True):
 class NodeFeeds:
     """One node's feeds, for one integrator."""
 
-    def __init__(self, nc: NatsClient, network: str) -> None:
+    def __init__(self, nc: NatsClient, network: str, name: str) -> None:
         self.nc = nc
+        #: The integrator's name: its consumers are named after it.
+        self.name = name
         self.js = nc.jetstream()
         self.network = bytes.fromhex(network)
         self._keyring: Keyring | None = None
@@ -91,10 +96,11 @@ class NodeFeeds:
                 record = msgspec.json.decode(entry.value, type=AlertRecord).alert
             yield AlertChange(id=entry.key, alert=record, revision=entry.revision or 0)
 
-    async def events(self, durable: str) -> AsyncIterator[VerifiedEvent]:
-        """Every event, verified, from where the durable consumer `durable` left off; an
-        event is acknowledged once the loop asks for the next."""
-        async for msg in self._pull(EVENTS_STREAM, durable):
+    async def events(self) -> AsyncIterator[VerifiedEvent]:
+        """Every event, verified, from where this integrator's consumer left off (the
+        first time: from the oldest kept); an event is acknowledged once the loop asks
+        for the next."""
+        async for msg in self._pull(EVENTS_STREAM):
             try:
                 event = await self._verify(msg.data)
             except RrnError as exc:
@@ -105,17 +111,18 @@ class NodeFeeds:
             yield _json(event)
             await msg.ack()
 
-    async def notices(self, durable: str) -> AsyncIterator[Notice]:
-        """Every notice, from where the durable consumer `durable` left off."""
-        async for msg in self._pull(NOTICES_STREAM, durable, NOTICE_SUBJECTS):
+    async def notices(self) -> AsyncIterator[Notice]:
+        """Every notice, from where this integrator's consumer left off."""
+        async for msg in self._pull(NOTICES_STREAM, NOTICE_SUBJECTS):
             notice = read_notice(msg.data)
             if notice is not None:
                 yield notice
             await msg.ack()
 
-    async def _pull(
-        self, stream: str, durable: str, only: list[str] | None = None
-    ) -> AsyncIterator[Any]:
+    async def _pull(self, stream: str, only: list[str] | None = None) -> AsyncIterator[Any]:
+        # One durable consumer per feed, named after the integrator: the only one its
+        # permissions let it make and use (node/natsd/conf.py).
+        durable = self.name
         config = ConsumerConfig(durable_name=durable, ack_wait=60.0, filter_subjects=only)
         sub = await self.js.pull_subscribe(">", durable=durable, stream=stream, config=config)
         while True:
@@ -203,20 +210,30 @@ def _hex(value: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def connect(
-    url: str, *, user: str, password: str, network: str, **options: Any
+    url: str,
+    *,
+    user: str,
+    password: str,
+    network: str,
+    ca_file: str | Path | None = None,
+    **options: Any,
 ) -> AsyncIterator[NodeFeeds]:
-    """A connection to a node's feeds (`network`: the network id, hex, from `rrn status`).
-    It reconnects on its own for as long as it is open."""
+    """A connection to a node's feeds as the integrator `user` (`rrn integrator add`);
+    `network`: the network id, hex, from `rrn status`; `ca_file`: the node's
+    certificate, when its client port takes TLS only (the connection pins it). It
+    reconnects on its own for as long as it is open."""
     nc = await nats.connect(
         url,
         user=user,
         password=password,
+        inbox_prefix=inbox_prefix(user),
+        tls=pinned_context(Path(ca_file)) if ca_file is not None else None,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         **options,
     )
     try:
-        yield NodeFeeds(nc, network)
+        yield NodeFeeds(nc, network, user)
     finally:
         with contextlib.suppress(NatsError):
             await nc.close()

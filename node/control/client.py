@@ -23,6 +23,7 @@ from nats.js.api import Header
 
 from rrn.node.control.channel import decode_reply, make_request, now_ms
 from rrn.node.home.layout import Home
+from rrn.node.home.tls import pinned_context
 from rrn.node.natsd.conf import DAEMON_USER
 from rrn.protocol import subjects
 from rrn.protocol.errors import DaemonUnavailable
@@ -128,6 +129,9 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     url = str(info.get("nats_url") or home.config.nats.url)
     keys = home.control_secrets()
     embedded = home.config.nats.embedded
+    tls = None
+    if embedded and home.config.nats.tls:
+        tls = pinned_context(home.keys_dir / "tls.crt")
     try:
         # allow_reconnect=False makes nats-py wait forever on a refused connection
         # (nats-io/nats.py#645); one quick retry under an outer timeout fails fast.
@@ -137,6 +141,7 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
                 user=DAEMON_USER if embedded else None,
                 password=keys.nats_password if embedded else None,
                 name="rrn-cli",
+                tls=tls,
                 allow_reconnect=True,
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.2,

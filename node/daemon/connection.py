@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -24,12 +25,19 @@ logger = logging.getLogger(__name__)
 
 
 async def connect(
-    url: str, user: str | None, password: str | None, *, name: str, connected: Gauge | None
+    url: str,
+    user: str | None,
+    password: str | None,
+    *,
+    name: str,
+    connected: Gauge | None,
+    tls: ssl.SSLContext | None = None,
 ) -> NatsClient:
     """A connection to the node's NATS server (ConfigError if none answers within 30 s);
-    `connected` follows whether it is up."""
+    `connected` follows whether it is up; `tls` for a client port that takes TLS only."""
     try:
-        nc = await asyncio.wait_for(_open_connection(url, user, password, name, connected), 30)
+        opening = _open_connection(url, (user, password), name, connected, tls)
+        nc = await asyncio.wait_for(opening, 30)
     except (TimeoutError, NatsError, OSError) as exc:
         raise ConfigError(f"cannot connect to NATS at {url}: {type(exc).__name__}") from exc
     if connected is not None:
@@ -38,7 +46,11 @@ async def connect(
 
 
 async def _open_connection(
-    url: str, user: str | None, password: str | None, name: str, connected: Gauge | None
+    url: str,
+    credentials: tuple[str | None, str | None],
+    name: str,
+    connected: Gauge | None,
+    tls: ssl.SSLContext | None,
 ) -> NatsClient:
     async def disconnected() -> None:
         if connected is not None:
@@ -53,6 +65,7 @@ async def _open_connection(
     async def error(exc: Exception) -> None:
         logger.warning("NATS error: %s", type(exc).__name__)
 
+    user, password = credentials
     return await nats.connect(
         url,
         user=user,
@@ -66,6 +79,7 @@ async def _open_connection(
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,
+        tls=tls,
     )
 
 

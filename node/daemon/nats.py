@@ -19,9 +19,11 @@ from prometheus_client import Gauge
 
 from rrn.node.daemon.connection import close, connect
 from rrn.node.home.config import Config
+from rrn.node.home.integrators import load_integrators
 from rrn.node.home.keyfiles import write_secret
 from rrn.node.home.keys import Keys
 from rrn.node.home.layout import Home
+from rrn.node.home.tls import pinned_context
 from rrn.node.natsd.conf import (
     DAEMON_USER,
     STREAM_USER,
@@ -54,6 +56,7 @@ class NodeNats:
         """Start the server (embedded) and connect; everything closes with the stack."""
         n = self.config.nats
         user: str | None = None
+        tls = pinned_context(self.keys.tls_cert) if n.embedded and n.tls else None
         if n.embedded:
             self._tls_key = self._plain_tls_key()
             spec = ServerSpec(
@@ -62,6 +65,7 @@ class NodeNats:
                 run_dir=self.home.run_dir,
                 port=n.port,
                 probe=(STREAM_USER, self.keys.nats_password),
+                tls=tls,
             )
             self.server = await self._stack.enter_async_context(open_nats_server(spec))
             self.url, user = self.server.client_url, DAEMON_USER
@@ -70,7 +74,7 @@ class NodeNats:
         password = self.keys.nats_password if user else None
         name = f"rrn-{self.config.node.org}"
         self.nc: NatsClient = await connect(
-            self.url, user, password, name=name, connected=connected
+            self.url, user, password, name=name, connected=connected, tls=tls
         )
         self._stack.push_async_callback(close, self.nc, connected)
         #: Where the integrators' stream is kept: their own account on the embedded server.
@@ -79,11 +83,11 @@ class NodeNats:
         self.sys_nc: NatsClient | None = None
         if n.embedded:
             self.stream_nc = await connect(
-                self.url, STREAM_USER, password, name=f"{name}-stream", connected=None
+                self.url, STREAM_USER, password, name=f"{name}-stream", connected=None, tls=tls
             )
             self._stack.push_async_callback(close, self.stream_nc, None)
             self.sys_nc = await connect(
-                self.url, SYS_USER, password, name=f"{name}-sys", connected=None
+                self.url, SYS_USER, password, name=f"{name}-sys", connected=None, tls=tls
             )
             self._stack.push_async_callback(close, self.sys_nc, None)
 
@@ -106,7 +110,8 @@ class NodeNats:
         return path
 
     def _server_conf(self, network: Network) -> str:
-        layout = ServerLayout(self.home.nats_dir, self.home.run_dir, self._tls_key)
+        integrators = tuple(load_integrators(self.home.keys_dir))
+        layout = ServerLayout(self.home.nats_dir, self.home.run_dir, self._tls_key, integrators)
         return render_server_conf(
             self.config, self.keys, net=network.net, roster=network.roster, layout=layout
         )

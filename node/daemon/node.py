@@ -27,6 +27,7 @@ from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
+from rrn.node.control.channel import handler
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
@@ -34,6 +35,7 @@ from rrn.node.daemon.nats import NodeNats
 from rrn.node.daemon.status import rrn_version, status_of
 from rrn.node.home.clock import Clock, SystemClock
 from rrn.node.home.config import load_config
+from rrn.node.home.integrators import load_integrators
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
@@ -45,7 +47,7 @@ from rrn.node.ops.alerts import Api
 from rrn.node.ops.defenders import DefendersApi
 from rrn.node.ops.keys import KeysApi
 from rrn.node.ops.members import MembersApi
-from rrn.node.ops.types import READ_OPS, StatusInfo
+from rrn.node.ops.types import READ_OPS, NoArgs, StatusInfo
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Identity, Ingestor
 from rrn.node.store.db import Store, open_store
@@ -240,7 +242,8 @@ class Node:
             | members.handlers()
             | defenders.handlers()
             | keys.handlers()
-            | self.integrations.handlers(),
+            | self.integrations.handlers()
+            | {"integrator.reload": handler(NoArgs, self._integrators_changed)},
             reads=READ_OPS,
             journal=self.store.requests,
             registry=self.metrics.registry,
@@ -324,6 +327,12 @@ class Node:
 
     def _reload_server(self, network: Network) -> None:
         self.natsd.reload(network, self.home)
+
+    async def _integrators_changed(self, _: NoArgs) -> int:
+        """`rrn integrator add|revoke`: the server learns (or forgets) the account; a
+        revoked integrator's connections close."""
+        self._reload_server(self.ingestor.network)
+        return len(load_integrators(self.home.keys_dir))
 
     # -- behaviour --------------------------------------------------------------
 

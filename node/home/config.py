@@ -7,6 +7,7 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import zoneinfo
@@ -58,6 +59,9 @@ class NatsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     embedded: bool = True
     host: str = "127.0.0.1"
     port: Port = 4222
+    #: TLS only on the client port, with the node's certificate (keys/tls.crt), which
+    #: clients pin. Needed to open the port beyond this host (integrators elsewhere).
+    tls: bool = False
     #: HTTP monitoring endpoint of the embedded server on 127.0.0.1 (0: off). It answers
     #: anyone who can reach it; the daemon does not need it.
     monitor_port: Port = 0
@@ -196,6 +200,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     check_roles(config.node.roles)
     if not config.nats.embedded and not config.nats.url:
         raise ConfigError(f"{path}: [nats] embedded = false needs a url")
+    if config.nats.embedded and not config.nats.tls and not _loopback(config.nats.host):
+        raise ConfigError(
+            f"{path}: [nats] host = {config.nats.host!r} opens the client port beyond this "
+            "host, where passwords would cross the network in clear: set [nats] tls = true"
+        )
     if config.notify.command and not config.notify.command[0]:
         raise ConfigError(f"{path}: [notify] command must start with the program to run")
     try:
@@ -215,6 +224,13 @@ def apply_env(config: Config, environ: Mapping[str, str]) -> Config:
     if "RRN_METRICS_PORT" in environ:
         metrics = msgspec.structs.replace(metrics, port=_env_port(environ, "RRN_METRICS_PORT"))
     return msgspec.structs.replace(config, nats=nats, metrics=metrics)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _env_port(environ: Mapping[str, str], name: str) -> int:
@@ -266,6 +282,9 @@ embedded = {_b(n.embedded)}
 host = {_q(n.host)}
 # Client port of the embedded server (0: any free port).
 port = {n.port}
+# TLS only on the client port, with keys/tls.crt (clients pin it); needed when host
+# is not a loopback address, for integrators on other hosts (rrn integrator add --tls).
+tls = {_b(n.tls)}
 # HTTP monitoring of the embedded server on 127.0.0.1 (0: off). Unauthenticated:
 # anyone on this host can read it. The daemon does not need it.
 monitor_port = {n.monitor_port}

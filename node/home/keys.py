@@ -101,7 +101,6 @@ class Keys:
     link: X25519PrivateKey
     control: bytes
     nats_password: str
-    integrator_password: str
     tls_cert: Path
     tls_key: Path
     passphrase: bytes | None = None
@@ -173,7 +172,6 @@ def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
     write_secret(keys_dir / "link.pem", X25519PrivateKey.generate().private_bytes(PEM, PKCS8, none))
     write_secret(keys_dir / "control.key", secrets.token_bytes(32))
     write_secret(keys_dir / "nats.pass", secrets.token_urlsafe(24).encode())
-    write_secret(keys_dir / "integrator.pass", secrets.token_urlsafe(24).encode())
     tls_key = Ed25519PrivateKey.generate()
     write_secret(keys_dir / "tls.key", tls_key.private_bytes(PEM, PKCS8, none))
     (keys_dir / "tls.crt").write_bytes(self_signed(tls_key, org, hosts).public_bytes(PEM))
@@ -309,7 +307,6 @@ def load_keys(keys_dir: Path, passphrase: bytes | None = None) -> Keys:
         link=link,
         control=read_secret(keys_dir / "control.key"),
         nats_password=read_secret(keys_dir / "nats.pass").decode(),
-        integrator_password=read_secret(keys_dir / "integrator.pass").decode(),
         tls_cert=keys_dir / "tls.crt",
         tls_key=keys_dir / "tls.key",
         passphrase=passphrase,

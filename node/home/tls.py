@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import ssl
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-__all__ = ["self_signed", "spki_sha256"]
+__all__ = ["pinned_context", "self_signed", "spki_sha256"]
 
 
 def self_signed(key: Ed25519PrivateKey, org: str, hosts: list[str]) -> x509.Certificate:
@@ -44,3 +46,18 @@ def spki_sha256(cert_pem: bytes) -> bytes:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).digest()
+
+
+def pinned_context(cert: Path) -> ssl.SSLContext:
+    """A TLS client context that trusts exactly this self-signed certificate (a node's
+    keys/tls.crt) and nothing else. The name is not checked: only the holder of that
+    certificate's key can answer, whatever name or address was dialled."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    # Strict X.509 checking (Python 3.13's default) refuses a self-signed leaf as its
+    # own trust anchor; the pin is exact, so nothing is lost without it.
+    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    context.load_verify_locations(cafile=str(cert))
+    return context

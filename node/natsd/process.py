@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import sysconfig
@@ -62,6 +63,8 @@ class ServerSpec:
     #: A user of the account that holds JetStream, and its password: readiness is
     #: that user getting an answer from JetStream.
     probe: tuple[str, str]
+    #: For a client port that takes TLS only: the context that pins the node's certificate.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ async def _wait_ready(
             except (ValueError, KeyError, IndexError):
                 await asyncio.sleep(0.02)
                 continue
-            if await _healthy(client, spec.probe):
+            if await _healthy(client, spec.probe, spec.tls):
                 conf = spec.nats_dir / "nats-server.conf"
                 return NatsServer(proc.pid, client, log_path, conf)
         with contextlib.suppress(TimeoutError):
@@ -203,7 +206,7 @@ async def _wait_ready(
     raise ConfigError(f"nats-server did not become ready within {_READY_TIMEOUT_S:.0f} s")
 
 
-async def _healthy(url: str, probe: tuple[str, str]) -> bool:
+async def _healthy(url: str, probe: tuple[str, str], tls: ssl.SSLContext | None) -> bool:
     """Whether JetStream answers the probe user (the server is up and its store ready)."""
     user, password = probe
     try:
@@ -215,6 +218,7 @@ async def _healthy(url: str, probe: tuple[str, str]) -> bool:
                 allow_reconnect=False,
                 connect_timeout=2,
                 error_cb=_quiet,
+                tls=tls,
             ),
             3,
         )

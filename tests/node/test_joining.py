@@ -14,7 +14,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig
 
 from rrn.node.home.layout import open_home
-from rrn.node.natsd.conf import EVENTS_STREAM, INTEGRATOR_USER
+from rrn.node.natsd.conf import EVENTS_STREAM
 from rrn.protocol import subjects
 from tests.netkit import Capture, TestNetwork, network_id
 from tests.procs import Daemon, free_port, init, rrn, rrn_ok
@@ -177,19 +177,21 @@ def test_integrators_consume_verified_events_from_jetstream(tmp_path: Path) -> N
         space = f"rrn.{subjects.net_token(network_id(net, 1))}.{net.org(1)}"
         tap = Capture(net, 2)
 
+        account = net.cli_json(1, "integrator", "add", "case-system")
+        user, password, inbox = account["user"], account["password"], account["inbox_prefix"]
+
         async def consume() -> tuple[set[str], bool, list[str]]:
-            password = home.keys().integrator_password
-            nc = await nats.connect(url, user=INTEGRATOR_USER, password=password)
+            nc = await nats.connect(url, user=user, password=password, inbox_prefix=inbox)
             # A second integrator connection that asks nothing: any inbox traffic it
             # overhears would be someone else's answers.
-            ear = await nats.connect(url, user=INTEGRATOR_USER, password=password)
+            ear = await nats.connect(url, user=user, password=password, inbox_prefix=inbox)
             seen: list[str] = []
 
             async def overheard(msg: Msg) -> None:
                 seen.append(msg.subject)
 
             try:
-                await ear.subscribe("_INBOX.>", cb=overheard)
+                await ear.subscribe(f"{inbox}.>", cb=overheard)
                 await ear.flush()
                 js = nc.jetstream()
                 sub = await js.pull_subscribe(

@@ -182,6 +182,17 @@ def _cannot_create_in_process(base: Path) -> str:
     return err.strip().splitlines()[-1]
 
 
+def _open_port(tmp: Path) -> str:
+    h = init(tmp / "open", "lima-hr")
+    text = (h / "config.toml").read_text().replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
+    (h / "config.toml").write_text(text)
+    return _err(rrn("run", "--home", h))
+
+
+def _remote_integrator(tmp: Path) -> str:
+    return _err(rrn("integrator", "add", "desk", "--tls", "--home", init(tmp / "tls", "lima-hr")))
+
+
 PRODUCERS: dict[str, Callable[[Path], str]] = {
     "no rrn home at …": _no_home,
     "the rrn daemon is not running for …": _not_running,
@@ -195,6 +206,9 @@ PRODUCERS: dict[str, Callable[[Path], str]] = {
     "that alert is already resolved …: nothing was signed": _already_resolved,
     "restored from a backup: signing nothing until peers confirm …": _restored,
     "this user cannot create …": _cannot_create,
+    "… opens the client port beyond this host, where passwords would cross the network in "
+    "clear: set [nats] tls = true": _open_port,
+    "an integrator on another host needs TLS on the client port …": _remote_integrator,
 }
 
 

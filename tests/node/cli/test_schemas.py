@@ -72,11 +72,11 @@ def test_what_a_live_network_emits_validates(tmp_path: Path) -> None:
 
 
 async def _feeds_validate(net: TestNetwork, alert: str) -> None:
-    async with _feeds(net, 2) as node:
+    async with _feeds(net, 2, "schemas") as node:
         change = await _until(node.alerts(), lambda c: c.id == alert)
         assert change.alert is not None
         _valid("alert-record", msgspec.to_builtins(AlertRecord(alert=change.alert)))
-        event = await _until(node.events("schemas"), lambda e: e.id == alert)
+        event = await _until(node.events(), lambda e: e.id == alert)
         _valid("event", msgspec.to_builtins(event))
-        notice = await _until(node.notices("schemas"), lambda n: n.alert == alert)
+        notice = await _until(node.notices(), lambda n: n.alert == alert)
         _valid("notice", msgspec.to_builtins(notice))

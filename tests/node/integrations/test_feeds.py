@@ -21,12 +21,16 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
 
-def _feeds(net: TestNetwork, k: int) -> Any:
-    home = net.home(k)
-    url = net.cli_json(k, "status")["nats_url"]
-    password = (home / "keys" / "integrator.pass").read_text().strip()
-    network = net.cli_json(k, "status")["network"]
-    return connect(url, user="integrator", password=password, network=network)
+def _feeds(net: TestNetwork, k: int, name: str) -> Any:
+    """A connection as integrator `name` of node k, its account made the first time."""
+    have = {i["name"] for i in net.cli_json(k, "integrator", "list")}
+    path = net.home(k) / f"{name}.test-password"
+    if name not in have:
+        path.write_text(net.cli_json(k, "integrator", "add", name)["password"])
+    status = net.cli_json(k, "status")
+    return connect(
+        status["nats_url"], user=name, password=path.read_text(), network=status["network"]
+    )
 
 
 async def _until(stream: AsyncIterator[T], done: Callable[[T], bool], within_s: float = 30) -> T:
@@ -49,7 +53,7 @@ async def _scenario(net: TestNetwork) -> None:
     first = net.raise_alert(1)
     hidden = net.raise_alert(1, "--exclude", net.org(3))
     net.wait_holds({first, hidden})
-    async with _feeds(net, 2) as node:
+    async with _feeds(net, 2, "case-system") as node:
         states = node.alerts()
         seen: dict[str, AlertChange] = {}
 
@@ -68,7 +72,7 @@ async def _scenario(net: TestNetwork) -> None:
         gone = await _until(states, lambda c: c.id == hidden)
         assert gone.alert is None
 
-        events = node.events("case-system")
+        events = node.events()
         raised = await _until(events, lambda e: e.id == first)
         assert (
             raised.kind == "alert.raised" and raised.payload and raised.payload["country"] == "PE"
@@ -77,16 +81,17 @@ async def _scenario(net: TestNetwork) -> None:
     later = net.raise_alert(1)
     net.wait_holds({later}, nodes=[2])
     await asyncio.sleep(6)  # longer than one fetch: a quiet stream must not end it
-    async with _feeds(net, 2) as node:
-        events = node.events("case-system")
+    async with _feeds(net, 2, "case-system") as node:
+        events = node.events()
         got = await _until(events, lambda e: e.kind == "alert.raised")
         assert got.id == later, "it resumes where it left off"
         assert node.rejected == 0
-        notices = node.notices("pager-bridge")
+    async with _feeds(net, 2, "pager-bridge") as node:
+        notices = node.notices()
         notice = await _until(notices, lambda n: n.alert == first)
         assert notice.type in ("targeted", "pool", "escalated", "unclaimed") and notice.id
 
-    async with _feeds(net, 3) as outsider:
+    async with _feeds(net, 3, "case-system") as outsider:
         ids: set[str] = set()
         states = outsider.alerts()
         await _until(states, lambda c: ids.add(c.id) or later in ids)  # type: ignore[func-returns-value]
