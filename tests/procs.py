@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rrn.node.devnet.devnet import free_port as devnet_free_port
+from tests import jsoncheck
 
 RRN = [sys.executable, "-m", "rrn.node.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ def rrn(
     """Run the CLI; never raises on a non-zero exit."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RRN_")}
     full_env.update(env or {})
-    return subprocess.run(
+    done = subprocess.run(
         [*RRN, *map(str, args)],
         capture_output=True,
         text=True,
@@ -35,6 +36,8 @@ def rrn(
         env=full_env,
         check=False,
     )
+    jsoncheck.check([str(a) for a in args], done.returncode, done.stdout, done.stderr)
+    return done
 
 
 def rrn_ok(*args: str | Path, timeout: float = 60) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from rrn.node.alerting.coverage import CoverageGrid, GridRow, read_declaration
 from rrn.node.cli.common import get_home, home_arg, json_arg, run, show
+from rrn.node.cli.documents import CoverageDeclaredInfo
 from rrn.node.control.client import call
 from rrn.node.ops.types import CoverageArgs
 from rrn.protocol.errors import ConfigError
@@ -38,12 +39,9 @@ def cmd_declare(args: argparse.Namespace) -> int:
     today = datetime.datetime.now(zoneinfo.ZoneInfo(home.config.node.tz)).date()
     decl = read_declaration(args.file, today)
     seq = run(call(home, "coverage.declare", decl, int))
-    done = {
-        "seq": seq,
-        "tz": decl.tz,
-        "windows": len(decl.windows),
-        "exceptions": len(decl.exceptions),
-    }
+    done = CoverageDeclaredInfo(
+        seq=seq, tz=decl.tz, windows=len(decl.windows), exceptions=len(decl.exceptions)
+    )
     return show(
         args,
         done,

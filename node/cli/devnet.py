@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from rrn.node.cli.common import escalation_arg, json_arg, policy_of, run, show
+from rrn.node.cli.documents import DevnetInfo, DevnetNode, DevnetNodeInfo, DevnetRemoved
 from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.protocol.errors import ConfigError
@@ -49,30 +49,22 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _nodes(devnet: Devnet) -> list[dict[str, Any]]:
+def _nodes(devnet: Devnet) -> list[DevnetNode]:
     running = devnet.running()
     return [
-        {
-            "node": n.index,
-            "org": n.org,
-            "tz": n.tz,
-            "nat": n.nat,
-            "home": str(n.home),
-            "pid": running[n.index],
-        }
+        DevnetNode(
+            node=n.index, org=n.org, tz=n.tz, nat=n.nat, home=str(n.home), pid=running[n.index]
+        )
         for n in devnet.nodes
     ]
 
 
-def _table(nodes: list[dict[str, Any]]) -> str:
+def _table(nodes: list[DevnetNode]) -> str:
     lines = []
     for n in nodes:
-        where = "behind NAT" if n["nat"] else "reachable"
-        state = f"running (pid {n['pid']})" if n["pid"] else "stopped"
-        lines.append(
-            f"node {n['node']}: {n['org']:<13} {n['tz']:<20} {where:<10} {state:<20} "
-            f"home {n['home']}"
-        )
+        where = "behind NAT" if n.nat else "reachable"
+        state = f"running (pid {n.pid})" if n.pid else "stopped"
+        lines.append(f"node {n.node}: {n.org:<13} {n.tz:<20} {where:<10} {state:<20} home {n.home}")
     return "\n".join(lines)
 
 
@@ -102,7 +94,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     nodes = _nodes(devnet)
     return show(
         args,
-        {"dir": str(devnet.dir), "nodes": nodes},
+        DevnetInfo(dir=str(devnet.dir), nodes=nodes),
         lambda: (
             _table(nodes)
             + f"\nlogs in {devnet.dir}/<org>.log; stop with: rrn devnet down --dir {devnet.dir}"
@@ -117,7 +109,7 @@ def cmd_devnet_stop(args: argparse.Namespace) -> int:
     stopped = devnet.stop(args.node, kill=args.kill)
     return show(
         args,
-        {"node": args.node, "org": org, "stopped": stopped},
+        DevnetNodeInfo(node=args.node, org=org, stopped=stopped),
         lambda: f"{org} {'stopped' if stopped else 'was not running'}",
     )
 
@@ -128,7 +120,7 @@ def cmd_devnet_start(args: argparse.Namespace) -> int:
     _progress(f"starting {org} (waits until it is ready)")
     pid = devnet.start(args.node)
     return show(
-        args, {"node": args.node, "org": org, "pid": pid}, lambda: f"{org} running (pid {pid})"
+        args, DevnetNodeInfo(node=args.node, org=org, pid=pid), lambda: f"{org} running (pid {pid})"
     )
 
 
@@ -138,7 +130,7 @@ def cmd_devnet_down(args: argparse.Namespace) -> int:
     remove_devnet(devnet)
     return show(
         args,
-        {"dir": str(args.dir), "removed": True},
+        DevnetRemoved(dir=str(args.dir), removed=True),
         lambda: f"devnet in {args.dir} stopped and removed",
     )
 
@@ -146,4 +138,4 @@ def cmd_devnet_down(args: argparse.Namespace) -> int:
 def cmd_devnet_status(args: argparse.Namespace) -> int:
     devnet = load_devnet(args.dir)
     nodes = _nodes(devnet)
-    return show(args, {"dir": str(devnet.dir), "nodes": nodes}, lambda: _table(nodes))
+    return show(args, DevnetInfo(dir=str(devnet.dir), nodes=nodes), lambda: _table(nodes))

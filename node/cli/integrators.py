@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show
+from rrn.node.cli.documents import IntegratorRevoked
 from rrn.node.cli.output import fmt_time, table
 from rrn.node.control.client import call, daemon_info
 from rrn.node.home.integrators import (
@@ -129,7 +130,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     home = get_home(args)
     revoke_integrator(home.keys_dir, args.name)
     live = _tell_daemon(home)
-    done = {"name": args.name, "revoked": True, "live": live}
+    done = IntegratorRevoked(name=args.name, revoked=True, live=live)
     when = "its connections are closed" if live else "the node is not running"
     return show(args, done, lambda: f"integrator {args.name} revoked; {when}")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show, stopped
+from rrn.node.cli.documents import KeysProtected
 from rrn.node.control.client import call
 from rrn.node.home.keyfiles import PASSPHRASE_ENV, passphrase_from_env
 from rrn.node.home.keys import protect_keys
@@ -67,7 +68,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         new = first.encode()
     with stopped(home, "rrn key protect", "the daemon holds the keys it loaded"):
         count = protect_keys(home.keys_dir, old, new)
-    done = {"keys": count, "protected": new is not None}
+    done = KeysProtected(keys=count, protected=new is not None)
     if new is None:
         return show(
             args, done, lambda: f"{count} private keys stored unencrypted (file mode 0600 only)"

@@ -18,6 +18,7 @@ from rrn.node.cli.common import (
     show,
     stopped,
 )
+from rrn.node.cli.documents import LogExported, LogVerified
 from rrn.node.control.channel import to_json
 from rrn.node.ops.log import import_envelopes, read_export
 from rrn.node.store.audit import PROGRESS_EVERY, export_lines, verify_store
@@ -53,7 +54,7 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
     home = get_home(args)
     report = run(verify_store(home.store_path, progress=_progress("verified")))
     if args.json:
-        print(to_json(report.__dict__ | {"ok": report.ok}))
+        print(to_json(LogVerified(**report.__dict__, ok=report.ok)))
     elif report.ok:
         print(
             f"ok: {report.events} events in {report.chains} chain(s) and {report.rosters} "
@@ -85,7 +86,9 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     n = run(export())
     if args.out is not None:
         show(
-            args, {"lines": n, "file": str(args.out)}, lambda: f"exported {n} line(s) to {args.out}"
+            args,
+            LogExported(lines=n, file=str(args.out)),
+            lambda: f"exported {n} line(s) to {args.out}",
         )
     return 0
 

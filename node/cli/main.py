@@ -35,6 +35,7 @@ from rrn.node.cli.common import (
 )
 from rrn.node.cli.coverage import add_coverage_parsers
 from rrn.node.cli.devnet import add_devnet_parsers
+from rrn.node.cli.documents import HomeMade
 from rrn.node.cli.integrators import add_integrator_parsers
 from rrn.node.cli.keys import add_key_parsers
 from rrn.node.cli.log import add_log_parsers
@@ -131,7 +132,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             listen=args.listen,
         )
     )
-    made = {"home": str(home.path), "org": home.config.node.org}
+    made = HomeMade(home=str(home.path), org=home.config.node.org)
     return show(
         args,
         made,

@@ -20,6 +20,7 @@ from rrn.node.cli.common import (
     states_of,
     values,
 )
+from rrn.node.cli.documents import CardWritten, KeyMade
 from rrn.node.control.client import call
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.keys import new_signing_key
@@ -125,7 +126,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))  # the card itself is JSON
         return 0
     write_document(args.out, doc)
-    done = {"org": doc["org"], "file": str(args.out), "tls_fingerprint": doc["tls_fingerprint"]}
+    done = CardWritten(org=doc["org"], file=str(args.out), tls_fingerprint=doc["tls_fingerprint"])
     return show(
         args,
         done,
@@ -140,7 +141,7 @@ def cmd_new_key(args: argparse.Namespace) -> int:
     epoch = new_signing_key(home.keys_dir)
     return show(
         args,
-        {"epoch": epoch, "file": f"keys/sign-{epoch}.pem"},
+        KeyMade(epoch=epoch, file=f"keys/sign-{epoch}.pem"),
         lambda: (
             f"made signing key epoch {epoch} (keys/sign-{epoch}.pem). Next: 'rrn member "
             "card' and hand the card to a member who proposes it with --rotate (and --cut if "

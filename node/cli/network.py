@@ -24,6 +24,7 @@ from rrn.node.cli.common import (
     states_of,
     stopped,
 )
+from rrn.node.cli.documents import NetworkAdopted, NetworkExported, RosterMade, RosterSigned
 from rrn.node.cli.members import add_member_parsers
 from rrn.node.control.client import call
 from rrn.node.home.clock import SystemClock
@@ -107,7 +108,7 @@ def cmd_genesis(args: argparse.Namespace) -> int:
     )
     write_document(args.out, doc)
     orgs = [m["org"] for m in doc["members"]]
-    made = {"roster_id": doc["roster_id"], "members": orgs, "file": str(args.out)}
+    made = RosterMade(roster_id=doc["roster_id"], members=orgs, file=str(args.out))
     return show(
         args,
         made,
@@ -127,7 +128,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
     members = {m["org"] for m in signed["members"]}
     approved = {a["org"] for a in signed["approvals"]}
     missing = sorted(members - approved)
-    done = {"roster_id": signed["roster_id"], "signed_by": home.config.node.org, "missing": missing}
+    done = RosterSigned(
+        roster_id=signed["roster_id"], signed_by=home.config.node.org, missing=missing
+    )
     return show(
         args,
         done,
@@ -150,12 +153,12 @@ def cmd_adopt(args: argparse.Namespace) -> int:
                 home, home.keys(), certs, clock=SystemClock(), keep_history=args.set_aside_history
             )
         )
-    adopted = {
-        "org": home.config.node.org,
-        "network": network.net.hex(),
-        "roster_version": network.roster_version,
-        "members": network.roster.orgs(),
-    }
+    adopted = NetworkAdopted(
+        org=home.config.node.org,
+        network=network.net.hex(),
+        roster_version=network.roster_version,
+        members=network.roster.orgs(),
+    )
     return show(
         args,
         adopted,
@@ -171,7 +174,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     doc = run(export_network(home.store_path))
     write_document(args.out, doc)
     net = str(doc["network"])
-    done = {"network": net, "roster_version": doc["version"], "file": str(args.out)}
+    done = NetworkExported(network=net, roster_version=doc["version"], file=str(args.out))
     return show(
         args,
         done,

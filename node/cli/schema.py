@@ -18,6 +18,7 @@ import msgspec
 
 from rrn.node.alerting.coverage import CoverageGrid
 from rrn.node.alerting.notices import NOTICE_TYPES, Notice
+from rrn.node.cli import documents
 from rrn.node.cli.integrators import Listed, Made
 from rrn.node.client.feeds import VerifiedEvent
 from rrn.node.integrations.feeds import (
@@ -27,13 +28,17 @@ from rrn.node.integrations.feeds import (
     NOTICES_STREAM,
     AlertRecord,
 )
+from rrn.node.integrations.hub import DeadLetterInfo, ReplayInfo, WebhookInfo
 from rrn.node.integrations.webhooks import WebhookBody
 from rrn.node.ops.backup import BackupInfo
-from rrn.node.ops.members import PeerInfo
-from rrn.node.ops.types import AlertDetail, AlertInfo, StatusInfo
+from rrn.node.ops.defenders import DefenderInfo
+from rrn.node.ops.keys import RotatedInfo
+from rrn.node.ops.log import ImportReport
+from rrn.node.ops.members import PeerInfo, ProposalInfo
+from rrn.node.ops.types import AlertDetail, AlertInfo, AskInfo, StatusInfo
 from rrn.protocol.errors import ConfigError
 
-__all__ = ["SCHEMAS", "add_schema_parser", "asyncapi", "schema"]
+__all__ = ["COMMANDS", "SCHEMAS", "add_schema_parser", "asyncapi", "schema"]
 
 BASE: Final = "https://rrn.example/schemas/"
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -67,7 +72,83 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "backup": ("rrn backup --json, rrn restore --json", BackupInfo),
     "integrator": ("rrn integrator add --json: what an integrator needs to connect", Made),
     "integrators": ("rrn integrator list --json", list[Listed]),
+    "integrator-revoked": ("rrn integrator revoke --json", documents.IntegratorRevoked),
     "error": ("what a command given --json writes on stderr when it fails", ErrorDocument),
+    "home-made": ("rrn init --json", documents.HomeMade),
+    "alert-forgotten": ("rrn alert forget --json", documents.AlertForgotten),
+    "asks": ("rrn asks --json", list[AskInfo]),
+    "defender": ("rrn defender add --json", DefenderInfo),
+    "defenders": ("rrn defender list --json", list[DefenderInfo]),
+    "defender-identity": ("rrn defender show --json", documents.DefenderIdentity),
+    "defender-forgotten": ("rrn defender forget --json", documents.DefenderForgotten),
+    "log-verified": ("rrn log verify --json", documents.LogVerified),
+    "log-exported": ("rrn log export --out FILE --json", documents.LogExported),
+    "log-imported": ("rrn log import --json", ImportReport),
+    "card-written": ("rrn member card --out FILE --json", documents.CardWritten),
+    "key-made": ("rrn member new-key --json", documents.KeyMade),
+    "proposal": ("rrn member propose/approve --json", ProposalInfo),
+    "proposals": ("rrn member proposals --json", list[ProposalInfo]),
+    "roster-made": ("rrn network genesis --json", documents.RosterMade),
+    "roster-signed": ("rrn network sign --json", documents.RosterSigned),
+    "network-adopted": ("rrn network adopt --json", documents.NetworkAdopted),
+    "network-exported": ("rrn network export --json", documents.NetworkExported),
+    "devnet": ("rrn devnet up/status --json", documents.DevnetInfo),
+    "devnet-node": ("rrn devnet start/stop --json", documents.DevnetNodeInfo),
+    "devnet-removed": ("rrn devnet down --json", documents.DevnetRemoved),
+    "coverage-declared": ("rrn coverage declare --json", documents.CoverageDeclaredInfo),
+    "keys-protected": ("rrn key protect --json", documents.KeysProtected),
+    "key-rotated": ("rrn key rotate --json", RotatedInfo),
+    "webhook-secret": ("rrn webhook secret --json", documents.WebhookSecret),
+    "webhooks": ("rrn webhook list --json", list[WebhookInfo]),
+    "dead-letters": ("rrn webhook dead --json", list[DeadLetterInfo]),
+    "replayed": ("rrn webhook replay --json", ReplayInfo),
+}
+
+#: The schema of each command's --json output (on success; on failure: `error`).
+COMMANDS: Final[dict[str, str]] = {
+    "init": "home-made",
+    "status": "status",
+    **{f"alert {c}": "alert" for c in ("raise", "update", "claim", "release", "share")},
+    **{f"alert {c}": "alert" for c in ("act", "resolve", "cancel", "pledge", "feedback")},
+    "alert list": "alert-list",
+    "alert show": "alert-detail",
+    "alert forget": "alert-forgotten",
+    "asks": "asks",
+    "defender add": "defender",
+    "defender show": "defender-identity",
+    "defender list": "defenders",
+    "defender forget": "defender-forgotten",
+    "log verify": "log-verified",
+    "log export": "log-exported",
+    "log import": "log-imported",
+    "member card": "card-written",
+    "member new-key": "key-made",
+    "member propose": "proposal",
+    "member approve": "proposal",
+    "member proposals": "proposals",
+    "network genesis": "roster-made",
+    "network sign": "roster-signed",
+    "network adopt": "network-adopted",
+    "network export": "network-exported",
+    "peers": "peers",
+    "devnet up": "devnet",
+    "devnet status": "devnet",
+    "devnet start": "devnet-node",
+    "devnet stop": "devnet-node",
+    "devnet down": "devnet-removed",
+    "coverage declare": "coverage-declared",
+    "coverage show": "coverage",
+    "key protect": "keys-protected",
+    "key rotate": "key-rotated",
+    "backup": "backup",
+    "restore": "backup",
+    "webhook secret": "webhook-secret",
+    "webhook list": "webhooks",
+    "webhook dead": "dead-letters",
+    "webhook replay": "replayed",
+    "integrator add": "integrator",
+    "integrator list": "integrators",
+    "integrator revoke": "integrator-revoked",
 }
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rrn.node.cli import output
 from rrn.node.cli.common import Parser, alert_ref, get_home, home_arg, json_arg, run, show, values
+from rrn.node.cli.documents import AlertForgotten, DefenderForgotten, DefenderIdentity
 from rrn.node.control.channel import now_ms
 from rrn.node.control.client import call, daemon_info
 from rrn.node.control.transit import open_reply, seal_request
@@ -214,7 +215,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     count = run(call(get_home(args), "alert.forget", payload, int))
     return show(
         args,
-        {"alert": payload.alert, "events": count},
+        AlertForgotten(alert=payload.alert, events=count),
         lambda: f"deleted alert {payload.alert}: every node drops the payloads of {count} events",
     )
 
@@ -254,7 +255,7 @@ def cmd_defender_show(args: argparse.Namespace) -> int:
     assert info.sealed_identity is not None
     net = bytes.fromhex(str(daemon_info(home)["net"]))
     identity = open_reply(info.sealed_identity, one_time, home.config.node.org, net).decode()
-    doc = {"pseudonym": info.pseudonym, "created_ms": info.created_ms, "identity": identity}
+    doc = DefenderIdentity(pseudonym=info.pseudonym, created_ms=info.created_ms, identity=identity)
     return show(args, doc, lambda: f"{info.pseudonym}: {identity}")
 
 
@@ -276,4 +277,8 @@ def cmd_defender_forget(args: argparse.Namespace) -> int:
     home = get_home(args)
     pseudonym = _pseudonym(args.pseudonym)
     run(call(home, "defender.forget", DefenderArgs(pseudonym=pseudonym), bool))
-    return show(args, {"forgotten": pseudonym}, lambda: f"forgot the identity behind {pseudonym}")
+    return show(
+        args,
+        DefenderForgotten(forgotten=pseudonym),
+        lambda: f"forgot the identity behind {pseudonym}",
+    )

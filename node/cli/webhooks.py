@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show
+from rrn.node.cli.documents import WebhookSecret
 from rrn.node.cli.output import fmt_time, table
 from rrn.node.control.client import call
 from rrn.node.integrations.hub import (
@@ -48,7 +49,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
     home = get_home(args)
     relative = Path("keys") / f"webhook-{args.name}.secret"
     secret = new_secret(home.path / relative)
-    made = {"name": args.name, "secret_file": str(relative), "secret": secret}
+    made = WebhookSecret(name=args.name, secret_file=str(relative), secret=secret)
     return show(
         args,
         made,

@@ -4,6 +4,7 @@ Schema, and every document a live network emits validates against its schema: CL
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -80,3 +81,21 @@ async def _feeds_validate(net: TestNetwork, alert: str) -> None:
         _valid("event", msgspec.to_builtins(event))
         notice = await _until(node.notices(), lambda n: n.alert == alert)
         _valid("notice", msgspec.to_builtins(notice))
+
+
+def test_every_command_with_json_has_a_schema() -> None:
+    """Each subcommand that takes --json names the schema of what it prints."""
+    from rrn.node.cli.main import build_parser
+    from rrn.node.cli.schema import COMMANDS
+
+    def leaves(parser: argparse.ArgumentParser, path: list[str]) -> list[tuple[str, bool]]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return [
+                    leaf for name, p in action.choices.items() for leaf in leaves(p, [*path, name])
+                ]
+        return [(" ".join(path), any("--json" in a.option_strings for a in parser._actions))]
+
+    with_json = {path for path, has in leaves(build_parser(), []) if has}
+    assert with_json == set(COMMANDS), with_json ^ set(COMMANDS)
+    assert set(COMMANDS.values()) <= set(SCHEMAS)
