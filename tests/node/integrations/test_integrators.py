@@ -15,6 +15,7 @@ from typing import Any
 import nats
 import pytest
 from nats.errors import Error as NatsError
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from rrn.node.client import connect
 from tests.netkit import TestNetwork
@@ -22,6 +23,7 @@ from tests.node.cli.test_schemas import _valid
 from tests.procs import rrn
 
 pytestmark = pytest.mark.integration
+ALL = DeliverPolicy.ALL
 
 
 def _add(net: TestNetwork, k: int, name: str, *extra: str) -> dict[str, Any]:
@@ -99,6 +101,35 @@ async def _read_to(account: dict[str, Any], network: str, alert: str) -> list[st
     raise AssertionError("the events ended")
 
 
+async def _pushes_reach_nobody(raw: _Raw, other: dict[str, Any]) -> None:
+    """A consumer the server pushes to another integrator's inbox, or onto a notice
+    subject, delivers nothing there, while one pushing to its own inbox delivers."""
+    heard: list[str] = []
+    own: list[str] = []
+
+    async def got(msg: Any) -> None:
+        heard.append(msg.subject)
+
+    async def mine(msg: Any) -> None:
+        own.append(msg.subject)
+
+    mailbox = f"{raw.account['inbox_prefix']}.push"
+    await raw.nc.subscribe(mailbox, cb=mine)
+
+    async with _Raw(other) as victim:
+        await victim.nc.subscribe(f"{other['inbox_prefix']}.>", cb=got)
+        await victim.nc.flush()
+        js = raw.nc.jetstream()
+        for target in (f"{other['inbox_prefix']}.x", "rrn.local.alerts.targeted.fake", mailbox):
+            with contextlib.suppress(NatsError):
+                await js.add_consumer(
+                    "RRN_EVENTS", ConsumerConfig(deliver_subject=target, deliver_policy=ALL)
+                )
+        await asyncio.sleep(2)
+    assert own, "a push consumer works where its maker listens"
+    assert heard == [], heard
+
+
 async def _scenario(
     net: TestNetwork, desk: dict[str, Any], pager: dict[str, Any], network: str, first: str
 ) -> None:
@@ -147,6 +178,7 @@ async def _scenario(
         js = nc.jetstream()
         notices = (await js.stream_info("RRN_NOTICES")).state.messages
         assert (await js.consumer_info("RRN_EVENTS", "pager")).config.ack_wait == 60.0
+        await _pushes_reach_nobody(raw, pager)
 
     # The pager's consumer is untouched: it goes on from where it was.
     later = net.raise_alert(2)
