@@ -82,7 +82,9 @@ class Integrations:
         self.store = store
         self.ingestor = ingestor
         self.feeds = Feeds(nc=nc, config=config.nats, routing=routing)
-        self.webhooks = Webhooks(config.webhooks, home.path, store, metrics.webhooks)
+        self.webhooks = Webhooks(
+            config.webhooks, home.path, store, metrics.webhooks, exists=self._exists
+        )
         self.alertmanager = (
             Alertmanager(
                 config.alertmanager,
@@ -112,6 +114,10 @@ class Integrations:
         self.feeds.alerts_changed(changes)
         if self.alertmanager is not None:
             self.alertmanager.alerts_changed(changes)
+
+    async def _exists(self, alert: str) -> bool:
+        state = await self.ingestor.projection.state(bytes.fromhex(alert))
+        return state is not None and state.erased is None
 
     async def _still_open(self, alert: bytes) -> bool:
         state = await self.ingestor.projection.state(alert)

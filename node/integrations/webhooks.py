@@ -25,6 +25,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -76,7 +77,8 @@ class WebhookMetrics:
         self.deliveries = Counter(
             "rrn_webhook_deliveries_total",
             "Webhook requests by target and outcome: delivered (2xx), failed (retried), "
-            "dead (given up: a dead letter), filtered (not sent: the target does not want it).",
+            "dead (given up: a dead letter), filtered (not sent: the target does not want it), "
+            "deleted (not sent: its alert was deleted by its origin meanwhile).",
             ["webhook", "outcome"],
             registry=r,
         )
@@ -140,8 +142,17 @@ def wanted(config: WebhookConfig, notice: Notice) -> bool:
 class _Target:
     """One receiver: its consumer, its key, its retries."""
 
-    def __init__(self, config: WebhookConfig, home: Path, store: Store, metrics: WebhookMetrics):
+    def __init__(
+        self,
+        config: WebhookConfig,
+        home: Path,
+        store: Store,
+        metrics: WebhookMetrics,
+        exists: Callable[[str], Awaitable[bool]],
+    ):
         self.config = config
+        #: Whether an alert (hex id) is still there: a deleted one's notices are not sent.
+        self.exists = exists
         path = Path(config.secret_file)
         self.key = _key(read_secret(path if path.is_absolute() else home / path).decode())
         self.store = store
@@ -188,6 +199,10 @@ class _Target:
         )
         first, pause, attempts = time.monotonic(), _FIRST_PAUSE_S, 0
         while True:
+            if not await self.exists(notice.alert):  # deleted by its origin meanwhile
+                self.metrics.deliveries.labels(webhook=self.name, outcome="deleted").inc()
+                self._waiting(None)
+                return False
             attempts += 1
             error = await asyncio.to_thread(self._post, notice.id, body)
             if error is None:
@@ -275,9 +290,14 @@ class Webhooks:
     """Every configured webhook target."""
 
     def __init__(
-        self, configs: list[WebhookConfig], home: Path, store: Store, metrics: WebhookMetrics
+        self,
+        configs: list[WebhookConfig],
+        home: Path,
+        store: Store,
+        metrics: WebhookMetrics,
+        exists: Callable[[str], Awaitable[bool]],
     ) -> None:
-        self.targets = {c.name: _Target(c, home, store, metrics) for c in configs}
+        self.targets = {c.name: _Target(c, home, store, metrics, exists) for c in configs}
 
     async def run(self, nc: NatsClient) -> None:
         """Deliver to every target until cancelled."""

@@ -122,3 +122,47 @@ give_up_after_s = 3
             if r is not None:
                 r.stop()
         net.close()
+
+
+def test_a_notice_of_an_alert_deleted_while_it_is_retried_is_never_sent_nor_kept(
+    tmp_path: Path,
+) -> None:
+    net = TestNetwork.create(tmp_path / "net", 2, nat=set())
+    desk = None
+    try:
+        net.cli_json(2, "webhook", "secret", "desk")
+        desk = Receiver()  # down for now
+        desk.answer = 503
+        desk.start()
+        _configure(
+            net,
+            2,
+            f"""
+[[webhooks]]
+name = "desk"
+url = "{desk.url}"
+secret_file = "keys/webhook-desk.secret"
+give_up_after_s = 600
+""",
+        )
+        details = tmp_path / "details.json"
+        details.write_text('{"identity": "CANARY-name"}')
+        alert = _raise(net, "moderate", "--details", str(details))
+        net.wait(lambda: desk.refused >= 1, "the notice refused and being retried")
+        assert net.metric(2, "rrn_webhook_retrying", webhook="desk") == 1
+        net.cli(1, "alert", "forget", alert[:12], "--reason", "consent_withdrawn")
+        net.wait(
+            lambda: net.metric(2, "rrn_webhook_deliveries_total", webhook="desk",
+                               outcome="deleted") >= 1,
+            "the retried notice dropped once its alert is deleted", timeout=90,
+        )  # fmt: skip
+        desk.answer = 204  # the receiver comes back: nothing of the deleted alert arrives
+        later = _raise(net, "moderate")
+        net.wait(lambda: len(desk.taken) >= 1, "the next notice delivered")
+        assert {json.loads(b)["data"]["alert"] for _, b in desk.taken} == {later}
+        assert net.cli_json(2, "webhook", "dead", "desk") == []
+        assert net.metric(2, "rrn_webhook_retrying", webhook="desk") == 0
+    finally:
+        if desk is not None:
+            desk.stop()
+        net.close()
