@@ -72,7 +72,7 @@ def _shows(where: str, code: str, env: dict[str, str], needle: str, tmp: Path) -
     out = tmp / "example.out"
     with out.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, str(script)], stdout=sink, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-u", str(script)], stdout=sink, stderr=subprocess.STDOUT, env=env
         )
         try:
             deadline = time.monotonic() + 30

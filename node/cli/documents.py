@@ -68,7 +68,7 @@ class DevnetInfo(msgspec.Struct, frozen=True, kw_only=True):
     nodes: list[DevnetNode]
 
 
-class DevnetNodeInfo(msgspec.Struct, frozen=True, kw_only=True):
+class DevnetNodeInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """rrn devnet start / stop: which node; its pid once started, or whether it stopped."""
 
     node: int

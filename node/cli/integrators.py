@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from typing import Any
 
 import msgspec
@@ -26,7 +27,7 @@ from rrn.node.home.integrators import (
 )
 from rrn.node.home.layout import Home
 from rrn.node.ops.types import NoArgs
-from rrn.protocol.errors import ConfigError, DaemonUnavailable
+from rrn.protocol.errors import ConfigError, DaemonUnavailable, RrnError
 
 __all__ = ["add_integrator_parsers"]
 
@@ -136,11 +137,16 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _tell_daemon(home: Home) -> bool:
-    """Have a running daemon reload its server's accounts; False if none runs."""
-    with contextlib.suppress(DaemonUnavailable):
+    """Have a running daemon reload its server's accounts; False if none runs or it did
+    not answer (the account file is written: the next start takes it)."""
+    try:
         run(call(home, "integrator.reload", NoArgs(), int))
-        return True
-    return False
+    except DaemonUnavailable:
+        return False
+    except RrnError as exc:
+        print(f"rrn: the daemon did not take it now ({exc}); restart the node", file=sys.stderr)
+        return False
+    return True
 
 
 def _url(home: Home) -> str:

@@ -117,6 +117,7 @@ class Node:
             home=self.home,
             store=self.store,
             nc=self.stream_nc,
+            publisher=self.nc,
             routing=self.escalator.routing,
             metrics=self.metrics.integrations,
             ingestor=self.ingestor,

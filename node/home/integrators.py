@@ -80,9 +80,12 @@ def load_integrators(keys_dir: Path) -> list[Integrator]:
     directory = _dir(keys_dir)
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
-            found[path.stem] = msgspec.json.decode(read_secret(path), type=Integrator)
+            made = msgspec.json.decode(read_secret(path), type=Integrator)
         except msgspec.DecodeError as exc:
             raise ConfigError(f"{path}: not an integrator account ({exc})") from exc
+        if made.name != path.stem:
+            raise ConfigError(f"{path}: names the integrator {made.name!r}, not {path.stem!r}")
+        found[path.stem] = made
     return sorted(found.values(), key=lambda i: i.name)
 
 
@@ -105,7 +108,9 @@ def add_integrator(keys_dir: Path, name: str, *, tls: bool) -> Integrator:
 
 def revoke_integrator(keys_dir: Path, name: str) -> None:
     """Delete an integrator's account (ConfigError if there is none)."""
-    path = keys_dir / f"{_LEGACY}.pass" if name == _LEGACY else _dir(keys_dir) / f"{name}.json"
-    if not path.is_file():
+    paths = [_dir(keys_dir) / f"{name}.json", keys_dir / f"{_LEGACY}.pass"]
+    found = [p for p in paths[: 2 if name == _LEGACY else 1] if p.is_file()]
+    if not found:
         raise ConfigError(f"no integrator {name!r} (see: rrn integrator list)")
-    path.unlink()
+    for path in found:
+        path.unlink()

@@ -83,10 +83,13 @@ class Feeds:
         self,
         *,
         nc: NatsClient,
+        publisher: NatsClient,
         config: NatsConfig,
         routing: Callable[[AlertView], Awaitable[Routing]],
     ) -> None:
         self.nc = nc
+        #: The daemon's own connection, which publishes the notices.
+        self.publisher = publisher
         self.config = config
         self.routing = routing
         self.alerts: KeyValue | None = None
@@ -172,6 +175,7 @@ class Feeds:
 
     async def _forget(self, alert: str) -> None:
         """A deleted alert: its values, its notices and its dead letters are erased."""
+        await self.publisher.flush()  # a notice sent just before is in the stream first
         js = self.nc.jetstream()
         if self.alerts is not None:
             try:

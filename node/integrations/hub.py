@@ -73,6 +73,7 @@ class Integrations:
         home: Home,
         store: Store,
         nc: NatsClient,
+        publisher: NatsClient,
         routing: Callable[[AlertView], Awaitable[Routing]],
         metrics: IntegrationMetrics,
         ingestor: Ingestor,
@@ -81,7 +82,7 @@ class Integrations:
         self.nc = nc
         self.store = store
         self.ingestor = ingestor
-        self.feeds = Feeds(nc=nc, config=config.nats, routing=routing)
+        self.feeds = Feeds(nc=nc, publisher=publisher, config=config.nats, routing=routing)
         self.webhooks = Webhooks(
             config.webhooks, home.path, store, metrics.webhooks, exists=self._exists
         )

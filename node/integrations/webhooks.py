@@ -211,7 +211,8 @@ class _Target:
                 return True
             self.metrics.deliveries.labels(webhook=self.name, outcome="failed").inc()
             if time.monotonic() - first + pause > self.config.give_up_after_s:
-                await self._give_up(notice, body, attempts, error)
+                if await self.exists(notice.alert):  # a deleted alert's notice is not kept
+                    await self._give_up(notice, body, attempts, error)
                 return False
             self._waiting(first)
             logger.warning("webhook %s: %s; again in %.0f s", self.name, error, pause)

@@ -215,19 +215,25 @@ FEEDS: Final = (EVENTS_STREAM, "RRN_NOTICES", "KV_RRN_ALERTS", "KV_RRN_NETWORK")
 
 
 def _integrator_permissions(name: str) -> str:
-    """Read the feeds: look up messages, make ephemeral consumers (named by the
-    server) and one durable consumer per feed named after itself, and use only
-    those; hear answers on its own inbox prefix only. No other account's subjects
-    exist here, and nothing lets it publish into a feed."""
+    """Read the feeds: look up messages, make one durable consumer per feed named
+    after itself and use only that, and on the two buckets make the consumers a
+    watcher needs (named by the server); hear answers on its own inbox prefix only.
+
+    The server-named create (`$JS.API.CONSUMER.CREATE.<stream>`) takes a name from
+    the request and then updates the consumer of that name, whoever made it: it is
+    allowed only on the buckets, where the node keeps no consumer of its own and an
+    integrator's watcher has a name nobody else learns."""
     publish = ["$JS.API.INFO", "$JS.API.STREAM.NAMES"]
     for stream in FEEDS:
+        if stream.startswith("KV_"):
+            publish += [f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.INFO.{stream}.*"]
+        else:
+            publish += [f"$JS.API.CONSUMER.INFO.{stream}.{name}"]
         publish += [
             f"$JS.API.STREAM.INFO.{stream}",
             f"$JS.API.STREAM.MSG.GET.{stream}",
             f"$JS.API.DIRECT.GET.{stream}",
             f"$JS.API.DIRECT.GET.{stream}.>",
-            f"$JS.API.CONSUMER.CREATE.{stream}",
-            f"$JS.API.CONSUMER.INFO.{stream}.*",
             f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
             f"$JS.API.CONSUMER.CREATE.{stream}.{name}.>",
             f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}",

@@ -16,6 +16,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from rrn.node.client import connect
 from tests.netkit import TestNetwork
@@ -123,11 +124,13 @@ async def _pushes_reach_nobody(raw: _Raw, other: dict[str, Any]) -> None:
         for target in (f"{other['inbox_prefix']}.x", "rrn.local.alerts.targeted.fake", mailbox):
             with contextlib.suppress(NatsError):
                 await js.add_consumer(
-                    "RRN_EVENTS", ConsumerConfig(deliver_subject=target, deliver_policy=ALL)
+                    "KV_RRN_ALERTS", ConsumerConfig(deliver_subject=target, deliver_policy=ALL)
                 )
         await asyncio.sleep(2)
     assert own, "a push consumer works where its maker listens"
     assert heard == [], heard
+    with pytest.raises(NotFoundError):
+        await js.get_last_msg("RRN_NOTICES", "rrn.local.alerts.targeted.fake")
 
 
 async def _scenario(
@@ -154,6 +157,10 @@ async def _scenario(
                 lambda s=stream: nc.request(f"$JS.API.CONSUMER.DELETE.{s}.pager", b"", timeout=1),
             )
             await raw.refuses(
+                f"CONSUMER.INFO.{stream}.pager",
+                lambda s=stream: nc.request(f"$JS.API.CONSUMER.INFO.{s}.pager", b"", timeout=1),
+            )
+            await raw.refuses(
                 f"CONSUMER.DURABLE.CREATE.{stream}.pager",
                 lambda s=stream: nc.request(
                     f"$JS.API.CONSUMER.DURABLE.CREATE.{s}.pager", b"{}", timeout=1
@@ -169,16 +176,21 @@ async def _scenario(
                 f"$JS.ACK.{stream}.pager",
                 lambda s=stream: nc.publish(f"$JS.ACK.{s}.pager.1.1.1.0.0", b"+ACK"),
             )
-        # Naming another's consumer through the subject meant for server-named ones.
-        body = {"stream_name": "RRN_EVENTS", "config": {"durable_name": "pager"}}
-        answer = await nc.request(
-            "$JS.API.CONSUMER.CREATE.RRN_EVENTS", json.dumps(body).encode(), timeout=5
-        )
-        assert "error" in json.loads(answer.data), answer.data
+            # The server-named create takes a name from the request and would update
+            # that consumer (another integrator's, or the node's own webhook's).
+            body = {"stream_name": stream, "config": {"name": "pager", "ack_wait": 10**9}}
+            await raw.refuses(
+                f"CONSUMER.CREATE.{stream}",
+                lambda s=stream, b=body: nc.request(
+                    f"$JS.API.CONSUMER.CREATE.{s}", json.dumps(b).encode(), timeout=1
+                ),
+            )
         js = nc.jetstream()
         notices = (await js.stream_info("RRN_NOTICES")).state.messages
-        assert (await js.consumer_info("RRN_EVENTS", "pager")).config.ack_wait == 60.0
         await _pushes_reach_nobody(raw, pager)
+    async with _Raw(pager) as own:
+        info = await own.nc.jetstream().consumer_info("RRN_EVENTS", "pager")
+        assert (info.config.durable_name, info.config.ack_wait) == ("pager", 60.0)
 
     # The pager's consumer is untouched: it goes on from where it was.
     later = net.raise_alert(2)
