@@ -26,6 +26,7 @@ from rrn.node.home.layout import Home
 from rrn.node.home.tls import pinned_context
 from rrn.node.natsd.conf import (
     DAEMON_USER,
+    MIRROR_USER,
     STREAM_USER,
     SYS_USER,
     ServerLayout,
@@ -77,8 +78,9 @@ class NodeNats:
             self.url, user, password, name=name, connected=connected, tls=tls
         )
         self._stack.push_async_callback(close, self.nc, connected)
-        #: Where the integrators' stream is kept: their own account on the embedded server.
+        #: Where the integrators' feeds are kept (FEEDS), and mirrored for them (INTEG).
         self.stream_nc = self.nc
+        self.mirror_nc: NatsClient | None = None
         #: The server's system account, to read its health (embedded server only).
         self.sys_nc: NatsClient | None = None
         if n.embedded:
@@ -86,6 +88,10 @@ class NodeNats:
                 self.url, STREAM_USER, password, name=f"{name}-stream", connected=None, tls=tls
             )
             self._stack.push_async_callback(close, self.stream_nc, None)
+            self.mirror_nc = await connect(
+                self.url, MIRROR_USER, password, name=f"{name}-mirror", connected=None, tls=tls
+            )
+            self._stack.push_async_callback(close, self.mirror_nc, None)
             self.sys_nc = await connect(
                 self.url, SYS_USER, password, name=f"{name}-sys", connected=None, tls=tls
             )

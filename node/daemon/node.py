@@ -118,6 +118,7 @@ class Node:
             store=self.store,
             nc=self.stream_nc,
             publisher=self.nc,
+            mirror=self.natsd.mirror_nc,
             routing=self.escalator.routing,
             metrics=self.metrics.integrations,
             ingestor=self.ingestor,
@@ -353,7 +354,7 @@ class Node:
     async def _dropped(self, ids: list[bytes]) -> None:
         """A tombstone deleted payloads: their copies in the integrators' stream and in the
         answers kept for retried control requests go too."""
-        await erase_from_stream(self.nc, self.stream_nc, self.store, ids)
+        await erase_from_stream(self.nc, self.stream_nc, self.natsd.mirror_nc, self.store, ids)
         await self.control.forget_answers()
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:

@@ -1,4 +1,4 @@
-"""The integrators' feeds, kept in their own NATS account on the embedded server.
+"""The integrators' feeds, kept in the daemon's FEEDS account on the embedded server.
 
 Owns four JetStream objects (docs/OPERATIONS.md, "Integrators"; docs/asyncapi.json):
 
@@ -11,7 +11,9 @@ Owns four JetStream objects (docs/OPERATIONS.md, "Integrators"; docs/asyncapi.js
 - the key-value bucket RRN_NETWORK: the roster certificates, by version, so a
   client verifies events against the roster from the network id alone.
 
-The daemon's user in that account (natsd/conf.py STREAM_USER) writes them all.
+The daemon's user in its FEEDS account (natsd/conf.py STREAM_USER) writes them
+all, and its webhooks and Alertmanager read the notices there; integrators read
+mirrors in their own account (node/integrations/mirrors.py).
 
 A tombstone must leave no trace of the alert on disk, and JetStream overwrites a
 message's bytes only when it is deleted on its own ("erased"); what a stream drops
@@ -42,6 +44,7 @@ from rrn.federation.authority import Authority
 from rrn.node.alerting.escalator import Routing
 from rrn.node.alerting.notices import NOTICE_TYPES
 from rrn.node.home.config import NatsConfig
+from rrn.node.integrations.mirrors import erase_mirrored, open_mirrors
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
 from rrn.node.store.db import Store
@@ -84,12 +87,15 @@ class Feeds:
         *,
         nc: NatsClient,
         publisher: NatsClient,
+        mirror: NatsClient | None,
         config: NatsConfig,
         routing: Callable[[AlertView], Awaitable[Routing]],
     ) -> None:
         self.nc = nc
         #: The daemon's own connection, which publishes the notices.
         self.publisher = publisher
+        #: The daemon's user in the integrators' account, which keeps the mirrors.
+        self.mirror = mirror
         self.config = config
         self.routing = routing
         self.alerts: KeyValue | None = None
@@ -114,6 +120,8 @@ class Feeds:
             )
             await _stream(js, stream)
         await _stream(js, _alerts_bucket())
+        if self.mirror is not None:
+            await open_mirrors(self.mirror)
         try:
             self.alerts = await js.key_value(ALERTS_BUCKET)
             self.network = await js.create_key_value(
@@ -171,7 +179,12 @@ class Feeds:
             old = None
         await self.alerts.put(key, msgspec.json.encode(record))
         if old is not None:
-            await self.nc.jetstream().delete_msg(_ALERTS_STREAM, old)
+            await self._erase(_ALERTS_STREAM, old)
+
+    async def _erase(self, stream: str, seq: int) -> None:
+        """Erase a message of a feed, and its copy in the integrators' mirror."""
+        await self.nc.jetstream().delete_msg(stream, seq)
+        await erase_mirrored(self.mirror, stream, seq)
 
     async def _forget(self, alert: str) -> None:
         """A deleted alert: its values, its notices and its dead letters are erased."""
@@ -184,11 +197,13 @@ class Feeds:
                 history = []
             for entry in history:
                 if entry.operation is None and entry.revision is not None:
-                    await js.delete_msg(_ALERTS_STREAM, entry.revision)
+                    await self._erase(_ALERTS_STREAM, entry.revision)
             await self.alerts.delete(alert)  # a marker, so watchers learn it is gone
         erased = 0
         for kind in NOTICE_TYPES:
-            erased += await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert))
+            for seq in await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert)):
+                await erase_mirrored(self.mirror, NOTICES_STREAM, seq)
+                erased += 1
         dead = await self._store.dead_letters.forget(alert) if self._store is not None else 0
         logger.info(
             "deleted alert %s: erased %d notices, %d dead letters", alert[:12], erased, dead
@@ -222,9 +237,10 @@ async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
         )
 
 
-async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> int:
-    """Erase every message on `subject` (a notice subject holds a handful)."""
-    erased = 0
+async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> list[int]:
+    """Erase every message on `subject` (a notice subject holds a handful); their
+    sequence numbers."""
+    erased: list[int] = []
     for _ in range(_MAX_ERASE):
         try:
             msg = await js.get_last_msg(stream, subject)
@@ -232,17 +248,21 @@ async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> int
             break
         if msg.seq is None or not await js.delete_msg(stream, msg.seq):
             break
-        erased += 1
+        erased.append(msg.seq)
     return erased
 
 
 async def erase_from_stream(
-    nc: NatsClient, stream_nc: NatsClient, store: Store, ids: list[bytes]
+    nc: NatsClient,
+    stream_nc: NatsClient,
+    mirror_nc: NatsClient | None,
+    store: Store,
+    ids: list[bytes],
 ) -> None:
     """Tombstoned payloads leave the integrators' stream too (erased on disk).
 
-    `nc` published the events (flushed first, so they are in the stream), and
-    `stream_nc` keeps the stream (the integrators' account on the embedded server).
+    `nc` published the events (flushed first, so they are in the stream),
+    `stream_nc` keeps the stream (FEEDS) and `mirror_nc` its mirror (INTEG).
     """
     await nc.flush()
     js = stream_nc.jetstream()
@@ -251,6 +271,7 @@ async def erase_from_stream(
         try:
             msg = await js.get_last_msg(EVENTS_STREAM, subjects.local_event(origin, kind, eid))
             if msg.seq is not None and await js.delete_msg(EVENTS_STREAM, msg.seq):
+                await erase_mirrored(mirror_nc, EVENTS_STREAM, msg.seq)
                 gone += 1
         except _ERRORS:
             continue  # not in the stream (aged out, or the stream was unavailable)

@@ -74,6 +74,7 @@ class Integrations:
         store: Store,
         nc: NatsClient,
         publisher: NatsClient,
+        mirror: NatsClient | None,
         routing: Callable[[AlertView], Awaitable[Routing]],
         metrics: IntegrationMetrics,
         ingestor: Ingestor,
@@ -82,7 +83,9 @@ class Integrations:
         self.nc = nc
         self.store = store
         self.ingestor = ingestor
-        self.feeds = Feeds(nc=nc, publisher=publisher, config=config.nats, routing=routing)
+        self.feeds = Feeds(
+            nc=nc, publisher=publisher, mirror=mirror, config=config.nats, routing=routing
+        )
         self.webhooks = Webhooks(
             config.webhooks, home.path, store, metrics.webhooks, exists=self._exists
         )

@@ -9,13 +9,15 @@ linked peer gets its own account `L_<peer>` holding exactly that one leafnode
 link, so nothing loops and nothing transits. The node's own account `APP` exports
 only its own space `rrn.<net>.<me>.>` to the link accounts and imports from each
 `L_<peer>` only that peer's space: whatever else a peer's server sends over its
-link stays in that peer's account. Integrators have an account of their own,
-`INTEG`, holding the feeds (node/integrations/feeds.py): it imports the local
-event and notice subjects from `APP` and exports nothing, so an integrator can
-read the feeds, never the control channel, the CLI's answers or anything that
-crosses a link. Each integrator (node/home/integrators.py) is a user of its own
-there: it may read the feeds through consumers named after it and hear answers
-on its own inbox prefix only, so it can neither overhear nor disturb another.
+link stays in that peer's account. The daemon keeps the integrators' feeds
+(node/integrations/feeds.py) in an account of its own, `FEEDS`, which imports the
+local event and notice subjects from `APP`; integrators have theirs, `INTEG`,
+holding mirrors of the feeds (node/integrations/mirrors.py), which take no
+subjects, so nothing said in INTEG lands in a feed, and nothing there reaches the
+control channel, the CLI's answers or a link. Each integrator
+(node/home/integrators.py) is a user of its own in INTEG: it may read the feeds
+through consumers named after it and hear answers on its own inbox prefix only,
+so it can neither overhear nor disturb another.
 With [nats] tls the client port takes TLS connections only, with the node's own
 certificate (clients pin it, node/home/tls.py). Links use TLS pinned to the roster in both
 directions, with the roster's certificates as the only trust anchors: the
@@ -46,6 +48,9 @@ __all__ = [
     "DAEMON_USER",
     "EVENTS_STREAM",
     "FEEDS",
+    "MIRROR_API",
+    "MIRROR_DELIVER",
+    "MIRROR_USER",
     "NOTICES_MB",
     "STREAM_USER",
     "SYS_USER",
@@ -55,8 +60,13 @@ __all__ = [
 
 #: The NATS user the daemon and the CLI authenticate as on the embedded server.
 DAEMON_USER: Final = "rrn"
-#: The daemon's user in the integrators' account: it keeps their stream.
+#: The daemon's user in the account that keeps the integrators' feeds (FEEDS).
 STREAM_USER: Final = "rrn-stream"
+#: The daemon's user in the integrators' account (INTEG): it keeps the mirrors.
+MIRROR_USER: Final = "rrn-mirror"
+#: Where INTEG reaches FEEDS' JetStream API, and where FEEDS delivers to the mirrors.
+MIRROR_API: Final = "$JS.FEEDS.API"
+MIRROR_DELIVER: Final = "rrn.mirror"
 #: The daemon's user in the system account: it reads the server's own health.
 SYS_USER: Final = "rrn-sys"
 #: What the daemon hands to the integrators' account.
@@ -151,7 +161,7 @@ def _jetstream(config: Config, layout: ServerLayout) -> str:
 jetstream {{
   store_dir: {_s(str(layout.nats_dir / "jetstream"))}
   domain: {_s(config.node.org.replace("-", "_"))}
-  max_file_store: {config.nats.max_file_store_mb}MB
+  max_file_store: {max(config.nats.max_file_store_mb, 2 * _feeds_mb(config) + 128)}MB
   max_memory_store: 64MB
 }}
 """
@@ -164,21 +174,11 @@ def _accounts(
     mine = subjects.space(net, me)
     link_accounts = [_account(link.peer.org) for link in plan]
     exports = [f"{{stream: {_s(mine)}, accounts: [{', '.join(link_accounts)}]}}"] if plan else []
-    exports += [f"{{stream: {_s(x)}, accounts: [INTEG]}}" for x in _FOR_INTEGRATORS]
+    exports += [f"{{stream: {_s(x)}, accounts: [FEEDS]}}" for x in _FOR_INTEGRATORS]
     imports = ", ".join(
         f"{{stream: {{account: {_account(link.peer.org)}, subject: "
         f"{_s(subjects.space(net, link.peer.org))}}}}}"
         for link in plan
-    )
-    integrator = "\n      ".join(
-        f"{{user: {_s(i.name)}, password: {_s(i.password)}, "
-        f"permissions: {_integrator_permissions(i.name)}}}"
-        for i in integrators
-    )
-    # The event stream, the notices (NOTICES_MB) and the buckets, with room to spare.
-    limit = config.nats.stream_max_mb + NOTICES_MB + 256
-    from_app = ", ".join(
-        f"{{stream: {{account: APP, subject: {_s(x)}}}}}" for x in _FOR_INTEGRATORS
     )
     blocks = [
         f"""\
@@ -189,15 +189,7 @@ def _accounts(
     exports: [{", ".join(exports)}]
     imports: [{imports}]
   }}
-  INTEG {{
-    # What integrators can make this server hold: their stream (and a little more).
-    jetstream: {{max_mem: 64MB, max_file: {limit}MB, max_streams: 8, max_consumers: 100}}
-    users: [
-      {{user: {_s(STREAM_USER)}, password: {_s(keys.nats_password)}}}
-      {integrator}
-    ]
-    imports: [{from_app}]
-  }}
+{_feeds_accounts(config, keys, integrators)}
   SYS {{
     users: [
       {{user: {_s(SYS_USER)}, password: {_s(keys.nats_password)}}}
@@ -207,6 +199,65 @@ def _accounts(
     for link in plan:
         blocks.append(_link_account(config, keys, net, link))
     return "accounts {\n" + "\n".join(blocks) + "\n}\n"
+
+
+#: What FEEDS lends INTEG so that INTEG's mirrors can follow FEEDS' streams.
+_MIRROR_API: Final = ("$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DELETE.>",
+                      "$JS.API.CONSUMER.INFO.>")  # fmt: skip
+
+
+def _feeds_mb(config: Config) -> int:
+    """What the feeds may hold on disk in each of FEEDS and INTEG: the event stream,
+    the notices (NOTICES_MB) and the buckets, with room to spare. The server's own
+    limit makes room for both."""
+    return config.nats.stream_max_mb + NOTICES_MB + 256
+
+
+def _feeds_accounts(config: Config, keys: Keys, integrators: tuple[Integrator, ...]) -> str:
+    """FEEDS, where the daemon keeps the feeds (subjects from APP), and INTEG, where
+    integrators read mirrors of them. A mirror takes no subjects, so nothing said in
+    INTEG (a reply subject, a consumer's deliveries) can land in a feed."""
+    integrator = "\n      ".join(
+        f"{{user: {_s(i.name)}, password: {_s(i.password)}, "
+        f"permissions: {_integrator_permissions(i.name)}}}"
+        for i in integrators
+    )
+    limit = _feeds_mb(config)
+    js = f"max_file: {limit}MB, max_streams: 8, max_consumers: 100"
+    from_app = ", ".join(
+        f"{{stream: {{account: APP, subject: {_s(x)}}}}}" for x in _FOR_INTEGRATORS
+    )
+    lent = ", ".join(
+        f"{{service: {_s(x)}, accounts: [INTEG]"
+        + (", response_type: stream}" if "CREATE" in x else "}")
+        for x in _MIRROR_API
+    )
+    borrowed = ", ".join(
+        f"{{service: {{account: FEEDS, subject: {_s(x)}}}, "
+        f"to: {_s(x.replace('$JS.API.', MIRROR_API + '.'))}}}"
+        for x in _MIRROR_API
+    )
+    pw = _s(keys.nats_password)
+    return f"""\
+  FEEDS {{
+    jetstream: {{max_mem: 16MB, {js}}}
+    users: [
+      {{user: {_s(STREAM_USER)}, password: {pw}}}
+    ]
+    imports: [{from_app}]
+    exports: [{lent}, {{service: "$JS.FC.>", accounts: [INTEG]}},
+      {{stream: "{MIRROR_DELIVER}.>", accounts: [INTEG]}}]
+  }}
+  INTEG {{
+    # What integrators can make this server hold: the mirrors (and a little more).
+    jetstream: {{max_mem: 32MB, {js}}}
+    users: [
+      {{user: {_s(MIRROR_USER)}, password: {pw}}}
+      {integrator}
+    ]
+    imports: [{borrowed}, {{service: {{account: FEEDS, subject: "$JS.FC.>"}}}},
+      {{stream: {{account: FEEDS, subject: "{MIRROR_DELIVER}.>"}}}}]
+  }}"""
 
 
 #: What integrators read: the verified events, the notices, the alert states and the

@@ -133,6 +133,29 @@ async def _pushes_reach_nobody(raw: _Raw, other: dict[str, Any]) -> None:
         await js.get_last_msg("RRN_NOTICES", "rrn.local.alerts.targeted.fake")
 
 
+async def _replies_land_nowhere(raw: _Raw, alert: str) -> None:
+    """NATS does not check a request's reply subject: the server's answers sent onto
+    a feed's subjects must not land in the feed (the feeds are mirrors: no subjects)."""
+    js = raw.nc.jetstream()
+    kv = await js.key_value("RRN_ALERTS")
+    before = await kv.get(alert)
+    counts = {s: (await js.stream_info(s)).state.messages for s in ("RRN_NOTICES", "KV_RRN_ALERTS")}
+    for stream, reply in (
+        ("RRN_NOTICES", f"rrn.local.alerts.targeted.{alert}"),
+        ("KV_RRN_ALERTS", f"$KV.RRN_ALERTS.{alert}"),
+        ("KV_RRN_NETWORK", "$KV.RRN_NETWORK.roster.1"),
+    ):
+        await raw.nc.publish(f"$JS.API.STREAM.INFO.{stream}", b"", reply=reply)
+        ask = json.dumps({"seq": 1}).encode()
+        await raw.nc.publish(f"$JS.API.DIRECT.GET.{stream}", ask, reply=reply)
+    await raw.nc.flush()
+    await asyncio.sleep(1)
+    after = {s: (await js.stream_info(s)).state.messages for s in counts}
+    assert after == counts, (counts, after)
+    now = await kv.get(alert)
+    assert (now.revision, now.value) == (before.revision, before.value)
+
+
 async def _scenario(
     net: TestNetwork, desk: dict[str, Any], pager: dict[str, Any], network: str, first: str
 ) -> None:
@@ -188,6 +211,7 @@ async def _scenario(
         js = nc.jetstream()
         notices = (await js.stream_info("RRN_NOTICES")).state.messages
         await _pushes_reach_nobody(raw, pager)
+        await _replies_land_nowhere(raw, first)
     async with _Raw(pager) as own:
         info = await own.nc.jetstream().consumer_info("RRN_EVENTS", "pager")
         assert (info.config.durable_name, info.config.ack_wait) == ("pager", 60.0)
