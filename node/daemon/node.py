@@ -41,6 +41,7 @@ from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
 from rrn.node.integrations.feeds import erase_from_stream
 from rrn.node.integrations.hub import Integrations
+from rrn.node.integrations.mirrors import drop_consumers
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.natsd.process import server_version
 from rrn.node.ops.alerts import Api
@@ -332,9 +333,11 @@ class Node:
 
     async def _integrators_changed(self, _: NoArgs) -> int:
         """`rrn integrator add|revoke`: the server learns (or forgets) the account; a
-        revoked integrator's connections close."""
+        revoked integrator's connections close and its consumers go."""
         self._reload_server(self.ingestor.network)
-        return len(load_integrators(self.home.keys_dir))
+        names = {i.name for i in load_integrators(self.home.keys_dir)}
+        await drop_consumers(self.natsd.mirror_nc, names)
+        return len(names)
 
     # -- behaviour --------------------------------------------------------------
 

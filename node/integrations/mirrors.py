@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 
 from rrn.node.natsd.conf import FEEDS, MIRROR_API, MIRROR_DELIVER
 
-__all__ = ["erase_mirrored", "open_mirrors"]
+__all__ = ["drop_consumers", "erase_mirrored", "open_mirrors"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +84,26 @@ async def erase_mirrored(nc: NatsClient | None, stream: str, seq: int) -> None:
         if copied >= seq or loop.time() > deadline:
             return  # gone already (or the mirror is away: it is logged below)
         await asyncio.sleep(0.1)
+
+
+async def drop_consumers(nc: NatsClient | None, keep: set[str]) -> int:
+    """Delete the durable consumers of revoked integrators (named after them), so a
+    later integrator of the same name starts afresh; how many went."""
+    if nc is None:
+        return 0
+    js = nc.jetstream()
+    dropped = 0
+    for stream in FEEDS:
+        try:
+            consumers = await js.consumers_info(stream)
+        except _ERRORS:
+            continue
+        for info in consumers:
+            durable = info.config.durable_name
+            if durable and durable not in keep:
+                try:
+                    await js.delete_consumer(stream, durable)
+                except _ERRORS:
+                    continue
+                dropped += 1
+    return dropped

@@ -19,6 +19,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from rrn.node.client import connect
+from rrn.node.natsd.conf import MIRROR_USER
 from tests.netkit import TestNetwork
 from tests.node.cli.test_schemas import _valid
 from tests.procs import rrn
@@ -225,7 +226,9 @@ async def _scenario(
         after = (await raw.nc.jetstream().stream_info("RRN_NOTICES")).state.messages
         assert after >= notices, "nothing it tried removed a notice"
 
-    # Revoked: the live connection is closed and the password no longer works.
+    # Revoked: the live connection is closed, the password no longer works, and
+    # its consumers go (one added later under the name starts afresh).
+    assert "pager" in await _durables(net, 1, "RRN_EVENTS")
     async with _Raw(pager) as raw:
         out = net.cli_json(1, "integrator", "revoke", "pager")
         assert out == {"name": "pager", "revoked": True, "live": True}
@@ -237,6 +240,19 @@ async def _scenario(
             pass
     assert any("authorization" in said.lower() for said in gate.refused), gate.refused
     assert [i["name"] for i in net.cli_json(1, "integrator", "list")] == ["case-desk"]
+    assert "pager" not in await _durables(net, 1, "RRN_EVENTS"), "its consumer went too"
+
+
+async def _durables(net: TestNetwork, k: int, stream: str) -> set[str]:
+    """The durable consumers of a feed's mirror, as the daemon's own user sees them."""
+    password = (net.home(k) / "keys" / "nats.pass").read_text().strip()
+    url = net.cli_json(k, "status")["nats_url"]
+    nc = await nats.connect(url, user=MIRROR_USER, password=password)
+    try:
+        infos = await nc.jetstream().consumers_info(stream)
+    finally:
+        await nc.close()
+    return {i.config.durable_name for i in infos if i.config.durable_name}
 
 
 def test_an_integrator_on_another_host_connects_over_pinned_tls(tmp_path: Path) -> None:
