@@ -3,7 +3,6 @@ and verifying events against the roster chain the node publishes."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
@@ -30,6 +28,7 @@ from rrn.node.integrations.feeds import (
     NETWORK_BUCKET,
     NOTICES_STREAM,
     AlertRecord,
+    pulled,
 )
 from rrn.node.ops.types import AlertInfo
 from rrn.protocol.envelope import Event, check_signed, open_envelope
@@ -41,8 +40,6 @@ __all__ = ["AlertChange", "NodeFeeds", "VerifiedEvent", "connect"]
 
 logger = logging.getLogger(__name__)
 
-#: How long one fetch waits on a quiet stream before asking again.
-_WAIT_S: Final = 5.0
 _BATCH: Final = 100
 
 
@@ -124,17 +121,8 @@ class NodeFeeds:
         # permissions let it make and use (node/natsd/conf.py).
         durable = self.name
         config = ConsumerConfig(durable_name=durable, ack_wait=60.0, filter_subjects=only)
-        sub = await self.js.pull_subscribe(">", durable=durable, stream=stream, config=config)
-        while True:
-            try:
-                msgs = await sub.fetch(_BATCH, timeout=_WAIT_S)
-            except (TimeoutError, NatsTimeout):
-                continue  # a quiet stream is the normal case
-            except NatsError:
-                await asyncio.sleep(1)  # reconnecting: nats-py resubscribes
-                continue
-            for msg in msgs:
-                yield msg
+        async for msg in pulled(self.js, stream, config, _BATCH):
+            yield msg
 
     async def _verify(self, envelope: bytes) -> Event:
         event = open_envelope(envelope)

@@ -26,8 +26,6 @@ from typing import Any, Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -35,7 +33,7 @@ from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, AlertStatus
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import AlertmanagerConfig
-from rrn.node.integrations.feeds import NOTICES_STREAM
+from rrn.node.integrations.feeds import NOTICES_STREAM, pulled
 from rrn.node.store.db import Store
 
 __all__ = ["Alertmanager", "AlertmanagerMetrics"]
@@ -43,7 +41,6 @@ __all__ = ["Alertmanager", "AlertmanagerMetrics"]
 logger = logging.getLogger(__name__)
 
 _FIRING_KEY: Final = "alertmanager.firing"
-_WAIT_S: Final = 5.0
 
 
 class AlertmanagerMetrics:
@@ -103,28 +100,14 @@ class Alertmanager:
             tg.create_task(self._sender(), name="alertmanager-send")
 
     async def _notices(self, nc: NatsClient) -> None:
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(
-            ">",
-            durable="alertmanager",
-            stream=NOTICES_STREAM,
-            config=ConsumerConfig(
-                durable_name="alertmanager", ack_wait=60.0, filter_subjects=NOTICE_SUBJECTS
-            ),
+        config = ConsumerConfig(
+            durable_name="alertmanager", ack_wait=60.0, filter_subjects=NOTICE_SUBJECTS
         )
-        while True:
-            try:
-                msgs = await sub.fetch(50, timeout=_WAIT_S)
-            except (TimeoutError, NatsTimeout):
-                continue
-            except NatsError:
-                await asyncio.sleep(1)
-                continue
-            for msg in msgs:
-                notice = read_notice(msg.data)
-                if notice is not None and notice.type in self.config.notices:
-                    await self._fire(notice)
-                await msg.ack()
+        async for msg in pulled(nc.jetstream(), NOTICES_STREAM, config, 50):
+            notice = read_notice(msg.data)
+            if notice is not None and notice.type in self.config.notices:
+                await self._fire(notice)
+            await msg.ack()
 
     async def _fire(self, notice: Notice) -> None:
         old = self.firing.get(notice.alert)

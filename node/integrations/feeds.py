@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.js.api import DiscardPolicy, KeyValueConfig, StreamConfig
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DiscardPolicy, KeyValueConfig, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
@@ -59,6 +61,7 @@ __all__ = [
     "AlertRecord",
     "Feeds",
     "erase_from_stream",
+    "pulled",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ _ALERTS_STREAM: Final = f"KV_{ALERTS_BUCKET}"
 NETWORK_BUCKET: Final = "RRN_NETWORK"
 NOTICES_STREAM: Final = "RRN_NOTICES"
 _ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
+#: How long one fetch waits on a quiet stream before asking again.
+_WAIT_S: Final = 5.0
 #: More notices than one alert can have (one per type and level or step).
 _MAX_ERASE: Final = 1000
 
@@ -235,6 +240,25 @@ async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
         logger.warning(
             "no JetStream stream %s for integrators: %s", config.name, type(exc).__name__
         )
+
+
+async def pulled(
+    js: JetStreamContext, stream: str, config: ConsumerConfig, batch: int
+) -> AsyncIterator[Msg]:
+    """The messages of a durable pull consumer, for ever: a quiet stream (a fetch that
+    times out) is the normal case, and while NATS reconnects the fetch waits."""
+    durable = config.durable_name
+    sub = await js.pull_subscribe(">", durable=durable, stream=stream, config=config)
+    while True:
+        try:
+            msgs = await sub.fetch(batch, timeout=_WAIT_S)
+        except (TimeoutError, NatsTimeout):
+            continue
+        except NatsError:
+            await asyncio.sleep(1)  # reconnecting: nats-py resubscribes
+            continue
+        for msg in msgs:
+            yield msg
 
 
 async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> list[int]:

@@ -32,14 +32,13 @@ from typing import Any, Final
 import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import WebhookConfig
 from rrn.node.home.keyfiles import read_secret, write_secret
-from rrn.node.integrations.feeds import NOTICES_STREAM
+from rrn.node.integrations.feeds import NOTICES_STREAM, pulled
 from rrn.node.store.db import Store
 from rrn.node.store.deadletters import DeadLetter
 from rrn.protocol.errors import ConfigError
@@ -57,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 _FIRST_PAUSE_S: Final = 1.0
 _MAX_PAUSE_S: Final = 300.0
-_WAIT_S: Final = 5.0
 
 
 class WebhookBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,37 +158,22 @@ class _Target:
         self.name = config.name
 
     async def run(self, nc: NatsClient) -> None:
-        js = nc.jetstream()
-        durable = f"webhook-{self.name}"
-        sub = await js.pull_subscribe(
-            ">",
-            durable=durable,
-            stream=NOTICES_STREAM,
-            config=ConsumerConfig(
-                durable_name=durable,
-                ack_wait=3600.0,
-                max_ack_pending=1,
-                filter_subjects=NOTICE_SUBJECTS,
-            ),
+        config = ConsumerConfig(
+            durable_name=f"webhook-{self.name}",
+            ack_wait=3600.0,
+            max_ack_pending=1,
+            filter_subjects=NOTICE_SUBJECTS,
         )
         await self._count_dead()
-        while True:
-            try:
-                msgs = await sub.fetch(1, timeout=_WAIT_S)
-            except (TimeoutError, NatsTimeout):
-                continue
-            except NatsError:
-                await asyncio.sleep(1)
-                continue
-            for msg in msgs:
-                notice = read_notice(msg.data)
-                if notice is None:
-                    pass  # not a notice (logged)
-                elif wanted(self.config, notice):
-                    await self.deliver(notice, keep_alive=msg.in_progress)
-                else:
-                    self.metrics.deliveries.labels(webhook=self.name, outcome="filtered").inc()
-                await msg.ack()
+        async for msg in pulled(nc.jetstream(), NOTICES_STREAM, config, 1):
+            notice = read_notice(msg.data)
+            if notice is None:
+                pass  # not a notice (logged)
+            elif wanted(self.config, notice):
+                await self.deliver(notice, keep_alive=msg.in_progress)
+            else:
+                self.metrics.deliveries.labels(webhook=self.name, outcome="filtered").inc()
+            await msg.ack()
 
     async def deliver(self, notice: Notice, keep_alive: Any = None) -> bool:
         """Send until the receiver takes it, or past give_up_after_s (a dead letter)."""
