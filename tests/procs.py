@@ -66,6 +66,8 @@ def init(home: Path, org: str, tz: str = "America/Lima", *extra: str) -> Path:
         "0",
         "--metrics-port",
         "0",
+        "--console-port",
+        "0",
         *extra,
     )
     return home

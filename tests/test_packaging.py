@@ -106,6 +106,8 @@ def test_init_run_status_and_devnet_from_the_wheel(
             "0",
             "--metrics-port",
             "0",
+            "--console-port",
+            "0",
         ],
         cwd=tmp_path,
         env=env,

@@ -42,6 +42,7 @@ from rrn.node.cli.log import add_log_parsers
 from rrn.node.cli.network import add_network_parsers
 from rrn.node.cli.schema import add_schema_parser
 from rrn.node.cli.support import add_support_parsers
+from rrn.node.cli.users import add_user_parsers
 from rrn.node.cli.webhooks import add_webhook_parsers
 from rrn.node.control.client import call
 from rrn.node.home.clock import SystemClock
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", action="append", choices=values(Role), help="member role(s)")
     p.add_argument("--nats-port", type=int, default=4222, help="client port (0: any free)")
     p.add_argument("--metrics-port", type=int, default=9464, help="/metrics port (0: any free)")
+    p.add_argument("--console-port", type=int, default=8470, help="web console port (0: any free)")
     p.add_argument(
         "--advertise",
         action="append",
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema_parser(sub)
     add_webhook_parsers(sub)
     add_integrator_parsers(sub)
+    add_user_parsers(sub)
     return parser
 
 
@@ -128,6 +131,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             roles=[Role(r) for r in args.role] if args.role else None,
             nats_port=args.nats_port,
             metrics_port=args.metrics_port,
+            console_port=args.console_port,
             advertise=list(args.advertise),
             listen=args.listen,
         )

@@ -20,6 +20,7 @@ from rrn.node.alerting.coverage import CoverageGrid
 from rrn.node.alerting.notices import NOTICE_TYPES, Notice
 from rrn.node.cli import documents
 from rrn.node.cli.integrators import Listed, Made
+from rrn.node.cli.users import UserInfo, UserMade
 from rrn.node.client.feeds import VerifiedEvent
 from rrn.node.integrations.feeds import (
     ALERTS_BUCKET,
@@ -73,6 +74,9 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "integrator": ("rrn integrator add --json: what an integrator needs to connect", Made),
     "integrators": ("rrn integrator list --json", list[Listed]),
     "integrator-revoked": ("rrn integrator revoke --json", documents.IntegratorRevoked),
+    "user-made": ("rrn user add|reset --json: a one-time password, shown once", UserMade),
+    "user": ("rrn user disable|enable|role --json", UserInfo),
+    "users": ("rrn user list --json", list[UserInfo]),
     "error": ("what a command given --json writes on stderr when it fails", ErrorDocument),
     "home-made": ("rrn init --json", documents.HomeMade),
     "alert-forgotten": ("rrn alert forget --json", documents.AlertForgotten),
@@ -149,6 +153,12 @@ COMMANDS: Final[dict[str, str]] = {
     "integrator add": "integrator",
     "integrator list": "integrators",
     "integrator revoke": "integrator-revoked",
+    "user add": "user-made",
+    "user reset": "user-made",
+    "user list": "users",
+    "user disable": "user",
+    "user enable": "user",
+    "user role": "user",
 }
 
 

@@ -2,7 +2,7 @@
 rooms below into one daemon, its NATS connection and /metrics.
 
 May import (rooms of node/): home, store, natsd, control, pipeline, peering, membership,
-alerting, ops, integrations.
+alerting, ops, integrations, console.
 """
 
 __all__: list[str] = []

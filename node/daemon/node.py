@@ -1,14 +1,12 @@
 """One organisation's daemon: `async with Node(home) as node: await node.run(stop)`.
 
-Owns the node's lifecycle. `__aenter__` opens, in order, the store, the
-embedded nats-server (configured from the roster), the NATS connection, the
-integrators' JetStream stream, the ingest pipeline, the peering service, roster
-keeping, the control channel and /metrics, each registered on an AsyncExitStack
-so exit unwinds in reverse. `run()` owns one TaskGroup; on stop it stops taking
-control requests and peer traffic, lets queued events commit, then returns for
-the exit stack to close NATS, stop the server and close the store. SIGHUP
-(`request_reload`) re-reads config.toml's [federation] and [notify] sections
-and reloads the server's links without dropping the others.
+Owns the node's lifecycle. `__aenter__` opens, in order, the store, the embedded
+nats-server (configured from the roster), NATS, the integrators' feeds, the
+ingest pipeline, peering, roster keeping, the control channel, /metrics and the
+console, each on an AsyncExitStack so exit unwinds in reverse. `run()` owns one
+TaskGroup; on stop it takes no more control requests or peer traffic, lets
+queued events commit and returns for the stack to close the rest. SIGHUP
+(`request_reload`) re-reads [federation] and [notify] and reloads the links.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
+from rrn.node.console.app import Console
 from rrn.node.control.channel import handler
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
@@ -78,6 +77,8 @@ class Node:
         self._stack = contextlib.AsyncExitStack()
         self.started_ms = 0
         self.metrics_url: str | None = None
+        self.console: Console | None = None
+        self.console_url: str | None = None
         self._reload = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------
@@ -144,7 +145,18 @@ class Node:
             )
             self._stack.callback(server.close)
             self.metrics_url = server.url
+        await self._open_console()
         self._write_daemon_file()
+
+    async def _open_console(self) -> None:  # acting through the same operation handlers
+        if self.config.console.enabled:
+            self.console = Console.of_home(self.home, self.handlers, self._seal_info)
+            self.console_url = await self.console.start()
+            self._stack.push_async_callback(self.console.close)
+
+    def _seal_info(self) -> dict[str, object]:  # what seals details to us (transit.py)
+        pub, net = self.sealing.current.public_key().public_bytes_raw(), self.ingestor.network.net
+        return {"org": self.config.node.org, "net": net.hex(), "enc_pub": pub.hex()}
 
     async def _open_pipeline(self, network: Network, me: Identity) -> None:
         """The ingest pipeline, the conversation with peers, and roster keeping."""
@@ -239,14 +251,17 @@ class Node:
             sealing=self.sealing,
             on_rotated=self._write_daemon_file,
         )
-        self.control = ControlServer(
-            key=self.keys.control,
-            handlers=api.handlers()
+        self.handlers = (
+            api.handlers()
             | members.handlers()
             | defenders.handlers()
             | keys.handlers()
             | self.integrations.handlers()
-            | {"integrator.reload": handler(NoArgs, self._integrators_changed)},
+            | {"integrator.reload": handler(NoArgs, self._integrators_changed)}
+        )
+        self.control = ControlServer(
+            key=self.keys.control,
+            handlers=self.handlers,
             reads=READ_OPS,
             journal=self.store.requests,
             registry=self.metrics.registry,
@@ -258,12 +273,10 @@ class Node:
     def _write_daemon_file(self) -> None:
         info = {
             "pid": os.getpid(),
-            "org": self.config.node.org,
-            "net": self.ingestor.network.net.hex(),
-            # The CLI seals identifying details to this key before sending them.
-            "enc_pub": self.sealing.current.public_key().public_bytes_raw().hex(),
+            **self._seal_info(),
             "nats_url": self.natsd.url,
             "metrics_url": self.metrics_url,
+            "console_url": self.console_url,
             "started_ms": self.started_ms,
             "version": rrn_version(),
         }
@@ -365,6 +378,8 @@ class Node:
         self.integrations.alerts_changed(changes)
         self.sharer.alerts_changed(changes)
         self.retention.alerts_changed()
+        if self.console is not None:
+            self.console.changed()
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""

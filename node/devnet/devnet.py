@@ -250,6 +250,7 @@ async def create_devnet(
             clock=clock,
             nats_port=0,
             metrics_port=0,
+            console_port=0,
             advertise=advertise,
             listen=advertise[0] if advertise else None,
             roles=(roles or {}).get(k),

@@ -18,11 +18,13 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
+from rrn.node.home.console import ConsoleConfig, check_console, render_console
 from rrn.node.home.hooks import AlertmanagerConfig, WebhookConfig, check_hooks, render_hooks
 from rrn.protocol.errors import ConfigError
 
 __all__ = [
     "Config",
+    "ConsoleConfig",
     "FederationConfig",
     "IngestConfig",
     "MetricsConfig",
@@ -148,6 +150,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     webhooks: list[WebhookConfig] = []
     alertmanager: AlertmanagerConfig | None = None
+    console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
 
 
 def check_org(org: str) -> str:
@@ -209,6 +212,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: [notify] command must start with the program to run")
     try:
         check_hooks(config.webhooks, config.alertmanager)
+        check_console(config.console)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
@@ -250,6 +254,7 @@ def render_config(config: Config) -> str:
         _ingest_section(config),
         _notify_section(config),
         _retention_section(config),
+        render_console(config.console),
     ]
     hooks = render_hooks(config.webhooks, config.alertmanager)
     if hooks:

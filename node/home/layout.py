@@ -9,6 +9,7 @@ Owns the layout (`rrn init`, in node/membership/init.py, makes a new home):
     HOME/run/             home.lock (node/home/lock.py), files of the running daemon
                           (daemon.json, ports)
     HOME/logs/            rrn.log
+    HOME/console.db       the console's people, sessions and record (node/console/)
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Home:
     @property
     def store_path(self) -> Path:
         return self.path / "store.db"
+
+    @property
+    def console_db(self) -> Path:
+        return self.path / "console.db"
 
     @property
     def nats_dir(self) -> Path:

@@ -15,6 +15,7 @@ from rrn.federation.roster import make_genesis
 from rrn.node.home.clock import Clock
 from rrn.node.home.config import (
     Config,
+    ConsoleConfig,
     FederationConfig,
     IngestConfig,
     MetricsConfig,
@@ -45,6 +46,7 @@ async def init_home(
     roles: list[Role] | None = None,
     nats_port: int = 4222,
     metrics_port: int = 9464,
+    console_port: int = 8470,
     advertise: list[str] | None = None,
     listen: str | None = None,
 ) -> Home:
@@ -68,6 +70,7 @@ async def init_home(
             federation=_federation(advertise or [], listen),
             metrics=MetricsConfig(port=metrics_port),
             ingest=IngestConfig(),
+            console=ConsoleConfig(port=console_port),
         )
         (staging / "config.toml").write_text(render_config(config))
         for sub in ("nats", "run", "logs"):

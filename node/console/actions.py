@@ -1,0 +1,233 @@
+"""What a person does from the console: raise, claim, act, release, resolve, cancel,
+forget, pledge, and open sealed details.
+
+Owns the POST handlers. Each calls the same operation `rrn alert …` calls
+(node/console/context.py's `Operations`), after the person's role allows it, and
+records who did it in this node's record (never on the network: the signed
+event is the organisation's, as from the CLI). Sealed details are opened only
+here, on an explicit request, for the response to that request alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from multidict import MultiDict, MultiDictProxy
+
+from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
+from rrn.node.console.forms import ASK_ROWS, Form, parse_raise
+from rrn.node.console.pages import alert_page
+from rrn.node.control.transit import open_reply
+from rrn.node.ops.defenders import DefenderInfo
+from rrn.node.ops.types import (
+    ActArgs,
+    AlertDetail,
+    AlertInfo,
+    CancelArgs,
+    ClaimArgs,
+    ForgetArgs,
+    NoArgs,
+    PledgeArgs,
+    ReleaseArgs,
+    ResolveArgs,
+    ShowArgs,
+    StatusInfo,
+)
+from rrn.protocol.errors import ControlError, ProtocolError
+from rrn.protocol.sealing import decode_details
+from rrn.protocol.vocabulary import (
+    ActionType,
+    ActResult,
+    Audience,
+    CancelReason,
+    Channel,
+    ConsentSource,
+    IncidentType,
+    Outcome,
+    Severity,
+    SupporterRole,
+    TombstoneReason,
+    Urgency,
+)
+
+__all__ = ["routes"]
+
+logger = logging.getLogger(__name__)
+
+_MINUTE: Final = 60_000
+Build = Callable[[str, Form], object]
+
+
+def _claim(ref: str, f: Form) -> object:
+    minutes = str(f.get("minutes", "")).strip()
+    until = now_ms() + int(minutes) * _MINUTE if minutes.isdigit() and int(minutes) > 0 else None
+    return ClaimArgs(alert=ref, until_ms=until)
+
+
+def _pledge(ref: str, f: Form) -> object:
+    return PledgeArgs(alert=ref, action=ActionType(str(f.get("action"))))
+
+
+#: Action name -> (permission, operation, its arguments from the form).
+_ACTIONS: Final[dict[str, tuple[str, str, Build]]] = {
+    "claim": ("respond", "alert.claim", _claim),
+    "act": (
+        "respond",
+        "alert.act",
+        lambda ref, f: ActArgs(
+            alert=ref,
+            action=ActionType(str(f.get("action"))),
+            channel=Channel(str(f.get("channel", "private"))),
+            result=ActResult(str(f.get("result", "done"))),
+        ),
+    ),
+    "release": (
+        "respond",
+        "alert.release",
+        lambda ref, f: ReleaseArgs(alert=ref, handover_to=str(f.get("to", "")) or None),
+    ),
+    "resolve": (
+        "respond",
+        "alert.resolve",
+        lambda ref, f: ResolveArgs(alert=ref, outcome=Outcome(str(f.get("outcome")))),
+    ),
+    "cancel": (
+        "originate",
+        "alert.cancel",
+        lambda ref, f: CancelArgs(alert=ref, reason=CancelReason(str(f.get("reason")))),
+    ),
+    "forget": (
+        "originate",
+        "alert.forget",
+        lambda ref, f: ForgetArgs(alert=ref, reason=TombstoneReason(str(f.get("reason")))),
+    ),
+    "pledge": ("pledge", "alert.pledge", _pledge),
+}
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/raise", raise_form)
+    app.router.add_post("/raise", raise_alert)
+    app.router.add_post("/alerts/{alert}/details", open_details)
+    app.router.add_post("/alerts/{alert}/{action}", act)
+
+
+async def act(request: web.Request) -> web.Response:
+    c = ctx(request)
+    _, person = who(request)
+    ref, name = request.match_info["alert"], request.match_info["action"]
+    if name not in _ACTIONS:
+        raise web.HTTPNotFound(text="no such action")
+    permission, op, build = _ACTIONS[name]
+    lang = lang_of(request)
+    if not may(person, permission):
+        msg = lang.gettext("Your role (%(role)s) may not do that.", role=str(person.role))
+        return await alert_page(request, details=None, error=msg, status=403)
+    form = await request.post()
+    try:
+        args = build(ref, form)
+        result: type[object] = int if name == "forget" else AlertInfo
+        await c.deps.ops.call(op, args, result)
+    except (ValueError, msgspec.ValidationError):
+        msg = lang.gettext("Fill in every field of that form.")
+        return await alert_page(request, details=None, error=msg, status=400)
+    except ControlError as exc:
+        return await alert_page(request, details=None, error=str(exc), status=409)
+    c.deps.sessions.record(person.name, name, ref, now_ms())
+    logger.info("console: %s did %s on alert %s", person.name, name, ref[:12])
+    raise web.HTTPSeeOther("/" if name == "forget" else f"/alerts/{ref}")
+
+
+async def open_details(request: web.Request) -> web.Response:
+    """The sealed details, opened for this response only, and the opening recorded."""
+    c = ctx(request)
+    _, person = who(request)
+    ref = request.match_info["alert"]
+    lang = lang_of(request)
+    if not may(person, "details"):
+        msg = lang.gettext(
+            "Your role (%(role)s) may not open sealed details.", role=str(person.role)
+        )
+        return await alert_page(request, details=None, error=msg, status=403)
+    one_time = X25519PrivateKey.generate()
+    args = ShowArgs(alert=ref, reply_to=one_time.public_key().public_bytes_raw())
+    try:
+        detail = await c.deps.ops.call("alert.show", args, AlertDetail)
+    except ControlError as exc:
+        raise web.HTTPNotFound(text="no such alert on this node") from exc
+    if detail.sealed_details is None:
+        msg = lang.gettext("This node cannot open these details: they are not sealed to it.")
+        return await alert_page(request, details=None, error=msg, status=403)
+    net = bytes.fromhex(str(c.deps.seal_info()["net"]))
+    try:
+        fields = decode_details(open_reply(detail.sealed_details, one_time, c.deps.org, net))
+    except (ControlError, ProtocolError):
+        msg = lang.gettext("The details did not open.")
+        return await alert_page(request, details=None, error=msg, status=500)
+    c.deps.sessions.record(person.name, "opened details", ref, now_ms())
+    logger.info("console: %s opened the sealed details of alert %s", person.name, ref[:12])
+    return await alert_page(request, details=fields.fields())
+
+
+async def raise_form(request: web.Request) -> web.Response:
+    return await _raise_page(request, form=None, problems=[])
+
+
+async def _raise_page(
+    request: web.Request, *, form: Form | None, problems: list[str], status: int = 200
+) -> web.Response:
+    c = ctx(request)
+    _, person = who(request)
+    if not may(person, "raise"):
+        raise web.HTTPForbidden(text="your role may not raise alerts")
+    defenders = await c.deps.ops.call("defender.list", NoArgs(), list[DefenderInfo])
+    status_info = await c.deps.ops.call("status", NoArgs(), StatusInfo)
+    lang = lang_of(request)
+    return page(
+        request,
+        "raise.html",
+        title=lang.gettext("Raise an alert"),
+        form=form if form is not None else MultiDictProxy(MultiDict()),
+        problems=problems,
+        pseudonyms=[d.pseudonym for d in defenders],
+        members=[m for m in status_info.members if m != c.deps.org],
+        countries=sorted(lang.locale.territories.items(), key=lambda kv: kv[1]),
+        vocab={
+            "type": [str(x) for x in IncidentType],
+            "severity": [str(x) for x in Severity],
+            "urgency": [str(x) for x in Urgency],
+            "action": [str(x) for x in ActionType],
+            "to": [str(x) for x in SupporterRole],
+            "channel": [str(x) for x in Channel],
+            "audience": [str(x) for x in Audience],
+            "consent_by": [str(x) for x in ConsentSource],
+        },
+        ask_rows=range(ASK_ROWS),
+        status=status,
+    )
+
+
+async def raise_alert(request: web.Request) -> web.Response:
+    c = ctx(request)
+    _, person = who(request)
+    if not may(person, "raise"):
+        raise web.HTTPForbidden(text="your role may not raise alerts")
+    form = await request.post()
+    lang = lang_of(request)
+    args, problems = parse_raise(
+        form, seal_info=c.deps.seal_info(), now_ms=now_ms(), _=lang.gettext
+    )
+    if args is None:
+        return await _raise_page(request, form=form, problems=problems, status=400)
+    try:
+        info = await c.deps.ops.call("alert.raise", args, AlertInfo)
+    except ControlError as exc:
+        return await _raise_page(request, form=form, problems=[str(exc)], status=409)
+    c.deps.sessions.record(person.name, "raised", info.id, now_ms())
+    logger.info("console: %s raised alert %s", person.name, info.id[:12])
+    raise web.HTTPSeeOther(f"/alerts/{info.id}")

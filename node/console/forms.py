@@ -1,0 +1,172 @@
+"""The raise form: from posted fields to the `alert.raise` operation's arguments.
+
+Owns checking what a person typed before anything is signed, with the same
+rules as `rrn alert raise` (ISO codes, the protocol's vocabulary, consent with
+who gave it) and messages in the person's language. Identifying details are
+sealed here to this node's key, exactly as the CLI seals its --details file, so
+they never cross the node's NATS in the clear.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
+
+from rrn.node.control.transit import seal_request
+from rrn.node.ops.types import RaiseArgs
+from rrn.protocol.alerts import PSEUDONYM_PATTERN, Ask, Consent
+from rrn.protocol.countries import is_country
+from rrn.protocol.errors import ProtocolError
+from rrn.protocol.sealing import DETAIL_FIELDS, Details, encode_details
+from rrn.protocol.vocabulary import (
+    ActionType,
+    Audience,
+    Channel,
+    ConsentSource,
+    IncidentType,
+    Severity,
+    SupporterRole,
+    Urgency,
+)
+
+__all__ = ["ASK_ROWS", "parse_raise"]
+
+#: Ask rows the form offers.
+ASK_ROWS: Final = 3
+_LANG: Final = re.compile(r"^[a-z]{2,3}$")
+
+Form = MultiDictProxy[str | bytes | bytearray | FileField]
+
+
+def _one(form: Form, name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _all(form: Form, name: str) -> list[str]:
+    return [v for v in form.getall(name, []) if isinstance(v, str) and v]
+
+
+def parse_raise(
+    form: Form, *, seal_info: dict[str, object], now_ms: int, _: Callable[..., str]
+) -> tuple[RaiseArgs | None, list[str]]:
+    """The operation's arguments, or the problems to show beside the form."""
+    problems: list[str] = []
+    country = _one(form, "country").upper()
+    if not is_country(country):
+        problems.append(_("Choose the country (an ISO 3166-1 code such as PE or KE)."))
+    subdivision = _one(form, "subdivision").upper() or None
+    if subdivision and not (
+        len(subdivision) in range(4, 7) and subdivision.startswith(country + "-")
+    ):
+        problems.append(
+            _("The subdivision must be an ISO 3166-2 code of that country (e.g. PE-LOR).")
+        )
+    types = [t for t in _all(form, "type") if t in IncidentType.__members__.values()]
+    if not types:
+        problems.append(_("Tick at least one incident type."))
+    severity, urgency = _one(form, "severity"), _one(form, "urgency")
+    if severity not in Severity.__members__.values() or urgency not in Urgency.__members__.values():
+        problems.append(_("Choose a severity and an urgency."))
+    languages = [x.strip().lower() for x in _one(form, "languages").split(",") if x.strip()]
+    if any(not _LANG.match(x) for x in languages):
+        problems.append(_("Languages are ISO 639 codes separated by commas (e.g. es, qu)."))
+    pseudonym = _one(form, "pseudonym") or None
+    if pseudonym and not re.match(PSEUDONYM_PATTERN, pseudonym):
+        problems.append(_("Choose a pseudonym from the list, or a new one."))
+    asks = _asks(form, problems, _)
+    consent = _consent(form, problems, now_ms, _)
+    states = [s.strip().upper() for s in _one(form, "perpetrator_states").split(",") if s.strip()]
+    if any(not is_country(s) for s in states):
+        problems.append(_("Perpetrator states are ISO 3166-1 codes separated by commas."))
+    details = _details(form, seal_info, problems, _)
+    if problems:
+        return None, problems
+    return (
+        RaiseArgs(
+            country=country,
+            subdivision=subdivision,
+            incident_types=[IncidentType(t) for t in types],
+            severity=Severity(severity),
+            urgency=Urgency(urgency),
+            asks=asks,
+            languages=languages,
+            pseudonym=pseudonym,
+            exercise=bool(form.get("exercise")),
+            details=details,
+            consent=consent,
+            exclude=sorted(set(_all(form, "exclude"))),
+            perpetrator_states=sorted(set(states)),
+        ),
+        [],
+    )
+
+
+def _asks(form: Form, problems: list[str], _: Callable[..., str]) -> list[Ask]:
+    asks = []
+    for i in range(ASK_ROWS):
+        action, to = _one(form, f"ask_action_{i}"), _one(form, f"ask_to_{i}")
+        channel = _one(form, f"ask_channel_{i}") or str(Channel.PRIVATE)
+        if not action and not to:
+            continue
+        if (
+            action not in ActionType.__members__.values()
+            or to not in SupporterRole.__members__.values()
+            or channel not in Channel.__members__.values()
+        ):
+            problems.append(_("Each ask needs an action and whom it is addressed to."))
+            continue
+        asks.append(Ask(action=ActionType(action), to=SupporterRole(to), channel=Channel(channel)))
+    return asks
+
+
+def _consent(form: Form, problems: list[str], now_ms: int, _: Callable[..., str]) -> list[Consent]:
+    audiences = [a for a in _all(form, "consent") if a in Audience.__members__.values()]
+    if not audiences:
+        return []
+    by = _one(form, "consent_by")
+    if by not in ConsentSource.__members__.values():
+        problems.append(_("Say who gave the consent."))
+        return []
+    until = _one(form, "consent_until")
+    until_ms = None
+    if until:
+        try:
+            day = datetime.date.fromisoformat(until)
+        except ValueError:
+            problems.append(_("The consent's end is a date (YYYY-MM-DD)."))
+            return []
+        until_ms = int(
+            datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp() * 1000
+        )
+        if until_ms <= now_ms:
+            problems.append(_("The consent's end has passed."))
+            return []
+    return [
+        Consent(
+            audience=Audience(a), given_by=ConsentSource(by), given_ms=now_ms, until_ms=until_ms
+        )
+        for a in sorted(set(audiences))
+    ]
+
+
+def _details(
+    form: Form, seal_info: dict[str, object], problems: list[str], _: Callable[..., str]
+) -> bytes | None:
+    fields = {f: _one(form, f"detail_{f}") for f in DETAIL_FIELDS}
+    fields = {k: v for k, v in fields.items() if v}
+    if not fields:
+        return None
+    if any(len(v) > 4000 for v in fields.values()):
+        problems.append(_("Each detail is limited to 4000 characters."))
+        return None
+    try:
+        return seal_request(encode_details(Details(**fields)), seal_info)
+    except ProtocolError:
+        problems.append(_("The details are too long to seal (16 KiB in all)."))
+        return None
