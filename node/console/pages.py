@@ -130,7 +130,7 @@ async def alert_page(
         a=a,
         detail=detail,
         details=details,
-        origin_tz=grid.members.get(a.origin, "UTC"),
+        origin_tz=grid.members.get(a.origin) or (c.deps.tz if a.origin == c.deps.org else "UTC"),
         actions=c.deps.sessions.actions(alert=a.id),
         members=[m for m in members.members if m != c.deps.org],
         mine=a.origin == c.deps.org,
