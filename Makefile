@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # rrn's import package as the editable install sees it: links to the folders here.
 SRC := $(VENV)/src/rrn
 
-.PHONY: install tools lint format test test-fast fuzz demo bench clean
+.PHONY: install tools lint format test test-fast fuzz demo bench catalogues clean
 
 install: $(STAMP)
 
@@ -52,6 +52,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/catchup.py
+
+# Extract the console's messages into node/console/locale/console.pot and merge them into each language's console.po (new ones come untranslated).
+catalogues: $(STAMP)
+	$(BIN)/pybabel -q extract -F node/console/babel.cfg -k N_ -c Translators: --add-location=file --sort-output --no-wrap --omit-header -o node/console/locale/console.pot node/console
+	for l in es fr pt; do \
+	  $(BIN)/pybabel -q update -D console -d node/console/locale -i node/console/locale/console.pot -l $$l --init-missing --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date --no-wrap || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

@@ -198,14 +198,13 @@ async def test_javascript_off_still_claims(net: TestNetwork, browser: Browser) -
     await page.wait_for_selector("h1[data-status=claimed]")
     assert net.org(NAIROBI) in net.cli_json(NAIROBI, "alert", "show", alert)["alert"]["claimants"]
     # Light: a page with its stylesheet and script (fetched once) stays under 150 KB.
-    fresh = await browser.new_page()
+    fresh = await browser.new_page(storage_state=await context.storage_state())
     loaded: list[int] = []
 
     async def sized(response: Response) -> None:
         loaded.append(len(await response.body()))
 
     fresh.on("response", sized)
-    await fresh.context.add_cookies(await context.cookies())
     await fresh.goto(nairobi.url)
     await fresh.wait_for_load_state("networkidle")
     assert 0 < sum(loaded) < 150_000, f"the inbox weighs {sum(loaded)} bytes"
