@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +135,7 @@ def test_init_run_status_and_devnet_from_the_wheel(
     try:
         up = _run([rrn, "devnet", "up", "--nodes", "2", "--dir", net], cwd=tmp_path, env=env)
         assert "lima-hr" in up.stdout and "nairobi-dl" in up.stdout, up.stdout
+        _console_served(up.stdout)
         started = time.monotonic()
         while time.monotonic() - started < 60:
             peers = subprocess.run(
@@ -151,3 +154,16 @@ def test_init_run_status_and_devnet_from_the_wheel(
     finally:
         _run([rrn, "devnet", "down", "--dir", net], cwd=tmp_path, env=env)
     assert not net.exists()
+
+
+def _console_served(up: str) -> None:
+    """The wheel carries the console's templates, assets and catalogues: a node it
+    installed serves the login page, in Spanish when asked, and its stylesheet."""
+    found = re.search(r"console (http://\S+/)\s+log in as admin / (\S+)", up)
+    assert found, up
+    url = found[1]
+    ask = urllib.request.Request(url + "login", headers={"Accept-Language": "es-PE,es"})
+    with urllib.request.urlopen(ask, timeout=10) as page:
+        assert "Contraseña" in page.read().decode()
+    with urllib.request.urlopen(url + "static/console.css", timeout=10) as css:
+        assert css.status == 200 and b"--accent" in css.read()

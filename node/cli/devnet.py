@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from rrn.node.cli.common import escalation_arg, json_arg, policy_of, run, show
 from rrn.node.cli.documents import DevnetInfo, DevnetNode, DevnetNodeInfo, DevnetRemoved
+from rrn.node.cli.users import console_url
+from rrn.node.console.people import People, Role, open_db
 from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.protocol.errors import ConfigError
+
+#: The first person of each devnet console.
+_FIRST = "admin"
 
 __all__ = ["add_devnet_parsers"]
 
@@ -49,11 +55,19 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _nodes(devnet: Devnet) -> list[DevnetNode]:
+def _nodes(devnet: Devnet, logins: dict[int, str] | None = None) -> list[DevnetNode]:
     running = devnet.running()
     return [
         DevnetNode(
-            node=n.index, org=n.org, tz=n.tz, nat=n.nat, home=str(n.home), pid=running[n.index]
+            node=n.index,
+            org=n.org,
+            tz=n.tz,
+            nat=n.nat,
+            home=str(n.home),
+            pid=running[n.index],
+            console_url=console_url(n.home_obj()) if running[n.index] else None,
+            console_user=_FIRST if logins else None,
+            one_time_password=(logins or {}).get(n.index),
         )
         for n in devnet.nodes
     ]
@@ -65,7 +79,21 @@ def _table(nodes: list[DevnetNode]) -> str:
         where = "behind NAT" if n.nat else "reachable"
         state = f"running (pid {n.pid})" if n.pid else "stopped"
         lines.append(f"node {n.node}: {n.org:<13} {n.tz:<20} {where:<10} {state:<20} home {n.home}")
+        if n.console_url:
+            login = (
+                f"  log in as {n.console_user} / {n.one_time_password}" if n.console_user else ""
+            )
+            lines.append(f"        console {n.console_url}{login}")
     return "\n".join(lines)
+
+
+def _first_logins(devnet: Devnet) -> dict[int, str]:
+    """An admin in each node's console, with a one-time password (shown once)."""
+    now = int(time.time() * 1000)
+    return {
+        n.index: People(open_db(n.home_obj().console_db)).add(_FIRST, Role.ADMIN, now)
+        for n in devnet.nodes
+    }
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
@@ -87,11 +115,12 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             policy=policy,
         )
     )
+    logins = _first_logins(devnet)
     if not args.no_start:
         for node in devnet.nodes:
             _progress(f"starting node {node.index} of {len(devnet.nodes)}: {node.org}")
             devnet.start(node.index)
-    nodes = _nodes(devnet)
+    nodes = _nodes(devnet, logins)
     return show(
         args,
         DevnetInfo(dir=str(devnet.dir), nodes=nodes),

@@ -59,6 +59,12 @@ class DevnetNode(msgspec.Struct, frozen=True, kw_only=True):
     nat: bool
     home: str
     pid: int | None
+    #: The web console's address (while running).
+    console_url: str | None = None
+    #: `rrn devnet up` only: the first person of each console (an admin) and their
+    #: one-time password, replaced at the first login.
+    console_user: str | None = None
+    one_time_password: str | None = None
 
 
 class DevnetInfo(msgspec.Struct, frozen=True, kw_only=True):

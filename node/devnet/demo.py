@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rrn.node.devnet.screens import photograph
+
 __all__ = ["main"]
 
 _RRN = [sys.executable, "-m", "rrn.node.cli"]
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; keeps its network running with --keep."""
     parser = argparse.ArgumentParser(prog="python -m node.demo", description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the demo network running")
+    parser.add_argument(
+        "--screens", type=Path, default=Path("demo-screens"), help="where the console's pages go"
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="rrn-demo-"))
     net = _Net(root)
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         _escalation(net, short)
         second = _outage(net, short)
         _recovery(net, short, second)
+        _console(net, short, second, args.screens)
         return 0
     finally:
         if args.keep:
@@ -329,6 +335,24 @@ def _recovery(net: _Net, short: str, second: str) -> None:
     _timeline(net, short)
     _say("\nOpen alerts as Jakarta sees them:")
     _say(_rrn("alert", "list", "--home", net.home(3), show=False).rstrip())
+
+
+def _console(net: _Net, first: str, second: str, out: Path) -> None:
+    _step("The same story in each organisation's web console (rrn user add; docs/CONSOLE.md):")
+    a, b = _alert(net, 1, first)["id"], _alert(net, 1, second)["id"]
+    lima, jakarta = Path(net.home(1)), Path(net.home(3))
+    saved = photograph(
+        [
+            (lima, _NODES[1][1], ["/", f"/alerts/{b}", "/coverage", "/network"]),
+            (jakarta, _NODES[3][1], [f"/alerts/{a}"]),
+        ],
+        out,
+    )
+    if isinstance(saved, str):
+        _say(f"  (no pictures: {saved})")
+        return
+    for file in saved:
+        _say(f"  {file}")
 
 
 def _up(net: _Net, k: int) -> bool:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_a_three_organisation_scenario_to_the_end() -> None:
+def test_demo_runs_a_three_organisation_scenario_to_the_end(tmp_path: Path) -> None:
+    screens = tmp_path / "screens"
     done = subprocess.run(
-        [sys.executable, "-m", "rrn.node.devnet.demo"],
+        [sys.executable, "-m", "rrn.node.devnet.demo", "--screens", str(screens)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -35,3 +37,7 @@ def test_demo_runs_a_three_organisation_scenario_to_the_end() -> None:
     assert "level 1 (deadline): asks jakarta-pb" in out
     assert "final: resolved (relocated), severity extreme, claimed by jakarta-pb at level 1" in out
     assert "Traceback" not in done.stderr
+    # and in the consoles: Lima's inbox and Jakarta's page of the alert it resolved
+    shots = sorted(p.name for p in screens.glob("*.png"))
+    assert "lima-hr-inbox.png" in shots and any(s.startswith("jakarta-pb-alerts-") for s in shots)
+    assert all(p.stat().st_size > 10_000 for p in screens.glob("*.png"))
