@@ -36,6 +36,7 @@ __all__ = ["BackupInfo", "restore_backup", "write_backup"]
 FORMAT: Final = "rrn/backup/v1"
 MANIFEST: Final = "rrn-backup.json"
 _FILES: Final = ("config.toml", "store.db")
+_CONSOLE: Final = "console.db"
 
 
 class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,18 +59,25 @@ async def write_backup(home: Home, out: Path) -> BackupInfo:
     with tempfile.TemporaryDirectory(prefix=".rrn-backup-", dir=out.parent) as tmp:
         copy = Path(tmp) / "store.db"
         await asyncio.to_thread(_copy_store, home.store_path, copy)
+        people = Path(tmp) / _CONSOLE
+        with_people = home.console_db.is_file()  # the console's people: optional
+        if with_people:
+            await asyncio.to_thread(_copy_store, home.console_db, people)
         info = _describe(home, copy)
         partial = Path(tmp) / "backup.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
             _add_bytes(tar, MANIFEST, msgspec.json.encode(info))
             tar.add(home.config_path, "config.toml")
             tar.add(copy, "store.db")
+            if with_people:
+                tar.add(people, _CONSOLE)
             for key in sorted(home.keys_dir.iterdir()):
                 if key.is_file():
                     tar.add(key, f"keys/{key.name}")
         partial.chmod(0o600)
         os.replace(partial, out)
-    return msgspec.structs.replace(info, files=[*_FILES, "keys/"])
+    files = [*_FILES, *([_CONSOLE] if with_people else []), "keys/"]
+    return msgspec.structs.replace(info, files=files)
 
 
 def _copy_store(source: Path, target: Path) -> None:
@@ -178,7 +186,7 @@ def _read(archive: Path) -> tuple[BackupInfo, list[tarfile.TarInfo]]:
 def _allowed(m: tarfile.TarInfo) -> bool:
     if not m.isfile():
         return False
-    if m.name in _FILES:
+    if m.name in (*_FILES, _CONSOLE):
         return True
     folder, _, name = m.name.partition("/")
     return folder == "keys" and bool(name) and "/" not in name and not name.startswith(".")

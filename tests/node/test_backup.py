@@ -24,8 +24,10 @@ def test_a_restored_node_waits_for_its_peers_then_goes_on_without_a_fork(
         first = n.raise_alert(1)
         n.wait_holds({first})
         backup = tmp_path / "lima.backup"
+        n.cli_json(1, "user", "add", "rosa", "--role", "coordinator")  # the console's people
         made = n.cli_json(1, "backup", "--out", str(backup))  # the daemon runs meanwhile
         assert backup.stat().st_mode & 0o777 == 0o600 and made["own_heads"] == {"1": 1}
+        assert "console.db" in made["files"]
         later = {n.raise_alert(1), n.raise_alert(1)}  # signed after the copy
         n.wait_holds(later)
         for k in (1, 2, 3):
@@ -34,6 +36,7 @@ def test_a_restored_node_waits_for_its_peers_then_goes_on_without_a_fork(
         home.rename(home.with_name(home.name + ".lost"))
         restored = rrn_json("restore", str(backup), "--home", home, "--json")
         assert restored["org"] == n.org(1)
+        assert [u["name"] for u in n.cli_json(1, "user", "list")] == ["rosa"]
 
         n.devnet.start(1)  # alone: nobody can confirm its chain
         blocked = n.cli_json(1, "status")["appends_blocked"]
