@@ -37,6 +37,7 @@ from rrn.node.ops.types import (
     ResolveArgs,
     ShowArgs,
     StatusInfo,
+    UpdateArgs,
 )
 from rrn.protocol.errors import ControlError, ProtocolError
 from rrn.protocol.sealing import decode_details
@@ -69,6 +70,15 @@ def _claim(ref: str, f: Form) -> object:
     return ClaimArgs(alert=ref, until_ms=until)
 
 
+def _update(ref: str, f: Form) -> object:
+    severity, urgency = str(f.get("severity", "")), str(f.get("urgency", ""))
+    return UpdateArgs(
+        alert=ref,
+        severity=Severity(severity) if severity else None,
+        urgency=Urgency(urgency) if urgency else None,
+    )
+
+
 def _pledge(ref: str, f: Form) -> object:
     return PledgeArgs(alert=ref, action=ActionType(str(f.get("action"))))
 
@@ -96,6 +106,7 @@ _ACTIONS: Final[dict[str, tuple[str, str, Build]]] = {
         "alert.resolve",
         lambda ref, f: ResolveArgs(alert=ref, outcome=Outcome(str(f.get("outcome")))),
     ),
+    "update": ("originate", "alert.update", _update),
     "cancel": (
         "originate",
         "alert.cancel",

@@ -36,6 +36,7 @@ from rrn.protocol.vocabulary import (
     Outcome,
     Severity,
     TombstoneReason,
+    Urgency,
 )
 
 __all__ = ["alert_page", "routes"]
@@ -141,6 +142,8 @@ async def alert_page(
         vocab_outcome=[str(x) for x in Outcome],
         vocab_cancel=[str(x) for x in CancelReason],
         vocab_forget=[str(x) for x in TombstoneReason],
+        vocab_severity=[str(x) for x in Severity],
+        vocab_urgency=[str(x) for x in Urgency],
         error=error,
         status=status,
     )

@@ -100,6 +100,7 @@ async def test_a_case_from_lima_to_nairobi(net: TestNetwork, browser: Browser) -
 
     resp = await new_page(browser, timezone_id="Africa/Nairobi")
     await resp.context.grant_permissions(["notifications"])
+    await resp.add_init_script(_SPY)
     await login(resp, nairobi.url, "juma", nairobi.add("juma", "responder"))
     await resp.click("#notify")
     await resp.evaluate("window.stillHere = true")  # gone if the page reloads
@@ -125,15 +126,21 @@ async def test_a_case_from_lima_to_nairobi(net: TestNetwork, browser: Browser) -
     assert await coord.text_content("h1") and "Perú" in (await coord.text_content("h1") or "")
     assert "Rosa Quispe" not in await coord.title()
     await check(coord, "alert-raised", problems)
+    await coord.select_option("#up-severity", "extreme")
+    await coord.click("#update")
+    await coord.wait_for_selector("#up-severity option[value=extreme][selected]", state="attached")
 
     # Nairobi's open inbox shows it within seconds, without a reload.
     await resp.wait_for_selector(f'[data-asked="{alert}"]', timeout=30_000)
     assert await resp.evaluate("window.stillHere === true"), "the inbox reloaded"
+    told = await resp.evaluate("[window.notified, window.beeps]")
+    assert len(told[0]) == 1 and told[1] >= 2, told  # a beep on consent, one on arrival
+    assert "Rosa" not in told[0][0], "a notification may show on a locked screen"
     await check(resp, "inbox-asked", problems)
 
     await resp.click(f'a[href="/alerts/{alert}"]')
     await resp.wait_for_url(re.compile(alert))
-    await resp.click("#claim")
+    await _by_keyboard(resp, "claim")
     await resp.wait_for_selector("h1[data-status=claimed]")
     await _open_details(resp, nairobi.url, alert)
     assert "Rosa Quispe Mamani" in (await resp.text_content("#details") or "")
@@ -148,6 +155,9 @@ async def test_a_case_from_lima_to_nairobi(net: TestNetwork, browser: Browser) -
 
     # Lima's page, open all along, follows.
     await coord.wait_for_selector("h1[data-status=resolved]", timeout=30_000)
+    for log in [*net.devnet.dir.glob("*.log"), *net.devnet.dir.glob("*/logs/*.log")]:
+        text = log.read_text()
+        assert "Quispe" not in text and "Nauta" not in text, f"{log} names the defender"
     await check(coord, "alert-resolved", problems)
 
     for path, name in (("coverage", "coverage"), ("network", "network"), ("asks", "asks")):
@@ -161,6 +171,30 @@ async def test_a_case_from_lima_to_nairobi(net: TestNetwork, browser: Browser) -
     await check(admin, "record", problems)
     assert _recorded(net.home(NAIROBI) / "console.db", "juma", "opened details")
     assert not problems, "axe-core found serious or critical problems:\n" + "\n".join(problems)
+
+
+#: Counts the notifications and sounds the page makes (before any of its scripts run).
+_SPY = """
+window.notified = []; window.beeps = 0;
+const RealNotification = window.Notification;
+window.Notification = class extends RealNotification {
+  constructor(title, options) { super(title, options); window.notified.push(options.body); }
+};
+const RealAudio = window.AudioContext;
+window.AudioContext = class extends RealAudio {
+  constructor() { super(); window.beeps += 1; }
+};
+"""
+
+
+async def _by_keyboard(page: Page, button: str) -> None:
+    """Tab to the button, as someone without a mouse would, and press Enter."""
+    for _ in range(80):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.id") == button:
+            await page.keyboard.press("Enter")
+            return
+    raise AssertionError(f"#{button} cannot be reached with the keyboard")
 
 
 def _recorded(db: Path, name: str, action: str) -> bool:
