@@ -94,8 +94,7 @@ async def login(request: web.Request) -> web.Response:
         httponly=True,
         secure=secure,
         samesite="Strict",
-        path="/",
-        max_age=int(c.deps.sessions.max_ms / 1000),
+        path="/",  # no Max-Age: the browser forgets it when closed; the node ends it anyway
     )
     raise response
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["CTX", "SESSION", "Ctx", "Deps", "Operations", "may", "page"]
 
 T = TypeVar("T")
-SESSION: Final = "rrn.session"
+SESSION: Final = web.RequestKey("rrn.session", tuple)  # (Session | None, Person | None)
 
 #: What each console role may do (docs/CONSOLE.md, "Who may do what").
 _MAY: Final[dict[str, frozenset[Role]]] = {

@@ -229,7 +229,8 @@ class People:
         return base64.b32encode(secrets.token_bytes(20)).decode()
 
     def set_totp(self, name: str, secret: str | None) -> None:
-        self._db.execute("UPDATE people SET totp = ?, totp_last = 0 WHERE name = ?", (secret, name))
+        # totp_last stays: the code that turned it on must not log in again.
+        self._db.execute("UPDATE people SET totp = ? WHERE name = ?", (secret, name))
 
     def check_totp(self, name: str, code: str, now_s: float, secret: str | None = None) -> bool:
         """Whether `code` is this person's current (or adjacent) code, never one used before."""
