@@ -64,6 +64,26 @@ def _metrics_port(tmp: Path) -> str:
     return _err(done).replace(str(port), "9464")
 
 
+def _console_port(tmp: Path) -> str:
+    h = init(tmp / "consoleport", "lima-hr")
+    with taken_port() as port:
+        text = (h / "config.toml").read_text()
+        head, _, tail = text.partition("[console]")
+        (h / "config.toml").write_text(
+            head + "[console]" + tail.replace("port = 0", f"port = {port}", 1)
+        )
+        return _err(rrn("run", "--home", h)).replace(str(port), "8470")
+
+
+def _open_console(tmp: Path) -> str:
+    h = init(tmp / "openconsole", "lima-hr")
+    text = (h / "config.toml").read_text()
+    head, _, tail = text.partition("[console]")
+    tail = tail.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1)
+    (h / "config.toml").write_text(head + "[console]" + tail)
+    return _err(rrn("run", "--home", h))
+
+
 def _readable(tmp: Path) -> str:
     h = init(tmp / "readable", "lima-hr")
     (h / "keys" / "control.key").chmod(0o644)
@@ -209,6 +229,9 @@ PRODUCERS: dict[str, Callable[[Path], str]] = {
     "… opens the client port beyond this host, where passwords would cross the network in "
     "clear: set [nats] tls = true": _open_port,
     "an integrator on another host needs TLS on the client port …": _remote_integrator,
+    "console port 8470 on 127.0.0.1 is already in use …": _console_port,
+    "[console] host = … opens the console beyond this host, where passwords would cross the "
+    "network in clear …": _open_console,
 }
 
 
