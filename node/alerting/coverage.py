@@ -137,6 +137,8 @@ class CoverageGrid(msgspec.Struct, frozen=True, kw_only=True):
     start_ms: int
     members: dict[str, str]  # org -> its declared zone
     rows: list[GridRow]
+    #: Per member, 168 flags: 1 when it is on duty for the whole hour (anywhere).
+    duty: dict[str, list[int]] = {}
 
 
 def grid(decls: dict[str, CoverageDeclared], tz: str, now_ms: int) -> CoverageGrid:
@@ -155,8 +157,19 @@ def grid(decls: dict[str, CoverageDeclared], tz: str, now_ms: int) -> CoverageGr
     languages = sorted({lang for s in found for lang in s.languages})
     rows = [_row("region", r, found, start, country=r) for r in regions]
     rows += [_row("language", lang, found, start, language=lang) for lang in languages]
+    duty = {
+        org: [
+            int(any(s.start_ms <= a and s.end_ms >= a + HOUR_MS for s in found if s.org == org))
+            for a in range(start, end, HOUR_MS)
+        ]
+        for org in sorted(decls)
+    }
     return CoverageGrid(
-        tz=tz, start_ms=start, members={o: d.tz for o, d in sorted(decls.items())}, rows=rows
+        tz=tz,
+        start_ms=start,
+        members={o: d.tz for o, d in sorted(decls.items())},
+        rows=rows,
+        duty=duty,
     )
 
 

@@ -24,7 +24,7 @@ from playwright.async_api import Browser, Page, Response
 from rrn.protocol.roster import Role
 from tests.browser import axe_violations, chromium, describe, new_page, screenshot
 from tests.netkit import TestNetwork
-from tests.procs import free_port
+from tests.procs import Daemon, free_port, init, rrn_json
 
 pytestmark = pytest.mark.integration
 
@@ -61,16 +61,20 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
 
 
-async def login(page: Page, url: str, name: str, once: str, password: str = PASSWORD) -> None:
+async def login(
+    page: Page, url: str, name: str, once: str, problems: list[str] | None = None
+) -> None:
     """First login with the one-time password, then the person's own."""
     await page.goto(url + "login")
     await page.fill("#name", name)
     await page.fill("#password", once)
     await page.click("form button.primary")
     await page.wait_for_url(re.compile(r"/password$"))
+    if problems is not None:
+        await check(page, "password", problems)
     await page.fill("#current", once)
-    await page.fill("#new", password)
-    await page.fill("#again", password)
+    await page.fill("#new", PASSWORD)
+    await page.fill("#again", PASSWORD)
     await page.click("form button.primary")
     await page.wait_for_url(url)
 
@@ -91,7 +95,7 @@ async def test_a_case_from_lima_to_nairobi(net: TestNetwork, browser: Browser) -
     await coord.goto(lima.url)  # sent to the login page
     await coord.wait_for_selector("#password")
     await check(coord, "login", problems)
-    await login(coord, lima.url, "rosa", lima.add("rosa", "coordinator"))
+    await login(coord, lima.url, "rosa", lima.add("rosa", "coordinator"), problems)
     await coord.goto(lima.url + "account")
     await coord.select_option("#lang", "es")
     await coord.click("form button.primary")
@@ -317,6 +321,25 @@ async def test_a_viewer_cannot_claim(net: TestNetwork, browser: Browser) -> None
     assert (
         net.org(NAIROBI) not in net.cli_json(NAIROBI, "alert", "show", alert)["alert"]["claimants"]
     )
+
+
+async def test_a_session_ends_when_left_unused(tmp_path: Path, browser: Browser) -> None:
+    home = init(tmp_path / "short", "lima-hr")
+    config = home / "config.toml"
+    config.write_text(
+        config.read_text().replace("session_idle_minutes = 720", "session_idle_minutes = 0.02")
+    )
+    daemon = Daemon(home).start()
+    try:
+        url = str(daemon.info["console_url"])
+        made = rrn_json("user", "add", "ana", "--role", "viewer", "--home", home, "--json")
+        page = await new_page(browser)
+        await login(page, url, "ana", made["one_time_password"])
+        await page.wait_for_timeout(2_000)  # 1.2 s is the idle limit here
+        await page.goto(url + "coverage")
+        assert page.url == url + "login", "an idle session still opened a page"
+    finally:
+        daemon.stop()
 
 
 async def test_an_excluded_company_sees_nothing(net: TestNetwork, browser: Browser) -> None:
