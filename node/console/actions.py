@@ -21,6 +21,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
 from rrn.node.console.forms import ASK_ROWS, Form, parse_raise
+from rrn.node.console.pages import ALERT_ID as _ALERT_ID
 from rrn.node.console.pages import alert_page
 from rrn.node.control.transit import open_reply
 from rrn.node.ops.defenders import DefenderInfo
@@ -132,7 +133,7 @@ async def act(request: web.Request) -> web.Response:
     c = ctx(request)
     _, person = who(request)
     ref, name = request.match_info["alert"], request.match_info["action"]
-    if name not in _ACTIONS:
+    if name not in _ACTIONS or not _ALERT_ID.match(ref):
         raise web.HTTPNotFound(text="no such action")
     permission, op, build = _ACTIONS[name]
     lang = lang_of(request)
@@ -160,6 +161,8 @@ async def open_details(request: web.Request) -> web.Response:
     _, person = who(request)
     ref = request.match_info["alert"]
     lang = lang_of(request)
+    if not _ALERT_ID.match(ref):
+        raise web.HTTPNotFound(text="no such alert")
     if not may(person, "details"):
         msg = lang.gettext(
             "Your role (%(role)s) may not open sealed details.", role=str(person.role)

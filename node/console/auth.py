@@ -25,6 +25,7 @@ from rrn.node.console.people import (
     totp_uri,
     verify_password,
 )
+from rrn.node.home.console import ConsoleConfig
 
 __all__ = ["routes"]
 
@@ -32,6 +33,16 @@ logger = logging.getLogger(__name__)
 
 #: Compared against when the name is unknown, so timing does not tell names apart.
 _DUMMY: Final = hash_password("not anyone's password")
+
+
+def client_address(request: web.Request, config: ConsoleConfig) -> str:
+    """Who is asking: behind a reverse proxy (public_url set, connection from this host),
+    the address the proxy appended to X-Forwarded-For; else the connection's."""
+    remote = request.remote or "?"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if config.public_url and forwarded and remote in ("127.0.0.1", "::1"):
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return remote
 
 
 def routes(app: web.Application) -> None:
@@ -52,7 +63,7 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
     lang = lang_of(request)
-    if not c.deps.throttle.allow(request.remote or "?"):
+    if not c.deps.throttle.allow(client_address(request, c.config)):
         msg = lang.gettext("Too many attempts from here: wait a minute.")
         return page(request, "login.html", error=msg, status=429)
     form = await request.post()

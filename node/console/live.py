@@ -15,16 +15,22 @@ from typing import Final
 
 from aiohttp import web
 
+from rrn.node.console.context import SESSION
+
 __all__ = ["Live"]
 
 _KEEPALIVE_S: Final = 20.0
-#: Open /live streams at most (browsers keep one per tab).
+#: How often a quiet stream looks whether its page has gone (its slot is then freed).
+_CHECK_S: Final = 1.0
+#: Open /live streams at most (browsers keep one per tab), in all and per session.
 MAX_LISTENERS: Final = 200
+MAX_PER_SESSION: Final = 8
 
 
 class Live:
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[str]] = set()
+        self._per_session: dict[str, int] = {}
         self._closed = asyncio.Event()
 
     def changed(self) -> None:
@@ -40,8 +46,19 @@ class Live:
         return len(self._queues)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        if len(self._queues) >= MAX_LISTENERS:
+        session, _ = request[SESSION]
+        key = session.token_hash if session else "?"
+        if len(self._queues) >= MAX_LISTENERS or self._per_session.get(key, 0) >= MAX_PER_SESSION:
             raise web.HTTPServiceUnavailable(text="too many live pages open on this console")
+        self._per_session[key] = self._per_session.get(key, 0) + 1
+        try:
+            return await self._stream(request)
+        finally:
+            self._per_session[key] -= 1
+            if not self._per_session[key]:
+                del self._per_session[key]
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
         )
@@ -50,12 +67,16 @@ class Live:
         self._queues.add(q)
         try:
             await response.write(b"retry: 3000\n\n")
-            while not self._closed.is_set():
+            quiet = 0.0
+            while not self._closed.is_set() and _connected(request):
                 try:
-                    async with asyncio.timeout(_KEEPALIVE_S):
+                    async with asyncio.timeout(_CHECK_S):
                         name = await q.get()
                 except TimeoutError:
-                    await response.write(b": keepalive\n\n")
+                    quiet += _CHECK_S
+                    if quiet >= _KEEPALIVE_S:
+                        await response.write(b": keepalive\n\n")
+                        quiet = 0.0
                     continue
                 await response.write(f"event: {name}\ndata: {{}}\n\n".encode())
         except ConnectionResetError:
@@ -65,3 +86,8 @@ class Live:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+
+def _connected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()

@@ -39,9 +39,9 @@ from rrn.protocol.vocabulary import (
     Urgency,
 )
 
-__all__ = ["alert_page", "routes"]
+__all__ = ["ALERT_ID", "alert_page", "routes"]
 
-_ALERT_ID: Final = re.compile(r"^[0-9a-f]{64}$")
+ALERT_ID: Final = re.compile(r"^[0-9a-f]{64}$")
 _FILTERS: Final = ("country", "type", "severity", "lang")
 
 
@@ -115,7 +115,7 @@ async def alert_page(
     c = ctx(request)
     _, person = who(request)
     ref = request.match_info["alert"]
-    if not _ALERT_ID.match(ref):
+    if not ALERT_ID.match(ref):
         raise web.HTTPNotFound(text="no such alert")
     try:
         detail = await c.deps.ops.call("alert.show", ShowArgs(alert=ref), AlertDetail)

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
@@ -25,7 +25,6 @@ from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
 from rrn.node.alerting.sharing import Sharer
-from rrn.node.console.app import Console
 from rrn.node.control.channel import handler
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
@@ -56,6 +55,9 @@ from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ConfigError, RrnError
 from rrn.protocol.kinds import Kind
 
+if TYPE_CHECKING:  # the console (aiohttp, Jinja2, Babel) loads only where it is served
+    from rrn.node.console.app import Console
+
 __all__ = ["Node", "rrn_version"]
 
 logger = logging.getLogger(__name__)
@@ -66,11 +68,8 @@ _STOP_GRACE_S: Final = 30.0
 class Node:
     """A running rrn node."""
 
-    def __init__(
-        self, home: Home, *, clock: Clock | None = None, lock: HomeLock | None = None
-    ) -> None:
-        self.home = home
-        #: Held for the daemon's whole life: one daemon per home (node/home/lock.py).
+    def __init__(self, home: Home, *, clock: Clock | None = None, lock: HomeLock | None = None):
+        self.home = home  # the lock is held for the daemon's whole life (node/home/lock.py)
         self._lock = lock or HomeLock(home.path, "rrn run")
         self.config = home.config
         self.clock = clock or SystemClock()
@@ -149,10 +148,13 @@ class Node:
         self._write_daemon_file()
 
     async def _open_console(self) -> None:  # acting through the same operation handlers
-        if self.config.console.enabled:
-            self.console = Console.of_home(self.home, self.handlers, self._seal_info)
-            self.console_url = await self.console.start()
-            self._stack.push_async_callback(self.console.close)
+        if not self.config.console.enabled:
+            return
+        from rrn.node.console.app import Console  # noqa: PLC0415 - see TYPE_CHECKING
+
+        self.console = Console.of_home(self.home, self.handlers, self._seal_info)
+        self.console_url = await self.console.start()
+        self._stack.push_async_callback(self.console.close)
 
     def _seal_info(self) -> dict[str, object]:  # what seals details to us (transit.py)
         pub, net = self.sealing.current.public_key().public_bytes_raw(), self.ingestor.network.net
@@ -318,8 +320,7 @@ class Node:
             for task in tasks:
                 task.cancel()
 
-    async def _release_due(self) -> None:
-        """Now and then, place events held until the time they claim (federation/limits.py)."""
+    async def _release_due(self) -> None:  # events held until the time they claim (limits.py)
         while True:
             await asyncio.sleep(10)
             if self.ingestor.chains.held.count:
@@ -345,8 +346,7 @@ class Node:
         self.natsd.reload(network, self.home)
 
     async def _integrators_changed(self, _: NoArgs) -> int:
-        """`rrn integrator add|revoke`: the server learns (or forgets) the account; a
-        revoked integrator's connections close and its consumers go."""
+        """`rrn integrator add|revoke`: the server learns or forgets the account."""
         self._reload_server(self.ingestor.network)
         names = {i.name for i in load_integrators(self.home.keys_dir)}
         await drop_consumers(self.natsd.mirror_nc, names)

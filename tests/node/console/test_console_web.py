@@ -317,3 +317,59 @@ def test_people_keep_argon2id_hashes_and_lock_after_failures(tmp_path: Path) -> 
     people.reset("ana", totp=False)
     person = people.get("ana")
     assert person and person.locked_until_ms == 0 and person.must_change
+
+
+async def test_behind_a_proxy_each_client_is_throttled_alone(tmp_path: Path) -> None:
+    proxied = await _console(tmp_path, ConsoleConfig(port=0, public_url="https://rrn.example"))
+    try:
+        async with _client() as s:
+
+            async def attempt(client: str) -> int:
+                r = await s.post(
+                    _local(proxied) + "login",
+                    data={"name": "x", "password": "no"},
+                    headers={"X-Forwarded-For": f"198.51.100.9, {client}"},
+                )
+                return r.status
+
+            assert [await attempt("203.0.113.5") for _ in range(11)][-1] == 429
+            assert await attempt("203.0.113.6") == 401, "one client's tries locked out another"
+    finally:
+        await proxied.close()
+
+
+async def test_without_a_proxy_a_forwarded_header_changes_nothing(console: Console) -> None:
+    async with _client() as s:
+        answers = [
+            (
+                await s.post(
+                    console.url + "login",
+                    data={"name": "x", "password": "no"},
+                    headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                )
+            ).status
+            for i in range(11)
+        ]
+    assert answers[-1] == 429
+
+
+async def test_a_session_keeps_a_few_live_streams_at_most(console: Console) -> None:
+    _person(console, "ana", Role.VIEWER)
+    async with _client() as s:
+        await _login(s, console.url, "ana")
+        streams = [await s.get(console.url + "live") for _ in range(8)]
+        assert all(r.status == 200 for r in streams)
+        assert (await s.get(console.url + "live")).status == 503
+        streams[0].close()  # a tab closed: its slot is free within a couple of seconds
+        await asyncio.sleep(2.5)
+        again = await s.get(console.url + "live")
+        assert again.status == 200
+        for r in [*streams[1:], again]:
+            r.close()
+
+
+def _local(c: Console) -> str:
+    """The console's own address when its public_url names a proxy in front."""
+    assert c._runner is not None
+    host, port = c._runner.addresses[0][:2]
+    return f"http://{host}:{port}/"
