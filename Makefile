@@ -1,5 +1,6 @@
 # rrn developer commands. Everything runs inside .venv, created on first use, so a
-# fresh clone needs only Python 3.11+ and access to the package registry.
+# fresh clone needs only Python 3.11+ and access to the package registry. The venv is
+# installed from deploy/lock/dev.txt: exact versions, every artefact's hash checked.
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,16 +8,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # rrn's import package as the editable install sees it: links to the folders here.
 SRC := $(VENV)/src/rrn
+LOCK := deploy/lock
+# How the locks are resolved: for every platform, Python 3.11 up, with every hash.
+COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --no-header --quiet
 
-.PHONY: install tools lint format test test-fast fuzz demo bench catalogues clean
+.PHONY: install tools lint format test test-fast fuzz demo bench catalogues clean lock sbom
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rrn needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)/dev.txt || { \
+	  echo "make install: a dependency could not be installed as $(LOCK)/dev.txt pins it" >&2; \
+	  echo "  (no network, or an artefact whose hash differs from the lock's: never edit" >&2; \
+	  echo "  a hash to make it pass; see docs/OPERATIONS.md, 'Installing from the lock')" >&2; \
+	  exit 1; }
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	mkdir -p $(SRC)
 	for p in protocol federation node; do ln -sfn ../../../$$p $(SRC)/$$p; done
 	@touch $(STAMP)
@@ -29,6 +38,18 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Re-resolve the locks after a change to pyproject.toml (pins kept where they still
+# fit; UPGRADE=1 takes the newest releases). Review the diff before committing it.
+lock: $(STAMP)
+	$(COMPILE) $(if $(UPGRADE),--upgrade) -o $(LOCK)/runtime.txt
+	$(COMPILE) $(if $(UPGRADE),--upgrade) --extra dev -o $(LOCK)/dev.txt
+	@git diff --stat -- $(LOCK) || true
+
+# The CycloneDX SBOM of what a production node runs (deploy/lock/runtime.txt, with the
+# nats-server binary and the tz database as components of their own).
+sbom: $(STAMP)
+	$(BIN)/python deploy/sbom.py --out dist/rrn-sbom.cdx.json
 
 # The real tools the deploy kit is checked with (.ci/tools installs them as root).
 tools:

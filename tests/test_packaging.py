@@ -8,6 +8,7 @@ developer's environment on the path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -136,6 +137,9 @@ def test_init_run_status_and_devnet_from_the_wheel(
         up = _run([rrn, "devnet", "up", "--nodes", "2", "--dir", net], cwd=tmp_path, env=env)
         assert "lima-hr" in up.stdout and "nairobi-dl" in up.stdout, up.stdout
         _console_served(up.stdout)
+        shipped = json.loads(_run([rrn, "version", "--json"], cwd=tmp_path, env=env).stdout)
+        lock = (ROOT / "deploy" / "lock" / "runtime.txt").read_bytes()
+        assert shipped["lock_sha256"] == hashlib.sha256(lock).hexdigest(), "the lock is not shipped"
         started = time.monotonic()
         while time.monotonic() - started < 60:
             peers = subprocess.run(

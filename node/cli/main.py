@@ -45,6 +45,7 @@ from rrn.node.cli.support import add_support_parsers
 from rrn.node.cli.users import add_user_parsers
 from rrn.node.cli.webhooks import add_webhook_parsers
 from rrn.node.control.client import call
+from rrn.node.daemon.versions import installed, pin_tz_database
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.lock import HomeLock
 from rrn.node.home.logs import setup_logging
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     home_arg(p)
     json_arg(p)
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser(
+        "version", help="what this install runs: rrn, nats-server, tz database, lock"
+    )
+    json_arg(p)
+    p.set_defaults(func=cmd_version)
 
     alert_sub = add_alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
     add_support_parsers(alert_sub, sub)
@@ -190,9 +196,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return show(args, info, lambda: output.status_text(info, home.config.node.tz))
 
 
+def cmd_version(args: argparse.Namespace) -> int:
+    v = installed()
+    lines = [
+        f"rrn            {v.rrn} (protocol {v.protocol}, Python {v.python})",
+        f"nats-server    {v.nats_server}",
+        f"tz database    {v.tz_database} from {v.tz_source}",
+        f"lock           {v.lock_sha256 or 'none found'} (sha256 of deploy/lock/runtime.txt)",
+    ]
+    lines += [f"  differs from the lock: {d}" for d in v.lock_differs]
+    return show(args, v, lambda: "\n".join(lines))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rrn` console script: one line on stderr for an error (a JSON
     object with --json), exit 1 for what the user can fix, 70 for a bug."""
+    pin_tz_database()  # before any zone is read: every node the same (node/daemon/versions.py)
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)

@@ -144,6 +144,8 @@ def status_text(s: StatusInfo, tz: str) -> str:
     """`rrn status` for people."""
     lines = [
         f"node        {s.org} ({s.name}), rrn {s.version}",
+        f"runs        nats-server {s.nats_server or '?'}, tz database {s.tz_database or '?'}, "
+        f"lock {s.lock_sha256[:12] or 'none'}",
         f"network     {s.network[:16]}, roster v{s.roster_version}, "
         f"{len(s.members)} member(s): {', '.join(s.members)}",
         f"escalation  {s.escalation}",

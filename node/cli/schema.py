@@ -22,6 +22,7 @@ from rrn.node.cli import documents
 from rrn.node.cli.integrators import Listed, Made
 from rrn.node.cli.users import UserInfo, UserMade
 from rrn.node.client.feeds import VerifiedEvent
+from rrn.node.daemon.versions import Versions
 from rrn.node.integrations.feeds import (
     ALERTS_BUCKET,
     EVENTS_STREAM,
@@ -74,6 +75,7 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "integrator": ("rrn integrator add --json: what an integrator needs to connect", Made),
     "integrators": ("rrn integrator list --json", list[Listed]),
     "integrator-revoked": ("rrn integrator revoke --json", documents.IntegratorRevoked),
+    "version": ("rrn version --json: what this install runs", Versions),
     "user-made": ("rrn user add|reset --json: a one-time password, shown once", UserMade),
     "user": ("rrn user disable|enable|role --json", UserInfo),
     "users": ("rrn user list --json", list[UserInfo]),
@@ -153,6 +155,7 @@ COMMANDS: Final[dict[str, str]] = {
     "integrator add": "integrator",
     "integrator list": "integrators",
     "integrator revoke": "integrator-revoked",
+    "version": "version",
     "user add": "user-made",
     "user reset": "user-made",
     "user list": "users",

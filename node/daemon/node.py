@@ -31,6 +31,7 @@ from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
 from rrn.node.daemon.status import rrn_version, status_of
+from rrn.node.daemon.versions import installed
 from rrn.node.home.clock import Clock, SystemClock
 from rrn.node.home.config import load_config
 from rrn.node.home.integrators import load_integrators
@@ -41,7 +42,6 @@ from rrn.node.integrations.feeds import erase_from_stream
 from rrn.node.integrations.hub import Integrations
 from rrn.node.integrations.mirrors import drop_consumers
 from rrn.node.membership.rosters import RosterKeeper
-from rrn.node.natsd.process import server_version
 from rrn.node.ops.alerts import Api
 from rrn.node.ops.defenders import DefendersApi
 from rrn.node.ops.keys import KeysApi
@@ -100,7 +100,7 @@ class Node:
 
     async def _open(self) -> None:
         self._stack.enter_context(self._lock)  # before anything of the home is touched
-        self.started_ms = self.clock.now_ms()
+        self.started_ms, self.versions = self.clock.now_ms(), installed()  # rrn version
         self.keys: Keys = self.home.keys()
         #: The sealing keys every part opens with; a key rotation adds the new one.
         self.sealing = SealingKeys(self.keys.sealing)
@@ -108,7 +108,7 @@ class Node:
         network = await load_network(self.store)
         me = self._identity(network)
         self.metrics = Metrics(
-            version=rrn_version(), nats_server=server_version(), org=self.config.node.org
+            version=rrn_version(), nats_server=self.versions.nats_server, org=self.config.node.org
         )
         self._roster_gauges(network)
         await self._open_nats(network)

@@ -72,4 +72,7 @@ def status_of(node: Node) -> StatusInfo:
         coverage_gaps_24h_s=gaps,
         disk_free_bytes=shutil.disk_usage(node.home.path).free,
         not_ready=node.health.problems(),
+        tz_database=node.versions.tz_database,
+        nats_server=node.versions.nats_server,
+        lock_sha256=node.versions.lock_sha256,
     )

@@ -274,6 +274,10 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     disk_free_bytes: int = 0
     #: Why the node is not ready (/readyz's reasons); empty when it is.
     not_ready: list[str] = []
+    #: What this install runs (rrn version): tz database release, nats-server, lock digest.
+    tz_database: str = ""
+    nats_server: str = ""
+    lock_sha256: str = ""
 
 
 class CoverageArgs(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,109 @@
+"""What this install runs: rrn, the protocol, nats-server, the tz database, the lock.
+
+Owns `installed()` (what `rrn version` and `rrn status` report) and `pin_tz_database()`:
+every node must compute the same shifts and escalation steps from the same signed
+declarations, so rrn reads time zones from the `tzdata` package its lock pins, never
+from the host's database, which differs from host to host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import zoneinfo
+from importlib.metadata import PackageNotFoundError, version
+from importlib.resources import files
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from rrn.node.daemon.status import rrn_version
+from rrn.node.natsd.process import server_version
+from rrn.protocol.envelope import PROTOCOL_VERSION
+
+__all__ = ["Versions", "installed", "lock_path", "pin_tz_database", "tz_database"]
+
+_PIN: Final = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", re.M)
+
+
+class Versions(msgspec.Struct, frozen=True, kw_only=True):
+    """`rrn version --json`."""
+
+    rrn: str
+    protocol: int
+    python: str
+    nats_server: str
+    #: The IANA tz database release rrn computes times with, and where it comes from.
+    tz_database: str
+    tz_source: str
+    #: SHA-256 of the runtime lock this install ships (deploy/lock/runtime.txt), or "".
+    lock_sha256: str = ""
+    #: Installed packages whose version differs from the lock's pin ("name have≠pinned").
+    lock_differs: list[str] = []
+
+
+def pin_tz_database() -> None:
+    """Read zones from the pinned `tzdata` package from now on (call before any zone)."""
+    zoneinfo.reset_tzpath(to=[])
+
+
+def tz_database() -> tuple[str, str]:
+    """(release, source) of the tz database zoneinfo reads."""
+    for folder in zoneinfo.TZPATH:
+        release = _release(Path(folder) / "tzdata.zi")
+        if release:
+            return release, f"the host's {folder}"
+    try:
+        release = _release(Path(str(files("tzdata") / "zoneinfo" / "tzdata.zi")))
+        return release or "unknown", f"the tzdata package {version('tzdata')} (pinned)"
+    except (ModuleNotFoundError, PackageNotFoundError):
+        return "unknown", "none found"
+
+
+def _release(zi: Path) -> str:
+    try:
+        with zi.open() as f:
+            first = f.readline()
+    except OSError:
+        return ""
+    return first.removeprefix("# version").strip() if first.startswith("# version") else ""
+
+
+def lock_path() -> Path | None:
+    """The runtime lock: inside the wheel (rrn/lock/runtime.txt), or in a checkout."""
+    node = Path(__file__).resolve().parent.parent
+    for candidate in (
+        node.parent / "lock" / "runtime.txt",
+        node.parent / "deploy/lock/runtime.txt",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def installed() -> Versions:
+    release, source = tz_database()
+    lock = lock_path()
+    digest, differs = "", []
+    if lock is not None:
+        text = lock.read_bytes()
+        digest = hashlib.sha256(text).hexdigest()
+        for name, pinned in _PIN.findall(text.decode()):
+            try:
+                have = version(name)
+            except PackageNotFoundError:
+                continue  # a pin for another platform (its marker does not apply here)
+            if have != pinned:
+                differs.append(f"{name} {have}≠{pinned}")
+    return Versions(
+        rrn=rrn_version(),
+        protocol=PROTOCOL_VERSION,
+        python=".".join(map(str, sys.version_info[:3])),
+        nats_server=server_version(),
+        tz_database=release,
+        tz_source=source,
+        lock_sha256=digest,
+        lock_differs=differs,
+    )
