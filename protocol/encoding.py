@@ -28,6 +28,7 @@ __all__ = [
     "DOMAIN_REQUEST",
     "DOMAIN_ROSTER",
     "DOMAIN_ROSTER_ID",
+    "DOMAIN_SOFTWARE",
     "check_unique_keys",
     "decode_canonical",
     "digest",
@@ -44,6 +45,7 @@ DOMAIN_ROSTER_ID: Final = b"rrn/roster-id/v1"
 DOMAIN_CARD: Final = b"rrn/card/v1"
 DOMAIN_HEARTBEAT: Final = b"rrn/heartbeat/v1"
 DOMAIN_REQUEST: Final = b"rrn/request/v1"
+DOMAIN_SOFTWARE: Final = b"rrn/software/v1"
 DOMAIN_CONTROL: Final = b"rrn/control/v1"
 DOMAIN_KEY_ROTATED: Final = b"rrn/key-rotated/v1"
 

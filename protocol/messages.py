@@ -22,6 +22,7 @@ from rrn.protocol.encoding import (
     DECODE_ERRORS,
     DOMAIN_HEARTBEAT,
     DOMAIN_REQUEST,
+    DOMAIN_SOFTWARE,
     decode_canonical,
     encode,
     pae,
@@ -34,21 +35,26 @@ __all__ = [
     "MAX_RANGE_EVENTS",
     "MAX_REQUEST_BYTES",
     "MAX_RESPONSE_BYTES",
+    "MAX_SOFTWARE_BYTES",
     "MESSAGE_VERSION",
     "HeadEntry",
     "Heartbeat",
     "RangeRequest",
     "RangeResponse",
+    "Software",
     "decode_response",
     "encode_response",
     "open_heartbeat",
     "open_request",
+    "open_software",
     "sign_heartbeat",
     "sign_request",
+    "sign_software",
 ]
 
 MESSAGE_VERSION: Final = 1
 MAX_HEARTBEAT_BYTES: Final = 256 * 1024
+MAX_SOFTWARE_BYTES: Final = 1024
 MAX_REQUEST_BYTES: Final = 1024
 #: Responses stay under nats-server's default 1 MB max_payload.
 MAX_RESPONSE_BYTES: Final = 900 * 1024
@@ -85,6 +91,26 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fie
     heads: Annotated[list[HeadEntry], Meta(max_length=4096)]
 
 
+#: A version string as a node reports it (letters, digits and . + _ - only).
+VersionText = Annotated[str, Meta(pattern=r"^[A-Za-z0-9.+_-]{0,64}$")]
+
+
+class Software(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """What a node runs, announced at start and now and then (10.1a). Informational:
+    a claim about itself, never used to decide anything."""
+
+    v: int
+    net: Hash32
+    org: OrgId
+    epoch: Positive
+    wall_ms: NonNeg
+    rrn: VersionText
+    protocol: NonNeg
+    nats_server: VersionText
+    tz_database: VersionText
+    lock: VersionText  # SHA-256 (hex) of the runtime lock it was installed from, or ""
+
+
 class RangeRequest(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     """Ask one peer for events of one chain from a seq on."""
 
@@ -118,6 +144,7 @@ class _Signed(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_field
 
 _SIGNED: Final = msgspec.msgpack.Decoder(_Signed)
 _HEARTBEAT: Final = msgspec.msgpack.Decoder(Heartbeat)
+_SOFTWARE: Final = msgspec.msgpack.Decoder(Software)
 _REQUEST: Final = msgspec.msgpack.Decoder(RangeRequest)
 _RESPONSE: Final = msgspec.msgpack.Decoder(RangeResponse)
 
@@ -130,6 +157,24 @@ def _sign(key: Ed25519PrivateKey, domain: bytes, body: object) -> bytes:
 def sign_heartbeat(key: Ed25519PrivateKey, hb: Heartbeat) -> bytes:
     """Wire bytes of a heartbeat signed by the sender's current key."""
     return _sign(key, DOMAIN_HEARTBEAT, hb)
+
+
+def sign_software(key: Ed25519PrivateKey, sw: Software) -> bytes:
+    """Wire bytes of a software announcement signed by the sender's current key."""
+    return _sign(key, DOMAIN_SOFTWARE, sw)
+
+
+def open_software(data: bytes, *, net: bytes, key_for: CurrentKey) -> Software:
+    """A verified software announcement, or a ProtocolError saying why not."""
+    return _open(
+        data,
+        limit=MAX_SOFTWARE_BYTES,
+        domain=DOMAIN_SOFTWARE,
+        decoder=_SOFTWARE,
+        signer=lambda sw: (sw.org, sw.epoch),
+        key_for=key_for,
+        net=net,
+    )
 
 
 def sign_request(key: Ed25519PrivateKey, req: RangeRequest) -> bytes:

@@ -72,6 +72,11 @@ def heartbeats(net: bytes, publisher: str) -> str:
     return f"rrn.{net_token(net)}.{publisher}.hb"
 
 
+def software(net: bytes, publisher: str) -> str:
+    """Signed announcements of what `publisher` runs (10.1a)."""
+    return f"rrn.{net_token(net)}.{publisher}.sw"
+
+
 def fork_proofs(net: bytes, publisher: str) -> str:
     """Fork proofs found or relayed by `publisher`."""
     return f"rrn.{net_token(net)}.{publisher}.sec"

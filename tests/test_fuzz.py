@@ -35,11 +35,14 @@ from rrn.protocol.messages import (
     Heartbeat,
     RangeRequest,
     RangeResponse,
+    Software,
     decode_response,
     open_heartbeat,
     open_request,
+    open_software,
     sign_heartbeat,
     sign_request,
+    sign_software,
 )
 from rrn.protocol.roster import decode_cert, decode_roster, encode_cert, open_card
 from rrn.protocol.sealing import Details, Position, decode_details, decode_sealed, encode_sealed
@@ -203,6 +206,22 @@ HEARTBEAT = _fields(
         )
     )
 )
+SOFTWARE = _fields(
+    encode(
+        Software(
+            v=MESSAGE_VERSION,
+            net=TN.net,
+            org="lima-hr",
+            epoch=1,
+            wall_ms=1,
+            rrn="0.1.0",
+            protocol=1,
+            nats_server="v2.15.1",
+            tz_database="2026f",
+            lock="ab" * 32,
+        )
+    )
+)
 REQUEST = _fields(
     encode(
         RangeRequest(
@@ -244,6 +263,20 @@ def test_signed_heartbeats_of_any_shape(fields: list[Any], heads: list[Any]) -> 
         except ProtocolError:
             continue
         assert sign_heartbeat(LIMA, opened) == data
+
+
+@FUZZ
+@given(fields=mutated(SOFTWARE))
+def test_signed_software_announcements_of_any_shape(fields: list[Any]) -> None:
+    data = _signed(lambda b: _pack([b, LIMA.sign(pae(b"rrn/software/v1", b))]), fields)
+    if data is None:
+        return
+    try:
+        opened = open_software(data, net=TN.net, key_for=KEYRING.current)
+    except ProtocolError:
+        return
+    assert sign_software(LIMA, opened) == data
+    assert len(opened.tz_database) <= 64 and opened.tz_database.isascii()
 
 
 @FUZZ

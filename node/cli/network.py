@@ -194,7 +194,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
 def _peers_text(peers: list[PeerInfo]) -> str:
     if not peers:
         return "no other members"
-    rows = [("PEER", "LINK", "STATE", "HEARTBEAT", "SKEW", "BEHIND")]
+    rows = [("PEER", "LINK", "STATE", "HEARTBEAT", "SKEW", "BEHIND", "RUNS")]
     for p in peers:
         behind = ", ".join(f"{o} {n}" for o, n in sorted(p.behind.items())) or "-"
         if not p.believed:
@@ -207,6 +207,7 @@ def _peers_text(peers: list[PeerInfo]) -> str:
                 "-" if p.last_heartbeat_s is None else f"{p.last_heartbeat_s:.1f}s ago",
                 "-" if p.clock_skew_s is None else f"{p.clock_skew_s:+.1f}s",
                 behind,
+                f"rrn {p.rrn}, tz {p.tz_database}, lock {(p.lock or '-')[:12]}" if p.rrn else "-",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

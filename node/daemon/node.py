@@ -31,7 +31,7 @@ from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
 from rrn.node.daemon.status import rrn_version, status_of
-from rrn.node.daemon.versions import installed
+from rrn.node.daemon.versions import announced, installed
 from rrn.node.home.clock import Clock, SystemClock
 from rrn.node.home.config import load_config
 from rrn.node.home.integrators import load_integrators
@@ -185,6 +185,7 @@ class Node:
             clock=self.clock,
         )
         self.ingestor.on_fork = self.peering.broadcast_fork
+        self.peering.software, self.peering.peers.tz_database = announced(self.versions)
         self.rosters = RosterKeeper(
             ingestor=self.ingestor, store=self.store, on_adopted=self._adopted
         )
@@ -282,8 +283,7 @@ class Node:
             "started_ms": self.started_ms,
             "version": rrn_version(),
         }
-        path = self.home.daemon_file
-        tmp = path.with_suffix(".tmp")
+        path, tmp = self.home.daemon_file, self.home.daemon_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2))
         os.replace(tmp, path)
         self._stack.callback(lambda: path.unlink(missing_ok=True))

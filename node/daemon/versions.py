@@ -23,7 +23,7 @@ from rrn.node.daemon.status import rrn_version
 from rrn.node.natsd.process import server_version
 from rrn.protocol.envelope import PROTOCOL_VERSION
 
-__all__ = ["Versions", "installed", "lock_path", "pin_tz_database", "tz_database"]
+__all__ = ["Versions", "announced", "installed", "lock_path", "pin_tz_database", "tz_database"]
 
 _PIN: Final = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", re.M)
 
@@ -107,3 +107,9 @@ def installed() -> Versions:
         lock_sha256=digest,
         lock_differs=differs,
     )
+
+
+def announced(v: Versions) -> tuple[tuple[str, int, str, str, str], str]:
+    """What peers are told this node runs (PROTOCOL.md 10.1a), and its tz database."""
+    told = (v.rrn, v.protocol, v.nats_server, v.tz_database, v.lock_sha256)
+    return told, v.tz_database

@@ -22,6 +22,7 @@ from rrn.node.control.channel import handler
 from rrn.node.membership.policy import parse_limits, parse_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.peering.peering import Peering
+from rrn.node.peering.peers import PeerState
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.network import Network
 from rrn.protocol.errors import ConfigError, ControlError, FederationError, ProtocolError
@@ -93,6 +94,11 @@ class PeerInfo(msgspec.Struct, frozen=True, kw_only=True):
     behind: dict[str, int]
     #: False once it failed to serve what it said it holds: its claims are not counted.
     believed: bool = True
+    #: What it last announced it runs (PROTOCOL.md 10.1a; its claim).
+    rrn: str | None = None
+    nats_server: str | None = None
+    tz_database: str | None = None
+    lock: str | None = None
 
 
 class NoArgs(msgspec.Struct, frozen=True):
@@ -286,9 +292,22 @@ class MembersApi:
                     roster_version=state.roster_ver if state and seen else None,
                     behind={o: n for o, n in behind.items() if n > 0},
                     believed=not (state and state.failures),
+                    **_software(state),
                 )
             )
         return found
+
+
+def _software(state: PeerState | None) -> dict[str, str]:
+    sw = state.software if state else None
+    if sw is None:
+        return {}
+    return {
+        "rrn": sw.rrn,
+        "nats_server": sw.nats_server,
+        "tz_database": sw.tz_database,
+        "lock": sw.lock,
+    }
 
 
 def _policy(roster: Roster, escalation: str | None, limits: str | None) -> NetworkPolicy | None:

@@ -51,6 +51,13 @@ class PeerMetrics:
             ["peer"],
             registry=r,
         )
+        self.tz_database_differs = Gauge(
+            "rrn_peer_tz_database_differs",
+            "1 when a member announced another IANA tz database release than ours: shifts "
+            "and escalation steps may then be computed differently (rrn version).",
+            ["peer"],
+            registry=r,
+        )
         self._sync_families(r)
 
     def _sync_families(self, r: CollectorRegistry) -> None:

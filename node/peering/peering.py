@@ -42,8 +42,11 @@ from rrn.protocol.messages import (
     MESSAGE_VERSION,
     HeadEntry,
     Heartbeat,
+    Software,
     open_heartbeat,
+    open_software,
     sign_heartbeat,
+    sign_software,
 )
 
 __all__ = ["SECURITY_SUBJECT", "Peering"]
@@ -51,6 +54,8 @@ __all__ = ["SECURITY_SUBJECT", "Peering"]
 logger = logging.getLogger(__name__)
 
 SECURITY_SUBJECT: Final = "rrn.local.alerts.security"
+#: Heartbeats between two announcements of what this node runs (10.1a).
+_SOFTWARE_EVERY: Final = 150
 
 
 class Peering:
@@ -79,6 +84,9 @@ class Peering:
         self._subs: list[Subscription] = []
         #: Called with roster certificates peers announce (set by the daemon).
         self.on_roster: Callable[[bytes], Awaitable[None]] | None = None
+        #: What this node runs, announced to peers (set by the daemon; 10.1a).
+        #: (rrn, protocol, nats-server, tz database, lock digest); empty: say nothing.
+        self.software: tuple[str, int, str, str, str] | tuple[()] = ()
 
     @property
     def me(self) -> str:
@@ -113,6 +121,7 @@ class Peering:
         for tail, handler in (
             ("ev", self._on_event),
             ("hb", self._on_heartbeat),
+            ("sw", self._on_software),
             ("sec", self._on_fork_proof),
             ("roster", self._on_roster),
             (f"req.{self.me}", self._on_request),
@@ -138,9 +147,33 @@ class Peering:
 
     async def _heartbeats(self) -> None:
         while True:
+            if self._counter % _SOFTWARE_EVERY == 0:
+                await self.publish_software()
             await self.publish_heartbeat()
             self.peers.update_gauges()
             await asyncio.sleep(self.config.heartbeat_s)
+
+    async def publish_software(self) -> None:
+        """What this node runs (10.1a), at start and every few minutes after."""
+        if not self.software:
+            return
+        rrn, protocol, nats_server, tz_database, lock = self.software
+        sw = Software(
+            v=MESSAGE_VERSION,
+            net=self.net,
+            org=self.me,
+            epoch=self.ingestor.me.epoch,
+            wall_ms=self.clock.now_ms(),
+            rrn=rrn,
+            protocol=protocol,
+            nats_server=nats_server,
+            tz_database=tz_database,
+            lock=lock,
+        )
+        with contextlib.suppress(NatsError):
+            await self.nc.publish(
+                subjects.software(self.net, self.me), sign_software(self.ingestor.me.key, sw)
+            )
 
     async def publish_heartbeat(self) -> None:
         self._counter += 1
@@ -253,6 +286,25 @@ class Peering:
         state.heads = {(h.origin, h.epoch): h.seq for h in hb.heads}
         self.sync.wake.set()
         await self.restored.heard(org, hb)
+
+    async def _on_software(self, msg: Msg) -> None:
+        org = self._sender(msg)
+        if org is None or not self.peers.admit(org, 0.1):
+            return
+        try:
+            sw = open_software(
+                msg.data, net=self.net, key_for=self.ingestor.network.keyring.current
+            )
+        except ProtocolError as exc:
+            self.peers.count(org, exc.reason)
+            return
+        state = self.peers.peer(org)
+        if sw.org != org:
+            self.peers.count(org, Reason.MALFORMED_MESSAGE)
+        elif state.software is not None and sw.wall_ms <= state.software.wall_ms:
+            self.peers.count(org, Reason.STALE_MESSAGE)
+        else:
+            state.software = sw
 
     async def _on_fork_proof(self, msg: Msg) -> None:
         org = self._sender(msg)

@@ -22,6 +22,7 @@ from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.errors import Reason
+from rrn.protocol.messages import Software
 
 __all__ = ["PeerState", "Peers"]
 
@@ -43,6 +44,8 @@ class PeerState:
     outstanding: int = 0
     #: Sync pages this node serves it (the roster's sync_pages_per_min).
     serving: TokenBucket | None = None
+    #: What it last announced it runs (10.1a): a claim, shown and compared, never used.
+    software: Software | None = None
 
 
 class Peers:
@@ -66,6 +69,8 @@ class Peers:
         self._started = monotonic()
         #: The (peer, link) series of rrn_peer_up exported so far.
         self._up_series: set[tuple[str, str]] = set()
+        #: The tz database release this node computes with (set by the daemon).
+        self.tz_database = ""
 
     def peer(self, org: str) -> PeerState:
         """The state of one member (made on first use)."""
@@ -207,6 +212,9 @@ class Peers:
             self.metrics.peer_roster_version.labels(peer=org).set(state.roster_ver)
             self.metrics.heartbeat_age.labels(peer=org).set(age)
             self.metrics.clock_skew.labels(peer=org).set(state.skew_ms / 1000)
+            sw = state.software
+            differs = sw is not None and sw.tz_database != self.tz_database
+            self.metrics.tz_database_differs.labels(peer=org).set(int(differs))
             if state.failures:
                 continue  # it did not serve what it said it holds: its claims are not believed
             for key, seq in state.heads.items():
