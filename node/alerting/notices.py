@@ -152,8 +152,15 @@ class Notifier:
             return
         self._notified[v.alert] = mark
         self._dirty = True
+        if pool and reason != "handover" and not self._pool_round_pages(v.level, steps):
+            return
         kind = "pool" if pool else "targeted"
         await self._send(self._notice(kind, v, reason, pool, deadline_ms, step=mark))
+
+    def _pool_round_pages(self, level: int, steps: Ladder) -> bool:
+        """The pool pages when an alert enters it, then every `pool_repeat_rounds`."""
+        entered = next(lvl for lvl in range(level + 1) if steps.step(lvl).pool)
+        return (level - entered) % self.notify.pool_repeat_rounds == 0
 
     async def escalated(self, v: AlertView, deadline_ms: int) -> None:
         """Tell integrators, once per level, that an alert reached a new one."""

@@ -148,6 +148,10 @@ def test_an_alert_in_a_gap_goes_to_the_pool_and_keeps_climbing_until_claimed(
 ) -> None:
     net = TestNetwork.create(tmp_path / "net", 3, escalation="immediate=3s,direct=2")
     try:
+        # Nairobi's people are paged again every second round of the pool, not each round.
+        net.devnet.stop(2)
+        net.edit_config(2, "pool_repeat_rounds = 6", "pool_repeat_rounds = 2")
+        net.devnet.start(2)
         _declare_follow_the_sun(net, tmp_path)
         notices: list[dict[str, Any]] = []
         stop = threading.Event()
@@ -191,12 +195,18 @@ def test_an_alert_in_a_gap_goes_to_the_pool_and_keeps_climbing_until_claimed(
                     )
                     >= 2
                 ),
-                "Nairobi's people told at each round",
+                "Nairobi's people paged again after two rounds",
             )
             asked = [
                 n for n in notices if n["alert"] == alert and n["type"] in ("targeted", "pool")
             ]
             assert all(n["type"] == "pool" and n["pool"] for n in asked)
+            paged = sorted({n["level"] for n in asked})
+            assert paged[:2] == [0, 2], f"paged at rounds {paged}, not every second one"
+            escalated = {
+                n["level"] for n in notices if n["alert"] == alert and n["type"] == "escalated"
+            }
+            assert 1 in escalated, "integrators still hear of each round"
             kinds = {n["type"] for n in notices if n["alert"] == alert}
             assert {"escalated", "unclaimed"} <= kinds, kinds
             ids = [n["id"] for n in notices]
