@@ -107,7 +107,19 @@ class Projection:
         """Recompute every alert from the applied events in the store, and store it."""
         facts = [f async for f in stored_facts(self._store, me, net)]
         states, views = self.rebuild(facts, authority)
+        await self._erased_again(states)
         await self._store.commit(Batch(alerts=states, views=views, replace_alerts=True))
+
+    async def _erased_again(self, states: dict[bytes, AlertState]) -> None:
+        """A tombstone deleted the raise's payload, so the rebuild cannot see whose alert
+        it was; the raise's header (kept, signed) says: its origin's tombstone erases it,
+        as on every node that saw it happen (federation/alerts.py, `_erase`)."""
+        bare = [a for a, s in states.items() if s.raised is None and s.tombstones]
+        for alert, (origin, _) in (await self._store.event_kinds(bare)).items():
+            state = states[alert]
+            if state.erased is None and any(t.pos.org == origin for t in state.tombstones):
+                states[alert] = AlertState(alert, tombstones=state.tombstones, erased=origin)
+                self._remember(alert, states[alert])
 
     async def apply(self, facts: Iterable[Fact], authority: Authority) -> Applied:
         """Fold alert events into their states, and view them under the rules of `authority`.

@@ -9,6 +9,7 @@ import pytest
 
 from rrn.federation.alerts import AlertStatus
 from rrn.federation.limits import DEFAULT_LIMITS
+from rrn.node.alerting.retention import forget
 from rrn.node.pipeline.ingest import Outcome
 from rrn.node.store.db import open_store
 from rrn.node.store.rows import APPLIED, FROZEN, UNAPPLIED
@@ -17,6 +18,7 @@ from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.errors import Reason, StoreError
 from rrn.protocol.vocabulary import Outcome as AlertOutcome
+from rrn.protocol.vocabulary import TombstoneReason
 from tests.node.conftest import Pipeline, running_pipeline
 from tests.support import Chain, Net, network, raised
 
@@ -226,3 +228,22 @@ async def test_claim_arriving_before_its_alert_is_applied_once_it_arrives(
             statuses=None, limit=10, authority=p.ingestor.network.authority
         )
         assert alert.status is AlertStatus.CLAIMED and alert.claimants == ["jakarta-pb"]
+
+
+async def test_a_rebuild_keeps_an_erased_alert_erased(tmp_path: Path, tn: Net) -> None:
+    """After a fork the node rebuilds every alert from its events; a tombstoned alert's
+    raise has no payload any more, yet it must stay erased as on every other node."""
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        r = await p.ingestor.append(raised(0))
+        await p.ingestor.append(AlertClaimed(alert=r.id))
+        (state,) = (await p.store.alert_states([r.id])).values()
+        await forget(p.ingestor, state, TombstoneReason.CONSENT_WITHDRAWN)
+        before = (await p.store.alert_states([r.id]))[r.id]
+        assert before.erased == "lima-hr" and before.raised is None
+        await p.ingestor.rebuild_projection()
+        after = (await p.store.alert_states([r.id]))[r.id]
+        assert after == before, "the rebuilt state differs from the state every node holds"
+        assert (
+            await p.store.alerts(statuses=None, limit=10, authority=p.ingestor.network.authority)
+            == []
+        )
