@@ -19,6 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from multidict import MultiDict, MultiDictProxy
 
+from rrn.node.console.auth import read_form
 from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
 from rrn.node.console.forms import ASK_ROWS, Form, parse_raise
 from rrn.node.console.pages import ALERT_ID as _ALERT_ID
@@ -62,12 +63,15 @@ __all__ = ["routes"]
 logger = logging.getLogger(__name__)
 
 _MINUTE: Final = 60_000
+_MAX_CLAIM_MINUTES: Final = 30 * 24 * 60
 Build = Callable[[str, Form], object]
 
 
 def _claim(ref: str, f: Form) -> object:
-    minutes = str(f.get("minutes", "")).strip()
-    until = now_ms() + int(minutes) * _MINUTE if minutes.isdigit() and int(minutes) > 0 else None
+    minutes = str(f.get("minutes", "")).strip()[:6]
+    if minutes and not (minutes.isdigit() and 0 < int(minutes) <= _MAX_CLAIM_MINUTES):
+        raise ValueError("minutes")
+    until = now_ms() + int(minutes) * _MINUTE if minutes else None
     return ClaimArgs(alert=ref, until_ms=until)
 
 
@@ -133,19 +137,19 @@ async def act(request: web.Request) -> web.Response:
     c = ctx(request)
     _, person = who(request)
     ref, name = request.match_info["alert"], request.match_info["action"]
-    if name not in _ACTIONS or not _ALERT_ID.match(ref):
+    if name not in _ACTIONS or not _ALERT_ID.fullmatch(ref):
         raise web.HTTPNotFound(text="no such action")
     permission, op, build = _ACTIONS[name]
     lang = lang_of(request)
     if not may(person, permission):
         msg = lang.gettext("Your role (%(role)s) may not do that.", role=str(person.role))
         return await alert_page(request, details=None, error=msg, status=403)
-    form = await request.post()
+    form = await read_form(request)
     try:
         args = build(ref, form)
         result: type[object] = int if name == "forget" else AlertInfo
         await c.deps.ops.call(op, args, result)
-    except (ValueError, msgspec.ValidationError):
+    except (ValueError, OverflowError, msgspec.ValidationError):
         msg = lang.gettext("Fill in every field of that form.")
         return await alert_page(request, details=None, error=msg, status=400)
     except ControlError as exc:
@@ -161,7 +165,7 @@ async def open_details(request: web.Request) -> web.Response:
     _, person = who(request)
     ref = request.match_info["alert"]
     lang = lang_of(request)
-    if not _ALERT_ID.match(ref):
+    if not _ALERT_ID.fullmatch(ref):
         raise web.HTTPNotFound(text="no such alert")
     if not may(person, "details"):
         msg = lang.gettext(
@@ -231,7 +235,7 @@ async def raise_alert(request: web.Request) -> web.Response:
     _, person = who(request)
     if not may(person, "raise"):
         raise web.HTTPForbidden(text="your role may not raise alerts")
-    form = await request.post()
+    form = await read_form(request)
     lang = lang_of(request)
     args, problems = parse_raise(
         form, seal_info=c.deps.seal_info(), now_ms=now_ms(), _=lang.gettext

@@ -11,9 +11,12 @@ what a page showed.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import ssl
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final
@@ -60,7 +63,7 @@ class Console:
         self.deps = deps
         self.config = config
         self._home = home
-        self.live = Live()
+        self.live = Live(still=self._session_lives)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -129,6 +132,10 @@ class Console:
             raise ConfigError(f"[console] cannot load tls_cert/tls_key: {exc}") from exc
         return context
 
+    def _session_lives(self, token_hash: str) -> bool:
+        """Whether a live stream's session still holds (ended, expired, person disabled)."""
+        return self.deps.sessions.alive(token_hash, int(time.time() * 1000), self.deps.people)
+
     async def close(self) -> None:
         self.live.close()
         self.deps.db.close()
@@ -157,12 +164,25 @@ class Console:
             raise response
         return response
 
+    def _known_host(self, host: str) -> bool:
+        """Whether the browser asked for this console by one of its own names."""
+        c = self.config
+        if c.public_url:
+            return host == urllib.parse.urlsplit(c.public_url).netloc
+        if _unspecified(c.host) or self._runner is None:  # any name: TLS vouches for it
+            return True
+        port = self._runner.addresses[0][1]
+        names = {c.host, "localhost", "127.0.0.1", "[::1]", f"[{c.host}]"}
+        return host in {f"{n}:{port}" for n in names}
+
     @property
     def secure(self) -> bool:
         return bool(self.config.tls_cert or self.config.public_url)
 
     @web.middleware
     async def _session(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self._known_host(request.host):  # a DNS-rebinding page names its own host
+            raise web.HTTPBadRequest(text="this console is not served under that name")
         ctx = request.app[CTX]
         token = request.cookies.get(ctx.cookie_name(self.secure))
         now_ms = int(time.time() * 1000)
@@ -192,8 +212,13 @@ class Console:
         if request.path == "/login":
             return await handler(request)
         session, _ = request[SESSION]
-        form = await request.post()
-        if session is None or form.get("csrf") != session.csrf:
+        form = await auth.read_form(request)
+        token = form.get("csrf")
+        if (
+            session is None
+            or not isinstance(token, str)
+            or not hmac.compare_digest(token.encode(), session.csrf.encode())
+        ):
             logger.warning("console: a form without this session's token was refused")
             raise web.HTTPForbidden(text="refused: the form's security token is missing or old")
         return await handler(request)
@@ -207,3 +232,10 @@ def _origin_of(request: web.Request, config: ConsoleConfig) -> str:
 
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False

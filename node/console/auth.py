@@ -16,11 +16,14 @@ import zoneinfo
 from typing import Final
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
-from rrn.node.console.context import ctx, lang_of, now_ms, page, who
+from rrn.node.console.context import Ctx, ctx, lang_of, now_ms, page, who
 from rrn.node.console.people import (
     LANGUAGES,
     MIN_PASSWORD,
+    Person,
     hash_password,
     totp_uri,
     verify_password,
@@ -31,6 +34,10 @@ __all__ = ["routes"]
 
 logger = logging.getLogger(__name__)
 
+#: A new TOTP secret shown to a session, until a code from it turns it on.
+_PENDING: dict[str, str] = {}
+#: Logins waiting for the password hash (one runs at a time) before the console says busy.
+_MAX_WAITING: Final = 8
 #: Compared against when the name is unknown, so timing does not tell names apart.
 _DUMMY: Final = hash_password("not anyone's password")
 
@@ -63,41 +70,68 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
     lang = lang_of(request)
-    if not c.deps.throttle.allow(client_address(request, c.config)):
+    address = client_address(request, c.config)
+    if not c.deps.throttle.allow(address):
         msg = lang.gettext("Too many attempts from here: wait a minute.")
         return page(request, "login.html", error=msg, status=429)
-    form = await request.post()
-    name = str(form.get("name", "")).strip().lower()
-    password = str(form.get("password", ""))
-    code = str(form.get("code", "")).strip()
-    people, now = c.deps.people, now_ms()
-    person = people.get(name)
-    if person is not None and person.locked_until_ms > now:
-        minutes = max(1, round((person.locked_until_ms - now) / 60000))
-        msg = lang.gettext(
-            "Too many wrong attempts: this login is locked for %(minutes)d minutes, "
-            "or until an admin resets it.",
-            minutes=minutes,
-        )
-        return page(request, "login.html", error=msg, status=429)
-    phc = people.password_hash(name) if person and not person.disabled else None
-    ok = await asyncio.to_thread(verify_password, password, phc or _DUMMY)
-    ok = ok and phc is not None
+    form = await read_form(request)
+    name = str(form.get("name", "")).strip().lower()[:64]
+    person, ok = await _checked(request, name, str(form.get("password", "")), address)
     if ok and person is not None and person.totp:
-        ok = people.check_totp(name, code, time.time())
+        ok = c.deps.people.check_totp(name, str(form.get("code", "")).strip(), time.time())
+    if ok and c.deps.people.locked(name, address, now_ms()):
+        ok = False  # locked by attempts that ran while this one was checked
     if not ok or person is None:
-        if person is not None and not person.disabled:
-            lock_ms = int(c.config.lockout_minutes * 60000)
-            if people.failed(name, now, c.config.max_failures, lock_ms):
-                logger.warning("console: login of %s locked after wrong attempts", name)
-        return page(
-            request, "login.html", error=lang.gettext("Wrong name, password or code."), status=401
+        _failed(request, name, address)
+        msg = lang.gettext(
+            "Wrong name, password or code. After %(count)d wrong attempts, logins from "
+            "here wait %(minutes)d minutes (an admin can lift it: rrn user reset).",
+            count=c.config.max_failures,
+            minutes=round(c.config.lockout_minutes),
         )
-    people.succeeded(name)
-    token, _ = c.deps.sessions.start(name, now)
-    c.deps.sessions.sweep(now)
+        return page(request, "login.html", error=msg, status=401)
+    c.deps.people.succeeded(name, address)
+    token, _ = c.deps.sessions.start(name, now_ms())
+    c.deps.sessions.sweep(now_ms())
     logger.info("console: %s logged in", name)
     response = web.HTTPSeeOther("/password" if person.must_change else "/")
+    _set_cookie(response, c, token)
+    raise response
+
+
+async def _checked(
+    request: web.Request, name: str, password: str, address: str
+) -> tuple[Person | None, bool]:
+    """The person and whether the password is theirs. A locked, disabled or unknown login
+    costs the same hashing as a real one and reads the same to the asker."""
+    c = ctx(request)
+    people = c.deps.people
+    person = people.get(name)
+    usable = person is not None and not person.disabled
+    if usable and people.locked(name, address, now_ms()):
+        usable = False
+    if c.deps.hashing >= _MAX_WAITING:
+        raise web.HTTPServiceUnavailable(text="the console is busy: try again in a moment")
+    c.deps.hashing += 1
+    try:
+        phc = people.password_hash(name) if usable else None
+        ok = await asyncio.to_thread(verify_password, password, phc or _DUMMY)
+    finally:
+        c.deps.hashing -= 1
+    return person, ok and phc is not None
+
+
+def _failed(request: web.Request, name: str, address: str) -> None:
+    c = ctx(request)
+    person = c.deps.people.get(name)
+    if person is None or person.disabled or c.deps.people.locked(name, address, now_ms()):
+        return
+    lock_ms = int(c.config.lockout_minutes * 60000)
+    if c.deps.people.failed(name, address, now_ms(), c.config.max_failures, lock_ms):
+        logger.warning("console: logins of %s wait after wrong attempts", name)
+
+
+def _set_cookie(response: web.StreamResponse, c: Ctx, token: str) -> None:
     secure = bool(c.config.tls_cert or c.config.public_url)
     response.set_cookie(
         c.cookie_name(secure),
@@ -107,7 +141,14 @@ async def login(request: web.Request) -> web.Response:
         samesite="Strict",
         path="/",  # no Max-Age: the browser forgets it when closed; the node ends it anyway
     )
-    raise response
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The posted form, or 400 for one that does not decode (bad bytes, bad charset)."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError) as exc:
+        raise web.HTTPBadRequest(text="the form could not be read") from exc
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -132,14 +173,14 @@ async def password_form(request: web.Request) -> web.Response:
 
 async def change_password(request: web.Request) -> web.Response:
     c = ctx(request)
-    session, person = who(request)
+    _, person = who(request)
     lang = lang_of(request)
-    form = await request.post()
+    form = await read_form(request)
     current, new = str(form.get("current", "")), str(form.get("new", ""))
+    address = client_address(request, c.config)
     error = None
-    if not await asyncio.to_thread(
-        verify_password, current, c.deps.people.password_hash(person.name) or _DUMMY
-    ):
+    if not (await _checked(request, person.name, current, address))[1]:
+        _failed(request, person.name, address)  # a guesser at an unattended browser
         error = lang.gettext("The current password is not right.")
     elif len(new) < MIN_PASSWORD:
         error = lang.gettext("A password needs at least %(count)d characters.", count=MIN_PASSWORD)
@@ -154,11 +195,7 @@ async def change_password(request: web.Request) -> web.Response:
     token, _ = c.deps.sessions.start(person.name, now_ms())
     logger.info("console: %s chose a new password", person.name)
     response = web.HTTPSeeOther("/")
-    secure = bool(c.config.tls_cert or c.config.public_url)
-    response.set_cookie(
-        c.cookie_name(secure), token, httponly=True, secure=secure, samesite="Strict", path="/"
-    )
-    del session
+    _set_cookie(response, c, token)
     raise response
 
 
@@ -196,20 +233,35 @@ async def save_account(request: web.Request) -> web.Response:
 
 
 async def enrol_totp(request: web.Request) -> web.Response:
-    """Step one shows a new secret; step two turns it on once a code from it checks out."""
+    """Step one shows a new secret (kept in this session only); step two, with the
+    person's password and a code from it, turns it on. Turning it off needs the
+    password too: a session alone (an unattended browser) cannot change it."""
     c = ctx(request)
-    _, person = who(request)
-    form = await request.post()
+    session, person = who(request)
+    form = await read_form(request)
+    lang = lang_of(request)
+    pending = _PENDING.get(session.token_hash)
+    if not form.get("password"):
+        if form.get("off") or person.totp:
+            raise web.HTTPSeeOther("/account")
+        _PENDING[session.token_hash] = secret = c.deps.people.new_totp_secret()
+        while len(_PENDING) > 1000:
+            _PENDING.pop(next(iter(_PENDING)))
+        return _account_page(request, secret=secret, error=None)
+    address = client_address(request, c.config)
+    if not (await _checked(request, person.name, str(form.get("password")), address))[1]:
+        _failed(request, person.name, address)
+        error = lang.gettext("The current password is not right.")
+        return _account_page(request, secret=pending, error=error, status=400)
     if form.get("off") and person.totp:
         c.deps.people.set_totp(person.name, None)
         c.deps.sessions.record(person.name, "second factor off", None, now_ms())
         raise web.HTTPSeeOther("/account")
-    secret = str(form.get("secret", ""))
-    if not secret:
-        return _account_page(request, secret=c.deps.people.new_totp_secret(), error=None)
-    if not c.deps.people.check_totp(person.name, str(form.get("code", "")), time.time(), secret):
-        error = lang_of(request).gettext("That code does not match: try the next one.")
-        return _account_page(request, secret=secret, error=error, status=400)
-    c.deps.people.set_totp(person.name, secret)
+    code = str(form.get("code", ""))
+    if pending is None or not c.deps.people.check_totp(person.name, code, time.time(), pending):
+        error = lang.gettext("That code does not match: try the next one.")
+        return _account_page(request, secret=pending, error=error, status=400)
+    del _PENDING[session.token_hash]
+    c.deps.people.set_totp(person.name, pending)
     c.deps.sessions.record(person.name, "second factor on", None, now_ms())
     raise web.HTTPSeeOther("/account")

@@ -73,6 +73,8 @@ class Deps:
     people: People = field(init=False)
     sessions: Sessions = field(init=False)
     throttle: Throttle = field(default_factory=Throttle)
+    #: Logins waiting for, or in, a password hash.
+    hashing: int = 0
 
     def __post_init__(self) -> None:
         self.people = People(self.db)
@@ -145,6 +147,8 @@ def page(
         label=lambda token: lang.gettext(LABELS[token]) if token in LABELS else token,
         language=lang.language,
         path=request.path,
+        # A page that answers a form never refreshes itself: that would send the form again.
+        live=request.method == "GET" and person is not None and not person.must_change,
         **context,
     )
     return web.Response(text=html, content_type="text/html", status=status)

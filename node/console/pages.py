@@ -41,7 +41,7 @@ from rrn.protocol.vocabulary import (
 
 __all__ = ["ALERT_ID", "alert_page", "routes"]
 
-ALERT_ID: Final = re.compile(r"^[0-9a-f]{64}$")
+ALERT_ID: Final = re.compile(r"[0-9a-f]{64}")
 _FILTERS: Final = ("country", "type", "severity", "lang")
 
 
@@ -115,7 +115,7 @@ async def alert_page(
     c = ctx(request)
     _, person = who(request)
     ref = request.match_info["alert"]
-    if not ALERT_ID.match(ref):
+    if not ALERT_ID.fullmatch(ref):
         raise web.HTTPNotFound(text="no such alert")
     try:
         detail = await c.deps.ops.call("alert.show", ShowArgs(alert=ref), AlertDetail)

@@ -9,17 +9,20 @@ session. Each session carries its own CSRF token. Sessions end after
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 import sqlite3
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
 __all__ = ["Action", "Session", "Sessions", "Throttle"]
 
 #: Login attempts one address may make per minute, whatever the user name.
 _PER_ADDRESS_PER_MINUTE: Final = 10
+#: Addresses remembered at most (the least recent forgotten first).
+_ADDRESSES: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class Action:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PeopleLike(Protocol):
+    def get(self, name: str) -> Any: ...
 
 
 class Sessions:
@@ -73,6 +80,16 @@ class Sessions:
             self._db.execute("UPDATE sessions SET seen_ms = ? WHERE id = ?", (now_ms, row[0]))
         return Session(row[0], row[1], row[2], row[3])
 
+    def alive(self, token_hash: str, now_ms: int, people: PeopleLike) -> bool:
+        """Whether a session (by its stored hash) is still live and its person enabled."""
+        row = self._db.execute(
+            "SELECT name, created_ms, seen_ms FROM sessions WHERE id = ?", (token_hash,)
+        ).fetchone()
+        if row is None or now_ms - row[2] > self.idle_ms or now_ms - row[1] > self.max_ms:
+            return False
+        person = people.get(row[0])
+        return person is not None and not person.disabled
+
     def end(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM sessions WHERE id = ?", (token_hash,))
 
@@ -100,19 +117,32 @@ class Sessions:
 
 
 class Throttle:
-    """Login attempts per client address: at most ten a minute."""
+    """Login attempts per client address (an IPv6 client per /64): ten a minute."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, deque[float]] = {}
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
 
     def allow(self, address: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        if len(self._seen) > 10_000:  # bounded: forget the quietest addresses
-            self._seen = {a: q for a, q in self._seen.items() if q and now - q[-1] < 60}
-        q = self._seen.setdefault(address, deque())
+        key = _client(address)
+        q = self._seen.pop(key, None) or deque()
+        self._seen[key] = q  # the most recent last
+        while len(self._seen) > _ADDRESSES:  # bounded: the least recent go first
+            self._seen.popitem(last=False)
         while q and now - q[0] >= 60:
             q.popleft()
         if len(q) >= _PER_ADDRESS_PER_MINUTE:
             return False
         q.append(now)
         return True
+
+
+def _client(address: str) -> str:
+    """One key per client: an IPv4 address, or the /64 an IPv6 host holds whole."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

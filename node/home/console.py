@@ -33,7 +33,8 @@ class ConsoleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: A session ends after this long without a request, and after `session_max_hours`.
     session_idle_minutes: Annotated[float, Meta(gt=0, le=7 * 24 * 60)] = 12 * 60.0
     session_max_hours: Annotated[float, Meta(gt=0, le=30 * 24)] = 24.0
-    #: Wrong passwords in a row before a person's login is locked for `lockout_minutes`.
+    #: Wrong passwords from one address before its logins of that person wait
+    #: `lockout_minutes` (four times as many from anywhere lock the account).
     max_failures: Annotated[int, Meta(ge=1, le=100)] = 5
     lockout_minutes: Annotated[float, Meta(gt=0, le=24 * 60)] = 15.0
 

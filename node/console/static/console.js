@@ -47,13 +47,16 @@
     }
   }
 
+  let typing = false; // something typed or chosen in a form: never thrown away
+  document.addEventListener("input", () => { typing = true; });
+
   async function refresh() {
-    if (document.getElementById("details") || document.querySelector("main form.raise")) {
+    if (typing || document.getElementById("details") || document.querySelector("main form.raise")) {
       if (liveState) liveState.textContent = liveState.dataset.stale || "";
       return; // never throw away opened details or a half-filled form
     }
     const response = await fetch(location.href, { credentials: "same-origin" });
-    if (response.redirected || !response.ok) { location.reload(); return; }
+    if (response.redirected || !response.ok) { location.assign(location.href); return; }
     const doc = new DOMParser().parseFromString(await response.text(), "text/html");
     const fresh = doc.getElementById("main");
     if (!fresh) return;

@@ -216,11 +216,18 @@ async def test_a_second_factor_is_asked_and_a_code_serves_once(console: Console)
         r = await s.post(console.url + "account/totp", data={"csrf": csrf})
         secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', await r.text())
         assert secret, "no secret shown"
-        wrong = {"csrf": csrf, "secret": secret[1], "code": "000000"}
-        assert (await s.post(console.url + "account/totp", data=wrong)).status == 400
         code = totp_code(secret[1], time.time())
-        ok = {"csrf": csrf, "secret": secret[1], "code": code}
+        for wrong in (
+            {"csrf": csrf, "code": "000000", "password": PASSWORD},  # not its code
+            {"csrf": csrf, "code": code, "password": "not the password"},  # a session alone
+        ):
+            assert (await s.post(console.url + "account/totp", data=wrong)).status == 400
+        ok = {"csrf": csrf, "code": code, "password": PASSWORD}
         assert (await s.post(console.url + "account/totp", data=ok)).url.path == "/account"
+        off = {"csrf": csrf, "off": "1", "password": "guess"}
+        assert (await s.post(console.url + "account/totp", data=off)).status == 400
+        person = console.deps.people.get("ana")
+        assert person is not None and person.totp, "a session without the password turned it off"
     async with _client() as s:
         r = await s.post(console.url + "login", data={"name": "ana", "password": PASSWORD})
         assert r.status == 401, "no code, yet logged in"
@@ -308,12 +315,17 @@ def test_people_keep_argon2id_hashes_and_lock_after_failures(tmp_path: Path) -> 
     people = People(open_db(tmp_path / "console.db"))
     once = people.add("ana", Role.RESPONDER, 0)
     phc = people.password_hash("ana")
-    assert phc and phc.startswith("$argon2id$v=19$m=65536,t=3,p=4$") and once not in phc
+    assert phc and phc.startswith("$argon2id$v=19$m=65536,t=3,p=1$") and once not in phc
     assert (tmp_path / "console.db").stat().st_mode & 0o777 == 0o600
-    locks = [people.failed("ana", 1000, 3, 60_000) for _ in range(3)]
+    locks = [people.failed("ana", "203.0.113.5", 1000, 3, 60_000) for _ in range(3)]
     assert locks == [False, False, True]
     person = people.get("ana")
     assert person and person.locked_until_ms == 61_000
+    assert people.locked("ana", "203.0.113.5", 2000)
+    assert not people.locked("ana", "198.51.100.7", 2000), "one address locked everyone out"
+    for i in range(9):  # four times the limit from many addresses locks the account itself
+        people.failed("ana", f"198.51.100.{i}", 1000, 3, 60_000)
+    assert people.locked("ana", "192.0.2.1", 2000)
     people.reset("ana", totp=False)
     person = people.get("ana")
     assert person and person.locked_until_ms == 0 and person.must_change
@@ -328,7 +340,7 @@ async def test_behind_a_proxy_each_client_is_throttled_alone(tmp_path: Path) -> 
                 r = await s.post(
                     _local(proxied) + "login",
                     data={"name": "x", "password": "no"},
-                    headers={"X-Forwarded-For": f"198.51.100.9, {client}"},
+                    headers={"X-Forwarded-For": f"198.51.100.9, {client}", "Host": "rrn.example"},
                 )
                 return r.status
 
@@ -373,3 +385,55 @@ def _local(c: Console) -> str:
     assert c._runner is not None
     host, port = c._runner.addresses[0][:2]
     return f"http://{host}:{port}/"
+
+
+async def test_logins_at_the_same_moment_all_get_an_answer(console: Console) -> None:
+    """Two staff logging in together at shift change (OpenSSL's Argon2 deadlocked when
+    two derivations ran at once)."""
+    for name in ("ana", "juma", "rosa", "ines"):
+        _person(console, name, Role.RESPONDER)
+
+    async def one(name: str, password: str) -> int:
+        async with _client() as s:
+            r = await s.post(console.url + "login", data={"name": name, "password": password})
+            return r.status
+
+    tries = [one(n, PASSWORD) for n in ("ana", "juma", "rosa")] + [one("ines", "wrong one")]
+    answers = await asyncio.wait_for(asyncio.gather(*tries), 30)
+    assert answers == [200, 200, 200, 401]
+    assert await one("ana", PASSWORD) == 200, "logins broke after concurrent ones"
+
+
+async def test_a_page_under_another_name_is_refused(console: Console) -> None:
+    """A DNS-rebinding page reaches the loopback console under its own host name."""
+    async with _client() as s:
+        for host in ("evil.example", "evil.example:80"):
+            r = await s.get(console.url + "login", headers={"Host": host})
+            assert r.status == 400
+        r = await s.post(
+            console.url + "login",
+            data={"name": "x", "password": "y"},
+            headers={"Host": "evil.example", "Origin": "http://evil.example"},
+        )
+        assert r.status == 400
+
+
+async def test_a_form_that_does_not_decode_is_a_clear_400(console: Console) -> None:
+    async with _client() as s:
+        for body, kind in (
+            (b"name=\xff\xfe&password=x", "application/x-www-form-urlencoded; charset=utf-8"),
+            (b"name=a&password=x", "application/x-www-form-urlencoded; charset=klingon"),
+        ):
+            r = await s.post(console.url + "login", data=body, headers={"Content-Type": kind})
+            assert r.status == 400 and "could not be read" in await r.text()
+
+
+async def test_a_live_stream_ends_with_its_session(console: Console) -> None:
+    _person(console, "ana", Role.VIEWER)
+    async with _client() as s:
+        await _login(s, console.url, "ana")
+        async with s.get(console.url + "live") as stream:
+            await stream.content.readuntil(b"\n\n")
+            console.deps.people.set_disabled("ana", True)  # as `rrn user disable ana`
+            rest = await asyncio.wait_for(stream.content.read(), 5)  # the server closes it
+            assert b"event: change" not in rest
