@@ -54,7 +54,8 @@ __all__ = ["SECURITY_SUBJECT", "Peering"]
 logger = logging.getLogger(__name__)
 
 SECURITY_SUBJECT: Final = "rrn.local.alerts.security"
-#: Heartbeats between two announcements of what this node runs (10.1a).
+#: Heartbeats between two announcements of what this node runs (10.1a); a peer that
+#: (re)starts gets one sooner.
 _SOFTWARE_EVERY: Final = 150
 
 
@@ -87,6 +88,8 @@ class Peering:
         #: What this node runs, announced to peers (set by the daemon; 10.1a).
         #: (rrn, protocol, nats-server, tz database, lock digest); empty: say nothing.
         self.software: tuple[str, int, str, str, str] | tuple[()] = ()
+        #: A peer (re)started: announce soon, at most every 10 heartbeats.
+        self._announce, self._announced = False, -10
 
     @property
     def me(self) -> str:
@@ -147,7 +150,10 @@ class Peering:
 
     async def _heartbeats(self) -> None:
         while True:
-            if self._counter % _SOFTWARE_EVERY == 0:
+            if self._counter % _SOFTWARE_EVERY == 0 or (
+                self._announce and self._counter - self._announced >= 10
+            ):
+                self._announce, self._announced = False, self._counter
                 await self.publish_software()
             await self.publish_heartbeat()
             self.peers.update_gauges()
@@ -277,6 +283,8 @@ class Peering:
         if hb.boot == state.boot and hb.counter <= state.counter:
             self.peers.count(org, Reason.STALE_MESSAGE)  # a replayed heartbeat
             return
+        if hb.boot != state.boot:
+            self._announce = True  # it may have missed our announcement
         state.boot, state.counter = hb.boot, hb.counter
         state.last_heartbeat = self.monotonic()
         state.skew_ms = hb.wall_ms - self.clock.now_ms()
