@@ -88,22 +88,46 @@ async def erase_mirrored(nc: NatsClient | None, stream: str, seq: int) -> None:
 
 async def drop_consumers(nc: NatsClient | None, keep: set[str]) -> int:
     """Delete the durable consumers of revoked integrators (named after them), so a
-    later integrator of the same name starts afresh; how many went."""
+    later integrator of the same name starts afresh; how many went. The server may be
+    reloading its accounts as this runs: a pass that fails is tried again for a while,
+    and what is left after that is logged."""
     if nc is None:
         return 0
-    js = nc.jetstream()
+    deadline = asyncio.get_running_loop().time() + _CATCH_UP_S
     dropped = 0
+    while True:
+        went, left = await _drop_pass(nc, keep)
+        dropped += went
+        if not left:
+            return dropped
+        if asyncio.get_running_loop().time() > deadline:
+            logger.warning("%d consumers of revoked integrators are left in the feeds", left)
+            return dropped
+        await asyncio.sleep(0.2)
+
+
+async def _drop_pass(nc: NatsClient, keep: set[str]) -> tuple[int, int]:
+    """One pass over the mirrors: (consumers deleted, consumers or feeds not done)."""
+    js = nc.jetstream()
+    dropped = left = 0
     for stream in FEEDS:
         try:
             consumers = await js.consumers_info(stream)
+        except NotFoundError:
+            continue
         except _ERRORS:
+            left += 1
             continue
         for info in consumers:
             durable = info.config.durable_name
-            if durable and durable not in keep:
-                try:
-                    await js.delete_consumer(stream, durable)
-                except _ERRORS:
-                    continue
-                dropped += 1
-    return dropped
+            if not durable or durable in keep:
+                continue
+            try:
+                await js.delete_consumer(stream, durable)
+            except NotFoundError:
+                continue
+            except _ERRORS:
+                left += 1
+                continue
+            dropped += 1
+    return dropped, left
