@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rrn.protocol.roster import Member, Roster
 
-__all__ = ["Link", "links"]
+__all__ = ["Link", "adjacency", "links", "relayed_signs"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,24 @@ def links(roster: Roster, me: str) -> list[Link]:
         dial = they_listen and (not i_listen or me < peer.org)
         found.append(Link(peer, dial))
     return found
+
+
+def adjacency(roster: Roster) -> dict[str, frozenset[str]]:
+    """Every member's direct peers, as every node computes them."""
+    return {
+        m.org: frozenset(link.peer.org for link in links(roster, m.org)) for m in roster.members
+    }
+
+
+def relayed_signs(roster: Roster, me: str) -> tuple[bool, frozenset[str]]:
+    """Signs of life (PROTOCOL.md 10.1b): whether `me` publishes its own (some member
+    has no direct link to it), and whose `me` passes on (those of members that one of
+    its direct peers has no direct link to)."""
+    adj = adjacency(roster)
+    mine = adj.get(me, frozenset())
+    orgs = set(adj)
+    publish = bool(orgs - mine - {me})
+    passes = frozenset(
+        origin for origin in orgs - {me} if any(m != origin and origin not in adj[m] for m in mine)
+    )
+    return publish, passes

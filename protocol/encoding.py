@@ -19,6 +19,7 @@ from rrn.protocol.errors import DecodeError, Reason
 
 __all__ = [
     "DECODE_ERRORS",
+    "DOMAIN_ALIVE",
     "DOMAIN_CARD",
     "DOMAIN_CONTROL",
     "DOMAIN_EVENT",
@@ -46,6 +47,7 @@ DOMAIN_CARD: Final = b"rrn/card/v1"
 DOMAIN_HEARTBEAT: Final = b"rrn/heartbeat/v1"
 DOMAIN_REQUEST: Final = b"rrn/request/v1"
 DOMAIN_SOFTWARE: Final = b"rrn/software/v1"
+DOMAIN_ALIVE: Final = b"rrn/alive/v1"
 DOMAIN_CONTROL: Final = b"rrn/control/v1"
 DOMAIN_KEY_ROTATED: Final = b"rrn/key-rotated/v1"
 

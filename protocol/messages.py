@@ -1,6 +1,7 @@
 """Messages between members that are not chain events: heartbeats and sync.
 
 Owns the wire form of heartbeats (signed, carrying the sender's chain heads),
+signs of life (signed, small, relayed across hops: 10.1b),
 range requests (signed) and range responses (unsigned: the events inside prove
 themselves), and how a signed message is made and opened. Pure.
 
@@ -20,6 +21,7 @@ from msgspec import Meta
 
 from rrn.protocol.encoding import (
     DECODE_ERRORS,
+    DOMAIN_ALIVE,
     DOMAIN_HEARTBEAT,
     DOMAIN_REQUEST,
     DOMAIN_SOFTWARE,
@@ -31,12 +33,14 @@ from rrn.protocol.errors import DecodeError, OversizeError, Reason, SignatureErr
 from rrn.protocol.types import Hash32, NonNeg, OrgId, Positive, Sig64
 
 __all__ = [
+    "MAX_ALIVE_BYTES",
     "MAX_HEARTBEAT_BYTES",
     "MAX_RANGE_EVENTS",
     "MAX_REQUEST_BYTES",
     "MAX_RESPONSE_BYTES",
     "MAX_SOFTWARE_BYTES",
     "MESSAGE_VERSION",
+    "Alive",
     "HeadEntry",
     "Heartbeat",
     "RangeRequest",
@@ -44,9 +48,11 @@ __all__ = [
     "Software",
     "decode_response",
     "encode_response",
+    "open_alive",
     "open_heartbeat",
     "open_request",
     "open_software",
+    "sign_alive",
     "sign_heartbeat",
     "sign_request",
     "sign_software",
@@ -55,6 +61,7 @@ __all__ = [
 MESSAGE_VERSION: Final = 1
 MAX_HEARTBEAT_BYTES: Final = 256 * 1024
 MAX_SOFTWARE_BYTES: Final = 1024
+MAX_ALIVE_BYTES: Final = 256
 MAX_REQUEST_BYTES: Final = 1024
 #: Responses stay under nats-server's default 1 MB max_payload.
 MAX_RESPONSE_BYTES: Final = 900 * 1024
@@ -89,6 +96,21 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fie
     wall_ms: NonNeg
     roster_ver: NonNeg
     heads: Annotated[list[HeadEntry], Meta(max_length=4096)]
+
+
+class Alive(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """A member's sign of life (10.1b): published with each heartbeat when some member
+    has no direct link to it, and relayed by others, so members that hear it only
+    through others know it is live. What it proves is the signer's; when it was
+    signed is judged by the receiver's own clock."""
+
+    v: int
+    net: Hash32
+    org: OrgId
+    epoch: Positive
+    boot: Nonce
+    counter: NonNeg
+    wall_ms: NonNeg
 
 
 #: A version string as a node reports it (letters, digits and . + _ - only).
@@ -145,6 +167,7 @@ class _Signed(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_field
 _SIGNED: Final = msgspec.msgpack.Decoder(_Signed)
 _HEARTBEAT: Final = msgspec.msgpack.Decoder(Heartbeat)
 _SOFTWARE: Final = msgspec.msgpack.Decoder(Software)
+_ALIVE: Final = msgspec.msgpack.Decoder(Alive)
 _REQUEST: Final = msgspec.msgpack.Decoder(RangeRequest)
 _RESPONSE: Final = msgspec.msgpack.Decoder(RangeResponse)
 
@@ -172,6 +195,24 @@ def open_software(data: bytes, *, net: bytes, key_for: CurrentKey) -> Software:
         domain=DOMAIN_SOFTWARE,
         decoder=_SOFTWARE,
         signer=lambda sw: (sw.org, sw.epoch),
+        key_for=key_for,
+        net=net,
+    )
+
+
+def sign_alive(key: Ed25519PrivateKey, alive: Alive) -> bytes:
+    """Wire bytes of a sign of life signed by the member's current key."""
+    return _sign(key, DOMAIN_ALIVE, alive)
+
+
+def open_alive(data: bytes, *, net: bytes, key_for: CurrentKey) -> Alive:
+    """A verified sign of life, or a ProtocolError saying why not."""
+    return _open(
+        data,
+        limit=MAX_ALIVE_BYTES,
+        domain=DOMAIN_ALIVE,
+        decoder=_ALIVE,
+        signer=lambda a: (a.org, a.epoch),
         key_for=key_for,
         net=net,
     )

@@ -14,6 +14,7 @@ __all__ = [
     "CONTROL_PREFIX",
     "LOCAL_ALERTS_PREFIX",
     "LOCAL_EVENTS_PREFIX",
+    "alive",
     "any_peer",
     "control",
     "events",
@@ -75,6 +76,11 @@ def heartbeats(net: bytes, publisher: str) -> str:
 def software(net: bytes, publisher: str) -> str:
     """Signed announcements of what `publisher` runs (10.1a)."""
     return f"rrn.{net_token(net)}.{publisher}.sw"
+
+
+def alive(net: bytes, publisher: str) -> str:
+    """Signs of life of `publisher` and of members it relays (10.1b)."""
+    return f"rrn.{net_token(net)}.{publisher}.alive"
 
 
 def fork_proofs(net: bytes, publisher: str) -> str:

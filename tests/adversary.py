@@ -99,6 +99,28 @@ class Adversary:
         )
         return sign_heartbeat(self.key, hb)
 
+    def record(self, subject: str, seconds: float) -> list[bytes]:
+        """What arrives on `subject` at its own server for a while (a peer's messages
+        come in through their link)."""
+
+        async def go() -> list[bytes]:
+            info: dict[str, Any] = json.loads((self.home / "run" / "daemon.json").read_text())
+            password = open_home(self.home).keys().nats_password
+            nc = await nats.connect(info["nats_url"], user=DAEMON_USER, password=password)
+            got: list[bytes] = []
+            try:
+
+                async def keep(msg: Any) -> None:
+                    got.append(msg.data)
+
+                await nc.subscribe(subject, cb=keep)
+                await asyncio.sleep(seconds)
+            finally:
+                await nc.close()
+            return got
+
+        return asyncio.run(go())
+
     def publish(self, tail: str, *messages: bytes, rate_per_s: float | None = None) -> None:
         """Publish on its own subject `rrn.<net>.<org>.<tail>` as its node would."""
         asyncio.run(self._publish(f"{self.space}.{tail}", list(messages), rate_per_s))

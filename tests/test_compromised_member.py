@@ -16,7 +16,7 @@ import pytest
 from rrn.protocol import subjects
 from rrn.protocol.alerts import AlertClaimed, AlertEscalated, AlertResolved
 from rrn.protocol.kinds import encode_payload
-from rrn.protocol.messages import HeadEntry
+from rrn.protocol.messages import MESSAGE_VERSION, Alive, HeadEntry, sign_alive
 from rrn.protocol.roster import Role
 from rrn.protocol.vocabulary import EscalationCause, Outcome
 from tests.adversary import Adversary, LinkTap
@@ -309,3 +309,41 @@ def test_a_flood_relayed_by_honest_members_costs_them_nothing(tmp_path: Path) ->
         assert [a["id"] for a in n.cli_json(2, "alert", "list", "--all")].count(alert) == 1
     finally:
         n.close()
+
+
+def test_a_relayer_cannot_keep_a_stopped_member_alive(tmp_path: Path) -> None:
+    """Lima and Nairobi are behind NAT and hear each other only through the company,
+    which turns: it keeps Nairobi's signs of life (10.1b) while Lima is away, and once
+    Nairobi has stopped and Lima is back it hands them over late and forges more. Lima goes on seeing Nairobi down (and so skips it
+    when asking), and counts what it refused."""
+    net = TestNetwork.create(tmp_path / "net", 3, nat={1, 2}, roles={3: [Role.COMPANY]})
+    try:
+        bad = Adversary(net, 3)
+
+        def nairobi_at_lima() -> str:
+            return str({p["org"]: p for p in net.cli_json(LIMA, "peers")}["nairobi-dl"]["state"])
+
+        net.wait(lambda: nairobi_at_lima() == "up", "Lima to hear Nairobi through the company")
+        net.devnet.stop(LIMA)
+        kept = bad.record(subjects.alive(bad.netid, net.org(NAIROBI)), 3)
+        assert kept, "Nairobi's signs of life pass through the company"
+        net.devnet.stop(NAIROBI)
+        net.devnet.start(LIMA)
+        net.wait(lambda: nairobi_at_lima() == "never", "Lima back, not hearing Nairobi")
+
+        forged = Alive(
+            v=MESSAGE_VERSION,
+            net=bad.netid,
+            org=net.org(NAIROBI),
+            epoch=1,
+            boot=secrets.token_bytes(16),
+            counter=1,
+            wall_ms=int(time.time() * 1000),
+        )
+        bad.publish("alive", *kept, sign_alive(bad.key, forged), rate_per_s=4)
+        time.sleep(1)
+        assert nairobi_at_lima() == "never"
+        assert rejected(net, LIMA, bad.org, "bad_signature") >= 1
+        assert rejected(net, LIMA, net.org(NAIROBI), "stale_message") >= len(kept)
+    finally:
+        net.close()

@@ -31,15 +31,18 @@ from rrn.protocol.errors import ControlError, FederationError, ProtocolError
 from rrn.protocol.kinds import _TYPES, decode_payload
 from rrn.protocol.messages import (
     MESSAGE_VERSION,
+    Alive,
     HeadEntry,
     Heartbeat,
     RangeRequest,
     RangeResponse,
     Software,
     decode_response,
+    open_alive,
     open_heartbeat,
     open_request,
     open_software,
+    sign_alive,
     sign_heartbeat,
     sign_request,
     sign_software,
@@ -222,6 +225,19 @@ SOFTWARE = _fields(
         )
     )
 )
+ALIVE = _fields(
+    encode(
+        Alive(
+            v=MESSAGE_VERSION,
+            net=TN.net,
+            org="lima-hr",
+            epoch=1,
+            boot=b"\x01" * 16,
+            counter=1,
+            wall_ms=1,
+        )
+    )
+)
 REQUEST = _fields(
     encode(
         RangeRequest(
@@ -277,6 +293,19 @@ def test_signed_software_announcements_of_any_shape(fields: list[Any]) -> None:
         return
     assert sign_software(LIMA, opened) == data
     assert len(opened.tz_database) <= 64 and opened.tz_database.isascii()
+
+
+@FUZZ
+@given(fields=mutated(ALIVE))
+def test_signs_of_life_of_any_shape(fields: list[Any]) -> None:
+    data = _signed(lambda b: _pack([b, LIMA.sign(pae(b"rrn/alive/v1", b))]), fields)
+    if data is None:
+        return
+    try:
+        opened = open_alive(data, net=TN.net, key_for=KEYRING.current)
+    except ProtocolError:
+        return
+    assert sign_alive(LIMA, opened) == data
 
 
 @FUZZ

@@ -275,6 +275,8 @@ class MembersApi:
             state = self._peering.peers.states.get(member.org)
             seen = state.last_heartbeat if state else None
             age = None if seen is None else now - seen
+            heard = self._peering.peers.last_heard(member.org)  # directly or through others
+            heard_age = None if heard is None else now - heard
             behind = {
                 origin: seq - self._ingestor.heads[(origin, epoch)].seq
                 if (origin, epoch) in self._ingestor.heads
@@ -286,7 +288,11 @@ class MembersApi:
                     org=member.org,
                     name=member.name,
                     link=kinds[member.org],
-                    state="never" if age is None else "up" if age <= 3 * heartbeat else "down",
+                    state="never"
+                    if heard_age is None
+                    else "up"
+                    if heard_age <= 3 * heartbeat
+                    else "down",
                     last_heartbeat_s=None if age is None else round(age, 1),
                     clock_skew_s=None if state is None or seen is None else state.skew_ms / 1000,
                     roster_version=state.roster_ver if state and seen else None,

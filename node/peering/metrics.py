@@ -29,7 +29,8 @@ class PeerMetrics:
             "rrn_peer_up",
             "1 while each current member's heartbeats arrive, 0 if silent or never heard "
             "since this node started; every member from the start. `link` is how this node "
-            "reaches it (dials, accepts, or relayed: no direct link, so no heartbeats here).",
+            "reaches it (dials, accepts, or relayed: no direct link, so its signs of life "
+            "through others count instead of heartbeats).",
             ["peer", "link"],
             registry=r,
         )

@@ -29,6 +29,7 @@ from nats.errors import Error as NatsError
 
 from rrn.node.home.clock import Clock
 from rrn.node.home.config import FederationConfig
+from rrn.node.peering.alive import SignsOfLife
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.peering.peers import Peers
 from rrn.node.peering.restored import Restored
@@ -90,6 +91,8 @@ class Peering:
         self.software: tuple[str, int, str, str, str] | tuple[()] = ()
         #: A peer (re)started: announce soon, at most every 10 heartbeats.
         self._announce, self._announced = False, -10
+        #: Signs of life across hops (10.1b).
+        self.alive = SignsOfLife(nc=nc, ingestor=ingestor, peers=self.peers, clock=clock)
 
     @property
     def me(self) -> str:
@@ -124,6 +127,7 @@ class Peering:
         for tail, handler in (
             ("ev", self._on_event),
             ("hb", self._on_heartbeat),
+            ("alive", self._on_alive),
             ("sw", self._on_software),
             ("sec", self._on_fork_proof),
             ("roster", self._on_roster),
@@ -156,6 +160,7 @@ class Peering:
                 self._announce, self._announced = False, self._counter
                 await self.publish_software()
             await self.publish_heartbeat()
+            await self.alive.publish(self.boot, self._counter)
             self.peers.update_gauges()
             await asyncio.sleep(self.config.heartbeat_s)
 
@@ -294,6 +299,11 @@ class Peering:
         state.heads = {(h.origin, h.epoch): h.seq for h in hb.heads}
         self.sync.wake.set()
         await self.restored.heard(org, hb)
+
+    async def _on_alive(self, msg: Msg) -> None:
+        org = self._sender(msg)
+        if org is not None and self.peers.admit(org, 0.1):
+            await self.alive.heard(org, msg.data)
 
     async def _on_software(self, msg: Msg) -> None:
         org = self._sender(msg)

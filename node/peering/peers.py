@@ -36,6 +36,10 @@ class PeerState:
     boot: bytes | None = None
     counter: int = -1
     last_heartbeat: float | None = None  # monotonic seconds
+    #: Its last sign of life heard through anyone (10.1b): when, and its own wall_ms.
+    last_alive: float | None = None
+    alive_wall_ms: int = 0
+    alive_relayed: float = float("-inf")  # when this node last passed one on
     skew_ms: int = 0
     roster_ver: int = 0
     heads: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -102,12 +106,19 @@ class Peers:
         """Silence after which a member counts as down (five heartbeats, at least 3 s)."""
         return max(3.0, 5 * self.config.heartbeat_s)
 
-    def down(self) -> set[str]:
-        """Members whose heartbeats stopped (or never came since this node started).
+    def last_heard(self, org: str) -> float | None:
+        """When `org` was last heard alive: its heartbeat, or its sign of life through
+        anyone (10.1b), in monotonic seconds."""
+        state = self.states.get(org)
+        if state is None:
+            return None
+        heard = [t for t in (state.last_heartbeat, state.last_alive) if t is not None]
+        return max(heard) if heard else None
 
-        Only direct heartbeats count: a member this node has no link to looks
-        down from here although it may be live. Escalation treats down members
-        as skipped, which asks more people sooner, never fewer.
+    def down(self) -> set[str]:
+        """Members not heard alive lately (or never since this node started): neither
+        their heartbeats nor their signs of life relayed by others arrive. Escalation
+        treats down members as skipped, which asks more people sooner, never fewer.
         """
         now, limit = self.monotonic(), self.down_after_s()
         if now - self._started < limit:
@@ -115,7 +126,7 @@ class Peers:
         return {
             org
             for org in self.members()
-            if (last := self.peer(org).last_heartbeat) is None or now - last > limit
+            if (last := self.last_heard(org)) is None or now - last > limit
         }
 
     def admit(self, org: str, cost: float = 1.0) -> bool:
@@ -179,7 +190,8 @@ class Peers:
                 self.metrics.peer_up.remove(peer, link)
                 self._up_series.discard((peer, link))
         for peer, link in kinds.items():
-            last = self.peer(peer).last_heartbeat
+            state = self.peer(peer)
+            last = state.last_alive if link == "relayed" else state.last_heartbeat
             up = last is not None and now - last <= 3 * self.config.heartbeat_s
             self.metrics.peer_up.labels(peer=peer, link=link).set(1 if up else 0)
             self._up_series.add((peer, link))

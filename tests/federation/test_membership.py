@@ -7,7 +7,7 @@ import msgspec
 from rrn.federation.membership import Proposals
 from rrn.federation.ratelimit import TokenBucket
 from rrn.federation.sync import Gap, gaps
-from rrn.federation.topology import links
+from rrn.federation.topology import links, relayed_signs
 from rrn.protocol.messages import HeadEntry
 from rrn.protocol.roster import encode_roster, member_from_card, roster_id, sign_roster
 from tests.support import Net, card, key, network
@@ -36,6 +36,17 @@ def test_each_pair_has_one_dialler_and_nat_pairs_have_none() -> None:
     for x in ORGS:
         for y, dial in plan[x].items():
             assert plan[y][x] is not dial, "exactly one side of each link dials"
+
+
+def test_signs_of_life_go_only_where_a_link_is_missing() -> None:
+    full = _with_endpoints(network(*ORGS), set(ORGS))
+    assert all(relayed_signs(full.roster, o) == (False, frozenset()) for o in ORGS)
+    # c and d are behind NAT: they hear each other only through a or b.
+    tn = _with_endpoints(network(*ORGS), {"a-org", "b-org"})
+    signs = {o: relayed_signs(tn.roster, o) for o in ORGS}
+    assert signs["c-org"] == (True, frozenset()) and signs["d-org"] == (True, frozenset())
+    assert signs["a-org"] == (False, frozenset({"c-org", "d-org"}))
+    assert signs["b-org"] == (False, frozenset({"c-org", "d-org"}))
 
 
 def test_gaps_follow_the_peer_heads() -> None:

@@ -235,3 +235,36 @@ def test_an_alert_in_a_gap_goes_to_the_pool_and_keeps_climbing_until_claimed(
             listener.join(10)
     finally:
         net.close()
+
+
+def test_a_member_heard_only_through_others_is_asked_not_skipped(tmp_path: Path) -> None:
+    # Nairobi and Jakarta are both behind NAT: neither can dial the other, so they
+    # have no direct link and hear each other only through Lima (PROTOCOL.md 10.1b).
+    net = TestNetwork.create(tmp_path / "net", 3, nat={2, 3}, escalation="immediate=60s,direct=3")
+    try:
+        _declare_follow_the_sun(net, tmp_path)
+        peers = {p["org"]: p for p in net.cli_json(3, "peers")}
+        assert peers["nairobi-dl"]["link"] == "relayed"
+        net.wait(
+            lambda: {p["org"]: p["state"] for p in net.cli_json(3, "peers")}["nairobi-dl"] == "up",
+            "Jakarta to hear Nairobi through Lima",
+        )
+        assert net.metric(3, "rrn_peer_up", peer="nairobi-dl", link="relayed") == 1
+
+        alert = _raise(net, 3, "KE", "--lang", "sw")
+        net.wait_holds({alert})
+        time.sleep(10)  # many down-intervals: Jakarta would have skipped Nairobi by now
+        for k in net.indexes:
+            view = _show(net, k, alert)
+            assert view["level"] == 0 and view["asked"] == ["nairobi-dl"], (k, view)
+
+        # Stopped, it is heard by nobody: skipped on every side.
+        net.devnet.stop(2)
+        net.wait(
+            lambda: _show(net, 3, alert)["cause"] == "target_down",
+            "Nairobi skipped once nobody hears it",
+            timeout=45,
+        )
+        assert net.metric(3, "rrn_peer_up", peer="nairobi-dl", link="relayed") == 0
+    finally:
+        net.close()
