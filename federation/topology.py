@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rrn.protocol.roster import Member, Roster
 
-__all__ = ["Link", "adjacency", "links", "relayed_signs"]
+__all__ = ["Link", "heard_in", "hears_bits", "links"]
 
 
 @dataclass(frozen=True)
@@ -41,22 +41,22 @@ def links(roster: Roster, me: str) -> list[Link]:
     return found
 
 
-def adjacency(roster: Roster) -> dict[str, frozenset[str]]:
-    """Every member's direct peers, as every node computes them."""
-    return {
-        m.org: frozenset(link.peer.org for link in links(roster, m.org)) for m in roster.members
-    }
+def hears_bits(roster: Roster, heard: set[str]) -> bytes:
+    """Which members a node hears directly, as a sign of life says it (PROTOCOL.md
+    10.1b): one bit per member of the roster in org order, first member in the high
+    bit of the first byte."""
+    orgs = sorted(m.org for m in roster.members)
+    bits = bytearray((len(orgs) + 7) // 8)
+    for i, org in enumerate(orgs):
+        if org in heard:
+            bits[i // 8] |= 0x80 >> (i % 8)
+    return bytes(bits)
 
 
-def relayed_signs(roster: Roster, me: str) -> tuple[bool, frozenset[str]]:
-    """Signs of life (PROTOCOL.md 10.1b): whether `me` publishes its own (some member
-    has no direct link to it), and whose `me` passes on (those of members that one of
-    its direct peers has no direct link to)."""
-    adj = adjacency(roster)
-    mine = adj.get(me, frozenset())
-    orgs = set(adj)
-    publish = bool(orgs - mine - {me})
-    passes = frozenset(
-        origin for origin in orgs - {me} if any(m != origin and origin not in adj[m] for m in mine)
-    )
-    return publish, passes
+def heard_in(roster: Roster, bits: bytes, org: str) -> bool:
+    """Whether `bits` (hears_bits under the same roster) says `org` is heard directly."""
+    orgs = sorted(m.org for m in roster.members)
+    if org not in orgs:
+        return False
+    i = orgs.index(org)
+    return i // 8 < len(bits) and bool(bits[i // 8] & (0x80 >> (i % 8)))

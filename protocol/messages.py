@@ -30,6 +30,7 @@ from rrn.protocol.encoding import (
     pae,
 )
 from rrn.protocol.errors import DecodeError, OversizeError, Reason, SignatureError, ValidationError
+from rrn.protocol.roster import MAX_MEMBERS
 from rrn.protocol.types import Hash32, NonNeg, OrgId, Positive, Sig64
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
 MESSAGE_VERSION: Final = 1
 MAX_HEARTBEAT_BYTES: Final = 256 * 1024
 MAX_SOFTWARE_BYTES: Final = 1024
-MAX_ALIVE_BYTES: Final = 256
+MAX_ALIVE_BYTES: Final = 512
 MAX_REQUEST_BYTES: Final = 1024
 #: Responses stay under nats-server's default 1 MB max_payload.
 MAX_RESPONSE_BYTES: Final = 900 * 1024
@@ -99,10 +100,12 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fie
 
 
 class Alive(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """A member's sign of life (10.1b): published with each heartbeat when some member
-    has no direct link to it, and relayed by others, so members that hear it only
-    through others know it is live. What it proves is the signer's; when it was
-    signed is judged by the receiver's own clock."""
+    """A member's sign of life (10.1b): published with each heartbeat and passed on by
+    others to peers that do not hear it directly, so members that hear it only through
+    others know it is live. What it proves is the signer's; when it was signed is
+    judged by the receiver's own clock. `hears` says which members the signer hears
+    directly now (a bit per member of roster `roster_ver`, in org order): a hint that
+    tells its peers whether to pass signs on to it."""
 
     v: int
     net: Hash32
@@ -111,6 +114,8 @@ class Alive(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=
     boot: Nonce
     counter: NonNeg
     wall_ms: NonNeg
+    roster_ver: NonNeg
+    hears: Annotated[bytes, Meta(max_length=(MAX_MEMBERS + 7) // 8)]
 
 
 #: A version string as a node reports it (letters, digits and . + _ - only).

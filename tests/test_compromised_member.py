@@ -339,6 +339,8 @@ def test_a_relayer_cannot_keep_a_stopped_member_alive(tmp_path: Path) -> None:
             boot=secrets.token_bytes(16),
             counter=1,
             wall_ms=int(time.time() * 1000),
+            roster_ver=1,
+            hears=b"\xff",
         )
         bad.publish("alive", *kept, sign_alive(bad.key, forged), rate_per_s=4)
         time.sleep(1)

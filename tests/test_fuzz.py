@@ -235,6 +235,8 @@ ALIVE = _fields(
             boot=b"\x01" * 16,
             counter=1,
             wall_ms=1,
+            roster_ver=1,
+            hears=b"\xe0",
         )
     )
 )

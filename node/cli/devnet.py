@@ -1,4 +1,4 @@
-"""`rrn devnet up|stop|start|down|status`: a local network of several nodes."""
+"""`rrn devnet up|stop|start|down|status|fault`: a local network of several nodes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 from rrn.node.cli.common import escalation_arg, json_arg, policy_of, run, show
+from rrn.node.cli.devnet_faults import add_fault_parser
 from rrn.node.cli.documents import DevnetInfo, DevnetNode, DevnetNodeInfo, DevnetRemoved
 from rrn.node.cli.users import console_url
 from rrn.node.console.people import People, Role, open_db
 from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet, remove_devnet
+from rrn.node.devnet.wan import DEFAULT_PROFILE, load_profile
 from rrn.node.home.clock import SystemClock
 from rrn.protocol.errors import ConfigError
 
@@ -31,6 +33,15 @@ def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=int)
     escalation_arg(p)
     p.add_argument("--no-start", action="store_true")
+    p.add_argument(
+        "--wan",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_PROFILE,
+        metavar="PROFILE",
+        help="each node in its own network namespace, links through a fault proxy shaped "
+        "as PROFILE says (default: the cities' round trips; needs root)",
+    )
     p.set_defaults(func=cmd_devnet_up)
     for name, helptext in (("stop", "stop one node"), ("start", "start one node")):
         p = sub.add_parser(name, help=helptext)
@@ -48,6 +59,7 @@ def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     json_arg(p)
     p.add_argument("--dir", type=Path, required=True)
     p.set_defaults(func=cmd_devnet_status)
+    add_fault_parser(sub)
 
 
 def _progress(text: str) -> None:
@@ -68,6 +80,8 @@ def _nodes(devnet: Devnet, logins: dict[int, str] | None = None) -> list[DevnetN
             console_url=console_url(n.home_obj()) if running[n.index] else None,
             console_user=_FIRST if logins else None,
             one_time_password=(logins or {}).get(n.index),
+            address=devnet.lan.ip(n.index) if devnet.lan else None,
+            namespace=devnet.lan.ns(n.index) if devnet.lan else None,
         )
         for n in devnet.nodes
     ]
@@ -79,6 +93,8 @@ def _table(nodes: list[DevnetNode]) -> str:
         where = "behind NAT" if n.nat else "reachable"
         state = f"running (pid {n.pid})" if n.pid else "stopped"
         lines.append(f"node {n.node}: {n.org:<13} {n.tz:<20} {where:<10} {state:<20} home {n.home}")
+        if n.namespace:
+            lines.append(f"        address {n.address} in network namespace {n.namespace}")
         if n.console_url:
             login = (
                 f"  log in as {n.console_user} / {n.one_time_password}" if n.console_user else ""
@@ -104,7 +120,9 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError("--nat takes node numbers, e.g. 3,4") from exc
     policy = policy_of(args)
-    _progress(f"creating {args.nodes} organisations in {args.dir} (keys, founding roster)")
+    wan = load_profile(args.wan) if args.wan is not None else None
+    where = "" if wan is None else ", each in its own network namespace"
+    _progress(f"creating {args.nodes} organisations in {args.dir} (keys, founding roster{where})")
     devnet = run(
         create_devnet(
             args.dir,
@@ -113,6 +131,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             nat=nat,
             threshold=args.threshold,
             policy=policy,
+            wan=wan,
         )
     )
     logins = _first_logins(devnet)

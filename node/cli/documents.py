@@ -65,6 +65,9 @@ class DevnetNode(msgspec.Struct, frozen=True, kw_only=True):
     #: one-time password, replaced at the first login.
     console_user: str | None = None
     one_time_password: str | None = None
+    #: A WAN devnet's node: its own address, in its own network namespace.
+    address: str | None = None
+    namespace: str | None = None
 
 
 class DevnetInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +75,32 @@ class DevnetInfo(msgspec.Struct, frozen=True, kw_only=True):
 
     dir: str
     nodes: list[DevnetNode]
+
+
+class PathFaults(msgspec.Struct, frozen=True, kw_only=True):
+    """What one direction of a path does (node/devnet/faults.py)."""
+
+    delay_ms: float
+    jitter_ms: float
+    kbit_s: float
+    loss: float
+    reset: float
+    cut: bool
+
+
+class DevnetPath(msgspec.Struct, frozen=True, kw_only=True):
+    """One direct link of a WAN devnet: `dialler>acceptor`, each direction's faults."""
+
+    name: str
+    forward: PathFaults
+    back: PathFaults
+
+
+class DevnetPaths(msgspec.Struct, frozen=True, kw_only=True):
+    """rrn devnet fault --json: every path of the devnet after the change."""
+
+    dir: str
+    paths: list[DevnetPath]
 
 
 class DevnetNodeInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -48,7 +48,7 @@ from rrn.node.control.client import call
 from rrn.node.daemon.versions import installed, pin_tz_database
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.lock import HomeLock
-from rrn.node.home.logs import setup_logging
+from rrn.node.home.logs import quiet_tls_eof, setup_logging
 from rrn.node.membership.init import init_home
 from rrn.node.ops.types import (
     NoArgs,
@@ -212,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rrn` console script: one line on stderr for an error (a JSON
     object with --json), exit 1 for what the user can fix, 70 for a bug."""
     pin_tz_database()  # before any zone is read: every node the same (node/daemon/versions.py)
+    quiet_tls_eof()
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)

@@ -23,8 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from rrn.node.control.client import pid_alive
+from rrn.node.devnet.netns import Lan, create_lan, lan_for, remove_lan
+from rrn.node.devnet.wan import (
+    LEAF_PORT,
+    Profile,
+    plan_paths,
+    save_paths,
+    start_proxy,
+    stop_proxy,
+)
 from rrn.node.home.clock import Clock
+from rrn.node.home.config import load_config, render_config
 from rrn.node.home.layout import Home, open_home
 from rrn.node.membership.founding import (
     adopt_network,
@@ -38,7 +50,7 @@ from rrn.node.membership.founding import (
 from rrn.node.membership.init import init_home
 from rrn.protocol.errors import ConfigError
 from rrn.protocol.policy import NetworkPolicy
-from rrn.protocol.roster import Role
+from rrn.protocol.roster import Role, decode_cert, decode_roster
 
 __all__ = ["Devnet", "DevnetNode", "create_devnet", "load_devnet"]
 
@@ -76,6 +88,8 @@ class Devnet:
 
     dir: Path
     nodes: list[DevnetNode]
+    #: A WAN devnet's namespaces (node/devnet/netns.py); None on loopback.
+    lan: Lan | None = None
 
     def node(self, k: int) -> DevnetNode:
         for n in self.nodes:
@@ -93,9 +107,13 @@ class Devnet:
         pid = running_pid(node.home)
         if pid is not None:
             return pid
+        enter: list[str] = []
+        if self.lan is not None:
+            start_proxy(self.dir)
+            enter = self.lan.enter(k)
         with (self.dir / f"{node.org}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "rrn.node.cli", "run", "--home", str(node.home)],
+                [*enter, sys.executable, "-m", "rrn.node.cli", "run", "--home", str(node.home)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -209,9 +227,10 @@ def load_devnet(directory: Path) -> Devnet:
             DevnetNode(n["index"], n["org"], n["tz"], Path(n["home"]), n["nat"])
             for n in doc["nodes"]
         ]
+        wan = bool(doc.get("wan"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"no devnet in {directory} (make one with 'rrn devnet up')") from exc
-    return Devnet(directory, nodes)
+    return Devnet(directory, nodes, lan_for(directory) if wan else None)
 
 
 async def create_devnet(
@@ -225,12 +244,15 @@ async def create_devnet(
     policy: NetworkPolicy | None = None,
     roles: dict[int, list[Role]] | None = None,
     states: dict[int, str] | None = None,
+    wan: Profile | None = None,
 ) -> Devnet:
     """Make N organisations on loopback that found one network together.
 
     By default every third node (3, 6, …) is behind NAT: it accepts no links and
     dials the others. Nodes are responders unless `roles` says otherwise;
-    `states` records the state of nodes that are embassies.
+    `states` records the state of nodes that are embassies. With `wan`, each node
+    gets its own network namespace and address, and its links go through the fault
+    proxy as the profile says (node/devnet/wan.py).
     """
     if not 1 <= n <= len(PLACES):
         raise ConfigError(f"a devnet has 1 to {len(PLACES)} nodes")
@@ -238,10 +260,12 @@ async def create_devnet(
         raise ConfigError(f"{directory} already exists and is not empty")
     directory.mkdir(parents=True, exist_ok=True)
     nat = {k for k in range(1, n + 1) if k % 3 == 0} if nat is None else nat
+    lan = lan_for(directory) if wan is not None else None
     nodes = []
     for k in range(1, n + 1):
         org, name, tz = PLACES[k - 1]
-        advertise = [] if k in nat else [f"127.0.0.1:{free_port()}"]
+        here = f"127.0.0.1:{free_port()}" if lan is None else f"{lan.ip(k)}:{LEAF_PORT}"
+        advertise = [] if k in nat else [here]
         home = await init_home(
             directory / org,
             org=org,
@@ -253,15 +277,51 @@ async def create_devnet(
             console_port=0,
             advertise=advertise,
             listen=advertise[0] if advertise else None,
+            # Peers dial through the fault proxy on the bridge: the name they check.
+            tls_names=[lan.gateway] if lan is not None else None,
             roles=(roles or {}).get(k),
         )
         _set_heartbeat(home.config_path, heartbeat_s)
         nodes.append(DevnetNode(k, org, tz, home.path, k in nat))
     by_org = {nodes[k - 1].org: cc for k, cc in (states or {}).items()}
     await _found(directory, nodes, threshold=threshold, clock=clock, policy=policy, states=by_org)
-    doc = {"nodes": [n.__dict__ | {"home": str(n.home)} for n in nodes]}
+    if lan is not None and wan is not None:
+        _lay_wan(directory, nodes, lan, wan)
+    doc = {"nodes": [n.__dict__ | {"home": str(n.home)} for n in nodes], "wan": lan is not None}
     (directory / "devnet.json").write_text(json.dumps(doc, indent=2))
-    return Devnet(directory, nodes)
+    return Devnet(directory, nodes, lan)
+
+
+def _lay_wan(directory: Path, nodes: list[DevnetNode], lan: Lan, profile: Profile) -> None:
+    """Each node on its own address (its client and metrics ports too, so commands run
+    from this host reach it; the client port then needs TLS), its links through the
+    fault proxy, and the namespaces made."""
+    genesis = directory / "founding" / "genesis.json"
+    cert = decode_cert(certs_of(json.loads(genesis.read_text()), genesis)[0])
+    orgs = [n.org for n in nodes]
+    paths = plan_paths(decode_roster(cert.roster), orgs, lan, profile)
+    for k, node in enumerate(nodes, start=1):
+        path = node.home / "config.toml"
+        config = load_config(path)
+        config = msgspec.structs.replace(
+            config,
+            nats=msgspec.structs.replace(config.nats, host=lan.ip(k), tls=True),
+            metrics=msgspec.structs.replace(config.metrics, host=lan.ip(k)),
+        )
+        overrides = [
+            f'"{p.name.split(">")[1]}" = "{p.listen[0]}:{p.listen[1]}"'
+            for p in paths
+            if p.name.startswith(node.org + ">")
+        ]
+        table = "\n[federation.dial_overrides]\n" + "\n".join(overrides) + "\n"
+        path.write_text(render_config(config) + (table if overrides else ""))
+    save_paths(directory, profile.seed, paths)
+    kbit = {orgs.index(e.org) + 1: e.kbit_s for e in profile.node if e.org in orgs and e.kbit_s}
+    try:
+        create_lan(lan, len(nodes), kbit)
+    except BaseException:
+        remove_lan(lan, len(nodes))
+        raise
 
 
 def _set_heartbeat(config_path: Path, seconds: float) -> None:
@@ -306,4 +366,7 @@ def remove_devnet(devnet: Devnet) -> None:
     for node in devnet.nodes:
         with contextlib.suppress(ConfigError, OSError):
             devnet.stop(node.index)
+    if devnet.lan is not None:
+        stop_proxy(devnet.dir)
+        remove_lan(devnet.lan, len(devnet.nodes))
     shutil.rmtree(devnet.dir, ignore_errors=True)

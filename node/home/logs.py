@@ -11,7 +11,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-__all__ = ["setup_logging"]
+__all__ = ["quiet_tls_eof", "setup_logging"]
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -32,3 +32,16 @@ def setup_logging(log_dir: Path, *, verbose: bool = False, console: bool = True)
         root.addHandler(stream)
     # nats-py logs reconnect noise at ERROR with server details; keep it at WARNING.
     logging.getLogger("nats").setLevel(logging.WARNING)
+
+
+class _TlsEofNoise(logging.Filter):
+    """asyncio warns on every TLS connection nats-py closes (its protocol returns true
+    from eof_received, which TLS ignores): noise on every command against a TLS port."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received()" not in record.getMessage()
+
+
+def quiet_tls_eof() -> None:
+    """Drop asyncio's warning about eof_received on TLS connections (harmless)."""
+    logging.getLogger("asyncio").addFilter(_TlsEofNoise())

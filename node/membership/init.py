@@ -49,11 +49,14 @@ async def init_home(
     console_port: int = 8470,
     advertise: list[str] | None = None,
     listen: str | None = None,
+    tls_names: list[str] | None = None,
 ) -> Home:
     """Create a new node home: config, keys, store and a one-member network.
 
     The node starts in a network of its own (a genesis roster it alone signs), so
     it can run at once; founding or joining a network with others replaces it.
+    Its TLS certificate names the advertised hosts and `tls_names` (addresses that
+    peers dial it through, such as a proxy: diallers check the name).
     """
     check_org(org)
     check_timezone(tz)
@@ -75,7 +78,7 @@ async def init_home(
         (staging / "config.toml").write_text(render_config(config))
         for sub in ("nats", "run", "logs"):
             (staging / sub).mkdir(mode=0o700)
-        hosts = [a.rsplit(":", 1)[0] for a in config.federation.advertise]
+        hosts = [a.rsplit(":", 1)[0] for a in config.federation.advertise] + (tls_names or [])
         create_keys(staging / "keys", org, hosts)
         home = Home(staging, config)
         await _solo_network(home, [Role(r) for r in config.node.roles], clock)

@@ -1,10 +1,13 @@
 """Signs of life across hops (PROTOCOL.md 10.1b).
 
-Owns how a node learns that members it has no direct link to are live. A member
-that some other member cannot reach directly publishes a small signed sign of
-life with each heartbeat; nodes whose direct peers lack a link to it pass it on,
-once per second at most, so it crosses any path of links. Escalation then skips
-only members nobody hears, not members this node happens not to be linked to.
+Owns how a node learns that members it does not hear directly are live: those it
+has no link to (both behind NAT, a sparse mesh) and those whose link to it is
+down while others still reach them (a partial partition). Each member publishes a
+small signed sign of life with each heartbeat, saying whom it hears directly; a
+node passes a member's sign on (once per second at most) when one of its live
+direct peers says it does not hear that member, so signs cross any path of links
+and a healthy full mesh relays none. Escalation then skips only members nobody
+hears.
 
 What a sign proves is its signer's (a relayer cannot make one up); when it was
 signed is judged by this node's clock: a relayer that holds signs back can make
@@ -21,7 +24,7 @@ from typing import Final
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
-from rrn.federation.topology import relayed_signs
+from rrn.federation.topology import heard_in, hears_bits
 from rrn.node.home.clock import Clock
 from rrn.node.peering.peers import Peers
 from rrn.node.pipeline.ingest import Ingestor
@@ -43,34 +46,45 @@ class SignsOfLife:
         self.ingestor = ingestor
         self.peers = peers
         self.clock = clock
-        #: (roster version, whether we publish, whose we pass on), per roster.
-        self._signs: tuple[int, bool, frozenset[str]] = (-1, False, frozenset())
 
-    def signs(self) -> tuple[bool, frozenset[str]]:
-        """Whether this node publishes signs of life, and whose it passes on."""
-        network = self.ingestor.network
-        if self._signs[0] != network.roster_version:
-            me = self.ingestor.me.org
-            self._signs = (network.roster_version, *relayed_signs(network.roster, me))
-        return self._signs[1], self._signs[2]
+    def _direct(self) -> set[str]:
+        """Members whose heartbeats arrive here now (a live direct link)."""
+        now, limit = self.peers.monotonic(), self.peers.down_after_s()
+        return {
+            org
+            for org in self.peers.members()
+            if (t := self.peers.peer(org).last_heartbeat) is not None and now - t <= limit
+        }
 
     async def publish(self, boot: bytes, counter: int) -> None:
-        """This node's sign of life, if some member has no direct link to it."""
-        if not self.signs()[0]:
-            return
+        """This node's sign of life, saying whom it hears directly."""
         me = self.ingestor.me
-        net = self.ingestor.network.net
+        network = self.ingestor.network
         alive = Alive(
             v=MESSAGE_VERSION,
-            net=net,
+            net=network.net,
             org=me.org,
             epoch=me.epoch,
             boot=boot,
             counter=counter,
             wall_ms=self.clock.now_ms(),
+            roster_ver=network.roster_version,
+            hears=hears_bits(network.roster, self._direct()),
         )
         with contextlib.suppress(NatsError):
-            await self.nc.publish(subjects.alive(net, me.org), sign_alive(me.key, alive))
+            await self.nc.publish(subjects.alive(network.net, me.org), sign_alive(me.key, alive))
+
+    def _wanted(self, origin: str) -> bool:
+        """Whether a live direct peer (other than `origin`) does not hear `origin`
+        directly, by its latest sign (none yet, or of another roster: it may not)."""
+        network = self.ingestor.network
+        for org in self._direct() - {origin}:
+            said = self.peers.peer(org).hears
+            if said is None or said[0] != network.roster_version:
+                return True
+            if not heard_in(network.roster, said[1], origin):
+                return True
+        return False
 
     async def heard(self, peer: str, data: bytes) -> None:
         """A sign of life that came through `peer` (already charged to it)."""
@@ -82,15 +96,17 @@ class SignsOfLife:
             return
         if alive.org == self.ingestor.me.org:
             return
-        state = self.peers.peer(alive.org)
-        if alive.wall_ms <= state.alive_wall_ms:
-            return  # heard already: it comes over every path
         if abs(alive.wall_ms - self.clock.now_ms()) > self.peers.down_after_s() * 1000:
             self.peers.count(alive.org, Reason.STALE_MESSAGE)  # held back, or its clock is off
             return
+        state = self.peers.peer(alive.org)
+        if alive.org == peer:  # from itself: whom it hears (a hint for passing signs on)
+            state.hears = (alive.roster_ver, alive.hears)
+        if alive.wall_ms <= state.alive_wall_ms:
+            return  # heard already: it comes over every path
         now = self.peers.monotonic()
         state.alive_wall_ms, state.last_alive = alive.wall_ms, now
-        if alive.org in self.signs()[1] and now - state.alive_relayed >= RELAY_EVERY_S:
+        if now - state.alive_relayed >= RELAY_EVERY_S and self._wanted(alive.org):
             state.alive_relayed = now
             with contextlib.suppress(NatsError):
                 await self.nc.publish(subjects.alive(network.net, self.ingestor.me.org), data)

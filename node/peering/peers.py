@@ -40,6 +40,8 @@ class PeerState:
     last_alive: float | None = None
     alive_wall_ms: int = 0
     alive_relayed: float = float("-inf")  # when this node last passed one on
+    #: Whom it last said it hears directly (roster version, bitmap): a hint (10.1b).
+    hears: tuple[int, bytes] | None = None
     skew_ms: int = 0
     roster_ver: int = 0
     heads: dict[tuple[str, int], int] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import msgspec
 from rrn.federation.membership import Proposals
 from rrn.federation.ratelimit import TokenBucket
 from rrn.federation.sync import Gap, gaps
-from rrn.federation.topology import links, relayed_signs
+from rrn.federation.topology import heard_in, hears_bits, links
 from rrn.protocol.messages import HeadEntry
 from rrn.protocol.roster import encode_roster, member_from_card, roster_id, sign_roster
 from tests.support import Net, card, key, network
@@ -38,15 +38,13 @@ def test_each_pair_has_one_dialler_and_nat_pairs_have_none() -> None:
             assert plan[y][x] is not dial, "exactly one side of each link dials"
 
 
-def test_signs_of_life_go_only_where_a_link_is_missing() -> None:
-    full = _with_endpoints(network(*ORGS), set(ORGS))
-    assert all(relayed_signs(full.roster, o) == (False, frozenset()) for o in ORGS)
-    # c and d are behind NAT: they hear each other only through a or b.
-    tn = _with_endpoints(network(*ORGS), {"a-org", "b-org"})
-    signs = {o: relayed_signs(tn.roster, o) for o in ORGS}
-    assert signs["c-org"] == (True, frozenset()) and signs["d-org"] == (True, frozenset())
-    assert signs["a-org"] == (False, frozenset({"c-org", "d-org"}))
-    assert signs["b-org"] == (False, frozenset({"c-org", "d-org"}))
+def test_a_sign_of_life_says_whom_its_signer_hears_one_bit_each() -> None:
+    tn = network(*ORGS)
+    bits = hears_bits(tn.roster, {"b-org", "d-org"})
+    assert bits == bytes([0b0101_0000])
+    assert [heard_in(tn.roster, bits, o) for o in ORGS] == [False, True, False, True]
+    assert not heard_in(tn.roster, b"", "b-org"), "a short bitmap hears nobody"
+    assert not heard_in(tn.roster, bits, "x-org")
 
 
 def test_gaps_follow_the_peer_heads() -> None:
