@@ -13,6 +13,7 @@ from typing import Any
 
 from rrn.node.control.client import call
 from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
+from rrn.node.devnet.wan import Profile
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
 from rrn.node.membership.policy import parse_limits, parse_policy
@@ -61,6 +62,7 @@ class TestNetwork:
         limits: str | None = None,
         roles: dict[int, list[Role]] | None = None,
         states: dict[int, str] | None = None,
+        wan: Profile | None = None,
     ) -> TestNetwork:
         devnet = asyncio.run(
             create_devnet(
@@ -73,6 +75,7 @@ class TestNetwork:
                 policy=_policy(escalation, limits),
                 roles=roles,
                 states=states,
+                wan=wan,
             )
         )
         net = cls(devnet)

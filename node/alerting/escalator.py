@@ -198,6 +198,11 @@ class Escalator:
             self._open.clear()
             for state in states:
                 self._track(state, view(state, self.ingestor.network.authority))
+        if not self.peering.peers.settled():
+            # Just started: what this node holds may be long out of date (an alert it
+            # last saw at level 1 is at level 6 by now). Catch up first, then act.
+            self._seen = None
+            return
         network = self.ingestor.network
         policy = Policy.of(network.roster)
         await self._load_declarations()

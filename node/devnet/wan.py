@@ -202,6 +202,10 @@ def proxy_pid(directory: Path) -> int | None:
     return pid
 
 
+#: Proxies this process started, kept to be reaped when stopped.
+_started: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def start_proxy(directory: Path) -> int:
     """Start the proxy of the devnet in `directory` unless it runs; its pid once it
     listens."""
@@ -216,6 +220,7 @@ def start_proxy(directory: Path) -> int:
             stderr=log,
             start_new_session=True,
         )
+    _started[proc.pid] = proc
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -240,6 +245,10 @@ def stop_proxy(directory: Path) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+    proc = _started.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and proxy_pid(directory) == pid:
         time.sleep(0.05)

@@ -125,6 +125,13 @@ def render_server_conf(
     return header + "\n".join(sections)
 
 
+#: Seconds a link's TLS handshake, and the dialler's wait for the acceptor's first
+#: INFO, may take. Members sit behind satellite and 3G links where a round trip can
+#: take seconds: nats-server's defaults (1 s for the INFO, 2 s for TLS; ours was 5 s)
+#: kept a link with a 1.5 s round trip from ever coming up (the WAN tests found it).
+_LINK_TLS_TIMEOUT_S: Final = 15
+
+
 def _general(config: Config, layout: ServerLayout, keys: Keys) -> str:
     n = config.nats
     client = n.port if n.port else -1
@@ -348,7 +355,7 @@ def _leafnodes(
     ca_file: {_s(str(bundle))}
     verify: true
     handshake_first: true
-    timeout: 5
+    timeout: {_LINK_TLS_TIMEOUT_S}
   }}""")
     remotes = []
     for link in plan:
@@ -365,13 +372,14 @@ def _leafnodes(
       urls: [{urls}]
       account: {_account(peer)}
       nkey: {_s(seed)}
+      first_info_timeout: "{_LINK_TLS_TIMEOUT_S}s"
       disabled: {"true" if peer in fed.disabled_links else "false"}
       tls {{
         cert_file: {_s(str(keys.tls_cert))}
         key_file: {_s(str(layout.tls_key or keys.tls_key))}
         ca_file: {_s(str(layout.peers_dir / f"{peer}.pem"))}
         handshake_first: true
-        timeout: 5
+        timeout: {_LINK_TLS_TIMEOUT_S}
       }}
     }}""")
     if remotes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from rrn.federation.chain import Head
 from rrn.federation.limits import limits_of
@@ -24,7 +25,11 @@ from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.errors import Reason
 from rrn.protocol.messages import Software
 
-__all__ = ["PeerState", "Peers"]
+__all__ = ["SETTLE_S", "PeerState", "Peers"]
+
+#: The longest a node that just started waits to catch up before it acts on what it
+#: holds (escalations, pages): alone, or behind links too slow to tell, it must act.
+SETTLE_S: Final = 60.0
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Peers:
         self._up_series: set[tuple[str, str]] = set()
         #: The tz database release this node computes with (set by the daemon).
         self.tz_database = ""
+        self._settled = False
 
     def peer(self, org: str) -> PeerState:
         """The state of one member (made on first use)."""
@@ -130,6 +136,38 @@ class Peers:
             for org in self.members()
             if (last := self.last_heard(org)) is None or now - last > limit
         }
+
+    def settled(self) -> bool:
+        """Whether this node has caught up since it started: it heard a peer and holds
+        all that peers it believes say they hold, or it has waited SETTLE_S (alone, or
+        behind links too slow to tell). Latched: once settled, always settled."""
+        if self._settled:
+            return True
+        members = self.members()
+        heard = any(self.peer(org).last_heartbeat is not None for org in members)
+        waited = self.monotonic() - self._started >= SETTLE_S
+        if not members or waited or (heard and self.behind_total() == 0):
+            self._settled = True
+        return self._settled
+
+    def claimed(self) -> dict[tuple[str, int], int]:
+        """The furthest seq of each chain that peers it believes say they hold (one that
+        did not serve what it said it holds is not believed)."""
+        best: dict[tuple[str, int], int] = {}
+        for org in self.members():
+            state = self.peer(org)
+            if state.last_heartbeat is None or state.failures:
+                continue
+            for key, seq in state.heads.items():
+                best[key] = max(best.get(key, 0), seq)
+        return best
+
+    def behind_total(self) -> int:
+        """Events of any chain that peers it believes say they hold and this node lacks."""
+        return sum(
+            max(0, seq - self.ingestor.heads.get(key, Head(0, b"")).seq)
+            for key, seq in self.claimed().items()
+        )
 
     def admit(self, org: str, cost: float = 1.0) -> bool:
         """Whether `org` may send this message now (counted as rate_limited if not)."""
@@ -215,7 +253,6 @@ class Peers:
         """Links up, heartbeat ages, clock skews, and how far behind this node is."""
         now = self.monotonic()
         connected = 0
-        best: dict[tuple[str, int], int] = {}
         self._peer_up(now)
         for org in self.members():
             state = self.peer(org)
@@ -229,13 +266,9 @@ class Peers:
             sw = state.software
             differs = sw is not None and sw.tz_database != self.tz_database
             self.metrics.tz_database_differs.labels(peer=org).set(int(differs))
-            if state.failures:
-                continue  # it did not serve what it said it holds: its claims are not believed
-            for key, seq in state.heads.items():
-                best[key] = max(best.get(key, 0), seq)
         self.metrics.peers_connected.set(connected)
         behind: dict[str, int] = {}
-        for (origin, epoch), seq in best.items():
+        for (origin, epoch), seq in self.claimed().items():
             have = self.ingestor.heads.get((origin, epoch), Head(0, b"")).seq
             behind[origin] = behind.get(origin, 0) + max(0, seq - have)
         for origin in self.ingestor.network.roster.orgs():
