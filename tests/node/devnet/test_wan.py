@@ -40,7 +40,8 @@ def _state(net: TestNetwork, k: int, peer: int) -> str:
 
 
 def _namespaces() -> str:
-    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return listed.stdout
 
 
 def test_nodes_on_their_own_hosts_across_cuts_and_partitions(tmp_path: Path) -> None:
