@@ -74,7 +74,7 @@ class AlertBook:
         return matches[0]
 
     async def known(self, alert: bytes) -> tuple[AlertState, AlertView]:
-        state = await self.ingestor.projection.state(alert)
+        state = await self.ingestor.projection.committed_state(alert)
         if state is not None and state.erased is not None:
             raise ControlError(
                 f"alert {alert.hex()[:12]} was deleted by its origin: its payloads are gone"

@@ -341,6 +341,7 @@ class Ingestor:
         try:
             if work.batch:
                 await self.store.commit(work.batch)
+            self.projection.committed(work)
             if work.batch.forks or work.rebuild:
                 await self.rebuild_projection()
         except StoreError as exc:

@@ -63,6 +63,11 @@ class Projection:
         #: here needs no read (a new alert, the common case).
         self._stored: set[bytes] = set()
         self.open: collections.Counter[OpenKey] = collections.Counter()
+        #: Batches projected and not yet committed, oldest first, each with the states
+        #: of the alerts it changes as they were before it: what readers are shown.
+        self._inflight: collections.deque[tuple[Work, dict[bytes, AlertState | None]]] = (
+            collections.deque()
+        )
 
     async def load(self) -> None:
         """Counts of open alerts, and which alerts exist, from the store."""
@@ -74,6 +79,20 @@ class Projection:
     async def state(self, alert: bytes) -> AlertState | None:
         """The current state of one alert, or None if nothing is known of it."""
         return (await self._states({alert})).get(alert)
+
+    async def committed_state(self, alert: bytes) -> AlertState | None:
+        """The state of one alert as the store holds it: what a reader may be shown.
+        The pipeline projects the next batch while the last commits; until a batch is
+        durable (it may yet fail, or the node die), nobody outside sees it."""
+        for _, before in self._inflight:
+            if alert in before:
+                return before[alert]
+        return await self.state(alert)
+
+    def committed(self, work: Work) -> None:
+        """A batch is durable: readers see what it changed."""
+        if self._inflight and self._inflight[0][0] is work:
+            self._inflight.popleft()
 
     async def audience_of(self, payload: Payload) -> tuple[str, ...] | None:
         """The audience of the alert an event is about, if that alert is restricted."""
@@ -98,6 +117,7 @@ class Projection:
         applied = await self.apply(facts, authority)
         work.batch.alerts, work.batch.views = applied.states, applied.views
         work.changes = applied.changes
+        self._inflight.append((work, {new.alert: old for old, new in applied.changes}))
         for refused in applied.refused:
             metrics.refused(refused.pos.org, refused.kind, refused.reason)
             work.quiet.add(refused.pos.id)

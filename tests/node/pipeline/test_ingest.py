@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgspec
@@ -13,6 +14,7 @@ from rrn.node.alerting.retention import forget
 from rrn.node.pipeline.ingest import Outcome
 from rrn.node.store.db import open_store
 from rrn.node.store.rows import APPLIED, FROZEN, UNAPPLIED
+from rrn.node.store.writes import Batch
 from rrn.protocol.alerts import AlertClaimed, AlertResolved
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
@@ -247,3 +249,33 @@ async def test_a_rebuild_keeps_an_erased_alert_erased(tmp_path: Path, tn: Net) -
             await p.store.alerts(statuses=None, limit=10, authority=p.ingestor.network.authority)
             == []
         )
+
+
+async def test_a_reader_sees_a_batch_only_once_it_is_committed(tmp_path: Path, tn: Net) -> None:
+    """The pipeline projects the next batch while the last one commits: an `rrn alert
+    show` in between must not show a claim that is not yet on disk (it may never be)."""
+    async with running_pipeline(tmp_path / "s.db", tn) as p:
+        alert = await p.ingestor.append(raised(0))
+        gate = asyncio.Event()
+        commit = p.store.commit
+
+        async def held(batch: Batch) -> None:  # the real sqlite commit, once let through
+            await gate.wait()
+            await commit(batch)
+
+        p.store.commit = held  # type: ignore[method-assign]
+        claiming = asyncio.ensure_future(p.ingestor.append(AlertClaimed(alert=alert.id)))
+        projection = p.ingestor.projection
+        for _ in range(200):  # until the claim is projected, its commit held
+            state = await projection.state(alert.id)
+            if state is not None and state.claims:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the claim was never projected")
+        shown = await projection.committed_state(alert.id)
+        assert shown is not None and not shown.claims, "shown before it is durable"
+        gate.set()
+        await claiming
+        shown = await projection.committed_state(alert.id)
+        assert shown is not None and shown.claims
