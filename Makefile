@@ -13,7 +13,7 @@ LOCK := deploy/lock
 COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --no-header --quiet
 
-.PHONY: install tools lint format test test-fast fuzz demo bench catalogues clean lock sbom
+.PHONY: soak install tools lint format test test-fast fuzz demo bench catalogues clean lock sbom
 
 install: $(STAMP)
 
@@ -65,6 +65,11 @@ test-fast: $(STAMP)
 # (about 10 minutes on 2 cores; RRN_FUZZ_EXAMPLES=n to change).
 fuzz: $(STAMP)
 	RRN_FUZZ_EXAMPLES=$${RRN_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
+
+# The chaos soak for longer than make test's 90 s (needs root): DURATION seconds,
+# SEED; report.json and delivery.svg in soak-report/.
+soak: $(STAMP)
+	$(BIN)/python -m tests.chaos --duration $${DURATION:-600} --seed $${SEED:-1} --out soak-report
 
 demo: $(STAMP)
 	$(BIN)/python -m rrn.node.devnet.demo

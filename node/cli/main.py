@@ -54,7 +54,7 @@ from rrn.node.ops.types import (
     NoArgs,
     StatusInfo,
 )
-from rrn.protocol.errors import ConfigError, RrnError
+from rrn.protocol.errors import ConfigError, ControlError, RrnError
 from rrn.protocol.roster import Role
 
 __all__ = ["build_parser", "main"]
@@ -175,6 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 node.metrics_url or "disabled",
             )
             await node.run(stop)
+            if node.natsd.failed is not None:
+                raise ControlError(node.natsd.failed)
         logger.info("node %s stopped cleanly", home.config.node.org)
 
     run(serve())

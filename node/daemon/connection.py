@@ -85,9 +85,10 @@ async def _open_connection(
 
 async def close(nc: NatsClient, connected: Gauge | None) -> None:
     """Drain (let handlers finish), then close."""
-    with contextlib.suppress(NatsError, asyncio.TimeoutError):
+    with contextlib.suppress(NatsError, asyncio.TimeoutError, OSError):
         await asyncio.wait_for(nc.drain(), 10)
     if not nc.is_closed:
-        await nc.close()
+        with contextlib.suppress(OSError):  # the server is gone already (it died)
+            await nc.close()
     if connected is not None:
         connected.set(0)

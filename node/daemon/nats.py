@@ -11,7 +11,9 @@ two are one connection to the operator's server, and there is no third.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
@@ -37,6 +39,8 @@ from rrn.node.store.network import Network
 
 __all__ = ["NodeNats"]
 
+logger = logging.getLogger(__name__)
+
 
 class NodeNats:
     """The embedded server (if any) and the daemon's connections."""
@@ -48,6 +52,8 @@ class NodeNats:
         self.server: NatsServer | None = None
         self.url = ""
         self._tls_key: Path | None = None
+        #: Why the daemon stopped on its own: its embedded server died under it.
+        self.failed: str | None = None
 
     @property
     def config(self) -> Config:
@@ -96,6 +102,25 @@ class NodeNats:
                 self.url, SYS_USER, password, name=f"{name}-sys", connected=None, tls=tls
             )
             self._stack.push_async_callback(close, self.sys_nc, None)
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Stop the daemon if its embedded server dies (killed, out of memory): a node
+        whose server is gone hears nobody and is heard by nobody while its process
+        looks alive. It exits with an error, and its supervisor (systemd's
+        Restart=on-failure) starts it again, server and all."""
+        server = self.server
+        if server is None:
+            return
+        while True:
+            await asyncio.sleep(1.0)  # a process exit has no event to wait on here
+            if not server.alive():
+                break
+        self.failed = (
+            f"the embedded nats-server (pid {server.pid}) exited under the daemon; "
+            f"the node stopped so that it can be started again (see {server.log_path})"
+        )
+        logger.error("%s", self.failed)
+        stop.set()
 
     def reload(self, network: Network, home: Home) -> None:
         """New links or settings: rewrite the config and have the server reload it."""

@@ -32,7 +32,7 @@ from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
 from rrn.node.daemon.status import rrn_version, status_of
 from rrn.node.daemon.versions import announced, installed
-from rrn.node.home.clock import Clock, SystemClock
+from rrn.node.home.clock import Clock, daemon_clock
 from rrn.node.home.config import load_config
 from rrn.node.home.integrators import load_integrators
 from rrn.node.home.keys import Keys, SealingKeys
@@ -72,7 +72,7 @@ class Node:
         self.home = home  # the lock is held for the daemon's whole life (node/home/lock.py)
         self._lock = lock or HomeLock(home.path, "rrn run")
         self.config = home.config
-        self.clock = clock or SystemClock()
+        self.clock = clock or daemon_clock()
         self._stack = contextlib.AsyncExitStack()
         self.started_ms = 0
         self.metrics_url: str | None = None
@@ -307,6 +307,7 @@ class Node:
                 tg.create_task(self._release_due(), name="release-due"),
                 tg.create_task(self.health.run(), name="health"),
                 tg.create_task(self.integrations.run(), name="integrations"),
+                tg.create_task(self.natsd.watch(stop), name="nats-server"),
             ]
             await stop.wait()
             logger.info("stopping: no new requests; committing queued events")

@@ -101,8 +101,9 @@ class Devnet:
     def log_dir(self) -> Path:
         return self.dir
 
-    def start(self, k: int) -> int:
-        """Start node K's daemon in the background; its pid once it is ready."""
+    def start(self, k: int, env: dict[str, str] | None = None) -> int:
+        """Start node K's daemon in the background (with these environment variables
+        added); its pid once it is ready."""
         node = self.node(k)
         pid = running_pid(node.home)
         if pid is not None:
@@ -118,6 +119,7 @@ class Devnet:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                env={**os.environ, **env} if env else None,
             )
         _children[proc.pid] = proc
         deadline = time.monotonic() + _READY_S

@@ -9,10 +9,17 @@ the validity of an event never depends on it.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "wait_set"]
+from rrn.protocol.errors import ConfigError
+
+__all__ = ["OFFSET_ENV", "Clock", "ManualClock", "SystemClock", "daemon_clock", "wait_set"]
+
+#: For tests of what a host with a wrong clock does (the chaos soak): the daemon's
+#: wall clock runs this many seconds off the machine's. Unset in production.
+OFFSET_ENV = "RRN_CLOCK_OFFSET_S"
 
 
 async def wait_set(event: asyncio.Event, seconds: float) -> bool:
@@ -38,10 +45,23 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The machine's clock."""
+    """The machine's clock (`offset_ms` off it, to play a host whose clock is wrong)."""
+
+    def __init__(self, offset_ms: int = 0) -> None:
+        self.offset_ms = offset_ms
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+
+def daemon_clock() -> SystemClock:
+    """The daemon's clock: the machine's, unless RRN_CLOCK_OFFSET_S says to run off it."""
+    raw = os.environ.get(OFFSET_ENV, "")
+    try:
+        offset = float(raw) if raw else 0.0
+    except ValueError as exc:
+        raise ConfigError(f"{OFFSET_ENV}={raw!r} is not a number of seconds") from exc
+    return SystemClock(int(offset * 1000))
 
 
 class ManualClock:

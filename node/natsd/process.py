@@ -76,6 +76,14 @@ class NatsServer:
     log_path: Path
     conf_path: Path
 
+    def alive(self) -> bool:
+        """Whether the server process still runs (not gone, not a zombie)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
     def reload(self, conf_text: str) -> None:
         """Rewrite the config and have the server reload it (SIGHUP): links not
         affected by the change stay up."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import urllib.request
 from pathlib import Path
 
@@ -111,6 +113,26 @@ def test_sigterm_stops_nats_server_too(tmp_path: Path) -> None:
     wait_until(lambda: not pid_alive(server), what="nats-server to stop")
     log = daemon.log.read_text()
     assert "stopped cleanly" in log and "Traceback" not in log
+
+
+def test_a_daemon_whose_nats_server_dies_exits_so_it_is_restarted(tmp_path: Path) -> None:
+    """Killed under it (out of memory, a stray kill), the server leaves a node that hears
+    nobody while its process looks alive; it exits with an error for its supervisor to
+    start it again, and it comes back whole."""
+    home = init(tmp_path / "lima", "lima-hr")
+    daemon = Daemon(home).start()
+    alert = rrn_json(*RAISE, "--home", home)["id"]
+    os.kill(daemon.nats_server_pid(), signal.SIGKILL)
+    assert daemon.proc is not None
+    assert daemon.proc.wait(30) == 1
+    said = daemon.log.read_text()
+    assert "the embedded nats-server" in said and "exited under the daemon" in said
+    assert "Traceback" not in said and "internal error" not in said
+    daemon = Daemon(home).start()
+    try:
+        assert rrn_json("alert", "show", alert[:12], "--home", home)["alert"]["id"] == alert
+    finally:
+        daemon.stop()
 
 
 def test_a_second_daemon_on_a_live_home_touches_nothing(tmp_path: Path) -> None:

@@ -7,10 +7,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from rrn.node.devnet.faults import FaultProxy, Faults, ProxyPath
+from rrn.node.devnet.wan import load_profile
+from rrn.protocol.errors import ConfigError
 from tests.procs import free_port
 
 
@@ -142,3 +145,21 @@ def test_bandwidth_loss_and_resets() -> None:
             assert proxy.paths["a>b"].resets == 1
 
     asyncio.run(go())
+
+
+def test_a_wan_profile_is_checked_before_anything_is_made(tmp_path: Path) -> None:
+    cities = load_profile(None)
+    assert cities.spec("jakarta-pb", "lima-hr").rtt_ms >= 300, "Lima-Jakarta is over 300 ms"
+    assert 200 <= cities.spec("lima-hr", "nairobi-dl").rtt_ms <= 300
+    for text, named in (
+        ("[default]\nrtt = 80\n", "rtt"),
+        ("[default]\nloss = 0.9\n", "loss"),
+        ("[[link]]\nbetween = ['lima-hr']\n", "between"),
+        ("seed = ", "TOML"),
+    ):
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=named):
+            load_profile(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_profile(tmp_path / "missing.toml")
