@@ -7,7 +7,8 @@ proxy, and the real daemons and nats-servers).
 
 Faults: kill -9 of a daemon with its nats-server, kill -9 of a nats-server alone,
 partitions between groups of nodes, a cut link, a path slowed to a 1-2 s round
-trip, and a node restarted with its clock minutes off. The report (JSON) counts
+trip, a node restarted with its clock minutes off, and a full disk (the last
+node's home is on a small tmpfs, filled to the last byte, emptied later). The report (JSON) counts
 them, the alerts, what was lost and forked, and the worst delivery and escalation
 delays; delivery.svg plots delivery latency over the run. `tests/node/devnet/
 test_soak.py` runs it for 90 s as part of `make test`.
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +53,9 @@ STEP_S: Final = 10
 NODES: Final = 4
 #: Seconds an escalation may come after its deadline (stagger, kills, partitions).
 BOUND_S: Final = 20.0
-_FAULTS: Final = ("kill", "kill-server", "partition", "cut", "slow", "clock")
+_FAULTS: Final = ("kill", "kill-server", "partition", "cut", "slow", "clock", "disk")
+#: The node whose home sits on a small tmpfs, so that its disk can fill up.
+DISK_NODE: Final = NODES
 
 
 @dataclass
@@ -92,6 +98,8 @@ class Soak:
             wan=load_profile(None),
             escalation=f"immediate={STEP_S}s,days={STEP_S}s,weeks={STEP_S}s,direct=2",
         )
+        self.small_disk = self.net.home(DISK_NODE)
+        self._move_to_small_disk()
         self.start = time.monotonic()
         self.acked: dict[str, str] = {}  # alert id -> the node that raised it
         self.claimed: dict[str, int] = {}  # alert id -> claimant node
@@ -100,7 +108,23 @@ class Soak:
         self.heals: list[tuple[float, list[str]]] = []
 
     def close(self) -> None:
-        self.net.close()
+        try:
+            self.net.close()
+        finally:
+            subprocess.run(["umount", "-l", str(self.small_disk)], check=False)
+            shutil.rmtree(self.small_disk, ignore_errors=True)
+
+    def _move_to_small_disk(self) -> None:
+        """Node DISK_NODE's home onto a 256 MB tmpfs (stopped while it moves)."""
+        home = self.small_disk
+        self.net.devnet.stop(DISK_NODE)
+        aside = home.with_name(home.name + ".moving")
+        home.rename(aside)
+        home.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(home)], check=True)
+        subprocess.run(["cp", "-a", f"{aside}/.", str(home)], check=True)
+        shutil.rmtree(aside)
+        self.net.devnet.start(DISK_NODE)
 
     # -- the run ------------------------------------------------------------------
 
@@ -146,7 +170,12 @@ class Soak:
         k = self.rng.choice(live)
         at = round(time.monotonic() - self.start, 1)
         fault: dict[str, Any] = {"at_s": at, "kind": kind, "node": self.net.org(k)}
-        if kind in ("kill", "kill-server"):
+        if kind == "disk":
+            k = DISK_NODE if DISK_NODE in live else k
+            fault["node"] = self.net.org(k)
+            if k == DISK_NODE:
+                self._fill_disk()
+        elif kind in ("kill", "kill-server"):
             self._kill(k, server_only=kind == "kill-server")
         elif kind == "clock":
             offset = self.rng.choice((-1, 1)) * self.rng.randint(120, 300)
@@ -157,6 +186,16 @@ class Soak:
         else:
             fault |= self._path_fault(kind, k, live)
         self.report.faults.append(fault)
+
+    def _fill_disk(self) -> None:
+        """Fill node DISK_NODE's disk to the last byte; it is emptied (and the node,
+        which stops when it cannot write, started again) after a while."""
+        filler = self.small_disk / "filler"
+        with filler.open("wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(bytes(1 << 20))
+                f.flush()
+        self.down[DISK_NODE] = time.monotonic() + self.rng.uniform(8, 14)
 
     def _kill(self, k: int, *, server_only: bool) -> None:
         home = self.net.home(k)
@@ -205,6 +244,7 @@ class Soak:
         """Start node k again (a daemon whose nats-server was killed may still run: it
         is stopped first, as its supervisor would)."""
         self.net.devnet.stop(k, kill=True)
+        (self.net.home(k) / "filler").unlink(missing_ok=True)
         org = self.net.org(k)
         env = {OFFSET_ENV: "0"} if org not in self.skewed else None
         self.net.devnet.start(k, env=env)

@@ -174,13 +174,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 node.natsd.url,
                 node.metrics_url or "disabled",
             )
-            await node.run(stop)
+            try:
+                await node.run(stop)
+            except ExceptionGroup as group:  # a task failed: say what, as an error
+                error = _first_rrn_error(group)
+                if error is None:
+                    raise
+                raise error from group
             if node.natsd.failed is not None:
                 raise ControlError(node.natsd.failed)
         logger.info("node %s stopped cleanly", home.config.node.org)
 
     run(serve())
     return 0
+
+
+def _first_rrn_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """What stopped the daemon, as the user should read it (a full disk: the store's
+    error), if a task failed with an rrn error."""
+    found: BaseException | None = group.subgroup(lambda e: isinstance(e, RrnError))
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0] if found.exceptions else None
+    return found
 
 
 def _dump_tasks() -> None:

@@ -135,12 +135,19 @@ class ControlServer:
             if earlier == b"":
                 return encode_reply(ControlReply(ok=False, error=_FORGOTTEN))
             return earlier  # a retry: the first answer again (None: still running)
-        await self._forget_old()
+        try:
+            await self._forget_old()
+            await self._journal.begin(request.nonce, request.ts_ms)
+        except RrnError as exc:  # a full disk: nothing runs that could not be journaled
+            self._requests.labels(op=request.op, outcome="error").inc()
+            return encode_reply(ControlReply(ok=False, error=str(exc)))
         self._seen[request.nonce] = (request.ts_ms, None)
-        await self._journal.begin(request.nonce, request.ts_ms)
         reply = await self._run(request)
         self._seen[request.nonce] = (request.ts_ms, reply)
-        await self._journal.done(request.nonce, reply)
+        try:
+            await self._journal.done(request.nonce, reply)
+        except RrnError as exc:  # it ran: answer; only a retry after a restart is unsure
+            logger.warning("could not journal a control answer: %s", exc)
         return reply
 
     async def _run(self, request: Request) -> bytes:
@@ -154,6 +161,12 @@ class ControlServer:
         except RrnError as exc:
             self._requests.labels(op=request.op, outcome="error").inc()
             return encode_reply(ControlReply(ok=False, error=str(exc)))
+        except Exception:  # a bug must not leave the caller waiting 45 s for nothing
+            logger.exception("control operation %s failed", request.op)
+            self._requests.labels(op=request.op, outcome="error").inc()
+            return encode_reply(
+                ControlReply(ok=False, error="the daemon failed on this request (see its log)")
+            )
         self._requests.labels(op=request.op, outcome="ok").inc()
         return encode_reply(ControlReply(ok=True), result)
 

@@ -5,9 +5,12 @@ even across a restart of the daemon.
 
 from __future__ import annotations
 
+import sqlite3
+
 import aiosqlite
 
 from rrn.node.store.writes import checkpoint
+from rrn.protocol.errors import StoreError
 
 __all__ = ["RequestJournal"]
 
@@ -27,16 +30,21 @@ class RequestJournal:
         return {bytes(r[0]): (int(r[1]), None if r[2] is None else bytes(r[2])) for r in rows}
 
     async def begin(self, nonce: bytes, ts_ms: int) -> None:
-        """Record a request about to run (durably: the store syncs every commit)."""
-        await self._db.execute(
+        """Record a request about to run (durably: the store syncs every commit); a
+        StoreError if it cannot be (a full disk): then it must not run."""
+        await self._write(
             "INSERT OR IGNORE INTO control_requests (nonce, ts_ms) VALUES (?, ?)", (nonce, ts_ms)
         )
 
     async def done(self, nonce: bytes, reply: bytes) -> None:
         """Record a request's answer."""
-        await self._db.execute(
-            "UPDATE control_requests SET reply = ? WHERE nonce = ?", (reply, nonce)
-        )
+        await self._write("UPDATE control_requests SET reply = ? WHERE nonce = ?", (reply, nonce))
+
+    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        try:
+            await self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not write to the store: {exc}") from exc
 
     async def forget_answers(self) -> None:
         """Delete every answer kept (an alert's content may be in one and its origin
@@ -48,4 +56,4 @@ class RequestJournal:
 
     async def prune(self, before_ms: int) -> None:
         """Forget requests older than a time (their nonces are stale by now)."""
-        await self._db.execute("DELETE FROM control_requests WHERE ts_ms < ?", (before_ms,))
+        await self._write("DELETE FROM control_requests WHERE ts_ms < ?", (before_ms,))

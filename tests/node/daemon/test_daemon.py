@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -133,6 +135,40 @@ def test_a_daemon_whose_nats_server_dies_exits_so_it_is_restarted(tmp_path: Path
         assert rrn_json("alert", "show", alert[:12], "--home", home)["alert"]["id"] == alert
     finally:
         daemon.stop()
+
+
+def test_a_full_disk_refuses_what_it_cannot_write_and_loses_nothing(tmp_path: Path) -> None:
+    """Its home on a small tmpfs filled to the last byte: a raise is refused at once with
+    the reason (not after a 45 s silence), what was acknowledged stays, the node keeps
+    answering, and once there is room again it takes new alerts without a restart."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs: run the suite as root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], check=True)
+    try:
+        home = init(disk / "lima", "lima-hr")
+        daemon = Daemon(home).start()
+        try:
+            kept = rrn_json(*RAISE, "--home", home)["id"]
+            filler = disk / "filler"
+            with filler.open("wb") as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(bytes(1 << 20))
+                    f.flush()
+            refused = rrn(*RAISE, "--home", home)
+            assert refused.returncode == 1
+            assert "database or disk is full" in refused.stderr, refused.stderr
+            assert rrn_json("status", "--home", home)["org"] == "lima-hr"
+            filler.unlink()
+            again = rrn_json(*RAISE, "--home", home)["id"]
+            listed = {a["id"] for a in rrn_json("alert", "list", "--home", home)}
+            assert {kept, again} <= listed
+        finally:
+            daemon.stop()
+        assert "Traceback" not in daemon.log.read_text().split("disk is full")[-1]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_second_daemon_on_a_live_home_touches_nothing(tmp_path: Path) -> None:
