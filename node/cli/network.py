@@ -203,7 +203,7 @@ def _peers_text(peers: list[PeerInfo]) -> str:
             (
                 p.org,
                 p.link,
-                p.state,
+                p.state + (" (live via others)" if p.live and p.state != "up" else ""),
                 "-" if p.last_heartbeat_s is None else f"{p.last_heartbeat_s:.1f}s ago",
                 "-" if p.clock_skew_s is None else f"{p.clock_skew_s:+.1f}s",
                 behind,

@@ -86,7 +86,9 @@ class PeerInfo(msgspec.Struct, frozen=True, kw_only=True):
     org: str
     name: str
     link: str  # dials | accepts | relayed
-    state: str  # up | down | never
+    #: The link's state (heartbeats; for a relayed member, its signs of life through
+    #: others): up | down | never.
+    state: str
     last_heartbeat_s: float | None
     clock_skew_s: float | None
     roster_version: int | None
@@ -94,11 +96,17 @@ class PeerInfo(msgspec.Struct, frozen=True, kw_only=True):
     behind: dict[str, int]
     #: False once it failed to serve what it said it holds: its claims are not counted.
     believed: bool = True
+    #: Heard alive lately, directly or through others (10.1b): escalation skips it if not.
+    live: bool = False
     #: What it last announced it runs (PROTOCOL.md 10.1a; its claim).
     rrn: str | None = None
     nats_server: str | None = None
     tz_database: str | None = None
     lock: str | None = None
+
+
+def _state(age: float | None, heartbeat_s: float) -> str:
+    return "never" if age is None else "up" if age <= 3 * heartbeat_s else "down"
 
 
 class NoArgs(msgspec.Struct, frozen=True):
@@ -288,11 +296,8 @@ class MembersApi:
                     org=member.org,
                     name=member.name,
                     link=kinds[member.org],
-                    state="never"
-                    if heard_age is None
-                    else "up"
-                    if heard_age <= 3 * heartbeat
-                    else "down",
+                    state=_state(age if kinds[member.org] != "relayed" else heard_age, heartbeat),
+                    live=heard_age is not None and heard_age <= 3 * heartbeat,
                     last_heartbeat_s=None if age is None else round(age, 1),
                     clock_skew_s=None if state is None or seen is None else state.skew_ms / 1000,
                     roster_version=state.roster_ver if state and seen else None,

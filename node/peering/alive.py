@@ -74,7 +74,7 @@ class SignsOfLife:
         with contextlib.suppress(NatsError):
             await self.nc.publish(subjects.alive(network.net, me.org), sign_alive(me.key, alive))
 
-    def _wanted(self, origin: str) -> bool:
+    def wanted(self, origin: str) -> bool:
         """Whether a live direct peer (other than `origin`) does not hear `origin`
         directly, by its latest sign (none yet, or of another roster: it may not)."""
         network = self.ingestor.network
@@ -106,7 +106,7 @@ class SignsOfLife:
             return  # heard already: it comes over every path
         now = self.peers.monotonic()
         state.alive_wall_ms, state.last_alive = alive.wall_ms, now
-        if now - state.alive_relayed >= RELAY_EVERY_S and self._wanted(alive.org):
+        if now - state.alive_relayed >= RELAY_EVERY_S and self.wanted(alive.org):
             state.alive_relayed = now
             with contextlib.suppress(NatsError):
                 await self.nc.publish(subjects.alive(network.net, self.ingestor.me.org), data)

@@ -208,13 +208,14 @@ class Peering:
             )
 
     async def committed(self, events: list[tuple[Event, str, bool]]) -> None:
-        """After a commit: publish own events, relay live ones (not what an honest node
-        would not apply: peers that want it pull it), feed integrators."""
+        """After a commit: publish own events, relay live ones where a peer does not hear
+        their origin directly (10.3; not what an honest node would not apply: peers
+        that want it pull it), feed integrators."""
         out = subjects.events(self.net, self.me)
         for event, source, relay in events:
             envelope = event.envelope()
             h = event.header
-            if source == "own" or (source == "live" and relay):
+            if source == "own" or (source == "live" and relay and self.alive.wanted(h.origin)):
                 await self.nc.publish(out, envelope)
             await self.nc.publish(
                 subjects.local_event(h.origin, h.kind, event.id),

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,25 @@ def test_alert_reaches_every_node_even_without_a_direct_link(net4: TestNetwork) 
     assert peers["berlin-fd"]["link"] == "relayed"
     assert peers["lima-hr"]["link"] == "dials" and peers["lima-hr"]["state"] == "up"
     assert net4.metric(4, "rrn_peers_connected") == 2
+
+
+def test_a_full_mesh_carries_each_event_once_per_link(tmp_path: Path) -> None:
+    """Every member hears every other directly: nobody relays (before, each of N-2
+    members passed each event on to every other, N-2 copies at each node)."""
+    net = TestNetwork.create(tmp_path / "net", 4, nat=set())
+    try:
+        net.wait(
+            lambda: all(net.metric(k, "rrn_peers_connected") == 3 for k in net.indexes),
+            "every link up",
+        )
+        time.sleep(2)  # a sign of life from each, saying it hears all the others
+        before = net.metric(4, "rrn_ingest_duplicates_total")
+        ids = net.burst(1, 60)
+        net.wait_holds(set(ids))
+        copies = net.metric(4, "rrn_ingest_duplicates_total") - before
+        assert copies <= 6, f"{copies} extra copies of 60 events at Berlin"
+    finally:
+        net.close()
 
 
 def test_kill_9_of_a_member_during_a_burst(tmp_path: Path) -> None:
