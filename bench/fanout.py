@@ -11,6 +11,14 @@ The last line of output is one JSON object with p50_ms, p99_ms and raw_p99_ms.
 Target (issue 3): fan-out p99 within 5x raw NATS p99.
 
     python bench/fanout.py [--nodes 4] [--alerts 200]
+    python bench/fanout.py --wan [PROFILE] [--no-loss]      (root: network namespaces)
+
+WAN mode (issue "Real networks") runs the same measurement twice in one run: on
+loopback (the processing baseline), then on a WAN devnet (node/devnet/wan.py:
+each node in its own namespace, links through the fault proxy with the profile's
+round trips, jitter and loss), and reports p50/p99 delivery to every node against
+the slowest path's round trip from node 1. Target: WAN p99 <= 1.5 x that round
+trip + loopback p99.
 """
 
 from __future__ import annotations
@@ -29,14 +37,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from rrn.node.control.client import call, open_control
-from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
+from rrn.node.devnet.devnet import PLACES, Devnet, create_devnet, remove_devnet
+from rrn.node.devnet.wan import DEFAULT_PROFILE, Profile, load_profile
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
+from rrn.node.home.tls import pinned_context
 from rrn.node.natsd.conf import DAEMON_USER
 from rrn.node.ops.types import AlertInfo, NoArgs, RaiseArgs, StatusInfo
 from rrn.protocol import subjects
@@ -58,7 +69,8 @@ def percentile(values: list[float], q: float) -> float:
 async def connect(devnet: Devnet, k: int) -> NatsClient:
     home = open_home(devnet.node(k).home)
     url = json.loads((home.path / "run" / "daemon.json").read_text())["nats_url"]
-    return await nats.connect(url, user=DAEMON_USER, password=home.keys().nats_password)
+    tls = pinned_context(home.keys_dir / "tls.crt") if url.startswith("tls:") else None
+    return await nats.connect(url, user=DAEMON_USER, password=home.keys().nats_password, tls=tls)
 
 
 class Arrivals:
@@ -120,20 +132,66 @@ async def measure(devnet: Devnet, alerts: int) -> dict[str, float]:
     }
 
 
+def run_once(nodes: int, alerts: int, wan: Profile | None) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix="rrn-fanout-"))
+    devnet = asyncio.run(
+        create_devnet(root / "net", nodes, clock=SystemClock(), nat=set(), wan=wan)
+    )
+    try:
+        for node in devnet.nodes:
+            devnet.start(node.index)
+        time.sleep(8 if wan else 4)  # links up and first heartbeats exchanged
+        return asyncio.run(measure(devnet, alerts))
+    finally:
+        remove_devnet(devnet)
+
+
+def wan_main(args: argparse.Namespace) -> None:
+    profile = load_profile(args.wan)
+    if args.no_loss:
+        quiet = msgspec.structs.replace
+        profile = quiet(
+            profile,
+            default=quiet(profile.default, loss=0.0, reset=0.0),
+            link=[quiet(e, loss=0.0, reset=0.0) for e in profile.link],
+        )
+    loopback = run_once(args.nodes, args.alerts, None)
+    wan = run_once(args.nodes, args.alerts, profile)
+    orgs = [place[0] for place in PLACES[: args.nodes]]
+    slowest = max(profile.spec(orgs[0], org).rtt_ms for org in orgs[1:])
+    target = 1.5 * slowest + loopback["p99_ms"]
+    print(
+        json.dumps(
+            {
+                "bench": "fanout-wan",
+                "nodes": args.nodes,
+                "alerts": args.alerts,
+                "loss": not args.no_loss,
+                "loopback_p50_ms": loopback["p50_ms"],
+                "loopback_p99_ms": loopback["p99_ms"],
+                "wan_p50_ms": wan["p50_ms"],
+                "wan_p99_ms": wan["p99_ms"],
+                "slowest_rtt_ms": slowest,
+                "p99_over_slowest_rtt": round(wan["p99_ms"] / slowest, 2),
+                "target_ms": round(target, 1),
+                "met": wan["p99_ms"] <= target,
+                "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--alerts", type=int, default=200)
+    parser.add_argument("--wan", type=Path, nargs="?", const=DEFAULT_PROFILE, metavar="PROFILE")
+    parser.add_argument("--no-loss", action="store_true", help="WAN: latency and jitter only")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="rrn-fanout-"))
-    devnet = asyncio.run(create_devnet(root / "net", args.nodes, clock=SystemClock(), nat=set()))
-    try:
-        for node in devnet.nodes:
-            devnet.start(node.index)
-        time.sleep(4)  # links up and first heartbeats exchanged
-        result = asyncio.run(measure(devnet, args.alerts))
-    finally:
-        remove_devnet(devnet)
+    if args.wan is not None:
+        wan_main(args)
+        return
+    result = run_once(args.nodes, args.alerts, None)
     ratio = result["p99_ms"] / result["raw_p99_ms"]
     print(
         json.dumps(
