@@ -56,6 +56,7 @@ from rrn.federation.escalation import Escalation, Ladder, Policy, ladder, next_e
 
 # The escalator's own timing and publishing order, so the simulation cannot drift from them.
 from rrn.node.alerting.escalator import _GATHER_S, _TICK_S, _rank
+from rrn.node.alerting.notices import pool_pages
 from rrn.node.home.config import FederationConfig, NotifyConfig
 from rrn.protocol.alerts import AlertClaimed, AlertEscalated, AlertRaised, Ask
 from rrn.protocol.encoding import encode
@@ -68,7 +69,7 @@ DOWN_AFTER_MS: Final = max(3000, 5 * HEARTBEAT_MS)  # Peers.down_after_s
 STAGGER_MS: Final = 2 * HEARTBEAT_MS  # Escalator._stagger_s
 GATHER_MS: Final = int(_GATHER_S * 1000)
 TICK_MS: Final = int(_TICK_S * 1000)
-POOL_REPEAT: Final = NotifyConfig().pool_repeat_rounds
+POOL_REPEAT_S: Final = NotifyConfig().pool_repeat_s
 #: Mean seconds a person takes to answer a page at work, by urgency (six times as long
 #: off duty), and how often a page goes unanswered (at work, off duty).
 ANSWER_S: Final = {Urgency.IMMEDIATE: 240, Urgency.DAYS: 1800, Urgency.WEEKS: 4 * 3600}
@@ -174,11 +175,13 @@ class Sim:
 
     def _page(self, a: Tracked, v: AlertView, only: str | None = None) -> None:
         """The targets' people are paged, as notices.py does (the pool: on entry, then
-        every POOL_REPEAT rounds); `only`: just that member's (its node is back)."""
+        about hourly in whole rounds: notices.pool_pages); `only`: just that member's
+        (its node is back)."""
         step = a.steps.step(v.level)
         if step.pool:
             a.pool_from = v.level if a.pool_from is None else a.pool_from
-            if (v.level - a.pool_from) % POOL_REPEAT:
+            step_ms = self.policy.step_ms(v.urgency)
+            if not pool_pages(v.level - a.pool_from, step_ms, POOL_REPEAT_S):
                 return
         for org in step.targets:
             if org in self.alive and only in (None, org):

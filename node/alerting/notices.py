@@ -31,7 +31,7 @@ from rrn.node.home.config import NotifyConfig
 from rrn.node.store.db import Store
 from rrn.protocol.subjects import local_notice
 
-__all__ = ["NOTICE_SUBJECTS", "NOTICE_TYPES", "Notice", "Notifier", "read_notice"]
+__all__ = ["NOTICE_SUBJECTS", "NOTICE_TYPES", "Notice", "Notifier", "pool_pages", "read_notice"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed")
 NOTICE_SUBJECTS: Final = [local_notice(t, "*") for t in NOTICE_TYPES]
 _NOTIFIED_KEY: Final = "escalator.notified"
 _SENT_KEY: Final = "notices.sent"
+
+
+def pool_pages(rounds_in: int, step_ms: int, repeat_s: float) -> bool:
+    """Whether this round of the fallback pool pages people: the round the alert
+    entered it, then about every `repeat_s` seconds of rounds (every round when a
+    round is that long already: a weeks alert's 12 h rounds, not once in 3 days)."""
+    every = max(1, round(repeat_s * 1000 / step_ms)) if step_ms > 0 else 1
+    return rounds_in % every == 0
 
 
 class Notice(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,15 +160,15 @@ class Notifier:
             return
         self._notified[v.alert] = mark
         self._dirty = True
-        if pool and reason != "handover" and not self._pool_round_pages(v.level, steps):
+        step_ms = deadline_ms - v.level_since_ms
+        if pool and reason != "handover" and not self._pool_round_pages(v.level, steps, step_ms):
             return
         kind = "pool" if pool else "targeted"
         await self._send(self._notice(kind, v, reason, pool, deadline_ms, step=mark))
 
-    def _pool_round_pages(self, level: int, steps: Ladder) -> bool:
-        """The pool pages when an alert enters it, then every `pool_repeat_rounds`."""
+    def _pool_round_pages(self, level: int, steps: Ladder, step_ms: int) -> bool:
         entered = next(lvl for lvl in range(level + 1) if steps.step(lvl).pool)
-        return (level - entered) % self.notify.pool_repeat_rounds == 0
+        return pool_pages(level - entered, step_ms, self.notify.pool_repeat_s)
 
     async def escalated(self, v: AlertView, deadline_ms: int) -> None:
         """Tell integrators, once per level, that an alert reached a new one."""

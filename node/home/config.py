@@ -126,9 +126,10 @@ class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str] = []
     #: Seconds a command may run before it is killed and counted as failed.
     timeout_s: Annotated[float, Meta(gt=0, le=600)] = 30.0
-    #: While an alert waits in the fallback pool, page again every this many rounds
-    #: (not each round: a gap may last hours).
-    pool_repeat_rounds: Annotated[int, Meta(ge=1, le=1000)] = 6
+    #: While an alert waits in the fallback pool, page again about every this many
+    #: seconds, in whole rounds (not each 10-minute round: a gap may last all night;
+    #: but each round when rounds are longer, as a weeks alert's are).
+    pool_repeat_s: Annotated[int, Meta(ge=1, le=7 * 86400)] = 3600
 
 
 class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -349,9 +350,10 @@ def _notify_section(config: Config) -> str:
 # Notices also go to the local NATS subjects rrn.local.alerts.<type>.<alert>.
 command = [{", ".join(_q(c) for c in config.notify.command)}]
 timeout_s = {config.notify.timeout_s}
-# In the fallback pool (nobody on duty), page when the alert enters it, then every
-# this many rounds of the pool.
-pool_repeat_rounds = {config.notify.pool_repeat_rounds}
+# In the fallback pool (nobody on duty), page when the alert enters it, then again
+# about every this many seconds (in whole rounds of the pool; every round when a
+# round is longer).
+pool_repeat_s = {config.notify.pool_repeat_s}
 """
 
 

@@ -150,7 +150,7 @@ def test_an_alert_in_a_gap_goes_to_the_pool_and_keeps_climbing_until_claimed(
     try:
         # Nairobi's people are paged again every second round of the pool, not each round.
         net.devnet.stop(2)
-        net.edit_config(2, "pool_repeat_rounds = 6", "pool_repeat_rounds = 2")
+        net.edit_config(2, "pool_repeat_s = 3600", "pool_repeat_s = 6")  # two 3 s rounds
         net.devnet.start(2)
         _declare_follow_the_sun(net, tmp_path)
         notices: list[dict[str, Any]] = []
