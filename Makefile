@@ -78,6 +78,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/catchup.py
+	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/week.py --seed 1 --out docs/week
 
 # Extract the console's messages into node/console/locale/console.pot and merge them into each language's console.po (new ones come untranslated).
 catalogues: $(STAMP)
