@@ -297,7 +297,7 @@ class MembersApi:
                     name=member.name,
                     link=kinds[member.org],
                     state=_state(age if kinds[member.org] != "relayed" else heard_age, heartbeat),
-                    live=heard_age is not None and heard_age <= 3 * heartbeat,
+                    live=heard_age is not None and heard_age <= self._peering.peers.down_after_s(),
                     last_heartbeat_s=None if age is None else round(age, 1),
                     clock_skew_s=None if state is None or seen is None else state.skew_ms / 1000,
                     roster_version=state.roster_ver if state and seen else None,
