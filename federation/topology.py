@@ -1,18 +1,30 @@
-"""Who links to whom: one leafnode link per pair of members, dialled by one side.
+"""Who links to whom: at most one leafnode link per pair of members, dialled by one
+side.
 
-Owns the rule every node applies to the roster to decide its links (docs/
-OPERATIONS.md, "Topology"). The reachable side accepts; when both are
-reachable the member whose org id sorts first dials; two members both behind
-NAT have no direct link and reach each other through relayed events. Pure.
+Owns the rule every node applies to the roster to decide its links (PROTOCOL.md
+10.5; docs/OPERATIONS.md, "Topology"). The reachable side accepts; when both are
+reachable the member whose org id sorts first dials; two members both behind NAT
+never link and reach each other through relayed events. Without a `links` policy
+every other pair links (a full mesh). With `links = k` the mesh is sparse: the
+reachable members, in the order of a hash of their org ids, form a Harary graph
+H(k, m) — each linked to its k/2 nearest on each side of the ring, and across it
+when k is odd — which stays connected when any k − 1 of them fail or lie; each
+member behind NAT links to k reachable members spread round that ring. Pure.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from rrn.protocol.roster import Member, Roster
 
-__all__ = ["Link", "heard_in", "hears_bits", "links"]
+__all__ = ["Link", "edges", "heard_in", "hears_bits", "links", "ring_key"]
+
+_RING: Final = b"rrn/topology/v1\x00"
 
 
 @dataclass(frozen=True)
@@ -24,21 +36,77 @@ class Link:
     dial: bool
 
 
+def ring_key(org: str) -> bytes:
+    """A member's place on the ring of a sparse mesh: SHA-256("rrn/topology/v1" 0x00
+    org), so places do not follow the alphabet of names."""
+    return hashlib.sha256(_RING + org.encode()).digest()
+
+
+def edges(members: Iterable[tuple[str, bool]], k: int | None) -> set[tuple[str, str]]:
+    """Every link of the network as (a, b) with a < b, from (org, reachable) pairs and
+    the policy's `links` (None: a full mesh)."""
+    listed = list(members)
+    reach = sorted((org for org, r in listed if r), key=ring_key)
+    nat = [org for org, r in listed if not r]
+    m = len(reach)
+    found: set[tuple[str, str]] = set()
+
+    def add(a: str, b: str) -> None:
+        if a != b:
+            found.add((a, b) if a < b else (b, a))
+
+    if k is None or k >= m - 1:
+        for i, a in enumerate(reach):
+            for b in reach[i + 1 :]:
+                add(a, b)
+    else:
+        for i, a in enumerate(reach):
+            for d in range(1, k // 2 + 1):
+                add(a, reach[(i + d) % m])
+        if k % 2:  # across the ring: m/2 away, or (m+1)/2 from the first half when m is odd
+            for i in range((m + 1) // 2 if m % 2 else m // 2):
+                add(reach[i], reach[(i + (m + 1) // 2) % m])
+    keys = [ring_key(org) for org in reach]
+    for org in nat:
+        if k is None or m <= k:
+            targets = reach
+        else:
+            start = bisect.bisect(keys, ring_key(org))
+            targets = [reach[(start + j * m // k) % m] for j in range(k)]
+        for peer in targets:
+            add(org, peer)
+    return found
+
+
 def links(roster: Roster, me: str) -> list[Link]:
-    """This node's direct links, sorted by peer; members it cannot link to are absent."""
+    """This node's direct links, sorted by peer; members it does not link to are absent."""
     mine = roster.member(me)
     if mine is None:
         return []
+    mesh = _sparse(roster)
     found = []
     for peer in roster.members:
-        if peer.org == me:
+        if peer.org == me or (not mine.endpoints and not peer.endpoints):
             continue
-        i_listen, they_listen = bool(mine.endpoints), bool(peer.endpoints)
-        if not i_listen and not they_listen:
+        if mesh is not None and (min(me, peer.org), max(me, peer.org)) not in mesh:
             continue
-        dial = they_listen and (not i_listen or me < peer.org)
+        dial = bool(peer.endpoints) and (not mine.endpoints or me < peer.org)
         found.append(Link(peer, dial))
     return found
+
+
+_last: list[tuple[Roster, set[tuple[str, str]]]] = []
+
+
+def _sparse(roster: Roster) -> set[tuple[str, str]] | None:
+    """The roster's sparse mesh (None when it is full: every pair not both behind NAT),
+    worked out once per roster version a node holds."""
+    k = roster.policy.links if roster.policy is not None else None
+    if k is None or k >= sum(1 for m in roster.members if m.endpoints):
+        return None
+    if not _last or _last[0][0] is not roster:
+        _last[:] = [(roster, edges(((m.org, bool(m.endpoints)) for m in roster.members), k))]
+    return _last[0][1]
 
 
 def hears_bits(roster: Roster, heard: set[str]) -> bytes:

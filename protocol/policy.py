@@ -11,7 +11,15 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-__all__ = ["MAX_STEP_S", "MIN_STEP_S", "MemberLimits", "NetworkPolicy", "StepSeconds"]
+__all__ = [
+    "MAX_LINKS",
+    "MAX_STEP_S",
+    "MIN_LINKS",
+    "MIN_STEP_S",
+    "MemberLimits",
+    "NetworkPolicy",
+    "StepSeconds",
+]
 
 
 #: Shortest and longest time an escalation step may be given (seconds).
@@ -22,6 +30,10 @@ MAX_STEP_S: Final = 7 * 86400
 
 
 StepSeconds = Annotated[int, Meta(ge=MIN_STEP_S, le=MAX_STEP_S)]
+
+#: Fewest and most links per member a sparse mesh may ask for (PROTOCOL.md 10.5).
+MIN_LINKS: Final = 2
+MAX_LINKS: Final = 255
 
 
 class MemberLimits(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
@@ -48,7 +60,8 @@ class NetworkPolicy(msgspec.Struct, array_like=True, frozen=True, forbid_unknown
     How long each step of an alert's escalation ladder lasts, by urgency tier, and
     how many single members are asked in turn before the fallback pool; and,
     optionally (absent: the defaults, and not encoded at all), the limits on what
-    one member may make the others hold.
+    one member may make the others hold, and how many direct links each member
+    holds (absent: a full mesh; federation/topology.py).
     """
 
     immediate_s: StepSeconds
@@ -56,3 +69,4 @@ class NetworkPolicy(msgspec.Struct, array_like=True, frozen=True, forbid_unknown
     weeks_s: StepSeconds
     max_direct: Annotated[int, Meta(ge=0, le=16)]
     limits: MemberLimits | None = None
+    links: Annotated[int, Meta(ge=MIN_LINKS, le=MAX_LINKS)] | None = None

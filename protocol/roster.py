@@ -232,8 +232,11 @@ def _roster_bytes(roster: Roster) -> bytes:
     fields[5] = [_member_fields(m) for m in roster.former]
     if roster.policy is None:
         fields.pop()
-    elif roster.policy.limits is None:
-        fields[-1] = msgspec.structs.astuple(roster.policy)[:-1]
+    else:
+        policy = msgspec.structs.astuple(roster.policy)
+        if roster.policy.links is None:  # trailing absent elements are left out
+            policy = policy[:-2] if roster.policy.limits is None else policy[:-1]
+        fields[-1] = policy
     return _encode(fields)
 
 
@@ -253,6 +256,10 @@ def decode_roster(data: bytes) -> Roster:
         raise DecodeError("roster format version is not supported", Reason.BAD_ROSTER)
     if (roster.version == 0) != (roster.prev is None):
         raise DecodeError("roster prev must be nil exactly for version 0", Reason.BAD_ROSTER)
+    if roster.policy is not None and roster.policy.links and roster.policy.limits is None:
+        raise DecodeError(
+            "a policy that sets links gives its limits too (never nil)", Reason.BAD_ROSTER
+        )
     orgs = roster.orgs()
     if orgs != sorted(set(orgs)):
         raise DecodeError("roster members must be sorted by org, each once", Reason.BAD_ROSTER)

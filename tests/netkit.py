@@ -16,7 +16,7 @@ from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
 from rrn.node.devnet.wan import Profile
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
-from rrn.node.membership.policy import parse_limits, parse_policy
+from rrn.node.membership.policy import parse_limits, parse_links, parse_policy
 from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.protocol import subjects
 from rrn.protocol.envelope import sign_event
@@ -35,10 +35,11 @@ RAISE = RaiseArgs(
 )
 
 
-def _policy(escalation: str | None, limits: str | None) -> NetworkPolicy | None:
+def _policy(escalation: str | None, limits: str | None, links: int | None) -> NetworkPolicy | None:
     """The network policy a test asks for, in `rrn network genesis` flag syntax."""
     policy = parse_policy(escalation) if escalation else None
-    return parse_limits(limits, policy) if limits else policy
+    policy = parse_limits(limits, policy) if limits else policy
+    return parse_links(str(links), policy) if links else policy
 
 
 class TestNetwork:
@@ -60,6 +61,7 @@ class TestNetwork:
         start: bool = True,
         escalation: str | None = None,
         limits: str | None = None,
+        links: int | None = None,
         roles: dict[int, list[Role]] | None = None,
         states: dict[int, str] | None = None,
         wan: Profile | None = None,
@@ -72,7 +74,7 @@ class TestNetwork:
                 nat=nat,
                 threshold=threshold,
                 heartbeat_s=0.5,
-                policy=_policy(escalation, limits),
+                policy=_policy(escalation, limits, links),
                 roles=roles,
                 states=states,
                 wan=wan,

@@ -184,6 +184,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         escalation=args.escalation,
         limits=args.limits,
+        links=args.links,
     )
     policy_of(args)  # a clear error here rather than from the daemon
     changes = (
@@ -197,7 +198,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
     if not any(changes) and propose.threshold is None and policy_of(args) is None:
         raise ConfigError(
             "nothing to propose: give --add, --remove, --roles, --rotate, --cut, --threshold, "
-            "--escalation or --limits"
+            "--escalation, --limits or --links"
         )
     info = run(call(home, "member.propose", propose, ProposalInfo))
     if args.out is not None:

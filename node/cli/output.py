@@ -150,6 +150,7 @@ def status_text(s: StatusInfo, tz: str) -> str:
         f"{len(s.members)} member(s): {', '.join(s.members)}",
         f"escalation  {s.escalation}",
         f"limits      {s.limits}",
+        f"mesh        {s.mesh}",
         f"own chain   epoch {s.epoch}, seq {s.seq}",
         f"store       {s.events} events, {s.open_alerts} open alert(s)",
         f"nats        {s.nats_url}",

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from typing import TYPE_CHECKING
 
-from rrn.node.membership.policy import describe_limits, describe_policy
+from rrn.node.membership.policy import describe_limits, describe_mesh, describe_policy
 from rrn.node.ops.types import StatusInfo
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def status_of(node: Node) -> StatusInfo:
         roster_version=network.roster_version,
         escalation=describe_policy(network.roster.policy),
         limits=describe_limits(network.roster.policy),
+        mesh=describe_mesh(network.roster.policy),
         members=network.roster.orgs(),
         epoch=me.epoch,
         seq=head.seq if head else 0,

@@ -28,7 +28,7 @@ from rrn.federation.roster import make_genesis, verify_genesis
 from rrn.node.home.clock import Clock
 from rrn.node.home.keys import Keys
 from rrn.node.home.layout import Home
-from rrn.node.membership.policy import describe_limits, describe_policy
+from rrn.node.membership.policy import describe_limits, describe_mesh, describe_policy
 from rrn.node.store.db import Store, open_store
 from rrn.node.store.network import Network, verify_chain
 from rrn.node.store.rows import RosterRow
@@ -187,6 +187,7 @@ def proposal_document(
         "cutoffs": [[c.org, c.epoch, c.last_seq] for c in roster.cutoffs],
         "escalation": describe_policy(roster.policy),
         "limits": describe_limits(roster.policy),
+        "mesh": describe_mesh(roster.policy),
         "roster": _b64(roster_bytes),
         "approvals": [{"org": a.org, "epoch": a.epoch, "sig": _b64(a.sig)} for a in approvals],
     }

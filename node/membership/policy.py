@@ -1,9 +1,10 @@
 """The network policy as operators write and read it: `immediate=10m,days=2h,...` for
-escalation, `day_events=5000,held_mb=8,...` for member limits.
+escalation, `day_events=5000,held_mb=8,...` for member limits, `4` or `full` for
+the mesh's links.
 
 Owns the text forms of the roster's network policy (protocol/policy.py) used by
 `rrn network genesis`, `rrn member propose` and `rrn devnet up` (--escalation,
---limits), and the lines `rrn status` prints.
+--limits, --links), and the lines `rrn status` prints.
 """
 
 from __future__ import annotations
@@ -16,9 +17,23 @@ import msgspec
 from rrn.federation.escalation import DEFAULT_POLICY
 from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.protocol.errors import ConfigError
-from rrn.protocol.policy import MAX_STEP_S, MIN_STEP_S, MemberLimits, NetworkPolicy
+from rrn.protocol.policy import (
+    MAX_LINKS,
+    MAX_STEP_S,
+    MIN_LINKS,
+    MIN_STEP_S,
+    MemberLimits,
+    NetworkPolicy,
+)
 
-__all__ = ["describe_limits", "describe_policy", "parse_limits", "parse_policy"]
+__all__ = [
+    "describe_limits",
+    "describe_mesh",
+    "describe_policy",
+    "parse_limits",
+    "parse_links",
+    "parse_policy",
+]
 
 _DURATION: Final = re.compile(r"^([0-9]+)([smhd])$")
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -120,3 +135,23 @@ def describe_limits(policy: NetworkPolicy | None) -> str:
         parts.append(f"{name}={getattr(limits, field) // unit}")
     default = policy is None or policy.limits is None
     return ",".join(parts) + (" (defaults)" if default else "")
+
+
+def parse_links(spec: str, base: NetworkPolicy | None = None) -> NetworkPolicy:
+    """`base` (the defaults if None) with a sparse mesh of `spec` links per member, or
+    a full mesh for `full` (PROTOCOL.md 10.5). A policy with links writes its limits out."""
+    policy = base or DEFAULT_POLICY
+    if spec == "full":
+        return msgspec.structs.replace(policy, links=None)
+    if not spec.isdigit() or not MIN_LINKS <= int(spec) <= MAX_LINKS:
+        raise ConfigError(
+            f"--links {spec!r}: give {MIN_LINKS} to {MAX_LINKS} links per member, or 'full'"
+        )
+    return msgspec.structs.replace(policy, links=int(spec), limits=policy.limits or DEFAULT_LIMITS)
+
+
+def describe_mesh(policy: NetworkPolicy | None) -> str:
+    """One line: a full mesh, or how many links each member holds."""
+    if policy is None or policy.links is None:
+        return "full (every pair of members linked, except two behind NAT)"
+    return f"sparse, {policy.links} links per member"

@@ -19,7 +19,7 @@ from msgspec import Meta
 
 from rrn.federation.roster import next_roster
 from rrn.node.control.channel import handler
-from rrn.node.membership.policy import parse_limits, parse_policy
+from rrn.node.membership.policy import parse_limits, parse_links, parse_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.peering.peering import Peering
 from rrn.node.peering.peers import PeerState
@@ -62,6 +62,8 @@ class ProposeArgs(msgspec.Struct, frozen=True, kw_only=True):
     escalation: str | None = None
     #: Member limits changes, e.g. "day_events=5000" (node/membership/policy.py).
     limits: str | None = None
+    #: The mesh's links per member, or "full" (node/membership/policy.py).
+    links: str | None = None
 
 
 class ApproveArgs(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,7 +173,7 @@ class MembersApi:
                     *self._removal_cuts(network, args),
                 ],
                 threshold=args.threshold,
-                policy=_policy(network.roster, args.escalation, args.limits),
+                policy=_policy(network.roster, args),
                 created_ms=time.time_ns() // 1_000_000,
             )
         except (FederationError, ProtocolError, ConfigError) as exc:
@@ -321,12 +323,14 @@ def _software(state: PeerState | None) -> dict[str, str]:
     }
 
 
-def _policy(roster: Roster, escalation: str | None, limits: str | None) -> NetworkPolicy | None:
+def _policy(roster: Roster, args: ProposeArgs) -> NetworkPolicy | None:
     """The roster's policy with the changes asked (None: unchanged)."""
-    if escalation is None and limits is None:
+    if args.escalation is None and args.limits is None and args.links is None:
         return None
-    policy = parse_policy(escalation, roster.policy) if escalation else roster.policy
-    return parse_limits(limits, policy) if limits else policy
+    policy = roster.policy
+    policy = parse_policy(args.escalation, policy) if args.escalation else policy
+    policy = parse_limits(args.limits, policy) if args.limits else policy
+    return parse_links(args.links, policy) if args.links else policy
 
 
 def _card(data: bytes) -> Card:

@@ -254,6 +254,8 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     escalation: str = ""
     #: The roster's member limits (node/membership/policy.py form).
     limits: str = ""
+    #: The mesh: full, or sparse with how many links per member.
+    mesh: str = ""
     members: list[str]
     epoch: int
     seq: int

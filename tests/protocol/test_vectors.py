@@ -18,6 +18,8 @@ from rrn.protocol.kinds import decode_payload
 from rrn.protocol.membership import KeyRotated
 from rrn.protocol.roster import decode_cert, roster_id
 from tests.vectors.generate import PATH, render
+from tests.vectors.topology import PATH as TOPOLOGY_PATH
+from tests.vectors.topology import render as render_topology
 
 VECTORS: dict[str, Any] = json.loads(PATH.read_text())
 NET = bytes.fromhex(VECTORS["network"]["network_id"])
@@ -99,3 +101,10 @@ def test_key_rotation_vector() -> None:
     with pytest.raises(ProtocolError) as unknown:
         verify_event(bytes.fromhex(r["next"]["envelope"]), net=NET, resolve=RESOLVE)
     assert unknown.value.reason == "unknown_epoch", "epoch 2 is unknown without the rotation"
+
+
+def test_topology_file_is_exactly_what_the_code_computes() -> None:
+    assert TOPOLOGY_PATH.read_text() == render_topology(), "run: python -m tests.vectors.topology"
+    cases = json.loads(TOPOLOGY_PATH.read_text())["cases"]
+    full = next(c for c in cases if c["links"] is None)
+    assert all(len(c["edges"]) < len(full["edges"]) for c in cases if c["links"])
