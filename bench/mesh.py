@@ -1,8 +1,9 @@
-"""What each member pays for the full mesh, at 2, 4 and 8 real nodes (docs/SCALING.md).
+"""What each member pays for the mesh, at 2, 4 and 8 real nodes (docs/SCALING.md).
 
-For each size, starts a devnet of N reachable nodes on loopback (every pair linked,
-each node its own daemon and nats-server), lets it settle, then measures over a
-window, per node:
+For each size and mesh (`full`: every pair linked; a number k: the roster's sparse
+mesh of k links each, PROTOCOL.md 10.5), starts a devnet of N reachable nodes on
+loopback (each node its own daemon and nats-server), lets it settle, then
+measures over a window, per node:
   * idle: heartbeats and signs of life only;
   * loaded: alerts raised at a steady rate spread over every node;
 the leafnode connections of its server, messages and bytes in and out per second
@@ -10,7 +11,7 @@ the leafnode connections of its server, messages and bytes in and out per second
 resident memory of its daemon and of its nats-server (/proc). The last line of
 output is one JSON object with every figure; docs/SCALING.md fits the model to it.
 
-    python bench/mesh.py [--sizes 2,4,8] [--window 20] [--rate 2]
+    python bench/mesh.py [--sizes 2,4,8] [--links full,3] [--window 20] [--rate 2]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rrn.node.control.client import call
 from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
+from rrn.node.membership.policy import parse_links
 from rrn.node.natsd.conf import SYS_USER
 from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.protocol.vocabulary import IncidentType, Severity, Urgency
@@ -127,10 +129,18 @@ async def _load(devnet: Devnet, rate: float, seconds: float) -> int:
     return raised
 
 
-async def _one_size(n: int, window: float, rate: float, heartbeat_s: float) -> dict[str, Any]:
+async def _one_size(
+    n: int, links: str, window: float, rate: float, heartbeat_s: float
+) -> dict[str, Any]:
+    policy = None if links == "full" else parse_links(links)
     with tempfile.TemporaryDirectory(prefix="rrn-mesh-") as tmp:
         devnet = await create_devnet(
-            Path(tmp) / "net", n, clock=SystemClock(), nat=set(), heartbeat_s=heartbeat_s
+            Path(tmp) / "net",
+            n,
+            clock=SystemClock(),
+            nat=set(),
+            heartbeat_s=heartbeat_s,
+            policy=policy,
         )
         try:
             for node in devnet.nodes:
@@ -143,6 +153,7 @@ async def _one_size(n: int, window: float, rate: float, heartbeat_s: float) -> d
             c = await _sample(devnet)
             return {
                 "nodes": n,
+                "links": links,
                 "idle": _rates(a, b),
                 "loaded": _rates(b, c) | {"alerts_per_s": round(raised / window, 2)},
             }
@@ -153,15 +164,17 @@ async def _one_size(n: int, window: float, rate: float, heartbeat_s: float) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="2,4,8")
+    parser.add_argument("--links", default="full", help="meshes to measure: full and/or k")
     parser.add_argument("--window", type=float, default=20.0, help="seconds per measurement")
     parser.add_argument("--rate", type=float, default=2.0, help="alerts per second, loaded")
     parser.add_argument("--heartbeat", type=float, default=2.0, help="heartbeat_s (default 2)")
     args = parser.parse_args()
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
-        print(f"measuring {n} nodes ...", file=sys.stderr, flush=True)
-        results.append(asyncio.run(_one_size(n, args.window, args.rate, args.heartbeat)))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        for links in args.links.split(","):
+            print(f"measuring {n} nodes, {links} mesh ...", file=sys.stderr, flush=True)
+            results.append(asyncio.run(_one_size(n, links, args.window, args.rate, args.heartbeat)))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     doc = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d"),

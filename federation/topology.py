@@ -22,7 +22,11 @@ from typing import Final
 
 from rrn.protocol.roster import Member, Roster
 
-__all__ = ["Link", "edges", "heard_in", "hears_bits", "links", "ring_key"]
+__all__ = ["Link", "backup_relayers", "edges", "heard_in", "hears_bits", "links", "ring_key"]
+
+#: Members that republish each alert raise and escalation whatever their peers hear
+#: (PROTOCOL.md 10.3): a second path, so that one stalled link does not delay it.
+BACKUP_RELAYERS: Final = 2
 
 _RING: Final = b"rrn/topology/v1\x00"
 
@@ -93,6 +97,16 @@ def links(roster: Roster, me: str) -> list[Link]:
         dial = bool(peer.endpoints) and (not mine.endpoints or me < peer.org)
         found.append(Link(peer, dial))
     return found
+
+
+def backup_relayers(roster: Roster, origin: str) -> set[str]:
+    """The members that republish `origin`'s alert raises and escalations in any mesh:
+    the BACKUP_RELAYERS reachable members that follow it on the ring."""
+    ring = sorted((m.org for m in roster.members if m.endpoints), key=ring_key)
+    keys = [ring_key(org) for org in ring]
+    start = bisect.bisect(keys, ring_key(origin))
+    found = (ring[(start + j) % len(ring)] for j in range(len(ring)))
+    return set(list(o for o in found if o != origin)[:BACKUP_RELAYERS])
 
 
 _last: list[tuple[Roster, set[tuple[str, str]]]] = []

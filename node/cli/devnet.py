@@ -29,7 +29,7 @@ def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     json_arg(p)
     p.add_argument("--nodes", type=int, required=True)
     p.add_argument("--dir", type=Path, required=True)
-    p.add_argument("--nat", help="nodes behind NAT, e.g. 3,4 (default: every third)")
+    p.add_argument("--nat", help="nodes behind NAT, e.g. 3,4, or 'none' (default: every third)")
     p.add_argument("--threshold", type=int)
     escalation_arg(p)
     p.add_argument("--no-start", action="store_true")
@@ -114,7 +114,9 @@ def _first_logins(devnet: Devnet) -> dict[int, str]:
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     nat = None
-    if args.nat:
+    if args.nat == "none":
+        nat = set()
+    elif args.nat:
         try:
             nat = {int(k) for k in args.nat.split(",")}
         except ValueError as exc:

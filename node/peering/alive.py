@@ -34,8 +34,11 @@ from rrn.protocol.messages import MESSAGE_VERSION, Alive, open_alive, sign_alive
 
 __all__ = ["SignsOfLife"]
 
-#: A node passes on one sign of each member per this many seconds at most.
-RELAY_EVERY_S: Final = 1.0
+#: A node passes on one sign of each member per this share of a down-interval at
+#: most (1 s for the shortest, 3.3 s for the default 2 s heartbeat): every second
+#: or third sign, so a sparse mesh's relayed signs cost half or less, while three
+#: still cross each hop before the member would look down.
+RELAY_SHARE: Final = 1 / 3
 
 
 class SignsOfLife:
@@ -106,7 +109,8 @@ class SignsOfLife:
             return  # heard already: it comes over every path
         now = self.peers.monotonic()
         state.alive_wall_ms, state.last_alive = alive.wall_ms, now
-        if now - state.alive_relayed >= RELAY_EVERY_S and self.wanted(alive.org):
+        every = self.peers.down_after_s() * RELAY_SHARE
+        if now - state.alive_relayed >= every and self.wanted(alive.org):
             state.alive_relayed = now
             with contextlib.suppress(NatsError):
                 await self.nc.publish(subjects.alive(network.net, self.ingestor.me.org), data)

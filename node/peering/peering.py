@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
+from rrn.federation.topology import backup_relayers
 from rrn.node.home.clock import Clock
 from rrn.node.home.config import FederationConfig
 from rrn.node.peering.alive import SignsOfLife
@@ -37,7 +38,7 @@ from rrn.node.peering.sync import Sync
 from rrn.node.pipeline.ingest import Ingestor, Outcome
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
-from rrn.protocol.envelope import Event, open_envelope
+from rrn.protocol.envelope import Event, Header, open_envelope
 from rrn.protocol.errors import FederationError, ProtocolError, Reason
 from rrn.protocol.messages import (
     MESSAGE_VERSION,
@@ -55,6 +56,8 @@ __all__ = ["SECURITY_SUBJECT", "Peering"]
 logger = logging.getLogger(__name__)
 
 SECURITY_SUBJECT: Final = "rrn.local.alerts.security"
+#: Event kinds someone must act on at once: backup relayers pass them on (10.3).
+URGENT_KINDS: Final = frozenset({"alert.raised", "alert.escalated"})
 #: Heartbeats between two announcements of what this node runs (10.1a); a peer that
 #: (re)starts gets one sooner.
 _SOFTWARE_EVERY: Final = 150
@@ -215,7 +218,7 @@ class Peering:
         for event, source, relay in events:
             envelope = event.envelope()
             h = event.header
-            if source == "own" or (source == "live" and relay and self.alive.wanted(h.origin)):
+            if source == "own" or (source == "live" and relay and self._passes_on(h)):
                 await self.nc.publish(out, envelope)
             await self.nc.publish(
                 subjects.local_event(h.origin, h.kind, event.id),
@@ -223,6 +226,16 @@ class Peering:
                 headers={"Nats-Msg-Id": event.id.hex()},
             )
         self.sync.wake.set()
+
+    def _passes_on(self, h: Header) -> bool:
+        """Whether a live event goes on from here (PROTOCOL.md 10.3): a live peer does
+        not hear its origin directly, or it is an alert raise or escalation and this
+        node is one of its origin's backup relayers."""
+        if self.alive.wanted(h.origin):
+            return True
+        return h.kind in URGENT_KINDS and self.me in backup_relayers(
+            self.ingestor.network.roster, h.origin
+        )
 
     async def broadcast_fork(self, proof: bytes) -> None:
         """Send a fork proof to every peer, and tell the node's own people."""

@@ -12,7 +12,7 @@ import pytest
 
 from rrn.federation.escalation import DEFAULT_POLICY
 from rrn.federation.limits import DEFAULT_LIMITS
-from rrn.federation.topology import edges, links, ring_key
+from rrn.federation.topology import backup_relayers, edges, links, ring_key
 from rrn.protocol.errors import DecodeError
 from rrn.protocol.roster import decode_roster, encode_roster
 from tests.support import network
@@ -129,3 +129,23 @@ def test_a_roster_with_links_keeps_one_encoding() -> None:
     )
     with pytest.raises(DecodeError):
         encode_roster(too_few)
+
+
+def test_each_origin_has_two_reachable_backup_relayers_next_on_the_ring() -> None:
+    orgs = [f"m{i}-org" for i in range(6)]
+    tn = network(*orgs)
+    members = [
+        msgspec.structs.replace(m, endpoints=[] if m.org == "m0-org" else [f"{m.org}.x:7422"])
+        for m in tn.roster.members
+    ]
+    roster = msgspec.structs.replace(tn.roster, members=members)
+    ring = sorted(orgs[1:], key=ring_key)
+    for origin in orgs:
+        backups = backup_relayers(roster, origin)
+        assert len(backups) == 2 and origin not in backups
+        assert "m0-org" not in backups, "a member behind NAT accepts no links: it cannot back up"
+        if origin in ring:
+            i = ring.index(origin)
+            assert backups == {ring[(i + 1) % 5], ring[(i + 2) % 5]}
+    spread = [backup_relayers(roster, o) for o in ring]
+    assert len(set().union(*spread)) == 5, "the load is spread over every reachable member"

@@ -37,9 +37,7 @@ def test_a_ring_of_five_carries_alerts_and_signs_of_life_across_hops(tmp_path: P
         pytest.fail("WAN devnets put nodes in network namespaces: run the suite as root")
     profile = tmp_path / "profile.toml"
     profile.write_text(PROFILE)
-    net = TestNetwork.create(
-        tmp_path / "net", 5, nat=set(), wan=load_profile(profile), links=2
-    )
+    net = TestNetwork.create(tmp_path / "net", 5, nat=set(), wan=load_profile(profile), links=2)
     index = {net.org(k): k for k in net.indexes}
     try:
         assert "sparse, 2 links per member" in net.cli_json(1, "status")["mesh"]
@@ -77,9 +75,7 @@ def test_a_ring_of_five_carries_alerts_and_signs_of_life_across_hops(tmp_path: P
         rest = [k for k in net.indexes if k != gone]
         without = net.raise_alert(1)
         net.wait_holds({without}, nodes=rest)
-        net.wait(
-            lambda: not _peers(net, 1)[net.org(gone)]["live"], "the stopped member to be down"
-        )
+        net.wait(lambda: not _peers(net, 1)[net.org(gone)]["live"], "the stopped member to be down")
         net.devnet.start(gone)
         net.wait_converged()
     finally:
