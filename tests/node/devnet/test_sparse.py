@@ -80,3 +80,29 @@ def test_a_ring_of_five_carries_alerts_and_signs_of_life_across_hops(tmp_path: P
         net.wait_converged()
     finally:
         net.close()
+
+
+def test_a_running_network_goes_sparse_by_a_roster_change(tmp_path: Path) -> None:
+    """Five members in a full mesh approve `links = 2`: each node drops the links the
+    new roster does not list (their heartbeats stop), and alerts still reach all."""
+    net = TestNetwork.create(tmp_path / "net", 5, nat=set())
+    try:
+        for k in net.indexes:
+            net.wait(lambda k=k: net.metric(k, "rrn_peers_connected") == 4, f"node {k} linked")
+        proposed = net.cli_json(1, "member", "propose", "--links", "2")
+        for k in (2, 3, 4):  # the devnet's threshold: four of five
+            net.wait(lambda k=k: len(net.cli_json(k, "member", "proposals")) == 1, "the proposal")
+            net.cli(k, "member", "approve", proposed["roster_id"][:12])
+        for k in net.indexes:
+            net.wait(lambda k=k: net.roster_version(k) == 1, f"node {k} adopting the roster")
+        assert "sparse, 2 links" in net.cli_json(4, "status")["mesh"]
+        for k in net.indexes:
+            net.wait(
+                lambda k=k: net.metric(k, "rrn_peers_connected") == 2,
+                f"node {k} to hear heartbeats over its two links only",
+            )
+            assert sum(p["link"] == "relayed" for p in _peers(net, k).values()) == 2
+        after = net.raise_alert(1)
+        net.wait_holds({after})
+    finally:
+        net.close()
