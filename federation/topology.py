@@ -9,13 +9,15 @@ every other pair links (a full mesh). With `links = k` the mesh is sparse: the
 reachable members, in the order of a hash of their org ids, form a Harary graph
 H(k, m) — each linked to its k/2 nearest on each side of the ring, and across it
 when k is odd — which stays connected when any k − 1 of them fail or lie; each
-member behind NAT links to k reachable members spread round that ring. Pure.
+member behind NAT links to k reachable members spread round that ring. Pure (it
+keeps the plan of the last roster it was given, so a node works each out once).
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -87,7 +89,7 @@ def links(roster: Roster, me: str) -> list[Link]:
     mine = roster.member(me)
     if mine is None:
         return []
-    mesh = _sparse(roster)
+    mesh = _plan(roster).mesh
     found = []
     for peer in roster.members:
         if peer.org == me or (not mine.endpoints and not peer.endpoints):
@@ -102,25 +104,37 @@ def links(roster: Roster, me: str) -> list[Link]:
 def backup_relayers(roster: Roster, origin: str) -> set[str]:
     """The members that republish `origin`'s alert raises and escalations in any mesh:
     the BACKUP_RELAYERS reachable members that follow it on the ring."""
-    ring = sorted((m.org for m in roster.members if m.endpoints), key=ring_key)
-    keys = [ring_key(org) for org in ring]
+    ring, keys = _plan(roster).ring, _plan(roster).keys
     start = bisect.bisect(keys, ring_key(origin))
-    found = (ring[(start + j) % len(ring)] for j in range(len(ring)))
-    return set(list(o for o in found if o != origin)[:BACKUP_RELAYERS])
+    after = (ring[(start + j) % len(ring)] for j in range(len(ring)))
+    return set(itertools.islice((o for o in after if o != origin), BACKUP_RELAYERS))
 
 
-_last: list[tuple[Roster, set[tuple[str, str]]]] = []
+@dataclass(frozen=True)
+class _Plan:
+    """What a roster's topology rule gives, worked out once per roster a node holds."""
+
+    roster: Roster
+    #: The reachable members in ring order, and their ring keys.
+    ring: list[str]
+    keys: list[bytes]
+    #: The sparse mesh's links; None when it is full (every pair not both behind NAT).
+    mesh: set[tuple[str, str]] | None
 
 
-def _sparse(roster: Roster) -> set[tuple[str, str]] | None:
-    """The roster's sparse mesh (None when it is full: every pair not both behind NAT),
-    worked out once per roster version a node holds."""
+_last: list[_Plan] = []
+
+
+def _plan(roster: Roster) -> _Plan:
+    if _last and _last[0].roster is roster:
+        return _last[0]
+    ring = sorted((m.org for m in roster.members if m.endpoints), key=ring_key)
     k = roster.policy.links if roster.policy is not None else None
-    if k is None or k >= sum(1 for m in roster.members if m.endpoints):
-        return None
-    if not _last or _last[0][0] is not roster:
-        _last[:] = [(roster, edges(((m.org, bool(m.endpoints)) for m in roster.members), k))]
-    return _last[0][1]
+    mesh = None
+    if k is not None and k < len(ring):
+        mesh = edges(((m.org, bool(m.endpoints)) for m in roster.members), k)
+    _last[:] = [_Plan(roster, ring, [ring_key(o) for o in ring], mesh)]
+    return _last[0]
 
 
 def hears_bits(roster: Roster, heard: set[str]) -> bytes:

@@ -16,7 +16,7 @@ from rrn.node.devnet.devnet import Devnet, create_devnet, remove_devnet
 from rrn.node.devnet.wan import Profile
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.layout import open_home
-from rrn.node.membership.policy import parse_limits, parse_links, parse_policy
+from rrn.node.membership.policy import changed_policy
 from rrn.node.ops.types import AlertInfo, RaiseArgs
 from rrn.protocol import subjects
 from rrn.protocol.envelope import sign_event
@@ -37,9 +37,7 @@ RAISE = RaiseArgs(
 
 def _policy(escalation: str | None, limits: str | None, links: int | None) -> NetworkPolicy | None:
     """The network policy a test asks for, in `rrn network genesis` flag syntax."""
-    policy = parse_policy(escalation) if escalation else None
-    policy = parse_limits(limits, policy) if limits else policy
-    return parse_links(str(links), policy) if links else policy
+    return changed_policy(None, escalation, limits, str(links) if links else None)
 
 
 class TestNetwork:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 from rrn.node.control.channel import to_json
 from rrn.node.home.layout import Home, open_home
 from rrn.node.home.lock import HomeInUse, HomeLock
-from rrn.node.membership.policy import parse_limits, parse_links, parse_policy
+from rrn.node.membership.policy import changed_policy
 from rrn.protocol.countries import is_country
 from rrn.protocol.errors import (
     ConfigError,
@@ -133,18 +133,14 @@ def escalation_arg(p: argparse.ArgumentParser) -> None:
         "--links",
         metavar="K",
         help="a sparse mesh: each member links directly to K others, chosen from the roster "
-        "alike by every node (2-255; 4 is a good start past 20 members), or 'full' for "
+        "alike by every node (2-255; 4 is a good start past about 15 members), or 'full' for "
         "every pair (the default; docs/SCALING.md)",
     )
 
 
 def policy_of(args: argparse.Namespace, base: NetworkPolicy | None = None) -> NetworkPolicy | None:
     """The policy --escalation, --limits and --links give (None when none is given)."""
-    if args.escalation is None and args.limits is None and args.links is None:
-        return None
-    policy = parse_policy(args.escalation, base) if args.escalation else base
-    policy = parse_limits(args.limits, policy) if args.limits else policy
-    return parse_links(args.links, policy) if args.links else policy
+    return changed_policy(base, args.escalation, args.limits, args.links)
 
 
 def state_arg(p: argparse.ArgumentParser) -> None:

@@ -27,6 +27,7 @@ from rrn.protocol.policy import (
 )
 
 __all__ = [
+    "changed_policy",
     "describe_limits",
     "describe_mesh",
     "describe_policy",
@@ -155,3 +156,18 @@ def describe_mesh(policy: NetworkPolicy | None) -> str:
     if policy is None or policy.links is None:
         return "full (every pair of members linked, except two behind NAT)"
     return f"sparse, {policy.links} links per member"
+
+
+def changed_policy(
+    base: NetworkPolicy | None,
+    escalation: str | None = None,
+    limits: str | None = None,
+    links: str | None = None,
+) -> NetworkPolicy | None:
+    """`base` with the --escalation, --limits and --links changes given (None when none
+    is: the policy stays as it is)."""
+    if escalation is None and limits is None and links is None:
+        return None
+    policy = parse_policy(escalation, base) if escalation else base
+    policy = parse_limits(limits, policy) if limits else policy
+    return parse_links(links, policy) if links else policy

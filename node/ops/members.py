@@ -19,7 +19,7 @@ from msgspec import Meta
 
 from rrn.federation.roster import next_roster
 from rrn.node.control.channel import handler
-from rrn.node.membership.policy import parse_limits, parse_links, parse_policy
+from rrn.node.membership.policy import changed_policy
 from rrn.node.membership.rosters import RosterKeeper
 from rrn.node.peering.peering import Peering
 from rrn.node.peering.peers import PeerState
@@ -325,12 +325,7 @@ def _software(state: PeerState | None) -> dict[str, str]:
 
 def _policy(roster: Roster, args: ProposeArgs) -> NetworkPolicy | None:
     """The roster's policy with the changes asked (None: unchanged)."""
-    if args.escalation is None and args.limits is None and args.links is None:
-        return None
-    policy = roster.policy
-    policy = parse_policy(args.escalation, policy) if args.escalation else policy
-    policy = parse_limits(args.limits, policy) if args.limits else policy
-    return parse_links(args.links, policy) if args.links else policy
+    return changed_policy(roster.policy, args.escalation, args.limits, args.links)
 
 
 def _card(data: bytes) -> Card:

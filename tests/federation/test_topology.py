@@ -13,7 +13,8 @@ import pytest
 from rrn.federation.escalation import DEFAULT_POLICY
 from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.federation.topology import backup_relayers, edges, links, ring_key
-from rrn.protocol.errors import DecodeError
+from rrn.node.membership.policy import changed_policy, describe_mesh
+from rrn.protocol.errors import ConfigError, DecodeError
 from rrn.protocol.roster import decode_roster, encode_roster
 from tests.support import network
 
@@ -149,3 +150,20 @@ def test_each_origin_has_two_reachable_backup_relayers_next_on_the_ring() -> Non
             assert backups == {ring[(i + 1) % 5], ring[(i + 2) % 5]}
     spread = [backup_relayers(roster, o) for o in ring]
     assert len(set().union(*spread)) == 5, "the load is spread over every reachable member"
+
+
+def test_links_as_operators_write_them() -> None:
+    """`--links K|full` (rrn network genesis, member propose, devnet up): a clear error
+    for what the roster would refuse; a sparse policy carries its limits written out."""
+    sparse = changed_policy(None, links="4")
+    assert sparse is not None and (sparse.links, sparse.limits) == (4, DEFAULT_LIMITS)
+    assert describe_mesh(sparse) == "sparse, 4 links per member"
+    full = changed_policy(sparse, links="full")
+    assert full is not None and full.links is None
+    assert describe_mesh(full).startswith("full")
+    both = changed_policy(None, escalation="immediate=5m", links="3")
+    assert both is not None and (both.immediate_s, both.links) == (300, 3)
+    assert changed_policy(sparse) is None, "nothing asked: the policy stays as it is"
+    for bad in ("1", "256", "four", "-3"):
+        with pytest.raises(ConfigError, match="give 2 to 255 links per member"):
+            changed_policy(None, links=bad)
