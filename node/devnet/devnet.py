@@ -9,23 +9,18 @@ output goes to DIR/<org>.log.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
-from rrn.node.control.client import pid_alive
+from rrn.node.devnet.daemons import log_tail, running_pid, start_daemon, stop_daemon
 from rrn.node.devnet.netns import Lan, create_lan, lan_for, remove_lan
 from rrn.node.devnet.wan import (
     LEAF_PORT,
@@ -65,7 +60,6 @@ PLACES: Final = (
     ("kathmandu-ip", "Kathmandu Advocacy", "Asia/Kathmandu"),
     ("cdmx-dh", "Mexico City Defenders Network", "America/Mexico_City"),
 )
-_READY_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -105,90 +99,21 @@ class Devnet:
         """Start node K's daemon in the background (with these environment variables
         added); its pid once it is ready."""
         node = self.node(k)
-        pid = running_pid(node.home)
-        if pid is not None:
-            return pid
         enter: list[str] = []
-        if self.lan is not None:
+        if self.lan is not None and running_pid(node.home) is None:
             start_proxy(self.dir)
             enter = self.lan.enter(k)
-        with (self.dir / f"{node.org}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [*enter, sys.executable, "-m", "rrn.node.cli", "run", "--home", str(node.home)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                env={**os.environ, **env} if env else None,
-            )
-        _children[proc.pid] = proc
-        deadline = time.monotonic() + _READY_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise ConfigError(f"{node.org} did not start; see {self.dir / (node.org + '.log')}")
-            if running_pid(node.home) == proc.pid:
-                return proc.pid
-            time.sleep(0.05)
-        raise ConfigError(f"{node.org} did not become ready within {_READY_S:.0f} s")
+        return start_daemon(node.home, self.dir / f"{node.org}.log", enter=enter, env=env)
 
     def stop(self, k: int, *, kill: bool = False) -> bool:
-        """Stop node K (SIGTERM, or SIGKILL of daemon and nats-server); False if not running."""
+        """Stop node K (SIGTERM, or SIGKILL of daemon and nats-server); False if not
+        running. A daemon still running after the stop grace period is stopped hard,
+        its tasks' stacks left in its log first, and the stop raises ConfigError."""
         node = self.node(k)
-        pid = running_pid(node.home)
-        if pid is None:
-            return False
-        if kill:
-            server = _server_pid(node.home)
-            for target in (pid, server):
-                if target is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(target, signal.SIGKILL)
-            _wait_gone(pid)
-            if server is not None:
-                _wait_gone(server)
-            _reap(pid)
-            return True
-        os.kill(pid, signal.SIGTERM)
-        _wait_gone(pid, 45)
-        _reap(pid)
-        return True
+        return stop_daemon(node.home, self.dir / f"{node.org}.log", kill=kill)
 
     def running(self) -> dict[int, int | None]:
         return {n.index: running_pid(n.home) for n in self.nodes}
-
-
-#: Daemons this process started, kept so they can be reaped when stopped (the CLI
-#: itself exits and leaves them running in their own sessions).
-_children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _reap(pid: int) -> None:
-    proc = _children.pop(pid, None)
-    if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-
-
-def running_pid(home: Path) -> int | None:
-    """The pid of the daemon running for `home`, if any."""
-    try:
-        pid = int(json.loads((home / "run" / "daemon.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid if pid_alive(pid) else None
-
-
-def _server_pid(home: Path) -> int | None:
-    try:
-        return int((home / "run" / "nats-server.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _wait_gone(pid: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
 
 
 #: Ports this process handed out: each is bound only when its node starts, so a port
@@ -366,8 +291,13 @@ async def _found(
 def remove_devnet(devnet: Devnet) -> None:
     """Stop every node (hard if need be) and delete the directory."""
     for node in devnet.nodes:
-        with contextlib.suppress(ConfigError, OSError):
+        try:
             devnet.stop(node.index)
+        except ConfigError as exc:  # it hung and was killed: say so, with its stacks
+            tail = log_tail(devnet.dir / f"{node.org}.log", 80)
+            print(f"warning: {exc}\n{tail}", file=sys.stderr)
+        except OSError:
+            pass
     if devnet.lan is not None:
         stop_proxy(devnet.dir)
         remove_lan(devnet.lan, len(devnet.nodes))

@@ -247,8 +247,11 @@ def stop_proxy(directory: Path) -> None:
         os.kill(pid, signal.SIGTERM)
     proc = _started.pop(pid, None)
     if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and proxy_pid(directory) == pid:
         time.sleep(0.05)
