@@ -235,6 +235,8 @@ def _first_end(state: AlertState, origin: str, claimants: set[str]) -> Ended | N
     allowed = [
         e
         for e in state.ends
-        if e.pos.org == origin or (e.status is AlertStatus.RESOLVED and e.pos.org in claimants)
+        if e.pos.org == origin
+        or (e.status is AlertStatus.RESOLVED and e.pos.org in claimants)
+        or e.code == "checked_in"  # made by authorise from an allowed check-in only
     ]
     return min(allowed, key=lambda e: (e.pos.wall_ms, e.pos.id), default=None)

@@ -30,6 +30,7 @@ from rrn.protocol.alerts import (
     AlertTombstoned,
     AlertUpdated,
 )
+from rrn.protocol.checkins import CheckinPlanned
 from rrn.protocol.envelope import Header
 from rrn.protocol.errors import ProtocolError
 from rrn.protocol.kinds import AlertPayload
@@ -39,12 +40,15 @@ __all__ = [
     "OPEN_STATUSES",
     "AlertState",
     "AlertStatus",
+    "PlanFact",
+    "PlanSlot",
     "Tombstone",
     "alert_of",
     "decode_state",
     "encode_state",
     "fact",
     "join",
+    "recipients",
 ]
 
 
@@ -77,12 +81,34 @@ class Pos(msgspec.Struct, array_like=True, frozen=True, order=True):
     id: bytes
 
 
+class PlanSlot(msgspec.Struct, array_like=True, frozen=True):
+    """Where the alert of a missed check-in comes from (federation/checkins.py)."""
+
+    plan: bytes
+    slot: int
+    deadline_ms: int
+    codes: tuple[bytes, ...]  # the commitments of the slot's two codes
+    duress: bool
+
+
 class Raised(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     body: AlertRaised  # without its sealed blob, which stays in the event only
     sealed_to: tuple[str, ...] = ()
     #: The members the raise was sealed to as a whole (empty: the whole network).
     audience: tuple[str, ...] = ()
+    #: For the alert of a missed check-in: its plan and slot (its raise is made
+    #: from the plan; `pos` is the plan's origin and chain position at the deadline).
+    slot: PlanSlot | None = None
+
+
+class PlanFact(msgspec.Struct, array_like=True, frozen=True):
+    """A check-in plan, without its sealed blobs (they stay in the event)."""
+
+    pos: Pos
+    body: CheckinPlanned
+    audience: tuple[str, ...]
+    sealed_to: tuple[str, ...]
 
 
 class Updated(msgspec.Struct, array_like=True, frozen=True):
@@ -154,6 +180,14 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
     #: The origin, once a tombstone of the origin deleted the alert: every other
     #: fact is dropped then, and facts arriving later are dropped too.
     erased: str | None = None
+    #: A check-in plan's own state holds the plan (and nothing is viewed of it).
+    plan: PlanFact | None = None
+    #: `checkin.missed` events for this alert's slot, whoever signed them.
+    misses: tuple[Pos, ...] = ()
+    #: Check-ins for this alert's slot, with the code each gave ("" for none).
+    checkins: tuple[tuple[Pos, str], ...] = ()
+    #: `checkin.ended` events of the plan.
+    plan_ends: tuple[Pos, ...] = ()
 
     def positions(self) -> list[Pos]:
         """Where every fact in this state came from."""
@@ -168,6 +202,8 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
         found += [p.pos for p in self.pledges]
         found += [f.pos for f in self.feedback]
         found += [t.pos for t in self.tombstones]
+        found += [self.plan.pos] if self.plan is not None else []
+        found += [*self.misses, *(p for p, _ in self.checkins), *self.plan_ends]
         return found
 
 
@@ -184,7 +220,7 @@ def fact(
     alert = alert_of(header, eid, payload)
     match payload:
         case AlertRaised():
-            to = _recipients(payload.sealed)
+            to = recipients(payload.sealed)
             body = msgspec.structs.replace(payload, sealed=None)
             state = AlertState(alert, raised=Raised(pos, body, to, audience))
         case AlertPledged():
@@ -194,7 +230,7 @@ def fact(
         case AlertTombstoned():
             state = AlertState(alert, tombstones=(Tombstone(pos, payload),))
         case AlertShared():
-            state = AlertState(alert, shares=(Shared(pos, _recipients(payload.sealed)),))
+            state = AlertState(alert, shares=(Shared(pos, recipients(payload.sealed)),))
         case AlertUpdated():
             state = AlertState(alert, updates=(Updated(pos, payload),))
         case AlertClaimed():
@@ -242,8 +278,16 @@ def join(a: AlertState, b: AlertState) -> AlertState:
             pledges=_union(a.pledges, b.pledges),
             feedback=_union(a.feedback, b.feedback),
             tombstones=tombstones,
+            plan=a.plan if a.plan is not None else b.plan,
+            misses=_union_pos(a.misses, b.misses),
+            checkins=tuple(sorted({*a.checkins, *b.checkins})),
+            plan_ends=_union_pos(a.plan_ends, b.plan_ends),
         )
     )
+
+
+def _union_pos(x: tuple[Pos, ...], y: tuple[Pos, ...]) -> tuple[Pos, ...]:
+    return tuple(sorted({*x, *y})) if y else x
 
 
 def _erase(state: AlertState) -> AlertState:
@@ -272,7 +316,7 @@ def _union(x: tuple[F, ...], y: tuple[F, ...]) -> tuple[F, ...]:
     return tuple(merged[p] for p in sorted(merged))
 
 
-def _recipients(blob: bytes | None) -> tuple[str, ...]:
+def recipients(blob: bytes | None) -> tuple[str, ...]:
     """Recipients of a sealed blob (already checked on receipt; a bad one counts none)."""
     if blob is None:
         return ()

@@ -44,11 +44,13 @@ from rrn.federation.alerts import (
     Updated,
 )
 from rrn.protocol.alerts import Ask
+from rrn.protocol.checkins import commitment
 from rrn.protocol.policy import NetworkPolicy
 from rrn.protocol.roster import Role, Roster
 from rrn.protocol.vocabulary import EscalationCause, SupporterRole, Urgency
 
 __all__ = [
+    "CHECKED_IN",
     "Authority",
     "Refused",
     "addressed_to",
@@ -64,6 +66,8 @@ _ANSWERS: Final = {
     Role.COMPANY: {SupporterRole.COMPANY},
     Role.INVESTOR: {SupporterRole.INVESTOR},
 }
+#: How a check-in ends the alert of its missed slot (never a cancel reason anyone signs).
+CHECKED_IN: Final = "checked_in"
 _DEFAULT_STEPS: Final = {Urgency.IMMEDIATE: 600, Urgency.DAYS: 7200, Urgency.WEEKS: 43200}
 
 
@@ -168,6 +172,11 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
     if state.raised is None or state.erased is not None:
         return state, []
     c = _Check(state, authority)
+    if state.raised.slot is not None:
+        state = _slot_rules(c, state)
+        if state.raised is None:  # no miss stands: there is no alert (yet)
+            return state, c.refused
+    assert state.raised is not None
     origin_only = lambda f: None if f.pos.org == c.origin else "not_origin"  # noqa: E731
     updates = c.keep(state.updates, "updated", origin_only)
     claims = c.keep(state.claims, "claimed", lambda f: _claim_rule(c, f.pos.org))
@@ -192,7 +201,7 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
     )
     escalations = _escalations(c, state.escalations, urgency, claims)
     if not c.refused:
-        return state, []  # everything allowed: the state as it is
+        return state, []  # everything allowed: the state as it is (or as _slot_rules left it)
     allowed = msgspec.structs.replace(
         state,
         updates=updates,
@@ -206,6 +215,56 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
         escalations=escalations,
     )
     return allowed, c.refused
+
+
+def _slot_rules(c: _Check, state: AlertState) -> AlertState:
+    """The alert of a missed check-in (docs/PROTOCOL.md 4.7): a miss counts when it
+    is signed within the plan's audience (the duress alert: by the origin) at or
+    after the slot's deadline, and the origin had not ended the plan before it; an
+    allowed check-in for the slot ends the alert (not a duress one). With no miss
+    standing the state has no raise, so no view."""
+    raised = state.raised
+    assert raised is not None and raised.slot is not None
+    slot = raised.slot
+    ended = any(p.org == c.origin and p.wall_ms < slot.deadline_ms for p in state.plan_ends)
+
+    def miss_rule(p: Pos) -> str | None:
+        if slot.duress and p.org != c.origin:
+            return "not_origin"
+        if not c.within(p.org):
+            return "outside_audience" if c.member(p.org) else "not_a_member"
+        if p.wall_ms < slot.deadline_ms:
+            return "too_soon"
+        return "plan_ended" if ended else None
+
+    misses = [p for p in state.misses if _judge(c, p, "missed", miss_rule(p))]
+    ends = state.ends
+    if not slot.duress:
+        checked = [
+            p
+            for p, code in state.checkins
+            if _judge(c, p, "checkin", _code_rule(c, slot.codes, p, code))
+        ]
+        ends += tuple(Ended(p, AlertStatus.CANCELLED, CHECKED_IN) for p in checked)
+    if not misses:
+        return msgspec.structs.replace(state, raised=None)
+    return msgspec.structs.replace(state, misses=tuple(misses), checkins=(), ends=ends)
+
+
+def _judge(c: _Check, pos: Pos, kind: str, why: str | None) -> bool:
+    if why is not None:
+        c.refused.append(Refused(pos, kind, why))
+    return why is None
+
+
+def _code_rule(c: _Check, codes: tuple[bytes, ...], p: Pos, code: str) -> str | None:
+    """A check-in counts from the origin, or from within the audience with one of the
+    slot's codes (either: nobody but the origin may tell the duress code apart)."""
+    if not c.within(p.org):
+        return "outside_audience" if c.member(p.org) else "not_a_member"
+    if not code:
+        return None if p.org == c.origin else "no_code"
+    return None if commitment(code) in codes else "bad_code"
 
 
 def _out(c: _Check, f: Acted | Pledged) -> str:
@@ -229,7 +288,7 @@ def _release_rule(c: _Check, claims: tuple[Claimed, ...], f: Released) -> str | 
 
 
 def _end_rule(c: _Check, claimed: set[str], f: Ended) -> str | None:
-    if f.pos.org == c.origin:
+    if f.pos.org == c.origin or f.code == CHECKED_IN:  # the latter made by _slot_rules only
         return None
     if f.status is AlertStatus.RESOLVED and f.pos.org in claimed:
         return None

@@ -36,6 +36,13 @@ from rrn.protocol.alerts import (
     check_alert_fields,
     check_audience,
 )
+from rrn.protocol.checkins import (
+    CheckinEnded,
+    CheckinMissed,
+    CheckinPlanned,
+    CheckinRecorded,
+    check_plan,
+)
 from rrn.protocol.coverage import CoverageDeclared, check_declaration
 from rrn.protocol.encoding import (
     DECODE_ERRORS,
@@ -61,6 +68,8 @@ from rrn.protocol.sealing import (
 
 __all__ = [
     "AlertPayload",
+    "CheckinPayload",
+    "FactPayload",
     "Kind",
     "Payload",
     "SealedEvent",
@@ -93,6 +102,10 @@ class Kind(enum.StrEnum):
     ROSTER_APPROVED = "roster.approved"
     COVERAGE_DECLARED = "coverage.declared"
     KEY_ROTATED = "key.rotated"
+    CHECKIN_PLANNED = "checkin.planned"
+    CHECKIN_RECORDED = "checkin.recorded"
+    CHECKIN_MISSED = "checkin.missed"
+    CHECKIN_ENDED = "checkin.ended"
 
 
 AlertPayload = (
@@ -109,6 +122,10 @@ AlertPayload = (
     | AlertFeedback
     | AlertTombstoned
 )
+CheckinPayload = CheckinPlanned | CheckinRecorded | CheckinMissed | CheckinEnded
+#: What the alert projection reads: alert events, and the check-in events that raise
+#: and end the alerts of missed check-ins (protocol/checkins.py).
+FactPayload = AlertPayload | CheckinPayload
 
 
 class SealedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,7 +145,13 @@ class _Inner(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
 
 
 Payload = (
-    AlertPayload | RosterProposed | RosterApproved | CoverageDeclared | SealedEvent | KeyRotated
+    AlertPayload
+    | CheckinPayload
+    | RosterProposed
+    | RosterApproved
+    | CoverageDeclared
+    | SealedEvent
+    | KeyRotated
 )
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
@@ -149,6 +172,10 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.ROSTER_APPROVED: RosterApproved,
     Kind.COVERAGE_DECLARED: CoverageDeclared,
     Kind.KEY_ROTATED: KeyRotated,
+    Kind.CHECKIN_PLANNED: CheckinPlanned,
+    Kind.CHECKIN_RECORDED: CheckinRecorded,
+    Kind.CHECKIN_MISSED: CheckinMissed,
+    Kind.CHECKIN_ENDED: CheckinEnded,
 }
 _KIND_OF: Final = {t: k for k, t in _TYPES.items()}
 _DECODERS: Final[dict[str, msgspec.msgpack.Decoder[Payload]]] = {
@@ -245,19 +272,22 @@ _CHECKS: Final[dict[type[Payload], Callable[[Any], str | None]]] = {
     AlertEscalated: _check_targets,
     CoverageDeclared: lambda p: check_declaration(p) or _check_zone(p.tz),
     RosterProposed: _check_roster,
+    CheckinPlanned: lambda p: (
+        check_plan(p) or _check_sealed(p.alert.sealed) or _check_sealed(p.duress)
+    ),
 }
 
 
-#: Kinds that may travel inside a sealed event: alert events, except the tombstone
-#: (which every node, excluded ones too, must read to delete payloads).
-_SEALABLE: Final = frozenset(_KIND_OF[t] for t in AlertPayload.__args__) - {Kind.ALERT_TOMBSTONED}
+#: Kinds that may travel inside a sealed event: alert and check-in events, except the
+#: tombstone (which every node, excluded ones too, must read to delete payloads).
+_SEALABLE: Final = frozenset(_KIND_OF[t] for t in FactPayload.__args__) - {Kind.ALERT_TOMBSTONED}
 _INNER_DECODER: Final = msgspec.msgpack.Decoder(_Inner)
 
 
 def seal_event(
-    payload: AlertPayload, recipients: Mapping[str, X25519PublicKey], pos: Position
+    payload: FactPayload, recipients: Mapping[str, X25519PublicKey], pos: Position
 ) -> SealedEvent:
-    """Wrap an alert payload into a sealed event for `recipients`, at `pos`."""
+    """Wrap an alert or check-in payload into a sealed event for `recipients`, at `pos`."""
     kind = kind_of(payload)
     if kind not in _SEALABLE:
         raise SealError(f"{kind} events are never sealed")
@@ -268,7 +298,7 @@ def seal_event(
 
 def open_event(
     event: SealedEvent, me: str, private: OpenKeys, pos: Position
-) -> tuple[Kind, AlertPayload, list[str]]:
+) -> tuple[Kind, FactPayload, list[str]]:
     """The inner kind, payload and recipients of a sealed event sealed to `me`.
 
     Raises SealError (not_authorised when it is not sealed to `me`) or PayloadError.
@@ -281,7 +311,7 @@ def open_event(
             "a sealed event holds a kind that is never sealed", Reason.MALFORMED_PAYLOAD
         )
     payload = decode_payload(inner.kind, inner.payload)
-    assert isinstance(payload, AlertPayload)
+    assert isinstance(payload, FactPayload)
     return Kind(inner.kind), payload, blob.recipients()
 
 

@@ -10,11 +10,11 @@ from rrn.node.pipeline.batch import Work
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import AlertRaised, AlertTombstoned
 from rrn.protocol.envelope import Event
-from rrn.protocol.kinds import AlertPayload, Kind
+from rrn.protocol.kinds import AlertPayload, FactPayload, Kind
 
 __all__ = ["erased_payloads"]
 
-Fact = tuple[Event, AlertPayload, tuple[str, ...]]
+Fact = tuple[Event, FactPayload, tuple[str, ...]]
 
 
 async def erased_payloads(facts: list[Fact], work: Work, store: Store) -> list[bytes]:
@@ -32,13 +32,13 @@ async def erased_payloads(facts: list[Fact], work: Work, store: Store) -> list[b
     for alert in erased:
         old = before.get(alert)
         if old is not None:
-            drop |= {p.id for p in old.positions()} - {t.pos.id for t in old.tombstones}
+            keep = {t.pos.id for t in old.tombstones} | {p.id for p in old.plan_ends}
+            drop |= {p.id for p in old.positions()} - keep  # a plan's end serves every slot
     tombs = [(e, p) for e, p, _ in facts if isinstance(p, AlertTombstoned)]
     for event, payload, _ in facts:
-        if (
-            not isinstance(payload, AlertTombstoned)
-            and (event.id if isinstance(payload, AlertRaised) else payload.alert) in erased
-        ):
+        if not isinstance(payload, AlertPayload) or isinstance(payload, AlertTombstoned):
+            continue  # a check-in event serves every slot of its plan: it stays
+        if (event.id if isinstance(payload, AlertRaised) else payload.alert) in erased:
             drop.add(event.id)
     if tombs:
         listed = {i for _, t in tombs for i in t.events}

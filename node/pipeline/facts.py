@@ -18,19 +18,20 @@ from rrn.node.store.db import Store
 from rrn.node.store.rows import APPLIED, UNAPPLIED
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason
-from rrn.protocol.kinds import AlertPayload, unseal
+from rrn.protocol.kinds import FactPayload, unseal
 from rrn.protocol.sealing import SealError
 
 __all__ = ["Fact", "alert_fact", "applied_facts", "stored_facts"]
 
-#: An alert event, its payload (opened if it was sealed) and the audience it was sealed to.
-Fact = tuple[Event, AlertPayload, tuple[str, ...]]
+#: An alert or check-in event, its payload (opened if it was sealed) and the audience it
+#: was sealed to.
+Fact = tuple[Event, FactPayload, tuple[str, ...]]
 
 
 def alert_fact(
     event: Event, me: Identity, net: bytes, *, metrics: IngestMetrics | None
-) -> tuple[AlertPayload, tuple[str, ...]] | None:
-    """An event's alert payload and the audience it was sealed to, if it is one.
+) -> tuple[FactPayload, tuple[str, ...]] | None:
+    """An event's alert or check-in payload and the audience it was sealed to, if it is one.
 
     An opaque event is counted in `metrics` (None on a rebuild: counted once
     already). Raises ProtocolError when the payload is bad.
@@ -44,7 +45,7 @@ def alert_fact(
         if metrics is not None:
             metrics.opaque.inc()
         return None
-    return (payload, audience) if isinstance(payload, AlertPayload) else None
+    return (payload, audience) if isinstance(payload, FactPayload) else None
 
 
 def applied_facts(

@@ -8,12 +8,13 @@ uncommitted batch is still writing), and the counts behind the open-alert gauge.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, NamedTuple
 
 from rrn.federation.alert_view import AlertView, derive, view
 from rrn.federation.alerts import AlertState, Pos, fact, join
 from rrn.federation.authority import Authority, Refused, authorise
+from rrn.federation.checkins import checkin_facts
 from rrn.node.pipeline.batch import Change, Work
 from rrn.node.pipeline.erasure import erased_payloads
 from rrn.node.pipeline.facts import Fact, stored_facts
@@ -22,7 +23,8 @@ from rrn.node.pipeline.own import Identity
 from rrn.node.store.db import Store
 from rrn.node.store.writes import Batch
 from rrn.protocol.alerts import AlertRaised, AlertTombstoned
-from rrn.protocol.kinds import AlertPayload, Payload
+from rrn.protocol.checkins import CheckinEnded, CheckinPlanned
+from rrn.protocol.kinds import AlertPayload, CheckinPayload, Payload
 
 __all__ = ["Applied", "OpenKey", "Projection"]
 
@@ -148,7 +150,14 @@ class Projection:
         after (for the response-time metrics), and the facts the rules refuse now
         that they did not before.
         """
-        singles = [fact(e.header, e.id, p, to) for e, p, to in facts]
+        facts = list(facts)
+        refer = {
+            p.plan
+            for _, p, _ in facts
+            if isinstance(p, CheckinPayload) and not isinstance(p, CheckinPlanned)
+        }
+        plans = await self._states(refer)
+        singles = singles_of(facts, plans, lambda a: a in self._stored)
         ids = {s.alert for s in singles}
         states = await self._states(ids)
         old = {a: states.get(a) for a in ids}
@@ -217,8 +226,7 @@ class Projection:
     ) -> tuple[dict[bytes, AlertState], dict[bytes, AlertView | None]]:
         """Start over from the given (applied) events: every state, and its view."""
         states: dict[bytes, AlertState] = {}
-        for event, payload, audience in events:
-            single = fact(event.header, event.id, payload, audience)
+        for single in singles_of(list(events), states, lambda a: a in states):
             known = states.get(single.alert)
             states[single.alert] = single if known is None else join(known, single)
         self._cache.clear()
@@ -231,3 +239,27 @@ class Projection:
             self._count(None, open_key(v))
             self._remember(alert, state)
         return states, views
+
+
+def singles_of(
+    facts: list[Fact], plans: dict[bytes, AlertState], held: Callable[[bytes], bool]
+) -> list[AlertState]:
+    """The single-fact states of a run of events, in order. A check-in event reads the
+    state of its plan from `plans` (updated here as plans and their ends go by: a
+    later event of the run sees them); `held` says which alert states exist already."""
+    singles: list[AlertState] = []
+    made: set[bytes] = set()
+    for e, p, to in facts:
+        if not isinstance(p, CheckinPayload):
+            singles.append(fact(e.header, e.id, p, to))
+            continue
+        key = e.id if isinstance(p, CheckinPlanned) else p.plan
+        found = checkin_facts(
+            e.header, e.id, p, to, plan=plans.get(key), exists=lambda a: a in made or held(a)
+        )
+        if isinstance(p, CheckinPlanned | CheckinEnded):
+            known = plans.get(key)
+            plans[key] = found[0] if known is None else join(known, found[0])
+        made.update(s.alert for s in found)
+        singles += found
+    return singles

@@ -1,0 +1,162 @@
+"""Missed check-ins become alerts every node derives alike: one alert per plan and
+slot whoever publishes the miss, ended by a check-in with one of the slot's codes,
+never raised early, outside the audience, or after the plan's end; the duress alert
+only from the origin, to the origin alone."""
+
+from __future__ import annotations
+
+import itertools
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from rrn.federation.alert_view import AlertView, derive
+from rrn.federation.alerts import AlertState, AlertStatus, join
+from rrn.federation.authority import Authority, Refused, authorise
+from rrn.node.pipeline.facts import Fact
+from rrn.node.pipeline.projection import singles_of
+from rrn.protocol.checkins import (
+    CheckinEnded,
+    CheckinMissed,
+    CheckinPlanned,
+    CheckinRecorded,
+    DuressMap,
+    commitment,
+    missed_alert_id,
+    new_code,
+)
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import Event
+from rrn.protocol.kinds import FactPayload, decode_payload
+from rrn.protocol.sealing import Position, encode_sealed, seal
+from tests.support import Chain, network, raised
+
+ORGS = ("lima-hr", "nairobi-dl", "jakarta-pb", "acme-co")
+TN = network(*ORGS)
+AUTH = Authority.anyone(ORGS[:3])  # acme-co is not a member of this roster
+GRACE = 600_000
+CODES = [(new_code(), new_code()) for _ in range(3)]  # (check-in, duress) per slot
+
+
+def plan(chain: Chain, *, slots: int = 3) -> Event:
+    start = chain.wall_ms + 3_600_000
+    duress_blob = seal(
+        encode(DuressMap([1] * slots)),
+        {"lima-hr": X25519PrivateKey.generate().public_key()},
+        Position(TN.net, "lima-hr", 1, chain.seq + 1),
+    )
+    return chain.next(
+        CheckinPlanned(
+            alert=raised(1),
+            slots=[start + k * 3_600_000 for k in range(slots)],
+            grace_ms=GRACE,
+            codes=[[commitment(c), commitment(d)] for c, d in CODES[:slots]],
+            duress=encode_sealed(duress_blob),
+        )
+    )
+
+
+def _judged(events: list[Event]) -> list[tuple[AlertState, list[Refused]]]:
+    facts: list[Fact] = []
+    for e in events:
+        assert e.payload is not None
+        p = decode_payload(e.header.kind, e.payload)
+        assert isinstance(p, FactPayload)
+        facts.append((e, p, ()))
+    states: dict[bytes, AlertState] = {}
+    for single in singles_of(facts, {}, lambda a: a in states):
+        known = states.get(single.alert)
+        states[single.alert] = single if known is None else join(known, single)
+    return [authorise(s, AUTH) for s in states.values()]
+
+
+def views(events: list[Event]) -> dict[bytes, AlertView]:
+    found = [derive(allowed) for allowed, _ in _judged(events)]
+    return {v.alert: v for v in found if v is not None}
+
+
+def refused(events: list[Event]) -> set[tuple[str, str, str]]:
+    return {(r.pos.org, r.kind, r.reason) for _, rs in _judged(events) for r in rs}
+
+
+def test_two_members_publishing_a_miss_make_one_alert_in_any_order() -> None:
+    lima, nairobi, jakarta = (Chain(TN, o) for o in ORGS[:3])
+    p = plan(lima)
+    deadline = p and decode_payload(p.header.kind, p.payload or b"")
+    assert isinstance(deadline, CheckinPlanned)
+    due = deadline.slots[0] + GRACE
+    miss_n = nairobi.raw("checkin.missed", encode(CheckinMissed(plan=p.id, slot=0)), wall_ms=due)
+    miss_j = jakarta.raw(
+        "checkin.missed", encode(CheckinMissed(plan=p.id, slot=0)), wall_ms=due + 5000
+    )
+    seen = set()
+    for order in itertools.permutations([p, miss_n, miss_j]):
+        v = views(list(order))
+        assert list(v) == [missed_alert_id(p.id, 0)], "one alert, its id from plan and slot"
+        alert = v[missed_alert_id(p.id, 0)]
+        seen.add((alert.origin, alert.raised_ms, alert.status, alert.pseudonym))
+    assert seen == {("lima-hr", due, AlertStatus.OPEN, raised(1).pseudonym)}
+
+
+def test_a_check_in_with_either_code_ends_the_alert_a_wrong_code_does_not() -> None:
+    lima, nairobi, jakarta = (Chain(TN, o) for o in ORGS[:3])
+    p = plan(lima)
+    body = decode_payload(p.header.kind, p.payload or b"")
+    assert isinstance(body, CheckinPlanned)
+    due = body.slots[0] + GRACE
+    miss = nairobi.raw("checkin.missed", encode(CheckinMissed(plan=p.id, slot=0)), wall_ms=due)
+    wrong = jakarta.raw(
+        "checkin.recorded",
+        encode(CheckinRecorded(plan=p.id, slot=0, code=CODES[1][0])),  # slot 1's code
+        wall_ms=due + 1000,
+    )
+    alert = missed_alert_id(p.id, 0)
+    assert views([p, miss, wrong])[alert].status is AlertStatus.OPEN
+    assert ("jakarta-pb", "checkin", "bad_code") in refused([p, miss, wrong])
+    for code in CODES[0]:  # the check-in code, or the duress one: alike to all
+        late = jakarta.raw(
+            "checkin.recorded",
+            encode(CheckinRecorded(plan=p.id, slot=0, code=code)),
+            wall_ms=due + 2000,
+        )
+        for order in itertools.permutations([p, miss, late]):
+            v = views(list(order))[alert]
+            assert (v.status, v.end_code) == (AlertStatus.CANCELLED, "checked_in")
+
+
+def test_no_alert_before_the_deadline_outside_the_audience_or_after_the_end() -> None:
+    lima, nairobi = Chain(TN, "lima-hr"), Chain(TN, "nairobi-dl")
+    acme = Chain(TN, "acme-co")
+    p = plan(lima)
+    body = decode_payload(p.header.kind, p.payload or b"")
+    assert isinstance(body, CheckinPlanned)
+    due = body.slots[1] + GRACE
+    early = nairobi.raw("checkin.missed", encode(CheckinMissed(plan=p.id, slot=1)), wall_ms=due - 1)
+    outsider = acme.raw("checkin.missed", encode(CheckinMissed(plan=p.id, slot=1)), wall_ms=due)
+    assert views([p, early, outsider]) == {}
+    assert refused([p, early, outsider]) == {
+        ("nairobi-dl", "missed", "too_soon"),
+        ("acme-co", "missed", "not_a_member"),
+    }
+    end = lima.raw("checkin.ended", encode(CheckinEnded(plan=p.id)), wall_ms=due - 60_000)
+    miss = nairobi.raw("checkin.missed", encode(CheckinMissed(plan=p.id, slot=1)), wall_ms=due + 10)
+    for order in itertools.permutations([p, end, miss]):
+        if order.index(p) > order.index(end):
+            continue  # the end follows its plan in the origin's chain
+        assert views(list(order)) == {}, "the plan ended before the deadline"
+
+
+def test_the_duress_alert_is_the_origins_alone() -> None:
+    lima, nairobi = Chain(TN, "lima-hr"), Chain(TN, "nairobi-dl")
+    p = plan(lima)
+    body = decode_payload(p.header.kind, p.payload or b"")
+    assert isinstance(body, CheckinPlanned)
+    at = body.slots[0] + GRACE
+    forged = nairobi.raw(
+        "checkin.missed", encode(CheckinMissed(plan=p.id, slot=0, duress=True)), wall_ms=at
+    )
+    assert views([p, forged]) == {}
+    own = lima.raw(
+        "checkin.missed", encode(CheckinMissed(plan=p.id, slot=0, duress=True)), wall_ms=at
+    )
+    v = views([p, forged, own])[missed_alert_id(p.id, 0, duress=True)]
+    assert v.audience == ["lima-hr"] and v.origin == "lima-hr"
