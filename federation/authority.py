@@ -173,7 +173,7 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
         return state, []
     c = _Check(state, authority)
     if state.raised.slot is not None:
-        state = _slot_rules(c, state)
+        state = c.state = _slot_rules(c, state)
         if state.raised is None:  # no miss stands: there is no alert (yet)
             return state, c.refused
     assert state.raised is not None
@@ -219,10 +219,11 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
 
 def _slot_rules(c: _Check, state: AlertState) -> AlertState:
     """The alert of a missed check-in (docs/PROTOCOL.md 4.7): a miss counts when it
-    is signed within the plan's audience (the duress alert: by the origin) at or
-    after the slot's deadline, and the origin had not ended the plan before it; an
-    allowed check-in for the slot ends the alert (not a duress one). With no miss
-    standing the state has no raise, so no view."""
+    is signed within the plan's audience at or after the slot's deadline, and the
+    origin had not ended the plan before it; an allowed check-in for the slot ends
+    the alert. The duress alert's miss is the origin's alone, at any time, and the
+    alert is raised at its earliest; no check-in ends it. With no miss standing the
+    state has no raise, so no view."""
     raised = state.raised
     assert raised is not None and raised.slot is not None
     slot = raised.slot
@@ -233,7 +234,7 @@ def _slot_rules(c: _Check, state: AlertState) -> AlertState:
             return "not_origin"
         if not c.within(p.org):
             return "outside_audience" if c.member(p.org) else "not_a_member"
-        if p.wall_ms < slot.deadline_ms:
+        if p.wall_ms < slot.deadline_ms and not slot.duress:
             return "too_soon"
         return "plan_ended" if ended else None
 
@@ -248,7 +249,12 @@ def _slot_rules(c: _Check, state: AlertState) -> AlertState:
         ends += tuple(Ended(p, AlertStatus.CANCELLED, CHECKED_IN) for p in checked)
     if not misses:
         return msgspec.structs.replace(state, raised=None)
-    return msgspec.structs.replace(state, misses=tuple(misses), checkins=(), ends=ends)
+    if slot.duress:  # raised when the origin saw the code, not at the deadline
+        at = msgspec.structs.replace(raised.pos, wall_ms=min(p.wall_ms for p in misses))
+        raised = msgspec.structs.replace(raised, pos=at)
+    return msgspec.structs.replace(
+        state, raised=raised, misses=tuple(misses), checkins=(), ends=ends
+    )
 
 
 def _judge(c: _Check, pos: Pos, kind: str, why: str | None) -> bool:

@@ -17,7 +17,7 @@ What the rules allow of these facts is federation/authority.py's. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import msgspec
 
@@ -27,12 +27,13 @@ from rrn.protocol.checkins import (
     CheckinMissed,
     CheckinPlanned,
     CheckinRecorded,
+    commitment,
     missed_alert_id,
 )
 from rrn.protocol.envelope import Header
 from rrn.protocol.kinds import CheckinPayload
 
-__all__ = ["checkin_facts", "plan_fact", "slot_alerts", "slot_raise"]
+__all__ = ["checked_in", "checkin_facts", "ended_at", "plan_fact", "slot_alerts", "slot_raise"]
 
 
 def plan_fact(pos: Pos, plan: CheckinPlanned, audience: tuple[str, ...]) -> PlanFact:
@@ -112,3 +113,26 @@ def _raises(plan: AlertState, exists: Callable[[bytes], bool]) -> list[AlertStat
         if exists(alert):
             found.append(AlertState(alert, raised=slot_raise(plan.plan, slot, duress=duress)))
     return found
+
+
+def checked_in(
+    plan: PlanFact, slot: int, state: AlertState | None, roles: Collection[str]
+) -> list[tuple[Pos, str]]:
+    """The check-ins for `slot` the rules allow (docs/PROTOCOL.md 4.7), earliest first:
+    from the origin, or from a current member (`roles`) within the plan's audience
+    with one of the slot's two codes."""
+    if state is None:
+        return []
+    codes = plan.body.codes[slot]
+    found = []
+    for pos, code in state.checkins:
+        within = pos.org in roles and (not plan.audience or pos.org in plan.audience)
+        if within and ((not code and pos.org == plan.pos.org) or commitment(code) in codes):
+            found.append((pos, code))
+    return sorted(found, key=lambda c: (c[0].wall_ms, c[0].id))
+
+
+def ended_at(plan: AlertState) -> int | None:
+    """When the plan's origin ended it (its earliest `checkin.ended`), if it did."""
+    assert plan.plan is not None
+    return min((p.wall_ms for p in plan.plan_ends if p.org == plan.plan.pos.org), default=None)

@@ -50,8 +50,8 @@ _CODE_DOMAIN: Final = b"rrn/checkin-code/v1\x00"
 _MISSED_DOMAIN: Final = b"rrn/checkin-missed/v1\x00"
 _DURESS_DOMAIN: Final = b"rrn/checkin-duress/v1\x00"
 
-#: The grace period: at least a minute, at most a week.
-Grace = Annotated[int, Meta(ge=60_000, le=7 * 86_400_000)]
+#: The grace period: at least 10 seconds (minutes in practice), at most a week.
+Grace = Annotated[int, Meta(ge=10_000, le=7 * 86_400_000)]
 Slot = Annotated[int, Meta(ge=0, lt=MAX_SLOTS)]
 Code = Annotated[str, Meta(pattern=r"^[a-z2-7]{16}$")]
 CodePair = Annotated[list[Hash32], Meta(min_length=2, max_length=2)]

@@ -73,6 +73,7 @@ __all__ = [
     "Kind",
     "Payload",
     "SealedEvent",
+    "check_own",
     "decode_payload",
     "encode_payload",
     "kind_of",
@@ -193,6 +194,17 @@ def encode_payload(payload: Payload) -> bytes:
     data = encode(payload)
     decode_payload(kind_of(payload), data)
     return data
+
+
+def check_own(payload: Payload) -> None:
+    """Refuse a payload receivers would refuse, before it is signed. A check-in plan's
+    sealed fields are made as it is signed (node/pipeline/own.py): its other rules."""
+    if isinstance(payload, CheckinPlanned):
+        problem = check_plan(payload)
+        if problem is not None:
+            raise PayloadError(f"checkin.planned payload: {problem}", Reason.MALFORMED_PAYLOAD)
+    else:
+        encode_payload(payload)
 
 
 def decode_payload(kind: str, data: bytes) -> Payload:

@@ -21,6 +21,7 @@ from rrn.federation.alerts import AlertState, Pos
 from rrn.node.pipeline.ingest import Ingestor, SealFor
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import AlertRaised, AlertShared
+from rrn.protocol.checkins import CheckinPlanned
 from rrn.protocol.errors import ProtocolError, Reason, RrnError
 from rrn.protocol.kinds import unseal
 from rrn.protocol.roster import Role
@@ -57,6 +58,8 @@ async def open_plaintext(
             continue  # not held, or its payload was deleted
         try:
             _, payload, _ = unseal(event.header, event.payload, me, key, net)
+            if isinstance(payload, CheckinPlanned):  # a missed check-in's: its plan's
+                payload = payload.alert
             if not isinstance(payload, AlertRaised | AlertShared) or payload.sealed is None:
                 continue
             at = Position(net, pos.org, pos.epoch, pos.seq)

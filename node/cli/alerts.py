@@ -64,7 +64,7 @@ from rrn.protocol.vocabulary import (
     Urgency,
 )
 
-__all__ = ["add_alert_parsers"]
+__all__ = ["add_alert_parsers", "add_raise_args", "raise_args"]
 
 
 def add_alert_parsers(alert: argparse.ArgumentParser) -> Any:
@@ -72,29 +72,8 @@ def add_alert_parsers(alert: argparse.ArgumentParser) -> Any:
     p = sub.add_parser("raise", help="raise a new alert")
     home_arg(p)
     json_arg(p)
-    p.add_argument(
-        "--country", required=True, type=str.upper, help="ISO 3166-1 alpha-2 code, e.g. PE"
-    )
-    p.add_argument("--subdivision", type=str.upper, help="ISO 3166-2 code, e.g. PE-LOR")
-    p.add_argument(
-        "--type", dest="types", action="append", required=True, choices=values(IncidentType)
-    )
-    p.add_argument("--severity", required=True, choices=values(Severity))
-    p.add_argument("--urgency", required=True, choices=values(Urgency))
-    p.add_argument("--ask", dest="asks", action="append", default=[], metavar="ACTION:TO[:CHANNEL]")
-    p.add_argument(
-        "--lang", dest="languages", action="append", default=[], type=str.lower, metavar="CODE"
-    )
-    p.add_argument("--pseudonym", help="existing defender pseudonym (hrd-xxxxxxxx)")
+    add_raise_args(p)
     p.add_argument("--exercise", action="store_true", help="mark as a drill")
-    p.add_argument(
-        "--details",
-        metavar="FILE",
-        help="JSON file (or - for stdin) with identifying details to seal: identity, "
-        "location, contacts, risk, narrative (only this member can read them; claimants "
-        "that are responders get them resealed)",
-    )
-    add_consent_args(p)
     p.set_defaults(func=cmd_alert_raise)
 
     p = sub.add_parser("update", help="change an alert's routable fields")
@@ -110,6 +89,56 @@ def add_alert_parsers(alert: argparse.ArgumentParser) -> Any:
     p.set_defaults(func=cmd_alert_update)
     _alert_handling_parsers(sub)
     return sub
+
+
+def add_raise_args(p: argparse.ArgumentParser) -> None:
+    """What an alert says: its routable facts, pseudonym, details and audience (also
+    the alert of a check-in plan, `rrn checkin plan`)."""
+    p.add_argument(
+        "--country", required=True, type=str.upper, help="ISO 3166-1 alpha-2 code, e.g. PE"
+    )
+    p.add_argument("--subdivision", type=str.upper, help="ISO 3166-2 code, e.g. PE-LOR")
+    p.add_argument(
+        "--type", dest="types", action="append", required=True, choices=values(IncidentType)
+    )
+    p.add_argument("--severity", required=True, choices=values(Severity))
+    p.add_argument("--urgency", required=True, choices=values(Urgency))
+    p.add_argument("--ask", dest="asks", action="append", default=[], metavar="ACTION:TO[:CHANNEL]")
+    p.add_argument(
+        "--lang", dest="languages", action="append", default=[], type=str.lower, metavar="CODE"
+    )
+    p.add_argument("--pseudonym", help="existing defender pseudonym (hrd-xxxxxxxx)")
+    p.add_argument(
+        "--details",
+        metavar="FILE",
+        help="JSON file (or - for stdin) with identifying details to seal: identity, "
+        "location, contacts, risk, narrative (only this member can read them; claimants "
+        "that are responders get them resealed)",
+    )
+    add_consent_args(p)
+
+
+def raise_args(args: argparse.Namespace) -> RaiseArgs:
+    """The raise the arguments of `add_raise_args` ask for, checked."""
+    home = get_home(args)
+    _check_place(args.country, args.subdivision)
+    if args.pseudonym is not None and not re.match(PSEUDONYM_PATTERN, args.pseudonym):
+        raise ConfigError("--pseudonym must be one minted by rrn (hrd- and 8 letters/digits)")
+    return RaiseArgs(
+        country=args.country,
+        subdivision=args.subdivision,
+        incident_types=[IncidentType(t) for t in args.types],
+        severity=Severity(args.severity),
+        urgency=Urgency(args.urgency),
+        asks=[_ask(a) for a in args.asks],
+        languages=_check_languages(args.languages) or [],
+        pseudonym=args.pseudonym,
+        exercise=getattr(args, "exercise", False),
+        details=_sealed_details(home, args.details) if args.details else None,
+        consent=consent_of(args),
+        exclude=list(args.exclude),
+        perpetrator_states=list(args.perpetrator_states),
+    )
 
 
 def _alert_handling_parsers(sub: Any) -> None:
@@ -234,26 +263,7 @@ def _alert_result(args: argparse.Namespace, op: str, payload: object, done: str 
 
 
 def cmd_alert_raise(args: argparse.Namespace) -> int:
-    home = get_home(args)
-    _check_place(args.country, args.subdivision)
-    if args.pseudonym is not None and not re.match(PSEUDONYM_PATTERN, args.pseudonym):
-        raise ConfigError("--pseudonym must be one minted by rrn (hrd- and 8 letters/digits)")
-    payload = RaiseArgs(
-        country=args.country,
-        subdivision=args.subdivision,
-        incident_types=[IncidentType(t) for t in args.types],
-        severity=Severity(args.severity),
-        urgency=Urgency(args.urgency),
-        asks=[_ask(a) for a in args.asks],
-        languages=_check_languages(args.languages) or [],
-        pseudonym=args.pseudonym,
-        exercise=args.exercise,
-        details=_sealed_details(home, args.details) if args.details else None,
-        consent=consent_of(args),
-        exclude=list(args.exclude),
-        perpetrator_states=list(args.perpetrator_states),
-    )
-    return _alert_result(args, "alert.raise", payload)
+    return _alert_result(args, "alert.raise", raise_args(args))
 
 
 def _sealed_details(home: Home, source: str) -> bytes:

@@ -23,6 +23,7 @@ from typing import TypeVar
 from rrn.node.cli import output
 from rrn.node.cli.alerts import add_alert_parsers
 from rrn.node.cli.backup import add_backup_parsers
+from rrn.node.cli.checkins import add_checkin_parsers
 from rrn.node.cli.common import (
     Parser,
     error_code,
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_network_parsers(sub)
     add_devnet_parsers(sub.add_parser("devnet", help="a local network of several nodes"))
     add_coverage_parsers(sub)
+    add_checkin_parsers(sub)
     add_key_parsers(sub)
     add_backup_parsers(sub)
     add_schema_parser(sub)

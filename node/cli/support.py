@@ -97,7 +97,7 @@ def consent_of(args: argparse.Namespace) -> list[Consent]:
             raise ConfigError(
                 f"--consent {spec!r}: audience must be one of {', '.join(values(Audience))}"
             )
-        until_ms = _time_ms(until, "--consent") if until else None
+        until_ms = time_ms(until, "--consent") if until else None
         if until_ms is not None and until_ms <= now:
             raise ConfigError(f"--consent {spec!r}: that time has passed")
         found.append(
@@ -114,7 +114,7 @@ def consent_of(args: argparse.Namespace) -> list[Consent]:
     return found
 
 
-def _time_ms(text: str, flag: str) -> int:
+def time_ms(text: str, flag: str) -> int:
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError as exc:
@@ -198,7 +198,7 @@ def cmd_pledge(args: argparse.Namespace) -> int:
         alert=alert_ref(args.alert),
         action=ActionType(args.action),
         channel=Channel(args.channel),
-        by_ms=_time_ms(args.by, "--by") if args.by else None,
+        by_ms=time_ms(args.by, "--by") if args.by else None,
     )
     info = run(call(get_home(args), "alert.pledge", payload, AlertInfo))
     return show(args, info, lambda: output.alert_line(info))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from types import TracebackType
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
+from rrn.node.alerting.checkins import CheckinWatcher
 from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
@@ -30,7 +30,7 @@ from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
-from rrn.node.daemon.status import rrn_version, status_of
+from rrn.node.daemon.status import rrn_version, status_of, write_daemon_file
 from rrn.node.daemon.versions import announced, installed
 from rrn.node.home.clock import Clock, daemon_clock
 from rrn.node.home.config import load_config
@@ -79,8 +79,6 @@ class Node:
         self.console: Console | None = None
         self.console_url: str | None = None
         self._reload = asyncio.Event()
-
-    # -- lifecycle --------------------------------------------------------------
 
     async def __aenter__(self) -> Node:
         try:
@@ -212,6 +210,9 @@ class Node:
             metrics=self.metrics.alerting,
             clock=self.clock,
         )
+        self.checkins = CheckinWatcher(
+            self.ingestor, self.peering, key=self.sealing, registry=self.metrics.registry
+        )
         self.ingestor.on_alerts = self._alerts_changed
 
     def _identity(self, network: Network) -> Identity:
@@ -283,10 +284,7 @@ class Node:
             "started_ms": self.started_ms,
             "version": rrn_version(),
         }
-        path, tmp = self.home.daemon_file, self.home.daemon_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, path)
-        self._stack.callback(lambda: path.unlink(missing_ok=True))
+        self._stack.callback(write_daemon_file(self.home.daemon_file, info))
 
     def request_reload(self) -> None:
         """Re-read [federation] and [notify] from config.toml and reload the links (SIGHUP)."""
@@ -302,6 +300,7 @@ class Node:
                 tg.create_task(self.rosters.run(), name="rosters"),
                 tg.create_task(self.forecaster.run(), name="coverage"),
                 tg.create_task(self.escalator.run(), name="escalation"),
+                tg.create_task(self.checkins.run(), name="checkins"),
                 tg.create_task(self.sharer.run(), name="sharing"),
                 tg.create_task(self.retention.run(), name="retention"),
                 tg.create_task(self._release_due(), name="release-due"),
@@ -376,6 +375,7 @@ class Node:
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.escalator.alerts_changed(changes)
+        self.checkins.alerts_changed(changes)
         self.integrations.alerts_changed(changes)
         self.sharer.alerts_changed(changes)
         self.retention.alerts_changed()

@@ -7,9 +7,13 @@ free disk, and why it is not ready (the same reasons /readyz gives).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rrn.node.membership.policy import describe_limits, describe_mesh, describe_policy
@@ -77,3 +81,12 @@ def status_of(node: Node) -> StatusInfo:
         nats_server=node.versions.nats_server,
         lock_sha256=node.versions.lock_sha256,
     )
+
+
+def write_daemon_file(path: Path, info: dict[str, object]) -> Callable[[], None]:
+    """Write run/daemon.json (how the CLI finds the running daemon) atomically; what
+    removes it when the daemon stops."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
+    return lambda: path.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from rrn.node.alerting.sharing import open_plaintext, share
 from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
 from rrn.node.ops.book import OPEN, AlertBook
+from rrn.node.ops.checkins import CheckinOps
 from rrn.node.ops.coverage import CoverageOps
 from rrn.node.ops.defenders import new_pseudonym
 from rrn.node.ops.supporters import SupporterOps
@@ -89,6 +90,7 @@ class Api:
         self._book = AlertBook(ingestor=ingestor, store=store, routing=routing)
         self._supporters = SupporterOps(self._book)
         self._coverage = CoverageOps(self._book)
+        self._checkins = CheckinOps(self._book, self.prepare_raise)
 
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
@@ -109,12 +111,22 @@ class Api:
             }
             | self._supporters.handlers()
             | self._coverage.handlers()
+            | self._checkins.handlers()
         )
 
     async def status(self) -> StatusInfo:
         return self._status()
 
     async def raise_alert(self, args: RaiseArgs) -> AlertInfo:
+        payload, restricted, sealing = self.prepare_raise(args)
+        event = await self._book.append(payload, seal=sealing, audience=restricted)
+        return await self._book.info(event.id)
+
+    def prepare_raise(
+        self, args: RaiseArgs
+    ) -> tuple[AlertRaised, list[str] | None, SealFor | None]:
+        """The raise `args` ask for, checked: its payload, the audience it is sealed to
+        whole (None: the network) and its details to seal (also a check-in plan's)."""
         payload = AlertRaised(
             country=args.country,
             subdivision=args.subdivision,
@@ -142,8 +154,7 @@ class Api:
                 sealing = SealFor(encode_details(decode_details(plaintext)), (me,))
             except ProtocolError as exc:
                 raise ControlError(str(exc)) from exc
-        event = await self._book.append(payload, seal=sealing, audience=restricted)
-        return await self._book.info(event.id)
+        return payload, restricted, sealing
 
     def _check_consent(self, payload: AlertRaised, now: int) -> None:
         """Refuse asks that consent does not allow, and exclusions of nobody known."""

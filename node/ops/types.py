@@ -63,6 +63,7 @@ READ_OPS: Final = frozenset(
         "peers",
         "alert.list",
         "alert.show",
+        "checkin.list",
         "asks.list",
         "coverage.show",
         "defender.list",

@@ -41,9 +41,10 @@ from rrn.node.pipeline.verify import Checked, Verifier
 from rrn.node.store.db import Store
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
+from rrn.protocol.checkins import CheckinPlanned
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason, StoreError
-from rrn.protocol.kinds import Payload, encode_payload
+from rrn.protocol.kinds import Payload, check_own
 
 __all__ = ["Identity", "Ingestor", "Outcome", "SealFor"]
 
@@ -203,8 +204,8 @@ class Ingestor:
         """
         if self.appends_blocked is not None:
             raise StoreError(self.appends_blocked)
-        if seal is None:
-            encode_payload(payload)  # refuse what receivers would refuse, before queueing
+        if seal is None or isinstance(payload, CheckinPlanned):
+            check_own(payload)  # refuse what receivers would refuse, before queueing
         else:
             sealing_keys(self.network, seal.to)  # unknown members are refused before queueing
         if audience is None:

@@ -23,9 +23,10 @@ from rrn.federation.keyring import Rotation
 from rrn.node.home.clock import Clock
 from rrn.node.store.network import Network
 from rrn.protocol.alerts import AlertRaised, AlertShared
+from rrn.protocol.checkins import CheckinPlanned
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
-from rrn.protocol.kinds import AlertPayload, Payload, encode_payload, kind_of, seal_event
+from rrn.protocol.kinds import FactPayload, Payload, encode_payload, kind_of, seal_event
 from rrn.protocol.membership import sign_rotation
 from rrn.protocol.sealing import OpenKeys, SealError, encode_sealed, seal
 from rrn.protocol.sealing import Position as SealedAt
@@ -117,19 +118,22 @@ class OwnChain:
         me = self.me
         seq = (head.seq if head else 0) + 1
         pos = SealedAt(network.net, me.org, me.epoch, seq)
-        if to_seal is not None:
+        if isinstance(payload, CheckinPlanned):
+            payload = _seal_plan(payload, to_seal, network, pos)
+        elif to_seal is not None:
             if not isinstance(payload, AlertRaised | AlertShared):
                 raise SealError("only alert.raised and alert.shared carry sealed details")
             blob = seal(to_seal.plaintext, sealing_keys(network, to_seal.to), pos)
             payload = msgspec.structs.replace(payload, sealed=encode_sealed(blob))
         if audience is not None:
-            if not isinstance(payload, AlertPayload):
-                raise SealError("only alert events are sealed whole")
+            if not isinstance(payload, FactPayload):
+                raise SealError("only alert and check-in events are sealed whole")
             current = set(network.roster.orgs())
             payload = seal_event(
                 payload, sealing_keys(network, [o for o in audience if o in current]), pos
             )
-        data = encode(payload) if to_seal is None and audience is None else encode_payload(payload)
+        sealed = to_seal is not None or audience is not None or isinstance(payload, CheckinPlanned)
+        data = encode_payload(payload) if sealed else encode(payload)
         return sign_event(
             me.key,
             net=network.net,
@@ -201,3 +205,16 @@ def sealing_keys(network: Network, orgs: Sequence[str]) -> dict[str, X25519Publi
             raise SealError(f"{org} is not a current member: nothing is sealed to it")
         keys[org] = X25519PublicKey.from_public_bytes(pub)
     return keys
+
+
+def _seal_plan(
+    plan: CheckinPlanned, details: SealFor | None, network: Network, pos: SealedAt
+) -> CheckinPlanned:
+    """A check-in plan as signed: its `duress` field (the encoded DuressMap, until now)
+    sealed to the origin alone, its alert's details sealed as asked."""
+    duress = seal(plan.duress, sealing_keys(network, [pos.origin]), pos)
+    alert = plan.alert
+    if details is not None:
+        blob = seal(details.plaintext, sealing_keys(network, details.to), pos)
+        alert = msgspec.structs.replace(alert, sealed=encode_sealed(blob))
+    return msgspec.structs.replace(plan, alert=alert, duress=encode_sealed(duress))

@@ -97,7 +97,11 @@ class Projection:
             self._inflight.popleft()
 
     async def audience_of(self, payload: Payload) -> tuple[str, ...] | None:
-        """The audience of the alert an event is about, if that alert is restricted."""
+        """The audience of the alert (or check-in plan) an event is about, if that alert
+        is restricted."""
+        if isinstance(payload, CheckinPayload) and not isinstance(payload, CheckinPlanned):
+            plan = await self.state(payload.plan)
+            return plan.plan.audience or None if plan is not None and plan.plan else None
         if not isinstance(payload, AlertPayload) or isinstance(
             payload, AlertRaised | AlertTombstoned
         ):

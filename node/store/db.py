@@ -26,6 +26,7 @@ from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
 from rrn.node.store.deadletters import DeadLetters
 from rrn.node.store.migrations import MIGRATIONS
+from rrn.node.store.plans import Plans
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
 from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of
@@ -72,9 +73,9 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
-        #: Pseudonyms minted here; control requests that changed something; notices
-        #: webhooks gave up on. Each has its own tables (and module).
+        #: Minted pseudonyms, control requests, dead letters, plans: modules of their own.
         self.pseudonyms = Pseudonyms(db)
+        self.plans = Plans(db)
         self.requests = RequestJournal(db)
         self.dead_letters = DeadLetters(db)
 

@@ -1,0 +1,236 @@
+"""Check-in plans on one node: publish the miss of a slot nobody checked in for, and
+(at the origin) the duress alert of a duress code.
+
+Owns the node's part in enforcing check-ins with no dispatcher. Every node within a
+plan's audience computes the same deadlines from the signed plan; when one passes
+with no allowed check-in for its slot and no miss yet, the live members take turns
+(ranked by a hash of the slot's alert id and their org, the plan's origin first) to
+publish `checkin.missed`, so normally one does, and copies merge into one alert
+(federation/checkins.py). Only the origin can tell a duress code from the other
+(the plan's duress blob is sealed to it): when a check-in used one, the origin's
+node publishes the duress alert sealed to itself alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from rrn.federation.alert_view import AlertView
+from rrn.federation.alerts import AlertState, PlanFact, Pos
+from rrn.federation.checkins import checked_in, ended_at
+from rrn.node.home.clock import Clock, wait_set
+from rrn.node.peering.peering import Peering
+from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.store.db import Store
+from rrn.protocol.checkins import (
+    CheckinMissed,
+    CheckinPlanned,
+    DuressMap,
+    commitment,
+    missed_alert_id,
+)
+from rrn.protocol.encoding import decode_canonical
+from rrn.protocol.errors import ProtocolError, Reason, RrnError
+from rrn.protocol.kinds import unseal
+from rrn.protocol.sealing import OpenKeys, Position, decode_sealed, open_sealed
+
+__all__ = ["CheckinMetrics", "CheckinWatcher"]
+
+logger = logging.getLogger(__name__)
+
+_TICK_S: Final = 5.0
+#: Slots whose deadline passed longer ago than this are history: never published late
+#: by a node that only now learns of them (it may not hold their check-ins yet).
+_LOOKBACK_MS: Final = 24 * 3_600_000
+_DURESS_DECODER: Final = msgspec.msgpack.Decoder(DuressMap)
+
+
+class CheckinMetrics:
+    """Check-in plans as this node sees them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.plans_active = Gauge(
+            "rrn_checkin_plans_active",
+            "Check-in plans this node enforces (within their audience) that have not ended.",
+            registry=registry,
+        )
+        self.overdue = Gauge(
+            "rrn_checkins_overdue",
+            "Check-in slots past their time with no check-in yet (within their grace "
+            "period, or past it with no alert raised yet).",
+            registry=registry,
+        )
+        self.missed = Counter(
+            "rrn_checkins_missed_total",
+            "Missed check-ins this node published (each raises, or joins, the slot's alert).",
+            registry=registry,
+        )
+
+
+class CheckinWatcher:
+    """Publishes the misses (and, at the origin, the duress alerts) that are due."""
+
+    def __init__(
+        self, ingestor: Ingestor, peering: Peering, *, key: OpenKeys, registry: CollectorRegistry
+    ) -> None:
+        self.ingestor, self.peering = ingestor, peering
+        self.store: Store = ingestor.store
+        self.clock: Clock = ingestor.clock
+        self.key = key
+        self.metrics = CheckinMetrics(registry)
+        self._wake = asyncio.Event()
+        self._plans: list[AlertState] | None = None
+        self._duress: dict[bytes, list[int] | None] = {}
+        self._first_due: dict[bytes, float] = {}
+
+    @property
+    def me(self) -> str:
+        return self.ingestor.me.org
+
+    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+        """Committed changes: a plan, a check-in or a miss may change what is due."""
+        if changes is None or any(s.plan is not None or s.checkins for s, _ in changes):
+            self._plans = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Watch the plans until cancelled."""
+        while True:
+            try:
+                await self.tick()
+            except RrnError as exc:
+                logger.warning("check-in watch failed: %s", exc)
+            except Exception:  # a bad plan must not stop the node
+                logger.exception("check-in watch failed")
+            await wait_set(self._wake, _TICK_S)
+            self._wake.clear()
+
+    async def tick(self) -> None:
+        if self._plans is None:
+            self._plans = await self.store.plans.states()
+        if not self.peering.peers.settled():
+            return  # catch up first: the check-ins may be on their way
+        now = self.clock.now_ms()
+        active = overdue = 0
+        for plan in self._plans:
+            assert plan.plan is not None
+            if not self._within(plan.plan) or _over(plan, now):
+                continue
+            active += 1
+            overdue += await self._watch(plan, now)
+        self.metrics.plans_active.set(active)
+        self.metrics.overdue.set(overdue)
+
+    def _within(self, plan: PlanFact) -> bool:
+        return not plan.audience or self.me in plan.audience
+
+    async def _watch(self, plan: AlertState, now: int) -> int:
+        """Publish what is due for one plan; how many of its slots are overdue."""
+        assert plan.plan is not None
+        fact, body = plan.plan, plan.plan.body
+        ended = ended_at(plan)
+        roles = self.ingestor.network.authority.roles
+        overdue = 0
+        for slot, due in enumerate(body.slots):
+            deadline = due + body.grace_ms
+            if deadline < now - _LOOKBACK_MS or (ended is not None and ended < deadline):
+                continue
+            if due > now and fact.pos.org != self.me:
+                break  # later slots: nothing to do yet (the origin looks for duress codes)
+            alert = missed_alert_id(fact.pos.id, slot)
+            state = await self.ingestor.projection.state(alert)
+            answers = checked_in(fact, slot, state, roles)
+            if answers and fact.pos.org == self.me:
+                await self._duress_check(plan, slot, answers)
+            if answers or due > now or (state is not None and state.misses):
+                continue
+            overdue += 1
+            if now >= deadline and self._turn(alert, fact, now):
+                await self._publish(CheckinMissed(plan=fact.pos.id, slot=slot), None)
+        return overdue
+
+    def _turn(self, alert: bytes, plan: PlanFact, now: int) -> bool:
+        """Whether it is this node's turn to publish the slot's miss."""
+        down = self.peering.down()
+        live = [o for o in self.ingestor.network.roster.orgs() if o not in down]
+        if plan.audience:
+            live = [o for o in live if o in plan.audience]
+        rank = _rank(alert, live, plan.pos.org, self.me)
+        started = self._first_due.setdefault(alert, self.peering.monotonic())
+        return self.peering.monotonic() >= started + rank * 2 * self.peering.config.heartbeat_s
+
+    async def _duress_check(
+        self, plan: AlertState, slot: int, answers: list[tuple[Pos, str]]
+    ) -> None:
+        assert plan.plan is not None
+        which = await self._duress_map(plan.plan)
+        if which is None or slot >= len(which):
+            return
+        duress = plan.plan.body.codes[slot][which[slot]]
+        if not any(code and commitment(code) == duress for _, code in answers):
+            return
+        alert = missed_alert_id(plan.plan.pos.id, slot, duress=True)
+        state = await self.ingestor.projection.state(alert)
+        if state is None or not any(p.org == self.me for p in state.misses):
+            await self._publish(
+                CheckinMissed(plan=plan.plan.pos.id, slot=slot, duress=True), [self.me]
+            )
+
+    async def _duress_map(self, plan: PlanFact) -> list[int] | None:
+        """Which code of each slot is the duress one, from the plan's blob sealed to us."""
+        if plan.pos.id not in self._duress:
+            self._duress[plan.pos.id] = await self._open_duress(plan)
+        return self._duress[plan.pos.id]
+
+    async def _open_duress(self, plan: PlanFact) -> list[int] | None:
+        pos, net = plan.pos, self.ingestor.network.net
+        event = await self.store.event_at(pos.org, pos.epoch, pos.seq)
+        if event is None or event.payload is None:
+            return None
+        try:
+            _, payload, _ = unseal(event.header, event.payload, self.me, self.key, net)
+            if not isinstance(payload, CheckinPlanned):
+                return None
+            at = Position(net, pos.org, pos.epoch, pos.seq)
+            plain = open_sealed(decode_sealed(payload.duress), self.me, self.key, at)
+            return decode_canonical(
+                plain, _DURESS_DECODER, "duress map", Reason.MALFORMED_PAYLOAD
+            ).which
+        except ProtocolError as exc:
+            logger.warning(
+                "the duress codes of plan %s do not open: %s", pos.id.hex()[:12], exc.reason
+            )
+            return None
+
+    async def _publish(self, miss: CheckinMissed, audience: list[str] | None) -> None:
+        if self.ingestor.appends_blocked is not None:
+            return
+        try:
+            await self.ingestor.append(miss, audience=audience)
+        except RrnError as exc:
+            logger.warning("could not publish a missed check-in: %s", exc)
+            return
+        if not miss.duress:  # a duress alert is counted nowhere another could read it
+            self.metrics.missed.inc()
+            logger.info("check-in plan %s: slot %d missed", miss.plan.hex()[:12], miss.slot)
+
+
+def _over(plan: AlertState, now: int) -> bool:
+    """Whether a plan is over: ended by its origin, or past its last deadline."""
+    assert plan.plan is not None
+    ended = ended_at(plan)
+    last = plan.plan.body.slots[-1] + plan.plan.body.grace_ms
+    return (ended is not None and ended <= now) or last < now - _LOOKBACK_MS
+
+
+def _rank(alert: bytes, live: Iterable[str], origin: str, me: str) -> int:
+    """This node's place in the queue to publish a slot's miss: the origin first."""
+    order = sorted(live, key=lambda o: (o != origin, hashlib.sha256(alert + o.encode()).digest()))
+    return order.index(me) if me in order else len(order)
