@@ -33,6 +33,7 @@ from rrn.node.integrations.feeds import (
 from rrn.node.integrations.hub import DeadLetterInfo, ReplayInfo, WebhookInfo
 from rrn.node.integrations.webhooks import WebhookBody
 from rrn.node.ops.backup import BackupInfo
+from rrn.node.ops.checkins import PlanInfo
 from rrn.node.ops.defenders import DefenderInfo
 from rrn.node.ops.keys import RotatedInfo
 from rrn.node.ops.log import ImportReport
@@ -83,6 +84,8 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "home-made": ("rrn init --json", documents.HomeMade),
     "alert-forgotten": ("rrn alert forget --json", documents.AlertForgotten),
     "asks": ("rrn asks --json", list[AskInfo]),
+    "checkin-plan": ("a check-in plan: rrn checkin plan/record/end --json", PlanInfo),
+    "checkin-plans": ("rrn checkin list --json", list[PlanInfo]),
     "defender": ("rrn defender add --json", DefenderInfo),
     "defenders": ("rrn defender list --json", list[DefenderInfo]),
     "defender-identity": ("rrn defender show --json", documents.DefenderIdentity),
@@ -121,6 +124,8 @@ COMMANDS: Final[dict[str, str]] = {
     "alert show": "alert-detail",
     "alert forget": "alert-forgotten",
     "asks": "asks",
+    **{f"checkin {c}": "checkin-plan" for c in ("plan", "record", "end")},
+    "checkin list": "checkin-plans",
     "defender add": "defender",
     "defender show": "defender-identity",
     "defender list": "defenders",

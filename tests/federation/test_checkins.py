@@ -6,12 +6,15 @@ only from the origin, to the origin alone."""
 from __future__ import annotations
 
 import itertools
+import random
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rrn.federation.alert_view import AlertView, derive
 from rrn.federation.alerts import AlertState, AlertStatus, join
 from rrn.federation.authority import Authority, Refused, authorise
+from rrn.federation.keyring import Keyring
+from rrn.federation.roster import verify_genesis
 from rrn.node.pipeline.facts import Fact
 from rrn.node.pipeline.projection import singles_of
 from rrn.protocol.checkins import (
@@ -25,9 +28,11 @@ from rrn.protocol.checkins import (
     new_code,
 )
 from rrn.protocol.encoding import encode
-from rrn.protocol.envelope import Event
+from rrn.protocol.envelope import Event, verify_event
 from rrn.protocol.kinds import FactPayload, decode_payload
+from rrn.protocol.roster import decode_cert
 from rrn.protocol.sealing import Position, encode_sealed, seal
+from tests.protocol.test_vectors import VECTORS
 from tests.support import Chain, network, raised
 
 ORGS = ("lima-hr", "nairobi-dl", "jakarta-pb", "acme-co")
@@ -55,7 +60,7 @@ def plan(chain: Chain, *, slots: int = 3) -> Event:
     )
 
 
-def _judged(events: list[Event]) -> list[tuple[AlertState, list[Refused]]]:
+def _judged(events: list[Event], auth: Authority = AUTH) -> list[tuple[AlertState, list[Refused]]]:
     facts: list[Fact] = []
     for e in events:
         assert e.payload is not None
@@ -66,7 +71,7 @@ def _judged(events: list[Event]) -> list[tuple[AlertState, list[Refused]]]:
     for single in singles_of(facts, {}, lambda a: a in states):
         known = states.get(single.alert)
         states[single.alert] = single if known is None else join(known, single)
-    return [authorise(s, AUTH) for s in states.values()]
+    return [authorise(s, auth) for s in states.values()]
 
 
 def views(events: list[Event]) -> dict[bytes, AlertView]:
@@ -160,3 +165,41 @@ def test_the_duress_alert_is_the_origins_alone() -> None:
     )
     v = views([p, forged, own])[missed_alert_id(p.id, 0, duress=True)]
     assert v.audience == ["lima-hr"] and v.origin == "lima-hr"
+
+
+def test_the_checkin_vector_in_any_order() -> None:
+    section = VECTORS["checkins"]
+    roster = verify_genesis(decode_cert(bytes.fromhex(section["genesis_cert"])))
+    net, resolve = bytes.fromhex(section["network_id"]), Keyring(roster).resolve
+    plan = verify_event(bytes.fromhex(section["plan"]), net=net, resolve=resolve)
+    body = decode_payload(plan.header.kind, plan.payload or b"")
+    assert isinstance(body, CheckinPlanned)
+    codes = [[c["code"], c["duress_code"]] for c in section["codes"]]
+    assert [[commitment(c).hex() for c in pair] for pair in codes] == section["commitments"]
+    assert [[h.hex() for h in pair] for pair in body.codes] == section["commitments"]
+    facts = [verify_event(bytes.fromhex(f["envelope"]), net=net, resolve=resolve)
+             for f in section["facts"]]  # fmt: skip
+    refused_expected = sorted(
+        (e.id.hex(), f["refused"], f["reason"])
+        for e, f in zip(facts, section["facts"], strict=True)
+        if f["reason"] is not None
+    )
+    rng = random.Random(7)
+    for _ in range(12):
+        order = [plan, *rng.sample(facts, len(facts))]
+        end = next(e for e in facts if e.header.kind == "checkin.ended")
+        judged = _judged(order, Authority.of(roster))
+        refused = sorted((r.pos.id.hex(), r.kind, r.reason) for _, rs in judged for r in rs)
+        assert refused == refused_expected, f"in the order ending with {end.id.hex()[:8]}"
+        found = {
+            v.alert.hex(): {
+                "origin": v.origin,
+                "raised_ms": v.raised_ms,
+                "status": str(v.status),
+                "end_code": v.end_code,
+                "audience": v.audience,
+            }
+            for v in (derive(allowed) for allowed, _ in judged)
+            if v is not None
+        }
+        assert found == section["alerts"]

@@ -30,7 +30,7 @@ from rrn.protocol.membership import rotation_statement, sign_rotation
 from rrn.protocol.roster import encode_cert
 from rrn.protocol.vocabulary import ActionType, SupporterRole
 from tests.support import Chain, key, network, raised
-from tests.vectors import rules
+from tests.vectors import checkins, rules
 
 PATH = Path(__file__).with_name("events.json")
 ORGS = ("lima-hr", "nairobi-dl")
@@ -231,6 +231,7 @@ def build() -> dict[str, Any]:
         "payload_rules": payload_rules,
         "chain_rules": rules.chain_rules(),
         "authority": rules.authority(),
+        "checkins": checkins.checkins(),
         "removal": rules.removal(),
         "export": export,
     }
