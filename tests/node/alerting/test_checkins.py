@@ -7,7 +7,10 @@ see, and a plan's end that stops everything."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +37,33 @@ def _slots(net: TestNetwork, k: int, plan: str) -> list[dict[str, Any]]:
     return found
 
 
+def _metrics_url(net: TestNetwork, k: int) -> str:
+    url: str = json.loads((net.home(k) / "run" / "daemon.json").read_text())["metrics_url"]
+    return url
+
+
 def _alerts(net: TestNetwork, k: int) -> dict[str, dict[str, Any]]:
     return {a["id"]: a for a in net.cli_json(k, "alert", "list", "--all")}
 
 
 def test_check_ins_enforced_by_the_network(tmp_path: Path) -> None:
+    markers = {"identity": f"CANARY{secrets.token_hex(6)}", "location": "CANARYplace"}
+    (tmp_path / "person.json").write_text(json.dumps(markers))
     net = TestNetwork.create(tmp_path / "net", 3, nat=set())
     try:
         net.wait(lambda: net.metric(LIMA, "rrn_peers_connected") == 2, "links up")
         now = int(time.time() * 1000)
         at = [now + 8_000, now + 12_000, now + 45_000]  # grace 10 s each
         made = net.cli_json(
-            LIMA, "checkin", "plan", *(f"--at={_iso(t)}" for t in at), "--grace", "10s", *ALERT
+            LIMA,
+            "checkin",
+            "plan",
+            *(f"--at={_iso(t)}" for t in at),
+            "--grace",
+            "10s",
+            *ALERT,
+            "--details",
+            str(tmp_path / "person.json"),
         )
         plan, codes = made["plan"], made["codes"]
         deadline = made["slots"][1]["deadline_ms"]  # slot 1's: its time (to the second) + grace
@@ -82,6 +100,8 @@ def test_check_ins_enforced_by_the_network(tmp_path: Path) -> None:
             assert [a["id"] for a in missed] == [slot1], "one alert, however many published"
             assert missed[0]["origin"] == "lima-hr" and missed[0]["pseudonym"] == made["pseudonym"]
         assert net.metric(NAIROBI, "rrn_alert_transitions_refused_total", reason="bad_code") == 2
+        published = sum(net.metric(k, "rrn_checkins_missed_total") for k in (NAIROBI, JAKARTA))
+        assert published >= 1 and net.metric(NAIROBI, "rrn_checkin_plans_active") == 1
         assert _slots(net, NAIROBI, plan)[0]["state"] == "checked_in"
         net.cli(NAIROBI, "alert", "claim", slot1[:12])
 
@@ -106,5 +126,21 @@ def test_check_ins_enforced_by_the_network(tmp_path: Path) -> None:
             assert duress not in _alerts(net, k), "nobody else's screen shows it"
             assert _slots(net, k, plan)[2]["state"] == "checked_in", "a check-in like any"
         assert net.cli(LIMA, "log", "verify").startswith("ok:")
+
+        # The defender's details went with the plan, sealed: the planning member reads
+        # them on the missed check-in's alert, and resealed them to Nairobi, which claimed
+        # it; Jakarta cannot; no file, log or metrics page holds them.
+        assert net.cli_json(LIMA, "alert", "show", slot1[:12])["details"] == markers
+        net.wait(
+            lambda: net.cli_json(NAIROBI, "alert", "show", slot1[:12])["details"] == markers,
+            "the claimant reading the details",
+        )
+        assert net.cli_json(JAKARTA, "alert", "show", slot1[:12])["details"] is None
+        for path in (p for p in net.devnet.dir.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            assert not any(m.encode() in data for m in markers.values()), path
+        for k in net.indexes:
+            page = urllib.request.urlopen(_metrics_url(net, k), timeout=5).read().decode()
+            assert "CANARY" not in page
     finally:
         net.close()
