@@ -23,8 +23,9 @@ from rrn.node.console.auth import read_form
 from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
 from rrn.node.console.forms import ASK_ROWS, Form, parse_raise
 from rrn.node.console.pages import ALERT_ID as _ALERT_ID
-from rrn.node.console.pages import alert_page
+from rrn.node.console.pages import alert_page, checkins_page
 from rrn.node.control.transit import open_reply
+from rrn.node.ops.checkins import PlanInfo, RecordArgs
 from rrn.node.ops.defenders import DefenderInfo
 from rrn.node.ops.types import (
     ActArgs,
@@ -131,6 +132,7 @@ def routes(app: web.Application) -> None:
     app.router.add_post("/raise", raise_alert)
     app.router.add_post("/alerts/{alert}/details", open_details)
     app.router.add_post("/alerts/{alert}/{action}", act)
+    app.router.add_post("/checkins", record_checkin)
 
 
 async def act(request: web.Request) -> web.Response:
@@ -249,3 +251,30 @@ async def raise_alert(request: web.Request) -> web.Response:
     c.deps.sessions.record(person.name, "raised", info.id, now_ms())
     logger.info("console: %s raised alert %s", person.name, info.id[:12])
     raise web.HTTPSeeOther(f"/alerts/{info.id}")
+
+
+async def record_checkin(request: web.Request) -> web.Response:
+    """A defender's check-in, recorded with their code (`rrn checkin record`). What the
+    person sees is the same for either code of the slot: nobody at this screen can
+    tell a duress check-in (the planning member's node alone acts on it)."""
+    c = ctx(request)
+    _, person = who(request)
+    lang = lang_of(request)
+    if not may(person, "respond"):
+        msg = lang.gettext("Your role (%(role)s) may not do that.", role=str(person.role))
+        return await checkins_page(request, error=msg, status=403)
+    form = await read_form(request)
+    plan, slot = str(form.get("plan", "")).strip().lower(), str(form.get("slot", "")).strip()
+    try:
+        args = RecordArgs(
+            plan=plan, slot=int(slot) if slot else None, code=str(form.get("code", ""))
+        )
+        await c.deps.ops.call("checkin.record", args, PlanInfo)
+    except (ValueError, msgspec.ValidationError):
+        msg = lang.gettext("Fill in every field of that form.")
+        return await checkins_page(request, error=msg, status=400)
+    except ControlError as exc:
+        return await checkins_page(request, error=str(exc), status=409)
+    c.deps.sessions.record(person.name, "recorded a check-in", plan, now_ms())
+    logger.info("console: %s recorded a check-in for plan %s", person.name, plan[:12])
+    raise web.HTTPSeeOther("/checkins?done=1")

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from rrn.node.alerting.coverage import CoverageGrid
 from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
+from rrn.node.ops.checkins import PlanInfo, PlansArgs
 from rrn.node.ops.members import PeerInfo
 from rrn.node.ops.types import (
     AlertDetail,
@@ -39,7 +40,7 @@ from rrn.protocol.vocabulary import (
     Urgency,
 )
 
-__all__ = ["ALERT_ID", "alert_page", "routes"]
+__all__ = ["ALERT_ID", "alert_page", "checkins_page", "routes"]
 
 ALERT_ID: Final = re.compile(r"[0-9a-f]{64}")
 _FILTERS: Final = ("country", "type", "severity", "lang")
@@ -52,6 +53,7 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/network", network)
     app.router.add_get("/asks", asks)
     app.router.add_get("/record", record)
+    app.router.add_get("/checkins", checkins)
     app.router.add_get("/healthz", healthz)
 
 
@@ -203,3 +205,33 @@ async def record(request: web.Request) -> web.Response:
         actions=c.deps.sessions.actions(limit=500),
         people=c.deps.people.all(),
     )
+
+
+async def checkins(request: web.Request) -> web.Response:
+    return await checkins_page(request, done=request.query.get("done") == "1")
+
+
+async def checkins_page(
+    request: web.Request, *, done: bool = False, error: str | None = None, status: int = 200
+) -> web.Response:
+    """Check-in plans and their slots, as `rrn checkin list` shows them, and the form a
+    responder records a defender's check-in with (at any member in the audience).
+    A check-in with a duress code is answered exactly like any other."""
+    c = ctx(request)
+    plans = await c.deps.ops.call("checkin.list", PlansArgs(), list[PlanInfo])
+    active = [p for p in plans if p.ended_ms is None and any(_open(s.state) for s in p.slots)]
+    return page(
+        request,
+        "checkins.html",
+        title=lang_of(request).gettext("Check-ins"),
+        plans=sorted(plans, key=lambda p: (p.ended_ms is not None, p.plan)),
+        active=active,
+        done=done,
+        error=error,
+        status=status,
+    )
+
+
+def _open(state: str) -> bool:
+    """A slot a check-in still answers (one already missed too: a late check-in ends it)."""
+    return state not in ("checked_in", "ended")

@@ -105,6 +105,13 @@ LABELS: Final = {
     "claimed": N_("Claimed"),
     "resolved": N_("Resolved"),
     "cancelled": N_("Cancelled"),
+    # check-in slots
+    "upcoming": N_("Upcoming"),
+    "due": N_("Due now"),
+    "overdue": N_("Overdue"),
+    "checked_in": N_("Checked in"),
+    "missed": N_("Missed: alert raised"),
+    "ended": N_("Plan ended"),
     # console roles
     "admin": N_("Admin"),
     "coordinator": N_("Coordinator"),

@@ -322,6 +322,41 @@ async def test_a_viewer_cannot_claim(net: TestNetwork, browser: Browser) -> None
     )
 
 
+async def test_a_check_in_recorded_at_another_member_looks_the_same_with_either_code(
+    net: TestNetwork, browser: Browser
+) -> None:
+    """A defender checks in through Nairobi's console: the screen answers a duress code
+    exactly as it answers the other; a wrong code signs nothing."""
+    nairobi, problems = Console(net, NAIROBI), list[str]()
+    made = net.cli_json(LIMA, "checkin", "plan", "--every", "1h", "--count", "3", *_PLAN_ALERT)
+    plan, codes = made["plan"], made["codes"]
+    page = await new_page(browser, timezone_id="Africa/Nairobi")
+    await login(page, nairobi.url, "akinyi", nairobi.add("akinyi", "responder"))
+    net.wait(lambda: plan in {p["plan"] for p in net.cli_json(NAIROBI, "checkin", "list")}, "plan")
+    answers = []
+    for slot, code in ((0, codes[0]["code"]), (1, codes[1]["duress_code"])):
+        await page.goto(nairobi.url + "checkins")
+        await page.select_option("#plan", plan)
+        await page.fill("#slot", str(slot))
+        await page.fill("#code", code.upper())  # as read out over a phone line
+        await page.click("#record-checkin")
+        await page.wait_for_url(re.compile(r"/checkins\?done=1$"))
+        answers.append(await page.text_content("[role=status]"))
+    assert answers[0] == answers[1] and answers[0], "a duress code answers like the other"
+    await check(page, "checkins", problems)
+    await page.fill("#code", "aaaa-bbbb-cccc-dddd")
+    await page.click("#record-checkin")
+    assert "not one of slot" in (await page.text_content("[role=alert]") or "")
+    states = [s["state"] for s in net.cli_json(NAIROBI, "checkin", "list", plan)[0]["slots"]]
+    assert states == ["checked_in", "checked_in", "upcoming"]
+    assert _recorded(net.home(NAIROBI) / "console.db", "akinyi", "recorded a check-in")
+    assert not problems, "axe-core found serious or critical problems:\n" + "\n".join(problems)
+
+
+_PLAN_ALERT = ["--country", "PE", "--type", "intimidation", "--severity", "moderate"]
+_PLAN_ALERT += ["--urgency", "days"]
+
+
 async def test_a_session_ends_when_left_unused(tmp_path: Path, browser: Browser) -> None:
     home = init(tmp_path / "short", "lima-hr")
     config = home / "config.toml"
