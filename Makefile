@@ -44,6 +44,7 @@ format: $(STAMP)
 lock: $(STAMP)
 	$(COMPILE) $(if $(UPGRADE),--upgrade) -o $(LOCK)/runtime.txt
 	$(COMPILE) $(if $(UPGRADE),--upgrade) --extra dev -o $(LOCK)/dev.txt
+	$(COMPILE) $(if $(UPGRADE),--upgrade) --extra report -o $(LOCK)/report.txt
 	@git diff --stat -- $(LOCK) || true
 
 # The CycloneDX SBOM of what a production node runs (deploy/lock/runtime.txt, with the

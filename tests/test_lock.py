@@ -78,7 +78,11 @@ def test_an_artefact_that_differs_from_the_lock_is_refused(tmp_path: Path) -> No
 def test_the_locks_resolve_what_pyproject_asks(tmp_path: Path) -> None:
     """A dependency added to pyproject.toml without `make lock` fails here."""
     uv = Path(sys.executable).parent / "uv"
-    for name, extra in (("runtime.txt", []), ("dev.txt", ["--extra", "dev"])):
+    for name, extra in (
+        ("runtime.txt", []),
+        ("dev.txt", ["--extra", "dev"]),
+        ("report.txt", ["--extra", "report"]),
+    ):
         copy = tmp_path / name
         copy.write_text((LOCKS / name).read_text())
         done = subprocess.run(

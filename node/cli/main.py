@@ -41,6 +41,7 @@ from rrn.node.cli.integrators import add_integrator_parsers
 from rrn.node.cli.keys import add_key_parsers
 from rrn.node.cli.log import add_log_parsers
 from rrn.node.cli.network import add_network_parsers
+from rrn.node.cli.report import add_report_parser
 from rrn.node.cli.schema import add_schema_parser
 from rrn.node.cli.support import add_support_parsers
 from rrn.node.cli.users import add_user_parsers
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_devnet_parsers(sub.add_parser("devnet", help="a local network of several nodes"))
     add_coverage_parsers(sub)
     add_checkin_parsers(sub)
+    add_report_parser(sub)
     add_key_parsers(sub)
     add_backup_parsers(sub)
     add_schema_parser(sub)

@@ -39,6 +39,7 @@ from rrn.node.ops.keys import RotatedInfo
 from rrn.node.ops.log import ImportReport
 from rrn.node.ops.members import PeerInfo, ProposalInfo
 from rrn.node.ops.types import AlertDetail, AlertInfo, AskInfo, StatusInfo
+from rrn.node.report.figures import Report
 from rrn.protocol.errors import ConfigError
 
 __all__ = ["COMMANDS", "SCHEMAS", "add_schema_parser", "asyncapi", "schema"]
@@ -86,6 +87,7 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "asks": ("rrn asks --json", list[AskInfo]),
     "checkin-plan": ("a check-in plan: rrn checkin plan/record/end --json", PlanInfo),
     "checkin-plans": ("rrn checkin list --json", list[PlanInfo]),
+    "report": ("rrn report --json: the figures of the report", Report),
     "defender": ("rrn defender add --json", DefenderInfo),
     "defenders": ("rrn defender list --json", list[DefenderInfo]),
     "defender-identity": ("rrn defender show --json", documents.DefenderIdentity),
@@ -126,6 +128,7 @@ COMMANDS: Final[dict[str, str]] = {
     "asks": "asks",
     **{f"checkin {c}": "checkin-plan" for c in ("plan", "record", "end")},
     "checkin list": "checkin-plans",
+    "report": "report",
     "defender add": "defender",
     "defender show": "defender-identity",
     "defender list": "defenders",

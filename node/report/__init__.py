@@ -1,0 +1,1 @@
+"""Response reports: `rrn report` (node/report/figures.py counts, render.py draws)."""
