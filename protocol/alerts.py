@@ -53,6 +53,7 @@ __all__ = [
     "Consent",
     "check_alert_fields",
     "check_audience",
+    "check_drill_alert",
 ]
 
 
@@ -117,6 +118,10 @@ class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     exclude: Annotated[list[OrgId], Meta(max_length=64)] = []
     #: States flagged as perpetrators: their diplomatic missions learn nothing.
     perpetrator_states: Annotated[list[Country], Meta(max_length=8)] = []
+    #: An exercise alert of a drill (protocol/drills.py): the drill's id, and which of
+    #: its exercise alerts this is.
+    drill: Hash32 | None = None
+    drill_index: Annotated[int, Meta(ge=0, lt=32)] | None = None
 
 
 class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -233,6 +238,15 @@ class AlertCancelled(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
     alert: Hash32
     reason: CancelReason
+
+
+def check_drill_alert(p: AlertRaised) -> str | None:
+    """The problem with an alert's drill fields, or None."""
+    if (p.drill is None) != (p.drill_index is None):
+        return "drill and drill_index go together"
+    if p.drill is not None and not p.exercise:
+        return "an alert of a drill is an exercise"
+    return None
 
 
 def check_audience(p: AlertRaised) -> str | None:

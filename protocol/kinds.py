@@ -35,6 +35,7 @@ from rrn.protocol.alerts import (
     SealedBlob,
     check_alert_fields,
     check_audience,
+    check_drill_alert,
 )
 from rrn.protocol.checkins import (
     CheckinEnded,
@@ -44,6 +45,7 @@ from rrn.protocol.checkins import (
     check_plan,
 )
 from rrn.protocol.coverage import CoverageDeclared, check_declaration
+from rrn.protocol.drills import DrillRevealed, DrillScheduled, check_drill
 from rrn.protocol.encoding import (
     DECODE_ERRORS,
     check_unique_keys,
@@ -107,6 +109,8 @@ class Kind(enum.StrEnum):
     CHECKIN_RECORDED = "checkin.recorded"
     CHECKIN_MISSED = "checkin.missed"
     CHECKIN_ENDED = "checkin.ended"
+    DRILL_SCHEDULED = "drill.scheduled"
+    DRILL_REVEALED = "drill.revealed"
 
 
 AlertPayload = (
@@ -153,6 +157,8 @@ Payload = (
     | CoverageDeclared
     | SealedEvent
     | KeyRotated
+    | DrillScheduled
+    | DrillRevealed
 )
 
 _TYPES: Final[dict[Kind, type[Payload]]] = {
@@ -177,6 +183,8 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.CHECKIN_RECORDED: CheckinRecorded,
     Kind.CHECKIN_MISSED: CheckinMissed,
     Kind.CHECKIN_ENDED: CheckinEnded,
+    Kind.DRILL_SCHEDULED: DrillScheduled,
+    Kind.DRILL_REVEALED: DrillRevealed,
 }
 _KIND_OF: Final = {t: k for k, t in _TYPES.items()}
 _DECODERS: Final[dict[str, msgspec.msgpack.Decoder[Payload]]] = {
@@ -199,10 +207,12 @@ def encode_payload(payload: Payload) -> bytes:
 def check_own(payload: Payload) -> None:
     """Refuse a payload receivers would refuse, before it is signed. A check-in plan's
     sealed fields are made as it is signed (node/pipeline/own.py): its other rules."""
-    if isinstance(payload, CheckinPlanned):
-        problem = check_plan(payload)
+    if isinstance(payload, CheckinPlanned | DrillScheduled):
+        problem = (
+            check_plan(payload) if isinstance(payload, CheckinPlanned) else check_drill(payload)
+        )
         if problem is not None:
-            raise PayloadError(f"checkin.planned payload: {problem}", Reason.MALFORMED_PAYLOAD)
+            raise PayloadError(f"{kind_of(payload)} payload: {problem}", Reason.MALFORMED_PAYLOAD)
     else:
         encode_payload(payload)
 
@@ -239,6 +249,7 @@ def _check_raised(p: AlertRaised) -> str | None:
     return (
         check_alert_fields(p.country, p.subdivision, p.incident_types)
         or check_audience(p)
+        or check_drill_alert(p)
         or _check_sealed(p.sealed)
     )
 

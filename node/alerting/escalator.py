@@ -174,6 +174,11 @@ class Escalator:
             asked=asked, pool=step.pool, deadline_ms=_deadline(v, policy) if running else None
         )
 
+    async def ladder_of(self, v: AlertView) -> Ladder:
+        """The alert's ladder, as this node escalates it (for `rrn drill report`)."""
+        await self._load_declarations()
+        return self._ladder(v, Policy.of(self.ingestor.network.roster))
+
     async def _load_declarations(self) -> None:
         # A declaration committed while the store is being read makes that read
         # stale (coverage_changed resets the cache meanwhile): read again.

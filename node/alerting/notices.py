@@ -222,7 +222,8 @@ class Notifier:
             self.metrics.notices.labels(channel="subject", outcome="ok").inc()
         except NatsError:
             self.metrics.notices.labels(channel="subject", outcome="failed").inc()
-        if self.notify.command and notice.type in ("targeted", "pool"):
+        paged = notice.type in ("targeted", "pool") and (self.notify.drills or not notice.exercise)
+        if self.notify.command and paged:
             task = asyncio.create_task(self._run_command(data))
             self._commands.add(task)
             task.add_done_callback(self._commands.discard)

@@ -37,6 +37,7 @@ from rrn.node.cli.common import (
 from rrn.node.cli.coverage import add_coverage_parsers
 from rrn.node.cli.devnet import add_devnet_parsers
 from rrn.node.cli.documents import HomeMade
+from rrn.node.cli.drills import add_drill_parsers
 from rrn.node.cli.integrators import add_integrator_parsers
 from rrn.node.cli.keys import add_key_parsers
 from rrn.node.cli.log import add_log_parsers
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_coverage_parsers(sub)
     add_checkin_parsers(sub)
     add_report_parser(sub)
+    add_drill_parsers(sub)
     add_key_parsers(sub)
     add_backup_parsers(sub)
     add_schema_parser(sub)

@@ -35,6 +35,7 @@ from rrn.node.integrations.webhooks import WebhookBody
 from rrn.node.ops.backup import BackupInfo
 from rrn.node.ops.checkins import PlanInfo
 from rrn.node.ops.defenders import DefenderInfo
+from rrn.node.ops.drills import DrillInfo, DrillReport
 from rrn.node.ops.keys import RotatedInfo
 from rrn.node.ops.log import ImportReport
 from rrn.node.ops.members import PeerInfo, ProposalInfo
@@ -88,6 +89,9 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "checkin-plan": ("a check-in plan: rrn checkin plan/record/end --json", PlanInfo),
     "checkin-plans": ("rrn checkin list --json", list[PlanInfo]),
     "report": ("rrn report --json: the figures of the report", Report),
+    "drill": ("rrn drill schedule --json", DrillInfo),
+    "drills": ("rrn drill list --json", list[DrillInfo]),
+    "drill-report": ("rrn drill report --json", DrillReport),
     "defender": ("rrn defender add --json", DefenderInfo),
     "defenders": ("rrn defender list --json", list[DefenderInfo]),
     "defender-identity": ("rrn defender show --json", documents.DefenderIdentity),
@@ -129,6 +133,9 @@ COMMANDS: Final[dict[str, str]] = {
     **{f"checkin {c}": "checkin-plan" for c in ("plan", "record", "end")},
     "checkin list": "checkin-plans",
     "report": "report",
+    "drill schedule": "drill",
+    "drill list": "drills",
+    "drill report": "drill-report",
     "defender add": "defender",
     "defender show": "defender-identity",
     "defender list": "defenders",

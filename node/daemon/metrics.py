@@ -69,6 +69,11 @@ class Metrics:
         self.health = HealthMetrics(r)
         self.integrations = IntegrationMetrics(r)
 
+    def roster(self, version: int, members: int) -> None:
+        """The roster the node works under now."""
+        self.roster_version.set(version)
+        self.roster_members.set(members)
+
 
 class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
 from rrn.node.alerting.checkins import CheckinWatcher
+from rrn.node.alerting.drills import DrillRunner
 from rrn.node.alerting.escalator import Escalator
 from rrn.node.alerting.forecast import Forecaster
 from rrn.node.alerting.retention import Retention
@@ -108,7 +109,7 @@ class Node:
         self.metrics = Metrics(
             version=rrn_version(), nats_server=self.versions.nats_server, org=self.config.node.org
         )
-        self._roster_gauges(network)
+        self.metrics.roster(network.roster_version, len(network.roster.members))
         await self._open_nats(network)
         await self._open_pipeline(network, me)
         self._open_services()
@@ -213,6 +214,9 @@ class Node:
         self.checkins = CheckinWatcher(
             self.ingestor, self.peering, key=self.sealing, registry=self.metrics.registry
         )
+        self.drills = DrillRunner(
+            self.ingestor, key=self.sealing, directory=self.home.path / "drills"
+        )
         self.ingestor.on_alerts = self._alerts_changed
 
     def _identity(self, network: Network) -> Identity:
@@ -239,6 +243,7 @@ class Node:
             status=self.status,
             routing=self.escalator.routing,
             enc_key=self.sealing,
+            drills=(self.drills.wake, self.escalator.ladder_of),
         )
         members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
         defenders = DefendersApi(
@@ -301,6 +306,7 @@ class Node:
                 tg.create_task(self.forecaster.run(), name="coverage"),
                 tg.create_task(self.escalator.run(), name="escalation"),
                 tg.create_task(self.checkins.run(), name="checkins"),
+                tg.create_task(self.drills.run(), name="drills"),
                 tg.create_task(self.sharer.run(), name="sharing"),
                 tg.create_task(self.retention.run(), name="retention"),
                 tg.create_task(self._release_due(), name="release-due"),
@@ -339,15 +345,12 @@ class Node:
             self.home = Home(self.home.path, fresh)
             self.peering.reconfigure(fresh.federation)
             self.escalator.notifier.notify = fresh.notify
-            self._reload_server(self.ingestor.network)
+            self.natsd.reload(self.ingestor.network, self.home)
             logger.info("reloaded [federation] and [notify] settings")
-
-    def _reload_server(self, network: Network) -> None:
-        self.natsd.reload(network, self.home)
 
     async def _integrators_changed(self, _: NoArgs) -> int:
         """`rrn integrator add|revoke`: the server learns or forgets the account."""
-        self._reload_server(self.ingestor.network)
+        self.natsd.reload(self.ingestor.network, self.home)
         names = {i.name for i in load_integrators(self.home.keys_dir)}
         await drop_consumers(self.natsd.mirror_nc, names)
         return len(names)
@@ -362,10 +365,6 @@ class Node:
         if Kind.COVERAGE_DECLARED in kinds:
             self.forecaster.changed()
             self.escalator.coverage_changed()
-
-    def _roster_gauges(self, network: Network) -> None:
-        self.metrics.roster_version.set(network.roster_version)
-        self.metrics.roster_members.set(len(network.roster.members))
 
     async def _dropped(self, ids: list[bytes]) -> None:
         """A tombstone deleted payloads: their copies in the integrators' stream and in the
@@ -384,8 +383,8 @@ class Node:
 
     async def _adopted(self, network: Network, cert: bytes) -> None:
         """A new roster version: new links, and maybe a new key epoch for us."""
-        self._roster_gauges(network)
-        self._reload_server(network)
+        self.metrics.roster(network.roster_version, len(network.roster.members))
+        self.natsd.reload(network, self.home)
         await self.peering.broadcast_roster(cert)
         await self.integrations.roster(network.roster_version, cert)
         self.keys = self.home.keys()

@@ -130,6 +130,9 @@ class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: seconds, in whole rounds (not each 10-minute round: a gap may last all night;
     #: but each round when rounds are longer, as a weeks alert's are).
     pool_repeat_s: Annotated[int, Meta(ge=1, le=7 * 86400)] = 3600
+    #: Run `command` for exercise alerts (drills) too; false: this member's people
+    #: opted out of drills, and a drill never pages them.
+    drills: bool = True
 
 
 class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -354,6 +357,8 @@ timeout_s = {config.notify.timeout_s}
 # about every this many seconds (in whole rounds of the pool; every round when a
 # round is longer).
 pool_repeat_s = {config.notify.pool_repeat_s}
+# Page for exercise alerts (drills) too; false: a drill never runs the command here.
+drills = {"true" if config.notify.drills else "false"}
 """
 
 

@@ -21,6 +21,7 @@ from rrn.node.ops.book import OPEN, AlertBook
 from rrn.node.ops.checkins import CheckinOps
 from rrn.node.ops.coverage import CoverageOps
 from rrn.node.ops.defenders import new_pseudonym
+from rrn.node.ops.drills import DrillHooks, DrillOps
 from rrn.node.ops.supporters import SupporterOps
 from rrn.node.ops.types import (
     ActArgs,
@@ -82,6 +83,7 @@ class Api:
         status: Callable[[], StatusInfo],
         routing: Callable[[AlertView], Awaitable[Routing]] | None = None,
         enc_key: OpenKeys | None = None,
+        drills: DrillHooks | None = None,
     ):
         self._ingestor = ingestor
         self._store = store
@@ -91,6 +93,7 @@ class Api:
         self._supporters = SupporterOps(self._book)
         self._coverage = CoverageOps(self._book)
         self._checkins = CheckinOps(self._book, self.prepare_raise)
+        self._drills = DrillOps(self._book, drills)
 
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
@@ -112,6 +115,7 @@ class Api:
             | self._supporters.handlers()
             | self._coverage.handlers()
             | self._checkins.handlers()
+            | self._drills.handlers()
         )
 
     async def status(self) -> StatusInfo:

@@ -64,6 +64,8 @@ READ_OPS: Final = frozenset(
         "alert.list",
         "alert.show",
         "checkin.list",
+        "drill.list",
+        "drill.report",
         "asks.list",
         "coverage.show",
         "defender.list",

@@ -42,6 +42,7 @@ from rrn.node.store.db import Store
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
 from rrn.protocol.checkins import CheckinPlanned
+from rrn.protocol.drills import DrillScheduled
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason, StoreError
 from rrn.protocol.kinds import Payload, check_own
@@ -204,7 +205,7 @@ class Ingestor:
         """
         if self.appends_blocked is not None:
             raise StoreError(self.appends_blocked)
-        if seal is None or isinstance(payload, CheckinPlanned):
+        if seal is None or isinstance(payload, CheckinPlanned | DrillScheduled):
             check_own(payload)  # refuse what receivers would refuse, before queueing
         else:
             sealing_keys(self.network, seal.to)  # unknown members are refused before queueing

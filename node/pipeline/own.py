@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,6 +25,7 @@ from rrn.node.home.clock import Clock
 from rrn.node.store.network import Network
 from rrn.protocol.alerts import AlertRaised, AlertShared
 from rrn.protocol.checkins import CheckinPlanned
+from rrn.protocol.drills import DrillScheduled
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.kinds import FactPayload, Payload, encode_payload, kind_of, seal_event
@@ -120,6 +122,9 @@ class OwnChain:
         pos = SealedAt(network.net, me.org, me.epoch, seq)
         if isinstance(payload, CheckinPlanned):
             payload = _seal_plan(payload, to_seal, network, pos)
+        elif isinstance(payload, DrillScheduled):  # its secret (until now in the clear)
+            blob = seal(payload.secret, sealing_keys(network, [me.org]), pos)
+            payload = msgspec.structs.replace(payload, secret=encode_sealed(blob))
         elif to_seal is not None:
             if not isinstance(payload, AlertRaised | AlertShared):
                 raise SealError("only alert.raised and alert.shared carry sealed details")
@@ -132,7 +137,9 @@ class OwnChain:
             payload = seal_event(
                 payload, sealing_keys(network, [o for o in audience if o in current]), pos
             )
-        sealed = to_seal is not None or audience is not None or isinstance(payload, CheckinPlanned)
+        sealed = (
+            to_seal is not None or audience is not None or isinstance(payload, _SEALED_AS_SIGNED)
+        )
         data = encode_payload(payload) if sealed else encode(payload)
         return sign_event(
             me.key,
@@ -205,6 +212,10 @@ def sealing_keys(network: Network, orgs: Sequence[str]) -> dict[str, X25519Publi
             raise SealError(f"{org} is not a current member: nothing is sealed to it")
         keys[org] = X25519PublicKey.from_public_bytes(pub)
     return keys
+
+
+#: Payloads with a field sealed to this member as they are signed.
+_SEALED_AS_SIGNED: Final = (CheckinPlanned, DrillScheduled)
 
 
 def _seal_plan(

@@ -33,23 +33,24 @@ class ResponseMetrics:
         r = registry
         self.escalations = Counter(
             "rrn_alert_escalations_total",
-            "Alerts reaching a new escalation level (from any node), by level (6+ together).",
-            ["level"],
+            "Alerts reaching a new escalation level (from any node), by level (6+ together); "
+            'drills apart (exercise="true").',
+            ["level", "exercise"],
             registry=r,
         )
         self.time_to_claim = Histogram(
             "rrn_alert_time_to_claim_seconds",
             "From an alert's raise to its first claim (signed times), by urgency and the "
-            "claiming member's role.",
-            ["urgency", "role"],
+            'claiming member\'s role; drills apart (exercise="true").',
+            ["urgency", "role", "exercise"],
             buckets=_RESPONSE_BUCKETS,
             registry=r,
         )
         self.time_to_action = Histogram(
             "rrn_alert_time_to_first_action_seconds",
             "From an alert's raise to the first action recorded on it (signed times), by "
-            "urgency and the acting member's role.",
-            ["urgency", "role"],
+            'urgency and the acting member\'s role; drills apart (exercise="true").',
+            ["urgency", "role", "exercise"],
             buckets=_RESPONSE_BUCKETS,
             registry=r,
         )
@@ -80,9 +81,9 @@ class ResponseMetrics:
             registry=r,
         )
 
-    def escalated_to(self, level: int) -> None:
+    def escalated_to(self, level: int, exercise: str) -> None:
         """Count an alert reaching `level`."""
-        self.escalations.labels(level=str(level) if level <= 5 else "6+").inc()
+        self.escalations.labels(level=str(level) if level <= 5 else "6+", exercise=exercise).inc()
 
 
 def role_of(roster: Roster, org: str) -> str:
@@ -103,20 +104,24 @@ def observe_responses(
         return  # nothing this measures changed (the common case: updates, endings)
     raised_ms = new.raised.pos.wall_ms
     urgency = str(new.raised.body.urgency)
+    drill = "true" if new.raised.body.exercise else "false"  # drills never mix with the real
     first = _first(new.claims)
     if first is not None and not prior.claims:
-        metrics.time_to_claim.labels(urgency=urgency, role=role_of(roster, first.pos.org)).observe(
+        role = role_of(roster, first.pos.org)
+        metrics.time_to_claim.labels(urgency=urgency, role=role, exercise=drill).observe(
             max(0, first.pos.wall_ms - raised_ms) / 1000
         )
     act = _first(new.actions)
     if act is not None and not prior.actions:
-        metrics.time_to_action.labels(urgency=urgency, role=role_of(roster, act.pos.org)).observe(
+        role = role_of(roster, act.pos.org)
+        metrics.time_to_action.labels(urgency=urgency, role=role, exercise=drill).observe(
             max(0, act.pos.wall_ms - raised_ms) / 1000
         )
     seen = {e.body.level for e in prior.escalations}
     for level in sorted({e.body.level for e in new.escalations} - seen):
-        metrics.escalated_to(level)
-    _observe_supporters(metrics, roster, prior, new)
+        metrics.escalated_to(level, drill)
+    if not new.raised.body.exercise:  # a drill asks no supporter for real
+        _observe_supporters(metrics, roster, prior, new)
 
 
 def _measured(state: AlertState) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from prometheus_client import generate_latest
 
@@ -80,11 +81,11 @@ def test_time_to_claim_and_first_action_are_measured_once_in_any_arrival_order(s
         new = single if state is None else join(state, single)
         observe_responses(metrics.ingest.responses, TN.roster, state, new)
         state = new
-    labels = {"urgency": "immediate", "role": "responder"}
+    labels = {"urgency": "immediate", "role": "responder", "exercise": "false"}
     assert _sample(metrics, "rrn_alert_time_to_claim_seconds_count", **labels) == 1
     assert _sample(metrics, "rrn_alert_time_to_first_action_seconds_count", **labels) == 1
-    assert _sample(metrics, "rrn_alert_escalations_total", level="1") == 1, "duplicates merge"
-    assert _sample(metrics, "rrn_alert_escalations_total", level="2") == 1
+    assert _sample(metrics, "rrn_alert_escalations_total", level="1", exercise="false") == 1
+    assert _sample(metrics, "rrn_alert_escalations_total", level="2", exercise="false") == 1
     claimed = min(e.header.wall_ms for e in events if e.header.kind == "alert.claimed")
     expected = (claimed - r.header.wall_ms) / 1000
     assert _sample(metrics, "rrn_alert_time_to_claim_seconds_sum", **labels) == expected
@@ -93,3 +94,23 @@ def test_time_to_claim_and_first_action_are_measured_once_in_any_arrival_order(s
 
 
 _DL = EscalationCause.DEADLINE
+
+
+def test_a_drill_is_measured_apart_from_real_alerts() -> None:
+    lima, nairobi = Chain(TN, "lima-hr"), Chain(TN, "nairobi-dl")
+    drill = msgspec.structs.replace(raised(), exercise=True)
+    r = lima.next(drill)
+    metrics = Metrics(version="t", nats_server="t")
+    first = fact(r.header, r.id, _payload(r))
+    claim = nairobi.next(AlertClaimed(alert=r.id))
+    observe_responses(
+        metrics.ingest.responses,
+        TN.roster,
+        first,
+        join(first, fact(claim.header, claim.id, _payload(claim))),
+    )
+    labels = {"urgency": "immediate", "role": "responder"}
+    assert _sample(metrics, "rrn_alert_time_to_claim_seconds_count", **labels, exercise="true") == 1
+    assert (
+        _sample(metrics, "rrn_alert_time_to_claim_seconds_count", **labels, exercise="false") == 0
+    )
