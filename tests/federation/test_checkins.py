@@ -27,6 +27,7 @@ from rrn.protocol.checkins import (
     missed_alert_id,
     new_code,
 )
+from rrn.protocol.drills import moments, secret_commitment
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, verify_event
 from rrn.protocol.kinds import FactPayload, decode_payload
@@ -203,3 +204,12 @@ def test_the_checkin_vector_in_any_order() -> None:
             if v is not None
         }
         assert found == section["alerts"]
+
+
+def test_the_drill_vector() -> None:
+    v = VECTORS["drills"]
+    secret = bytes.fromhex(v["secret"])
+    assert secret_commitment(secret).hex() == v["commitment"]
+    due = moments(secret, v["start_ms"], v["end_ms"], len(v["moments"]))
+    assert due == v["moments"] and all(v["start_ms"] <= m < v["end_ms"] for m in due)
+    assert moments(b"\x01" * 32, v["start_ms"], v["end_ms"], 4) != due, "another secret"

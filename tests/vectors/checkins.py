@@ -19,6 +19,7 @@ from rrn.protocol.checkins import (
     commitment,
     missed_alert_id,
 )
+from rrn.protocol.drills import moments, secret_commitment
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event
 from rrn.protocol.kinds import CheckinPayload, kind_of
@@ -120,4 +121,21 @@ def checkins() -> dict[str, Any]:
                 "audience": ["lima-hr"],
             },
         },
+    }
+
+
+def drills() -> dict[str, Any]:
+    """PROTOCOL 4.8: a secret, its commitment, a window and the moments it gives."""
+    secret = bytes(range(32))
+    start, end = 1_767_225_600_000, 1_767_225_600_000 + 86_400_000
+    return {
+        "description": (
+            'PROTOCOL 4.8. `commitment` is SHA-256("rrn/drill-secret/v1" 0x00 secret); '
+            "exercise alert i of a drill with this window is due at moments[i]."
+        ),
+        "secret": secret.hex(),
+        "commitment": secret_commitment(secret).hex(),
+        "start_ms": start,
+        "end_ms": end,
+        "moments": moments(secret, start, end, 4),
     }

@@ -232,6 +232,7 @@ def build() -> dict[str, Any]:
         "chain_rules": rules.chain_rules(),
         "authority": rules.authority(),
         "checkins": checkins.checkins(),
+        "drills": checkins.drills(),
         "removal": rules.removal(),
         "export": export,
     }
