@@ -10,6 +10,8 @@ recipients can open (protocol/sealing.py).
 
 from __future__ import annotations
 
+import base64
+import secrets
 from typing import Annotated, Final
 
 import msgspec
@@ -54,6 +56,7 @@ __all__ = [
     "check_alert_fields",
     "check_audience",
     "check_drill_alert",
+    "new_pseudonym",
 ]
 
 
@@ -238,6 +241,11 @@ class AlertCancelled(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
     alert: Hash32
     reason: CancelReason
+
+
+def new_pseudonym() -> str:
+    """A fresh defender pseudonym: 'hrd-' and 40 random bits in base32 (lower case)."""
+    return "hrd-" + base64.b32encode(secrets.token_bytes(5)).decode().lower()
 
 
 def check_drill_alert(p: AlertRaised) -> str | None:

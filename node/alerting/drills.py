@@ -19,9 +19,8 @@ from typing import Final
 
 from rrn.federation.alert_view import view
 from rrn.node.home.clock import wait_set
-from rrn.node.ops.defenders import new_pseudonym
 from rrn.node.pipeline.ingest import Ingestor
-from rrn.protocol.alerts import AlertCancelled, AlertRaised, Consent
+from rrn.protocol.alerts import AlertCancelled, AlertRaised, Consent, new_pseudonym
 from rrn.protocol.drills import DrillRevealed, DrillScheduled, moments
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, RrnError

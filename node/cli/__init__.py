@@ -2,7 +2,7 @@
 daemon (over the control channel) or to offline work on the home, and output.
 
 May import (rooms of node/): home, store, natsd, control, pipeline, peering, membership,
-alerting, ops, integrations, client, console, daemon, devnet.
+alerting, ops, integrations, client, console, daemon, devnet, report.
 """
 
 __all__: list[str] = []

@@ -20,7 +20,6 @@ from rrn.node.control.transit import open_request, seal_reply
 from rrn.node.ops.book import OPEN, AlertBook
 from rrn.node.ops.checkins import CheckinOps
 from rrn.node.ops.coverage import CoverageOps
-from rrn.node.ops.defenders import new_pseudonym
 from rrn.node.ops.drills import DrillHooks, DrillOps
 from rrn.node.ops.supporters import SupporterOps
 from rrn.node.ops.types import (
@@ -51,6 +50,7 @@ from rrn.protocol.alerts import (
     AlertReleased,
     AlertResolved,
     AlertUpdated,
+    new_pseudonym,
 )
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ControlError, ProtocolError

@@ -10,8 +10,6 @@ CLI's one-request key. `rrn defender forget` deletes it for good.
 
 from __future__ import annotations
 
-import secrets
-from base64 import b32encode
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
@@ -23,7 +21,7 @@ from rrn.node.control.transit import open_request, seal_reply
 from rrn.node.home.clock import Clock
 from rrn.node.home.keys import SealingKeys
 from rrn.node.store.db import Store
-from rrn.protocol.alerts import PSEUDONYM_PATTERN
+from rrn.protocol.alerts import PSEUDONYM_PATTERN, new_pseudonym
 from rrn.protocol.errors import ControlError, ProtocolError
 from rrn.protocol.sealing import Position, decode_sealed, encode_sealed, open_sealed, seal
 
@@ -33,17 +31,11 @@ __all__ = [
     "DefendersApi",
     "NewDefenderArgs",
     "ShowDefenderArgs",
-    "new_pseudonym",
 ]
 
 Pseudonym = Annotated[str, Meta(pattern=PSEUDONYM_PATTERN)]
 #: Where identities are sealed at rest: epoch 0 (no event), seq 2 (not the control channel's).
 _AT_REST_SEQ: Final = 2
-
-
-def new_pseudonym() -> str:
-    """A fresh defender pseudonym: 'hrd-' and 40 random bits in base32."""
-    return "hrd-" + b32encode(secrets.token_bytes(5)).decode().lower()
 
 
 class NewDefenderArgs(msgspec.Struct, frozen=True, kw_only=True):
