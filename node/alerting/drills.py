@@ -67,9 +67,11 @@ class DrillRunner:
     def __init__(self, ingestor: Ingestor, *, key: OpenKeys, directory: Path) -> None:
         self.ingestor, self.key, self.dir = ingestor, key, directory
         self._wake = asyncio.Event()
+        self._mine: list[Event] | None = None
 
     def wake(self) -> None:
-        """A drill was scheduled: look now."""
+        """A drill was scheduled here: read this member's drills again, and look now."""
+        self._mine = None
         self._wake.set()
 
     async def run(self) -> None:
@@ -84,30 +86,35 @@ class DrillRunner:
             self._wake.clear()
 
     async def tick(self) -> None:
-        me = self.ingestor.me.org
-        store = self.ingestor.store
-        mine = [e for e in await store.events_of_kinds([str(Kind.DRILL_SCHEDULED)])
-                if e.header.origin == me]  # fmt: skip
-        if not mine:
-            return
-        revealed = {
-            p.drill
-            for e in await store.events_of_kinds([str(Kind.DRILL_REVEALED)])
-            if e.header.origin == me and e.payload is not None
-            and isinstance(p := decode_payload(e.header.kind, e.payload), DrillRevealed)
-        }  # fmt: skip
-        now = self.ingestor.clock.now_ms()
-        for event in mine:
-            if event.id not in revealed and self.ingestor.appends_blocked is None:
-                await self._drive(event, now)
+        if self._mine is None:  # at start, and when one was scheduled: a scan by kind
+            self._mine = await self._load()
+        mine, now = self._mine, self.ingestor.clock.now_ms()
+        for event in list(mine):
+            if self.ingestor.appends_blocked is None and await self._drive(event, now):
+                mine.remove(event)  # over and revealed (a reload meanwhile reads it so)
 
-    async def _drive(self, event: Event, now: int) -> None:
+    async def _load(self) -> list[Event]:
+        """This member's drills not yet revealed."""
+        me, store = self.ingestor.me.org, self.ingestor.store
+        revealed = set()
+        for e in await store.events_of_kinds([str(Kind.DRILL_REVEALED)]):
+            p = decode_payload(e.header.kind, e.payload) if e.payload else None
+            if e.header.origin == me and isinstance(p, DrillRevealed):
+                revealed.add(p.drill)
+        return [
+            e
+            for e in await store.events_of_kinds([str(Kind.DRILL_SCHEDULED)])
+            if e.header.origin == me and e.id not in revealed
+        ]
+
+    async def _drive(self, event: Event, now: int) -> bool:
+        """Raise what is due of one drill; True once it is over and revealed."""
         assert event.payload is not None
         d = decode_payload(event.header.kind, event.payload)
         assert isinstance(d, DrillScheduled)
         secret = self._secret(event, d)
         if secret is None:
-            return
+            return False
         raised = self._raised(event.id)
         due = moments(secret, d.start_ms, d.end_ms, len(d.urgencies))
         members = self.ingestor.network.roster.orgs()
@@ -123,6 +130,8 @@ class DrillRunner:
             await self._close(event.id, raised)
             await self.ingestor.append(DrillRevealed(drill=event.id, secret=secret))
             logger.info("drill %s: over, secret revealed", event.id.hex()[:12])
+            return True
+        return False
 
     async def _close(self, drill: bytes, raised: dict[str, str]) -> None:
         """Cancel the drill's exercise alerts still open (exercise_ended)."""
