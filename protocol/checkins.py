@@ -46,6 +46,7 @@ MAX_SLOTS: Final = 256
 #: Characters of a one-time code: 80 random bits in RFC 4648 base32, lower case.
 CODE_CHARS: Final = 16
 _ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz234567"
+_MISREAD: Final = str.maketrans("018", "olb")
 _CODE_DOMAIN: Final = b"rrn/checkin-code/v1\x00"
 _MISSED_DOMAIN: Final = b"rrn/checkin-missed/v1\x00"
 _DURESS_DOMAIN: Final = b"rrn/checkin-duress/v1\x00"
@@ -121,8 +122,10 @@ def check_plan(p: CheckinPlanned) -> str | None:
 
 
 def normal_code(typed: str) -> str:
-    """A code as typed (any case, dashes and spaces), as the protocol writes it."""
-    return "".join(c for c in typed.lower() if c not in "- ")
+    """A code as typed (any case, dashes and spaces; 0, 1 and 8 read as o, l and b,
+    which the alphabet lacks and a voice over a bad line confuses), as the protocol
+    writes it."""
+    return "".join(c for c in typed.lower() if c not in "- ").translate(_MISREAD)
 
 
 def new_code() -> str:

@@ -21,11 +21,11 @@ from multidict import MultiDict, MultiDictProxy
 
 from rrn.node.console.auth import read_form
 from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
-from rrn.node.console.forms import ASK_ROWS, Form, parse_raise
+from rrn.node.console.forms import ASK_ROWS, Form, parse_raise, parse_slots
 from rrn.node.console.pages import ALERT_ID as _ALERT_ID
 from rrn.node.console.pages import alert_page, checkins_page
 from rrn.node.control.transit import open_reply
-from rrn.node.ops.checkins import PlanInfo, RecordArgs
+from rrn.node.ops.checkins import PlanArgs, PlanInfo, RecordArgs
 from rrn.node.ops.defenders import DefenderInfo
 from rrn.node.ops.types import (
     ActArgs,
@@ -133,6 +133,8 @@ def routes(app: web.Application) -> None:
     app.router.add_post("/alerts/{alert}/details", open_details)
     app.router.add_post("/alerts/{alert}/{action}", act)
     app.router.add_post("/checkins", record_checkin)
+    app.router.add_get("/checkins/new", plan_form)
+    app.router.add_post("/checkins/new", make_plan)
 
 
 async def act(request: web.Request) -> web.Response:
@@ -199,7 +201,12 @@ async def raise_form(request: web.Request) -> web.Response:
 
 
 async def _raise_page(
-    request: web.Request, *, form: Form | None, problems: list[str], status: int = 200
+    request: web.Request,
+    *,
+    form: Form | None,
+    problems: list[str],
+    status: int = 200,
+    plan: bool = False,
 ) -> web.Response:
     c = ctx(request)
     _, person = who(request)
@@ -211,7 +218,7 @@ async def _raise_page(
     return page(
         request,
         "raise.html",
-        title=lang.gettext("Raise an alert"),
+        title=lang.gettext("Make a check-in plan") if plan else lang.gettext("Raise an alert"),
         form=form if form is not None else MultiDictProxy(MultiDict()),
         problems=problems,
         pseudonyms=[d.pseudonym for d in defenders],
@@ -229,6 +236,7 @@ async def _raise_page(
         },
         ask_rows=range(ASK_ROWS),
         status=status,
+        plan=plan,
     )
 
 
@@ -278,3 +286,37 @@ async def record_checkin(request: web.Request) -> web.Response:
     c.deps.sessions.record(person.name, "recorded a check-in", plan, now_ms())
     logger.info("console: %s recorded a check-in for plan %s", person.name, plan[:12])
     raise web.HTTPSeeOther("/checkins?done=1")
+
+
+async def plan_form(request: web.Request) -> web.Response:
+    return await _raise_page(request, form=None, problems=[], plan=True)
+
+
+async def make_plan(request: web.Request) -> web.Response:
+    """A check-in plan (`rrn checkin plan`): the alert a missed check-in raises, as the
+    raise form gives it, and the times; the answer is the code card, shown once."""
+    c = ctx(request)
+    _, person = who(request)
+    if not may(person, "raise"):
+        raise web.HTTPForbidden(text="your role may not make check-in plans")
+    form = await read_form(request)
+    lang = lang_of(request)
+    alert, problems = parse_raise(
+        form, seal_info=c.deps.seal_info(), now_ms=now_ms(), _=lang.gettext
+    )
+    tz = (person.tz if person and person.tz else "") or c.deps.tz
+    times = parse_slots(form, tz, problems, lang.gettext)
+    if alert is None or times is None:
+        return await _raise_page(request, form=form, problems=problems, status=400, plan=True)
+    slots, grace_ms = times
+    try:
+        info = await c.deps.ops.call(
+            "checkin.plan", PlanArgs(alert=alert, slots_ms=slots, grace_ms=grace_ms), PlanInfo
+        )
+    except ControlError as exc:
+        return await _raise_page(request, form=form, problems=[str(exc)], status=409, plan=True)
+    c.deps.sessions.record(person.name, "made a check-in plan", info.plan, now_ms())
+    logger.info("console: %s made check-in plan %s", person.name, info.plan[:12])
+    return page(
+        request, "checkin_card.html", title=lang.gettext("The defender's code card"), info=info
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import zoneinfo
 from collections.abc import Callable
 from typing import Final
 
@@ -170,3 +171,29 @@ def _details(
     except ProtocolError:
         problems.append(_("The details are too long to seal (16 KiB in all)."))
         return None
+
+
+def parse_slots(
+    form: Form, tz: str, problems: list[str], _: Callable[..., str]
+) -> tuple[list[int], int] | None:
+    """A check-in plan's times (the first in `tz`, then every so many hours) and its
+    grace period in ms; None, with the problems added, if the form is wrong."""
+    try:
+        first = datetime.datetime.fromisoformat(_one(form, "first")).replace(
+            tzinfo=zoneinfo.ZoneInfo(tz)
+        )
+        every_h, count, grace_min = (
+            float(_one(form, "every")),
+            int(_one(form, "count")),
+            int(_one(form, "grace")),
+        )
+    except ValueError:
+        problems.append(
+            _("Give the first check-in time, the hours between, the number and the grace.")
+        )
+        return None
+    if not (0.25 <= every_h <= 168 and 1 <= count <= 256 and 1 <= grace_min <= 7 * 24 * 60):
+        problems.append(_("Between check-ins: 15 min to a week; 1 to 256; grace: 1 min to a week."))
+        return None
+    start = int(first.timestamp() * 1000)
+    return [start + int(k * every_h * 3_600_000) for k in range(count)], grace_min * 60_000

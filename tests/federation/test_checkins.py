@@ -26,6 +26,7 @@ from rrn.protocol.checkins import (
     commitment,
     missed_alert_id,
     new_code,
+    normal_code,
 )
 from rrn.protocol.drills import moments, secret_commitment
 from rrn.protocol.encoding import encode
@@ -213,3 +214,10 @@ def test_the_drill_vector() -> None:
     due = moments(secret, v["start_ms"], v["end_ms"], len(v["moments"]))
     assert due == v["moments"] and all(v["start_ms"] <= m < v["end_ms"] for m in due)
     assert moments(b"\x01" * 32, v["start_ms"], v["end_ms"], 4) != due, "another secret"
+
+
+def test_a_code_as_read_over_a_bad_line_is_the_code() -> None:
+    code = "lzndf335i3rm62zz"
+    assert normal_code("LZND-F335-I3RM-62ZZ") == code
+    assert normal_code("1znd f335 i3rm 62zz") == code, "1 for l"
+    assert commitment(normal_code("0l8a-aaaa-aaaa-aaaa")) == commitment("olbaaaaaaaaaaaaa")

@@ -15,12 +15,15 @@ import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, Response
 
+from rrn.node.home.layout import open_home
 from rrn.protocol.roster import Role
 from tests.browser import axe_violations, chromium, describe, new_page, screenshot
 from tests.netkit import TestNetwork
@@ -327,9 +330,38 @@ async def test_a_check_in_recorded_at_another_member_looks_the_same_with_either_
 ) -> None:
     """A defender checks in through Nairobi's console: the screen answers a duress code
     exactly as it answers the other; a wrong code signs nothing."""
-    nairobi, problems = Console(net, NAIROBI), list[str]()
-    made = net.cli_json(LIMA, "checkin", "plan", "--every", "1h", "--count", "3", *_PLAN_ALERT)
-    plan, codes = made["plan"], made["codes"]
+    lima, nairobi, problems = Console(net, LIMA), Console(net, NAIROBI), list[str]()
+    coord = await new_page(browser, timezone_id="America/Lima")
+    await login(coord, lima.url, "mario", lima.add("mario", "coordinator"))
+    await coord.goto(lima.url + "checkins/new")
+    first = datetime.now(ZoneInfo(open_home(net.home(LIMA)).config.node.tz)) + timedelta(hours=2)
+    await coord.fill("#first", first.strftime("%Y-%m-%dT%H:%M"))
+    await coord.fill("#every", "1")
+    await coord.fill("#count", "3")
+    await coord.select_option("#country", "PE")
+    await coord.check("input[name=type][value=intimidation]")
+    await coord.select_option("#severity", "moderate")
+    await coord.select_option("#urgency", "days")
+    await coord.fill("#detail_identity", "Rosa Quispe Mamani")
+    await check(coord, "checkin-plan", problems)
+    await coord.click("#make-plan")
+    await coord.wait_for_selector("#card")
+    await check(coord, "checkin-card", problems)
+    cells = await coord.locator("#card tbody tr").all()
+    codes = [
+        {
+            "code": await r.locator("td").nth(2).inner_text(),
+            "duress_code": await r.locator("td").nth(3).inner_text(),
+        }
+        for r in cells
+    ]
+    assert len(codes) == 3 and "Rosa" not in await coord.content()
+    plans = net.cli_json(LIMA, "checkin", "list")
+    plan = next(
+        p["plan"]
+        for p in plans
+        if p["slots"][0]["due_ms"] // 60_000 == int(first.timestamp()) // 60
+    )
     page = await new_page(browser, timezone_id="Africa/Nairobi")
     await login(page, nairobi.url, "akinyi", nairobi.add("akinyi", "responder"))
     net.wait(lambda: plan in {p["plan"] for p in net.cli_json(NAIROBI, "checkin", "list")}, "plan")
@@ -351,10 +383,6 @@ async def test_a_check_in_recorded_at_another_member_looks_the_same_with_either_
     assert states == ["checked_in", "checked_in", "upcoming"]
     assert _recorded(net.home(NAIROBI) / "console.db", "akinyi", "recorded a check-in")
     assert not problems, "axe-core found serious or critical problems:\n" + "\n".join(problems)
-
-
-_PLAN_ALERT = ["--country", "PE", "--type", "intimidation", "--severity", "moderate"]
-_PLAN_ALERT += ["--urgency", "days"]
 
 
 async def test_a_session_ends_when_left_unused(tmp_path: Path, browser: Browser) -> None:
