@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, PlanFact, Pos
 from rrn.federation.checkins import checked_in, ended_at
-from rrn.node.home.clock import Clock, wait_set
+from rrn.node.home.clock import Clock, every
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
@@ -102,15 +102,7 @@ class CheckinWatcher:
 
     async def run(self) -> None:
         """Watch the plans until cancelled."""
-        while True:
-            try:
-                await self.tick()
-            except RrnError as exc:
-                logger.warning("check-in watch failed: %s", exc)
-            except Exception:  # a bad plan must not stop the node
-                logger.exception("check-in watch failed")
-            await wait_set(self._wake, _TICK_S)
-            self._wake.clear()
+        await every(self.tick, self._wake, _TICK_S, what="check-in watch", log=logger)
 
     async def tick(self) -> None:
         if self._plans is None:

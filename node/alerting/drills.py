@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Final
 
 from rrn.federation.alert_view import view
-from rrn.node.home.clock import wait_set
+from rrn.node.home.clock import every
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.alerts import AlertCancelled, AlertRaised, Consent, new_pseudonym
 from rrn.protocol.drills import DrillRevealed, DrillScheduled, moments
 from rrn.protocol.envelope import Event
-from rrn.protocol.errors import ProtocolError, RrnError
+from rrn.protocol.errors import ProtocolError
 from rrn.protocol.kinds import Kind, decode_payload
 from rrn.protocol.sealing import OpenKeys, Position, decode_sealed, open_sealed
 from rrn.protocol.vocabulary import Audience, CancelReason, ConsentSource, Severity
@@ -75,15 +75,8 @@ class DrillRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except RrnError as exc:
-                logger.warning("drill check failed: %s", exc)
-            except Exception:  # a bad drill must not stop the node
-                logger.exception("drill check failed")
-            await wait_set(self._wake, _TICK_S)
-            self._wake.clear()
+        """Drive this member's drills until cancelled."""
+        await every(self.tick, self._wake, _TICK_S, what="drill check", log=logger)
 
     async def tick(self) -> None:
         if self._mine is None:  # at start, and when one was scheduled: a scan by kind

@@ -9,11 +9,13 @@ the validity of an event never depends on it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from rrn.protocol.errors import ConfigError
+from rrn.protocol.errors import ConfigError, RrnError
 
 __all__ = ["OFFSET_ENV", "Clock", "ManualClock", "SystemClock", "daemon_clock", "wait_set"]
 
@@ -82,3 +84,25 @@ class ManualClock:
     def set(self, now_ms: int) -> None:
         """Jump to an absolute time (forward or back, as a real clock may)."""
         self._now = now_ms
+
+
+async def every(
+    step: Callable[[], Awaitable[object]],
+    wake: asyncio.Event,
+    seconds: float,
+    *,
+    what: str,
+    log: logging.Logger,
+) -> None:
+    """Run `step` now, then each time `wake` is set or `seconds` pass, until cancelled.
+    A step that fails is logged (an rrn error as a warning, anything else with its
+    traceback) and the loop goes on: one bad plan or drill must not stop a node."""
+    while True:
+        try:
+            await step()
+        except RrnError as exc:
+            log.warning("%s failed: %s", what, exc)
+        except Exception:
+            log.exception("%s failed", what)
+        await wait_set(wake, seconds)
+        wake.clear()
