@@ -89,6 +89,9 @@ class PlanSlot(msgspec.Struct, array_like=True, frozen=True):
     deadline_ms: int
     codes: tuple[bytes, ...]  # the commitments of the slot's two codes
     duress: bool
+    #: When the plan was signed: a slot due before it, or over a year after, raises
+    #: nothing (a plan cannot make the others sign misses for the past).
+    planned_ms: int = 0
 
 
 class Raised(msgspec.Struct, array_like=True, frozen=True):

@@ -51,6 +51,7 @@ from rrn.protocol.vocabulary import EscalationCause, SupporterRole, Urgency
 
 __all__ = [
     "CHECKED_IN",
+    "PLAN_SPAN_MS",
     "Authority",
     "Refused",
     "addressed_to",
@@ -66,6 +67,8 @@ _ANSWERS: Final = {
     Role.COMPANY: {SupporterRole.COMPANY},
     Role.INVESTOR: {SupporterRole.INVESTOR},
 }
+#: How far after its plan a slot's deadline may lie and still raise an alert.
+PLAN_SPAN_MS: Final = 366 * 86_400_000
 #: How a check-in ends the alert of its missed slot (never a cancel reason anyone signs).
 CHECKED_IN: Final = "checked_in"
 _DEFAULT_STEPS: Final = {Urgency.IMMEDIATE: 600, Urgency.DAYS: 7200, Urgency.WEEKS: 43200}
@@ -236,6 +239,8 @@ def _slot_rules(c: _Check, state: AlertState) -> AlertState:
             return "outside_audience" if c.member(p.org) else "not_a_member"
         if p.wall_ms < slot.deadline_ms and not slot.duress:
             return "too_soon"
+        if not slot.planned_ms < slot.deadline_ms <= slot.planned_ms + PLAN_SPAN_MS:
+            return "slot_out_of_plan"
         return "plan_ended" if ended else None
 
     misses = [p for p in state.misses if _judge(c, p, "missed", miss_rule(p))]

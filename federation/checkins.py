@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection
 import msgspec
 
 from rrn.federation.alerts import AlertState, PlanFact, PlanSlot, Pos, Raised, recipients
+from rrn.federation.authority import Authority, authorise
 from rrn.protocol.checkins import (
     CheckinEnded,
     CheckinMissed,
@@ -33,7 +34,15 @@ from rrn.protocol.checkins import (
 from rrn.protocol.envelope import Header
 from rrn.protocol.kinds import CheckinPayload
 
-__all__ = ["checked_in", "checkin_facts", "ended_at", "plan_fact", "slot_alerts", "slot_raise"]
+__all__ = [
+    "alarm_raised",
+    "checked_in",
+    "checkin_facts",
+    "ended_at",
+    "plan_fact",
+    "slot_alerts",
+    "slot_raise",
+]
 
 
 def plan_fact(pos: Pos, plan: CheckinPlanned, audience: tuple[str, ...]) -> PlanFact:
@@ -56,7 +65,7 @@ def slot_raise(plan: PlanFact, slot: int, *, duress: bool) -> Raised:
     alert = missed_alert_id(plan.pos.id, slot, duress=duress)
     pos = Pos(plan.pos.org, plan.pos.epoch, plan.pos.seq, deadline, alert)
     codes = tuple(body.codes[slot])
-    where = PlanSlot(plan.pos.id, slot, deadline, codes, duress)
+    where = PlanSlot(plan.pos.id, slot, deadline, codes, duress, plan.pos.wall_ms)
     audience = (plan.pos.org,) if duress else plan.audience
     return Raised(pos, body.alert, plan.sealed_to, audience, where)
 
@@ -81,6 +90,8 @@ def checkin_facts(
             held = AlertState(eid, plan=fact)
             return [held, *_raises(held, exists)]
         case CheckinEnded():
+            if plan is not None and plan.plan is not None and pos.org != plan.plan.pos.org:
+                return []  # only the origin ends its plan: another's end is no fact of it
             found = [AlertState(payload.plan, plan_ends=(pos,))]
             if plan is not None and plan.plan is not None:
                 for alert, _, _ in slot_alerts(payload.plan, len(plan.plan.body.slots)):
@@ -102,7 +113,8 @@ def _with_plan(single: AlertState, plan: AlertState | None, slot: int, alert: by
         return single  # a slot the plan does not have is never raised
     duress = alert != missed_alert_id(plan.plan.pos.id, slot)
     raised = slot_raise(plan.plan, slot, duress=duress)
-    return msgspec.structs.replace(single, raised=raised, plan_ends=plan.plan_ends)
+    ends = tuple(p for p in plan.plan_ends if p.org == plan.plan.pos.org)
+    return msgspec.structs.replace(single, raised=raised, plan_ends=ends)
 
 
 def _raises(plan: AlertState, exists: Callable[[bytes], bool]) -> list[AlertState]:
@@ -136,3 +148,12 @@ def ended_at(plan: AlertState) -> int | None:
     """When the plan's origin ended it (its earliest `checkin.ended`), if it did."""
     assert plan.plan is not None
     return min((p.wall_ms for p in plan.plan_ends if p.org == plan.plan.pos.org), default=None)
+
+
+def alarm_raised(state: AlertState | None, authority: Authority) -> bool:
+    """Whether a slot's alert exists: a miss the rules allow is held (a refused one,
+    too early or from outside the audience, raises nothing, and must not stop the
+    members from publishing the real one)."""
+    if state is None or not state.misses or state.raised is None:
+        return False
+    return authorise(state, authority)[0].raised is not None

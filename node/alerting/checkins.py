@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, PlanFact, Pos
-from rrn.federation.checkins import checked_in, ended_at
+from rrn.federation.authority import PLAN_SPAN_MS
+from rrn.federation.checkins import alarm_raised, checked_in, ended_at
 from rrn.node.home.clock import Clock, every
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Ingestor
@@ -49,6 +50,8 @@ _TICK_S: Final = 5.0
 #: Slots whose deadline passed longer ago than this are history: never published late
 #: by a node that only now learns of them (it may not hold their check-ins yet).
 _LOOKBACK_MS: Final = 24 * 3_600_000
+#: Misses this node signs per day for the plans of one member, at most.
+_MISSES_PER_DAY: Final = 64
 _DURESS_DECODER: Final = msgspec.msgpack.Decoder(DuressMap)
 
 
@@ -72,6 +75,13 @@ class CheckinMetrics:
             "Missed check-ins this node published (each raises, or joins, the slot's alert).",
             registry=registry,
         )
+        self.withheld = Counter(
+            "rrn_checkin_misses_withheld_total",
+            "Misses this node did not sign because the plans of that member already had "
+            "their day's share (64): a member making plans to spend the others' quotas.",
+            ["origin"],
+            registry=registry,
+        )
 
 
 class CheckinWatcher:
@@ -89,6 +99,8 @@ class CheckinWatcher:
         self._plans: list[AlertState] | None = None
         self._duress: dict[bytes, list[int] | None] = {}
         self._first_due: dict[bytes, float] = {}
+        self._generation = 0
+        self._spent: dict[tuple[str, int], int] = {}
 
     @property
     def me(self) -> str:
@@ -96,8 +108,8 @@ class CheckinWatcher:
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         """Committed changes: a plan, a check-in or a miss may change what is due."""
-        if changes is None or any(s.plan is not None or s.checkins for s, _ in changes):
-            self._plans = None
+        if changes is None or any(s.plan is not None for s, _ in changes):
+            self._plans, self._generation = None, self._generation + 1
         self._wake.set()
 
     async def run(self) -> None:
@@ -106,12 +118,15 @@ class CheckinWatcher:
 
     async def tick(self) -> None:
         if self._plans is None:
-            self._plans = await self.store.plans.states()
+            generation = self._generation
+            plans = await self.store.plans.states()
+            if generation == self._generation:  # no plan changed while reading
+                self._plans = plans
         if not self.peering.peers.settled():
             return  # catch up first: the check-ins may be on their way
         now = self.clock.now_ms()
         active = overdue = 0
-        for plan in self._plans:
+        for plan in self._plans or []:
             assert plan.plan is not None
             if not self._within(plan.plan) or _over(plan, now):
                 continue
@@ -134,6 +149,8 @@ class CheckinWatcher:
             deadline = due + body.grace_ms
             if deadline < now - _LOOKBACK_MS or (ended is not None and ended < deadline):
                 continue
+            if not fact.pos.wall_ms < deadline <= fact.pos.wall_ms + PLAN_SPAN_MS:
+                continue  # a slot the rules never raise (before its plan, or too far on)
             if due > now and fact.pos.org != self.me:
                 break  # later slots: nothing to do yet (the origin looks for duress codes)
             alert = missed_alert_id(fact.pos.id, slot)
@@ -141,12 +158,25 @@ class CheckinWatcher:
             answers = checked_in(fact, slot, state, roles)
             if answers and fact.pos.org == self.me:
                 await self._duress_check(plan, slot, answers)
-            if answers or due > now or (state is not None and state.misses):
+            if answers or due > now or alarm_raised(state, self.ingestor.network.authority):
                 continue
             overdue += 1
-            if now >= deadline and self._turn(alert, fact, now):
+            if now >= deadline and self._turn(alert, fact, now) and self._spend(fact, now):
                 await self._publish(CheckinMissed(plan=fact.pos.id, slot=slot), None)
         return overdue
+
+    def _spend(self, plan: PlanFact, now: int) -> bool:
+        """Whether this node may still sign a miss today for plans of this origin: at most
+        `_MISSES_PER_DAY`, so a member's plans cannot spend the others' daily quotas
+        (PROTOCOL 3.7) on misses; past that, its misses wait for the next day."""
+        key = (plan.pos.org, now // 86_400_000)
+        spent = self._spent.get(key, 0)
+        if spent >= _MISSES_PER_DAY:
+            self.metrics.withheld.labels(origin=plan.pos.org).inc()
+            return False
+        self._spent = {k: n for k, n in self._spent.items() if k[1] == key[1]}
+        self._spent[key] = spent + 1
+        return True
 
     def _turn(self, alert: bytes, plan: PlanFact, now: int) -> bool:
         """Whether it is this node's turn to publish the slot's miss."""
@@ -170,7 +200,7 @@ class CheckinWatcher:
             return
         alert = missed_alert_id(plan.plan.pos.id, slot, duress=True)
         state = await self.ingestor.projection.state(alert)
-        if state is None or not any(p.org == self.me for p in state.misses):
+        if not alarm_raised(state, self.ingestor.network.authority):
             await self._publish(
                 CheckinMissed(plan=plan.plan.pos.id, slot=slot, duress=True), [self.me]
             )

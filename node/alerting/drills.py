@@ -35,12 +35,11 @@ logger = logging.getLogger(__name__)
 _TICK_S: Final = 5.0
 
 
-def exercise_alert(
-    drill: bytes, d: DrillScheduled, index: int, members: list[str], me: str
-) -> AlertRaised:
-    """Exercise alert `index` of a drill: its routable facts, sealed to the scope only.
-    Its consent is the drill's (every audience but the public): no person's consent
-    is involved, and the scope alone decides who learns of it."""
+def exercise_alert(drill: bytes, d: DrillScheduled, index: int) -> AlertRaised:
+    """Exercise alert `index` of a drill: its routable facts. It is sealed whole to the
+    scope, which alone decides who learns of it (no `exclude` list: that holds at most
+    64 members); its consent is the drill's (every audience but the public): no
+    person's consent is involved."""
     consent = [
         Consent(audience=a, given_by=ConsentSource.COLLEAGUE, given_ms=d.start_ms)
         for a in sorted(Audience)
@@ -55,7 +54,6 @@ def exercise_alert(
         pseudonym=new_pseudonym(),
         exercise=True,
         consent=consent,
-        exclude=sorted(m for m in members if m not in d.scope and m != me),
         drill=drill,
         drill_index=index,
     )
@@ -68,10 +66,11 @@ class DrillRunner:
         self.ingestor, self.key, self.dir = ingestor, key, directory
         self._wake = asyncio.Event()
         self._mine: list[Event] | None = None
+        self._generation = 0
 
     def wake(self) -> None:
         """A drill was scheduled here: read this member's drills again, and look now."""
-        self._mine = None
+        self._mine, self._generation = None, self._generation + 1
         self._wake.set()
 
     async def run(self) -> None:
@@ -79,9 +78,12 @@ class DrillRunner:
         await every(self.tick, self._wake, _TICK_S, what="drill check", log=logger)
 
     async def tick(self) -> None:
-        if self._mine is None:  # at start, and when one was scheduled: a scan by kind
-            self._mine = await self._load()
-        mine, now = self._mine, self.ingestor.clock.now_ms()
+        mine = self._mine
+        if mine is None:  # at start, and when one was scheduled: a scan by kind
+            generation, mine = self._generation, await self._load()
+            if generation == self._generation:  # none was scheduled while reading
+                self._mine = mine
+        now = self.ingestor.clock.now_ms()
         for event in list(mine):
             if self.ingestor.appends_blocked is None and await self._drive(event, now):
                 mine.remove(event)  # over and revealed (a reload meanwhile reads it so)
@@ -110,11 +112,10 @@ class DrillRunner:
             return False
         raised = self._raised(event.id)
         due = moments(secret, d.start_ms, d.end_ms, len(d.urgencies))
-        members = self.ingestor.network.roster.orgs()
         for i, at in enumerate(due):
             if str(i) in raised or at > now or now >= d.end_ms:
                 continue
-            alert = exercise_alert(event.id, d, i, members, self.ingestor.me.org)
+            alert = exercise_alert(event.id, d, i)
             done = await self.ingestor.append(alert, audience=sorted(d.scope))
             raised[str(i)] = done.id.hex()
             self._save(event.id, raised)

@@ -15,8 +15,12 @@ __all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text
 
 
 def fmt_time(ms: int, tz: str) -> str:
-    """A timestamp in the given IANA zone, to the minute."""
-    when = datetime.datetime.fromtimestamp(ms / 1000, zoneinfo.ZoneInfo(tz))
+    """A timestamp in the given IANA zone, to the minute. A signed time may lie beyond
+    what a calendar holds (any integer up to 2^53 - 1 is valid): then the number."""
+    try:
+        when = datetime.datetime.fromtimestamp(ms / 1000, zoneinfo.ZoneInfo(tz))
+    except (ValueError, OverflowError, OSError):
+        return f"{ms} ms"
     return when.strftime("%Y-%m-%d %H:%M %Z")
 
 

@@ -83,9 +83,13 @@ def languages() -> dict[str, Language]:
 
 
 def when(lang: Language, ms: int, tz: str, *, now_ms: int | None = None) -> str:
-    """A time in a zone, in a language's words ("2 Dec 2026, 03:12 (in 4 minutes)")."""
+    """A time in a zone, in a language's words ("2 Dec 2026, 03:12 (in 4 minutes)").
+    A signed time beyond what a calendar holds (valid up to 2^53 - 1) shows as a number."""
     zone = zoneinfo.ZoneInfo(tz)
-    at = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).astimezone(zone)
+    try:
+        at = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).astimezone(zone)
+    except (ValueError, OverflowError, OSError):
+        return f"{ms} ms"
     text = format_datetime(at, "medium", tzinfo=zone, locale=lang.locale)
     if now_ms is None:
         return text

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import Final, Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -144,8 +144,8 @@ class ControlServer:
         self._seen[request.nonce] = (request.ts_ms, None)
         reply = await self._run(request)
         self._seen[request.nonce] = (request.ts_ms, reply)
-        try:
-            await self._journal.done(request.nonce, reply)
+        try:  # an answer holding secrets shown once (a plan's codes) is not kept on disk
+            await self._journal.done(request.nonce, b"" if request.op in _UNKEPT else reply)
         except RrnError as exc:  # it ran: answer; only a retry after a restart is unsure
             logger.warning("could not journal a control answer: %s", exc)
         return reply
@@ -186,9 +186,14 @@ class ControlServer:
 
 
 _FORGOTTEN = (
-    "the answer to this request was deleted with an alert its origin deleted: check whether "
-    "it took effect (e.g. rrn alert list) before asking again"
+    "the answer to this request is not kept (it held codes shown once, or an alert its origin "
+    "deleted): check whether it took effect (e.g. rrn alert list, rrn checkin list) before "
+    "asking again"
 )
+#: Operations whose answers hold secrets shown once (a check-in plan's codes): the
+#: journal keeps only that they ran, so a retry after a restart is told the answer
+#: is gone, and the codes never reach the disk.
+_UNKEPT: Final = frozenset({"checkin.plan"})
 _INTERRUPTED = (
     "the daemon stopped while it was handling this request: check whether it took effect "
     "(e.g. rrn alert list) before asking again"

@@ -16,8 +16,10 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
+from rrn.federation.alert_view import derive
 from rrn.federation.alerts import AlertState, PlanFact
-from rrn.federation.checkins import checked_in, ended_at
+from rrn.federation.authority import authorise
+from rrn.federation.checkins import alarm_raised, checked_in, ended_at
 from rrn.node.control.channel import handler
 from rrn.node.ops.book import AlertBook
 from rrn.node.ops.types import RaiseArgs
@@ -186,8 +188,8 @@ class CheckinOps:
             len(code) != CODE_CHARS or commitment(code) not in fact.body.codes[slot]
         ):
             raise ControlError(f"that code is not one of slot {slot}'s: nothing was signed")
-        if info.ended_ms is not None:
-            raise ControlError("that plan has ended: nothing was signed")
+        if info.ended_ms is not None and info.ended_ms < info.slots[slot].deadline_ms:
+            raise ControlError("that plan ended before this slot's deadline: nothing was signed")
         await self._book.append(CheckinRecorded(plan=fact.pos.id, slot=slot, code=code))
         return await self._info(fact.pos.id)
 
@@ -248,9 +250,10 @@ class CheckinOps:
         answered = bool(checked_in(fact, k, state, self._book.ingestor.network.authority.roles))
         deadline = due + fact.body.grace_ms
         alert = missed_alert_id(fact.pos.id, k)
+        authority = self._book.ingestor.network.authority
         v = None
-        if state is not None and state.misses:
-            v = await self._book.view(alert) if state.raised is not None else None
+        if state is not None and alarm_raised(state, authority):
+            v = derive(authorise(state, authority)[0])
         if v is not None:
             return SlotInfo(
                 slot=k,

@@ -167,9 +167,10 @@ class DrillOps:
             p = decode_payload(e.header.kind, e.payload or b"")
             if isinstance(p, DrillRevealed):
                 reveals[(e.header.origin, p.drill)] = p.secret
-        counts = _count(await self._exercises(None))
+        scheduled = await store.events_of_kinds([str(Kind.DRILL_SCHEDULED)])
+        counts = _count(await self._exercises(None, {e.id: e.header.origin for e in scheduled}))
         found = []
-        for e in await store.events_of_kinds([str(Kind.DRILL_SCHEDULED)]):
+        for e in scheduled:
             if e.payload is None or not e.id.hex().startswith(ref):
                 continue
             d = decode_payload(e.header.kind, e.payload)
@@ -190,8 +191,11 @@ class DrillOps:
             raise ControlError(f"no drill with id {ref}" if not found else "give more of the id")
         return sorted(found, key=lambda f: f[0].start_ms)
 
-    async def _exercises(self, drill: bytes | None) -> list[tuple[AlertState, AlertView]]:
-        """The exercise alerts held here (of one drill), authorised, with their views."""
+    async def _exercises(
+        self, drill: bytes | None, origins: dict[bytes, str] | None = None
+    ) -> list[tuple[AlertState, AlertView]]:
+        """The exercise alerts held here (of one drill), authorised, with their views;
+        with `origins` (drill -> its member), only those that member raised."""
         store, authority = self._book.store, self._book.ingestor.network.authority
         found = []
         ids = await store.alert_ids()
@@ -200,6 +204,8 @@ class DrillOps:
                 r = state.raised
                 if r is None or r.body.drill is None or drill not in (None, r.body.drill):
                     continue
+                if origins is not None and origins.get(r.body.drill) != r.pos.org:
+                    continue  # only the drill's own member raises its exercise alerts
                 allowed, _ = authorise(state, authority)
                 v = derive(allowed)
                 if v is not None:
@@ -212,9 +218,14 @@ class DrillOps:
         due = moments(secret, d.start_ms, d.end_ms, len(d.urgencies)) if secret else None
         rows, members = [], _Tally()
         hours: dict[int, DrillHourRow] = {}
-        for state, v in sorted(await self._exercises(drill), key=lambda a: a[1].raised_ms):
+        seen: set[int] = set()
+        found = await self._exercises(drill, {drill: info.origin})
+        for state, v in sorted(found, key=lambda a: a[1].raised_ms):
             assert state.raised is not None and state.raised.body.drill_index is not None
             i = state.raised.body.drill_index
+            if i >= len(d.urgencies) or i in seen:
+                continue  # not one of the drill's alerts, or a second copy of one
+            seen.add(i)
             ladder = await self._hooks[1](v) if self._hooks is not None else None
             rows.append(_row(state, v, i, due[i] if due and i < len(due) else None))
             members.add(state, v, ladder)

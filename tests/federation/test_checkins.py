@@ -221,3 +221,29 @@ def test_a_code_as_read_over_a_bad_line_is_the_code() -> None:
     assert normal_code("LZND-F335-I3RM-62ZZ") == code
     assert normal_code("1znd f335 i3rm 62zz") == code, "1 for l"
     assert commitment(normal_code("0l8a-aaaa-aaaa-aaaa")) == commitment("olbaaaaaaaaaaaaa")
+
+
+def test_a_plan_cannot_make_the_others_raise_its_past() -> None:
+    """A slot due before its plan was signed (or over a year after) raises nothing, so a
+    member cannot make the others sign misses for the past."""
+    lima, nairobi = Chain(TN, "lima-hr"), Chain(TN, "nairobi-dl")
+    past = lima.wall_ms - 3_600_000
+    body = CheckinPlanned(
+        alert=raised(1),
+        slots=[past],
+        grace_ms=GRACE,
+        codes=[[commitment(CODES[0][0]), commitment(CODES[0][1])]],
+        duress=encode_sealed(
+            seal(
+                encode(DuressMap([1])),
+                {"lima-hr": X25519PrivateKey.generate().public_key()},
+                Position(TN.net, "lima-hr", 1, 1),
+            )
+        ),
+    )
+    p = lima.next(body)
+    miss = nairobi.raw(
+        "checkin.missed", encode(CheckinMissed(plan=p.id, slot=0)), wall_ms=p.header.wall_ms
+    )
+    assert views([p, miss]) == {}
+    assert ("nairobi-dl", "missed", "slot_out_of_plan") in refused([p, miss])
