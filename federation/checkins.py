@@ -99,8 +99,11 @@ def checkin_facts(
                         found.append(AlertState(alert, plan_ends=(pos,)))
             return found
         case CheckinMissed():
-            alert = missed_alert_id(payload.plan, payload.slot, duress=payload.duress)
-            single = AlertState(alert, misses=(pos,))
+            alert = missed_alert_id(payload.plan, payload.slot, duress=payload.duress is not None)
+            if payload.duress is False:  # the origin's acknowledgement: raises nothing
+                single = AlertState(alert, checkins=((pos, ""),))
+            else:
+                single = AlertState(alert, misses=(pos,))
         case CheckinRecorded():
             alert = missed_alert_id(payload.plan, payload.slot)
             single = AlertState(alert, checkins=((pos, payload.code or ""),))

@@ -91,11 +91,15 @@ class CheckinRecorded(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
 
 class CheckinMissed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Nobody checked in for `slot` by its deadline: the alert `missed_alert_id` names.
-    With `duress`, a duress code was used (the origin alone signs it, sealed to itself)."""
+
+    With `duress` given, the plan's origin acknowledges a check-in for the slot, sealed
+    to itself alone: true when a duress code was used (the slot's duress alert), false
+    otherwise (nothing is raised). Both are signed after every check-in and are the same
+    size, so the events others see never tell a duress check-in from another."""
 
     plan: Hash32
     slot: Slot
-    duress: bool = False
+    duress: bool | None = None
 
 
 class CheckinEnded(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

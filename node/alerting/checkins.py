@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections.abc import Iterable
 from typing import Final
 
@@ -50,6 +51,8 @@ _TICK_S: Final = 5.0
 #: Slots whose deadline passed longer ago than this are history: never published late
 #: by a node that only now learns of them (it may not hold their check-ins yet).
 _LOOKBACK_MS: Final = 24 * 3_600_000
+#: The origin acknowledges a check-in this many seconds after seeing it (at random).
+_ACK_S: Final = (2.0, 20.0)
 #: Misses this node signs per day for the plans of one member, at most.
 _MISSES_PER_DAY: Final = 64
 _DURESS_DECODER: Final = msgspec.msgpack.Decoder(DuressMap)
@@ -101,6 +104,7 @@ class CheckinWatcher:
         self._first_due: dict[bytes, float] = {}
         self._generation = 0
         self._spent: dict[tuple[str, int], int] = {}
+        self._ack_at: dict[bytes, float] = {}
 
     @property
     def me(self) -> str:
@@ -157,7 +161,7 @@ class CheckinWatcher:
             state = await self.ingestor.projection.state(alert)
             answers = checked_in(fact, slot, state, roles)
             if answers and fact.pos.org == self.me:
-                await self._duress_check(plan, slot, answers)
+                await self._acknowledge(plan, slot, answers)
             if answers or due > now or alarm_raised(state, self.ingestor.network.authority):
                 continue
             overdue += 1
@@ -188,22 +192,29 @@ class CheckinWatcher:
         started = self._first_due.setdefault(alert, self.peering.monotonic())
         return self.peering.monotonic() >= started + rank * 2 * self.peering.config.heartbeat_s
 
-    async def _duress_check(
+    async def _acknowledge(
         self, plan: AlertState, slot: int, answers: list[tuple[Pos, str]]
     ) -> None:
+        """The origin acknowledges each check-in, sealed to itself, after a random delay:
+        a duress code's raises the slot's duress alert, any other's nothing; alike in
+        size, so nobody watching the events can tell them apart (PROTOCOL 4.7)."""
         assert plan.plan is not None
-        which = await self._duress_map(plan.plan)
-        if which is None or slot >= len(which):
-            return
-        duress = plan.plan.body.codes[slot][which[slot]]
-        if not any(code and commitment(code) == duress for _, code in answers):
-            return
         alert = missed_alert_id(plan.plan.pos.id, slot, duress=True)
         state = await self.ingestor.projection.state(alert)
-        if not alarm_raised(state, self.ingestor.network.authority):
-            await self._publish(
-                CheckinMissed(plan=plan.plan.pos.id, slot=slot, duress=True), [self.me]
-            )
+        mine = [p for p in (state.misses if state else ()) if p.org == self.me]
+        if mine or (state and any(p.org == self.me for p, _ in state.checkins)):
+            return  # acknowledged already
+        at = self._ack_at.setdefault(alert, self.peering.monotonic() + random.uniform(*_ACK_S))
+        if self.peering.monotonic() < at:
+            return
+        which = await self._duress_map(plan.plan)
+        if which is None or slot >= len(which):
+            return  # the map does not open (logged): a real duress code could be missed
+        duress = plan.plan.body.codes[slot][which[slot]]
+        used = any(code and commitment(code) == duress for _, code in answers)
+        miss = CheckinMissed(plan=plan.plan.pos.id, slot=slot, duress=used)
+        if await self._publish(miss, [self.me]):
+            self._ack_at.pop(alert, None)
 
     async def _duress_map(self, plan: PlanFact) -> list[int] | None:
         """Which code of each slot is the duress one, from the plan's blob sealed to us."""
@@ -231,17 +242,18 @@ class CheckinWatcher:
             )
             return None
 
-    async def _publish(self, miss: CheckinMissed, audience: list[str] | None) -> None:
+    async def _publish(self, miss: CheckinMissed, audience: list[str] | None) -> bool:
         if self.ingestor.appends_blocked is not None:
-            return
+            return False
         try:
             await self.ingestor.append(miss, audience=audience)
         except RrnError as exc:
-            logger.warning("could not publish a missed check-in: %s", exc)
-            return
-        if not miss.duress:  # a duress alert is counted nowhere another could read it
+            logger.warning("could not publish a check-in event: %s", exc)
+            return False
+        if miss.duress is None:  # an acknowledgement is counted nowhere another could read it
             self.metrics.missed.inc()
             logger.info("check-in plan %s: slot %d missed", miss.plan.hex()[:12], miss.slot)
+        return True
 
 
 def _over(plan: AlertState, now: int) -> bool:

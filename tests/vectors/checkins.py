@@ -79,6 +79,7 @@ def checkins() -> dict[str, Any]:
             None,
         ),
         (at("lima-hr", CheckinMissed(plan=p, slot=0, duress=True), due[0] + 20_000), None, None),
+        (at("lima-hr", CheckinMissed(plan=p, slot=1, duress=False), due[0] + 25_000), None, None),
         (at("lima-hr", CheckinEnded(plan=p), due[1] - 60_000), None, None),
         (at("jakarta-pb", CheckinMissed(plan=p, slot=1), due[1]), "missed", "plan_ended"),
         (
@@ -94,7 +95,8 @@ def checkins() -> dict[str, Any]:
             "each fact listed with a reason is refused for it once its slot's alert has a "
             "raise. Slot 0 was missed (two members published it: one alert), a check-in "
             "with the slot's duress code ends it like its other code, and lima-hr raised "
-            "the duress alert; the plan ended before slot 1's deadline."
+            "the duress alert (and acknowledged slot 1 with duress false: nothing raised); "
+            "the plan ended before slot 1's deadline."
         ),
         "genesis_cert": encode_cert(tn.cert).hex(),
         "network_id": tn.net.hex(),

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from rrn.protocol.checkins import CheckinRecorded, missed_alert_id
 from rrn.protocol.encoding import encode
+from rrn.protocol.sealing import decode_sealed
 from tests.adversary import Adversary
 from tests.netkit import TestNetwork
 
@@ -40,6 +43,20 @@ def _slots(net: TestNetwork, k: int, plan: str) -> list[dict[str, Any]]:
 def _metrics_url(net: TestNetwork, k: int) -> str:
     url: str = json.loads((net.home(k) / "run" / "daemon.json").read_text())["metrics_url"]
     return url
+
+
+def _sealed_to_self(home: Path, org: str) -> list[int]:
+    """The sizes of the events `org` sealed to itself alone, as another member holds them."""
+    with sqlite3.connect(f"file:{home / 'store.db'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT payload FROM events WHERE origin = ? AND kind = 'sealed'", (org,)
+        ).fetchall()
+    sizes = []
+    for (payload,) in rows:
+        blob = msgspec.msgpack.decode(bytes(payload))["sealed"]
+        if decode_sealed(blob).recipients() == [org]:
+            sizes.append(len(payload))
+    return sizes
 
 
 def _alerts(net: TestNetwork, k: int) -> dict[str, dict[str, Any]]:
@@ -126,6 +143,14 @@ def test_check_ins_enforced_by_the_network(tmp_path: Path) -> None:
             assert duress not in _alerts(net, k), "nobody else's screen shows it"
             assert _slots(net, k, plan)[2]["state"] == "checked_in", "a check-in like any"
         assert net.cli(LIMA, "log", "verify").startswith("ok:")
+
+        # Lima acknowledged every check-in it saw with an event sealed to itself: the
+        # duress one and the others alike in size, so no member can tell them apart.
+        def acks() -> list[int]:
+            return _sealed_to_self(net.home(NAIROBI), net.org(LIMA))
+
+        net.wait(lambda: len(acks()) >= 2, "Lima's acknowledgements")
+        assert len(set(acks())) == 1, f"acknowledgements of different sizes: {acks()}"
 
         # The defender's details went with the plan, sealed: the planning member reads
         # them on the missed check-in's alert, and resealed them to Nairobi, which claimed
