@@ -294,10 +294,16 @@ def _union_pos(x: tuple[Pos, ...], y: tuple[Pos, ...]) -> tuple[Pos, ...]:
 
 
 def _erase(state: AlertState) -> AlertState:
-    """The state with everything but its tombstones dropped, if its origin deleted it."""
-    if state.raised is None or state.erased is not None:
+    """The state with everything but its tombstones dropped, if its origin deleted it
+    (the origin of an alert, or of a check-in plan)."""
+    if state.erased is not None:
         return state
-    origin = state.raised.pos.org
+    if state.raised is not None:
+        origin = state.raised.pos.org
+    elif state.plan is not None:
+        origin = state.plan.pos.org
+    else:
+        return state
     if not any(t.pos.org == origin for t in state.tombstones):
         return state
     return AlertState(state.alert, tombstones=state.tombstones, erased=origin)

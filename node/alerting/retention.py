@@ -12,6 +12,7 @@ import logging
 from typing import Final
 
 from rrn.federation.alerts import AlertState
+from rrn.federation.checkins import ended_at
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.home.config import RetentionConfig
 from rrn.node.pipeline.ingest import Ingestor
@@ -67,11 +68,29 @@ class Retention:
             await asyncio.sleep(1.0)
 
     async def sweep(self) -> int:
-        """Tombstone every own alert closed before the retention limit; how many."""
+        """Tombstone every own alert closed before the retention limit, and every own
+        check-in plan over since then (its event holds a defender's sealed details);
+        how many."""
         before = self.clock.now_ms() - int(self.config.closed_days * _DAY_MS)
         due = await self.store.closed_before(self.ingestor.me.org, before)
+        due += [
+            p
+            for p in await self.store.plans.states()
+            if _plan_over(p, before, self.ingestor.me.org)
+        ]
         for state in due:
             await forget(self.ingestor, state, TombstoneReason.RETENTION_ENDED)
         if due:
             logger.info("retention: deleted %d closed alerts everywhere", len(due))
         return len(due)
+
+
+def _plan_over(plan: AlertState, before_ms: int, me: str) -> bool:
+    """Whether one of this member's plans was over (ended, or past its last deadline)
+    before `before_ms`."""
+    assert plan.plan is not None
+    if plan.plan.pos.org != me:
+        return False
+    ended = ended_at(plan)
+    last = plan.plan.body.slots[-1] + plan.plan.body.grace_ms
+    return min(last, ended if ended is not None else last) < before_ms

@@ -54,7 +54,10 @@ async def erased_payloads(facts: list[Fact], work: Work, store: Store) -> list[b
 
 
 def _is_alert_kind(kind: str) -> bool:
-    """Kinds whose payloads a tombstone may delete: alert events, whole or sealed."""
-    return kind == str(Kind.SEALED) or (
-        kind.startswith("alert.") and kind != str(Kind.ALERT_TOMBSTONED)
+    """Kinds whose payloads a tombstone may delete: alert and check-in events, whole or
+    sealed (a check-in plan holds a defender's sealed details)."""
+    return (
+        kind == str(Kind.SEALED)
+        or kind.startswith("checkin.")
+        or (kind.startswith("alert.") and kind != str(Kind.ALERT_TOMBSTONED))
     )

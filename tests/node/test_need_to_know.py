@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -194,15 +195,24 @@ def test_closed_alerts_are_deleted_everywhere_when_retention_ends(tmp_path: Path
     try:
         kept = net.raise_alert(1)
         gone = net.raise_alert(1)
-        net.wait_holds({kept, gone})
+        # A check-in plan over once its one slot is answered and its grace has run out:
+        # its event holds the defender's sealed details, so it goes too.
+        soon = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3))
+        made = net.cli_json(
+            1, "checkin", "plan", f"--at={soon}", "--grace", "10s", "--country", "PE",
+            "--type", "raid", "--severity", "minor", "--urgency", "days",
+        )  # fmt: skip
+        net.cli(1, "checkin", "record", made["plan"], "--slot", "0")
+        net.wait_holds({kept, gone, made["plan"]})
         net.cli(1, "alert", "resolve", gone[:12], "--outcome", "safe")
         for k in net.indexes:
             net.wait(
-                lambda k=k: not any(_payloads(net, k, {gone}).values()),
-                f"node {k} deleting the closed alert",
+                lambda k=k: not any(_payloads(net, k, {gone, made["plan"]}).values()),
+                f"node {k} deleting the closed alert and the plan that is over",
             )
             listed = [a["id"] for a in net.cli_json(k, "alert", "list", "--all")]
             assert listed == [kept], "the open alert stays, the closed one is gone"
+            assert net.cli_json(k, "checkin", "list") == []
             assert "ok:" in net.cli(k, "log", "verify")
     finally:
         net.close()
