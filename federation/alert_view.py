@@ -15,6 +15,7 @@ import msgspec
 
 from rrn.federation.alerts import AlertState, AlertStatus, Claimed, Ended
 from rrn.federation.authority import Authority, authorise
+from rrn.federation.collective import CollectiveView, outcome
 from rrn.protocol.alerts import Ask
 from rrn.protocol.vocabulary import EscalationCause, IncidentType, Severity, Urgency
 
@@ -71,6 +72,8 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     results: list[tuple[str, str, str]] = []
     #: Feedback the origin gave the defender: (type, signed time), in order.
     feedback: list[tuple[str, int]] = []
+    #: Collective proposals on the alert and where each stands (PROTOCOL 4.9).
+    collectives: list[CollectiveView] = []
 
 
 class Fields(msgspec.Struct, frozen=True):
@@ -148,6 +151,9 @@ def derive(state: AlertState) -> AlertView | None:
         results=[(a.pos.org, str(a.body.action), str(a.body.result)) for a in state.actions],
         feedback=[
             (str(f.body.feedback), f.pos.wall_ms) for f in state.feedback if f.pos.org == origin
+        ],
+        collectives=[
+            outcome(p, state.collective)[0] for p in state.collective if p.kind == "proposed"
         ],
     )
 

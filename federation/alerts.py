@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Iterable
-from typing import Final, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeVar
 
 import msgspec
 
+from rrn.federation.facts import (
+    CollectiveFact,
+    PlanFact,
+    PlanSlot,
+    Pos,
+    collective_fact,
+)
 from rrn.protocol.alerts import (
     AlertActed,
+    AlertCancelled,
     AlertClaimed,
     AlertEscalated,
     AlertFeedback,
@@ -30,7 +38,12 @@ from rrn.protocol.alerts import (
     AlertTombstoned,
     AlertUpdated,
 )
-from rrn.protocol.checkins import CheckinPlanned
+from rrn.protocol.collective import (
+    CollectiveJoined,
+    CollectiveProposed,
+    CollectiveSigned,
+    CollectiveWithdrawn,
+)
 from rrn.protocol.envelope import Header
 from rrn.protocol.errors import ProtocolError
 from rrn.protocol.kinds import AlertPayload
@@ -40,8 +53,10 @@ __all__ = [
     "OPEN_STATUSES",
     "AlertState",
     "AlertStatus",
+    "CollectiveFact",
     "PlanFact",
     "PlanSlot",
+    "Pos",
     "Tombstone",
     "alert_of",
     "decode_state",
@@ -71,29 +86,6 @@ class AlertStatus(enum.StrEnum):
 OPEN_STATUSES: Final = frozenset({AlertStatus.OPEN, AlertStatus.ESCALATED, AlertStatus.CLAIMED})
 
 
-class Pos(msgspec.Struct, array_like=True, frozen=True, order=True):
-    """Where a fact came from: its origin's chain position, then its claimed time and id."""
-
-    org: str
-    epoch: int
-    seq: int
-    wall_ms: int
-    id: bytes
-
-
-class PlanSlot(msgspec.Struct, array_like=True, frozen=True):
-    """Where the alert of a missed check-in comes from (federation/checkins.py)."""
-
-    plan: bytes
-    slot: int
-    deadline_ms: int
-    codes: tuple[bytes, ...]  # the commitments of the slot's two codes
-    duress: bool
-    #: When the plan was signed: a slot due before it, or over a year after, raises
-    #: nothing (a plan cannot make the others sign misses for the past).
-    planned_ms: int = 0
-
-
 class Raised(msgspec.Struct, array_like=True, frozen=True):
     pos: Pos
     body: AlertRaised  # without its sealed blob, which stays in the event only
@@ -103,15 +95,6 @@ class Raised(msgspec.Struct, array_like=True, frozen=True):
     #: For the alert of a missed check-in: its plan and slot (its raise is made
     #: from the plan; `pos` is the plan's origin and chain position at the deadline).
     slot: PlanSlot | None = None
-
-
-class PlanFact(msgspec.Struct, array_like=True, frozen=True):
-    """A check-in plan, without its sealed blobs (they stay in the event)."""
-
-    pos: Pos
-    body: CheckinPlanned
-    audience: tuple[str, ...]
-    sealed_to: tuple[str, ...]
 
 
 class Updated(msgspec.Struct, array_like=True, frozen=True):
@@ -191,6 +174,8 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
     checkins: tuple[tuple[Pos, str], ...] = ()
     #: `checkin.ended` events of the plan.
     plan_ends: tuple[Pos, ...] = ()
+    #: Collective proposals on the alert, and their joins, withdrawals, signatures.
+    collective: tuple[CollectiveFact, ...] = ()
 
     def positions(self) -> list[Pos]:
         """Where every fact in this state came from."""
@@ -207,6 +192,7 @@ class AlertState(msgspec.Struct, array_like=True, frozen=True):
         found += [t.pos for t in self.tombstones]
         found += [self.plan.pos] if self.plan is not None else []
         found += [*self.misses, *(p for p, _ in self.checkins), *self.plan_ends]
+        found += [c.pos for c in self.collective]
         return found
 
 
@@ -221,33 +207,25 @@ def fact(
     """The state holding just this one event (`audience`: whom it was sealed to whole)."""
     pos = Pos(header.origin, header.epoch, header.seq, header.wall_ms, eid)
     alert = alert_of(header, eid, payload)
+    wrap = _FACTS.get(type(payload))
+    if wrap is not None:  # a fact kept as it came, in the state's field for its kind
+        field, make = wrap
+        return _erase(msgspec.structs.replace(AlertState(alert), **{field: (make(pos, payload),)}))
     match payload:
         case AlertRaised():
             to = recipients(payload.sealed)
             body = msgspec.structs.replace(payload, sealed=None)
             state = AlertState(alert, raised=Raised(pos, body, to, audience))
-        case AlertPledged():
-            state = AlertState(alert, pledges=(Pledged(pos, payload),))
-        case AlertFeedback():
-            state = AlertState(alert, feedback=(Feedback(pos, payload),))
-        case AlertTombstoned():
-            state = AlertState(alert, tombstones=(Tombstone(pos, payload),))
         case AlertShared():
             state = AlertState(alert, shares=(Shared(pos, recipients(payload.sealed)),))
-        case AlertUpdated():
-            state = AlertState(alert, updates=(Updated(pos, payload),))
-        case AlertClaimed():
-            state = AlertState(alert, claims=(Claimed(pos, payload),))
+        case CollectiveProposed() | CollectiveJoined() | CollectiveWithdrawn() | CollectiveSigned():
+            to = recipients(payload.sealed) if isinstance(payload, CollectiveProposed) else ()
+            state = AlertState(alert, collective=(collective_fact(pos, eid, payload, to),))
         case AlertResolved():
             ended = Ended(pos, AlertStatus.RESOLVED, str(payload.outcome))
             state = AlertState(alert, ends=(ended,))
-        case AlertEscalated():
-            state = AlertState(alert, escalations=(Escalated(pos, payload),))
-        case AlertReleased():
-            state = AlertState(alert, releases=(Released(pos, payload),))
-        case AlertActed():
-            state = AlertState(alert, actions=(Acted(pos, payload),))
         case _:
+            assert isinstance(payload, AlertCancelled)
             ended = Ended(pos, AlertStatus.CANCELLED, str(payload.reason))
             state = AlertState(alert, ends=(ended,))
     return _erase(state)
@@ -285,6 +263,7 @@ def join(a: AlertState, b: AlertState) -> AlertState:
             misses=_union_pos(a.misses, b.misses),
             checkins=tuple(sorted({*a.checkins, *b.checkins})),
             plan_ends=_union_pos(a.plan_ends, b.plan_ends),
+            collective=_union(a.collective, b.collective),
         )
     )
 
@@ -310,8 +289,30 @@ def _erase(state: AlertState) -> AlertState:
 
 
 F = TypeVar(
-    "F", Updated, Claimed, Ended, Escalated, Released, Acted, Shared, Pledged, Feedback, Tombstone
+    "F",
+    Updated,
+    Claimed,
+    Ended,
+    Escalated,
+    Released,
+    Acted,
+    Shared,
+    Pledged,
+    Feedback,
+    Tombstone,
+    CollectiveFact,
 )
+#: Alert facts kept as they came: the state's field for each, and its wrapper.
+_FACTS: Final[dict[type, tuple[str, Callable[[Pos, Any], object]]]] = {
+    AlertUpdated: ("updates", Updated),
+    AlertClaimed: ("claims", Claimed),
+    AlertEscalated: ("escalations", Escalated),
+    AlertReleased: ("releases", Released),
+    AlertActed: ("actions", Acted),
+    AlertPledged: ("pledges", Pledged),
+    AlertFeedback: ("feedback", Feedback),
+    AlertTombstoned: ("tombstones", Tombstone),
+}
 
 
 def _union(x: tuple[F, ...], y: tuple[F, ...]) -> tuple[F, ...]:

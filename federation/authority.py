@@ -35,6 +35,7 @@ from rrn.federation.alerts import (
     AlertState,
     AlertStatus,
     Claimed,
+    CollectiveFact,
     Ended,
     Escalated,
     Pledged,
@@ -43,6 +44,7 @@ from rrn.federation.alerts import (
     Shared,
     Updated,
 )
+from rrn.federation.collective import judge, outcome
 from rrn.protocol.alerts import Ask
 from rrn.protocol.checkins import commitment
 from rrn.protocol.policy import NetworkPolicy
@@ -203,8 +205,10 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
         state.raised.body.urgency,
     )
     escalations = _escalations(c, state.escalations, urgency, claims)
-    if not c.refused:
-        return state, []  # everything allowed: the state as it is (or as _slot_rules left it)
+    collective = _collective(c, state.collective)
+    if not c.refused:  # everything allowed: the state as it is (or as _slot_rules left
+        # it), the joins of collective actions with their members' roles
+        return (msgspec.structs.replace(state, collective=collective) if collective else state), []
     allowed = msgspec.structs.replace(
         state,
         updates=updates,
@@ -216,6 +220,7 @@ def authorise(state: AlertState, authority: Authority) -> tuple[AlertState, list
         pledges=pledges,
         feedback=feedback,
         escalations=escalations,
+        collective=collective,
     )
     return allowed, c.refused
 
@@ -276,6 +281,20 @@ def _code_rule(c: _Check, codes: tuple[bytes, ...], p: Pos, code: str) -> str | 
     if not code:
         return None if p.org == c.origin else "no_code"
     return None if commitment(code) in codes else "bad_code"
+
+
+def _collective(c: _Check, facts: tuple[CollectiveFact, ...]) -> tuple[CollectiveFact, ...]:
+    """The collective facts the rules allow (federation/collective.py), signatures by
+    members not committed struck out; the rest counted as refused."""
+    if not facts:
+        return facts
+    roles = {o: frozenset(str(r) for r in rs) for o, rs in c.authority.roles.items()}
+    allowed, refused = judge(facts, within=c.within, roles=roles)
+    for p in (f for f in allowed if f.kind == "proposed"):
+        refused += outcome(p, allowed)[1]
+    struck = {f.pos for f, _ in refused}
+    c.refused += [Refused(f.pos, "collective", why) for f, why in refused]
+    return tuple(f for f in allowed if f.pos not in struck)
 
 
 def _out(c: _Check, f: Acted | Pledged) -> str:

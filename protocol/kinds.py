@@ -44,6 +44,12 @@ from rrn.protocol.checkins import (
     CheckinRecorded,
     check_plan,
 )
+from rrn.protocol.collective import (
+    CollectiveJoined,
+    CollectiveProposed,
+    CollectiveSigned,
+    CollectiveWithdrawn,
+)
 from rrn.protocol.coverage import CoverageDeclared, check_declaration
 from rrn.protocol.drills import DrillRevealed, DrillScheduled, check_drill
 from rrn.protocol.encoding import (
@@ -111,6 +117,10 @@ class Kind(enum.StrEnum):
     CHECKIN_ENDED = "checkin.ended"
     DRILL_SCHEDULED = "drill.scheduled"
     DRILL_REVEALED = "drill.revealed"
+    COLLECTIVE_PROPOSED = "collective.proposed"
+    COLLECTIVE_JOINED = "collective.joined"
+    COLLECTIVE_WITHDRAWN = "collective.withdrawn"
+    COLLECTIVE_SIGNED = "collective.signed"
 
 
 AlertPayload = (
@@ -126,6 +136,10 @@ AlertPayload = (
     | AlertPledged
     | AlertFeedback
     | AlertTombstoned
+    | CollectiveProposed
+    | CollectiveJoined
+    | CollectiveWithdrawn
+    | CollectiveSigned
 )
 CheckinPayload = CheckinPlanned | CheckinRecorded | CheckinMissed | CheckinEnded
 #: What the alert projection reads: alert events, and the check-in events that raise
@@ -185,6 +199,10 @@ _TYPES: Final[dict[Kind, type[Payload]]] = {
     Kind.CHECKIN_ENDED: CheckinEnded,
     Kind.DRILL_SCHEDULED: DrillScheduled,
     Kind.DRILL_REVEALED: DrillRevealed,
+    Kind.COLLECTIVE_PROPOSED: CollectiveProposed,
+    Kind.COLLECTIVE_JOINED: CollectiveJoined,
+    Kind.COLLECTIVE_WITHDRAWN: CollectiveWithdrawn,
+    Kind.COLLECTIVE_SIGNED: CollectiveSigned,
 }
 _KIND_OF: Final = {t: k for k, t in _TYPES.items()}
 _DECODERS: Final[dict[str, msgspec.msgpack.Decoder[Payload]]] = {

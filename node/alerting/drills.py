@@ -67,6 +67,8 @@ class DrillRunner:
         self._wake = asyncio.Event()
         self._mine: list[Event] | None = None
         self._generation = 0
+        #: The moments and window ends still ahead (to wake for them on time).
+        self._due: set[int] = set()
 
     def wake(self) -> None:
         """A drill was scheduled here: read this member's drills again, and look now."""
@@ -75,7 +77,14 @@ class DrillRunner:
 
     async def run(self) -> None:
         """Drive this member's drills until cancelled."""
-        await every(self.tick, self._wake, _TICK_S, what="drill check", log=logger)
+        await every(self.tick, self._wake, self._until_next, what="drill check", log=logger)
+
+    def _until_next(self) -> float:
+        """Seconds to the next moment or window end of this member's drills (at most a
+        tick): an exercise alert is raised at its moment, not up to a tick late."""
+        now = self.ingestor.clock.now_ms()
+        self._due = {t for t in self._due if t > now}
+        return max(0.05, min([_TICK_S, *((t - now) / 1000 for t in self._due)]))
 
     async def tick(self) -> None:
         mine = self._mine
@@ -112,6 +121,7 @@ class DrillRunner:
             return False
         raised = self._raised(event.id)
         due = moments(secret, d.start_ms, d.end_ms, len(d.urgencies))
+        self._due.update({*(t for i, t in enumerate(due) if str(i) not in raised), d.end_ms})
         for i, at in enumerate(due):
             if str(i) in raised or at > now or now >= d.end_ms:
                 continue

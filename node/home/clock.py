@@ -89,12 +89,13 @@ class ManualClock:
 async def every(
     step: Callable[[], Awaitable[object]],
     wake: asyncio.Event,
-    seconds: float,
+    seconds: float | Callable[[], float],
     *,
     what: str,
     log: logging.Logger,
 ) -> None:
-    """Run `step` now, then each time `wake` is set or `seconds` pass, until cancelled.
+    """Run `step` now, then each time `wake` is set or `seconds` pass (a callable: asked
+    after each step, for a step due sooner), until cancelled.
     A step that fails is logged (an rrn error as a warning, anything else with its
     traceback) and the loop goes on: one bad plan or drill must not stop a node."""
     while True:
@@ -104,5 +105,5 @@ async def every(
             log.warning("%s failed: %s", what, exc)
         except Exception:
             log.exception("%s failed", what)
-        await wait_set(wake, seconds)
+        await wait_set(wake, seconds() if callable(seconds) else seconds)
         wake.clear()

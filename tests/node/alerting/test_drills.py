@@ -45,7 +45,7 @@ def test_a_drill_from_schedule_to_report(tmp_path: Path) -> None:
         _pager(net, JAKARTA, paged[JAKARTA], drills=True)
         net.wait(lambda: net.metric(LIMA, "rrn_peers_connected") == 3, "links up")
         drill = net.cli_json(
-            LIMA, "drill", "schedule", "--hours", str(25 / 3600), "--mix", "immediate=1,days=1",
+            LIMA, "drill", "schedule", "--hours", str(30 / 3600), "--mix", "immediate=1,days=1",
             "--scope", net.org(NAIROBI), "--scope", net.org(JAKARTA),
             "--country", "PE", "--type", "intimidation", "--lang", "es",
         )  # fmt: skip
