@@ -41,7 +41,7 @@ AUTH = Authority({o: frozenset(r) for o, r in ROLES.items()})
 TEXT = bytes(range(32))
 
 
-def _view(events: list[Event]) -> AlertView:
+def _state(events: list[Event]) -> AlertState:
     state: AlertState | None = None
     for e in events:
         p = decode_payload(e.header.kind, e.payload or b"")
@@ -49,7 +49,11 @@ def _view(events: list[Event]) -> AlertView:
         one = fact(e.header, e.id, p)
         state = one if state is None else join(state, one)
     assert state is not None
-    v = view(state, AUTH)
+    return state
+
+
+def _view(events: list[Event]) -> AlertView:
+    v = view(_state(events), AUTH)
     assert v is not None
     return v
 
@@ -98,14 +102,7 @@ def test_the_threshold_commits_the_members_standing_when_it_is_met() -> None:
     assert c.committed == expected["committed"] and c.met_ms is not None
     assert c.withdrew_after == expected["withdrew_after"]
     assert c.signatures == {TEXT.hex(): expected["signed"]}
-    state: AlertState | None = None
-    for e in events:
-        p = decode_payload(e.header.kind, e.payload or b"")
-        assert isinstance(p, AlertPayload)
-        one = fact(e.header, e.id, p)
-        state = one if state is None else join(state, one)
-    assert state is not None
-    reasons = sorted({(r.pos.org, r.reason) for r in authorise(state, AUTH)[1]})
+    reasons = sorted({(r.pos.org, r.reason) for r in authorise(_state(events), AUTH)[1]})
     assert reasons == [
         ("beta-co", "not_committed"),
         ("beta-co", "too_late"),
