@@ -51,8 +51,9 @@ _TICK_S: Final = 5.0
 #: Slots whose deadline passed longer ago than this are history: never published late
 #: by a node that only now learns of them (it may not hold their check-ins yet).
 _LOOKBACK_MS: Final = 24 * 3_600_000
-#: The origin acknowledges a check-in this many seconds after seeing it (at random).
-_ACK_S: Final = (2.0, 20.0)
+#: The origin acknowledges a check-in this many seconds after seeing it (at random,
+#: the same for either code: a duress alert is raised within seconds).
+_ACK_S: Final = (1.0, 5.0)
 #: Misses this node signs per day for the plans of one member, at most.
 _MISSES_PER_DAY: Final = 64
 _DURESS_DECODER: Final = msgspec.msgpack.Decoder(DuressMap)

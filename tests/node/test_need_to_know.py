@@ -203,6 +203,7 @@ def test_closed_alerts_are_deleted_everywhere_when_retention_ends(tmp_path: Path
             "--type", "raid", "--severity", "minor", "--urgency", "days",
         )  # fmt: skip
         net.cli(1, "checkin", "record", made["plan"], "--slot", "0")
+        net.cli(1, "checkin", "end", made["plan"])  # over now: no wait for its grace
         net.wait_holds({kept, gone, made["plan"]})
         net.cli(1, "alert", "resolve", gone[:12], "--outcome", "safe")
         for k in net.indexes:
