@@ -15,7 +15,7 @@ import msgspec
 
 from rrn.federation.alerts import AlertState, AlertStatus, Claimed, Ended
 from rrn.federation.authority import Authority, authorise
-from rrn.federation.collective import CollectiveView, outcome
+from rrn.federation.collective import CollectiveView, by_proposal, outcome
 from rrn.protocol.alerts import Ask
 from rrn.protocol.vocabulary import EscalationCause, IncidentType, Severity, Urgency
 
@@ -152,9 +152,7 @@ def derive(state: AlertState) -> AlertView | None:
         feedback=[
             (str(f.body.feedback), f.pos.wall_ms) for f in state.feedback if f.pos.org == origin
         ],
-        collectives=[
-            outcome(p, state.collective)[0] for p in state.collective if p.kind == "proposed"
-        ],
+        collectives=_collectives(state),
     )
 
 
@@ -246,3 +244,10 @@ def _first_end(state: AlertState, origin: str, claimants: set[str]) -> Ended | N
         or e.code == "checked_in"  # made by authorise from an allowed check-in only
     ]
     return min(allowed, key=lambda e: (e.pos.wall_ms, e.pos.id), default=None)
+
+
+def _collectives(state: AlertState) -> list[CollectiveView]:
+    if not state.collective:
+        return []
+    groups = by_proposal(state.collective)
+    return [outcome(p, groups[p.proposal])[0] for p in state.collective if p.kind == "proposed"]

@@ -44,7 +44,7 @@ from rrn.federation.alerts import (
     Shared,
     Updated,
 )
-from rrn.federation.collective import judge, outcome
+from rrn.federation.collective import by_proposal, judge, outcome
 from rrn.protocol.alerts import Ask
 from rrn.protocol.checkins import commitment
 from rrn.protocol.policy import NetworkPolicy
@@ -290,8 +290,9 @@ def _collective(c: _Check, facts: tuple[CollectiveFact, ...]) -> tuple[Collectiv
         return facts
     roles = {o: frozenset(str(r) for r in rs) for o, rs in c.authority.roles.items()}
     allowed, refused = judge(facts, within=c.within, roles=roles)
+    groups = by_proposal(allowed)
     for p in (f for f in allowed if f.kind == "proposed"):
-        refused += outcome(p, allowed)[1]
+        refused += outcome(p, groups[p.proposal])[1]
     struck = {f.pos for f, _ in refused}
     c.refused += [Refused(f.pos, "collective", why) for f, why in refused]
     return tuple(f for f in allowed if f.pos not in struck)

@@ -39,6 +39,7 @@ __all__ = [
     "checked_in",
     "checkin_facts",
     "ended_at",
+    "over_at",
     "plan_fact",
     "slot_alerts",
     "slot_raise",
@@ -145,6 +146,14 @@ def checked_in(
         if within and ((not code and pos.org == plan.pos.org) or commitment(code) in codes):
             found.append((pos, code))
     return sorted(found, key=lambda c: (c[0].wall_ms, c[0].id))
+
+
+def over_at(plan: AlertState) -> int:
+    """When a plan is over: its origin's end, or its last slot's deadline if sooner."""
+    assert plan.plan is not None
+    last = plan.plan.body.slots[-1] + plan.plan.body.grace_ms
+    ended = ended_at(plan)
+    return last if ended is None else min(last, ended)
 
 
 def ended_at(plan: AlertState) -> int | None:

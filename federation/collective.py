@@ -11,14 +11,14 @@ reader's clock: "expired" (deadline past, unmet) is for readers to say. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
 from rrn.federation.alerts import CollectiveFact
 from rrn.protocol.collective import CollectiveProposed
 
-__all__ = ["CollectiveView", "judge", "outcome"]
+__all__ = ["CollectiveView", "by_proposal", "judge", "outcome"]
 
 
 class CollectiveView(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,14 +66,23 @@ def judge(
     rest = sorted(
         (f for f in facts if f.kind != "proposed"), key=lambda f: (f.pos.wall_ms, f.pos.id)
     )
-    for proposal, p in proposals.items():
-        assert p.proposed is not None
-        mine = [f for f in rest if f.proposal == proposal]
+    for proposal, mine in by_proposal(rest).items():
+        p = proposals.get(proposal)
+        if p is None or p.proposed is None:
+            refused += [(f, "no_proposal") for f in mine]
+            continue
         kept, why = _judge_one(p.proposed, mine, within, roles)
         allowed += kept
         refused += why
-    refused += [(f, "no_proposal") for f in rest if f.proposal not in proposals]
     return tuple(sorted(allowed, key=lambda f: f.pos)), refused
+
+
+def by_proposal(facts: Iterable[CollectiveFact]) -> dict[bytes, list[CollectiveFact]]:
+    """The facts of each proposal, in the order given."""
+    found: dict[bytes, list[CollectiveFact]] = {}
+    for f in facts:
+        found.setdefault(f.proposal, []).append(f)
+    return found
 
 
 def _eligible(p: CollectiveProposed, org: str, roles: Mapping[str, frozenset[str]]) -> bool:
@@ -117,10 +126,11 @@ def _judge_one(
 
 
 def outcome(
-    proposal: CollectiveFact, facts: tuple[CollectiveFact, ...]
+    proposal: CollectiveFact, facts: Iterable[CollectiveFact]
 ) -> tuple[CollectiveView, list[Refusal]]:
     """The view of one proposal from its allowed facts (see `judge`: each join carries
-    its member's roles), and the signatures by members not committed (`not_committed`)."""
+    its member's roles; those of other proposals are passed over), and the signatures
+    by members not committed (`not_committed`)."""
     p = proposal.proposed
     assert p is not None
     need = {str(q.role): q.count for q in p.threshold}

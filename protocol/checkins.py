@@ -28,6 +28,7 @@ from rrn.protocol.types import Hash32, NonNeg
 
 __all__ = [
     "CODE_CHARS",
+    "GRACE_MS",
     "MAX_SLOTS",
     "CheckinEnded",
     "CheckinMissed",
@@ -52,7 +53,9 @@ _MISSED_DOMAIN: Final = b"rrn/checkin-missed/v1\x00"
 _DURESS_DOMAIN: Final = b"rrn/checkin-duress/v1\x00"
 
 #: The grace period: at least 10 seconds (minutes in practice), at most a week.
-Grace = Annotated[int, Meta(ge=10_000, le=7 * 86_400_000)]
+#: The grace period's bounds (ms).
+GRACE_MS: Final = (10_000, 7 * 86_400_000)
+Grace = Annotated[int, Meta(ge=GRACE_MS[0], le=GRACE_MS[1])]
 Slot = Annotated[int, Meta(ge=0, lt=MAX_SLOTS)]
 Code = Annotated[str, Meta(pattern=r"^[a-z2-7]{16}$")]
 CodePair = Annotated[list[Hash32], Meta(min_length=2, max_length=2)]

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, PlanFact, Pos
 from rrn.federation.authority import PLAN_SPAN_MS
-from rrn.federation.checkins import alarm_raised, checked_in, ended_at
+from rrn.federation.checkins import alarm_raised, checked_in, ended_at, over_at
 from rrn.node.home.clock import Clock, every
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Ingestor
@@ -135,7 +135,7 @@ class CheckinWatcher:
             assert plan.plan is not None
             if not self._within(plan.plan) or _over(plan, now):
                 continue
-            active += 1
+            active += over_at(plan) > now
             overdue += await self._watch(plan, now)
         self.metrics.plans_active.set(active)
         self.metrics.overdue.set(overdue)
@@ -258,11 +258,9 @@ class CheckinWatcher:
 
 
 def _over(plan: AlertState, now: int) -> bool:
-    """Whether a plan is over: ended by its origin, or past its last deadline."""
-    assert plan.plan is not None
-    ended = ended_at(plan)
-    last = plan.plan.body.slots[-1] + plan.plan.body.grace_ms
-    return (ended is not None and ended <= now) or last < now - _LOOKBACK_MS
+    """Whether a plan is history here: over (ended, or its last deadline passed) longer
+    ago than a late miss is still published (a slot missed before an end still is)."""
+    return over_at(plan) < now - _LOOKBACK_MS
 
 
 def _rank(alert: bytes, live: Iterable[str], origin: str, me: str) -> int:

@@ -12,7 +12,7 @@ import logging
 from typing import Final
 
 from rrn.federation.alerts import AlertState
-from rrn.federation.checkins import ended_at
+from rrn.federation.checkins import over_at
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.home.config import RetentionConfig
 from rrn.node.pipeline.ingest import Ingestor
@@ -89,8 +89,4 @@ def _plan_over(plan: AlertState, before_ms: int, me: str) -> bool:
     """Whether one of this member's plans was over (ended, or past its last deadline)
     before `before_ms`."""
     assert plan.plan is not None
-    if plan.plan.pos.org != me:
-        return False
-    ended = ended_at(plan)
-    last = plan.plan.body.slots[-1] + plan.plan.body.grace_ms
-    return min(last, ended if ended is not None else last) < before_ms
+    return plan.plan.pos.org == me and over_at(plan) < before_ms

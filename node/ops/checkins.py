@@ -19,7 +19,7 @@ from msgspec import Meta
 from rrn.federation.alert_view import derive
 from rrn.federation.alerts import AlertState, PlanFact
 from rrn.federation.authority import authorise
-from rrn.federation.checkins import alarm_raised, checked_in, ended_at
+from rrn.federation.checkins import checked_in, ended_at
 from rrn.node.control.channel import handler
 from rrn.node.ops.book import AlertBook
 from rrn.node.ops.types import RaiseArgs
@@ -27,6 +27,7 @@ from rrn.node.pipeline.ingest import SealFor
 from rrn.protocol.alerts import AlertRaised
 from rrn.protocol.checkins import (
     CODE_CHARS,
+    GRACE_MS,
     MAX_SLOTS,
     CheckinEnded,
     CheckinPlanned,
@@ -118,9 +119,6 @@ class PlanInfo(msgspec.Struct, frozen=True, kw_only=True):
     codes: list[CodeCard] = []
 
 
-_LIMIT_GRACE: Final = (10_000, 7 * 86_400_000)
-
-
 class CheckinOps:
     """The check-in operations of one node."""
 
@@ -144,7 +142,7 @@ class CheckinOps:
             raise ControlError("two check-in times are the same")
         if slots[0] <= now:
             raise ControlError("every check-in time must be in the future")
-        if not _LIMIT_GRACE[0] <= args.grace_ms <= _LIMIT_GRACE[1]:
+        if not GRACE_MS[0] <= args.grace_ms <= GRACE_MS[1]:
             raise ControlError("the grace period must be between 10 seconds and 7 days")
         if args.alert.exercise:
             raise ControlError("a check-in plan is never an exercise")
@@ -251,9 +249,9 @@ class CheckinOps:
         deadline = due + fact.body.grace_ms
         alert = missed_alert_id(fact.pos.id, k)
         authority = self._book.ingestor.network.authority
-        v = None
-        if state is not None and alarm_raised(state, authority):
-            v = derive(authorise(state, authority)[0])
+        v = (
+            derive(authorise(state, authority)[0]) if state is not None else None
+        )  # None: no miss stands
         if v is not None:
             return SlotInfo(
                 slot=k,
