@@ -1,5 +1,6 @@
 """Response metrics from signed timestamps: time to claim, to first action, to pledge, to
-feedback; escalations; pledges and their fulfilment.
+feedback; escalations; pledges and their fulfilment; supporters' answers to the asks
+offered them (node/pipeline/asktimes.py).
 
 Owns what a change of one alert's state adds to the response metrics. Times are
 differences of signed wall clocks (the raiser's and the responder's), so every
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from rrn.federation.alerts import Acted, AlertState, Claimed
 from rrn.federation.asks import fulfilled
+from rrn.node.pipeline.asktimes import AskMetrics, observe_asks
 from rrn.protocol.roster import Roster
 
 __all__ = ["ResponseMetrics", "observe_responses", "role_of"]
@@ -80,6 +82,8 @@ class ResponseMetrics:
             buckets=_RESPONSE_BUCKETS,
             registry=r,
         )
+        #: From an ask's offer to a supporter's answer (node/pipeline/asktimes.py).
+        self.asks = AskMetrics(r)
 
     def escalated_to(self, level: int, exercise: str) -> None:
         """Count an alert reaching `level`."""
@@ -122,6 +126,7 @@ def observe_responses(
         metrics.escalated_to(level, drill)
     if not new.raised.body.exercise:  # a drill asks no supporter for real
         _observe_supporters(metrics, roster, prior, new)
+    observe_asks(metrics.asks, roster, prior, new, lambda org: role_of(roster, org))
 
 
 def _measured(state: AlertState) -> tuple[int, ...]:
