@@ -18,7 +18,7 @@ import msgspec
 from rrn.federation.alerts import CollectiveFact
 from rrn.protocol.collective import CollectiveProposed
 
-__all__ = ["CollectiveView", "by_proposal", "judge", "outcome"]
+__all__ = ["CollectiveView", "by_proposal", "eligible", "judge", "outcome"]
 
 
 class CollectiveView(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +26,8 @@ class CollectiveView(msgspec.Struct, frozen=True, kw_only=True):
 
     proposal: bytes
     proposer: str
+    #: The proposal's signed time.
+    proposed_ms: int
     action: str
     channel: str
     deadline_ms: int
@@ -42,6 +44,13 @@ class CollectiveView(msgspec.Struct, frozen=True, kw_only=True):
     #: text hash (hex) -> the committed members that signed it
     signatures: dict[str, list[str]]
     sealed_to: list[str] = []
+    #: Who may join: members with one of these roles, or these members.
+    join_roles: list[str] = []
+    join_members: list[str] = []
+
+    def may_join(self, org: str, roles: Mapping[str, frozenset[str]]) -> bool:
+        """Whether `org` (roster `roles` by member) may join (the audience aside)."""
+        return org in self.join_members or bool(roles.get(org, frozenset()) & set(self.join_roles))
 
 
 Refusal = tuple[CollectiveFact, str]
@@ -85,10 +94,13 @@ def by_proposal(facts: Iterable[CollectiveFact]) -> dict[bytes, list[CollectiveF
     return found
 
 
-def _eligible(p: CollectiveProposed, org: str, roles: Mapping[str, frozenset[str]]) -> bool:
-    held = roles.get(org, frozenset())
-    wanted = {str(r) for r in p.roles} or {str(q.role) for q in p.threshold}
-    return org in p.members or bool(held & wanted)
+def eligible(p: CollectiveProposed, org: str, roles: Mapping[str, frozenset[str]]) -> bool:
+    """Whether `org` (with its roster `roles`) may join `p` (the audience aside)."""
+    return org in p.members or bool(roles.get(org, frozenset()) & _join_roles(p))
+
+
+def _join_roles(p: CollectiveProposed) -> set[str]:
+    return {str(r) for r in p.roles} or {str(q.role) for q in p.threshold}
 
 
 def _judge_one(
@@ -105,7 +117,7 @@ def _judge_one(
         if f.kind == "joined":
             why = (
                 "outside_audience" if not within(org)
-                else "not_eligible" if not _eligible(p, org, roles)
+                else "not_eligible" if not eligible(p, org, roles)
                 else "too_late" if f.pos.wall_ms > p.deadline_ms
                 else "joined_already" if org in joined
                 else None
@@ -162,6 +174,7 @@ def outcome(
     view = CollectiveView(
         proposal=proposal.proposal,
         proposer=proposal.pos.org,
+        proposed_ms=proposal.pos.wall_ms,
         action=str(p.action),
         channel=str(p.channel),
         deadline_ms=p.deadline_ms,
@@ -172,6 +185,8 @@ def outcome(
         withdrew_after=withdrew_after,
         signatures={h: sorted(set(o)) for h, o in signatures.items()},
         sealed_to=list(proposal.sealed_to),
+        join_roles=sorted(_join_roles(p)),
+        join_members=list(p.members),
     )
     return view, refused
 

@@ -49,6 +49,7 @@ from rrn.protocol.collective import (
     CollectiveProposed,
     CollectiveSigned,
     CollectiveWithdrawn,
+    check_proposal,
 )
 from rrn.protocol.coverage import CoverageDeclared, check_declaration
 from rrn.protocol.drills import DrillRevealed, DrillScheduled, check_drill
@@ -313,6 +314,7 @@ _CHECKS: Final[dict[type[Payload], Callable[[Any], str | None]]] = {
     AlertEscalated: _check_targets,
     CoverageDeclared: lambda p: check_declaration(p) or _check_zone(p.tz),
     RosterProposed: _check_roster,
+    CollectiveProposed: lambda p: check_proposal(p) or _check_sealed(p.sealed),
     CheckinPlanned: lambda p: (
         check_plan(p) or _check_sealed(p.alert.sealed) or _check_sealed(p.duress)
     ),

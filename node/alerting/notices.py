@@ -2,10 +2,11 @@
 
 Owns what the node tells and how: a JSON notice on rrn.local.alerts.<type>.<alert> (kept
 by the integrators' RRN_NOTICES stream, node/integrations/feeds.py) and, for the
-notices that ask this member to claim, the configured [notify] command. Types:
+notices that ask this member to claim or join, the configured [notify] command. Types:
 `targeted` (the ladder asks this member), `pool` (it asks the fallback pool, this
 member in it), `escalated` (an alert reached a new level), `unclaimed` (nobody
-holds it past its first deadline). Notices carry routable metadata only (ids,
+holds it past its first deadline), `collective` (a proposal this member may join, or
+one it joined is met: node/alerting/collective.py). Notices carry routable metadata only (ids,
 level, urgency, severity, country, incident types), never a pseudonym or free
 text. What was already sent is kept in the store, so a restart sends nothing twice.
 """
@@ -25,22 +26,33 @@ from nats.errors import Error as NatsError
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertStatus
+from rrn.federation.collective import CollectiveView
 from rrn.federation.escalation import Ladder
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.home.config import NotifyConfig
 from rrn.node.store.db import Store
 from rrn.protocol.subjects import local_notice
 
-__all__ = ["NOTICE_SUBJECTS", "NOTICE_TYPES", "Notice", "Notifier", "pool_pages", "read_notice"]
+__all__ = [
+    "NOTICE_SUBJECTS",
+    "NOTICE_TYPES",
+    "Notice",
+    "Notifier",
+    "Offer",
+    "pool_pages",
+    "read_notice",
+]
 
 logger = logging.getLogger(__name__)
 
 
 #: Every type of notice, each on rrn.local.alerts.<type>.<alert>.
-NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed")
+NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed", "collective")
 #: The subjects of every notice: what a consumer of RRN_NOTICES filters on (the
 #: stream also keeps the security notices of rrn.local.alerts.security).
 NOTICE_SUBJECTS: Final = [local_notice(t, "*") for t in NOTICE_TYPES]
+#: The notices that run the [notify] command: they ask this member's people to act.
+_PAGED: Final = ("targeted", "pool", "collective")
 _NOTIFIED_KEY: Final = "escalator.notified"
 _SENT_KEY: Final = "notices.sent"
 
@@ -57,23 +69,37 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     """What an alert asks of this member, or what happened to it (version 1)."""
 
     v: int = 1
-    type: str  # targeted | pool | escalated | unclaimed
+    type: str  # targeted | pool | escalated | unclaimed | collective
     #: Unique per notice: type, alert and level (the same notice again is a duplicate).
     id: str = ""
     alert: str  # hex id; `rrn alert show` gives the rest to those who may see it
     member: str
     level: int
     pool: bool
-    reason: str  # first | deadline | target_down | claim_lapsed | handover
+    #: first | deadline | target_down | claim_lapsed | handover; for `ask`: first (the
+    #: first turn), unanswered (the turn before ran out), declined (its member declined);
+    #: for `reask`: unanswered.
+    reason: str
     urgency: str
     severity: str
     country: str
     incident_types: list[str]
     exercise: bool
     raised_ms: int
+    #: When the step runs out; for `ask` the reply-by, for `reask` when the ask is
+    #: offered to the next member (PROTOCOL 4.3c).
     deadline_ms: int
     #: When this node sent it.
     at_ms: int = 0
+    #: For `ask` and `reask`: the ask (its place in the alert's asks), its action and
+    #: addressee, and the turn (0: the first member offered it).
+    ask: int | None = None
+    action: str | None = None
+    to: str | None = None
+    turn: int | None = None
+    #: A `collective` notice's proposal (hex), and the members committed to it (`met`).
+    proposal: str = ""
+    members: list[str] = []
 
 
 def read_notice(data: bytes) -> Notice | None:
@@ -83,6 +109,18 @@ def read_notice(data: bytes) -> Notice | None:
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         logger.warning("a message in the notices stream is not a notice: %s", exc)
         return None
+
+
+class Offer(msgspec.Struct, frozen=True, kw_only=True):
+    """An `ask` or `reask` notice to send: which ask, which turn, until when."""
+
+    kind: str  # ask | reask
+    ask: int
+    turn: int
+    action: str
+    to: str
+    reason: str
+    deadline_ms: int
 
 
 class Notifier:
@@ -170,6 +208,29 @@ class Notifier:
         entered = next(lvl for lvl in range(level + 1) if steps.step(lvl).pool)
         return pool_pages(level - entered, step_ms, self.notify.pool_repeat_s)
 
+    async def offered(self, v: AlertView, offer: Offer) -> None:
+        """Tell this member's people, once per ask and turn, that an ask is offered to it
+        (`ask`), or still unanswered at its reply-by (`reask`)."""
+        if not self._first(f"{offer.kind}.{offer.ask}", v.alert, offer.turn):
+            return
+        notice = self._notice(
+            offer.kind, v, offer.reason, False, offer.deadline_ms, step=offer.turn
+        )
+        await self._send(
+            msgspec.structs.replace(
+                notice,
+                id=f"{offer.kind}.{v.alert.hex()}.{offer.ask}.{offer.turn}",
+                ask=offer.ask,
+                action=offer.action,
+                to=offer.to,
+                turn=offer.turn,
+            )
+        )
+
+    def was_sent(self, kind: str, alert: bytes, ask: int, turn: int) -> bool:
+        """Whether an `ask` or `reask` notice went out (before a restart too)."""
+        return (alert, f"{kind}.{ask}", turn) in self._sent
+
     async def escalated(self, v: AlertView, deadline_ms: int) -> None:
         """Tell integrators, once per level, that an alert reached a new one."""
         if v.level > 0 and self._first("escalated", v.alert, v.level):
@@ -181,6 +242,19 @@ class Notifier:
         """Tell integrators, once, that nobody holds an alert past its first deadline."""
         if self._first("unclaimed", v.alert, 0):
             await self._send(self._notice("unclaimed", v, "deadline", False, deadline_ms, step=0))
+
+    async def collective(self, v: AlertView, c: CollectiveView, reason: str) -> None:
+        """Tell this member's people of a proposal they may join (`proposed`), or that one
+        they joined or made is met (`met`: every committed member named)."""
+        notice = self._notice("collective", v, reason, False, c.deadline_ms, step=0)
+        await self._send(
+            msgspec.structs.replace(
+                notice,
+                id=f"collective.{reason}.{c.proposal.hex()}",
+                proposal=c.proposal.hex(),
+                members=list(c.committed) if reason == "met" else [],
+            )
+        )
 
     def _first(self, kind: str, alert: bytes, level: int) -> bool:
         if (alert, kind, level) in self._sent:
@@ -222,7 +296,9 @@ class Notifier:
             self.metrics.notices.labels(channel="subject", outcome="ok").inc()
         except NatsError:
             self.metrics.notices.labels(channel="subject", outcome="failed").inc()
-        paged = notice.type in ("targeted", "pool") and (self.notify.drills or not notice.exercise)
+        paged = notice.type in ("targeted", "pool", "collective") and (
+            self.notify.drills or not notice.exercise
+        )
         if self.notify.command and paged:
             task = asyncio.create_task(self._run_command(data))
             self._commands.add(task)

@@ -8,12 +8,20 @@ as `rrn alert raise`), and the code card printed once for the defender.
 from __future__ import annotations
 
 import argparse
-import re
 import time
-from typing import Any, Final
+from typing import Any
 
 from rrn.node.cli.alerts import add_raise_args, raise_args
-from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show
+from rrn.node.cli.common import (
+    Parser,
+    duration_ms,
+    get_home,
+    home_arg,
+    id_ref,
+    json_arg,
+    run,
+    show,
+)
 from rrn.node.cli.output import fmt_time, table
 from rrn.node.cli.support import time_ms
 from rrn.node.control.client import call
@@ -22,9 +30,6 @@ from rrn.protocol.checkins import MAX_SLOTS
 from rrn.protocol.errors import ConfigError
 
 __all__ = ["add_checkin_parsers"]
-
-_DURATION: Final = re.compile(r"^([0-9]+)([smhd])$")
-_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def add_checkin_parsers(top: Any) -> None:
@@ -72,17 +77,7 @@ def add_checkin_parsers(top: Any) -> None:
 
 
 def _ref(text: str) -> str:
-    ref = text.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
-        raise ConfigError(f"plan id {text!r} must be 6 to 64 hex digits (as 'rrn checkin list')")
-    return ref
-
-
-def _duration_ms(flag: str, value: str) -> int:
-    match = _DURATION.match(value)
-    if match is None:
-        raise ConfigError(f"{flag} {value!r}: give a duration like 90s, 10m, 2h, 1d")
-    return int(match[1]) * _UNIT_S[match[2]] * 1000
+    return id_ref(text, "plan", "rrn checkin list")
 
 
 def _slots(args: argparse.Namespace) -> list[int]:
@@ -95,7 +90,7 @@ def _slots(args: argparse.Namespace) -> list[int]:
         raise ConfigError("give the check-in times: --at TIME (repeat) or --every D --count N")
     if not 1 <= args.count <= MAX_SLOTS:
         raise ConfigError(f"--count: a plan has 1 to {MAX_SLOTS} slots")
-    every = _duration_ms("--every", args.every)
+    every = duration_ms("--every", args.every)
     start = time_ms(args.start, "--start") if args.start else int(time.time() * 1000) + every
     return [start + k * every for k in range(args.count)]
 
@@ -105,7 +100,7 @@ def cmd_checkin_plan(args: argparse.Namespace) -> int:
     request = PlanArgs(
         alert=raise_args(args),
         slots_ms=_slots(args),
-        grace_ms=_duration_ms("--grace", args.grace),
+        grace_ms=duration_ms("--grace", args.grace),
     )
     info = run(call(home, "checkin.plan", request, PlanInfo))
     tz = home.config.node.tz

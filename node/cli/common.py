@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from rrn.node.control.channel import to_json
 from rrn.node.home.layout import Home, open_home
@@ -105,12 +105,27 @@ def show(args: argparse.Namespace, value: object, text: Callable[[], str]) -> in
 
 def alert_ref(value: str) -> str:
     """An alert id as typed (6 to 64 hex digits), normalised."""
+    return id_ref(value, "alert", "rrn alert list")
+
+
+def id_ref(value: str, what: str, listing: str) -> str:
+    """An id of `what` as typed (6 to 64 hex digits, as `listing` shows), normalised."""
     ref = value.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
-        raise ConfigError(
-            f"alert id {value!r} must be 6 to 64 hex digits (as 'rrn alert list' shows)"
-        )
+        raise ConfigError(f"{what} id {value!r} must be 6 to 64 hex digits (as '{listing}' shows)")
     return ref
+
+
+_DURATION: Final = re.compile(r"^([0-9]+)([smhd])$")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_ms(flag: str, value: str) -> int:
+    """A duration as typed (90s, 10m, 2h, 1d), in milliseconds."""
+    match = _DURATION.match(value)
+    if match is None:
+        raise ConfigError(f"{flag} {value!r}: give a duration like 90s, 10m, 2h, 1d")
+    return int(match[1]) * _UNIT_S[match[2]] * 1000
 
 
 def escalation_arg(p: argparse.ArgumentParser) -> None:

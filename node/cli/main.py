@@ -24,6 +24,7 @@ from rrn.node.cli import output
 from rrn.node.cli.alerts import add_alert_parsers
 from rrn.node.cli.backup import add_backup_parsers
 from rrn.node.cli.checkins import add_checkin_parsers
+from rrn.node.cli.collective import add_collective_parsers
 from rrn.node.cli.common import (
     Parser,
     error_code,
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_devnet_parsers(sub.add_parser("devnet", help="a local network of several nodes"))
     add_coverage_parsers(sub)
     add_checkin_parsers(sub)
+    add_collective_parsers(sub)
     add_report_parser(sub)
     add_drill_parsers(sub)
     add_key_parsers(sub)

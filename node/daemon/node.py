@@ -20,17 +20,12 @@ from typing import TYPE_CHECKING, Final
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
-from rrn.node.alerting.checkins import CheckinWatcher
-from rrn.node.alerting.drills import DrillRunner
-from rrn.node.alerting.escalator import Escalator
-from rrn.node.alerting.forecast import Forecaster
-from rrn.node.alerting.retention import Retention
-from rrn.node.alerting.sharing import Sharer
 from rrn.node.control.channel import handler
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
+from rrn.node.daemon.services import AlertServices
 from rrn.node.daemon.status import rrn_version, status_of, write_daemon_file
 from rrn.node.daemon.versions import announced, installed
 from rrn.node.home.clock import Clock, daemon_clock
@@ -191,32 +186,19 @@ class Node:
         self.peering.on_roster = self.rosters.offered
 
     def _open_services(self) -> None:
-        """What the node does about alerts on its own: escalation, sharing, retention."""
-        self.escalator = Escalator(
+        """What the node does about alerts on its own (node/daemon/services.py)."""
+        self.alerting = AlertServices(
             nc=self.nc,
             ingestor=self.ingestor,
             store=self.store,
             peering=self.peering,
-            metrics=self.metrics.alerting,
+            metrics=self.metrics,
             clock=self.clock,
-            notify=self.config.notify,
+            config=self.config,
+            sealing=self.sealing,
+            home=self.home.path,
         )
-        self.sharer = Sharer(ingestor=self.ingestor, store=self.store, key=self.sealing)
-        self.retention = Retention(
-            ingestor=self.ingestor, store=self.store, config=self.config.retention, clock=self.clock
-        )
-        self.forecaster = Forecaster(
-            ingestor=self.ingestor,
-            store=self.store,
-            metrics=self.metrics.alerting,
-            clock=self.clock,
-        )
-        self.checkins = CheckinWatcher(
-            self.ingestor, self.peering, key=self.sealing, registry=self.metrics.registry
-        )
-        self.drills = DrillRunner(
-            self.ingestor, key=self.sealing, directory=self.home.path / "drills"
-        )
+        self.escalator = self.alerting.escalator
         self.ingestor.on_alerts = self._alerts_changed
 
     def _identity(self, network: Network) -> Identity:
@@ -243,7 +225,7 @@ class Node:
             status=self.status,
             routing=self.escalator.routing,
             enc_key=self.sealing,
-            drills=(self.drills.wake, self.escalator.ladder_of),
+            drills=(self.alerting.drills.wake, self.escalator.ladder_of),
         )
         members = MembersApi(ingestor=self.ingestor, rosters=self.rosters, peering=self.peering)
         defenders = DefendersApi(
@@ -303,12 +285,7 @@ class Node:
                 tg.create_task(self.peering.run(), name="peering"),
                 tg.create_task(self._reloads(), name="reload"),
                 tg.create_task(self.rosters.run(), name="rosters"),
-                tg.create_task(self.forecaster.run(), name="coverage"),
-                tg.create_task(self.escalator.run(), name="escalation"),
-                tg.create_task(self.checkins.run(), name="checkins"),
-                tg.create_task(self.drills.run(), name="drills"),
-                tg.create_task(self.sharer.run(), name="sharing"),
-                tg.create_task(self.retention.run(), name="retention"),
+                *self.alerting.start(tg),
                 tg.create_task(self._release_due(), name="release-due"),
                 tg.create_task(self.health.run(), name="health"),
                 tg.create_task(self.integrations.run(), name="integrations"),
@@ -363,8 +340,7 @@ class Node:
         await self.rosters.committed([(e, source) for e, source, _ in events])
         kinds = {e.header.kind for e, _, _ in events}
         if Kind.COVERAGE_DECLARED in kinds:
-            self.forecaster.changed()
-            self.escalator.coverage_changed()
+            self.alerting.coverage_changed()
 
     async def _dropped(self, ids: list[bytes]) -> None:
         """A tombstone deleted payloads: their copies in the integrators' stream and in the
@@ -373,11 +349,8 @@ class Node:
         await self.control.forget_answers()
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
-        self.escalator.alerts_changed(changes)
-        self.checkins.alerts_changed(changes)
+        self.alerting.alerts_changed(changes)
         self.integrations.alerts_changed(changes)
-        self.sharer.alerts_changed(changes)
-        self.retention.alerts_changed()
         if self.console is not None:
             self.console.changed()
 

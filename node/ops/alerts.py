@@ -19,6 +19,7 @@ from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
 from rrn.node.ops.book import OPEN, AlertBook
 from rrn.node.ops.checkins import CheckinOps
+from rrn.node.ops.collective import CollectiveOps
 from rrn.node.ops.coverage import CoverageOps
 from rrn.node.ops.drills import DrillHooks, DrillOps
 from rrn.node.ops.supporters import SupporterOps
@@ -94,6 +95,7 @@ class Api:
         self._coverage = CoverageOps(self._book)
         self._checkins = CheckinOps(self._book, self.prepare_raise)
         self._drills = DrillOps(self._book, drills)
+        self._collective = CollectiveOps(self._book, enc_key)
 
     def handlers(self) -> dict[str, Callable[[bytes], Awaitable[object]]]:
         """Operation name -> handler of its encoded arguments."""
@@ -116,6 +118,7 @@ class Api:
             | self._coverage.handlers()
             | self._checkins.handlers()
             | self._drills.handlers()
+            | self._collective.handlers()
         )
 
     async def status(self) -> StatusInfo:

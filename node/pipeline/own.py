@@ -25,6 +25,7 @@ from rrn.node.home.clock import Clock
 from rrn.node.store.network import Network
 from rrn.protocol.alerts import AlertRaised, AlertShared
 from rrn.protocol.checkins import CheckinPlanned
+from rrn.protocol.collective import CollectiveProposed
 from rrn.protocol.drills import DrillScheduled
 from rrn.protocol.encoding import encode
 from rrn.protocol.envelope import Event, sign_event
@@ -126,8 +127,8 @@ class OwnChain:
             blob = seal(payload.secret, sealing_keys(network, [me.org]), pos)
             payload = msgspec.structs.replace(payload, secret=encode_sealed(blob))
         elif to_seal is not None:
-            if not isinstance(payload, AlertRaised | AlertShared):
-                raise SealError("only alert.raised and alert.shared carry sealed details")
+            if not isinstance(payload, AlertRaised | AlertShared | CollectiveProposed):
+                raise SealError("only alert.raised, alert.shared and proposals carry sealed text")
             blob = seal(to_seal.plaintext, sealing_keys(network, to_seal.to), pos)
             payload = msgspec.structs.replace(payload, sealed=encode_sealed(blob))
         if audience is not None:
