@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -36,6 +36,7 @@ from rrn.protocol.vocabulary import ActResult
 
 __all__ = [
     "ANSWER_WINDOW_FACTOR",
+    "AlertTurns",
     "AskTurns",
     "Response",
     "Turn",
@@ -128,11 +129,19 @@ def offer_order(ask: Ask, v: AlertView, authority: Authority) -> list[str]:
     return sorted(found, key=lambda org: (hashlib.sha256(v.alert + org.encode()).digest(), org))
 
 
-def turns_of(state: AlertState, authority: Authority) -> tuple[AlertView, list[AskTurns]] | None:
-    """The alert's view and each ask's turns, from its state (None: no view yet)."""
+class AlertTurns(NamedTuple):
+    """An alert's allowed facts, its view, and each of its asks' turns."""
+
+    allowed: AlertState
+    view: AlertView
+    asks: list[AskTurns]
+
+
+def turns_of(state: AlertState, authority: Authority) -> AlertTurns | None:
+    """The alert's asks and their turns, from its state (None: no view yet)."""
     allowed = authorise(state, authority)[0]
     v = derive(allowed)
-    return None if v is None else (v, ask_turns(allowed, v, authority))
+    return None if v is None else AlertTurns(allowed, v, ask_turns(allowed, v, authority))
 
 
 def ask_turns(allowed: AlertState, v: AlertView, authority: Authority) -> list[AskTurns]:

@@ -17,10 +17,9 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from rrn.federation.alert_view import derive
 from rrn.federation.alerts import AlertState
-from rrn.federation.authority import Authority, authorise
-from rrn.federation.turns import Response, ask_turns, responses
+from rrn.federation.authority import Authority
+from rrn.federation.turns import Response, responses, turns_of
 from rrn.protocol.roster import Roster
 
 __all__ = ["AskMetrics", "observe_asks"]
@@ -51,16 +50,11 @@ class AskMetrics:
 
 def _measures(state: AlertState, authority: Authority) -> dict[tuple[str, str, str], Response]:
     """Each offered member's answers, by (action, addressee, member)."""
-    if state.raised is None:
-        return {}
-    allowed = authorise(state, authority)[0]
-    v = derive(allowed)
-    if v is None or not v.asks:
+    found = turns_of(state, authority) if state.raised is not None else None
+    if found is None:
         return {}
     return {
-        (r.action, r.to, r.org): r
-        for turns in ask_turns(allowed, v, authority)
-        for r in responses(allowed, turns)
+        (r.action, r.to, r.org): r for turns in found.asks for r in responses(found.allowed, turns)
     }
 
 

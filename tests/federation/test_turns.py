@@ -68,7 +68,7 @@ def _state(raise_: tuple[Event, tuple[str, ...]], facts: list[Event]) -> AlertSt
 def _turns(raise_: tuple[Event, tuple[str, ...]], facts: list[Event]) -> list[AskTurns]:
     found = turns_of(_state(raise_, facts), AUTH)
     assert found is not None
-    return found[1]
+    return found.asks
 
 
 def _decline(org: str, alert: bytes, at_ms: int) -> Event:
@@ -113,7 +113,7 @@ def test_an_answer_stops_the_turns_and_is_measured_from_the_offer() -> None:
     state = _state(raise_, [pledge, acted])
     found = turns_of(state, AUTH)
     assert found is not None
-    company = found[1][0]
+    company = found.asks[0]
     assert [t.org for t in company.turns] == order[:2], "nobody is offered it after the pledge"
     assert company.answered_ms == T0 + 2 * W + 7_000
     assert company.reask_ms(company.turns[1]) is None, "answered before its reply-by"

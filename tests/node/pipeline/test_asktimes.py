@@ -40,7 +40,7 @@ def test_each_answer_is_measured_once_from_its_offer(seed: int) -> None:
     window = ANSWER_WINDOW_FACTOR * Authority.of(TN.roster).step_s[body.urgency] * 1000
     found = turns_of(fact(r.header, r.id, body), Authority.of(TN.roster))
     assert found is not None
-    first, second = found[1][0].order
+    first, second = found.asks[0].order
     c = {o: Chain(TN, o) for o in (first, second)}
     said = [
         c[first].raw(
