@@ -15,7 +15,8 @@ normally one node publishes and the others see its event arrive. Duplicates
 are harmless: escalations to the same level merge into one state.
 
 When this member becomes a target (first step, a later step, the fallback pool
-or a hand-over), the node tells its people (node/alerting/notices.py).
+or a hand-over), the node tells its people (node/alerting/notices.py); so it does
+when an ask's turn comes to this member (node/alerting/offers.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from rrn.federation.escalation import Escalation, Ladder, Policy, ladder, next_e
 from rrn.node.alerting.coverage import Declarations, load_declarations
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.alerting.notices import Notifier
+from rrn.node.alerting.offers import AskOffers
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.home.config import NotifyConfig
 from rrn.node.peering.peering import Peering
@@ -95,6 +97,7 @@ class Escalator:
         self.notifier = Notifier(
             nc=nc, store=store, metrics=metrics, notify=notify, me=ingestor.me.org
         )
+        self.offers = AskOffers(self.notifier, ingestor.me.org)
         self._wake = asyncio.Event()
         self._declarations: Declarations | None = None
         self._ladders: dict[tuple[bytes, int, int], Ladder] = {}
@@ -239,7 +242,16 @@ class Escalator:
     async def _examine(
         self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
     ) -> int | None:
-        """Notify and escalate as due; when to look at this alert again (None: on change)."""
+        """Notify and escalate as due, tell of asks offered to this member; when to look at
+        this alert again (None: on change)."""
+        state, v = self._open[alert]
+        offered = await self.offers.examine(state, v, self.ingestor.network, now)
+        again = await self._escalate(alert, policy, now, down, live)
+        return min((t for t in (again, offered) if t is not None), default=None)
+
+    async def _escalate(
+        self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
+    ) -> int | None:
         state, v = self._open[alert]
         steps = self._ladder(v, policy)
         await self.notifier.maybe_notify(v, steps, _deadline(v, policy))

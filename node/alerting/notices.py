@@ -213,6 +213,8 @@ class Notifier:
         (`ask`), or still unanswered at its reply-by (`reask`)."""
         if not self._first(f"{offer.kind}.{offer.ask}", v.alert, offer.turn):
             return
+        if offer.kind == "reask":  # one that comes late says it all: no `ask` after it
+            self._first(f"ask.{offer.ask}", v.alert, offer.turn)
         notice = self._notice(
             offer.kind, v, offer.reason, False, offer.deadline_ms, step=offer.turn
         )
@@ -226,10 +228,6 @@ class Notifier:
                 turn=offer.turn,
             )
         )
-
-    def was_sent(self, kind: str, alert: bytes, ask: int, turn: int) -> bool:
-        """Whether an `ask` or `reask` notice went out (before a restart too)."""
-        return (alert, f"{kind}.{ask}", turn) in self._sent
 
     async def escalated(self, v: AlertView, deadline_ms: int) -> None:
         """Tell integrators, once per level, that an alert reached a new one."""

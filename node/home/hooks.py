@@ -22,7 +22,10 @@ __all__ = [
 ]
 
 #: The notice types a node sends (node/alerting/notices.py).
-NOTICE_KINDS: Final = ("targeted", "pool", "escalated", "unclaimed")
+NOTICE_KINDS: Final = ("targeted", "pool", "escalated", "unclaimed", "ask", "reask")
+#: What Alertmanager gets unless told: an alert fires there only while nobody holds it,
+#: so asks offered to supporters (on alerts often claimed already) go to webhooks.
+_ALERTMANAGER_KINDS: Final = NOTICE_KINDS[:4]
 _NAME: Final = r"^[a-z][a-z0-9-]{0,31}$"
 
 
@@ -52,7 +55,7 @@ class AlertmanagerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     """A real Alertmanager that routes this node's notices to people (its API v2)."""
 
     url: str
-    notices: list[str] = msgspec.field(default_factory=lambda: list(NOTICE_KINDS))
+    notices: list[str] = msgspec.field(default_factory=lambda: list(_ALERTMANAGER_KINDS))
     #: A link the alert carries (e.g. the console); {alert} is replaced by the alert id.
     link: str = ""
     #: How often firing alerts are sent again (Alertmanager resolves silent ones).

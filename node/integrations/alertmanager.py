@@ -194,6 +194,8 @@ def _what(notice: Notice) -> str:
         "pool": f"asks the fallback pool, {notice.member} in it, to claim it",
         "escalated": f"escalated ({notice.reason})",
         "unclaimed": "unclaimed past its first deadline",
+        "ask": f"offers {notice.member} an ask ({notice.action}, to {notice.to})",
+        "reask": f"still asks {notice.member} ({notice.action}, to {notice.to}): unanswered",
     }.get(notice.type, notice.type)
 
 
