@@ -6,9 +6,12 @@ notices that ask this member to claim or join, the configured [notify] command. 
 `targeted` (the ladder asks this member), `pool` (it asks the fallback pool, this
 member in it), `escalated` (an alert reached a new level), `unclaimed` (nobody
 holds it past its first deadline), `collective` (a proposal this member may join, or
-one it joined is met: node/alerting/collective.py). Notices carry routable metadata only (ids,
-level, urgency, severity, country, incident types), never a pseudonym or free
-text. What was already sent is kept in the store, so a restart sends nothing twice.
+one it joined is met: node/alerting/collective.py), `ask` (an ask of the alert is
+offered to this member, its turn: PROTOCOL 4.3c, node/alerting/offers.py) and
+`reask` (still unanswered at the turn's reply-by). Notices carry routable metadata
+only (ids, level, urgency, severity, country, incident types, an ask's action and
+addressee), never a pseudonym or free text. What was already sent is kept in the
+store, so a restart sends nothing twice.
 """
 
 from __future__ import annotations
@@ -47,12 +50,12 @@ logger = logging.getLogger(__name__)
 
 
 #: Every type of notice, each on rrn.local.alerts.<type>.<alert>.
-NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed", "collective")
+NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed", "collective", "ask", "reask")
 #: The subjects of every notice: what a consumer of RRN_NOTICES filters on (the
 #: stream also keeps the security notices of rrn.local.alerts.security).
 NOTICE_SUBJECTS: Final = [local_notice(t, "*") for t in NOTICE_TYPES]
 #: The notices that run the [notify] command: they ask this member's people to act.
-_PAGED: Final = ("targeted", "pool", "collective")
+_PAGED: Final = ("targeted", "pool", "collective", "ask", "reask")
 _NOTIFIED_KEY: Final = "escalator.notified"
 _SENT_KEY: Final = "notices.sent"
 
@@ -69,8 +72,9 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     """What an alert asks of this member, or what happened to it (version 1)."""
 
     v: int = 1
-    type: str  # targeted | pool | escalated | unclaimed | collective
-    #: Unique per notice: type, alert and level (the same notice again is a duplicate).
+    type: str  # targeted | pool | escalated | unclaimed | collective | ask | reask
+    #: Unique per notice: type, alert and level, or for an ask the ask and the turn (the
+    #: same notice again is a duplicate).
     id: str = ""
     alert: str  # hex id; `rrn alert show` gives the rest to those who may see it
     member: str

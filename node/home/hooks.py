@@ -22,9 +22,10 @@ __all__ = [
 ]
 
 #: The notice types a node sends (node/alerting/notices.py).
-NOTICE_KINDS: Final = ("targeted", "pool", "escalated", "unclaimed", "ask", "reask")
+NOTICE_KINDS: Final = ("targeted", "pool", "escalated", "unclaimed", "collective", "ask", "reask")
 #: What Alertmanager gets unless told: an alert fires there only while nobody holds it,
-#: so asks offered to supporters (on alerts often claimed already) go to webhooks.
+#: so asks offered to supporters and collective proposals (on alerts often claimed
+#: already) go to webhooks.
 _ALERTMANAGER_KINDS: Final = NOTICE_KINDS[:4]
 _NAME: Final = r"^[a-z][a-z0-9-]{0,31}$"
 
