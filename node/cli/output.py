@@ -9,6 +9,7 @@ import datetime
 import zoneinfo
 from collections.abc import Sequence
 
+from rrn.node.ops.record import AskRecord
 from rrn.node.ops.types import AlertDetail, AlertInfo, AskInfo, StatusInfo
 
 __all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text", "table"]
@@ -186,10 +187,16 @@ def _health(s: StatusInfo) -> str:
 
 
 def asks_table(asks: list[AskInfo], tz: str) -> str:
-    """Asks on open alerts, soonest deadline first."""
+    """Asks on open alerts, soonest deadline first, with when each was offered to this
+    member and when it goes to the next (PROTOCOL 4.3c)."""
     if not asks:
         return "no open asks"
-    rows = [("ALERT", "ACTION", "TO", "CHANNEL", "DEADLINE", "PLEDGED", "DONE", "")]
+
+    def at(ms: int | None) -> str:
+        return fmt_time(ms, tz) if ms is not None else "-"
+
+    head = "ALERT ACTION TO CHANNEL DEADLINE OFFERED REPLY_BY NEXT_OFFER PLEDGED DONE"
+    rows: list[tuple[str, ...]] = [(*(h.replace("_", " ") for h in head.split()), "")]
     for a in asks:
         rows.append(
             (
@@ -197,10 +204,50 @@ def asks_table(asks: list[AskInfo], tz: str) -> str:
                 a.action,
                 a.to,
                 a.channel,
-                fmt_time(a.deadline_ms, tz) if a.deadline_ms else "-",
+                at(a.deadline_ms),
+                at(a.offered_ms) if a.offered_ms is not None else "not yet",
+                at(a.reply_by_ms),
+                at(a.next_offer_ms),
                 ", ".join(a.pledged_by) or "-",
                 ", ".join(a.done_by) or "-",
                 "OVERDUE" if a.overdue else "",
             )
         )
     return table(rows)
+
+
+def fmt_seconds(s: float | None) -> str:
+    """A duration, to the second under a minute, else in days, hours and minutes."""
+    if s is None:
+        return "-"
+    if s < 60:
+        return f"{s:.0f}s"
+    minutes = int(s // 60)
+    days, rest = divmod(minutes, 1440)
+    parts = [f"{days}d"] if days else []
+    parts += [f"{rest // 60}h"] if rest >= 60 else []
+    parts += [f"{rest % 60}m"] if rest % 60 or not parts else []
+    return " ".join(parts)
+
+
+def record_text(r: AskRecord, tz: str) -> str:
+    """This member's record of answering asks, and its medians against the network's."""
+    lines = [f"asks offered to {r.org} on alerts raised since {fmt_time(r.since_ms, tz)}"]
+    rows: list[tuple[str, ...]] = [
+        ("ALERT", "ACTION", "TO", "OFFERED", "RESPONDED", "PLEDGED", "ACTED")
+    ]
+    for o in r.offers:
+        times = (o.responded_s, o.pledged_s, o.acted_s)
+        after = [f"after {fmt_seconds(t)}" if t is not None else "-" for t in times]
+        drill = " [exercise]" if o.exercise else ""
+        rows.append((o.alert[:12] + drill, o.action, o.to, fmt_time(o.offered_ms, tz), *after))
+    lines.append(table(rows) if r.offers else "none offered")
+    lines.append("\nmedians from the offer (real alerts):")
+    rows = [("WHO", "OFFERS", "ANSWERED", "RESPONSE", "PLEDGE", "ACTION")]
+    medians = [(f"{r.org} ({r.own.role})", r.own)]
+    medians += [(f"network, {n.role}", n) for n in r.network]
+    for who, m in medians:
+        taken = [fmt_seconds(t) for t in (m.response_s, m.pledge_s, m.action_s)]
+        rows.append((who, str(m.offers), str(m.responded), *taken))
+    lines.append(table(rows))
+    return "\n".join(lines)

@@ -39,6 +39,7 @@ from rrn.node.ops.drills import DrillInfo, DrillReport
 from rrn.node.ops.keys import RotatedInfo
 from rrn.node.ops.log import ImportReport
 from rrn.node.ops.members import PeerInfo, ProposalInfo
+from rrn.node.ops.record import AskRecord
 from rrn.node.ops.types import AlertDetail, AlertInfo, AskInfo, StatusInfo
 from rrn.node.report.figures import Report
 from rrn.protocol.errors import ConfigError
@@ -86,6 +87,7 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "home-made": ("rrn init --json", documents.HomeMade),
     "alert-forgotten": ("rrn alert forget --json", documents.AlertForgotten),
     "asks": ("rrn asks --json", list[AskInfo]),
+    "asks-record": ("rrn asks record --json: this member's answers to asks offered", AskRecord),
     "checkin-plan": ("a check-in plan: rrn checkin plan/record/end --json", PlanInfo),
     "checkin-plans": ("rrn checkin list --json", list[PlanInfo]),
     "report": ("rrn report --json: the figures of the report", Report),
@@ -130,6 +132,7 @@ COMMANDS: Final[dict[str, str]] = {
     "alert show": "alert-detail",
     "alert forget": "alert-forgotten",
     "asks": "asks",
+    "asks record": "asks-record",
     **{f"checkin {c}": "checkin-plan" for c in ("plan", "record", "end")},
     "checkin list": "checkin-plans",
     "report": "report",

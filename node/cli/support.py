@@ -1,5 +1,5 @@
-"""`rrn asks`, `rrn alert pledge|feedback|forget`, `rrn defender`, and the consent flags
-of `alert raise`.
+"""`rrn asks` (and `asks record`), `rrn alert pledge|feedback|forget`, `rrn defender`,
+and the consent flags of `alert raise`.
 
 Owns the command line of need-to-know and of supporters: recording consent and
 exclusions when an alert is raised, the asks a supporter sees, pledges, the
@@ -25,6 +25,7 @@ from rrn.node.control.channel import now_ms
 from rrn.node.control.client import call, daemon_info
 from rrn.node.control.transit import open_reply, seal_request
 from rrn.node.ops.defenders import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
+from rrn.node.ops.record import AskRecord, RecordArgs
 from rrn.node.ops.types import (
     AlertInfo,
     AskInfo,
@@ -156,6 +157,14 @@ def add_support_parsers(alert_sub: Any, top_sub: Any) -> None:
     json_arg(p)
     p.add_argument("--all", action="store_true", help="every ask, whoever it is addressed to")
     p.set_defaults(func=cmd_asks)
+    sub = p.add_subparsers(dest="asks_command", parser_class=Parser, metavar="{record}")
+    p = sub.add_parser(
+        "record", help="how fast this member answered the asks offered to it, against the network"
+    )
+    home_arg(p)
+    json_arg(p)
+    p.add_argument("--days", type=int, default=90, help="alerts raised in the last DAYS days")
+    p.set_defaults(func=cmd_record)
     _defender_parsers(top_sub)
 
 
@@ -224,6 +233,14 @@ def cmd_asks(args: argparse.Namespace) -> int:
     home = get_home(args)
     asks = run(call(home, "asks.list", AsksArgs(all=args.all), list[AskInfo]))
     return show(args, asks, lambda: output.asks_table(asks, home.config.node.tz))
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    home = get_home(args)
+    if not 1 <= args.days <= 3660:
+        raise ConfigError("--days: give 1 to 3660 days")
+    record = run(call(home, "asks.record", RecordArgs(days=args.days), AskRecord))
+    return show(args, record, lambda: output.record_text(record, home.config.node.tz))
 
 
 def _pseudonym(value: str) -> str:

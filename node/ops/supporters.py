@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from rrn.federation.asks import addressed_to, ask_status
+from rrn.federation.turns import turns_of
 from rrn.node.control.channel import handler
-from rrn.node.ops.book import OPEN, AlertBook
+from rrn.node.ops.book import AlertBook
+from rrn.node.ops.record import RecordArgs, ask_record
 from rrn.node.ops.types import (
     AlertInfo,
     AskInfo,
@@ -26,7 +28,7 @@ __all__ = ["SupporterOps"]
 
 
 class SupporterOps:
-    """`rrn asks`, `alert pledge` and `alert feedback`."""
+    """`rrn asks` (and `asks record`), `alert pledge` and `alert feedback`."""
 
     def __init__(self, book: AlertBook) -> None:
         self._book = book
@@ -37,6 +39,7 @@ class SupporterOps:
             "alert.pledge": handler(PledgeArgs, self.pledge),
             "alert.feedback": handler(FeedbackArgs, self.feedback),
             "asks.list": handler(AsksArgs, self.list_asks),
+            "asks.record": handler(RecordArgs, lambda args: ask_record(self._book, args)),
         }
 
     async def pledge(self, args: PledgeArgs) -> AlertInfo:
@@ -61,27 +64,38 @@ class SupporterOps:
         return await self._book.info(alert)
 
     async def list_asks(self, args: AsksArgs) -> list[AskInfo]:
-        roster = self._book.ingestor.network.roster
-        me = roster.member(self._book.ingestor.me.org)
+        network = self._book.ingestor.network
+        org = self._book.ingestor.me.org
+        me = network.roster.member(org)
         roles = me.roles if me is not None else []
         now = self._book.ingestor.clock.now_ms()
         found = []
-        authority = self._book.ingestor.network.authority
-        for v in await self._book.store.alerts(statuses=OPEN, limit=10000, authority=authority):
-            for st in ask_status(v, roster, now):
-                if args.all or addressed_to(st.ask, roles):
-                    found.append(
-                        AskInfo(
-                            alert=v.alert.hex(),
-                            country=v.country,
-                            urgency=str(v.urgency),
-                            action=str(st.ask.action),
-                            to=str(st.ask.to),
-                            channel=str(st.ask.channel),
-                            deadline_ms=st.ask.deadline_ms,
-                            overdue=st.overdue,
-                            pledged_by=st.pledged_by,
-                            done_by=st.done_by,
-                        )
+        for state in await self._book.store.open_alert_states():
+            alert = turns_of(state, network.authority)
+            if alert is None:
+                continue
+            v = alert.view
+            statuses = ask_status(v, network.roster, now)
+            for st, turns in zip(statuses, alert.asks, strict=True):
+                if not (args.all or addressed_to(st.ask, roles)):
+                    continue
+                mine = turns.turn_of(org, now)
+                found.append(
+                    AskInfo(
+                        alert=v.alert.hex(),
+                        country=v.country,
+                        urgency=str(v.urgency),
+                        action=str(st.ask.action),
+                        to=str(st.ask.to),
+                        channel=str(st.ask.channel),
+                        deadline_ms=st.ask.deadline_ms,
+                        overdue=st.overdue,
+                        pledged_by=st.pledged_by,
+                        done_by=st.done_by,
+                        offered_ms=None if mine is None else mine.start_ms,
+                        reply_by_ms=None if mine is None else mine.reply_by_ms,
+                        next_offer_ms=turns.next_offer_ms(now),
+                        offered_to=[t.org for t in turns.offered(now)],
                     )
+                )
         return sorted(found, key=lambda a: (a.deadline_ms is None, a.deadline_ms or 0, a.alert))

@@ -67,6 +67,7 @@ READ_OPS: Final = frozenset(
         "drill.list",
         "drill.report",
         "asks.list",
+        "asks.record",
         "coverage.show",
         "defender.list",
         "defender.show",
@@ -226,6 +227,15 @@ class AskInfo(msgspec.Struct, frozen=True, kw_only=True):
     overdue: bool
     pledged_by: list[str]
     done_by: list[str]
+    #: When the ask was offered to this member (its turn came, PROTOCOL 4.3c); None:
+    #: not (yet) offered to it.
+    offered_ms: int | None = None
+    #: This member's reply-by: unanswered then, its people are asked again.
+    reply_by_ms: int | None = None
+    #: When the ask is offered to the next member if still unanswered (None: it is not).
+    next_offer_ms: int | None = None
+    #: The members offered the ask so far, in turn order.
+    offered_to: list[str] = []
 
 
 class ResolveArgs(msgspec.Struct, frozen=True, kw_only=True):

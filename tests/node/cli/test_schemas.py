@@ -89,12 +89,14 @@ def test_every_command_with_json_has_a_schema() -> None:
     from rrn.node.cli.schema import COMMANDS
 
     def leaves(parser: argparse.ArgumentParser, path: list[str]) -> list[tuple[str, bool]]:
+        # A command with subcommands is one itself when it takes --json (`rrn asks`).
+        own = [(" ".join(path), any("--json" in a.option_strings for a in parser._actions))]
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
-                return [
+                return own + [
                     leaf for name, p in action.choices.items() for leaf in leaves(p, [*path, name])
                 ]
-        return [(" ".join(path), any("--json" in a.option_strings for a in parser._actions))]
+        return own
 
     with_json = {path for path, has in leaves(build_parser(), []) if has}
     assert with_json == set(COMMANDS), with_json ^ set(COMMANDS)
