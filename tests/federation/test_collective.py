@@ -5,6 +5,7 @@ join, one after it is recorded; an ineligible or late join counts for nothing.""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import AlertState, fact, join
 from rrn.federation.authority import Authority, authorise
+from rrn.federation.keyring import Keyring
+from rrn.federation.roster import verify_genesis
 from rrn.protocol.collective import (
     CollectiveJoined,
     CollectiveProposed,
@@ -22,10 +25,11 @@ from rrn.protocol.collective import (
     Quota,
 )
 from rrn.protocol.encoding import encode
-from rrn.protocol.envelope import Event
+from rrn.protocol.envelope import Event, verify_event
 from rrn.protocol.kinds import AlertPayload, decode_payload, kind_of
-from rrn.protocol.roster import Role
+from rrn.protocol.roster import Role, decode_cert
 from rrn.protocol.vocabulary import ActionType
+from tests.protocol.test_vectors import VECTORS
 from tests.support import Chain, network, raised
 
 ROLES = {
@@ -127,3 +131,42 @@ def test_unmet_commits_nobody() -> None:
     assert c.met_ms is None and c.committed == [] and c.joined == ["acme-co"]
     for order in itertools.islice(itertools.permutations(kept[2:7]), 24):
         assert _view([*kept[:2], *order, *kept[7:]]).collectives[0].committed == []
+
+
+def test_the_collective_vector_in_any_order() -> None:
+    section = VECTORS["collective"]
+    roster = verify_genesis(decode_cert(bytes.fromhex(section["genesis_cert"])))
+    net, resolve = bytes.fromhex(section["network_id"]), Keyring(roster).resolve
+
+    def verified(hexed: str) -> Event:
+        return verify_event(bytes.fromhex(hexed), net=net, resolve=resolve)
+
+    alert, proposal = verified(section["alert"]), verified(section["proposal"])
+    facts = [verified(f["envelope"]) for f in section["facts"]]
+    assert hashlib.sha256(section["text"].encode()).hexdigest() == section["text_sha256"]
+    expected_refusals = sorted(
+        (e.id.hex(), f["reason"])
+        for e, f in zip(facts, section["facts"], strict=True)
+        if f["reason"] is not None
+    )
+    auth = Authority.of(roster)
+    rng = random.Random(11)
+    for _ in range(12):
+        allowed, refused = authorise(
+            _state([alert, proposal, *rng.sample(facts, len(facts))]), auth
+        )
+        assert sorted((r.pos.id.hex(), r.reason) for r in refused if r.kind == "collective") == (
+            expected_refusals
+        )
+        v = view(allowed, auth)
+        assert v is not None and len(v.collectives) == 1
+        c = v.collectives[0]
+        got = {
+            "proposal": c.proposal.hex(),
+            "met_ms": c.met_ms,
+            "joined": c.joined,
+            "committed": c.committed,
+            "withdrew_after": c.withdrew_after,
+            "signatures": c.signatures,
+        }
+        assert got == section["outcome"]
