@@ -298,9 +298,7 @@ class Notifier:
             self.metrics.notices.labels(channel="subject", outcome="ok").inc()
         except NatsError:
             self.metrics.notices.labels(channel="subject", outcome="failed").inc()
-        paged = notice.type in ("targeted", "pool", "collective") and (
-            self.notify.drills or not notice.exercise
-        )
+        paged = notice.type in _PAGED and (self.notify.drills or not notice.exercise)
         if self.notify.command and paged:
             task = asyncio.create_task(self._run_command(data))
             self._commands.add(task)
