@@ -30,7 +30,7 @@ from rrn.protocol.membership import rotation_statement, sign_rotation
 from rrn.protocol.roster import encode_cert
 from rrn.protocol.vocabulary import ActionType, SupporterRole
 from tests.support import Chain, key, network, raised
-from tests.vectors import checkins, collective, rules
+from tests.vectors import asks, checkins, collective, rules
 
 PATH = Path(__file__).with_name("events.json")
 ORGS = ("lima-hr", "nairobi-dl")
@@ -234,6 +234,7 @@ def build() -> dict[str, Any]:
         "checkins": checkins.checkins(),
         "drills": checkins.drills(),
         "collective": collective.collective(),
+        "turns": asks.turns(),
         "removal": rules.removal(),
         "export": export,
     }
