@@ -23,7 +23,7 @@ from typing import Final
 
 from aiohttp import web
 
-from rrn.node.console import actions, auth, pages
+from rrn.node.console import actions, auth, collective, pages
 from rrn.node.console.context import CTX, SESSION, Ctx, Deps, Operations
 from rrn.node.console.live import Live
 from rrn.node.console.people import open_db
@@ -74,6 +74,7 @@ class Console:
         app[CTX] = Ctx(deps=self.deps, config=self.config, live=self.live)
         auth.routes(app)
         pages.routes(app)
+        collective.routes(app)  # before actions': /alerts/{alert}/propose is more specific
         actions.routes(app)
         app.router.add_get("/live", self.live.stream)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)

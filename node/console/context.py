@@ -20,7 +20,7 @@ from aiohttp import web
 from rrn.node.console.i18n import Language, formatter, languages, short, when
 from rrn.node.console.people import People, Person, Role
 from rrn.node.console.sessions import Session, Sessions, Throttle
-from rrn.node.console.vocab import LABELS
+from rrn.node.console.vocab import LABELS, MEMBER_ROLES
 from rrn.node.home.console import ConsoleConfig
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ _MAY: Final[dict[str, frozenset[Role]]] = {
     "respond": frozenset({Role.ADMIN, Role.COORDINATOR, Role.RESPONDER}),
     "originate": frozenset({Role.ADMIN, Role.COORDINATOR}),
     "pledge": frozenset({Role.ADMIN, Role.COORDINATOR, Role.LIAISON}),
+    # Propose a collective action and read its text (joining one is a pledge).
+    "collective": frozenset({Role.ADMIN, Role.COORDINATOR, Role.RESPONDER, Role.LIAISON}),
     "audit": frozenset({Role.ADMIN}),
 }
 
@@ -145,6 +147,7 @@ def page(
         may=lambda what: may(person, what),
         country=lang.country,
         label=lambda token: lang.gettext(LABELS[token]) if token in LABELS else token,
+        member_role=lambda t: lang.gettext(MEMBER_ROLES[t]) if t in MEMBER_ROLES else t,
         language=lang.language,
         path=request.path,
         # A page that answers a form never refreshes itself: that would send the form again.

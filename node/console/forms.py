@@ -1,10 +1,11 @@
-"""The raise form: from posted fields to the `alert.raise` operation's arguments.
+"""The raise and propose forms: from posted fields to the operations' arguments.
 
 Owns checking what a person typed before anything is signed, with the same
-rules as `rrn alert raise` (ISO codes, the protocol's vocabulary, consent with
-who gave it) and messages in the person's language. Identifying details are
-sealed here to this node's key, exactly as the CLI seals its --details file, so
-they never cross the node's NATS in the clear.
+rules as `rrn alert raise` and `rrn collective propose` (ISO codes, the
+protocol's vocabulary, consent with who gave it, a threshold per roster role)
+and messages in the person's language. Identifying details and a collective
+action's text are sealed here to this node's key, exactly as the CLI seals its
+--details and --text files, so they never cross the node's NATS in the clear.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from rrn.node.control.transit import seal_request
+from rrn.node.ops.collective import MAX_TEXT, ProposeArgs
 from rrn.node.ops.types import RaiseArgs
 from rrn.protocol.alerts import PSEUDONYM_PATTERN, Ask, Consent
+from rrn.protocol.collective import Quota
 from rrn.protocol.countries import is_country
-from rrn.protocol.errors import ProtocolError
+from rrn.protocol.errors import ControlError, ProtocolError
+from rrn.protocol.roster import Role as MemberRole
 from rrn.protocol.sealing import DETAIL_FIELDS, Details, encode_details
 from rrn.protocol.vocabulary import (
     ActionType,
@@ -35,10 +39,14 @@ from rrn.protocol.vocabulary import (
     Urgency,
 )
 
-__all__ = ["ASK_ROWS", "parse_raise"]
+__all__ = ["ASK_ROWS", "DEADLINE_HOURS", "parse_proposal", "parse_raise", "typed_text"]
 
 #: Ask rows the form offers.
 ASK_ROWS: Final = 3
+#: The deadlines the propose form offers, in hours from now.
+DEADLINE_HOURS: Final = (6, 12, 24, 48, 72, 168)
+#: Most members a threshold may ask of one role (PROTOCOL 4.9).
+_MAX_NEED: Final = 64
 _LANG: Final = re.compile(r"^[a-z]{2,3}$")
 
 Form = MultiDictProxy[str | bytes | bytearray | FileField]
@@ -197,3 +205,95 @@ def parse_slots(
         return None
     start = int(first.timestamp() * 1000)
     return [start + int(k * every_h * 3_600_000) for k in range(count)], grace_min * 60_000
+
+
+def typed_text(form: Form, name: str) -> bytes | None:
+    """A textarea's text as the person typed it, with the line ends browsers send (CRLF)
+    made LF, so the same text pasted twice hashes the same; None if blank."""
+    value = form.get(name, "")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.replace("\r\n", "\n").encode()
+
+
+def parse_proposal(
+    form: Form,
+    *,
+    alert: str,
+    seal_info: dict[str, object],
+    now_ms: int,
+    tz: str,
+    _: Callable[..., str],
+) -> tuple[ProposeArgs | None, list[str]]:
+    """A collective action's arguments (`rrn collective propose`), or the problems."""
+    problems: list[str] = []
+    action, channel = _one(form, "action"), _one(form, "channel") or str(Channel.PRIVATE)
+    if action not in ActionType.__members__.values() or channel not in Channel.__members__.values():
+        problems.append(_("Choose the action and its channel."))
+    threshold = _threshold(form, problems, _)
+    roles = sorted({MemberRole(r) for r in _all(form, "role") if r in _MEMBER_ROLES})
+    deadline_ms = _deadline(form, now_ms, tz, problems, _)
+    text = typed_text(form, "text")
+    sealed = None
+    if text is not None and len(text) > MAX_TEXT:
+        problems.append(_("The text is limited to %(n)d KiB: give a summary.", n=MAX_TEXT // 1024))
+    elif text is not None:
+        try:
+            sealed = seal_request(text, seal_info)
+        except (ControlError, ProtocolError):
+            problems.append(_("The text could not be sealed to this node."))
+    if problems or deadline_ms is None:
+        return None, problems
+    return (
+        ProposeArgs(
+            alert=alert,
+            action=ActionType(action),
+            channel=Channel(channel),
+            threshold=threshold,
+            deadline_ms=deadline_ms,
+            roles=roles,
+            text=sealed,
+        ),
+        [],
+    )
+
+
+_MEMBER_ROLES: Final = frozenset(str(r) for r in MemberRole)
+
+
+def _threshold(form: Form, problems: list[str], _: Callable[..., str]) -> list[Quota]:
+    quotas = []
+    for role in MemberRole:
+        count = _one(form, f"need_{role}")
+        if count in ("", "0"):
+            continue
+        if not (count.isdigit() and 1 <= int(count) <= _MAX_NEED):
+            problems.append(_("Each need is a number of members, 0 to %(max)d.", max=_MAX_NEED))
+            return []
+        quotas.append(Quota(role=role, count=int(count)))
+    if not quotas:
+        problems.append(_("Say how many members of at least one kind must join."))
+    return quotas
+
+
+def _deadline(
+    form: Form, now_ms: int, tz: str, problems: list[str], _: Callable[..., str]
+) -> int | None:
+    """The deadline: a time in the person's zone if given, else so many hours from now."""
+    at, hours = _one(form, "deadline_at"), _one(form, "deadline_in")
+    deadline = None
+    if at:
+        try:
+            when = datetime.datetime.fromisoformat(at).replace(tzinfo=zoneinfo.ZoneInfo(tz))
+            deadline = int(when.timestamp() * 1000)
+        except (ValueError, OverflowError):
+            deadline = None
+    elif hours.isdigit() and int(hours) in DEADLINE_HOURS:
+        deadline = now_ms + int(hours) * 3_600_000
+    if deadline is None:
+        problems.append(_("Choose the deadline: in so many hours, or a date and time."))
+        return None
+    if deadline <= now_ms:
+        problems.append(_("The deadline has passed: choose a later one."))
+        return None
+    return deadline

@@ -3,19 +3,26 @@
 Owns what each page reads (through the node's read operations, node/console/
 context.py's `Operations`) and how it is ordered and filtered. Pages show only
 what `rrn alert list|show` would show this node; sealed details are never read
-here (node/console/actions.py opens them on an explicit request).
+here (node/console/actions.py opens them on an explicit request). An alert's
+page lists its collective actions as `rrn collective list` does, and the form to
+propose one (node/console/collective.py takes it).
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Final
 
 from aiohttp import web
+from babel.dates import format_timedelta
+from multidict import MultiDict, MultiDictProxy
 
 from rrn.node.alerting.coverage import CoverageGrid
 from rrn.node.console.context import ctx, lang_of, may, now_ms, page, who
+from rrn.node.console.forms import DEADLINE_HOURS, Form
 from rrn.node.ops.checkins import PlanInfo, PlansArgs
+from rrn.node.ops.collective import CollectiveInfo, CollectiveListArgs
 from rrn.node.ops.members import PeerInfo
 from rrn.node.ops.types import (
     AlertDetail,
@@ -29,6 +36,7 @@ from rrn.node.ops.types import (
     StatusInfo,
 )
 from rrn.protocol.errors import ControlError
+from rrn.protocol.roster import Role as MemberRole
 from rrn.protocol.vocabulary import (
     ActionType,
     ActResult,
@@ -43,6 +51,8 @@ from rrn.protocol.vocabulary import (
 __all__ = ["ALERT_ID", "alert_page", "checkins_page", "routes"]
 
 ALERT_ID: Final = re.compile(r"[0-9a-f]{64}")
+#: Alert states in which it may still be acted on.
+_OPEN: Final = ("open", "escalated", "claimed")
 _FILTERS: Final = ("country", "type", "severity", "lang")
 
 
@@ -112,8 +122,10 @@ async def alert_page(
     details: dict[str, str] | None,
     error: str | None = None,
     status: int = 200,
+    proposing: Form | None = None,
 ) -> web.Response:
-    """An alert as `rrn alert show` shows it, with what this node's people did to it."""
+    """An alert as `rrn alert show` shows it, with what this node's people did to it, its
+    collective actions, and (`proposing`) a propose form to show again as it was sent."""
     c = ctx(request)
     _, person = who(request)
     ref = request.match_info["alert"]
@@ -126,10 +138,14 @@ async def alert_page(
     grid = await c.deps.ops.call("coverage.show", CoverageArgs(tz=c.deps.tz), CoverageGrid)
     members = await c.deps.ops.call("status", NoArgs(), StatusInfo)
     a = detail.alert
+    listed = await c.deps.ops.call(
+        "collective.list", CollectiveListArgs(all=a.status not in _OPEN), list[CollectiveInfo]
+    )
+    lang = lang_of(request)
     return page(
         request,
         "alert.html",
-        title=lang_of(request).gettext("Alert %(ref)s", ref=a.id[:8]),
+        title=lang.gettext("Alert %(ref)s", ref=a.id[:8]),
         a=a,
         detail=detail,
         details=details,
@@ -146,6 +162,13 @@ async def alert_page(
         vocab_forget=[str(x) for x in TombstoneReason],
         vocab_severity=[str(x) for x in Severity],
         vocab_urgency=[str(x) for x in Urgency],
+        vocab_member_role=[str(x) for x in MemberRole],
+        proposals=[p for p in listed if p.alert == a.id],
+        proposing=proposing if proposing is not None else MultiDictProxy(MultiDict()),
+        deadlines=[
+            (h, format_timedelta(datetime.timedelta(hours=h), locale=lang.locale))
+            for h in DEADLINE_HOURS
+        ],
         error=error,
         status=status,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LABELS"]
+__all__ = ["LABELS", "MEMBER_ROLES"]
 
 
 def N_(text: str) -> str:
@@ -112,6 +112,12 @@ LABELS: Final = {
     "checked_in": N_("Checked in"),
     "missed": N_("Missed: alert raised"),
     "ended": N_("Plan ended"),
+    # collective actions: a proposal's state and this member's standing
+    "met": N_("Met: joiners bound"),
+    "expired": N_("Expired: nobody bound"),
+    "joined": N_("Joined (binds us if met)"),
+    "committed": N_("Committed"),
+    "withdrew_after": N_("Withdrew after it was met"),
     # console roles
     "admin": N_("Admin"),
     "coordinator": N_("Coordinator"),
@@ -124,4 +130,13 @@ LABELS: Final = {
     "contacts": N_("Contacts"),
     "risk": N_("Risk assessment"),
     "narrative": N_("What happened"),
+}
+
+#: A member organisation's roster role, as a count of members reads ("1/2 companies").
+MEMBER_ROLES: Final = {
+    "responder": N_("responding NGOs"),
+    "company": N_("companies"),
+    "embassy": N_("embassies"),
+    "investor": N_("investors"),
+    "observer": N_("observers"),
 }
