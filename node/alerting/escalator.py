@@ -245,7 +245,11 @@ class Escalator:
         """Notify and escalate as due, tell of asks offered to this member; when to look at
         this alert again (None: on change)."""
         state, v = self._open[alert]
-        offered = await self.offers.examine(state, v, self.ingestor.network, now)
+        try:
+            offered = await self.offers.examine(state, v, self.ingestor.network, now)
+        except Exception:  # telling of asks must never hold up escalation
+            logger.exception("could not tell of the asks offered on alert %s", alert.hex()[:12])
+            offered = now + _RETRY_MS
         again = await self._escalate(alert, policy, now, down, live)
         return min((t for t in (again, offered) if t is not None), default=None)
 
