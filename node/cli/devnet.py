@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet, remove_de
 from rrn.node.devnet.wan import DEFAULT_PROFILE, load_profile
 from rrn.node.home.clock import SystemClock
 from rrn.protocol.errors import ConfigError
+from rrn.protocol.roster import Role as MemberRole
 
 #: The first person of each devnet console.
 _FIRST = "admin"
@@ -31,6 +33,14 @@ def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--nat", help="nodes behind NAT, e.g. 3,4, or 'none' (default: every third)")
     p.add_argument("--threshold", type=int)
+    p.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="K=ROLE[:STATE]",
+        help="node K's roster role instead of responder (company, embassy, investor, "
+        "observer; an embassy with the state it represents, e.g. 4=embassy:NL); repeat",
+    )
     escalation_arg(p)
     p.add_argument("--no-start", action="store_true")
     p.add_argument(
@@ -60,6 +70,28 @@ def add_devnet_parsers(devnet: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, required=True)
     p.set_defaults(func=cmd_devnet_status)
     add_fault_parser(sub)
+
+
+def _roles(specs: list[str], n: int) -> tuple[dict[int, list[MemberRole]], dict[int, str]]:
+    """Roles and embassies' states from `--role K=ROLE[:STATE]`."""
+    roles: dict[int, list[MemberRole]] = {}
+    states: dict[int, str] = {}
+    for spec in specs:
+        match = re.fullmatch(r"([0-9]+)=([a-z]+)(?::([A-Z]{2}))?", spec.strip())
+        if match is None or match[2] not in {str(r) for r in MemberRole}:
+            raise ConfigError(
+                f"--role {spec!r}: give K=ROLE or K=embassy:STATE, ROLE one of "
+                f"{', '.join(str(r) for r in MemberRole)}"
+            )
+        k = int(match[1])
+        if not 1 <= k <= n:
+            raise ConfigError(f"--role {spec!r}: there is no node {k} of {n}")
+        roles[k] = [MemberRole(match[2])]
+        if match[3]:
+            if match[2] != "embassy":
+                raise ConfigError(f"--role {spec!r}: only an embassy represents a state")
+            states[k] = match[3]
+    return roles, states
 
 
 def _progress(text: str) -> None:
@@ -122,6 +154,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError("--nat takes node numbers, e.g. 3,4") from exc
     policy = policy_of(args)
+    roles, states = _roles(args.role, args.nodes)
     wan = load_profile(args.wan) if args.wan is not None else None
     where = "" if wan is None else ", each in its own network namespace"
     _progress(f"creating {args.nodes} organisations in {args.dir} (keys, founding roster{where})")
@@ -133,6 +166,8 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             nat=nat,
             threshold=args.threshold,
             policy=policy,
+            roles=roles,
+            states=states,
             wan=wan,
         )
     )

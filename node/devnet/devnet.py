@@ -61,6 +61,34 @@ PLACES: Final = (
     ("cdmx-dh", "Mexico City Defenders Network", "America/Mexico_City"),
 )
 
+#: Supporters of a devnet, by role: a node given one of these roles (and not
+#: responder) takes the next name here instead of its place's.
+SUPPORTERS: Final = {
+    Role.COMPANY: (
+        ("andes-mining", "Andes Mining", "America/Lima"),
+        ("orbit-telecom", "Orbit Telecom", "Europe/Amsterdam"),
+        ("pacific-agro", "Pacific Agro", "Asia/Singapore"),
+    ),
+    Role.EMBASSY: (
+        ("nl-embassy", "Embassy of the Netherlands", "America/Lima"),
+        ("ca-embassy", "Embassy of Canada", "America/Lima"),
+    ),
+    Role.INVESTOR: (("fjord-fund", "Fjord Pension Fund", "Europe/Oslo"),),
+}
+
+
+def _names(n: int, roles: dict[int, list[Role]]) -> list[tuple[str, str, str]]:
+    """Each node's org id, name and time zone."""
+    taken: dict[Role, int] = {}
+    found = []
+    for k in range(1, n + 1):
+        mine = roles.get(k, [])
+        first = mine[0] if mine and Role.RESPONDER not in mine else Role.RESPONDER
+        names, used = SUPPORTERS.get(first, ()), taken.get(first, 0)
+        found.append(names[used] if used < len(names) else PLACES[k - 1])
+        taken[first] = used + 1
+    return found
+
 
 @dataclass(frozen=True)
 class DevnetNode:
@@ -189,8 +217,7 @@ async def create_devnet(
     nat = {k for k in range(1, n + 1) if k % 3 == 0} if nat is None else nat
     lan = lan_for(directory) if wan is not None else None
     nodes = []
-    for k in range(1, n + 1):
-        org, name, tz = PLACES[k - 1]
+    for k, (org, name, tz) in enumerate(_names(n, roles or {}), start=1):
         here = f"127.0.0.1:{free_port()}" if lan is None else f"{lan.ip(k)}:{LEAF_PORT}"
         advertise = [] if k in nat else [here]
         home = await init_home(
