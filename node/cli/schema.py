@@ -34,6 +34,7 @@ from rrn.node.integrations.hub import DeadLetterInfo, ReplayInfo, WebhookInfo
 from rrn.node.integrations.webhooks import WebhookBody
 from rrn.node.ops.backup import BackupInfo
 from rrn.node.ops.checkins import PlanInfo
+from rrn.node.ops.collective import CollectiveInfo
 from rrn.node.ops.defenders import DefenderInfo
 from rrn.node.ops.drills import DrillInfo, DrillReport
 from rrn.node.ops.keys import RotatedInfo
@@ -90,6 +91,11 @@ SCHEMAS: Final[dict[str, tuple[str, Any]]] = {
     "asks-record": ("rrn asks record --json: this member's answers to asks offered", AskRecord),
     "checkin-plan": ("a check-in plan: rrn checkin plan/record/end --json", PlanInfo),
     "checkin-plans": ("rrn checkin list --json", list[PlanInfo]),
+    "collective": (
+        "a collective proposal: rrn collective propose/join/withdraw/sign/show --json",
+        CollectiveInfo,
+    ),
+    "collectives": ("rrn collective list --json", list[CollectiveInfo]),
     "report": ("rrn report --json: the figures of the report", Report),
     "drill": ("rrn drill schedule --json", DrillInfo),
     "drills": ("rrn drill list --json", list[DrillInfo]),
@@ -135,6 +141,8 @@ COMMANDS: Final[dict[str, str]] = {
     "asks record": "asks-record",
     **{f"checkin {c}": "checkin-plan" for c in ("plan", "record", "end")},
     "checkin list": "checkin-plans",
+    **{f"collective {c}": "collective" for c in ("propose", "join", "withdraw", "sign", "show")},
+    "collective list": "collectives",
     "report": "report",
     "drill schedule": "drill",
     "drill list": "drills",
