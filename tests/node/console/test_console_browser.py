@@ -5,14 +5,17 @@ responder, whose inbox is open, sees it arrive without reloading, claims it,
 opens the details once Lima has resealed them, acts and resolves; Lima's page
 follows live. Then what must be refused is: wrong passwords lock an account, a
 form from another site or without the session's token changes nothing, a viewer
-cannot claim, an excluded company's console shows nothing of the alert. Every
-page is checked by axe-core and saved as a screenshot (tests/artefacts/).
+cannot claim, an excluded company's console shows nothing of the alert. A
+company's liaison joins a collective action Lima proposed: counted, unnamed,
+until Nairobi's join meets it. Every page is checked by axe-core and saved as a
+screenshot (tests/artefacts/).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -421,3 +424,67 @@ async def test_an_excluded_company_sees_nothing(net: TestNetwork, browser: Brows
     assert seen in html and alert not in html
     answer = await page.goto(company.url + f"alerts/{alert}")
     assert answer is not None and answer.status == 404
+
+
+async def test_a_company_joins_a_collective_action_named_only_once_it_is_met(
+    net: TestNetwork, browser: Browser
+) -> None:
+    """Lima proposes a joint statement from the alert's page (one company and one NGO
+    needed); the company's liaison opens its text and joins: both consoles count the
+    join and name nobody; Nairobi joins, and the liaison's page, open all along, names
+    both; the liaison signs the text as proposed."""
+    lima, company, problems = Console(net, LIMA), Console(net, COMPANY), list[str]()
+    canary = f"CANARY{secrets.token_hex(4)}"
+    consent = ("--consent", "network", "--consent", "companies", "--consent-by", "defender")
+    alert = net.raise_alert(LIMA, *consent)
+    coord = await new_page(browser, timezone_id="America/Lima")
+    await login(coord, lima.url, "lucia", lima.add("lucia", "coordinator"))
+    await coord.goto(lima.url + f"alerts/{alert}")
+    await coord.click("section[aria-labelledby=collective-h] summary")
+    await coord.select_option("#c-action", "joint_statement")
+    await coord.fill("#need_company", "1")
+    await coord.fill("#need_responder", "1")
+    await coord.fill("#c-text", f"Dear Minister,\nwe write about {canary}.")
+    await check(coord, "collective-propose", problems)
+    await coord.click("#propose")
+    await coord.wait_for_url(re.compile(r"/collective/[0-9a-f]{64}$"))
+    proposal = coord.url.rsplit("/", 1)[1]
+    for k in (COMPANY, NAIROBI):
+        net.wait(
+            lambda k=k: proposal in {p["proposal"] for p in net.cli_json(k, "collective", "list")},
+            f"node {k} to hold the proposal",
+        )
+
+    desk = await new_page(browser)
+    await login(desk, company.url, "nia", company.add("nia", "liaison"))
+    await desk.goto(company.url + "collective")
+    await desk.click(f'[data-join="{proposal}"]')
+    await desk.wait_for_url(company.url + "collective")
+    needs = desk.locator(f'tr[data-proposal="{proposal}"] .needs')
+    assert await needs.text_content() == "1/1 companies, 0/1 responding NGOs"
+    await check(desk, "collective", problems)
+    await desk.goto(company.url + f"collective/{proposal}")
+    await desk.click("#open-text")
+    assert canary in (await desk.text_content("#proposal-text") or "")
+    await desk.goto(company.url + f"collective/{proposal}")
+    await coord.wait_for_function("document.getElementById('needs').innerText.startsWith('1/1')")
+    for page in (desk, coord):  # counted, and nobody named before the threshold is met
+        shown = await page.text_content("main") or ""
+        assert net.org(COMPANY) not in shown and net.org(NAIROBI) not in shown
+        assert not await page.locator("#committed").count()
+
+    net.cli_json(NAIROBI, "collective", "join", proposal[:12])
+    await desk.wait_for_selector("#committed", timeout=30_000)  # the page refreshes itself
+    committed = await desk.text_content("#committed") or ""
+    assert net.org(COMPANY) in committed and net.org(NAIROBI) in committed
+    await desk.click("#sign")
+    await desk.wait_for_selector("#signatures")
+    signed = await desk.text_content("#signatures") or ""
+    assert "The text as proposed" in signed and net.org(COMPANY) in signed
+    await check(desk, "collective-met", problems)
+    assert _recorded(
+        net.home(COMPANY) / "console.db", "nia", f"joined collective action {proposal[:8]}"
+    )
+    for log in [*net.devnet.dir.glob("*.log"), *net.devnet.dir.glob("*/logs/*.log")]:
+        assert canary not in log.read_text(), f"{log} holds the text"
+    assert not problems, "axe-core found serious or critical problems:\n" + "\n".join(problems)
