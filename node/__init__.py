@@ -6,8 +6,29 @@ rooms it may import (checked by tests/test_architecture.py; the map is
 docs/ARCHITECTURE.md).
 """
 
-from rrn.node.daemon.node import Node
-from rrn.node.home.layout import Home, open_home
-from rrn.node.membership.init import init_home
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rrn.node.daemon.node import Node
+    from rrn.node.home.layout import Home, open_home
+    from rrn.node.membership.init import init_home
 
 __all__ = ["Home", "Node", "init_home", "open_home"]
+
+#: Where each name lives: loaded on first use, so that importing a room (the CLI
+#: above all, whose start-up every command pays) does not load the whole daemon.
+_LAZY = {
+    "Node": "rrn.node.daemon.node",
+    "Home": "rrn.node.home.layout",
+    "open_home": "rrn.node.home.layout",
+    "init_home": "rrn.node.membership.init",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'rrn.node' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -93,12 +93,16 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _imported(n: int) -> None:
+    print(f"  {n} events read and settled…", file=sys.stderr, flush=True)
+
+
 def cmd_log_import(args: argparse.Namespace) -> int:
     home = get_home(args)
     if not args.file.is_file():
         raise ConfigError(f"no file at {args.file}")
     with stopped(home, "rrn log import", "an import writes to the store it uses"):
-        report = run(import_envelopes(home, read_export(args.file)))
+        report = run(import_envelopes(home, read_export(args.file), progress=_imported))
     rejected = ", ".join(f"{n} {r}" for r, n in sorted(report.rejected.items())) or "none"
     show(
         args,
