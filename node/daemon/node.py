@@ -23,6 +23,7 @@ from rrn.federation.alerts import AlertState
 from rrn.node.control.channel import handler
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
+from rrn.node.daemon.loopwatch import LoopWatch
 from rrn.node.daemon.metrics import Metrics, MetricsServer
 from rrn.node.daemon.nats import NodeNats
 from rrn.node.daemon.services import AlertServices
@@ -280,7 +281,8 @@ class Node:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then wind down within a grace period."""
         async with asyncio.TaskGroup() as tg:
-            tasks = [
+            tasks = [  # the loop's watch first: it then sees the others' first steps
+                tg.create_task(LoopWatch(self.metrics.registry).run(), name="loopwatch"),
                 tg.create_task(self.ingestor.run(), name="ingest"),
                 tg.create_task(self.peering.run(), name="peering"),
                 tg.create_task(self._reloads(), name="reload"),
