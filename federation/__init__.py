@@ -2,13 +2,15 @@
 
 Imports protocol/ only; never node/, asyncio, NATS, sqlite or a clock (time is
 passed in).
+
+Names load on first use (PEP 562): importing one module of the package must not
+load all of it (every `rrn` command paid for the whole package at start-up).
 """
 
-from rrn.federation.alert_view import AlertView, view
-from rrn.federation.alerts import AlertState, AlertStatus, fact, join
-from rrn.federation.chain import ForkProof, Head, Verdict, check_fork_proof, classify, fork_proof
-from rrn.federation.keyring import Keyring
-from rrn.federation.roster import default_threshold, make_genesis, verify_genesis, verify_next
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "AlertState",
@@ -29,3 +31,29 @@ __all__ = [
     "verify_next",
     "view",
 ]
+
+_LAZY = {
+    "AlertState": "rrn.federation.alerts",
+    "AlertStatus": "rrn.federation.alerts",
+    "AlertView": "rrn.federation.alert_view",
+    "ForkProof": "rrn.federation.chain",
+    "Head": "rrn.federation.chain",
+    "Keyring": "rrn.federation.keyring",
+    "Verdict": "rrn.federation.chain",
+    "check_fork_proof": "rrn.federation.chain",
+    "classify": "rrn.federation.chain",
+    "default_threshold": "rrn.federation.roster",
+    "fact": "rrn.federation.alerts",
+    "fork_proof": "rrn.federation.chain",
+    "join": "rrn.federation.alerts",
+    "make_genesis": "rrn.federation.roster",
+    "verify_genesis": "rrn.federation.roster",
+    "verify_next": "rrn.federation.roster",
+    "view": "rrn.federation.alert_view",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'rrn.federation' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -18,7 +18,6 @@ from typing import Any, Final, NoReturn, TypeVar
 from rrn.node.control.channel import to_json
 from rrn.node.home.layout import Home, open_home
 from rrn.node.home.lock import HomeInUse, HomeLock
-from rrn.node.membership.policy import changed_policy
 from rrn.protocol.countries import is_country
 from rrn.protocol.errors import (
     ConfigError,
@@ -155,6 +154,8 @@ def escalation_arg(p: argparse.ArgumentParser) -> None:
 
 def policy_of(args: argparse.Namespace, base: NetworkPolicy | None = None) -> NetworkPolicy | None:
     """The policy --escalation, --limits and --links give (None when none is given)."""
+    from rrn.node.membership.policy import changed_policy  # noqa: PLC0415 - start-up cost
+
     return changed_policy(base, args.escalation, args.limits, args.links)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import io
 import json
 import logging
@@ -18,13 +19,8 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from rrn.node.cli import output
-from rrn.node.cli.alerts import add_alert_parsers
-from rrn.node.cli.backup import add_backup_parsers
-from rrn.node.cli.checkins import add_checkin_parsers
-from rrn.node.cli.collective import add_collective_parsers
 from rrn.node.cli.common import (
     Parser,
     error_code,
@@ -35,31 +31,10 @@ from rrn.node.cli.common import (
     show,
     values,
 )
-from rrn.node.cli.coverage import add_coverage_parsers
-from rrn.node.cli.devnet import add_devnet_parsers
-from rrn.node.cli.documents import HomeMade
-from rrn.node.cli.drills import add_drill_parsers
-from rrn.node.cli.integrators import add_integrator_parsers
-from rrn.node.cli.keys import add_key_parsers
-from rrn.node.cli.log import add_log_parsers
-from rrn.node.cli.network import add_network_parsers
-from rrn.node.cli.report import add_report_parser
-from rrn.node.cli.schema import add_schema_parser
-from rrn.node.cli.support import add_support_parsers
-from rrn.node.cli.users import add_user_parsers
-from rrn.node.cli.webhooks import add_webhook_parsers
-from rrn.node.control.client import call
 from rrn.node.daemon.versions import installed, pin_tz_database
-from rrn.node.home.clock import SystemClock
 from rrn.node.home.lock import HomeLock
 from rrn.node.home.logs import quiet_tls_eof, setup_logging
-from rrn.node.membership.init import init_home
-from rrn.node.ops.types import (
-    NoArgs,
-    StatusInfo,
-)
 from rrn.protocol.errors import ConfigError, ControlError, RrnError
-from rrn.protocol.roster import Role
 
 __all__ = ["build_parser", "main"]
 
@@ -67,10 +42,61 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full `rrn` argument parser."""
+#: The commands each module of the CLI registers, and how it is called: `sub` (given
+#: the subcommands), or a command's name and help (given that command's parser). A
+#: command loads only its module, and what that imports: start-up, which every
+#: command pays, took most of a second while every module loaded.
+_GROUPS: Final[dict[str, tuple[tuple[str, ...], str, str, str]]] = {
+    "support": (("alert", "asks", "defender"), "support", "add_support_parsers", ""),
+    "log": (("log",), "log", "add_log_parsers", "audit the signed history"),
+    "network": (("member", "network", "peers"), "network", "add_network_parsers", ""),
+    "devnet": (("devnet",), "devnet", "add_devnet_parsers", "a local network of several nodes"),
+    "coverage": (("coverage",), "coverage", "add_coverage_parsers", ""),
+    "checkins": (("checkin",), "checkins", "add_checkin_parsers", ""),
+    "collective": (("collective",), "collective", "add_collective_parsers", ""),
+    "report": (("report",), "report", "add_report_parser", ""),
+    "drills": (("drill",), "drills", "add_drill_parsers", ""),
+    "keys": (("key",), "keys", "add_key_parsers", ""),
+    "backup": (("backup", "restore"), "backup", "add_backup_parsers", ""),
+    "schema": (("schema",), "schema", "add_schema_parser", ""),
+    "webhooks": (("webhook",), "webhooks", "add_webhook_parsers", ""),
+    "integrators": (("integrator",), "integrators", "add_integrator_parsers", ""),
+    "users": (("user",), "users", "add_user_parsers", ""),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `rrn` argument parser: all of it, or what `command` needs (an unknown one:
+    all, so that argparse lists every command)."""
     parser = Parser(prog="rrn", description="rapid response network node")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    known = {c for names, *_ in _GROUPS.values() for c in names} | set(_OWN)
+    if command in _OWN or command not in known:
+        _add_own(sub)
+    for name, (commands, module, adder, helptext) in _GROUPS.items():
+        if command in commands or command not in known:
+            add = getattr(importlib.import_module(f"rrn.node.cli.{module}"), adder)
+            if name == "support":
+                alerts = importlib.import_module("rrn.node.cli.alerts")
+                add(
+                    alerts.add_alert_parsers(
+                        sub.add_parser("alert", help="raise and handle alerts")
+                    ),
+                    sub,
+                )
+            elif helptext:
+                add(sub.add_parser(commands[0], help=helptext))
+            else:
+                add(sub)
+    return parser
+
+
+#: The commands of this module.
+_OWN: Final = ("init", "run", "status", "version")
+
+
+def _add_own(sub: argparse._SubParsersAction[Parser]) -> None:
+    from rrn.protocol.roster import Role
 
     p = sub.add_parser("init", help="create a node home (config, keys, store)")
     home_arg(p)
@@ -107,24 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     json_arg(p)
     p.set_defaults(func=cmd_version)
 
-    alert_sub = add_alert_parsers(sub.add_parser("alert", help="raise and handle alerts"))
-    add_support_parsers(alert_sub, sub)
-    add_log_parsers(sub.add_parser("log", help="audit the signed history"))
-    add_network_parsers(sub)
-    add_devnet_parsers(sub.add_parser("devnet", help="a local network of several nodes"))
-    add_coverage_parsers(sub)
-    add_checkin_parsers(sub)
-    add_collective_parsers(sub)
-    add_report_parser(sub)
-    add_drill_parsers(sub)
-    add_key_parsers(sub)
-    add_backup_parsers(sub)
-    add_schema_parser(sub)
-    add_webhook_parsers(sub)
-    add_integrator_parsers(sub)
-    add_user_parsers(sub)
-    return parser
-
 
 # -- helpers ---------------------------------------------------------------------
 
@@ -133,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from rrn.node.cli.documents import HomeMade
+    from rrn.node.home.clock import SystemClock
+    from rrn.node.membership.init import init_home
+    from rrn.protocol.roster import Role
+
     if args.home is None:
         raise ConfigError("--home is required (or set RRN_HOME)")
     home = run(
@@ -216,6 +229,10 @@ def _dump_tasks() -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from rrn.node.cli import output
+    from rrn.node.control.client import call
+    from rrn.node.ops.types import NoArgs, StatusInfo
+
     home = get_home(args)
     info = run(call(home, "status", NoArgs(), StatusInfo))
     return show(args, info, lambda: output.status_text(info, home.config.node.tz))
@@ -238,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     object with --json), exit 1 for what the user can fix, 70 for a bug."""
     pin_tz_database()  # before any zone is read: every node the same (node/daemon/versions.py)
     quiet_tls_eof()
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    args = build_parser(command).parse_args(words)
     try:
         result: int = args.func(args)
     except RrnError as exc:

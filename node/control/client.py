@@ -11,15 +11,11 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Final, TypeVar
-
-import nats
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
-from nats.js.api import Header
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from rrn.node.control.channel import decode_reply, make_request, now_ms
 from rrn.node.home.layout import Home
@@ -27,6 +23,10 @@ from rrn.node.home.tls import pinned_context
 from rrn.node.natsd.conf import DAEMON_USER
 from rrn.protocol import subjects
 from rrn.protocol.errors import DaemonUnavailable
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
 
 __all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
 
@@ -88,6 +88,9 @@ class ControlClient:
         at most once and answers a repeat with the first answer, so a busy daemon
         never raises an alert twice.
         """
+        nats = _nats()
+        NatsError, Header = nats.errors.Error, nats.js.api.Header
+
         inbox = self._nc.new_inbox()
         answers: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -126,6 +129,9 @@ class ControlClient:
 async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     """Connect to the daemon of `home` (ControlError if none runs)."""
     info = daemon_info(home)
+    nats = _nats()
+    NatsError = nats.errors.Error
+
     url = str(info.get("nats_url") or home.config.nats.url)
     keys = home.control_secrets()
     embedded = home.config.nats.embedded
@@ -158,6 +164,21 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
         yield ControlClient(home, nc, keys.control)
     finally:
         await _close(nc)
+
+
+def _nats() -> ModuleType:
+    """nats-py, loaded when a command first talks to its daemon (not at start-up, which
+    every command pays), without its WebSocket transport: the CLI speaks NATS over TCP
+    only, and nats-py loading aiohttp for it cost a tenth of a second per command."""
+    if "nats" not in sys.modules and "aiohttp" not in sys.modules:
+        sys.modules["aiohttp"] = None  # type: ignore[assignment]  # nats-py: "no WebSocket"
+        try:
+            import nats  # noqa: PLC0415
+        finally:
+            del sys.modules["aiohttp"]
+    import nats  # noqa: PLC0415
+
+    return nats
 
 
 async def _close(nc: NatsClient) -> None:

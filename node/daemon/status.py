@@ -11,11 +11,10 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rrn.node.daemon.versions import rrn_version
 from rrn.node.membership.policy import describe_limits, describe_mesh, describe_policy
 from rrn.node.ops.types import StatusInfo
 
@@ -23,14 +22,6 @@ if TYPE_CHECKING:
     from rrn.node.daemon.node import Node
 
 __all__ = ["rrn_version", "status_of"]
-
-
-def rrn_version() -> str:
-    """The installed version of rrn."""
-    try:
-        return pkg_version("rapid-response-network")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def status_of(node: Node) -> StatusInfo:

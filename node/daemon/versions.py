@@ -19,11 +19,27 @@ from typing import Final
 
 import msgspec
 
-from rrn.node.daemon.status import rrn_version
-from rrn.node.natsd.process import server_version
+from rrn.node.natsd.binary import server_version
 from rrn.protocol.envelope import PROTOCOL_VERSION
 
-__all__ = ["Versions", "announced", "installed", "lock_path", "pin_tz_database", "tz_database"]
+__all__ = [
+    "Versions",
+    "announced",
+    "installed",
+    "lock_path",
+    "pin_tz_database",
+    "rrn_version",
+    "tz_database",
+]
+
+
+def rrn_version() -> str:
+    """The installed version of rrn."""
+    try:
+        return version("rapid-response-network")
+    except PackageNotFoundError:
+        return "0+unknown"
+
 
 _PIN: Final = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", re.M)
 

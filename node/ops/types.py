@@ -6,13 +6,12 @@ Owns their shapes; node/ops/alerts.py implements the operations.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import msgspec
 from msgspec import Meta
 
 from rrn.federation.alert_view import AlertView
-from rrn.node.alerting.escalator import Routing
 from rrn.protocol.alerts import Ask, Consent
 from rrn.protocol.vocabulary import (
     ActionType,
@@ -26,6 +25,9 @@ from rrn.protocol.vocabulary import (
     TombstoneReason,
     Urgency,
 )
+
+if TYPE_CHECKING:  # the escalator (NATS, the store) loads only where it runs
+    from rrn.node.alerting.escalator import Routing
 
 __all__ = [
     "READ_OPS",
