@@ -446,8 +446,9 @@ async def test_a_company_joins_a_collective_action_named_only_once_it_is_met(
     await coord.fill("#need_responder", "1")
     await coord.fill("#c-text", f"Dear Minister,\nwe write about {canary}.")
     await check(coord, "collective-propose", problems)
-    await coord.click("#propose")
-    await coord.wait_for_url(re.compile(r"/collective/[0-9a-f]{64}$"))
+    async with coord.expect_navigation():
+        await coord.click("#propose")
+    assert re.search(r"/collective/[0-9a-f]{64}$", coord.url), await coord.inner_text("main")
     proposal = coord.url.rsplit("/", 1)[1]
     for k in (COMPANY, NAIROBI):
         net.wait(
@@ -458,8 +459,8 @@ async def test_a_company_joins_a_collective_action_named_only_once_it_is_met(
     desk = await new_page(browser)
     await login(desk, company.url, "nia", company.add("nia", "liaison"))
     await desk.goto(company.url + "collective")
-    await desk.click(f'[data-join="{proposal}"]')
-    await desk.wait_for_url(company.url + "collective")
+    async with desk.expect_navigation():  # back to this same page, joined
+        await desk.click(f'[data-join="{proposal}"]')
     needs = desk.locator(f'tr[data-proposal="{proposal}"] .needs')
     assert await needs.text_content() == "1/1 companies, 0/1 responding NGOs"
     await check(desk, "collective", problems)
