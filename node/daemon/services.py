@@ -77,7 +77,7 @@ class AlertServices:
         self.checkins.alerts_changed(changes)
         self.sharer.alerts_changed(changes)
         self.collective.alerts_changed(changes)
-        self.retention.alerts_changed()
+        self.retention.alerts_changed(changes)
 
     def coverage_changed(self) -> None:
         """A coverage declaration was committed."""

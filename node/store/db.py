@@ -1,11 +1,12 @@
 """The node's sqlite store: signed history, chain heads, rosters and projections.
 
-Owns the connection, the schema's migration on open, and every read; the write
-path is node/store/writes.py. One aiosqlite connection, WAL, synchronous=FULL (a
-commit is on disk before it returns, so an own-chain append is durable before
-it is published). Writes go through `commit`, one transaction per batch. Reads
-run every statement to its end (fetchall, never fetchone): one left half-read on
-the shared connection would stop the writer's COMMIT ("statements in progress").
+Owns the connection, the schema's migration on open, and every read but those of
+the alert projection (node/store/alerts.py); the write path is node/store/writes.py.
+One aiosqlite connection, WAL, synchronous=FULL (a commit is on disk before it
+returns, so an own-chain append is durable before it is published). Writes go
+through `commit`, one transaction per batch. Reads run every statement to its end
+(fetchall, never fetchone): one left half-read on the shared connection would stop
+the writer's COMMIT ("statements in progress").
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Final
 
 import aiosqlite
 
-from rrn.federation.alert_view import AlertView, view
-from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
-from rrn.federation.authority import Authority
 from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
+from rrn.node.store.alerts import AlertReads
 from rrn.node.store.deadletters import DeadLetters
-from rrn.node.store.migrations import MIGRATIONS
+from rrn.node.store.migrations import MIGRATIONS, SMALL_KINDS, SMALL_KINDS_SQL
 from rrn.node.store.plans import Plans
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
@@ -35,10 +33,6 @@ from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
 
 __all__ = ["Store", "open_store"]
-
-
-#: SQL list of the open statuses (fixed strings from federation.alerts, not input).
-_OPEN_SQL: Final = "(" + ", ".join(f"'{st}'" for st in sorted(OPEN_STATUSES)) + ")"
 
 
 @contextlib.asynccontextmanager
@@ -67,8 +61,8 @@ async def open_store(
         await db.close()
 
 
-class Store:
-    """Typed access to one node's sqlite database."""
+class Store(AlertReads):
+    """Typed access to one node's sqlite database (its alert reads: node/store/alerts.py)."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
@@ -167,7 +161,9 @@ class Store:
     async def head_events(self, kind: str) -> list[Event]:
         """The events of this kind that are the head of their chain."""
         async with self._db.execute(
-            "SELECT e.header, e.sig, e.payload FROM heads h JOIN events e "
+            # CROSS JOIN: from the heads (one row a chain) to their events, never
+            # the other way round (a scan of the whole history).
+            "SELECT e.header, e.sig, e.payload FROM heads h CROSS JOIN events e "
             "ON e.origin = h.origin AND e.epoch = h.epoch AND e.seq = h.seq WHERE e.kind = ?",
             (kind,),
         ) as cur:
@@ -204,15 +200,20 @@ class Store:
         return found, len(rows) > limit
 
     async def events_of_kinds(self, kinds: Iterable[str]) -> list[Event]:
-        """Applied events of the given kinds, in chain order (for small kinds only)."""
+        """Applied events of the given kinds, in chain order: kinds of few events only
+        (`SMALL_KINDS`, found through the partial index `events_by_kind`)."""
         wanted = list(kinds)
+        if not set(wanted) <= set(SMALL_KINDS):
+            raise ValueError(f"not kinds of few events: {sorted(set(wanted) - set(SMALL_KINDS))}")
+        # The index's own condition, word for word, lets sqlite use it.
         async with self._db.execute(
-            f"SELECT header, sig, payload FROM events WHERE status = 0 AND kind IN "
-            f"({','.join('?' * len(wanted))}) ORDER BY origin, epoch, seq",
+            f"SELECT header, sig, payload FROM events WHERE kind IN {SMALL_KINDS_SQL} "
+            f"AND kind IN ({','.join('?' * len(wanted))}) AND status = 0",
             wanted,
         ) as cur:
             rows = await cur.fetchall()
-        return [event_of(r[0], r[1], r[2]) for r in rows]
+        found = [event_of(r[0], r[1], r[2]) for r in rows]
+        return sorted(found, key=lambda e: (e.header.origin, e.header.epoch, e.header.seq))
 
     async def pending(self) -> list[tuple[bytes, int]]:
         """Envelopes held behind gaps, with their receive times."""
@@ -279,84 +280,6 @@ class Store:
                 return
             last = (rows[-1].origin, rows[-1].epoch, rows[-1].seq)
 
-    # -- alerts -------------------------------------------------------------------
-
-    async def alert_states(self, ids: Iterable[bytes]) -> dict[bytes, AlertState]:
-        """Stored states of the given alerts (missing ones are absent)."""
-        wanted = list(ids)
-        found: dict[bytes, AlertState] = {}
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            async with self._db.execute(
-                f"SELECT id, state FROM alerts WHERE id IN ({marks})", part
-            ) as cur:
-                for r in await cur.fetchall():
-                    found[bytes(r[0])] = decode_state(bytes(r[1]))
-        return found
-
-    async def alert_ids(self) -> list[bytes]:
-        """Ids of every alert with a row in the projection."""
-        async with self._db.execute("SELECT id FROM alerts") as cur:
-            return [bytes(r[0]) for r in await cur.fetchall()]
-
-    async def alerts(
-        self, *, statuses: Iterable[str] | None, limit: int, authority: Authority
-    ) -> list[AlertView]:
-        """Alerts as users see them (under the rules of `authority`), newest first."""
-        if statuses is None:
-            sql, args = "SELECT state FROM alerts WHERE status IS NOT NULL", []
-        else:
-            wanted = list(statuses)
-            sql = f"SELECT state FROM alerts WHERE status IN ({','.join('?' * len(wanted))})"
-            args = wanted
-        async with self._db.execute(
-            sql + " ORDER BY raised_ms DESC, id LIMIT ?", (*args, limit)
-        ) as cur:
-            rows = await cur.fetchall()
-        views = (view(decode_state(bytes(r[0])), authority) for r in rows)
-        return [v for v in views if v is not None]
-
-    async def closed_before(self, origin: str, before_ms: int) -> list[AlertState]:
-        """States of `origin`'s resolved or cancelled alerts last changed before a time."""
-        async with self._db.execute(
-            "SELECT state FROM alerts WHERE origin = ? AND status IN ('resolved', 'cancelled') "
-            "AND updated_ms < ?",
-            (origin, before_ms),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [decode_state(bytes(r[0])) for r in rows]
-
-    async def open_alert_states(self) -> list[AlertState]:
-        """States of every alert not yet resolved or cancelled."""
-        async with self._db.execute(f"SELECT state FROM alerts WHERE status IN {_OPEN_SQL}") as cur:
-            rows = await cur.fetchall()
-        return [decode_state(bytes(r[0])) for r in rows]
-
-    async def alert_ids_with_prefix(self, prefix: bytes, *, hidden: bool = False) -> list[bytes]:
-        """Ids of known alerts starting with `prefix` (for short ids typed by users).
-
-        With `hidden`, also alerts without a view (raise not yet here, or deleted).
-        """
-        upper = _prefix_upper_bound(prefix)
-        sql = "SELECT id FROM alerts WHERE id >= ?" + ("" if hidden else " AND status IS NOT NULL")
-        args: list[bytes] = [prefix]
-        if upper is not None:
-            sql += " AND id < ?"
-            args.append(upper)
-        async with self._db.execute(sql + " LIMIT 10", args) as cur:
-            rows = await cur.fetchall()
-        return [bytes(r[0]) for r in rows]
-
-    async def open_alert_counts(self) -> list[tuple[str, str, bool, int]]:
-        """(severity, urgency, exercise, count) of open and claimed alerts."""
-        async with self._db.execute(
-            "SELECT severity, urgency, exercise, COUNT(*) FROM alerts "
-            f"WHERE status IN {_OPEN_SQL} GROUP BY severity, urgency, exercise"
-        ) as cur:
-            rows = await cur.fetchall()
-        return [(str(r[0]), str(r[1]), bool(r[2]), int(r[3])) for r in rows]
-
     # -- writing ------------------------------------------------------------------
 
     async def commit(self, batch: Batch) -> None:
@@ -384,14 +307,6 @@ class Store:
                 for origin, kind in await cur.fetchall():
                     found[eid] = (origin, kind)
         return found
-
-
-def _prefix_upper_bound(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string starting with `prefix`."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
 def _statements(script: str) -> list[str]:

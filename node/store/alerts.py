@@ -1,0 +1,143 @@
+"""Reading the alert projection: the `alerts` rows, one per alert (and per plan).
+
+Owns every read of the `alerts` table but the plans' (node/store/plans.py); the
+store (node/store/db.py) takes these as its own methods. Each query that runs per
+request or per sweep finds its rows through an index (migration 6), checked by
+tests/node/store/test_plans.py: a list of the newest alerts reads only the rows it
+returns, and retention reads only the closed alerts that are due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import aiosqlite
+
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
+from rrn.federation.authority import Authority
+
+__all__ = ["CLOSED_SQL", "OPEN_SQL", "AlertReads"]
+
+
+#: SQL list of the open statuses (fixed strings from federation.alerts, not input).
+OPEN_SQL: Final = "(" + ", ".join(f"'{st}'" for st in sorted(OPEN_STATUSES)) + ")"
+#: The closed statuses as the partial index `alerts_closed` names them: a query must
+#: say it in these very words for sqlite to use that index.
+CLOSED_SQL: Final = "('resolved', 'cancelled')"
+#: Ids per `IN (...)` when rows are read by id.
+_CHUNK: Final = 500
+
+
+class AlertReads:
+    """The store's reads of alert states and views (a part of `Store`)."""
+
+    _db: aiosqlite.Connection
+
+    async def alert_states(self, ids: Iterable[bytes]) -> dict[bytes, AlertState]:
+        """Stored states of the given alerts (missing ones are absent)."""
+        wanted = list(ids)
+        found: dict[bytes, AlertState] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            part = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(part))
+            async with self._db.execute(
+                f"SELECT id, state FROM alerts WHERE id IN ({marks})", part
+            ) as cur:
+                for r in await cur.fetchall():
+                    found[bytes(r[0])] = decode_state(bytes(r[1]))
+        return found
+
+    async def alert_ids(self) -> list[bytes]:
+        """Ids of every alert with a row in the projection."""
+        async with self._db.execute("SELECT id FROM alerts") as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+    async def alerts(
+        self, *, statuses: Iterable[str] | None, limit: int, authority: Authority
+    ) -> list[AlertView]:
+        """Alerts as users see them (under the rules of `authority`), newest first.
+
+        The newest ids come from the index `alerts_by_time` (covering: raised_ms,
+        id, status), then only their states are read: sqlite never sorts every
+        matching row with its state, whatever `limit` is (bound as a parameter,
+        sqlite 3.40 cannot know it is small, and would otherwise sort them all).
+        """
+        where, args = "status IS NOT NULL", []
+        if statuses is not None:
+            args = list(statuses)
+            where = f"status IN ({','.join('?' * len(args))})"
+        async with self._db.execute(
+            f"SELECT id FROM alerts INDEXED BY alerts_by_time WHERE {where} "
+            "ORDER BY raised_ms DESC, id LIMIT ?",
+            (*args, limit),
+        ) as cur:
+            ids = [bytes(r[0]) for r in await cur.fetchall()]
+        states = await self.alert_states(ids)
+        views = (view(states[a], authority) for a in ids if a in states)
+        return [v for v in views if v is not None]
+
+    async def closed_before(
+        self, origin: str, before_ms: int, *, after: tuple[int, bytes] = (0, b""), limit: int
+    ) -> list[tuple[int, AlertState]]:
+        """`origin`'s resolved or cancelled alerts last changed before a time, each with
+        that time and its state: at most `limit`, oldest first, from just past `after`
+        (the time and id of the last one a previous call returned)."""
+        async with self._db.execute(
+            "SELECT updated_ms, id FROM alerts "
+            f"WHERE origin = ? AND status IN {CLOSED_SQL} AND updated_ms < ? "
+            "AND (updated_ms, id) > (?, ?) ORDER BY updated_ms, id LIMIT ?",
+            (origin, before_ms, *after, limit),
+        ) as cur:
+            rows = [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
+        states = await self.alert_states(a for _, a in rows)
+        return [(t, states[a]) for t, a in rows if a in states]
+
+    async def first_closed_ms(self, origin: str) -> int | None:
+        """When the longest-closed of `origin`'s resolved or cancelled alerts last
+        changed (what retention deletes next), or None if none is."""
+        async with self._db.execute(
+            f"SELECT MIN(updated_ms) FROM alerts WHERE origin = ? AND status IN {CLOSED_SQL}",
+            (origin,),
+        ) as cur:
+            row = next(iter(await cur.fetchall()), None)
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def open_alert_states(self) -> list[AlertState]:
+        """States of every alert not yet resolved or cancelled."""
+        async with self._db.execute(f"SELECT state FROM alerts WHERE status IN {OPEN_SQL}") as cur:
+            rows = await cur.fetchall()
+        return [decode_state(bytes(r[0])) for r in rows]
+
+    async def alert_ids_with_prefix(self, prefix: bytes, *, hidden: bool = False) -> list[bytes]:
+        """Ids of known alerts starting with `prefix` (for short ids typed by users).
+
+        With `hidden`, also alerts without a view (raise not yet here, or deleted).
+        """
+        upper = _prefix_upper_bound(prefix)
+        sql = "SELECT id FROM alerts WHERE id >= ?" + ("" if hidden else " AND status IS NOT NULL")
+        args: list[bytes] = [prefix]
+        if upper is not None:
+            sql += " AND id < ?"
+            args.append(upper)
+        async with self._db.execute(sql + " LIMIT 10", args) as cur:
+            rows = await cur.fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    async def open_alert_counts(self) -> list[tuple[str, str, bool, int]]:
+        """(severity, urgency, exercise, count) of open and claimed alerts."""
+        async with self._db.execute(
+            "SELECT severity, urgency, exercise, COUNT(*) FROM alerts "
+            f"WHERE status IN {OPEN_SQL} GROUP BY severity, urgency, exercise"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), str(r[1]), bool(r[2]), int(r[3])) for r in rows]
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix`."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
