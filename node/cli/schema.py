@@ -214,11 +214,11 @@ def _channels() -> dict[str, Any]:
     binary = {"type": "string", "format": "binary"}
     channels = {
         "events": {
-            "address": "rrn.local.events.{origin}.{kind}.{id}",
+            "address": "rrn.local.events.{origin}.{kind}",
             "description": f"Every verified event, kept in the JetStream stream {EVENTS_STREAM}: "
-            "the signed envelope (msgpack, docs/PROTOCOL.md §3); header Nats-Msg-Id = id. "
-            "rrn.node.client verifies and decodes it into an `event` document.",
-            "parameters": {"origin": {}, "kind": {}, "id": {}},
+            "the signed envelope (msgpack, docs/PROTOCOL.md §3); header Rrn-Event-Id = its "
+            "id (hex). rrn.node.client verifies and decodes it into an `event` document.",
+            "parameters": {"origin": {}, "kind": {}},
             "messages": {"envelope": {"payload": binary, "contentType": "application/msgpack"}},
         },
         "notices": {

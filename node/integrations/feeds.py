@@ -25,6 +25,8 @@ replaced, and a deleted alert's values and notices are erased one by one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
@@ -34,7 +36,14 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import ConsumerConfig, DiscardPolicy, KeyValueConfig, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    StreamConfig,
+)
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
@@ -51,7 +60,12 @@ from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
-from rrn.protocol.subjects import LOCAL_ALERTS_PREFIX, LOCAL_EVENTS_PREFIX, local_notice
+from rrn.protocol.subjects import (
+    EVENT_ID_HEADER,
+    LOCAL_ALERTS_PREFIX,
+    LOCAL_EVENTS_PREFIX,
+    local_notice,
+)
 
 __all__ = [
     "ALERTS_BUCKET",
@@ -290,13 +304,61 @@ async def erase_from_stream(
     """
     await nc.flush()
     js = stream_nc.jetstream()
+    wanted: dict[str, dict[str, int]] = {}  # subject -> event id (hex) -> stored at (ms)
+    for eid, (origin, kind, stored_ms) in (await store.event_places(ids)).items():
+        wanted.setdefault(subjects.local_event(origin, kind), {})[eid.hex()] = stored_ms
     gone = 0
-    for eid, (origin, kind) in (await store.event_kinds(ids)).items():
+    for subject, stored in wanted.items():
         try:
-            msg = await js.get_last_msg(EVENTS_STREAM, subjects.local_event(origin, kind, eid))
-            if msg.seq is not None and await js.delete_msg(EVENTS_STREAM, msg.seq):
-                await erase_mirrored(mirror_nc, EVENTS_STREAM, msg.seq)
-                gone += 1
-        except _ERRORS:
-            continue  # not in the stream (aged out, or the stream was unavailable)
+            seqs = await _find(js, subject, stored)
+        except _ERRORS as exc:
+            logger.warning("tombstone: cannot search the integrators' stream: %s", exc)
+            continue
+        for seq in seqs:
+            with contextlib.suppress(*_ERRORS):
+                if await js.delete_msg(EVENTS_STREAM, seq):
+                    await erase_mirrored(mirror_nc, EVENTS_STREAM, seq)
+                    gone += 1
     logger.info("tombstone: deleted %d of %d events from the integrators' stream", gone, len(ids))
+
+
+#: How far from when an event was stored its message is looked for in the stream
+#: (it is published right after the commit; clocks of one machine).
+_FIND_SLACK_S: Final = 60.0
+_FIND_BATCH: Final = 256
+
+
+async def _find(js: JetStreamContext, subject: str, stored: dict[str, int]) -> list[int]:
+    """The stream sequences of these events (id hex -> when stored, ms) on `subject`: a
+    headers-only walk from the earliest one's store time, until each is found or the
+    walk passes the latest one's (bounded by time, not by the size of the history)."""
+    start = min(stored.values()) / 1000 - _FIND_SLACK_S
+    until = max(stored.values()) / 1000 + _FIND_SLACK_S
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_TIME,
+        opt_start_time=datetime.datetime.fromtimestamp(max(0.0, start), datetime.UTC),
+        ack_policy=AckPolicy.NONE,
+        headers_only=True,
+        inactive_threshold=30.0,
+    )
+    sub = await js.pull_subscribe(subject, stream=EVENTS_STREAM, config=config)
+    found: list[int] = []
+    left = set(stored)
+    try:
+        while left:
+            try:
+                msgs = await sub.fetch(_FIND_BATCH, timeout=1.0)
+            except (TimeoutError, NatsTimeout):
+                break  # the end of the stream
+            for msg in msgs:
+                meta = msg.metadata
+                eid = (msg.headers or {}).get(EVENT_ID_HEADER, "")
+                if eid in left:
+                    left.discard(eid)
+                    found.append(meta.sequence.stream)
+                if meta.timestamp.timestamp() > until:
+                    left.clear()
+    finally:
+        with contextlib.suppress(*_ERRORS):
+            await sub.unsubscribe()
+    return found

@@ -221,9 +221,9 @@ class Peering:
             if source == "own" or (source == "live" and relay and self._passes_on(h)):
                 await self.nc.publish(out, envelope)
             await self.nc.publish(
-                subjects.local_event(h.origin, h.kind, event.id),
+                subjects.local_event(h.origin, h.kind),
                 envelope,
-                headers={"Nats-Msg-Id": event.id.hex()},
+                headers={subjects.EVENT_ID_HEADER: event.id.hex()},
             )
         self.sync.wake.set()
 

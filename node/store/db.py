@@ -298,6 +298,16 @@ class Store(AlertReads):
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
 
+    async def event_places(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str, int]]:
+        """(origin, kind, when this node stored it in ms) of each of these events held."""
+        found: dict[bytes, tuple[str, str, int]] = {}
+        for eid in ids:
+            sql = "SELECT origin, kind, received_ms FROM events WHERE id = ?"
+            async with self._db.execute(sql, (eid,)) as cur:
+                for origin, kind, received in await cur.fetchall():
+                    found[eid] = (origin, kind, int(received))
+        return found
+
     async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:
         """(origin, kind) of each of these events that is stored."""
         found: dict[bytes, tuple[str, str]] = {}

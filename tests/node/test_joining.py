@@ -187,7 +187,7 @@ def test_integrators_consume_verified_events_from_jetstream(tmp_path: Path) -> N
                     "rrn.local.events.>", durable="case-system", stream=EVENTS_STREAM
                 )
                 msgs = await sub.fetch(10, timeout=5)
-                got = {m.headers["Nats-Msg-Id"] for m in msgs if m.headers}
+                got = {m.headers["Rrn-Event-Id"] for m in msgs if m.headers}
                 for m in msgs:
                     await m.ack()
                 denied = False
