@@ -110,6 +110,13 @@ class AlertReads:
             rows = await cur.fetchall()
         return [decode_state(bytes(r[0])) for r in rows]
 
+    async def open_alert_ids(self) -> list[bytes]:
+        """Ids of every alert not yet resolved or cancelled (from the status index alone:
+        no state is read; the escalator reads a state when the alert is due)."""
+        async with self._db.execute(f"SELECT id FROM alerts WHERE status IN {OPEN_SQL}") as cur:
+            rows = await cur.fetchall()
+        return [bytes(r[0]) for r in rows]
+
     async def alert_ids_with_prefix(self, prefix: bytes, *, hidden: bool = False) -> list[bytes]:
         """Ids of known alerts starting with `prefix` (for short ids typed by users).
 

@@ -98,6 +98,7 @@ async def test_every_hot_query_of_the_store_uses_an_index(tmp_path: Path, tn: Ne
             await s.alert_ids_with_prefix(alert[:2])
             await s.alert_ids_with_prefix(alert[:2], hidden=True)
             await s.open_alert_states()
+            await s.open_alert_ids()
             await s.open_alert_counts()
             await s.plans.states()
             await s.events_of_kinds(list(SMALL_KINDS))
