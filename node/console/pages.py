@@ -139,7 +139,7 @@ async def alert_page(
     members = await c.deps.ops.call("status", NoArgs(), StatusInfo)
     a = detail.alert
     listed = await c.deps.ops.call(
-        "collective.list", CollectiveListArgs(all=a.status not in _OPEN), list[CollectiveInfo]
+        "collective.list", CollectiveListArgs(alert=a.id), list[CollectiveInfo]
     )
     lang = lang_of(request)
     return page(
@@ -163,7 +163,7 @@ async def alert_page(
         vocab_severity=[str(x) for x in Severity],
         vocab_urgency=[str(x) for x in Urgency],
         vocab_member_role=[str(x) for x in MemberRole],
-        proposals=[p for p in listed if p.alert == a.id],
+        proposals=listed,
         proposing=proposing if proposing is not None else MultiDictProxy(MultiDict()),
         deadlines=[
             (h, format_timedelta(datetime.timedelta(hours=h), locale=lang.locale))

@@ -85,6 +85,8 @@ class CollectiveSignArgs(msgspec.Struct, frozen=True, kw_only=True):
 class CollectiveListArgs(msgspec.Struct, frozen=True, kw_only=True):
     #: Proposals of closed alerts too.
     all: bool = False
+    #: Only the proposals on this alert (an alert's page).
+    alert: AlertRef | None = None
 
 
 class CollectiveInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -241,7 +243,11 @@ class CollectiveOps:
 
     async def list_proposals(self, args: CollectiveListArgs) -> list[CollectiveInfo]:
         found = []
-        for v in await self._views(args.all):
+        if args.alert is not None:
+            views = [await self._book.view(await self._book.resolve(args.alert))]
+        else:
+            views = await self._views(args.all)
+        for v in views:
             for c in v.collectives:
                 found.append(await self._describe(v, c))
         return sorted(found, key=lambda i: (i.state != "open", i.deadline_ms, i.proposal))
