@@ -49,8 +49,8 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
-from rrn.federation.alert_view import AlertView
-from rrn.federation.alerts import OPEN_STATUSES, AlertState
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertState
 from rrn.federation.authority import Authority
 from rrn.node.alerting.escalator import Routing
 from rrn.node.alerting.notices import NOTICE_TYPES
@@ -87,6 +87,8 @@ NOTICES_STREAM: Final = "RRN_NOTICES"
 _ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
 #: How long one fetch waits on a quiet stream before asking again.
 _WAIT_S: Final = 5.0
+#: Alert states read at a time to bring the alert bucket up to date.
+_REFILL_SLICE: Final = 200
 #: More notices than one alert can have (one per type and level or step).
 _MAX_ERASE: Final = 1000
 
@@ -121,6 +123,9 @@ class Feeds:
         self.network: KeyValue | None = None
         self._queue: asyncio.Queue[tuple[AlertState, AlertView | None]] = asyncio.Queue()
         self._store: Store | None = None
+        #: Set by `open`: bring the alert bucket up to date first (every alert or the
+        #: open ones), under these rules.
+        self._refill: tuple[Authority, bool] | None = None
 
     async def open(self, store: Store, authority: Authority) -> None:
         """Make (or update) the streams and buckets; fill what is missing."""
@@ -151,12 +156,7 @@ class Feeds:
             return
         for row in await store.rosters():
             await self.roster(row.version, row.cert)
-        empty = (await self.alerts.status()).values == 0
-        # A new bucket gets every alert; after a restart, the open ones are put again
-        # (a change committed just before a stop may not have reached the bucket).
-        statuses = None if empty else OPEN_STATUSES
-        for v in await store.alerts(statuses=statuses, limit=1 << 30, authority=authority):
-            await self._put(v)
+        self._refill = (authority, (await self.alerts.status()).values == 0)
 
     async def roster(self, version: int, cert: bytes) -> None:
         """A roster version this node adopted."""
@@ -174,7 +174,15 @@ class Feeds:
             self._queue.put_nowait(change)
 
     async def run(self) -> None:
-        """Write changes in the order they were committed, until cancelled."""
+        """Bring the bucket up to date, then write changes in the order they were
+        committed, until cancelled."""
+        if self._refill is not None and self._store is not None:
+            authority, every = self._refill
+            self._refill = None
+            try:
+                await self._bring_up_to_date(self._store, authority, every=every)
+            except _ERRORS as exc:
+                logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
         while True:
             state, v = await self._queue.get()
             try:
@@ -187,18 +195,37 @@ class Feeds:
             except Exception:  # a feed must never stop the node
                 logger.exception("alert state not in the integrators' bucket")
 
-    async def _put(self, v: AlertView) -> None:
+    async def _bring_up_to_date(self, store: Store, authority: Authority, *, every: bool) -> None:
+        """A new bucket gets every alert; after a restart, each open alert whose record
+        differs (a change committed just before a stop may not have reached it). In
+        slices of states read by id, in the background: changes committed meanwhile
+        wait in the queue and are written after, in order, so the newest wins."""
+        ids = await (store.alert_ids() if every else store.open_alert_ids())
+        written = 0
+        for start in range(0, len(ids), _REFILL_SLICE):
+            states = await store.alert_states(ids[start : start + _REFILL_SLICE])
+            for state in states.values():
+                v = view(state, authority)
+                if v is not None and await self._put(v, unless_same=True):
+                    written += 1
+        logger.info("integrators' alert bucket: %d of %d alerts written", written, len(ids))
+
+    async def _put(self, v: AlertView, *, unless_same: bool = False) -> bool:
+        """Write an alert's record (unless it holds it already); whether it was written."""
         if self.alerts is None:
-            return
+            return False
         key = v.alert.hex()
-        record = AlertRecord(alert=alert_info(v, await self.routing(v)))
+        data = msgspec.json.encode(AlertRecord(alert=alert_info(v, await self.routing(v))))
         try:
-            old = (await self.alerts.get(key)).revision
+            entry = await self.alerts.get(key)
         except KeyNotFoundError:  # new, or deleted (a marker: nothing to erase)
-            old = None
-        await self.alerts.put(key, msgspec.json.encode(record))
-        if old is not None:
-            await self._erase(_ALERTS_STREAM, old)
+            entry = None
+        if unless_same and entry is not None and entry.value == data:
+            return False
+        await self.alerts.put(key, data)
+        if entry is not None and entry.revision is not None:
+            await self._erase(_ALERTS_STREAM, entry.revision)
+        return True
 
     async def _erase(self, stream: str, seq: int) -> None:
         """Erase a message of a feed, and its copy in the integrators' mirror."""
