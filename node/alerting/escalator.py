@@ -1,12 +1,14 @@
 """Escalation on one node: publish due escalations, tell our own people when asked.
 
-Owns the node's part in routing with no dispatcher. It keeps the open alerts in
-memory from committed changes and looks at an alert when it changed or its next
-step falls due (at all of them when liveness, the roster or the declarations
-change): the ladder comes from the declarations in force when the alert was raised, the roster and
-the roster's escalation policy (federation/escalation.py, the same on every
-node); whether a step is due comes from the signed facts, this node's clock and
-which members' heartbeats have stopped (node/peering/peers.py).
+Owns the node's part in routing with no dispatcher. It looks at an alert when it
+changed or its next moment comes (node/alerting/agenda.py keeps which, and reads
+nothing else of an alert until then); at all of them, a slice at a time, when the
+roster or the declarations change; and when liveness changes, at those it concerns
+(an unclaimed alert at a direct step, one waiting its turn to publish). The ladder
+comes from the declarations in force when the alert was raised, the roster and the
+roster's escalation policy (node/alerting/ladders.py, federation/escalation.py, the
+same on every node); whether a step is due comes from the signed facts, this node's
+clock and which members' heartbeats have stopped (node/peering/peers.py).
 
 When an escalation is due, several live nodes would publish it at once. Each
 node waits its turn first: live members are ranked by a hash of (alert, level,
@@ -23,21 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 from nats.aio.client import Client as NatsClient
 
 from rrn.federation.alert_view import AlertView, claim_expiries, view
 from rrn.federation.alerts import AlertState, AlertStatus
-from rrn.federation.asks import overdue_by_role
-from rrn.federation.coverage import Shift, shifts
-from rrn.federation.escalation import Escalation, Ladder, Policy, ladder, next_escalation
-from rrn.node.alerting.coverage import Declarations, load_declarations
+from rrn.federation.escalation import Escalation, Ladder, Policy, next_escalation
+from rrn.node.alerting.agenda import Agenda, Slicer
+from rrn.node.alerting.ladders import Ladders
+from rrn.node.alerting.lingering import Lingering
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.alerting.notices import Notifier
 from rrn.node.alerting.offers import AskOffers
@@ -55,8 +56,11 @@ logger = logging.getLogger(__name__)
 
 _TICK_S: Final = 1.0
 _GATHER_S: Final = 0.3
-_GAUGE_MS: Final = 15_000
 _RETRY_MS: Final = 5_000
+#: Alerts read from the store and looked at between two looks at what changed.
+_SLICE: Final = 256
+#: How often a long pass saves what it sent so far.
+_SAVE_S: Final = 2.0
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +76,15 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
 class _Due:
     level: int
     since: float  # monotonic seconds this node first saw the step due
+
+
+class _World(NamedTuple):
+    """What every look in one pass shares: the policy, the time, who is down and live."""
+
+    policy: Policy
+    now: int
+    down: set[str]
+    live: list[str]
 
 
 class Escalator:
@@ -99,21 +112,15 @@ class Escalator:
         )
         self.offers = AskOffers(self.notifier, ingestor.me.org)
         self._wake = asyncio.Event()
-        self._declarations: Declarations | None = None
-        self._ladders: dict[tuple[bytes, int, int], Ladder] = {}
-        self._decl_version = 0
-        self._coverage_gen = 0
-        #: Every open alert: its state and view, kept current from committed changes.
-        self._open: dict[bytes, tuple[AlertState, AlertView]] = {}
+        self.ladders = Ladders(ingestor, store)
+        self._agenda = Agenda()
+        self._lingering = Lingering(metrics)
         self._reload = True
         self._reloading = False
-        #: Alerts to look at now, and when to look at the others again.
-        self._changed: set[bytes] = set()
-        self._next: dict[bytes, int] = {}
-        self._queue: list[tuple[int, bytes]] = []
         self._seen: tuple[frozenset[str], int, int] | None = None  # down, roster, declarations
-        self._gauge_ms = 0
         self._due: dict[bytes, _Due] = {}
+        #: Unclaimed alerts at a direct step: its members (whom liveness concerns).
+        self._direct: dict[bytes, tuple[str, ...]] = {}
 
     @property
     def me(self) -> str:
@@ -125,22 +132,13 @@ class Escalator:
             self._reload = True
         else:
             for state, v in changes:
-                self._track(state, v)
+                self._agenda.changed(state, v)
         self._wake.set()
 
     def coverage_changed(self) -> None:
         """A declaration arrived: recompute ladders and look at every open alert."""
-        self._declarations = None
-        self._coverage_gen += 1
+        self.ladders.coverage_changed()
         self._wake.set()
-
-    def _track(self, state: AlertState, v: AlertView | None) -> None:
-        if v is None or not v.status.is_open:
-            self._open.pop(state.alert, None)
-            self._next.pop(state.alert, None)
-        else:
-            self._open[state.alert] = (state, v)
-            self._changed.add(state.alert)
 
     async def run(self) -> None:
         """Watch open alerts until cancelled."""
@@ -154,8 +152,9 @@ class Escalator:
                 except Exception:  # a bad alert or declaration must not stop the node
                     logger.exception("escalation check failed")
                 wait = _TICK_S
-                if self._queue:
-                    wait = min(wait, max(0.0, (self._queue[0][0] - self.clock.now_ms()) / 1000))
+                at = self._agenda.next_ms()
+                if at is not None:
+                    wait = min(wait, max(0.0, (at - self.clock.now_ms()) / 1000))
                 await wait_set(self._wake, wait)
                 # Let changes gather: during a catch-up, alerts raised and closed
                 # within moments are never looked at (nor paged for) one by one.
@@ -167,8 +166,8 @@ class Escalator:
     async def routing(self, v: AlertView) -> Routing:
         """Whom the alert asks at its current level, and the step's deadline."""
         policy = Policy.of(self.ingestor.network.roster)
-        await self._load_declarations()
-        step = self._ladder(v, policy).step(v.level)
+        await self.ladders.load()
+        step = self.ladders.of(v, policy).step(v.level)
         asked = list(v.targets) if v.level else list(step.targets)
         if v.handover_to is not None:
             asked = sorted({*asked, v.handover_to})
@@ -179,126 +178,136 @@ class Escalator:
 
     async def ladder_of(self, v: AlertView) -> Ladder:
         """The alert's ladder, as this node escalates it (for `rrn drill report`)."""
-        await self._load_declarations()
-        return self._ladder(v, Policy.of(self.ingestor.network.roster))
-
-    async def _load_declarations(self) -> None:
-        # A declaration committed while the store is being read makes that read
-        # stale (coverage_changed resets the cache meanwhile): read again.
-        while self._declarations is None:
-            wanted = self._coverage_gen
-            roster = self.ingestor.network.roster
-            found = await load_declarations(self.store, roster.orgs())
-            if wanted == self._coverage_gen:
-                self._declarations = found
-                self._decl_version += 1
-                self._ladders.clear()
+        await self.ladders.load()
+        return self.ladders.of(v, Policy.of(self.ingestor.network.roster))
 
     async def tick(self) -> None:
-        """Look at the alerts that changed or fell due; at all of them when the world did."""
+        """Look at the alerts that changed or fell due; at all of them when the world did,
+        a slice at a time (changes and due alerts are looked at between slices)."""
         if self._reload:
-            self._reload = False
-            self._reloading = True  # changes committed during the read: read again
-            try:
-                states = await self.store.open_alert_states()
-            finally:
-                self._reloading = False
-            self._open.clear()
-            for state in states:
-                self._track(state, view(state, self.ingestor.network.authority))
+            await self._reread()
         if not self.peering.peers.settled():
             # Just started: what this node holds may be long out of date (an alert it
             # last saw at level 1 is at level 6 by now). Catch up first, then act.
             self._seen = None
             return
-        network = self.ingestor.network
-        policy = Policy.of(network.roster)
-        await self._load_declarations()
-        now = self.clock.now_ms()
-        down = self.peering.down()
-        seen = (frozenset(down), network.roster_version, self._decl_version)
-        if seen != self._seen:  # who is live, the policy or the ladders changed
-            self._seen = seen
-            self._changed |= set(self._open)
-        todo, self._changed = self._changed, set()
-        while self._queue and self._queue[0][0] <= now:
-            at, alert = heapq.heappop(self._queue)
-            if self._next.get(alert) == at:
-                del self._next[alert]
-                todo.add(alert)
-        live = sorted(set(network.roster.orgs()) - down)
-        for alert in todo:
-            if alert in self._open:
-                again = await self._examine(alert, policy, now, down, live)
-                if again is not None:
-                    self._next[alert] = again
-                    heapq.heappush(self._queue, (again, alert))
-        if now - self._gauge_ms >= _GAUGE_MS or todo:
-            self._gauge_ms = now
-            await self._count_late(policy, now)
-            self._forget()
-        await self.notifier.save()
+        slicer = Slicer()
+        while True:
+            world = await self._world()
+            for state, v in self._agenda.take_changed():
+                await self._look(state, v, world)
+                await slicer.step()
+            due = self._agenda.take_due(world.now)
+            if len(due) < _SLICE:
+                due += self._agenda.take_sweep(_SLICE - len(due))
+            if not due:
+                break
+            for start in range(0, len(due), _SLICE):
+                states = await self.store.alert_states(due[start : start + _SLICE])
+                for alert in due[start : start + _SLICE]:
+                    await self._look_stored(alert, states.get(alert), world)
+                    await slicer.step()
+            if slicer.elapsed_s() >= _SAVE_S:  # a long pass: keep what was sent so far
+                await self._settle()
+                slicer.restart()
+        await self._settle()
 
-    async def _examine(
-        self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
-    ) -> int | None:
-        """Notify and escalate as due, tell of asks offered to this member; when to look at
-        this alert again (None: on change)."""
-        state, v = self._open[alert]
+    async def _reread(self) -> None:
+        """Which alerts are open, from the store (at start, and after a rebuild)."""
+        self._reload = False
+        self._reloading = True  # changes committed during the read: read again
+        try:
+            ids = await self.store.open_alert_ids()
+        finally:
+            self._reloading = False
+        self._agenda.reset(ids)
+        self.notifier.marks.keep(self._agenda.open)
+
+    async def _world(self) -> _World:
+        """The world as of now; every open alert is looked at again when it changed."""
+        network = self.ingestor.network
+        await self.ladders.load()
+        down = self.peering.down()
+        seen = (frozenset(down), network.roster_version, self.ladders.version)
+        if seen != self._seen and self._seen is not None and seen[1:] == self._seen[1:]:
+            # Only liveness changed: it matters to an alert whose direct step asks a
+            # member that went down or came back, or that waits its turn to publish.
+            flipped = seen[0] ^ self._seen[0]
+            hit = [a for a, targets in self._direct.items() if flipped.intersection(targets)]
+            self._agenda.look_again([*hit, *self._due])
+        elif seen != self._seen:  # the policy or the ladders changed
+            self._agenda.look_at_all()
+        self._seen = seen
+        live = sorted(set(network.roster.orgs()) - down)
+        return _World(Policy.of(network.roster), self.clock.now_ms(), down, live)
+
+    async def _look_stored(self, alert: bytes, state: AlertState | None, world: _World) -> None:
+        """Look at an alert read from the store, unless a newer state waits or it ended."""
+        if self._agenda.pending(alert):
+            return
+        v = view(state, self.ingestor.network.authority) if state is not None else None
+        if state is None or v is None or not v.status.is_open:
+            self._agenda.changed(state or AlertState(alert=alert), None)
+        else:
+            await self._look(state, v, world)
+
+    async def _look(self, state: AlertState, v: AlertView, world: _World) -> None:
+        """Notify and escalate as due, tell of asks offered to this member, count it if it
+        lingers; and when to look at it again."""
+        now = world.now
         try:
             offered = await self.offers.examine(state, v, self.ingestor.network, now)
         except Exception:  # telling of asks must never hold up escalation
-            logger.exception("could not tell of the asks offered on alert %s", alert.hex()[:12])
+            logger.exception("could not tell of the asks offered on alert %s", v.alert.hex()[:12])
             offered = now + _RETRY_MS
-        again = await self._escalate(alert, policy, now, down, live)
-        return min((t for t in (again, offered) if t is not None), default=None)
+        again = await self._escalate(state, v, world)
+        lingers = await self._linger(v, world.policy, now)
+        wake = [t for t in (again, offered, lingers) if t is not None]
+        self._agenda.at(v.alert, min(wake, default=None))
 
-    async def _escalate(
-        self, alert: bytes, policy: Policy, now: int, down: set[str], live: list[str]
-    ) -> int | None:
-        state, v = self._open[alert]
-        steps = self._ladder(v, policy)
+    async def _escalate(self, state: AlertState, v: AlertView, world: _World) -> int | None:
+        policy, now = world.policy, world.now
+        steps = self.ladders.of(v, policy)
+        current = steps.step(v.level)
+        if v.claimants or current.pool:
+            self._direct.pop(v.alert, None)
+        else:
+            self._direct[v.alert] = current.targets
         await self.notifier.maybe_notify(v, steps, _deadline(v, policy))
         await self.notifier.escalated(v, _deadline(v, policy))
         expiries = claim_expiries(state)
-        due = next_escalation(v, steps, policy, now_ms=now, down=down, claims_until=expiries)
+        due = next_escalation(v, steps, policy, now_ms=now, down=world.down, claims_until=expiries)
         if due is None:
-            self._due.pop(alert, None)
+            self._due.pop(v.alert, None)
             if v.claimants:  # look again when the last claim runs out, if they all do
                 ends = [u for u in expiries.values() if u is not None]
                 return max(ends) if len(ends) == len(expiries) else None
             return _deadline(v, policy)
-        wait_s = self._turn(alert, due, live)
+        wait_s = self._turn(v.alert, due, world.live)
         if wait_s > 0:
             return now + int(wait_s * 1000) + 1
         if await self._publish(v, due):
             return None  # the escalation comes back as a change
         return now + _RETRY_MS
 
-    async def _count_late(self, policy: Policy, now: int) -> None:
-        late: dict[str, int] = {}
-        for _, v in self._open.values():
-            first_deadline = v.raised_ms + policy.step_ms(v.urgency)
-            if v.status is not AlertStatus.CLAIMED and now >= first_deadline:
-                late[str(v.urgency)] = late.get(str(v.urgency), 0) + 1
-                await self.notifier.unclaimed(v, first_deadline)
-        self.metrics.set_unclaimed_late(late)
-        views = [v for _, v in self._open.values()]
-        self.metrics.set_asks_overdue(overdue_by_role(views, self.ingestor.network.roster, now))
+    async def _linger(self, v: AlertView, policy: Policy, now: int) -> int | None:
+        """Count the alert in the lingering gauges, telling integrators once that nobody
+        holds it past its first deadline; when that may next change by time alone."""
+        first = v.raised_ms + policy.step_ms(v.urgency)
+        late, wake = self._lingering.look(v, first, self.ingestor.network.roster, now)
+        if late:
+            await self.notifier.unclaimed(v, first)
+        return wake
 
-    def _ladder(self, v: AlertView, policy: Policy) -> Ladder:
-        key = (v.alert, self.ingestor.network.roster_version, self._decl_version)
-        found = self._ladders.get(key)
-        if found is None:
-            assert self._declarations is not None
-            decls = self._declarations.at(v.raised_ms)
-            running: list[Shift] = [
-                s
-                for org, decl in sorted(decls.items())
-                for s in shifts(org, decl, v.raised_ms, v.raised_ms + 1)
-            ]
-            found = self._ladders[key] = ladder(v, self.ingestor.network.roster, running, policy)
-        return found
+    async def _settle(self) -> None:
+        """Drop what was kept of alerts that ended; publish the gauges; save the marks."""
+        for alert in self._agenda.take_ended():
+            self._due.pop(alert, None)
+            self._direct.pop(alert, None)
+            self._lingering.drop(alert)
+            self.notifier.marks.drop(alert)
+        self._lingering.publish()
+        await self.notifier.save()
 
     def _turn(self, alert: bytes, due: Escalation, live: list[str]) -> float:
         """Seconds until this node's turn to publish the due step (0: now)."""
@@ -327,14 +336,6 @@ class Escalator:
         self.metrics.escalations_published.labels(cause=str(due.cause)).inc()
         logger.info("alert %s escalated to level %d (%s)", v.alert.hex()[:12], due.level, due.cause)
         return True
-
-    def _forget(self) -> None:
-        """Drop bookkeeping of alerts that ended."""
-        for alert in set(self._due) - self._open.keys():
-            del self._due[alert]
-        self.notifier.forget(self._open)
-        for key in [k for k in self._ladders if k[0] not in self._open]:
-            del self._ladders[key]
 
 
 def _deadline(v: AlertView, policy: Policy) -> int:

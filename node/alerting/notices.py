@@ -11,16 +11,14 @@ offered to this member, its turn: PROTOCOL 4.3c, node/alerting/offers.py) and
 `reask` (still unanswered at the turn's reply-by). Notices carry routable metadata
 only (ids, level, urgency, severity, country, incident types, an ask's action and
 addressee), never a pseudonym or free text. What was already sent is kept in the
-store, so a restart sends nothing twice.
+store (node/alerting/marks.py), so a restart sends nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterable
 from typing import Final
 
 import msgspec
@@ -31,6 +29,7 @@ from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertStatus
 from rrn.federation.collective import CollectiveView
 from rrn.federation.escalation import Ladder
+from rrn.node.alerting.marks import Marks
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.home.config import NotifyConfig
 from rrn.node.store.db import Store
@@ -56,8 +55,6 @@ NOTICE_TYPES: Final = ("targeted", "pool", "escalated", "unclaimed", "collective
 NOTICE_SUBJECTS: Final = [local_notice(t, "*") for t in NOTICE_TYPES]
 #: The notices that run the [notify] command: they ask this member's people to act.
 _PAGED: Final = ("targeted", "pool", "collective", "ask", "reask")
-_NOTIFIED_KEY: Final = "escalator.notified"
-_SENT_KEY: Final = "notices.sent"
 
 
 def pool_pages(rounds_in: int, step_ms: int, repeat_s: float) -> bool:
@@ -145,40 +142,17 @@ class Notifier:
         #: The [notify] settings (replaced on reload).
         self.notify = notify
         self.me = me
-        #: Alert -> the highest step notified (level * 2, + 1 for a hand-over).
-        self._notified: dict[bytes, int] = {}
-        #: Escalated and unclaimed notices sent: (alert, type, level).
-        self._sent: set[tuple[bytes, str, int]] = set()
-        self._dirty = False
+        #: What was sent of each open alert, kept across restarts.
+        self.marks = Marks(store)
         self._commands: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
-        """Which steps were notified before a restart."""
-        raw = await self.store.get_meta(_NOTIFIED_KEY)
-        if raw:
-            with contextlib.suppress(msgspec.DecodeError):
-                self._notified = msgspec.msgpack.decode(raw, type=dict[bytes, int])
-        sent = await self.store.get_meta(_SENT_KEY)
-        if sent:
-            with contextlib.suppress(msgspec.DecodeError):
-                self._sent = set(msgspec.msgpack.decode(sent, type=list[tuple[bytes, str, int]]))
+        """What was sent before a restart."""
+        await self.marks.load()
 
     async def save(self) -> None:
-        """Write the notified steps if they changed (once per look, not per notice)."""
-        if self._dirty:
-            self._dirty = False
-            await self.store.set_meta(_NOTIFIED_KEY, msgspec.msgpack.encode(self._notified))
-            await self.store.set_meta(_SENT_KEY, msgspec.msgpack.encode(sorted(self._sent)))
-
-    def forget(self, still_open: Iterable[bytes]) -> None:
-        """Drop the marks of alerts that ended."""
-        keep = set(still_open)
-        ended = set(self._notified) - keep
-        for alert in ended:
-            del self._notified[alert]
-        gone = {s for s in self._sent if s[0] not in keep}
-        self._sent -= gone
-        self._dirty |= bool(ended or gone)
+        """Write what was sent, if it changed (once per look, not per notice)."""
+        await self.marks.save()
 
     def close(self) -> None:
         """Stop notify commands still running."""
@@ -198,10 +172,9 @@ class Notifier:
         else:
             return
         mark = v.level * 2 + (reason == "handover")
-        if self._notified.get(v.alert, -1) >= mark:
+        if self.marks.step(v.alert) >= mark:
             return
-        self._notified[v.alert] = mark
-        self._dirty = True
+        self.marks.set_step(v.alert, mark)
         step_ms = deadline_ms - v.level_since_ms
         if pool and reason != "handover" and not self._pool_round_pages(v.level, steps, step_ms):
             return
@@ -215,10 +188,10 @@ class Notifier:
     async def offered(self, v: AlertView, offer: Offer) -> None:
         """Tell this member's people, once per ask and turn, that an ask is offered to it
         (`ask`), or still unanswered at its reply-by (`reask`)."""
-        if not self._first(f"{offer.kind}.{offer.ask}", v.alert, offer.turn):
+        if not self.marks.first(f"{offer.kind}.{offer.ask}", v.alert, offer.turn):
             return
         if offer.kind == "reask":  # one that comes late says it all: no `ask` after it
-            self._first(f"ask.{offer.ask}", v.alert, offer.turn)
+            self.marks.first(f"ask.{offer.ask}", v.alert, offer.turn)
         notice = self._notice(
             offer.kind, v, offer.reason, False, offer.deadline_ms, step=offer.turn
         )
@@ -235,14 +208,14 @@ class Notifier:
 
     async def escalated(self, v: AlertView, deadline_ms: int) -> None:
         """Tell integrators, once per level, that an alert reached a new one."""
-        if v.level > 0 and self._first("escalated", v.alert, v.level):
+        if v.level > 0 and self.marks.first("escalated", v.alert, v.level):
             await self._send(
                 self._notice("escalated", v, str(v.level_cause), False, deadline_ms, step=v.level)
             )
 
     async def unclaimed(self, v: AlertView, deadline_ms: int) -> None:
         """Tell integrators, once, that nobody holds an alert past its first deadline."""
-        if self._first("unclaimed", v.alert, 0):
+        if self.marks.first("unclaimed", v.alert, 0):
             await self._send(self._notice("unclaimed", v, "deadline", False, deadline_ms, step=0))
 
     async def collective(self, v: AlertView, c: CollectiveView, reason: str) -> None:
@@ -257,13 +230,6 @@ class Notifier:
                 members=list(c.committed) if reason == "met" else [],
             )
         )
-
-    def _first(self, kind: str, alert: bytes, level: int) -> bool:
-        if (alert, kind, level) in self._sent:
-            return False
-        self._sent.add((alert, kind, level))
-        self._dirty = True
-        return True
 
     def _notice(
         self, kind: str, v: AlertView, reason: str, pool: bool, deadline_ms: int, *, step: int
