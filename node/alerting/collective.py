@@ -20,9 +20,10 @@ from typing import Final
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rrn.federation.alert_view import AlertView
-from rrn.federation.alerts import OPEN_STATUSES, AlertState
+from rrn.federation.alert_view import AlertView, view
+from rrn.federation.alerts import AlertState
 from rrn.federation.collective import CollectiveView
+from rrn.node.alerting.agenda import Slicer
 from rrn.node.alerting.notices import Notifier
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
@@ -35,7 +36,8 @@ _MARKS_KEY: Final = "collective.marks"
 #: Time to threshold: ten minutes to a month.
 _BUCKETS: Final = tuple(60 * m for m in (10, 30, 60, 180, 360, 720, 1440, 4320, 10080, 43200))
 
-OPEN: Final = sorted(str(s) for s in OPEN_STATUSES)
+#: Open alerts read from the store at a time by the start-up scan.
+_SLICE: Final = 256
 Changes = list[tuple[AlertState, AlertView | None]] | None
 
 
@@ -89,6 +91,9 @@ class CollectiveWatcher:
         #: (proposal, mark): seen, met, notified.proposed, notified.met, join:<org>
         self._marks: set[tuple[bytes, str]] = set()
         self._queue: asyncio.Queue[AlertView] = asyncio.Queue()
+        #: While the start-up scan runs: the alerts that changed meanwhile (their newer
+        #: views are queued already).
+        self._scanning: set[bytes] | None = None
 
     async def load(self) -> None:
         raw = await self._store.get_meta(_MARKS_KEY)
@@ -98,17 +103,16 @@ class CollectiveWatcher:
 
     def alerts_changed(self, changes: Changes) -> None:
         """Committed alert changes: look at those with collective proposals."""
-        for _, v in changes or []:
+        for state, v in changes or []:
+            if self._scanning is not None:
+                self._scanning.add(state.alert)
             if v is not None and v.collectives:
                 self._queue.put_nowait(v)
 
     async def run(self) -> None:
         """Look at changed alerts until cancelled (first at every open one)."""
         await self.load()
-        authority = self._ingestor.network.authority
-        for v in await self._store.alerts(statuses=OPEN, limit=100_000, authority=authority):
-            if v.collectives:
-                self._queue.put_nowait(v)
+        await self._scan()
         while True:
             v = await self._queue.get()
             before = len(self._marks)
@@ -119,6 +123,24 @@ class CollectiveWatcher:
                 logger.exception("collective watch of alert %s failed", v.alert.hex()[:12])
             if len(self._marks) != before:
                 await self._store.set_meta(_MARKS_KEY, msgspec.msgpack.encode(sorted(self._marks)))
+
+    async def _scan(self) -> None:
+        """Queue every open alert with collective proposals: the states are read a slice
+        at a time, and only those that hold proposals are viewed."""
+        self._scanning = set()
+        try:
+            ids = await self._store.open_alert_ids()
+            slicer = Slicer()
+            for start in range(0, len(ids), _SLICE):
+                states = await self._store.alert_states(ids[start : start + _SLICE])
+                for state in states.values():
+                    if state.collective and state.alert not in self._scanning:
+                        v = view(state, self._ingestor.network.authority)
+                        if v is not None and v.collectives:
+                            self._queue.put_nowait(v)
+                    await slicer.step()
+        finally:
+            self._scanning = None
 
     async def _look(self, v: AlertView, c: CollectiveView) -> None:
         m = self.metrics
