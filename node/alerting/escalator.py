@@ -207,6 +207,8 @@ class Escalator:
                 for alert in due[start : start + _SLICE]:
                     await self._look_stored(alert, states.get(alert), world)
                     await slicer.step()
+            if not self._agenda.sweeping:
+                break  # what fell due meanwhile waits for the next look, as changes do
             if slicer.elapsed_s() >= _SAVE_S:  # a long pass: keep what was sent so far
                 await self._settle()
                 slicer.restart()
