@@ -13,7 +13,7 @@ LOCK := deploy/lock
 COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --no-header --quiet
 
-.PHONY: soak install tools lint format test test-fast fuzz demo bench catalogues clean lock sbom
+.PHONY: soak install tools lint format test test-fast fuzz demo bench bench-history catalogues clean lock sbom
 
 install: $(STAMP)
 
@@ -81,6 +81,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/catchup.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/week.py --seed 1 --out docs/week
+
+# Years of history (issue 20): a node holding a million events, and one catching up from it
+# (about half an hour on 2 cores). HISTORY=dir keeps the built history there; add
+# ARGS="--reuse dir" to measure it again without building.
+bench-history: $(STAMP)
+	$(BIN)/python bench/history.py --events $${EVENTS:-1000000} $(if $(HISTORY),--out $(HISTORY)) $(ARGS)
 
 # Extract the console's messages into node/console/locale/console.pot and merge them into each language's console.po (new ones come untranslated).
 catalogues: $(STAMP)

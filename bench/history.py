@@ -1,0 +1,562 @@
+"""Years of history (issue 20): a node holding N real signed events, and one joining late.
+
+Builds a three-member devnet and years of alert life cycles between two of them
+(Lima, node 1, and Jakarta, node 3): each alert raised by one, claimed by the other
+(no expiry), updated and — three in four — resolved by its origin; an alert
+resolved more than `[retention] closed_days` (365) ago carries the tombstone its
+origin's retention signed then. Signed times spread over `--years` up to now, in
+each chain's order. The events are written as an export file (PROTOCOL.md §7) and
+`rrn log import`ed into node 1 (its peak RSS measured), so they go through the
+node's own ingest pipeline. Then:
+
+  * node 1 starts alone: `ready_s` from `rrn run` to `rrn status` answering; after
+    `--idle-s` (past the 60 s a node waits alone before acting on its alerts) its
+    longest event-loop stall (`rrn_event_loop_stall_seconds_max`) and RSS;
+  * CLI latencies against node 1: `rrn version`, `rrn alert list [--all]`, and
+    `--raises` alerts raised back to back;
+  * node 2, empty, starts and catches up over NATS: events/s over the first and the
+    last 10 %, peak RSS of both nodes, and its own longest stall.
+
+Node 3 never runs (a member whose node is down). Prints progress on stderr and one
+JSON line on stdout.
+
+    python bench/history.py [--events 1000000] [--out DIR | --reuse DIR [--reimport]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import heapq
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet
+from rrn.node.home.clock import SystemClock
+from rrn.node.home.layout import open_home
+from rrn.protocol.alerts import (
+    AlertClaimed,
+    AlertRaised,
+    AlertResolved,
+    AlertTombstoned,
+    AlertUpdated,
+)
+from rrn.protocol.encoding import encode
+from rrn.protocol.envelope import Event, sign_event
+from rrn.protocol.errors import ConfigError
+from rrn.protocol.kinds import Payload, kind_of
+from rrn.protocol.vocabulary import (
+    IncidentType,
+    Outcome,
+    Severity,
+    TombstoneReason,
+    Urgency,
+)
+
+DAY_MS: Final = 86_400_000
+RETENTION_MS: Final = 365 * DAY_MS  # [retention] closed_days, the default
+#: After its raise: claimed by the other member, updated, resolved (ms).
+STEPS_MS: Final = {"claim": 300_000, "update": 3_600_000, "resolve": 6 * 3_600_000}
+TOMB_AFTER_MS: Final = STEPS_MS["resolve"] + RETENTION_MS + 60_000
+#: Which orgs of the devnet: 1 holds the history, 2 joins late, 3 signed half of it.
+HOLDER, JOINER, OTHER = 1, 2, 3
+
+
+def log(msg: str) -> None:
+    print(f"[history] {msg}", file=sys.stderr, flush=True)
+
+
+# -- the history ---------------------------------------------------------------------
+
+
+@dataclass
+class _Chain:
+    org: str
+    key: Ed25519PrivateKey
+    epoch: int
+    out: IO[str]
+    seq: int = 0
+    prev: bytes | None = None
+
+    def sign(self, net: bytes, wall_ms: int, payload: Payload) -> Event:
+        self.seq += 1
+        event = sign_event(
+            self.key,
+            net=net,
+            origin=self.org,
+            epoch=self.epoch,
+            seq=self.seq,
+            prev=self.prev,
+            kind=str(kind_of(payload)),
+            wall_ms=wall_ms,
+            roster_ver=0,
+            payload=encode(payload),
+        )
+        self.prev = event.id
+        line = {
+            "type": "event",
+            "id": event.id.hex(),
+            "origin": self.org,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "kind": event.header.kind,
+            "wall_ms": wall_ms,
+            "status": "applied",
+            "envelope": base64.b64encode(event.envelope()).decode(),
+        }
+        self.out.write(json.dumps(line) + "\n")
+        return event
+
+
+@dataclass
+class Plan:
+    """When each alert's events are signed: alert k raised at start + k * gap."""
+
+    alerts: int
+    start_ms: int
+    gap_ms: int
+    now_ms: int
+    tombstones: bool
+
+    @classmethod
+    def of(cls, events: int, years: float, now_ms: int, tombstones: bool) -> Plan:
+        start = now_ms - int(years * 365 * DAY_MS)
+        alerts = max(1, int(events / 4.25))
+        while True:
+            gap = (now_ms - 2 * DAY_MS - start) // alerts
+            plan = cls(alerts, start, gap, now_ms, tombstones)
+            if (n := plan.count()) >= events:
+                return plan
+            alerts += (events - n) // 4 + 1
+
+    def raised_ms(self, k: int) -> int:
+        return self.start_ms + k * self.gap_ms
+
+    def open(self, k: int) -> bool:
+        return k % 4 == 3
+
+    def tombstoned(self, k: int) -> bool:
+        late = self.raised_ms(k) + TOMB_AFTER_MS < self.now_ms - 60_000
+        return self.tombstones and not self.open(k) and late
+
+    def count(self) -> int:
+        return sum(3 + (not self.open(k)) + self.tombstoned(k) for k in range(self.alerts))
+
+    def steps(self) -> Iterator[tuple[int, int, str]]:
+        """(signed time, alert, step) in time order."""
+        later: list[tuple[int, int, str]] = []
+        for k in range(self.alerts):
+            at = self.raised_ms(k)
+            while later and later[0][0] <= at:
+                yield heapq.heappop(later)
+            yield at, k, "raise"
+            for step in ("claim", "update") + (() if self.open(k) else ("resolve",)):
+                heapq.heappush(later, (at + STEPS_MS[step], k, step))
+            if self.tombstoned(k):
+                heapq.heappush(later, (at + TOMB_AFTER_MS, k, "tombstone"))
+        while later:
+            yield heapq.heappop(later)
+
+
+def _payload(step: str, k: int, ids: list[bytes]) -> Payload:
+    if step == "raise":
+        return AlertRaised(
+            country=("PE", "KE", "ID", "CO")[k % 4],
+            incident_types=[(IncidentType.DEATH_THREAT, IncidentType.RAID)[k % 2]],
+            severity=Severity.SEVERE,
+            urgency=(Urgency.IMMEDIATE, Urgency.DAYS, Urgency.WEEKS)[k % 3],
+            languages=["es"],
+            pseudonym=f"hrd-{'abcdefgh'[k % 8]}bcdefg{'234567'[k % 6]}",
+        )
+    alert = ids[0]
+    if step == "claim":
+        return AlertClaimed(alert=alert)
+    if step == "update":
+        return AlertUpdated(alert=alert, severity=Severity.EXTREME)
+    if step == "resolve":
+        return AlertResolved(alert=alert, outcome=Outcome.SAFE)
+    return AlertTombstoned(alert=alert, reason=TombstoneReason.RETENTION_ENDED, events=sorted(ids))
+
+
+def write_history(
+    devnet: Devnet, path: Path, events: int, years: float, tombs: bool
+) -> dict[str, int]:
+    """Sign `events` events of node 1's and node 3's chains into an export file."""
+    homes = {k: open_home(devnet.node(k).home) for k in (HOLDER, OTHER)}
+    with sqlite3.connect(homes[HOLDER].store_path) as db:
+        net = bytes(db.execute("SELECT value FROM meta WHERE key = 'net'").fetchone()[0])
+        rosters = db.execute("SELECT version, cert FROM rosters ORDER BY version").fetchall()
+    plan = Plan.of(events, years, int(time.time() * 1000) - 3_600_000, tombs)
+    parts = {k: path.with_suffix(f".{k}") for k in homes}
+    files = {k: parts[k].open("w") for k in homes}
+    chains = {
+        k: _Chain(h.config.node.org, h.keys().sign, h.keys().epoch, files[k])
+        for k, h in homes.items()
+    }
+    ids: dict[int, list[bytes]] = {}
+    tally: collections.Counter[str] = collections.Counter()
+    done = opened = 0
+    for at, k, step in plan.steps():
+        if done == events:
+            break
+        origin = (HOLDER, OTHER)[k % 2]
+        signer = (HOLDER, OTHER)[(k + 1) % 2] if step == "claim" else origin
+        event = chains[signer].sign(net, at, _payload(step, k, ids.get(k, [])))
+        ids.setdefault(k, []).append(event.id)
+        if step in ("tombstone", "resolve" if not plan.tombstoned(k) else ""):
+            del ids[k]
+        opened += step == "raise" and plan.open(k)
+        tally[step] += 1
+        done += 1
+        if done % 100_000 == 0:
+            log(f"signed {done:,} events")
+    for f in files.values():
+        f.close()
+    with path.open("w") as out:
+        for version, cert in rosters:
+            out.write(json.dumps({"type": "roster", "version": version,
+                                  "cert": base64.b64encode(cert).decode()}) + "\n")  # fmt: skip
+        for c in chains.values():
+            head = {"type": "head", "origin": c.org, "epoch": c.epoch, "seq": c.seq}
+            out.write(json.dumps(head | {"id": (c.prev or b"").hex()}) + "\n")
+        for k in homes:
+            with parts[k].open() as part:
+                shutil.copyfileobj(part, out)
+            parts[k].unlink()
+    return {"events": done, "alerts": tally["raise"], "open_alerts": opened,
+            "tombstoned": tally["tombstone"]}  # fmt: skip
+
+
+# -- processes and measurements -------------------------------------------------------
+
+
+def rrn_argv() -> list[str]:
+    script = Path(sys.executable).with_name("rrn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rrn.node.cli"]
+
+
+def cli(home: Path | None, *args: str) -> float:
+    """Run `rrn ARGS [--home HOME]`; its wall time. A failure ends the benchmark."""
+    argv = [*rrn_argv(), *args, *(["--home", str(home)] if home else [])]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    took = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"rrn {' '.join(args)} failed: {proc.stderr.strip()}")
+    return took
+
+
+def import_history(home: Path, path: Path) -> dict[str, float]:
+    """`rrn log import` of the export into a stopped node: wall time and peak RSS."""
+    start = time.perf_counter()
+    argv = [*rrn_argv(), "log", "import", str(path), "--home", str(home)]
+    proc = subprocess.Popen(argv, stdout=sys.stderr)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"rrn log import exited {proc.returncode}")
+    return {
+        "import_s": round(time.perf_counter() - start, 1),
+        "import_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+    }
+
+
+def pids(home: Path) -> tuple[int, int]:
+    """The daemon's pid and its nats-server's."""
+    daemon = json.loads((home / "run" / "daemon.json").read_text())
+    return int(daemon["pid"]), int((home / "run" / "nats-server.pid").read_text())
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        raise SystemExit(f"process {pid} of a node ended; see the node logs") from None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stall_ms(home: Path) -> float | None:
+    """The daemon's longest event-loop stall so far (None: it has no probe)."""
+    url = json.loads((home / "run" / "daemon.json").read_text()).get("metrics_url")
+    if not url:
+        return None
+    with urllib.request.urlopen(url, timeout=30) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith("rrn_event_loop_stall_seconds_max "):
+            return round(float(line.split()[1]) * 1000, 1)
+    return None
+
+
+def held(home: Path, skip: str) -> int:
+    """Events of every chain but `skip`'s the node holds without a gap."""
+    db = sqlite3.connect(f"file:{home / 'store.db'}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT COALESCE(SUM(seq), 0) FROM heads WHERE origin != ?", (skip,))
+        return int(row.fetchone()[0])
+    finally:
+        db.close()
+
+
+def received(home: Path, skip: str) -> list[int]:
+    """When the node stored each event of every chain but `skip`'s, in order."""
+    db = sqlite3.connect(f"file:{home / 'store.db'}?mode=ro", uri=True)
+    try:
+        sql = "SELECT received_ms FROM events WHERE origin != ? ORDER BY received_ms"
+        return [int(r[0]) for r in db.execute(sql, (skip,))]
+    finally:
+        db.close()
+
+
+def median_time(home: Path | None, n: int, *args: str) -> float:
+    return round(statistics.median(cli(home, *args) for _ in range(n)), 3)
+
+
+def p99(values: list[float]) -> float:
+    ranked = sorted(values)
+    return ranked[min(len(ranked) - 1, int(0.99 * len(ranked)))]
+
+
+# -- the phases -------------------------------------------------------------------------
+
+_RAISE: Final = ("alert", "raise", "--country", "PE", "--type", "raid", "--severity",
+                 "moderate", "--urgency", "weeks", "--lang", "es")  # fmt: skip
+
+
+def start_holder(devnet: Devnet, idle_s: float) -> dict[str, Any]:
+    """Node 1 from `rrn run` to `rrn status` answering; its stall and RSS after idling."""
+    home = devnet.node(HOLDER).home
+    start = time.perf_counter()
+    devnet.start(HOLDER)
+    while True:
+        try:
+            cli(home, "status")
+            break
+        except SystemExit:
+            if time.perf_counter() - start > 600:
+                raise
+            time.sleep(0.05)
+    ready = time.perf_counter() - start
+    log(f"node 1 ready in {ready:.1f} s; idle for {idle_s:.0f} s")
+    time.sleep(idle_s)
+    daemon, nats = pids(home)
+    return {
+        "ready_s": round(ready, 2),
+        "stall_start_ms": stall_ms(home),
+        "daemon_rss_idle_mb": round(rss_mb(daemon), 1),
+        "nats_rss_idle_mb": round(rss_mb(nats), 1),
+    }
+
+
+def cli_times(devnet: Devnet, samples: int, raises: int) -> dict[str, float]:
+    """CLI wall times against node 1 (it runs, alone)."""
+    home = devnet.node(HOLDER).home
+    times = {
+        "cli_start_s": median_time(None, samples, "version"),
+        "alert_list_s": median_time(home, samples, "alert", "list"),
+        "alert_list_all_s": median_time(home, max(1, samples // 2), "alert", "list", "--all"),
+    }
+    raised = [cli(home, *_RAISE) for _ in range(raises)]
+    times |= {
+        "raise_p50_s": round(statistics.median(raised), 3),
+        "raise_p99_s": round(p99(raised), 3),
+    }
+    log("CLI: " + ", ".join(f"{k} {v}" for k, v in times.items()))
+    return times
+
+
+def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
+    """Node 2, empty, pulls node 1's history: rates over its first and last tenth,
+    peak RSS of both nodes meanwhile."""
+    one, two = devnet.node(HOLDER).home, devnet.node(JOINER).home
+    me = devnet.node(JOINER).org
+    target = held(one, me)
+    started_ms = time.time() * 1000
+    devnet.start(JOINER)
+    procs = {"": pids(two), "source_": pids(one)}
+    peak: dict[str, float] = {}
+    last_log = time.monotonic()
+    while (n := held(two, me)) < target:
+        for prefix, (daemon, nats) in procs.items():
+            for name, pid in (("daemon", daemon), ("nats", nats)):
+                key = f"{prefix}{name}_rss_catchup_mb"
+                peak[key] = max(peak.get(key, 0.0), round(rss_mb(pid), 1))
+        if time.monotonic() - last_log > 15:
+            last_log = time.monotonic()
+            log(f"node 2 holds {n:,} of {target:,}")
+        if time.time() * 1000 - started_ms > timeout_s * 1000:
+            raise SystemExit(f"node 2 held {n} of {target} events after {timeout_s:.0f} s")
+        time.sleep(0.5)
+    at = received(two, me)
+    tenth = max(1, len(at) // 10)
+    first = tenth / max(0.001, (at[tenth] - at[0]) / 1000)
+    last = tenth / max(0.001, (at[-1] - at[-1 - tenth]) / 1000)
+    log(f"node 2 caught up {len(at):,} events in {(at[-1] - started_ms) / 1000:.1f} s")
+    return peak | {
+        "catchup_events": len(at),
+        "catchup_startup_s": round((at[0] - started_ms) / 1000, 2),
+        "catchup_s": round((at[-1] - at[0]) / 1000, 1),
+        "catchup_rate": round(len(at) / max(0.001, (at[-1] - at[0]) / 1000)),
+        "catchup_rate_first": round(first),
+        "catchup_rate_last": round(last),
+        "catchup_flatness": round(last / first, 3),
+        "stall_catchup_ms": stall_ms(two),
+        "stall_source_ms": stall_ms(one),
+    }
+
+
+# -- building, keeping and re-using a history ---------------------------------------------
+
+
+def clone(src: Path, dst: Path) -> Devnet:
+    """A copy of the devnet in `src` at `dst` (its record names its homes' paths)."""
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, symlinks=True)
+    record = dst / "devnet.json"
+    record.write_text(record.read_text().replace(str(src), str(dst)))
+    return load_devnet(dst)
+
+
+def build(root: Path, events: int, years: float, tombs: bool) -> dict[str, Any]:
+    """root/net0: a new devnet; root/history.jsonl: the export; root/net: the devnet
+    with the history imported into node 1; root/build.json: what was built."""
+    log(f"building {events:,} events in {root}")
+    devnet = asyncio.run(
+        create_devnet(root / "net0", 3, clock=SystemClock(), nat=set(), heartbeat_s=2.0)
+    )
+    if not tombs:  # every member keeps closed alerts longer than the history goes back
+        for node in devnet.nodes:
+            config = node.home / "config.toml"
+            days = f"closed_days = {int(years * 365) + 30}.0"
+            config.write_text(config.read_text().replace("closed_days = 365.0", days))
+    export = root / "history.jsonl"
+    start = time.perf_counter()
+    made: dict[str, Any] = write_history(devnet, export, events, years, tombs)
+    log(f"signed {made['events']:,} events in {time.perf_counter() - start:.0f} s; importing")
+    net = clone(root / "net0", root / "net")
+    made |= import_history(net.node(HOLDER).home, export)
+    made |= {
+        "years": years,
+        "with_tombstones": tombs,
+        "built": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    (root / "build.json").write_text(json.dumps(made))
+    log(f"imported in {made['import_s']} s, peak RSS {made['import_peak_rss_mb']} MB")
+    return made
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    mem = Path("/proc/meminfo").read_text().split()[1]
+    return f"{model}, {os.cpu_count()} cpu, {int(mem) / 2**20:.0f} GiB, {platform.machine()}"
+
+
+@dataclass
+class Args:
+    events: int
+    years: float
+    out: Path | None
+    reuse: Path | None
+    reimport: bool
+    tombstones: bool
+    idle_s: float | None
+    samples: int
+    raises: int
+
+
+def parse_args() -> Args:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--years", type=float, default=3.0, help="how far back the history goes")
+    p.add_argument("--out", type=Path, help="build here and keep it for --reuse")
+    p.add_argument("--reuse", type=Path, help="measure a history built with --out")
+    p.add_argument("--reimport", action="store_true", help="with --reuse: import it again")
+    p.add_argument(
+        "--tombstones",
+        action="store_true",
+        help="alerts closed over a year ago carry their retention tombstones (default: "
+        "the members keep closed alerts for the whole history instead)",
+    )
+    p.add_argument("--idle-s", type=float, help="node 1 alone before measuring (75 s at 100k+)")
+    p.add_argument("--samples", type=int, default=5, help="runs of each CLI command timed")
+    p.add_argument("--raises", type=int, default=20, help="alerts raised back to back")
+    a = p.parse_args()
+    return Args(
+        a.events, a.years, a.out, a.reuse, a.reimport, a.tombstones, a.idle_s, a.samples, a.raises
+    )
+
+
+def measure(root: Path, args: Args, built: dict[str, Any]) -> dict[str, Any]:
+    devnet = clone(root / ("net0" if args.reimport else "net"), root / "run")
+    result = dict(built)
+    try:
+        if args.reimport:
+            result |= import_history(devnet.node(HOLDER).home, root / "history.jsonl")
+        idle = args.idle_s if args.idle_s is not None else (75 if built["events"] >= 1e5 else 10)
+        result |= start_holder(devnet, idle)
+        result |= cli_times(devnet, args.samples, args.raises)
+        result |= catch_up(devnet, timeout_s=max(600, built["events"] / 100))
+    finally:
+        for k in (JOINER, HOLDER):
+            try:
+                devnet.stop(k)
+            except ConfigError as exc:  # it hung and was killed: its stacks are in its log
+                log(f"warning: {exc}")
+    stalls = [s for s in (result["stall_start_ms"], result["stall_catchup_ms"],
+                          result["stall_source_ms"]) if s is not None]  # fmt: skip
+    return result | {"max_stall_ms": max(stalls) if stalls else None}
+
+
+def main() -> None:
+    args = parse_args()
+    if args.reuse is not None:
+        root = args.reuse
+        built = json.loads((root / "build.json").read_text())
+    else:
+        root = args.out or Path(tempfile.mkdtemp(prefix="rrn-history-"))
+        root.mkdir(parents=True, exist_ok=True)
+        built = build(root, args.events, args.years, args.tombstones)
+    try:
+        result = measure(root, args, built)
+    finally:
+        if args.out is None and args.reuse is None:
+            shutil.rmtree(root, ignore_errors=True)
+    head = {
+        "bench": "history",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    print(json.dumps(head | result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""bench/history.py (issue 20) at a small size: it builds, imports, starts, catches up and
+reports every figure, so the benchmark keeps working between its big runs. Its speeds
+are not asserted here (docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = (
+    "ready_s", "max_stall_ms", "stall_start_ms", "stall_catchup_ms", "daemon_rss_idle_mb",
+    "nats_rss_idle_mb", "daemon_rss_catchup_mb", "nats_rss_catchup_mb", "catchup_rate_first",
+    "catchup_rate_last", "catchup_flatness", "alert_list_s", "alert_list_all_s", "cli_start_s",
+    "raise_p99_s", "import_peak_rss_mb",
+)  # fmt: skip
+
+
+def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RRN_")}
+    argv = [sys.executable, "bench/history.py", "--events", "2000", "--idle-s", "1",
+            "--samples", "1", "--raises", "3", "--out", str(tmp_path / "h")]  # fmt: skip
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout  # one JSON line; progress went to stderr
+    result = json.loads(lines[0])
+    assert result["events"] == 2000
+    assert 0 < result["open_alerts"] < result["alerts"] < 2000
+    assert result["catchup_events"] >= 2000  # node 2 holds the whole history
+    for name in FIGURES:
+        assert isinstance(result[name], int | float) and result[name] > 0, name
+    assert result["max_stall_ms"] >= result["stall_start_ms"]
+    assert result["machine"] and result["date"]
+    assert (tmp_path / "h" / "build.json").is_file()  # kept for --reuse
+    assert not list((tmp_path / "h" / "run").glob("*/run/daemon.json"))  # both stopped
