@@ -180,5 +180,13 @@ CREATE INDEX alerts_closed ON alerts (origin, updated_ms, id, status)
 CREATE INDEX events_by_kind ON events (kind) WHERE kind IN {SMALL_KINDS_SQL};
 """
 
+_V7: Final = """
+-- Events by id: a tombstone lists the events it deletes by id alone (PROTOCOL.md
+-- 4.6), and every node, on committing it, finds them (their origin and kind, to
+-- delete their payloads, and in the integrators' stream). Without this, each
+-- tombstone read the whole history, on the writer's thread, once per event listed.
+CREATE INDEX events_by_id ON events (id);
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)

@@ -1,5 +1,5 @@
 """A store made by the previous release is migrated on open, its rows kept: the
-indexes of migration 6 are built over the alerts and events it already holds."""
+indexes of migrations 6 and 7 are built over the alerts and events it already holds."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.node.conftest import running_pipeline
 from tests.node.store.test_query_plans import plan
 from tests.support import Chain, Net, raised
 
-_V6_INDEXES = {"alerts_by_time", "alerts_closed", "events_by_kind"}
+_NEW_INDEXES = {"alerts_by_time", "alerts_closed", "events_by_kind", "events_by_id"}
 
 
 def _indexes(db: Path) -> set[str]:
@@ -27,9 +27,9 @@ def _indexes(db: Path) -> set[str]:
 
 
 def _as_schema_5(db: Path) -> None:
-    """Turn a store back into what migrations 1 to 5 made (6 only adds indexes)."""
+    """Turn a store back into what migrations 1 to 5 made (6 and 7 only add indexes)."""
     with sqlite3.connect(db) as conn:
-        for name in _V6_INDEXES:
+        for name in _NEW_INDEXES:
             conn.execute(f"DROP INDEX {name}")
         conn.execute("PRAGMA user_version = 5")
 
@@ -37,7 +37,7 @@ def _as_schema_5(db: Path) -> None:
 async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
     tmp_path: Path, tn: Net
 ) -> None:
-    assert len(MIGRATIONS) == 6
+    assert len(MIGRATIONS) == 7
     db = tmp_path / "store.db"
     async with running_pipeline(db, tn) as p:
         mine = [(await p.ingestor.append(raised(i))).id for i in range(3)]
@@ -47,14 +47,14 @@ async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
         authority = p.ingestor.network.authority
         listed = await p.store.alerts(statuses=None, limit=100, authority=authority)
     _as_schema_5(db)
-    assert not _indexes(db) & _V6_INDEXES
+    assert not _indexes(db) & _NEW_INDEXES
     with pytest.raises(StoreError, match="unexpected schema version"):
         async with open_store(db, readonly=True):
             pass  # a read-only open never migrates
 
     async with open_store(db) as store:
-        assert await store._user_version() == 6
-        assert _indexes(db) >= _V6_INDEXES
+        assert await store._user_version() == 7
+        assert _indexes(db) >= _NEW_INDEXES
         assert await store.alerts(statuses=None, limit=100, authority=authority) == listed
         opened = await store.alerts(statuses=sorted(OPEN_STATUSES), limit=100, authority=authority)
         assert [v.alert for v in opened] == mine[:0:-1], "newest first, the closed one left out"

@@ -30,11 +30,6 @@ _WHOLE = {
     "SELECT id FROM alerts",
 }
 
-#: Still a scan of the history on the commit path, once per tombstone (the events a
-#: tombstone lists are found by id, which no index holds; issue 20): to be removed
-#: from here when they are found by position.
-_KNOWN_SCANS = ("SELECT origin, kind FROM events WHERE id = ", "UPDATE events SET payload = NULL")
-
 Statement = tuple[str, tuple[Any, ...]]
 
 
@@ -153,7 +148,8 @@ async def test_listing_walks_the_newest_alerts_and_retention_only_those_due(
 
 
 async def test_the_commit_path_finds_rows_by_key(tmp_path: Path, tn: Net) -> None:
-    """What an ingest batch writes, a tombstone's deletions included."""
+    """What an ingest batch writes, a tombstone's deletions included (the events it
+    lists, found by id)."""
     db = tmp_path / "store.db"
     async with running_pipeline(db, tn) as p:
         alert, closed = await _history(p, tn)
@@ -169,7 +165,5 @@ async def test_the_commit_path_finds_rows_by_key(tmp_path: Path, tn: Net) -> Non
     changes = [w for w in written if re.match(r"\s*(UPDATE|DELETE|SELECT)", w)]
     assert any(w.startswith("UPDATE events SET payload = NULL") for w in changes)
     for sql in changes:
-        if sql.startswith(_KNOWN_SCANS):
-            continue
         steps = plan(db, sql)
         assert not faults(steps), f"{sql}\n  {steps}"
