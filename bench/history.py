@@ -347,24 +347,35 @@ _RAISE: Final = ("alert", "raise", "--country", "PE", "--type", "raid", "--sever
                  "moderate", "--urgency", "weeks", "--lang", "es")  # fmt: skip
 
 
-def start_holder(devnet: Devnet, idle_s: float) -> dict[str, Any]:
-    """Node 1 from `rrn run` to `rrn status` answering; its stall and RSS after idling."""
+def time_to_ready(devnet: Devnet) -> float:
+    """Start node 1: seconds from `rrn run` to the first `rrn status` that answers."""
     home = devnet.node(HOLDER).home
     start = time.perf_counter()
     devnet.start(HOLDER)
     while True:
         try:
             cli(home, "status")
-            break
+            return time.perf_counter() - start
         except SystemExit:
             if time.perf_counter() - start > 600:
                 raise
             time.sleep(0.05)
-    ready = time.perf_counter() - start
-    log(f"node 1 ready in {ready:.1f} s; idle for {idle_s:.0f} s")
+
+
+def start_holder(devnet: Devnet, idle_s: float) -> dict[str, Any]:
+    """Node 1 started once after the import (it fills its integrators' stream first),
+    then restarted, as a node holding years of history restarts: time to ready, and
+    after idling its longest stall and RSS."""
+    home = devnet.node(HOLDER).home
+    first = time_to_ready(devnet)
+    devnet.stop(HOLDER)
+    ready = time_to_ready(devnet)
+    log(f"node 1 ready in {first:.1f} s after the import, {ready:.1f} s restarted; "
+        f"idle for {idle_s:.0f} s")  # fmt: skip
     time.sleep(idle_s)
     daemon, nats = pids(home)
     return {
+        "first_ready_s": round(first, 2),
         "ready_s": round(ready, 2),
         "stall_start_ms": stall_ms(home),
         "daemon_rss_idle_mb": round(rss_mb(daemon), 1),
