@@ -72,6 +72,8 @@ class Store(AlertReads):
         self.plans = Plans(db)
         self.requests = RequestJournal(db)
         self.dead_letters = DeadLetters(db)
+        #: Payloads were deleted but the WAL could not be emptied yet.
+        self._scrub_owed = False
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
@@ -291,10 +293,11 @@ class Store(AlertReads):
         """
         try:
             await self._db._execute(commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
-            if batch.drop_payloads:
+            if batch.drop_payloads or self._scrub_owed:
                 # The WAL still holds the pages as they were: fold it into the
-                # database and empty it, so the deleted payloads leave the disk.
-                await checkpoint(self._db)
+                # database and empty it, so the deleted payloads leave the disk;
+                # if a read is in the way, after a later commit.
+                self._scrub_owed = not await checkpoint(self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
 

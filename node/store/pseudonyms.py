@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from rrn.node.store.writes import checkpoint
+from rrn.node.store.writes import scrub
 
 __all__ = ["Pseudonyms"]
 
@@ -42,5 +42,5 @@ class Pseudonyms:
     async def forget(self, pseudonym: str) -> bool:
         """Delete a pseudonym's identity for good (overwritten, WAL emptied)."""
         cur = await self._db.execute("DELETE FROM pseudonyms WHERE pseudonym = ?", (pseudonym,))
-        await checkpoint(self._db)
+        await scrub(self._db)
         return cur.rowcount > 0

@@ -9,7 +9,7 @@ import sqlite3
 
 import aiosqlite
 
-from rrn.node.store.writes import checkpoint
+from rrn.node.store.writes import scrub
 from rrn.protocol.errors import StoreError
 
 __all__ = ["RequestJournal"]
@@ -52,7 +52,7 @@ class RequestJournal:
         await self._db.execute(
             "UPDATE control_requests SET reply = X'' WHERE reply IS NOT NULL AND reply != X''"
         )
-        await checkpoint(self._db)
+        await scrub(self._db)
 
     async def prune(self, before_ms: int) -> None:
         """Forget requests older than a time (their nonces are stale by now)."""

@@ -7,6 +7,7 @@ threads instead of one per statement.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Final
@@ -19,14 +20,18 @@ from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
 from rrn.node.store.rows import ChainKey, RosterRow
 from rrn.protocol.envelope import Event
+from rrn.protocol.errors import StoreError
 
 __all__ = [
     "Batch",
     "checkpoint",
     "commit_sync",
+    "scrub",
 ]
 
 
+#: Attempts of `scrub` (a hundredth of a second apart).
+_SCRUB_TRIES: Final = 200
 #: Rows per multi-row INSERT (x 11 columns stays under sqlite's 32766 variables).
 _ROWS_PER_STATEMENT: Final = 250
 
@@ -221,11 +226,32 @@ def _alert_row(state: AlertState, v: AlertView | None) -> tuple[object, ...]:
     )
 
 
-async def checkpoint(db: aiosqlite.Connection) -> None:
-    """Fold the WAL into the database and empty it, so deleted pages leave the disk.
+async def checkpoint(db: aiosqlite.Connection) -> bool:
+    """Fold the WAL into the database and empty it, so deleted pages leave the disk;
+    whether it was done.
 
+    Not while a query on this connection is part-read (aiosqlite steps a query
+    once in `execute` and reads the rest in a later job, and the pipeline reads
+    the next batch while one commits: sqlite answers "database table is locked"),
+    nor while another connection reads (busy): then the caller tries again later.
     The pragma answers with a row: it is read to the end, or the statement stays
     in progress on the shared connection and the writer's next COMMIT fails.
     """
-    async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
-        await cur.fetchall()
+    try:
+        async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+            rows = list(await cur.fetchall())
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode in (sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY):
+            return False
+        raise
+    return not rows or rows[0][0] == 0
+
+
+async def scrub(db: aiosqlite.Connection) -> None:
+    """`checkpoint` now, waiting a moment for a read in the way to end (what a user
+    deleted must leave the disk before we say it did)."""
+    for _ in range(_SCRUB_TRIES):
+        if await checkpoint(db):
+            return
+        await asyncio.sleep(0.01)
+    raise StoreError("could not empty the store's write-ahead log (kept busy by reads); try again")
