@@ -82,7 +82,8 @@ class Retention:
         me = self.ingestor.me.org
         for state, v in changes:
             over = over_at(state) if state.plan is not None and _mine(state, me) else None
-            self._note_plan(state.alert, over)
+            if state.plan is not None or state.erased is not None:  # a plan, or was one
+                self._note_plan(state.alert, over)
             if over is not None:
                 self._due_at(over + self._keep_ms)
             if v is not None and v.origin == me and v.status in _CLOSED:
