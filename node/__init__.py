@@ -8,8 +8,9 @@ docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rrn.protocol.lazy import lazy_names
 
 if TYPE_CHECKING:
     from rrn.node.daemon.node import Node
@@ -28,7 +29,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'rrn.node' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_names(__name__, _LAZY)

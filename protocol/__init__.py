@@ -8,8 +8,7 @@ load all of it (every `rrn` command paid for the whole package at start-up).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rrn.protocol.lazy import lazy_names
 
 __all__ = [
     "MAX_ENVELOPE_BYTES",
@@ -74,7 +73,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'rrn.protocol' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_names(__name__, _LAZY)
