@@ -40,13 +40,8 @@ class AlertReads:
         wanted = list(ids)
         found: dict[bytes, AlertState] = {}
         for start in range(0, len(wanted), _CHUNK):
-            part = wanted[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            async with self._db.execute(
-                f"SELECT id, state FROM alerts WHERE id IN ({marks})", part
-            ) as cur:
-                for r in await cur.fetchall():
-                    found[bytes(r[0])] = decode_state(bytes(r[1]))
+            raw = await self._raw_states(wanted[start : start + _CHUNK])
+            found.update((a, decode_state(b)) for a, b in raw.items())
         return found
 
     async def alert_ids(self) -> list[bytes]:
@@ -74,9 +69,22 @@ class AlertReads:
             (*args, limit),
         ) as cur:
             ids = [bytes(r[0]) for r in await cur.fetchall()]
-        states = await self.alert_states(ids)
-        views = (view(states[a], authority) for a in ids if a in states)
-        return [v for v in views if v is not None]
+        found: list[AlertView] = []
+        for start in range(0, len(ids), _CHUNK):
+            # A chunk's states at a time: each is dropped once viewed (thousands held
+            # at once keep the garbage collector busy for nothing).
+            part = ids[start : start + _CHUNK]
+            raw = await self._raw_states(part)
+            views = (view(decode_state(raw[a]), authority) for a in part if a in raw)
+            found += [v for v in views if v is not None]
+        return found
+
+    async def _raw_states(self, ids: list[bytes]) -> dict[bytes, bytes]:
+        """The stored state of each of these alerts (at most `_CHUNK`), undecoded."""
+        async with self._db.execute(
+            f"SELECT id, state FROM alerts WHERE id IN ({','.join('?' * len(ids))})", ids
+        ) as cur:
+            return {bytes(r[0]): bytes(r[1]) for r in await cur.fetchall()}
 
     async def closed_before(
         self, origin: str, before_ms: int, *, after: tuple[int, bytes] = (0, b""), limit: int
