@@ -19,12 +19,12 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from rrn.federation.alert_view import AlertView
+from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import CollectiveFact
 from rrn.federation.collective import CollectiveView, eligible
 from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
-from rrn.node.ops.book import OPEN, AlertBook
+from rrn.node.ops.book import AlertBook
 from rrn.node.pipeline.ingest import SealFor
 from rrn.protocol.collective import (
     CollectiveJoined,
@@ -51,6 +51,8 @@ __all__ = [
 
 #: Longest text a proposal seals (its blob must stay under the 56 KiB field limit).
 MAX_TEXT: Final = 48 * 1024
+#: Alert states read at a time when looking for proposals.
+_SLICE: Final = 500
 #: Furthest a deadline may be set.
 MAX_DEADLINE_MS: Final = 366 * 86_400_000
 
@@ -255,10 +257,18 @@ class CollectiveOps:
     # -- helpers ----------------------------------------------------------------
 
     async def _views(self, every: bool) -> list[AlertView]:
-        authority = self._book.ingestor.network.authority
-        return await self._book.store.alerts(
-            statuses=None if every else OPEN, limit=100_000, authority=authority
-        )
+        """The views of the open alerts (or all) holding collective proposals: states
+        read by id in slices, and only those with proposals viewed (viewing every open
+        alert's state took seconds on years of history)."""
+        store, authority = self._book.store, self._book.ingestor.network.authority
+        ids = await (store.alert_ids() if every else store.open_alert_ids())
+        found = []
+        for start in range(0, len(ids), _SLICE):
+            for state in (await store.alert_states(ids[start : start + _SLICE])).values():
+                v = view(state, authority) if state.collective else None
+                if v is not None and (every or v.status.is_open):
+                    found.append(v)
+        return found
 
     async def _find(self, ref: str) -> tuple[AlertView, CollectiveView]:
         for every in (False, True):
