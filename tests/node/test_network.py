@@ -55,14 +55,19 @@ def test_a_full_mesh_carries_each_event_once_per_link(tmp_path: Path) -> None:
         )
         time.sleep(2)  # a sign of life from each, saying it hears all the others
         before = net.metric(4, "rrn_ingest_duplicates_total")
+        pulled_before = net.metric(4, "rrn_sync_pulled_events_total")
         ids = net.burst(1, 60)
         net.wait_holds(set(ids))
         copies = net.metric(4, "rrn_ingest_duplicates_total") - before
+        # Copies that came by pull sync are not relays: on a loaded machine Berlin may ask
+        # for a range while its live copies are on their way (68 copies in one CI run).
+        pulled = net.metric(4, "rrn_sync_pulled_events_total") - pulled_before
         ring = sorted((net.org(k) for k in net.indexes), key=ring_key)
         after = ring[ring.index(net.org(1)) + 1 :] + ring[: ring.index(net.org(1))]
         backups = set(after[:2]) - {net.org(4)}
         expected = 60 * len(backups)  # one copy of each raise from each backup but Berlin
-        assert expected - 6 <= copies <= expected + 6, f"{copies} extra copies of 60 raises"
+        assert expected - 6 <= copies, f"{copies} extra copies of 60 raises"
+        assert copies - pulled <= expected + 6, f"{copies} extra copies, {pulled} pulled"
     finally:
         net.close()
 
