@@ -12,13 +12,18 @@ reader's clock: "expired" (deadline past, unmet) is for readers to say. Pure.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 import msgspec
 
 from rrn.federation.alerts import CollectiveFact
 from rrn.protocol.collective import CollectiveProposed
 
-__all__ = ["CollectiveView", "by_proposal", "eligible", "judge", "outcome"]
+__all__ = ["MAX_PROPOSALS", "CollectiveView", "by_proposal", "eligible", "judge", "outcome"]
+
+#: Proposals one member may make on one alert: every proposal pages every eligible
+#: supporter, so a member that floods them is refused (`too_many`) alike everywhere.
+MAX_PROPOSALS: Final = 5
 
 
 class CollectiveView(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,24 +68,32 @@ def judge(
     roles: Mapping[str, frozenset[str]],
 ) -> tuple[tuple[CollectiveFact, ...], list[Refusal]]:
     """The collective facts the rules allow, and the refused ones with their reasons:
-    a proposal from within the alert's audience (`outside_audience`); a join from within
-    it by an eligible member (`not_eligible`), signed by the deadline (`too_late`), one
-    per member (`joined_already`); a withdrawal by a member that joined (`not_joined`); a
-    signature by a committed member (`not_committed`)."""
-    proposals = {f.proposal: f for f in facts if f.kind == "proposed" and within(f.pos.org)}
-    refused: list[Refusal] = [
-        (f, "outside_audience") for f in facts if f.kind == "proposed" and not within(f.pos.org)
-    ]
+    a proposal from within the alert's audience (`outside_audience`), at most
+    `MAX_PROPOSALS` per member on one alert in signed order (`too_many`); a join from within
+    it by an eligible member (`not_eligible`), signed no earlier than the proposal
+    (`too_soon`) and by the deadline (`too_late`), one per member (`joined_already`); a
+    withdrawal by a member that joined (`not_joined`); a signature by a committed
+    member (`not_committed`)."""
+    proposals: dict[bytes, CollectiveFact] = {}
+    refused: list[Refusal] = []
+    made: dict[str, int] = {}
+    for f in sorted((f for f in facts if f.kind == "proposed"), key=_signed_order):
+        org = f.pos.org
+        if not within(org):
+            refused.append((f, "outside_audience"))
+        elif made.get(org, 0) >= MAX_PROPOSALS:
+            refused.append((f, "too_many"))
+        else:
+            made[org] = made.get(org, 0) + 1
+            proposals[f.proposal] = f
     allowed = list(proposals.values())
-    rest = sorted(
-        (f for f in facts if f.kind != "proposed"), key=lambda f: (f.pos.wall_ms, f.pos.id)
-    )
+    rest = sorted((f for f in facts if f.kind != "proposed"), key=_signed_order)
     for proposal, mine in by_proposal(rest).items():
         p = proposals.get(proposal)
         if p is None or p.proposed is None:
             refused += [(f, "no_proposal") for f in mine]
             continue
-        kept, why = _judge_one(p.proposed, mine, within, roles)
+        kept, why = _judge_one(p, mine, within, roles)
         allowed += kept
         refused += why
     return tuple(sorted(allowed, key=lambda f: f.pos)), refused
@@ -104,11 +117,13 @@ def _join_roles(p: CollectiveProposed) -> set[str]:
 
 
 def _judge_one(
-    p: CollectiveProposed,
+    proposal: CollectiveFact,
     facts: list[CollectiveFact],
     within: Callable[[str], bool],
     roles: Mapping[str, frozenset[str]],
 ) -> tuple[list[CollectiveFact], list[Refusal]]:
+    p, since = proposal.proposed, proposal.pos.wall_ms
+    assert p is not None
     kept: list[CollectiveFact] = []
     refused: list[Refusal] = []
     joined: set[str] = set()
@@ -118,6 +133,7 @@ def _judge_one(
             why = (
                 "outside_audience" if not within(org)
                 else "not_eligible" if not eligible(p, org, roles)
+                else "too_soon" if f.pos.wall_ms < since
                 else "too_late" if f.pos.wall_ms > p.deadline_ms
                 else "joined_already" if org in joined
                 else None
@@ -154,7 +170,7 @@ def outcome(
     signatures: dict[str, list[str]] = {}
     refused: list[Refusal] = []
     mine = sorted((f for f in facts if f.proposal == proposal.proposal and f.kind != "proposed"),
-                  key=lambda f: (f.pos.wall_ms, f.pos.id))  # fmt: skip
+                  key=_signed_order)  # fmt: skip
     for f in mine:
         org = f.pos.org
         if f.kind == "joined":
@@ -193,3 +209,7 @@ def outcome(
 
 def _met(need: dict[str, int], standing: dict[str, int], held: dict[str, tuple[str, ...]]) -> bool:
     return all(sum(role in held[org] for org in standing) >= n for role, n in need.items())
+
+
+def _signed_order(f: CollectiveFact) -> tuple[int, bytes]:
+    return f.pos.wall_ms, f.pos.id

@@ -23,12 +23,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import AlertState
 from rrn.federation.collective import CollectiveView
-from rrn.node.alerting.agenda import Slicer
 from rrn.node.alerting.notices import Notifier
+from rrn.node.home.clock import Slicer
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
 
-__all__ = ["CollectiveMetrics", "CollectiveWatcher"]
+__all__ = ["PAGES_PER_PROPOSER", "CollectiveMetrics", "CollectiveWatcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ _BUCKETS: Final = tuple(60 * m for m in (10, 30, 60, 180, 360, 720, 1440, 4320, 
 
 #: Open alerts read from the store at a time by the start-up scan.
 _SLICE: Final = 256
+#: Proposals by one member that may page this member's people in an hour.
+PAGES_PER_PROPOSER: Final = 3
+_HOUR_MS: Final = 3_600_000
 Changes = list[tuple[AlertState, AlertView | None]] | None
 
 
@@ -68,6 +71,12 @@ class CollectiveMetrics:
             ["role"],
             registry=r,
         )
+        self.held = Counter(
+            "rrn_collective_notices_held_total",
+            "Proposals not paged because their proposer's proposals had paged this "
+            f"member's people {PAGES_PER_PROPOSER} times in the last hour.",
+            registry=r,
+        )
         self.open = Gauge(
             "rrn_collective_proposals_open",
             "Collective proposals on open alerts, not met, before their deadline.",
@@ -94,6 +103,8 @@ class CollectiveWatcher:
         #: While the start-up scan runs: the alerts that changed meanwhile (their newer
         #: views are queued already).
         self._scanning: set[bytes] | None = None
+        #: proposer -> when its proposals paged this member's people in the last hour
+        self._pages: dict[str, list[int]] = {}
 
     async def load(self) -> None:
         raw = await self._store.get_meta(_MARKS_KEY)
@@ -175,8 +186,28 @@ class CollectiveWatcher:
             and c.may_join(me, roles)
             and self._now_ms() <= c.deadline_ms
             and self._first(c.proposal, "notified.proposed")
+            and self._may_page(c.proposer)
         ):
             await self._notifier.collective(v, c, "proposed")
+
+    def _may_page(self, proposer: str) -> bool:
+        """Whether a proposal by `proposer` may page this member's people: at most
+        `PAGES_PER_PROPOSER` an hour, so a member that proposes on every alert it sees
+        cannot ring every supporter's pager at will. The rest are on the console and in
+        `rrn collective list`; each held back is counted."""
+        now = self._now_ms()
+        recent = [t for t in self._pages.get(proposer, []) if t > now - _HOUR_MS]
+        if len(recent) >= PAGES_PER_PROPOSER:
+            self.metrics.held.inc()
+            logger.warning(
+                "a collective proposal by %s was not paged: %d proposals by it were paged "
+                "in the last hour (see `rrn collective list`)",
+                proposer,
+                len(recent),
+            )
+            return False
+        self._pages[proposer] = [*recent, now]
+        return True
 
     def _first(self, proposal: bytes, mark: str) -> bool:
         if (proposal, mark) in self._marks:

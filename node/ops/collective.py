@@ -21,7 +21,7 @@ from msgspec import Meta
 
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import CollectiveFact
-from rrn.federation.collective import CollectiveView, eligible
+from rrn.federation.collective import MAX_PROPOSALS, CollectiveView, eligible
 from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
 from rrn.node.ops.book import AlertBook
@@ -153,6 +153,8 @@ class CollectiveOps:
         audience = v.audience or self._book.ingestor.network.roster.orgs()
         if self._me not in audience:
             raise ControlError("this member is outside the alert's audience")
+        if sum(c.proposer == self._me for c in v.collectives) >= MAX_PROPOSALS:
+            raise ControlError(f"this member has made {MAX_PROPOSALS} proposals on that alert")
         now = self._book.ingestor.clock.now_ms()
         if not now < args.deadline_ms <= now + MAX_DEADLINE_MS:
             raise ControlError("the deadline must be in the future, and within a year")

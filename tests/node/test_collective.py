@@ -21,9 +21,12 @@ from typing import Any
 
 import pytest
 
-from rrn.protocol.collective import CollectiveJoined
+from rrn.federation.collective import MAX_PROPOSALS
+from rrn.node.alerting.collective import PAGES_PER_PROPOSER
+from rrn.protocol.collective import CollectiveJoined, CollectiveProposed, Quota
 from rrn.protocol.kinds import encode_payload
 from rrn.protocol.roster import Role
+from rrn.protocol.vocabulary import ActionType
 from tests.adversary import Adversary
 from tests.netkit import Capture, TestNetwork
 from tests.procs import rrn
@@ -54,7 +57,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNetwork]:
         n.close()
 
 
-def _alert(net: TestNetwork, tmp: Path, canary: str) -> str:
+def _alert(net: TestNetwork, tmp: Path, canary: str, *, exclude: bool = True) -> str:
     details = tmp / "details.json"
     details.write_text(json.dumps({"identity": f"{canary}ID"}))
     alert = net.cli_json(
@@ -63,7 +66,8 @@ def _alert(net: TestNetwork, tmp: Path, canary: str) -> str:
         *("--severity", "severe", "--urgency", "days", "--details", str(details)),
         *("--ask", "business_partner_engagement:company", "--ask", "private_diplomacy:embassy"),
         *("--consent", "network", "--consent", "embassies", "--consent", "companies"),
-        *("--consent-by", "defender", "--exclude", net.org(IMPLICATED)),
+        *("--consent-by", "defender"),
+        *(("--exclude", net.org(IMPLICATED)) if exclude else ()),
     )
     net.wait_holds({alert["id"]})
     return str(alert["id"])
@@ -261,3 +265,65 @@ def test_an_unmet_proposal_commits_nobody_and_late_joins_count_for_nothing(
         shown = _show(net, k, second)
         assert shown["committed"] == [net.org(BOLT), net.org(ACME)], "ordered by signed time"
         assert shown["met_ms"] > signed_at
+
+
+def test_a_member_cannot_page_the_supporters_at_will_nor_backdate_a_join(
+    net: TestNetwork, tmp_path: Path
+) -> None:
+    """Nairobi, turned, proposes on an alert again and again: the rules refuse every
+    proposal past MAX_PROPOSALS alike everywhere, and each supporter's node pages its
+    people for at most PAGES_PER_PROPOSER of them an hour (the rest are listed and
+    counted). The embassy, turned, signs a join dated before the proposal: refused."""
+    alert = _alert(net, tmp_path, f"CANARY{secrets.token_hex(6)}", exclude=False)
+    caps = {k: Capture(net, k) for k in (ACME, MISSION)}
+    nairobi = Adversary(net, NAIROBI)
+    ask = CollectiveProposed(
+        alert=bytes.fromhex(alert),
+        action=ActionType.PRIVATE_DIPLOMACY,
+        threshold=[Quota(role=Role.COMPANY, count=1), Quota(role=Role.EMBASSY, count=1)],
+        deadline_ms=int(time.time() * 1000) + 3_600_000,
+    )
+    flood = [nairobi.sign("collective.proposed", encode_payload(ask)) for _ in range(8)]
+    nairobi.events(*flood)
+    extra = len(flood) - MAX_PROPOSALS
+    for k in (LIMA, ACME, BOLT, MISSION):
+        net.wait(
+            lambda k=k: (
+                net.metric(
+                    k, "rrn_alert_transitions_refused_total",
+                    signer=net.org(NAIROBI), kind="collective", reason="too_many",
+                ) == extra
+            ),
+            f"node {k} refusing the proposals past {MAX_PROPOSALS}",
+        )  # fmt: skip
+        mine = [p for p in net.cli_json(k, "collective", "list") if p["alert"] == alert]
+        assert len(mine) == MAX_PROPOSALS, mine
+    refused = rrn(
+        *("collective", "propose", alert[:12], "--action", "private_diplomacy"),
+        *("--need", "embassy=1", "--deadline", "1h", "--home", str(net.home(NAIROBI))),
+    )
+    assert refused.returncode == 1 and f"made {MAX_PROPOSALS} proposals" in refused.stderr
+
+    held = MAX_PROPOSALS - PAGES_PER_PROPOSER
+    for k, cap in caps.items():
+        net.wait(
+            lambda k=k: net.metric(k, "rrn_collective_notices_held_total") == held,
+            f"node {k} holding back the pages past {PAGES_PER_PROPOSER}",
+        )
+        told = [n for n in _notices(cap) if n["reason"] == "proposed"]
+        assert len(told) == PAGES_PER_PROPOSER, told
+        cap.stop()
+
+    # A join dated a second before the proposal (after its own last event, so its chain
+    # takes it) counts for nothing anywhere.
+    first = min(flood, key=lambda e: (e.header.wall_ms, e.id))
+    mission = Adversary(net, MISSION)
+    early = CollectiveJoined(alert=bytes.fromhex(alert), proposal=first.id)
+    mission.events(
+        mission.sign(
+            "collective.joined", encode_payload(early), wall_ms=first.header.wall_ms - 1_000
+        )
+    )
+    for k in (LIMA, ACME, BOLT):
+        net.wait(lambda k=k: _refused(net, k, MISSION, "too_soon"), f"node {k} refusing it")
+        assert _show(net, k, first.id.hex())["joined_by_role"]["embassy"] == 0

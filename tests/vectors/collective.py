@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import msgspec
+
+from rrn.federation.collective import MAX_PROPOSALS
 from rrn.protocol.collective import (
     CollectiveJoined,
     CollectiveProposed,
@@ -40,14 +43,13 @@ def collective() -> dict[str, Any]:
     lima = c["lima-hr"]
     alert = lima.next(raised(0))
     t0 = alert.header.wall_ms
-    proposal = lima.next(
-        CollectiveProposed(
-            alert=alert.id,
-            action=ActionType.JOINT_STATEMENT,
-            threshold=[Quota(role=Role.COMPANY, count=2), Quota(role=Role.EMBASSY, count=1)],
-            deadline_ms=t0 + HOUR,
-        )
+    proposed = CollectiveProposed(
+        alert=alert.id,
+        action=ActionType.JOINT_STATEMENT,
+        threshold=[Quota(role=Role.COMPANY, count=2), Quota(role=Role.EMBASSY, count=1)],
+        deadline_ms=t0 + HOUR,
     )
+    proposal = lima.next(proposed)
     a, p = alert.id, proposal.id
     text = hashlib.sha256(TEXT).digest()
 
@@ -76,7 +78,13 @@ def collective() -> dict[str, Any]:
         (at("bolt-co", withdrawn, 6_500), "not_joined"),
         (at("cobalt-co", joined, HOUR + 1), "too_late"),
         (at("cobalt-co", CollectiveJoined(alert=a, proposal=a), 7_000), "no_proposal"),
+        (at("cobalt-co", joined, 500), "too_soon"),  # signed before the proposal
     ]
+    # nairobi-dl proposes again and again: the sixth by signed time is one too many
+    for n in range(MAX_PROPOSALS + 1):
+        again = msgspec.structs.replace(proposed, action=ActionType.PRIVATE_DIPLOMACY)
+        when = 9_000 - n * 100 if n < MAX_PROPOSALS else 9_500
+        facts.append((at("nairobi-dl", again, when), None if n < MAX_PROPOSALS else "too_many"))
     return {
         "description": (
             "PROTOCOL 4.9. Apply `alert`, `proposal` and every fact, in any order: each "
@@ -84,7 +92,9 @@ def collective() -> dict[str, Any]:
             "is `outcome`. Joins and withdrawals count in order of (wall_ms, id): bolt-co's "
             "first join is withdrawn before the threshold; it is met by bolt-co's second "
             "join; its later withdrawal is recorded and it stays committed. `text_sha256` "
-            "is SHA-256 of `text`, the version signed."
+            "is SHA-256 of `text`, the version signed. nairobi-dl's proposals beyond "
+            f"{MAX_PROPOSALS}, counted in order of (wall_ms, id), are refused; the view "
+            "holds `collectives` proposals."
         ),
         "genesis_cert": encode_cert(tn.cert).hex(),
         "network_id": tn.net.hex(),
@@ -93,6 +103,7 @@ def collective() -> dict[str, Any]:
         "text": TEXT.decode(),
         "text_sha256": text.hex(),
         "facts": [{"envelope": e.envelope().hex(), "reason": why} for e, why in facts],
+        "collectives": 1 + MAX_PROPOSALS,
         "outcome": {
             "proposal": p.hex(),
             "met_ms": t0 + 4_000,
