@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from types import TracebackType
@@ -35,7 +36,7 @@ from rrn.node.home.integrators import load_integrators
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
-from rrn.node.integrations.feeds import erase_from_stream
+from rrn.node.integrations.erasure import erase_from_stream
 from rrn.node.integrations.hub import Integrations
 from rrn.node.integrations.mirrors import drop_consumers
 from rrn.node.membership.rosters import RosterKeeper
@@ -280,6 +281,9 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then wind down within a grace period."""
+        # What start-up loaded (modules, rules, the roster) lives as long as the daemon:
+        # kept out of the collector's full passes, which would otherwise walk it each time.
+        gc.freeze()
         async with asyncio.TaskGroup() as tg:
             tasks = [  # the loop's watch first: it then sees the others' first steps
                 tg.create_task(LoopWatch(self.metrics.registry).run(), name="loopwatch"),

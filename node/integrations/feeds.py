@@ -25,8 +25,6 @@ replaced, and a deleted alert's values and notices are erased one by one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
@@ -37,9 +35,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
-    AckPolicy,
     ConsumerConfig,
-    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     StreamConfig,
@@ -59,9 +55,7 @@ from rrn.node.integrations.mirrors import erase_mirrored, open_mirrors
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
 from rrn.node.store.db import Store
-from rrn.protocol import subjects
 from rrn.protocol.subjects import (
-    EVENT_ID_HEADER,
     LOCAL_ALERTS_PREFIX,
     LOCAL_EVENTS_PREFIX,
     local_notice,
@@ -69,12 +63,12 @@ from rrn.protocol.subjects import (
 
 __all__ = [
     "ALERTS_BUCKET",
+    "ERRORS",
     "EVENTS_STREAM",
     "NETWORK_BUCKET",
     "NOTICES_STREAM",
     "AlertRecord",
     "Feeds",
-    "erase_from_stream",
     "pulled",
 ]
 
@@ -84,7 +78,8 @@ ALERTS_BUCKET: Final = "RRN_ALERTS"
 _ALERTS_STREAM: Final = f"KV_{ALERTS_BUCKET}"
 NETWORK_BUCKET: Final = "RRN_NETWORK"
 NOTICES_STREAM: Final = "RRN_NOTICES"
-_ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
+ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
+_ERRORS: Final = ERRORS
 #: How long one fetch waits on a quiet stream before asking again.
 _WAIT_S: Final = 5.0
 #: Alert states read at a time to bring the alert bucket up to date.
@@ -111,6 +106,7 @@ class Feeds:
         mirror: NatsClient | None,
         config: NatsConfig,
         routing: Callable[[AlertView], Awaitable[Routing]],
+        current: Callable[[bytes], Awaitable[tuple[AlertState | None, AlertView | None]]],
     ) -> None:
         self.nc = nc
         #: The daemon's own connection, which publishes the notices.
@@ -121,7 +117,12 @@ class Feeds:
         self.routing = routing
         self.alerts: KeyValue | None = None
         self.network: KeyValue | None = None
-        self._queue: asyncio.Queue[tuple[AlertState, AlertView | None]] = asyncio.Queue()
+        #: An alert's committed state and view, as readers may see them now.
+        self._current = current
+        #: Alerts changed and not yet written, oldest change first. Only ids: a writer
+        #: slower than a catch-up must not hold every state it has yet to write.
+        self._pending: dict[bytes, None] = {}
+        self._wake = asyncio.Event()
         self._store: Store | None = None
         #: Set by `open`: bring the alert bucket up to date first (every alert or the
         #: open ones), under these rules.
@@ -169,9 +170,12 @@ class Feeds:
                 )
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
-        """Committed alert changes (None: everything was judged again, see `refill`)."""
-        for change in changes or []:
-            self._queue.put_nowait(change)
+        """Committed alert changes (None: everything was judged again, see `refill`):
+        each alert is written once more, as it is when its turn comes."""
+        for state, _ in changes or []:
+            self._pending[state.alert] = None
+        if changes:
+            self._wake.set()
 
     async def run(self) -> None:
         """Bring the bucket up to date, then write changes in the order they were
@@ -184,12 +188,18 @@ class Feeds:
             except _ERRORS as exc:
                 logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
         while True:
-            state, v = await self._queue.get()
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            alert = next(iter(self._pending))
+            del self._pending[alert]
             try:
+                state, v = await self._current(alert)
                 if v is not None:
                     await self._put(v)
-                elif state.erased is not None:
-                    await self._forget(state.alert.hex())
+                elif state is not None and state.erased is not None:
+                    await self._forget(alert.hex())
             except _ERRORS as exc:
                 logger.warning("alert state not in the integrators' bucket: %s", type(exc).__name__)
             except Exception:  # a feed must never stop the node
@@ -198,8 +208,8 @@ class Feeds:
     async def _bring_up_to_date(self, store: Store, authority: Authority, *, every: bool) -> None:
         """A new bucket gets every alert; after a restart, each open alert whose record
         differs (a change committed just before a stop may not have reached it). In
-        slices of states read by id, in the background: changes committed meanwhile
-        wait in the queue and are written after, in order, so the newest wins."""
+        slices of states read by id, in the background: alerts changed meanwhile are
+        written after, as they are then, so the newest wins."""
         ids = await (store.alert_ids() if every else store.open_alert_ids())
         written = 0
         for start in range(0, len(ids), _REFILL_SLICE):
@@ -315,77 +325,3 @@ async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> lis
             break
         erased.append(msg.seq)
     return erased
-
-
-async def erase_from_stream(
-    nc: NatsClient,
-    stream_nc: NatsClient,
-    mirror_nc: NatsClient | None,
-    store: Store,
-    ids: list[bytes],
-) -> None:
-    """Tombstoned payloads leave the integrators' stream too (erased on disk).
-
-    `nc` published the events (flushed first, so they are in the stream),
-    `stream_nc` keeps the stream (FEEDS) and `mirror_nc` its mirror (INTEG).
-    """
-    await nc.flush()
-    js = stream_nc.jetstream()
-    wanted: dict[str, dict[str, int]] = {}  # subject -> event id (hex) -> stored at (ms)
-    for eid, (origin, kind, stored_ms) in (await store.event_places(ids)).items():
-        wanted.setdefault(subjects.local_event(origin, kind), {})[eid.hex()] = stored_ms
-    gone = 0
-    for subject, stored in wanted.items():
-        try:
-            seqs = await _find(js, subject, stored)
-        except _ERRORS as exc:
-            logger.warning("tombstone: cannot search the integrators' stream: %s", exc)
-            continue
-        for seq in seqs:
-            with contextlib.suppress(*_ERRORS):
-                if await js.delete_msg(EVENTS_STREAM, seq):
-                    await erase_mirrored(mirror_nc, EVENTS_STREAM, seq)
-                    gone += 1
-    logger.info("tombstone: deleted %d of %d events from the integrators' stream", gone, len(ids))
-
-
-#: How far from when an event was stored its message is looked for in the stream
-#: (it is published right after the commit; clocks of one machine).
-_FIND_SLACK_S: Final = 60.0
-_FIND_BATCH: Final = 256
-
-
-async def _find(js: JetStreamContext, subject: str, stored: dict[str, int]) -> list[int]:
-    """The stream sequences of these events (id hex -> when stored, ms) on `subject`: a
-    headers-only walk from the earliest one's store time, until each is found or the
-    walk passes the latest one's (bounded by time, not by the size of the history)."""
-    start = min(stored.values()) / 1000 - _FIND_SLACK_S
-    until = max(stored.values()) / 1000 + _FIND_SLACK_S
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_TIME,
-        opt_start_time=datetime.datetime.fromtimestamp(max(0.0, start), datetime.UTC),
-        ack_policy=AckPolicy.NONE,
-        headers_only=True,
-        inactive_threshold=30.0,
-    )
-    sub = await js.pull_subscribe(subject, stream=EVENTS_STREAM, config=config)
-    found: list[int] = []
-    left = set(stored)
-    try:
-        while left:
-            try:
-                msgs = await sub.fetch(_FIND_BATCH, timeout=1.0)
-            except (TimeoutError, NatsTimeout):
-                break  # the end of the stream
-            for msg in msgs:
-                meta = msg.metadata
-                eid = (msg.headers or {}).get(EVENT_ID_HEADER, "")
-                if eid in left:
-                    left.discard(eid)
-                    found.append(meta.sequence.stream)
-                if meta.timestamp.timestamp() > until:
-                    left.clear()
-    finally:
-        with contextlib.suppress(*_ERRORS):
-            await sub.unsubscribe()
-    return found

@@ -84,7 +84,12 @@ class Integrations:
         self.store = store
         self.ingestor = ingestor
         self.feeds = Feeds(
-            nc=nc, publisher=publisher, mirror=mirror, config=config.nats, routing=routing
+            nc=nc,
+            publisher=publisher,
+            mirror=mirror,
+            config=config.nats,
+            routing=routing,
+            current=self._current,
         )
         self.webhooks = Webhooks(
             config.webhooks, home.path, store, metrics.webhooks, exists=self._exists
@@ -122,6 +127,10 @@ class Integrations:
     async def _exists(self, alert: str) -> bool:
         state = await self.ingestor.projection.state(bytes.fromhex(alert))
         return state is not None and state.erased is None
+
+    async def _current(self, alert: bytes) -> tuple[AlertState | None, AlertView | None]:
+        state = await self.ingestor.projection.committed_state(alert)
+        return state, view(state, self.ingestor.network.authority) if state else None
 
     async def _still_open(self, alert: bytes) -> bool:
         state = await self.ingestor.projection.state(alert)
