@@ -12,16 +12,14 @@ the alerts that neither changed nor fell due.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
-import time
 from collections.abc import Iterable
 from typing import Final
 
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
 
-__all__ = ["Agenda", "Slicer"]
+__all__ = ["Agenda"]
 
 #: Heap entries per alert with a moment, at most, before the stale ones are dropped.
 _STALE_FACTOR: Final = 2
@@ -139,25 +137,3 @@ class Agenda:
         while self._queue and self._next.get(self._queue[0][1]) != self._queue[0][0]:
             heapq.heappop(self._queue)
         return self._queue[0][0] if self._queue else None
-
-
-class Slicer:
-    """Hands the event loop back after every `slice_s` of work, so a long pass never
-    holds up the node's other tasks (requests, heartbeats, the pipeline)."""
-
-    def __init__(self, slice_s: float = 0.01) -> None:
-        self.slice_s = slice_s
-        self._since = self._started = time.perf_counter()
-
-    def elapsed_s(self) -> float:
-        """Seconds since the pass started (or `restart`)."""
-        return time.perf_counter() - self._started
-
-    def restart(self) -> None:
-        self._started = time.perf_counter()
-
-    async def step(self) -> None:
-        """Yield to the loop if this slice of work is used up."""
-        if time.perf_counter() - self._since >= self.slice_s:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()

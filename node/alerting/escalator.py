@@ -36,13 +36,13 @@ from nats.aio.client import Client as NatsClient
 from rrn.federation.alert_view import AlertView, claim_expiries, view
 from rrn.federation.alerts import AlertState, AlertStatus
 from rrn.federation.escalation import Escalation, Ladder, Policy, next_escalation
-from rrn.node.alerting.agenda import Agenda, Slicer
+from rrn.node.alerting.agenda import Agenda
 from rrn.node.alerting.ladders import Ladders
 from rrn.node.alerting.lingering import Lingering
 from rrn.node.alerting.metrics import AlertingMetrics
 from rrn.node.alerting.notices import Notifier
 from rrn.node.alerting.offers import AskOffers
-from rrn.node.home.clock import Clock, wait_set
+from rrn.node.home.clock import Clock, Slicer, wait_set
 from rrn.node.home.config import NotifyConfig
 from rrn.node.peering.peering import Peering
 from rrn.node.pipeline.ingest import Ingestor

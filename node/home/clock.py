@@ -1,7 +1,8 @@
 """The clock seam: every reading of wall time in the node goes through a Clock.
 
-Owns `SystemClock` and `ManualClock` (for tests that must not sleep), and
-`wait_set`, the one way a background loop waits for a wake-up or a timeout. Wall
+Owns `SystemClock` and `ManualClock` (for tests that must not sleep), `wait_set`,
+the one way a background loop waits for a wake-up or a timeout, and `Slicer`, the
+one way long work on the event loop hands it back in time. Wall
 time only ever becomes a claimed, informational timestamp or a local deadline;
 the validity of an event never depends on it.
 """
@@ -17,7 +18,15 @@ from typing import Protocol
 
 from rrn.protocol.errors import ConfigError, RrnError
 
-__all__ = ["OFFSET_ENV", "Clock", "ManualClock", "SystemClock", "daemon_clock", "wait_set"]
+__all__ = [
+    "OFFSET_ENV",
+    "Clock",
+    "ManualClock",
+    "Slicer",
+    "SystemClock",
+    "daemon_clock",
+    "wait_set",
+]
 
 #: For tests of what a host with a wrong clock does (the chaos soak): the daemon's
 #: wall clock runs this many seconds off the machine's. Unset in production.
@@ -107,3 +116,25 @@ async def every(
             log.exception("%s failed", what)
         await wait_set(wake, seconds() if callable(seconds) else seconds)
         wake.clear()
+
+
+class Slicer:
+    """Hands the event loop back after every `slice_s` of work, so a long pass never
+    holds up the node's other tasks (requests, heartbeats, the pipeline)."""
+
+    def __init__(self, slice_s: float = 0.01) -> None:
+        self.slice_s = slice_s
+        self._since = self._started = time.perf_counter()
+
+    def elapsed_s(self) -> float:
+        """Seconds since the pass started (or `restart`)."""
+        return time.perf_counter() - self._started
+
+    def restart(self) -> None:
+        self._started = time.perf_counter()
+
+    async def step(self) -> None:
+        """Yield to the loop if this slice of work is used up."""
+        if time.perf_counter() - self._since >= self.slice_s:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()

@@ -28,7 +28,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from rrn.federation.topology import backup_relayers
-from rrn.node.home.clock import Clock
+from rrn.node.home.clock import Clock, Slicer
 from rrn.node.home.config import FederationConfig
 from rrn.node.peering.alive import SignsOfLife
 from rrn.node.peering.metrics import PeerMetrics
@@ -214,8 +214,9 @@ class Peering:
         """After a commit: publish own events, relay live ones where a peer does not hear
         their origin directly (10.3; not what an honest node would not apply: peers
         that want it pull it), feed integrators."""
-        out = subjects.events(self.net, self.me)
+        out, slicer = subjects.events(self.net, self.me), Slicer()
         for event, source, relay in events:
+            await slicer.step()  # a catch-up's batch is a thousand events
             envelope = event.envelope()
             h = event.header
             if source == "own" or (source == "live" and relay and self._passes_on(h)):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rrn.federation.alerts import AlertState
+from rrn.node.home.clock import Slicer
 from rrn.node.pipeline.own import Rotate, SealFor
 from rrn.node.store.network import Network
 from rrn.node.store.rows import RosterRow
@@ -61,6 +62,8 @@ class Item:
     adopt: tuple[Network, list[RosterRow]] | None = None
     #: Place held events whose time has come (a periodic control item).
     tick: bool = False
+    #: Queued by `enqueue` (a pull): holds one of the places kept for pulled events.
+    pulled: bool = False
 
     @property
     def signs(self) -> bool:
@@ -85,3 +88,5 @@ class Work:
     refused: dict[bytes, Reason] = field(default_factory=dict)
     #: Events an honest node does not pass on: kept unapplied, or refused by the rules.
     quiet: set[bytes] = field(default_factory=set)
+    #: Hands the event loop back while the batch is placed and projected.
+    slicer: Slicer = field(default_factory=Slicer)

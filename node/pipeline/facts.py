@@ -48,18 +48,20 @@ def alert_fact(
     return (payload, audience) if isinstance(payload, FactPayload) else None
 
 
-def applied_facts(
+async def applied_facts(
     work: Work,
-    *,
     frozen: dict[ChainKey, int],
     me: Identity,
     net: bytes,
+    *,
     metrics: IngestMetrics,
     now_ms: int,
 ) -> list[Fact]:
-    """Give each appended event of the batch its status; the alert facts to apply."""
+    """Give each appended event of the batch its status; the alert facts to apply
+    (opening sealed payloads, handing the loop back as the batch's slicer says)."""
     facts: list[Fact] = []
     for event, _, _ in work.appended:
+        await work.slicer.step()
         status = APPLIED
         cut = frozen.get((event.header.origin, event.header.epoch))
         if cut is not None and event.header.seq > cut:

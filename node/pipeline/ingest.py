@@ -36,6 +36,7 @@ from rrn.node.pipeline.held import Held
 from rrn.node.pipeline.metrics import IngestMetrics
 from rrn.node.pipeline.own import Identity, OwnChain, Rotate, SealFor, sealing_keys
 from rrn.node.pipeline.projection import Projection
+from rrn.node.pipeline.queue import IngestQueue
 from rrn.node.pipeline.responses import observe_responses
 from rrn.node.pipeline.verify import Checked, Verifier
 from rrn.node.store.db import Store
@@ -57,7 +58,6 @@ CommitHook = Callable[[list[tuple[Event, str, bool]]], Awaitable[None]]
 #: Called with the wire bytes of each new fork proof, to broadcast it.
 ForkHook = Callable[[bytes], Awaitable[None]]
 AlertsHook = Callable[[list[tuple[AlertState, AlertView | None]] | None], None]
-_QUEUE_MAX: Final = 20_000
 #: Batches whose signatures are being checked ahead of the one being placed.
 _VERIFY_AHEAD: Final = 2
 #: A batch taken from the queue and the task checking its signatures.
@@ -104,7 +104,7 @@ class Ingestor:
             metrics=metrics,
             clock=clock,
         )
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(_QUEUE_MAX)
+        self._queue = IngestQueue()
         self._stored = 0
 
     async def load(self) -> None:
@@ -164,8 +164,10 @@ class Ingestor:
         return future
 
     async def enqueue(self, raw: bytes, *, source: str = "local", peer: str | None = None) -> None:
-        """Queue received envelope bytes, waiting for room; nobody waits for the outcome."""
-        await self._queue.put(Item(time.perf_counter(), raw=raw, source=source, peer=peer))
+        """Queue pulled envelope bytes, waiting for room among the pulled (queue.py);
+        nobody waits for the outcome."""
+        item = Item(time.perf_counter(), raw=raw, source=source, peer=peer, pulled=True)
+        await self._queue.put(item)
 
     def offer(self, raw: bytes, *, peer: str) -> Reply | None:
         """Queue envelope bytes pushed live by a peer, without waiting; the future of the
@@ -261,7 +263,7 @@ class Ingestor:
         try:
             while True:
                 if not ahead:
-                    ahead.append(self._verify(await self._take_waiting()))
+                    ahead.append(self._verify(await self._queue.take(self.config.batch_max)))
                 self._top_up(ahead)
                 items, verifying = ahead[0]
                 if committing is not None:
@@ -288,19 +290,9 @@ class Ingestor:
                 committing.cancel()
             self.verifier.close()
 
-    async def _take_waiting(self) -> list[Item]:
-        first = await self._queue.get()
-        return [first, *self._take_now(self.config.batch_max - 1)]
-
-    def _take_now(self, most: int) -> list[Item]:
-        items: list[Item] = []
-        while len(items) < most and not self._queue.empty():
-            items.append(self._queue.get_nowait())
-        return items
-
     def _top_up(self, ahead: collections.deque[_Verifying]) -> None:
         while len(ahead) < _VERIFY_AHEAD and not self._queue.empty():
-            ahead.append(self._verify(self._take_now(self.config.batch_max)))
+            ahead.append(self._verify(self._queue.take_now(self.config.batch_max)))
 
     def _verify(self, items: list[Item]) -> _Verifying:
         async def check() -> list[Checked | None]:
@@ -314,6 +306,7 @@ class Ingestor:
         """Place a batch's items in their chains and project what they change."""
         work = Work(len(items))
         for item, verified in zip(items, checked, strict=True):
+            await work.slicer.step()
             try:
                 result = await self.chains.handle(item, verified, work)
             except ProtocolError as exc:
@@ -325,13 +318,9 @@ class Ingestor:
                 result = Outcome("rejected", reason=exc.reason)
             if item.future is not None:
                 work.replies.append((item.future, result))
-        facts = applied_facts(
-            work,
-            frozen=self.chains.frozen,
-            me=self.me,
-            net=self.network.net,
-            metrics=self.metrics,
-            now_ms=self.clock.now_ms(),
+        now_ms, frozen = self.clock.now_ms(), self.chains.frozen
+        facts = await applied_facts(
+            work, frozen, self.me, self.network.net, metrics=self.metrics, now_ms=now_ms
         )
         if facts:
             await self.projection.project(work, facts, self.network.authority, self.metrics.alerts)
@@ -353,8 +342,7 @@ class Ingestor:
                     future.set_exception(exc)
             raise
         finally:
-            for _ in range(work.size):
-                self._queue.task_done()
+            self._queue.done(work.size)
         self._after_commit(work)
         try:
             if self.on_commit is not None and work.appended:

@@ -1,0 +1,66 @@
+"""The ingest pipeline's queue: everything waiting to be verified, placed and stored.
+
+Owns its bounds. It holds at most `QUEUE_MAX` items; of those, at most `PULLED_MAX`
+pulled by sync, so a catch-up keeps a few batches ready (and memory flat) and
+leaves the rest of the room to events pushed live, which are refused (counted by
+the caller) rather than waited for when there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from rrn.node.pipeline.batch import Item
+
+__all__ = ["PULLED_MAX", "QUEUE_MAX", "IngestQueue"]
+
+QUEUE_MAX: Final = 20_000
+PULLED_MAX: Final = 4_000
+
+
+class IngestQueue:
+    """A FIFO of items with room kept for those not pulled."""
+
+    def __init__(self) -> None:
+        self._items: asyncio.Queue[Item] = asyncio.Queue(QUEUE_MAX)
+        self._pull_room = asyncio.Semaphore(PULLED_MAX)
+
+    async def put(self, item: Item) -> None:
+        """Queue an item, waiting for room (a pulled one: for room among the pulled)."""
+        if item.pulled:
+            await self._pull_room.acquire()
+        await self._items.put(item)
+
+    def put_nowait(self, item: Item) -> None:
+        """Queue an item not pulled now; raises asyncio.QueueFull if there is no room."""
+        self._items.put_nowait(item)
+
+    async def take(self, most: int) -> list[Item]:
+        """Wait for an item; it and those queued behind it, up to `most`."""
+        first = self._took(await self._items.get())
+        return [first, *self.take_now(most - 1)]
+
+    def take_now(self, most: int) -> list[Item]:
+        """Up to `most` items queued now (maybe none)."""
+        items: list[Item] = []
+        while len(items) < most and not self._items.empty():
+            items.append(self._took(self._items.get_nowait()))
+        return items
+
+    def empty(self) -> bool:
+        return self._items.empty()
+
+    def done(self, count: int) -> None:
+        """`count` items taken are handled (stored or refused)."""
+        for _ in range(count):
+            self._items.task_done()
+
+    async def join(self) -> None:
+        """Wait until every item queued is handled."""
+        await self._items.join()
+
+    def _took(self, item: Item) -> Item:
+        if item.pulled:
+            self._pull_room.release()
+        return item
