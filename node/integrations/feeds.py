@@ -188,6 +188,7 @@ class Feeds:
             except _ERRORS as exc:
                 logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
         while True:
+            _stop_if_cancelled()
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
@@ -215,6 +216,7 @@ class Feeds:
         for start in range(0, len(ids), _REFILL_SLICE):
             states = await store.alert_states(ids[start : start + _REFILL_SLICE])
             for state in states.values():
+                _stop_if_cancelled()
                 v = view(state, authority)
                 if v is not None and await self._put(v, unless_same=True):
                     written += 1
@@ -264,6 +266,16 @@ class Feeds:
         logger.info(
             "deleted alert %s: erased %d notices, %d dead letters", alert[:12], erased, dead
         )
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a nats-py request swallowed. Its requests wait with
+    `asyncio.wait_for`, which on Python 3.11 loses a cancellation that arrives as the
+    reply does; a loop of thousands of them then outlived the daemon's stop (the
+    refill of a bucket at a million events ran on for minutes and the node was killed)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _alerts_bucket() -> StreamConfig:
