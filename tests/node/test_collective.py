@@ -305,14 +305,15 @@ def test_a_member_cannot_page_the_supporters_at_will_nor_backdate_a_join(
     assert refused.returncode == 1 and f"made {MAX_PROPOSALS} proposals" in refused.stderr
 
     held = MAX_PROPOSALS - PAGES_PER_PROPOSER
-    for k, cap in caps.items():
-        net.wait(
-            lambda k=k: net.metric(k, "rrn_collective_notices_held_total") == held,
-            f"node {k} holding back the pages past {PAGES_PER_PROPOSER}",
-        )
+    net.wait(
+        lambda: net.metric(ACME, "rrn_collective_notices_held_total") == held,
+        f"Acme's node holding back the pages past {PAGES_PER_PROPOSER}",
+    )
+    for cap in caps.values():  # the embassy's too: never more than the bound
         told = [n for n in _notices(cap) if n["reason"] == "proposed"]
-        assert len(told) == PAGES_PER_PROPOSER, told
+        assert len(told) <= PAGES_PER_PROPOSER, told
         cap.stop()
+    assert len([n for n in _notices(caps[ACME]) if n["reason"] == "proposed"]) == PAGES_PER_PROPOSER
 
     # A join dated a second before the proposal (after its own last event, so its chain
     # takes it) counts for nothing anywhere.
