@@ -11,7 +11,6 @@ events came in and across restarts (the marks are kept in the store).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from rrn.federation.collective import CollectiveView
 from rrn.node.alerting.notices import Notifier
 from rrn.node.home.clock import Slicer
 from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.queue import Pending
 from rrn.node.store.db import Store
 
 __all__ = ["PAGES_PER_PROPOSER", "CollectiveMetrics", "CollectiveWatcher"]
@@ -99,10 +99,8 @@ class CollectiveWatcher:
         self._me = ingestor.me.org
         #: (proposal, mark): seen, met, notified.proposed, notified.met, join:<org>
         self._marks: set[tuple[bytes, str]] = set()
-        self._queue: asyncio.Queue[AlertView] = asyncio.Queue()
-        #: While the start-up scan runs: the alerts that changed meanwhile (their newer
-        #: views are queued already).
-        self._scanning: set[bytes] | None = None
+        #: Alerts with proposals to look at (only ids: node/pipeline/queue.py).
+        self._pending = Pending()
         #: proposer -> when its proposals paged this member's people in the last hour
         self._pages: dict[str, list[int]] = {}
 
@@ -115,43 +113,38 @@ class CollectiveWatcher:
     def alerts_changed(self, changes: Changes) -> None:
         """Committed alert changes: look at those with collective proposals."""
         for state, v in changes or []:
-            if self._scanning is not None:
-                self._scanning.add(state.alert)
             if v is not None and v.collectives:
-                self._queue.put_nowait(v)
+                self._pending.add(state.alert)
 
     async def run(self) -> None:
         """Look at changed alerts until cancelled (first at every open one)."""
         await self.load()
         await self._scan()
         while True:
-            v = await self._queue.get()
+            alert = await self._pending.next()
             before = len(self._marks)
             try:
-                for c in v.collectives:
-                    await self._look(v, c)
+                state = await self._ingestor.projection.committed_state(alert)
+                v = view(state, self._ingestor.network.authority) if state else None
+                if v is not None:
+                    for c in v.collectives:
+                        await self._look(v, c)
             except Exception:  # one bad view must not stop the watch
-                logger.exception("collective watch of alert %s failed", v.alert.hex()[:12])
+                logger.exception("collective watch of alert %s failed", alert.hex()[:12])
             if len(self._marks) != before:
                 await self._store.set_meta(_MARKS_KEY, msgspec.msgpack.encode(sorted(self._marks)))
 
     async def _scan(self) -> None:
-        """Queue every open alert with collective proposals: the states are read a slice
-        at a time, and only those that hold proposals are viewed."""
-        self._scanning = set()
-        try:
-            ids = await self._store.open_alert_ids()
-            slicer = Slicer()
-            for start in range(0, len(ids), _SLICE):
-                states = await self._store.alert_states(ids[start : start + _SLICE])
-                for state in states.values():
-                    if state.collective and state.alert not in self._scanning:
-                        v = view(state, self._ingestor.network.authority)
-                        if v is not None and v.collectives:
-                            self._queue.put_nowait(v)
-                    await slicer.step()
-        finally:
-            self._scanning = None
+        """Look at every open alert holding collective facts: the states are read a
+        slice at a time, and only their ids kept (each is viewed when looked at)."""
+        ids = await self._store.open_alert_ids()
+        slicer = Slicer()
+        for start in range(0, len(ids), _SLICE):
+            states = await self._store.alert_states(ids[start : start + _SLICE])
+            for state in states.values():
+                if state.collective:
+                    self._pending.add(state.alert)
+                await slicer.step()
 
     async def _look(self, v: AlertView, c: CollectiveView) -> None:
         m = self.metrics

@@ -18,7 +18,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from rrn.node.integrations.feeds import ERRORS as _ERRORS
+from rrn.node.integrations.feeds import ERRORS
 from rrn.node.integrations.mirrors import erase_mirrored
 from rrn.node.natsd.conf import EVENTS_STREAM
 from rrn.node.store.db import Store
@@ -51,11 +51,11 @@ async def erase_from_stream(
     for subject, stored in wanted.items():
         try:
             seqs = await _find(js, subject, stored)
-        except _ERRORS as exc:
+        except ERRORS as exc:
             logger.warning("tombstone: cannot search the integrators' stream: %s", exc)
             continue
         for seq in seqs:
-            with contextlib.suppress(*_ERRORS):
+            with contextlib.suppress(*ERRORS):
                 if await js.delete_msg(EVENTS_STREAM, seq):
                     await erase_mirrored(mirror_nc, EVENTS_STREAM, seq)
                     gone += 1
@@ -99,6 +99,6 @@ async def _find(js: JetStreamContext, subject: str, stored: dict[str, int]) -> l
                 if meta.timestamp.timestamp() > until:
                     left.clear()
     finally:
-        with contextlib.suppress(*_ERRORS):
+        with contextlib.suppress(*ERRORS):
             await sub.unsubscribe()
     return found

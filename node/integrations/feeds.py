@@ -54,6 +54,7 @@ from rrn.node.home.config import NatsConfig
 from rrn.node.integrations.mirrors import erase_mirrored, open_mirrors
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
+from rrn.node.pipeline.queue import Pending
 from rrn.node.store.db import Store
 from rrn.protocol.subjects import (
     LOCAL_ALERTS_PREFIX,
@@ -79,7 +80,6 @@ _ALERTS_STREAM: Final = f"KV_{ALERTS_BUCKET}"
 NETWORK_BUCKET: Final = "RRN_NETWORK"
 NOTICES_STREAM: Final = "RRN_NOTICES"
 ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
-_ERRORS: Final = ERRORS
 #: How long one fetch waits on a quiet stream before asking again.
 _WAIT_S: Final = 5.0
 #: Alert states read at a time to bring the alert bucket up to date.
@@ -119,10 +119,8 @@ class Feeds:
         self.network: KeyValue | None = None
         #: An alert's committed state and view, as readers may see them now.
         self._current = current
-        #: Alerts changed and not yet written, oldest change first. Only ids: a writer
-        #: slower than a catch-up must not hold every state it has yet to write.
-        self._pending: dict[bytes, None] = {}
-        self._wake = asyncio.Event()
+        #: Alerts changed and not yet written (only ids: node/pipeline/queue.py).
+        self._pending = Pending()
         self._store: Store | None = None
         #: Set by `open`: bring the alert bucket up to date first (every alert or the
         #: open ones), under these rules.
@@ -152,7 +150,7 @@ class Feeds:
             self.network = await js.create_key_value(
                 KeyValueConfig(bucket=NETWORK_BUCKET, history=1)
             )
-        except _ERRORS as exc:
+        except ERRORS as exc:
             logger.warning("no key-value buckets for integrators: %s", type(exc).__name__)
             return
         for row in await store.rosters():
@@ -164,7 +162,7 @@ class Feeds:
         if self.network is not None:
             try:
                 await self.network.put(f"roster.{version}", cert)
-            except _ERRORS as exc:
+            except ERRORS as exc:
                 logger.warning(
                     "roster %d not in the integrators' bucket: %s", version, type(exc).__name__
                 )
@@ -173,9 +171,7 @@ class Feeds:
         """Committed alert changes (None: everything was judged again, see `refill`):
         each alert is written once more, as it is when its turn comes."""
         for state, _ in changes or []:
-            self._pending[state.alert] = None
-        if changes:
-            self._wake.set()
+            self._pending.add(state.alert)
 
     async def run(self) -> None:
         """Bring the bucket up to date, then write changes in the order they were
@@ -185,23 +181,18 @@ class Feeds:
             self._refill = None
             try:
                 await self._bring_up_to_date(self._store, authority, every=every)
-            except _ERRORS as exc:
+            except ERRORS as exc:
                 logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
         while True:
             _stop_if_cancelled()
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            alert = next(iter(self._pending))
-            del self._pending[alert]
+            alert = await self._pending.next()
             try:
                 state, v = await self._current(alert)
                 if v is not None:
                     await self._put(v)
                 elif state is not None and state.erased is not None:
                     await self._forget(alert.hex())
-            except _ERRORS as exc:
+            except ERRORS as exc:
                 logger.warning("alert state not in the integrators' bucket: %s", type(exc).__name__)
             except Exception:  # a feed must never stop the node
                 logger.exception("alert state not in the integrators' bucket")
@@ -299,7 +290,7 @@ async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
             await js.add_stream(config)
         except JetStreamError:
             await js.update_stream(config)
-    except _ERRORS as exc:
+    except ERRORS as exc:
         logger.warning(
             "no JetStream stream %s for integrators: %s", config.name, type(exc).__name__
         )

@@ -133,8 +133,7 @@ class Integrations:
         return state, view(state, self.ingestor.network.authority) if state else None
 
     async def _still_open(self, alert: bytes) -> bool:
-        state = await self.ingestor.projection.state(alert)
-        v = view(state, self.ingestor.network.authority) if state is not None else None
+        _, v = await self._current(alert)
         return v is not None and v.status is AlertStatus.OPEN
 
     async def roster(self, version: int, cert: bytes) -> None:

@@ -271,7 +271,7 @@ class Sync:
         if resp.more:
             await self._send_request(state, req.origin, req.epoch, last + 1)
         for envelope in resp.events:
-            await self.ingestor.enqueue(envelope, source="pull", peer=org)
+            await self.ingestor.enqueue(envelope, peer=org)
 
 
 def _entries(heads: dict[tuple[str, int], int]) -> list[HeadEntry]:

@@ -62,8 +62,6 @@ class Item:
     adopt: tuple[Network, list[RosterRow]] | None = None
     #: Place held events whose time has come (a periodic control item).
     tick: bool = False
-    #: Queued by `enqueue` (a pull): holds one of the places kept for pulled events.
-    pulled: bool = False
 
     @property
     def signs(self) -> bool:

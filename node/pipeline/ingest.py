@@ -36,7 +36,7 @@ from rrn.node.pipeline.held import Held
 from rrn.node.pipeline.metrics import IngestMetrics
 from rrn.node.pipeline.own import Identity, OwnChain, Rotate, SealFor, sealing_keys
 from rrn.node.pipeline.projection import Projection
-from rrn.node.pipeline.queue import IngestQueue
+from rrn.node.pipeline.queue import PULL, IngestQueue
 from rrn.node.pipeline.responses import observe_responses
 from rrn.node.pipeline.verify import Checked, Verifier
 from rrn.node.store.db import Store
@@ -163,10 +163,10 @@ class Ingestor:
         await self._queue.put(item)
         return future
 
-    async def enqueue(self, raw: bytes, *, source: str = "local", peer: str | None = None) -> None:
+    async def enqueue(self, raw: bytes, *, peer: str | None = None) -> None:
         """Queue pulled envelope bytes, waiting for room among the pulled (queue.py);
         nobody waits for the outcome."""
-        item = Item(time.perf_counter(), raw=raw, source=source, peer=peer, pulled=True)
+        item = Item(time.perf_counter(), raw=raw, source=PULL, peer=peer)
         await self._queue.put(item)
 
     def offer(self, raw: bytes, *, peer: str) -> Reply | None:

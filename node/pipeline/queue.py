@@ -4,6 +4,11 @@ Owns its bounds. It holds at most `QUEUE_MAX` items; of those, at most `PULLED_M
 pulled by sync, so a catch-up keeps a few batches ready (and memory flat) and
 leaves the rest of the room to events pushed live, which are refused (counted by
 the caller) rather than waited for when there is none.
+
+Also owns `Pending`, how a consumer of committed alert changes slower than the
+pipeline (the integrators' bucket, the collective watch) keeps up: it holds only the
+ids of the alerts that changed, oldest first, and reads each as it is when its turn
+comes, so a catch-up cannot make it hold a state per change.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from typing import Final
 
 from rrn.node.pipeline.batch import Item
 
-__all__ = ["PULLED_MAX", "QUEUE_MAX", "IngestQueue"]
+__all__ = ["PULL", "PULLED_MAX", "QUEUE_MAX", "IngestQueue", "Pending"]
 
 QUEUE_MAX: Final = 20_000
 PULLED_MAX: Final = 4_000
+#: The source of an item pulled by sync (`Item.source`).
+PULL: Final = "pull"
 
 
 class IngestQueue:
@@ -28,7 +35,7 @@ class IngestQueue:
 
     async def put(self, item: Item) -> None:
         """Queue an item, waiting for room (a pulled one: for room among the pulled)."""
-        if item.pulled:
+        if item.source == PULL:
             await self._pull_room.acquire()
         await self._items.put(item)
 
@@ -61,6 +68,27 @@ class IngestQueue:
         await self._items.join()
 
     def _took(self, item: Item) -> Item:
-        if item.pulled:
+        if item.source == PULL:
             self._pull_room.release()
         return item
+
+
+class Pending:
+    """Alert ids to look at again, oldest first, each once however often it changed."""
+
+    def __init__(self) -> None:
+        self._ids: dict[bytes, None] = {}
+        self._wake = asyncio.Event()
+
+    def add(self, alert: bytes) -> None:
+        self._ids[alert] = None
+        self._wake.set()
+
+    async def next(self) -> bytes:
+        """The oldest id, waiting for one."""
+        while not self._ids:
+            self._wake.clear()
+            await self._wake.wait()
+        alert = next(iter(self._ids))
+        del self._ids[alert]
+        return alert

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from rrn.node.pipeline.batch import Item
-from rrn.node.pipeline.queue import PULLED_MAX, QUEUE_MAX, IngestQueue
+from rrn.node.pipeline.queue import PULL, PULLED_MAX, QUEUE_MAX, IngestQueue, Pending
 
 
 def _pulled(n: int) -> Item:
-    return Item(float(n), raw=n.to_bytes(4, "big"), source="pull", pulled=True)
+    return Item(float(n), raw=n.to_bytes(4, "big"), source=PULL)
 
 
 def test_a_catch_up_fills_only_its_share_and_live_events_still_get_in() -> None:
@@ -29,5 +29,23 @@ def test_a_catch_up_fills_only_its_share_and_live_events_still_get_in() -> None:
         assert len(rest) == PULLED_MAX - 10 + 2 and rest[-2].raw == b"live"
         q.done(len(taken) + len(rest))
         await asyncio.wait_for(q.join(), 5)
+
+    asyncio.run(go())
+
+
+def test_a_slow_consumer_holds_each_changed_alert_once_oldest_first() -> None:
+    async def go() -> None:
+        pending = Pending()
+        waiting = asyncio.ensure_future(pending.next())
+        await asyncio.sleep(0)
+        assert not waiting.done(), "nothing changed yet"
+        for alert in (b"a", b"b", b"a", b"c", b"b"):  # a catch-up changes alerts again
+            pending.add(alert)
+        assert await asyncio.wait_for(waiting, 5) == b"a"
+        assert [await pending.next(), await pending.next()] == [b"b", b"c"]
+        late = asyncio.ensure_future(pending.next())
+        await asyncio.sleep(0)
+        assert not late.done(), "each alert once, however often it changed"
+        late.cancel()
 
     asyncio.run(go())
