@@ -36,7 +36,6 @@ from rrn.node.home.integrators import load_integrators
 from rrn.node.home.keys import Keys, SealingKeys
 from rrn.node.home.layout import Home
 from rrn.node.home.lock import HomeLock
-from rrn.node.integrations.erasure import erase_from_stream
 from rrn.node.integrations.hub import Integrations
 from rrn.node.integrations.mirrors import drop_consumers
 from rrn.node.membership.rosters import RosterKeeper
@@ -349,9 +348,9 @@ class Node:
             self.alerting.coverage_changed()
 
     async def _dropped(self, ids: list[bytes]) -> None:
-        """A tombstone deleted payloads: their copies in the integrators' stream and in the
-        answers kept for retried control requests go too."""
-        await erase_from_stream(self.nc, self.stream_nc, self.natsd.mirror_nc, self.store, ids)
+        """A tombstone deleted payloads: their copies in the integrators' stream (in the
+        background) and in the answers kept for retried control requests go too."""
+        self.integrations.erase(ids)
         await self.control.forget_answers()
 
     def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:

@@ -19,6 +19,7 @@ from rrn.node.alerting.escalator import Routing
 from rrn.node.control.channel import Handler, handler
 from rrn.node.home.layout import Home
 from rrn.node.integrations.alertmanager import Alertmanager, AlertmanagerMetrics
+from rrn.node.integrations.erasure import Eraser
 from rrn.node.integrations.feeds import Feeds
 from rrn.node.integrations.webhooks import WebhookMetrics, Webhooks
 from rrn.node.ops.types import NoArgs
@@ -91,6 +92,7 @@ class Integrations:
             routing=routing,
             current=self._current,
         )
+        self.eraser = Eraser(publisher, nc, mirror, store)
         self.webhooks = Webhooks(
             config.webhooks, home.path, store, metrics.webhooks, exists=self._exists
         )
@@ -115,9 +117,14 @@ class Integrations:
         """Feed, deliver and push until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.feeds.run(), name="feeds")
+            tg.create_task(self.eraser.run(), name="stream-eraser")
             tg.create_task(self.webhooks.run(self.nc), name="webhooks")
             if self.alertmanager is not None:
                 tg.create_task(self.alertmanager.run(self.nc), name="alertmanager")
+
+    def erase(self, ids: list[bytes]) -> None:
+        """Tombstoned events leave the integrators' stream (in the background)."""
+        self.eraser.erase(ids)
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
         self.feeds.alerts_changed(changes)

@@ -10,15 +10,20 @@ Then Lima deletes the alert and every node drops its payloads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import sqlite3
 import time
 from pathlib import Path
 
+import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
 
+from rrn.node.natsd.conf import MIRROR_USER
 from rrn.protocol.roster import Role
+from rrn.protocol.subjects import EVENT_ID_HEADER
 from tests.netkit import Capture, TestNetwork
 from tests.procs import rrn
 
@@ -138,11 +143,39 @@ def test_excluded_members_learn_nothing_and_a_tombstone_deletes_everywhere(
                     f"node {k} erasing {secret!r} from every file it keeps",
                     timeout=20,
                 )
+            # Exactly the alert's messages left the integrators' stream; the rest stayed.
+            net.wait(
+                lambda k=k, expected=expected: not asyncio.run(_stream_ids(net, k)) & expected,
+                f"node {k} erasing the alert's events from its integrators' stream",
+            )
+            assert tomb <= asyncio.run(_stream_ids(net, k)), "its neighbours stay"
         gone = rrn("alert", "show", ref, "--home", net.home(NAIROBI))
         assert gone.returncode == 1 and "deleted by its origin" in gone.stderr
 
     finally:
         net.close()
+
+
+async def _stream_ids(net: TestNetwork, k: int) -> set[str]:
+    """The event ids in node k's integrators' copy of RRN_EVENTS (its mirror)."""
+    password = (net.home(k) / "keys" / "nats.pass").read_text().strip()
+    url = net.cli_json(k, "status")["nats_url"]
+    nc = await nats.connect(url, user=MIRROR_USER, password=password)
+    found: set[str] = set()
+    try:
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, headers_only=True)
+        sub = await nc.jetstream().pull_subscribe(">", stream="RRN_EVENTS", config=config)
+        while True:
+            try:
+                msgs = await sub.fetch(256, timeout=1.0)
+            except nats.errors.TimeoutError:
+                break
+            found.update((m.headers or {}).get(EVENT_ID_HEADER, "") for m in msgs)
+            if msgs[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await nc.close()
+    return found
 
 
 def _own_events(net: TestNetwork, k: int, origin: int, ids: set[str]) -> set[str]:
