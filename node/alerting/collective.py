@@ -122,6 +122,8 @@ class CollectiveWatcher:
         await self._scan()
         while True:
             alert = await self._pending.next()
+            if alert is None:
+                continue
             before = len(self._marks)
             try:
                 state = await self._ingestor.projection.committed_state(alert)

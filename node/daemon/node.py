@@ -119,7 +119,7 @@ class Node:
             metrics=self.metrics.integrations,
             ingestor=self.ingestor,
         )
-        await self.integrations.open(self.ingestor.network.authority)
+        await self.integrations.open()
         self.health = Health(
             home=self.home,
             ingestor=self.ingestor,

@@ -82,6 +82,9 @@ NOTICES_STREAM: Final = "RRN_NOTICES"
 ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
 #: How long one fetch waits on a quiet stream before asking again.
 _WAIT_S: Final = 5.0
+#: In the store's meta once the alert bucket held every alert (a first fill, which
+#: takes minutes at a million events, ended).
+_FILLED_KEY: Final = "feeds.alerts_filled"
 #: Alert states read at a time to bring the alert bucket up to date.
 _REFILL_SLICE: Final = 200
 #: More notices than one alert can have (one per type and level or step).
@@ -107,6 +110,7 @@ class Feeds:
         config: NatsConfig,
         routing: Callable[[AlertView], Awaitable[Routing]],
         current: Callable[[bytes], Awaitable[tuple[AlertState | None, AlertView | None]]],
+        authority: Callable[[], Authority],
     ) -> None:
         self.nc = nc
         #: The daemon's own connection, which publishes the notices.
@@ -121,12 +125,14 @@ class Feeds:
         self._current = current
         #: Alerts changed and not yet written (only ids: node/pipeline/queue.py).
         self._pending = Pending()
+        #: The rules in force, to view alerts by.
+        self._authority = authority
         self._store: Store | None = None
-        #: Set by `open`: bring the alert bucket up to date first (every alert or the
-        #: open ones), under these rules.
-        self._refill: tuple[Authority, bool] | None = None
+        #: Bring the alert bucket up to date (every alert, or the open ones): set by
+        #: `open`, and by a rebuild of every alert.
+        self._refill: bool | None = None
 
-    async def open(self, store: Store, authority: Authority) -> None:
+    async def open(self, store: Store) -> None:
         """Make (or update) the streams and buckets; fill what is missing."""
         self._store = store
         js = self.nc.jetstream()
@@ -155,7 +161,8 @@ class Feeds:
             return
         for row in await store.rosters():
             await self.roster(row.version, row.cert)
-        self._refill = (authority, (await self.alerts.status()).values == 0)
+        filled = await store.get_meta(_FILLED_KEY) is not None  # a first fill ended
+        self._refill = not filled or (await self.alerts.status()).values == 0
 
     async def roster(self, version: int, cert: bytes) -> None:
         """A roster version this node adopted."""
@@ -168,24 +175,29 @@ class Feeds:
                 )
 
     def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
-        """Committed alert changes (None: everything was judged again, see `refill`):
-        each alert is written once more, as it is when its turn comes."""
+        """Committed alert changes, each alert written once more as it is when its turn
+        comes; None: every alert was judged again (a rebuild), so every record is
+        brought up to date."""
+        if changes is None:
+            self._refill = True
+            self._pending.poke()
         for state, _ in changes or []:
             self._pending.add(state.alert)
 
     async def run(self) -> None:
         """Bring the bucket up to date, then write changes in the order they were
         committed, until cancelled."""
-        if self._refill is not None and self._store is not None:
-            authority, every = self._refill
-            self._refill = None
-            try:
-                await self._bring_up_to_date(self._store, authority, every=every)
-            except ERRORS as exc:
-                logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
         while True:
             _stop_if_cancelled()
+            if self._refill is not None and self._store is not None:
+                every, self._refill = self._refill, None
+                try:
+                    await self._bring_up_to_date(self._store, every=every)
+                except ERRORS as exc:
+                    logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
             alert = await self._pending.next()
+            if alert is None:
+                continue
             try:
                 state, v = await self._current(alert)
                 if v is not None:
@@ -197,21 +209,24 @@ class Feeds:
             except Exception:  # a feed must never stop the node
                 logger.exception("alert state not in the integrators' bucket")
 
-    async def _bring_up_to_date(self, store: Store, authority: Authority, *, every: bool) -> None:
-        """A new bucket gets every alert; after a restart, each open alert whose record
-        differs (a change committed just before a stop may not have reached it). In
-        slices of states read by id, in the background: alerts changed meanwhile are
-        written after, as they are then, so the newest wins."""
+    async def _bring_up_to_date(self, store: Store, *, every: bool) -> None:
+        """A new bucket (or one whose first fill did not end) gets every alert, as does
+        one after a rebuild; after a restart, each open alert whose record differs (a
+        change committed just before a stop may not have reached it). In slices of
+        states read by id, in the background: alerts changed meanwhile are written
+        after, as they are then, so the newest wins."""
         ids = await (store.alert_ids() if every else store.open_alert_ids())
         written = 0
         for start in range(0, len(ids), _REFILL_SLICE):
             states = await store.alert_states(ids[start : start + _REFILL_SLICE])
             for state in states.values():
                 _stop_if_cancelled()
-                v = view(state, authority)
+                v = view(state, self._authority())
                 if v is not None and await self._put(v, unless_same=True):
                     written += 1
         logger.info("integrators' alert bucket: %d of %d alerts written", written, len(ids))
+        if every:
+            await store.set_meta(_FILLED_KEY, b"1")
 
     async def _put(self, v: AlertView, *, unless_same: bool = False) -> bool:
         """Write an alert's record (unless it holds it already); whether it was written."""

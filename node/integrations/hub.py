@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import AlertState, AlertStatus
-from rrn.federation.authority import Authority
 from rrn.node.alerting.escalator import Routing
 from rrn.node.control.channel import Handler, handler
 from rrn.node.home.layout import Home
@@ -91,6 +90,7 @@ class Integrations:
             config=config.nats,
             routing=routing,
             current=self._current,
+            authority=lambda: ingestor.network.authority,
         )
         self.eraser = Eraser(publisher, nc, mirror, store)
         self.webhooks = Webhooks(
@@ -108,8 +108,8 @@ class Integrations:
             else None
         )
 
-    async def open(self, authority: Authority) -> None:
-        await self.feeds.open(self.store, authority)
+    async def open(self) -> None:
+        await self.feeds.open(self.store)
         if self.alertmanager is not None:
             await self.alertmanager.load()
 

@@ -84,11 +84,17 @@ class Pending:
         self._ids[alert] = None
         self._wake.set()
 
-    async def next(self) -> bytes:
-        """The oldest id, waiting for one."""
-        while not self._ids:
+    def poke(self) -> None:
+        """Wake the consumer with no id (it has something else to do)."""
+        self._wake.set()
+
+    async def next(self) -> bytes | None:
+        """The oldest id, waiting for one; None when poked with none."""
+        if not self._ids:
             self._wake.clear()
             await self._wake.wait()
+        if not self._ids:
+            return None
         alert = next(iter(self._ids))
         del self._ids[alert]
         return alert
