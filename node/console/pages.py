@@ -51,8 +51,6 @@ from rrn.protocol.vocabulary import (
 __all__ = ["ALERT_ID", "alert_page", "checkins_page", "routes"]
 
 ALERT_ID: Final = re.compile(r"[0-9a-f]{64}")
-#: Alert states in which it may still be acted on.
-_OPEN: Final = ("open", "escalated", "claimed")
 _FILTERS: Final = ("country", "type", "severity", "lang")
 
 

@@ -3,7 +3,7 @@
 Owns every read of the `alerts` table but the plans' (node/store/plans.py); the
 store (node/store/db.py) takes these as its own methods. Each query that runs per
 request or per sweep finds its rows through an index (migration 6), checked by
-tests/node/store/test_plans.py: a list of the newest alerts reads only the rows it
+tests/node/store/test_query_plans.py: a list of the newest alerts reads only the rows it
 returns, and retention reads only the closed alerts that are due.
 """
 

@@ -37,6 +37,8 @@ __all__ = ["Store", "open_store"]
 
 #: sqlite's page cache for the node's own connection, at most (filled as used).
 _CACHE_KIB: Final = 32 * 1024
+#: Ids bound in one `IN (...)` (sqlite allows 32,766 variables).
+_IDS_PER_QUERY: Final = 500
 
 
 @contextlib.asynccontextmanager
@@ -312,22 +314,21 @@ class Store(AlertReads):
     async def event_places(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str, int]]:
         """(origin, kind, when this node stored it in ms) of each of these events held."""
         found: dict[bytes, tuple[str, str, int]] = {}
-        for eid in ids:
-            sql = "SELECT origin, kind, received_ms FROM events WHERE id = ?"
-            async with self._db.execute(sql, (eid,)) as cur:
-                for origin, kind, received in await cur.fetchall():
-                    found[eid] = (origin, kind, int(received))
+        wanted = list(ids)
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[start : start + _IDS_PER_QUERY]
+            sql = (
+                "SELECT id, origin, kind, received_ms FROM events "
+                f"WHERE id IN ({', '.join('?' * len(chunk))})"
+            )
+            async with self._db.execute(sql, chunk) as cur:
+                for eid, origin, kind, received in await cur.fetchall():
+                    found[bytes(eid)] = (origin, kind, int(received))
         return found
 
     async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:
         """(origin, kind) of each of these events that is stored."""
-        found: dict[bytes, tuple[str, str]] = {}
-        for eid in ids:
-            sql = "SELECT origin, kind FROM events WHERE id = ?"
-            async with self._db.execute(sql, (eid,)) as cur:
-                for origin, kind in await cur.fetchall():
-                    found[eid] = (origin, kind)
-        return found
+        return {eid: (o, k) for eid, (o, k, _) in (await self.event_places(ids)).items()}
 
 
 def _statements(script: str) -> list[str]:

@@ -90,6 +90,7 @@ async def test_every_hot_query_of_the_store_uses_an_index(tmp_path: Path, tn: Ne
             await s.closed_before(me, p.clock.now_ms(), after=(5, b"\x01"), limit=50)
             await s.first_closed_ms(me)
             await s.alert_states([alert, closed])
+            await s.event_places([alert, closed])
             await s.alert_ids_with_prefix(alert[:2])
             await s.alert_ids_with_prefix(alert[:2], hidden=True)
             await s.open_alert_states()
