@@ -23,13 +23,12 @@ from typing import Final
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, PlanFact, Pos
 from rrn.federation.authority import PLAN_SPAN_MS
 from rrn.federation.checkins import alarm_raised, checked_in, ended_at, over_at
 from rrn.node.home.clock import Clock, every
 from rrn.node.peering.peering import Peering
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor
 from rrn.node.store.db import Store
 from rrn.protocol.checkins import (
     CheckinMissed,
@@ -111,7 +110,7 @@ class CheckinWatcher:
     def me(self) -> str:
         return self.ingestor.me.org
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Committed changes: a plan, a check-in or a miss may change what is due."""
         if changes is None or any(s.plan is not None for s, _ in changes):
             self._plans, self._generation = None, self._generation + 1

@@ -20,11 +20,10 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rrn.federation.alert_view import AlertView, view
-from rrn.federation.alerts import AlertState
 from rrn.federation.collective import CollectiveView
 from rrn.node.alerting.notices import Notifier
 from rrn.node.home.clock import Slicer
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor
 from rrn.node.pipeline.queue import Pending
 from rrn.node.store.db import Store
 
@@ -41,7 +40,6 @@ _SLICE: Final = 256
 #: Proposals by one member that may page this member's people in an hour.
 PAGES_PER_PROPOSER: Final = 3
 _HOUR_MS: Final = 3_600_000
-Changes = list[tuple[AlertState, AlertView | None]] | None
 
 
 class CollectiveMetrics:
@@ -110,7 +108,7 @@ class CollectiveWatcher:
             with contextlib.suppress(msgspec.DecodeError):
                 self._marks = set(msgspec.msgpack.decode(raw, type=list[tuple[bytes, str]]))
 
-    def alerts_changed(self, changes: Changes) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Committed alert changes: look at those with collective proposals."""
         for state, v in changes or []:
             if v is not None and v.collectives:

@@ -45,7 +45,7 @@ from rrn.node.alerting.offers import AskOffers
 from rrn.node.home.clock import Clock, Slicer, wait_set
 from rrn.node.home.config import NotifyConfig
 from rrn.node.peering.peering import Peering
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import MAX_LEVEL, AlertEscalated
 from rrn.protocol.errors import RrnError
@@ -126,7 +126,7 @@ class Escalator:
     def me(self) -> str:
         return self.ingestor.me.org
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Alert states committed, with their views (None: rebuilt): look at them now."""
         if changes is None or self._reloading:
             self._reload = True

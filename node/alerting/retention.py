@@ -11,12 +11,11 @@ import asyncio
 import logging
 from typing import Final
 
-from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, AlertStatus
 from rrn.federation.checkins import over_at
 from rrn.node.home.clock import Clock, every
 from rrn.node.home.config import RetentionConfig
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import AlertTombstoned
 from rrn.protocol.vocabulary import TombstoneReason
@@ -33,8 +32,6 @@ _SWEEP_S: Final = 60.0
 _BATCH: Final = 50
 _DAY_MS: Final = 86_400_000
 _CLOSED: Final = frozenset({AlertStatus.RESOLVED, AlertStatus.CANCELLED})
-
-Changes = list[tuple[AlertState, AlertView | None]] | None
 
 
 async def forget(ingestor: Ingestor, state: AlertState, reason: TombstoneReason) -> int:
@@ -73,7 +70,7 @@ class Retention:
     def _keep_ms(self) -> int:
         return int(self.config.closed_days * _DAY_MS)
 
-    def alerts_changed(self, changes: Changes) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Committed alert changes: look now if one made something due sooner."""
         if changes is None:  # every alert was recomputed: read them all again
             self._plans, self._due_ms = None, None

@@ -18,7 +18,7 @@ import logging
 
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import AlertState, Pos
-from rrn.node.pipeline.ingest import Ingestor, SealFor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor, SealFor
 from rrn.node.store.db import Store
 from rrn.protocol.alerts import AlertRaised, AlertShared
 from rrn.protocol.checkins import CheckinPlanned
@@ -88,7 +88,7 @@ class Sharer:
         self.key = key
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Committed alert changes: queue our alerts with a claimant not yet shared to."""
         for state, v in changes or []:
             if v is not None and v.origin == self.ingestor.me.org and self._owed(v):

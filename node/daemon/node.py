@@ -19,8 +19,6 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
-from rrn.federation.alert_view import AlertView
-from rrn.federation.alerts import AlertState
 from rrn.node.control.channel import handler
 from rrn.node.control.server import ControlServer
 from rrn.node.daemon.health import Health
@@ -45,7 +43,7 @@ from rrn.node.ops.keys import KeysApi
 from rrn.node.ops.members import MembersApi
 from rrn.node.ops.types import READ_OPS, NoArgs, StatusInfo
 from rrn.node.peering.peering import Peering
-from rrn.node.pipeline.ingest import Identity, Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Identity, Ingestor
 from rrn.node.store.db import Store, open_store
 from rrn.node.store.network import Network, load_network
 from rrn.protocol.envelope import Event
@@ -353,7 +351,7 @@ class Node:
         self.integrations.erase(ids)
         await self.control.forget_answers()
 
-    def _alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def _alerts_changed(self, changes: AlertChanges) -> None:
         self.alerting.alerts_changed(changes)
         self.integrations.alerts_changed(changes)
         if self.console is not None:

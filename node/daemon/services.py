@@ -13,8 +13,6 @@ from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
 
-from rrn.federation.alert_view import AlertView
-from rrn.federation.alerts import AlertState
 from rrn.node.alerting.checkins import CheckinWatcher
 from rrn.node.alerting.collective import CollectiveWatcher
 from rrn.node.alerting.drills import DrillRunner
@@ -27,7 +25,7 @@ from rrn.node.home.clock import Clock
 from rrn.node.home.config import Config
 from rrn.node.home.keys import SealingKeys
 from rrn.node.peering.peering import Peering
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor
 from rrn.node.store.db import Store
 
 __all__ = ["AlertServices"]
@@ -71,7 +69,7 @@ class AlertServices:
             ingestor, self.escalator.notifier, registry=metrics.registry
         )
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Committed alert changes (None: every alert was recomputed)."""
         self.escalator.alerts_changed(changes)
         self.checkins.alerts_changed(changes)

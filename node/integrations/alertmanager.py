@@ -22,19 +22,21 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from rrn.federation.alert_view import AlertView
-from rrn.federation.alerts import AlertState, AlertStatus
+from rrn.federation.alerts import AlertStatus
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import AlertmanagerConfig
 from rrn.node.integrations.feeds import NOTICES_STREAM, pulled
 from rrn.node.store.db import Store
+
+if TYPE_CHECKING:  # the integrators' client imports this module: not the pipeline
+    from rrn.node.pipeline.ingest import AlertChanges
 
 __all__ = ["Alertmanager", "AlertmanagerMetrics"]
 
@@ -136,7 +138,7 @@ class Alertmanager:
         await self._save()
         self._changed.set()
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Alerts that are claimed, closed or deleted stop firing."""
         for state, v in changes or []:
             firing = self.firing.get(state.alert.hex())

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -61,6 +61,9 @@ from rrn.protocol.subjects import (
     LOCAL_EVENTS_PREFIX,
     local_notice,
 )
+
+if TYPE_CHECKING:  # the integrators' client imports this module: not the pipeline
+    from rrn.node.pipeline.ingest import AlertChanges
 
 __all__ = [
     "ALERTS_BUCKET",
@@ -174,7 +177,7 @@ class Feeds:
                     "roster %d not in the integrators' bucket: %s", version, type(exc).__name__
                 )
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         """Committed alert changes, each alert written once more as it is when its turn
         comes; None: every alert was judged again (a rebuild), so every record is
         brought up to date."""

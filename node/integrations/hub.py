@@ -22,7 +22,7 @@ from rrn.node.integrations.erasure import Eraser
 from rrn.node.integrations.feeds import Feeds
 from rrn.node.integrations.webhooks import WebhookMetrics, Webhooks
 from rrn.node.ops.types import NoArgs
-from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.ingest import AlertChanges, Ingestor
 from rrn.node.store.db import Store
 
 __all__ = [
@@ -126,7 +126,7 @@ class Integrations:
         """Tombstoned events leave the integrators' stream (in the background)."""
         self.eraser.erase(ids)
 
-    def alerts_changed(self, changes: list[tuple[AlertState, AlertView | None]] | None) -> None:
+    def alerts_changed(self, changes: AlertChanges) -> None:
         self.feeds.alerts_changed(changes)
         if self.alertmanager is not None:
             self.alertmanager.alerts_changed(changes)

@@ -48,7 +48,7 @@ from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason, StoreError
 from rrn.protocol.kinds import Payload, check_own
 
-__all__ = ["Identity", "Ingestor", "Outcome", "SealFor"]
+__all__ = ["AlertChanges", "Identity", "Ingestor", "Outcome", "SealFor"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ logger = logging.getLogger(__name__)
 CommitHook = Callable[[list[tuple[Event, str, bool]]], Awaitable[None]]
 #: Called with the wire bytes of each new fork proof, to broadcast it.
 ForkHook = Callable[[bytes], Awaitable[None]]
-AlertsHook = Callable[[list[tuple[AlertState, AlertView | None]] | None], None]
+#: Committed alert changes (each state with its view); None: every alert was judged
+#: again (a rebuild).
+AlertChanges = list[tuple[AlertState, AlertView | None]] | None
+AlertsHook = Callable[[AlertChanges], None]
 #: Batches whose signatures are being checked ahead of the one being placed.
 _VERIFY_AHEAD: Final = 2
 #: A batch taken from the queue and the task checking its signatures.
