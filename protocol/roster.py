@@ -13,7 +13,6 @@ import hashlib
 from typing import Annotated, Final
 
 import msgspec
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -354,6 +353,10 @@ def open_card(data: bytes) -> Card:
 
 def cert_spki(der: bytes) -> bytes | None:
     """SHA-256 of a DER certificate's SubjectPublicKeyInfo (what peers pin), or None."""
+    # Loaded on first use: importing x509 costs each CLI command ~45 ms, most of them
+    # never read a card.
+    from cryptography import x509  # noqa: PLC0415
+
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:

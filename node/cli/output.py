@@ -8,9 +8,12 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rrn.node.ops.record import AskRecord
 from rrn.node.ops.types import AlertDetail, AlertInfo, AskInfo, StatusInfo
+
+if TYPE_CHECKING:  # the record's computation loads only for `rrn asks record`
+    from rrn.node.ops.record import AskRecord
 
 __all__ = ["alert_detail", "alert_line", "alert_table", "fmt_time", "status_text", "table"]
 

@@ -25,7 +25,6 @@ from rrn.node.control.channel import now_ms
 from rrn.node.control.client import call, daemon_info
 from rrn.node.control.transit import open_reply, seal_request
 from rrn.node.ops.defenders import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
-from rrn.node.ops.record import AskRecord, RecordArgs
 from rrn.node.ops.types import (
     AlertInfo,
     AskInfo,
@@ -239,6 +238,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     home = get_home(args)
     if not 1 <= args.days <= 3660:
         raise ConfigError("--days: give 1 to 3660 days")
+    from rrn.node.ops.record import AskRecord, RecordArgs  # noqa: PLC0415 - only this command
+
     record = run(call(home, "asks.record", RecordArgs(days=args.days), AskRecord))
     return show(args, record, lambda: output.record_text(record, home.config.node.tz))
 

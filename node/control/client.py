@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from rrn.node.control.channel import decode_reply, make_request, now_ms
 from rrn.node.home.layout import Home
 from rrn.node.home.tls import pinned_context
-from rrn.node.natsd.conf import DAEMON_USER
+from rrn.node.natsd import DAEMON_USER
 from rrn.protocol import subjects
 from rrn.protocol.errors import DaemonUnavailable
 

@@ -12,7 +12,6 @@ import hashlib
 import re
 import sys
 import zoneinfo
-from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
 from typing import Final
@@ -33,12 +32,22 @@ __all__ = [
 ]
 
 
+def _version(package: str) -> str | None:
+    """The installed version of a distribution, None if none is installed.
+
+    importlib.metadata is loaded here, not with this module: it costs every CLI
+    command ~15 ms to import (main pins the tz database from this module)."""
+    from importlib import metadata  # noqa: PLC0415
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def rrn_version() -> str:
     """The installed version of rrn."""
-    try:
-        return version("rapid-response-network")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return _version("rapid-response-network") or "0+unknown"
 
 
 _PIN: Final = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", re.M)
@@ -73,9 +82,9 @@ def tz_database() -> tuple[str, str]:
             return release, f"the host's {folder}"
     try:
         release = _release(Path(str(files("tzdata") / "zoneinfo" / "tzdata.zi")))
-        return release or "unknown", f"the tzdata package {version('tzdata')} (pinned)"
-    except (ModuleNotFoundError, PackageNotFoundError):
+    except ModuleNotFoundError:
         return "unknown", "none found"
+    return release or "unknown", f"the tzdata package {_version('tzdata') or 'unknown'} (pinned)"
 
 
 def _release(zi: Path) -> str:
@@ -107,9 +116,8 @@ def installed() -> Versions:
         text = lock.read_bytes()
         digest = hashlib.sha256(text).hexdigest()
         for name, pinned in _PIN.findall(text.decode()):
-            try:
-                have = version(name)
-            except PackageNotFoundError:
+            have = _version(name)
+            if have is None:
                 continue  # a pin for another platform (its marker does not apply here)
             if have != pinned:
                 differs.append(f"{name} {have}≠{pinned}")

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -43,7 +42,6 @@ from rrn.node.home.keyfiles import (
     sync_dir,
     write_secret,
 )
-from rrn.node.home.tls import self_signed, spki_sha256
 from rrn.protocol.errors import ConfigError
 
 __all__ = [
@@ -135,13 +133,15 @@ class Keys:
 
     def tls_cert_der(self) -> bytes:
         """The TLS certificate in DER form (what goes in the card)."""
-        return x509.load_pem_x509_certificate(self.tls_cert.read_bytes()).public_bytes(
-            serialization.Encoding.DER
-        )
+        from rrn.node.home import certs  # noqa: PLC0415 - see create_keys
+
+        return certs.cert_der(self.tls_cert.read_bytes())
 
     def tls_spki(self) -> bytes:
         """SHA-256 of the TLS certificate's DER SubjectPublicKeyInfo (what peers pin)."""
-        return spki_sha256(self.tls_cert.read_bytes())
+        from rrn.node.home import certs  # noqa: PLC0415 - see create_keys
+
+        return certs.spki_sha256(self.tls_cert.read_bytes())
 
     def tls_key_protected(self) -> bool:
         """Whether the TLS key is under the passphrase (nats-server then needs a copy)."""
@@ -174,7 +174,11 @@ def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
     write_secret(keys_dir / "nats.pass", secrets.token_urlsafe(24).encode())
     tls_key = Ed25519PrivateKey.generate()
     write_secret(keys_dir / "tls.key", tls_key.private_bytes(PEM, PKCS8, none))
-    (keys_dir / "tls.crt").write_bytes(self_signed(tls_key, org, hosts).public_bytes(PEM))
+    # Loaded here, not with this module: x509 costs every CLI command ~45 ms to import
+    # (every command opens the home's keys; few touch the certificate).
+    from rrn.node.home import certs  # noqa: PLC0415
+
+    (keys_dir / "tls.crt").write_bytes(certs.self_signed(tls_key, org, hosts).public_bytes(PEM))
 
 
 def new_signing_key(keys_dir: Path, passphrase: bytes | None = None) -> int:

@@ -4,4 +4,10 @@ its process, nkeys and the credentials of each leafnode link.
 May import (rooms of node/): home.
 """
 
-__all__: list[str] = []
+from typing import Final
+
+__all__ = ["DAEMON_USER"]
+
+#: The NATS user the daemon and the CLI authenticate as on the embedded server (here,
+#: not in conf.py, so that a CLI command does not load the server's configuration).
+DAEMON_USER: Final = "rrn"

@@ -40,6 +40,7 @@ from rrn.federation.topology import Link, links
 from rrn.node.home.config import Config
 from rrn.node.home.integrators import Integrator, inbox_prefix
 from rrn.node.home.keys import Keys
+from rrn.node.natsd import DAEMON_USER
 from rrn.node.natsd.links import link_nkey
 from rrn.protocol import subjects
 from rrn.protocol.roster import Roster
@@ -58,8 +59,6 @@ __all__ = [
     "render_server_conf",
 ]
 
-#: The NATS user the daemon and the CLI authenticate as on the embedded server.
-DAEMON_USER: Final = "rrn"
 #: The daemon's user in the account that keeps the integrators' feeds (FEEDS).
 STREAM_USER: Final = "rrn-stream"
 #: The daemon's user in the integrators' account (INTEG): it keeps the mirrors.

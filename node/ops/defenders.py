@@ -11,7 +11,7 @@ CLI's one-request key. `rrn defender forget` deletes it for good.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import msgspec
 from msgspec import Meta
@@ -20,10 +20,12 @@ from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
 from rrn.node.home.clock import Clock
 from rrn.node.home.keys import SealingKeys
-from rrn.node.store.db import Store
 from rrn.protocol.alerts import PSEUDONYM_PATTERN, new_pseudonym
 from rrn.protocol.errors import ControlError, ProtocolError
 from rrn.protocol.sealing import Position, decode_sealed, encode_sealed, open_sealed, seal
+
+if TYPE_CHECKING:
+    from rrn.node.store.db import Store
 
 __all__ = [
     "DefenderArgs",

@@ -13,14 +13,16 @@ the medians.
 from __future__ import annotations
 
 import statistics
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import msgspec
 from msgspec import Meta
 
 from rrn.federation.turns import Response, responses, turns_of
-from rrn.node.ops.book import AlertBook
 from rrn.protocol.roster import Roster
+
+if TYPE_CHECKING:
+    from rrn.node.ops.book import AlertBook
 
 __all__ = ["AskRecord", "Medians", "OfferRecord", "RecordArgs", "ask_record"]
 

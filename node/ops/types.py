@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Final
 import msgspec
 from msgspec import Meta
 
-from rrn.federation.alert_view import AlertView
 from rrn.protocol.alerts import Ask, Consent
 from rrn.protocol.vocabulary import (
     ActionType,
@@ -26,7 +25,8 @@ from rrn.protocol.vocabulary import (
     Urgency,
 )
 
-if TYPE_CHECKING:  # the escalator (NATS, the store) loads only where it runs
+if TYPE_CHECKING:  # the escalator (NATS, the store) and views load only where they run
+    from rrn.federation.alert_view import AlertView
     from rrn.node.alerting.escalator import Routing
 
 __all__ = [
