@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -45,6 +44,7 @@ from typing import Any, Final
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.history_build import HOLDER, JOINER, log, write_history
+from bench.history_probes import bucket_records, held, pids, received, rss_mb, stall_ms
 from rrn.node.devnet.daemons import running_pid
 from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet
 from rrn.node.home.clock import SystemClock
@@ -84,56 +84,6 @@ def import_history(home: Path, path: Path) -> dict[str, float]:
         "import_s": round(time.perf_counter() - start, 1),
         "import_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
     }
-
-
-def pids(home: Path) -> tuple[int, int]:
-    """The daemon's pid and its nats-server's."""
-    daemon = json.loads((home / "run" / "daemon.json").read_text())
-    return int(daemon["pid"]), int((home / "run" / "nats-server.pid").read_text())
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        raise SystemExit(f"process {pid} of a node ended; see the node logs") from None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def stall_ms(home: Path) -> float | None:
-    """The daemon's longest event-loop stall so far (None: it has no probe)."""
-    url = json.loads((home / "run" / "daemon.json").read_text()).get("metrics_url")
-    if not url:
-        return None
-    with urllib.request.urlopen(url, timeout=30) as r:
-        text = r.read().decode()
-    for line in text.splitlines():
-        if line.startswith("rrn_event_loop_stall_seconds_max "):
-            return round(float(line.split()[1]) * 1000, 1)
-    return None
-
-
-def held(home: Path, skip: str) -> int:
-    """Events of every chain but `skip`'s the node holds without a gap."""
-    db = sqlite3.connect(f"file:{home / 'store.db'}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT COALESCE(SUM(seq), 0) FROM heads WHERE origin != ?", (skip,))
-        return int(row.fetchone()[0])
-    finally:
-        db.close()
-
-
-def received(home: Path, skip: str) -> list[int]:
-    """When the node stored each event of every chain but `skip`'s, in order."""
-    db = sqlite3.connect(f"file:{home / 'store.db'}?mode=ro", uri=True)
-    try:
-        sql = "SELECT received_ms FROM events WHERE origin != ? ORDER BY received_ms"
-        return [int(r[0]) for r in db.execute(sql, (skip,))]
-    finally:
-        db.close()
 
 
 def median_time(home: Path | None, n: int, *args: str) -> float:
@@ -189,8 +139,9 @@ def start_holder(devnet: Devnet, idle_s: float) -> dict[str, Any]:
     first = time_to_ready(devnet)
     devnet.stop(HOLDER)
     ready = time_to_ready(devnet)
+    records = bucket_records(home)  # once its first fill ended (minutes at a million)
     log(f"node 1 ready in {first:.1f} s after the import, {ready:.1f} s restarted; "
-        f"idle for {idle_s:.0f} s")  # fmt: skip
+        f"{records:,} records in its alert bucket; idle for {idle_s:.0f} s")  # fmt: skip
     time.sleep(idle_s)
     daemon, nats = pids(home)
     return {
@@ -199,6 +150,7 @@ def start_holder(devnet: Devnet, idle_s: float) -> dict[str, Any]:
         "stall_start_ms": stall_ms(home),
         "daemon_rss_idle_mb": round(rss_mb(daemon), 1),
         "nats_rss_idle_mb": round(rss_mb(nats), 1),
+        "bucket_records": records,
     }
 
 

@@ -180,6 +180,8 @@ def write_history(
     }
     ids: dict[int, list[bytes]] = {}
     tally: collections.Counter[str] = collections.Counter()
+    #: Alerts closed within the year before now: the integrators' bucket keeps them.
+    recent = int(time.time() * 1000) - RETENTION_MS
     done = opened = 0
     for at, k, step in plan.steps():
         if done == events:
@@ -192,6 +194,7 @@ def write_history(
             del ids[k]
         opened += step == "raise" and plan.open(k)
         tally[step] += 1
+        tally["closed_in_year"] += step == "resolve" and at >= recent and not plan.tombstoned(k)
         done += 1
         if done % 100_000 == 0:
             log(f"signed {done:,} events")
@@ -209,4 +212,5 @@ def write_history(
                 shutil.copyfileobj(part, out)
             parts[k].unlink()
     return {"events": done, "alerts": tally["raise"], "open_alerts": opened,
+            "closed_in_year": tally["closed_in_year"],
             "tombstoned": tally["tombstone"]}  # fmt: skip

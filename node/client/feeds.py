@@ -82,7 +82,8 @@ class NodeFeeds:
         self.rejected = 0
 
     async def alerts(self) -> AsyncIterator[AlertChange]:
-        """Every alert's state now, then every change, until cancelled."""
+        """Every current alert's state now (open, or closed within the feeds' age:
+        docs/OPERATIONS.md), then every change, until cancelled."""
         kv = await self.js.key_value(ALERTS_BUCKET)
         watcher = await kv.watchall()
         async for entry in watcher:

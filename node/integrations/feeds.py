@@ -5,7 +5,8 @@ Owns four JetStream objects (docs/OPERATIONS.md, "Integrators"; docs/asyncapi.js
 - the stream RRN_EVENTS: every verified event, its signed envelope, once stored;
 - the key-value bucket RRN_ALERTS: each alert's current state as this node sees it
   and may show it (a restricted alert this member is in the audience of appears
-  opened; sealed details never), JSON, keyed by alert id; deleted with the alert;
+  opened; sealed details never), JSON, keyed by alert id; deleted with the alert,
+  erased once it has been closed longer than events are kept (ageing.py);
 - the stream RRN_NOTICES: every notice (targeted, pool, escalated, unclaimed),
   kept, so a consumer that was away gets what it missed; deleted with the alert;
 - the key-value bucket RRN_NETWORK: the roster certificates, by version, so a
@@ -51,6 +52,7 @@ from rrn.federation.authority import Authority
 from rrn.node.alerting.escalator import Routing
 from rrn.node.alerting.notices import NOTICE_TYPES
 from rrn.node.home.config import NatsConfig
+from rrn.node.integrations.ageing import SWEEP_EVERY_S, Ageing
 from rrn.node.integrations.mirrors import erase_mirrored, open_mirrors
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
@@ -114,6 +116,7 @@ class Feeds:
         routing: Callable[[AlertView], Awaitable[Routing]],
         current: Callable[[bytes], Awaitable[tuple[AlertState | None, AlertView | None]]],
         authority: Callable[[], Authority],
+        ageing: Ageing,
     ) -> None:
         self.nc = nc
         #: The daemon's own connection, which publishes the notices.
@@ -134,6 +137,9 @@ class Feeds:
         #: Bring the alert bucket up to date (every alert, or the open ones): set by
         #: `open`, and by a rebuild of every alert.
         self._refill: bool | None = None
+        #: When closed alerts' records leave the bucket; a sweep is due (at start).
+        self.ageing = ageing
+        self._sweep = True
 
     async def open(self, store: Store) -> None:
         """Make (or update) the streams and buckets; fill what is missing."""
@@ -198,12 +204,20 @@ class Feeds:
                     await self._bring_up_to_date(self._store, every=every)
                 except ERRORS as exc:
                     logger.warning("integrators' alert bucket not refilled: %s", type(exc).__name__)
+            if self._sweep and self._store is not None and self.alerts is not None:
+                self._sweep = False
+                try:
+                    await self.ageing.sweep(self._store, self._drop)
+                except ERRORS as exc:
+                    logger.warning("integrators' alert bucket not swept: %s", type(exc).__name__)
             alert = await self._pending.next()
             if alert is None:
                 continue
             try:
                 state, v = await self._current(alert)
-                if v is not None:
+                if v is not None and self.ageing.aged(v):
+                    await self._drop(alert.hex())  # closed long ago (a catch-up)
+                elif v is not None:
                     await self._put(v)
                 elif state is not None and state.erased is not None:
                     await self._forget(alert.hex())
@@ -219,17 +233,42 @@ class Feeds:
         states read by id, in the background: alerts changed meanwhile are written
         after, as they are then, so the newest wins."""
         ids = await (store.alert_ids() if every else store.open_alert_ids())
-        written = 0
+        written, cutoff = 0, self.ageing.cutoff_ms()
         for start in range(0, len(ids), _REFILL_SLICE):
             states = await store.alert_states(ids[start : start + _REFILL_SLICE])
             for state in states.values():
                 _stop_if_cancelled()
                 v = view(state, self._authority())
-                if v is not None and await self._put(v, unless_same=True):
+                if v is None or self.ageing.aged(v, cutoff):
+                    continue
+                if await self._put(v, unless_same=True):
                     written += 1
         logger.info("integrators' alert bucket: %d of %d alerts written", written, len(ids))
         if every:
+            await self.ageing.mark(store, cutoff)
             await store.set_meta(_FILLED_KEY, b"1")
+
+    async def sweep_every(self, period_s: float = SWEEP_EVERY_S) -> None:
+        """Sweep aged records out of the alert bucket every `period_s`, until cancelled."""
+        while True:
+            await asyncio.sleep(period_s)
+            self._sweep = True
+            self._pending.poke()
+
+    async def _drop(self, alert: str) -> int:
+        """Erase an alert's record (its values, or a delete marker) without leaving a
+        marker; how many messages were erased."""
+        erased = 0
+        while self.alerts is not None and erased < 3:  # two values per key, or a marker
+            try:
+                entry: KeyValue.Entry | None = await self.alerts.get(alert)
+            except KeyNotFoundError as exc:
+                entry = exc.entry  # a delete marker, or nothing
+            if entry is None or entry.revision is None:
+                break
+            await self._erase(_ALERTS_STREAM, entry.revision)
+            erased += 1
+        return erased
 
     async def _put(self, v: AlertView, *, unless_same: bool = False) -> bool:
         """Write an alert's record (unless it holds it already); whether it was written."""
@@ -262,10 +301,11 @@ class Feeds:
                 history = await self.alerts.history(alert)
             except NoKeysError:
                 history = []
-            for entry in history:
-                if entry.operation is None and entry.revision is not None:
-                    await self._erase(_ALERTS_STREAM, entry.revision)
-            await self.alerts.delete(alert)  # a marker, so watchers learn it is gone
+            values = [e.revision for e in history if e.operation is None and e.revision]
+            for seq in values:
+                await self._erase(_ALERTS_STREAM, seq)
+            if values:  # a marker, so watchers learn it is gone (none if it had no record)
+                await self.alerts.delete(alert)
         erased = 0
         for kind in NOTICE_TYPES:
             for seq in await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert)):

@@ -17,6 +17,7 @@ from rrn.federation.alerts import AlertState, AlertStatus
 from rrn.node.alerting.escalator import Routing
 from rrn.node.control.channel import Handler, handler
 from rrn.node.home.layout import Home
+from rrn.node.integrations.ageing import Ageing
 from rrn.node.integrations.alertmanager import Alertmanager, AlertmanagerMetrics
 from rrn.node.integrations.erasure import Eraser
 from rrn.node.integrations.feeds import Feeds
@@ -91,6 +92,7 @@ class Integrations:
             routing=routing,
             current=self._current,
             authority=lambda: ingestor.network.authority,
+            ageing=Ageing(keep_days=config.nats.stream_max_age_days, clock=ingestor.clock),
         )
         self.eraser = Eraser(publisher, nc, mirror, store)
         self.webhooks = Webhooks(
@@ -117,6 +119,7 @@ class Integrations:
         """Feed, deliver and push until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.feeds.run(), name="feeds")
+            tg.create_task(self.feeds.sweep_every(), name="feeds-ageing")
             tg.create_task(self.eraser.run(), name="stream-eraser")
             tg.create_task(self.webhooks.run(self.nc), name="webhooks")
             if self.alertmanager is not None:

@@ -92,15 +92,21 @@ class AlertReads:
         """`origin`'s resolved or cancelled alerts last changed before a time, each with
         that time and its state: at most `limit`, oldest first, from just past `after`
         (the time and id of the last one a previous call returned)."""
+        rows = await self.closed_ids_before(origin, before_ms, after=after, limit=limit)
+        states = await self.alert_states(a for _, a in rows)
+        return [(t, states[a]) for t, a in rows if a in states]
+
+    async def closed_ids_before(
+        self, origin: str, before_ms: int, *, after: tuple[int, bytes] = (0, b""), limit: int
+    ) -> list[tuple[int, bytes]]:
+        """As `closed_before`, the time and id of each alert only (no state is read)."""
         async with self._db.execute(
             "SELECT updated_ms, id FROM alerts "
             f"WHERE origin = ? AND status IN {CLOSED_SQL} AND updated_ms < ? "
             "AND (updated_ms, id) > (?, ?) ORDER BY updated_ms, id LIMIT ?",
             (origin, before_ms, *after, limit),
         ) as cur:
-            rows = [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
-        states = await self.alert_states(a for _, a in rows)
-        return [(t, states[a]) for t, a in rows if a in states]
+            return [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
 
     async def first_closed_ms(self, origin: str) -> int | None:
         """When the longest-closed of `origin`'s resolved or cancelled alerts last

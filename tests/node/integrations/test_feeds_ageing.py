@@ -1,0 +1,87 @@
+"""A closed alert's record leaves the integrators' alert bucket, and the integrators'
+copy of it, once the alert has been closed longer than the feeds keep events: erased,
+with no delete marker left behind; an open alert's record stays however old. (What
+ages when: test_ageing.py; a history imported years long: tests/bench.)"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.errors import KeyNotFoundError
+
+from rrn.node.natsd.conf import MIRROR_USER, STREAM_USER
+from tests.netkit import TestNetwork
+
+pytestmark = pytest.mark.integration
+
+LIMA, NAIROBI = 1, 2
+DAY_MS = 86_400_000
+
+
+async def _records(net: TestNetwork, alerts: list[str]) -> dict[str, list[str]]:
+    """What the bucket (the daemon's FEEDS user) and its mirror (INTEG) hold for each
+    alert: 'value', 'marker' or 'none' for each."""
+    password = (net.home(LIMA) / "keys" / "nats.pass").read_text().strip()
+    url = net.cli_json(LIMA, "status")["nats_url"]
+    found: dict[str, list[str]] = {a: [] for a in alerts}
+    for user in (STREAM_USER, MIRROR_USER):
+        nc = await nats.connect(url, user=user, password=password)
+        try:
+            kv = await nc.jetstream().key_value("RRN_ALERTS")
+            for alert in alerts:
+                try:
+                    await kv.get(alert)
+                    found[alert].append("value")
+                except KeyNotFoundError as exc:
+                    found[alert].append("none" if exc.entry is None else "marker")
+        finally:
+            await nc.close()
+    return found
+
+
+def test_a_record_closed_too_long_ago_is_erased_from_the_bucket_and_its_mirror(
+    tmp_path: Path,
+) -> None:
+    net = TestNetwork.create(tmp_path / "net", 2, nat=set())
+    try:
+        # Nairobi's alert: Lima's own retention would delete an own alert this old.
+        closed = net.raise_alert(NAIROBI)
+        net.cli(NAIROBI, "alert", "resolve", closed[:12], "--outcome", "safe")
+        still_open = net.raise_alert(LIMA)
+        both = [closed, still_open]
+        net.wait(
+            lambda: (
+                net.cli_json(LIMA, "alert", "show", closed[:12])["alert"]["status"] == "resolved"
+            ),
+            "Lima to hold the resolution",
+        )
+        net.wait(
+            lambda: asyncio.run(_records(net, both)) == {a: ["value"] * 2 for a in both},
+            "both records in the bucket and its mirror",
+        )
+
+        # As if the alert had been closed 400 days ago (the projection's time of its
+        # last change, which the sweep walks by) and this node's last sweep were older.
+        net.devnet.stop(LIMA)
+        with sqlite3.connect(net.home(LIMA) / "store.db") as db:
+            db.execute(
+                "UPDATE alerts SET updated_ms = updated_ms - ? WHERE id = ?",
+                (400 * DAY_MS, bytes.fromhex(closed)),
+            )
+            gone = db.execute("DELETE FROM meta WHERE key = 'feeds.aged_before'").rowcount
+        assert gone == 1, "the first fill did not record how far records had aged"
+        net.devnet.start(LIMA)
+
+        net.wait(
+            lambda: asyncio.run(_records(net, [closed]))[closed] == ["none", "none"],
+            "the aged record erased from the bucket and the mirror, no marker left",
+        )
+        assert asyncio.run(_records(net, [still_open]))[still_open] == ["value", "value"]
+        shown = net.cli_json(LIMA, "alert", "show", closed[:12])  # still in the store
+        assert shown["alert"]["status"] == "resolved"
+    finally:
+        net.close()
