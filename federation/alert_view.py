@@ -22,31 +22,38 @@ from rrn.protocol.vocabulary import EscalationCause, IncidentType, Severity, Urg
 __all__ = ["AlertView", "Fields", "active_claimants", "claim_expiries", "derive", "view"]
 
 
-class AlertView(msgspec.Struct, frozen=True, kw_only=True):
-    """An alert as users see it, derived from its state."""
+class AlertView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An alert as users see it, derived from its state.
+
+    Immutable and acyclic, so the garbage collector need not track it (`gc=False`),
+    and its sequences are tuples, which it stops tracking once it has seen them
+    hold only strings and numbers: a node catching up holds a few thousand views at
+    a time, and each of its collector's full passes walked every one of them and
+    their thirteen lists.
+    """
 
     alert: bytes
     origin: str
     status: AlertStatus
     country: str
     subdivision: str | None
-    incident_types: list[IncidentType]
+    incident_types: tuple[IncidentType, ...]
     severity: Severity
     urgency: Urgency
-    asks: list[Ask]
-    languages: list[str]
+    asks: tuple[Ask, ...]
+    languages: tuple[str, ...]
     pseudonym: str
     exercise: bool
     raised_ms: int
     updated_ms: int
-    claimants: list[str]
+    claimants: tuple[str, ...]
     ended_by: str | None
     end_code: str | None
     #: Step of the escalation ladder the alert has reached (0: the first target).
     level: int = 0
     #: Members of that step, as published by whoever escalated (empty at level 0:
     #: every node computes the first step itself).
-    targets: list[str] = []
+    targets: tuple[str, ...] = ()
     #: When the alert reached that level (the earliest signed escalation to it;
     #: the raise time at level 0): the level's deadline counts from here.
     level_since_ms: int = 0
@@ -55,25 +62,25 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
     #: Member a claimant handed the alert to, while nobody has claimed it since.
     handover_to: str | None = None
     #: Every member that ever claimed it (a claimant may resolve).
-    claimed_by: list[str] = []
+    claimed_by: tuple[str, ...] = ()
     #: When the first claim was made (the claimant's signed clock), if any.
     first_claim_ms: int | None = None
     #: Actions recorded on the alert: (member, action, channel), in order.
-    actions: list[tuple[str, str, str]] = []
+    actions: tuple[tuple[str, str, str], ...] = ()
     #: When the first action was recorded (the actor's signed clock), if any.
     first_action_ms: int | None = None
     #: Members the sealed details are sealed or resealed to (empty: none sealed).
-    sealed_to: list[str] = []
+    sealed_to: tuple[str, ...] = ()
     #: Members that may hold the alert at all (empty: the whole network).
-    audience: list[str] = []
+    audience: tuple[str, ...] = ()
     #: Pledges: (member, action, by_ms or None, signed time), in order.
-    pledges: list[tuple[str, str, int | None, int]] = []
+    pledges: tuple[tuple[str, str, int | None, int], ...] = ()
     #: Results recorded for actions: (member, action, result), in order.
-    results: list[tuple[str, str, str]] = []
+    results: tuple[tuple[str, str, str], ...] = ()
     #: Feedback the origin gave the defender: (type, signed time), in order.
-    feedback: list[tuple[str, int]] = []
+    feedback: tuple[tuple[str, int], ...] = ()
     #: Collective proposals on the alert and where each stands (PROTOCOL 4.9).
-    collectives: list[CollectiveView] = []
+    collectives: tuple[CollectiveView, ...] = ()
 
 
 class Fields(msgspec.Struct, frozen=True):
@@ -122,38 +129,43 @@ def derive(state: AlertState) -> AlertView | None:
         status=status,
         country=body.country,
         subdivision=fields.subdivision,
-        incident_types=list(fields.incident_types),
+        incident_types=tuple(fields.incident_types),
         severity=fields.severity,
         urgency=fields.urgency,
-        asks=list(fields.asks),
-        languages=list(fields.languages),
+        asks=tuple(fields.asks),
+        languages=tuple(fields.languages),
         pseudonym=body.pseudonym,
         exercise=body.exercise,
         raised_ms=state.raised.pos.wall_ms,
         updated_ms=updated_ms,
-        claimants=claimants,
+        claimants=tuple(claimants),
         ended_by=end.pos.org if end is not None else None,
         end_code=end.code if end is not None else None,
         level=level,
-        targets=targets,
+        targets=tuple(targets),
         level_since_ms=since if level else state.raised.pos.wall_ms,
         level_cause=cause,
         handover_to=_handover(state, claimants),
-        claimed_by=claimed_by,
+        claimed_by=tuple(claimed_by),
         first_claim_ms=min((c.pos.wall_ms for c in state.claims), default=None),
-        actions=[(a.pos.org, str(a.body.action), str(a.body.channel)) for a in state.actions],
+        actions=tuple((a.pos.org, str(a.body.action), str(a.body.channel)) for a in state.actions),
         first_action_ms=min((a.pos.wall_ms for a in state.actions), default=None),
-        sealed_to=sorted({*state.raised.sealed_to, *(o for s in state.shares for o in s.to)}),
-        audience=list(state.raised.audience),
-        pledges=[
+        sealed_to=_sealed_to(state),
+        audience=tuple(state.raised.audience),
+        pledges=tuple(
             (p.pos.org, str(p.body.action), p.body.by_ms, p.pos.wall_ms) for p in state.pledges
-        ],
-        results=[(a.pos.org, str(a.body.action), str(a.body.result)) for a in state.actions],
-        feedback=[
+        ),
+        results=tuple((a.pos.org, str(a.body.action), str(a.body.result)) for a in state.actions),
+        feedback=tuple(
             (str(f.body.feedback), f.pos.wall_ms) for f in state.feedback if f.pos.org == origin
-        ],
-        collectives=_collectives(state),
+        ),
+        collectives=tuple(_collectives(state)),
     )
+
+
+def _sealed_to(state: AlertState) -> tuple[str, ...]:
+    assert state.raised is not None
+    return tuple(sorted({*state.raised.sealed_to, *(o for s in state.shares for o in s.to)}))
 
 
 def _fields(state: AlertState) -> Fields:

@@ -66,8 +66,11 @@ MAX_REFS: Final = 16
 Kind = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){0,3}$", max_length=48)]
 
 
-class Header(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    """What the origin signs. Field order is the wire order; never reorder."""
+class Header(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, gc=False):
+    """What the origin signs. Field order is the wire order; never reorder.
+
+    Immutable and acyclic (`refs` a tuple of bytes), so never tracked by the garbage
+    collector: a node catching up holds thousands (as Event does, `gc=False`)."""
 
     v: int
     net: Hash32
@@ -78,7 +81,7 @@ class Header(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     kind: Kind
     wall_ms: NonNeg
     roster_ver: NonNeg
-    refs: Annotated[list[Hash32], Meta(max_length=MAX_REFS)]
+    refs: Annotated[tuple[Hash32, ...], Meta(max_length=MAX_REFS)]
     payload_hash: Hash32
     payload_len: Annotated[int, Meta(ge=0, le=MAX_PAYLOAD_BYTES)]
 
@@ -236,7 +239,7 @@ def sign_event(
         kind=kind,
         wall_ms=wall_ms,
         roster_ver=roster_ver,
-        refs=list(refs),
+        refs=tuple(refs),
         payload_hash=hashlib.sha256(payload).digest(),
         payload_len=len(payload),
     )

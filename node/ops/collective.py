@@ -13,7 +13,7 @@ those rules would refuse.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Final
 
 import msgspec
@@ -174,7 +174,7 @@ class CollectiveOps:
         event = await self._book.append(payload, seal=seal)
         return await self._info(event.id)
 
-    def _feasible(self, p: CollectiveProposed, audience: list[str]) -> str | None:
+    def _feasible(self, p: CollectiveProposed, audience: Sequence[str]) -> str | None:
         """Why the threshold can never be met by the alert's audience, if so."""
         roles = self._roles()
         for org in p.members:

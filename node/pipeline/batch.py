@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from rrn.federation.alerts import AlertState
 from rrn.node.home.clock import Slicer
 from rrn.node.pipeline.own import Rotate, SealFor
@@ -40,9 +42,12 @@ class Outcome:
 Reply = asyncio.Future["Outcome | Event"]
 
 
-@dataclass
-class Item:
-    """One thing queued for the pipeline: received bytes, an own payload, or a control item."""
+class Item(msgspec.Struct):
+    """One thing queued for the pipeline: received bytes, an own payload, or a control item.
+
+    A struct, not a dataclass: one holding only bytes and strings (an event pulled
+    from a peer) is not tracked by the garbage collector, and a catch-up keeps
+    thousands queued, which each full pass of the collector would otherwise walk."""
 
     received: float  # time.perf_counter() at receipt, for the latency histogram
     raw: bytes | None = None

@@ -77,7 +77,7 @@ def test_story_view() -> None:
     assert v.status is AlertStatus.RESOLVED
     assert v.severity is Severity.EXTREME, "only the origin's updates apply"
     assert v.urgency is Urgency.DAYS, "later updates keep earlier changes to other fields"
-    assert v.claimants == ["jakarta-pb", "nairobi-dl"]
+    assert v.claimants == ("jakarta-pb", "nairobi-dl")
     assert (v.ended_by, v.end_code) == ("nairobi-dl", "released")
 
 
@@ -106,7 +106,7 @@ def test_claim_before_raise_is_kept_and_hidden_until_the_raise() -> None:
     claim_only = _state([events[2]])
     assert view(claim_only, AUTH) is None
     v = view(join(claim_only, _state([events[0]])), AUTH)
-    assert v is not None and v.claimants == ["nairobi-dl"]
+    assert v is not None and v.claimants == ("nairobi-dl",)
 
 
 def test_only_origin_cancels_and_non_claimants_cannot_resolve() -> None:
@@ -151,24 +151,24 @@ def test_escalations_merge_claims_lapse_and_hand_overs_show() -> None:
     events = _escalation_story()
     v = view(_state(events[:3]), AUTH)
     assert v is not None and v.status is AlertStatus.ESCALATED
-    assert (v.level, v.targets) == (1, ["jakarta-pb", "nairobi-dl"]), "both nodes' targets shown"
+    assert (v.level, v.targets) == (1, ("jakarta-pb", "nairobi-dl")), "both nodes' targets shown"
     assert v.level_since_ms == events[1].header.wall_ms
     claimed = view(_state(events[:4]), AUTH)
     assert claimed is not None and claimed.status is AlertStatus.CLAIMED
     lapsed = view(_state(events[:5]), AUTH)
-    assert lapsed is not None and lapsed.claimants == [] and lapsed.status is AlertStatus.ESCALATED
-    assert lapsed.claimed_by == ["jakarta-pb"], "a lapsed claimant still shows, and may resolve"
+    assert lapsed is not None and lapsed.claimants == () and lapsed.status is AlertStatus.ESCALATED
+    assert lapsed.claimed_by == ("jakarta-pb",), "a lapsed claimant still shows, and may resolve"
     assert lapsed.level_cause is LAPSED
     assert claim_expiries(_state(events[:4])) == {"jakarta-pb": events[0].header.wall_ms + 500}
     assert claim_expiries(_state(events[:5])) == {}
     both = view(_state(events[:6]), AUTH)
-    assert both is not None and both.claimants == ["nairobi-dl"]
+    assert both is not None and both.claimants == ("nairobi-dl",)
     assert claim_expiries(_state(events[:6])) == {"nairobi-dl": None}
     handed = view(_state(events[:7]), AUTH)
-    assert handed is not None and handed.claimants == [] and handed.handover_to == "lima-hr"
+    assert handed is not None and handed.claimants == () and handed.handover_to == "lima-hr"
     assert handed.first_claim_ms == events[3].header.wall_ms
     acted = view(_state(events), AUTH)
-    assert acted is not None and acted.actions == [("jakarta-pb", "legal_aid", "private")]
+    assert acted is not None and acted.actions == (("jakarta-pb", "legal_aid", "private"),)
     assert acted.first_action_ms == events[-1].header.wall_ms
 
 
@@ -178,7 +178,7 @@ def test_concurrent_claims_are_all_visible() -> None:
     events = [r, nairobi.next(AlertClaimed(alert=r.id)), jakarta.next(AlertClaimed(alert=r.id))]
     for order in (events, events[::-1]):
         v = view(_state(order), AUTH)
-        assert v is not None and v.claimants == ["jakarta-pb", "nairobi-dl"]
+        assert v is not None and v.claimants == ("jakarta-pb", "nairobi-dl")
 
 
 @settings(max_examples=200, deadline=None)
@@ -225,7 +225,7 @@ def test_a_tombstone_by_anyone_but_the_origin_changes_nothing() -> None:
     v = view(state, AUTH)
     assert (
         v is not None
-        and v.claimants == ["nairobi-dl"]
+        and v.claimants == ("nairobi-dl",)
         and v.pledges[0][:2]
         == (
             "nairobi-dl",

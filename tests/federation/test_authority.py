@@ -84,7 +84,7 @@ def test_an_outsider_cannot_claim_resolve_or_escalate_an_alert() -> None:
     ]
     v = view(_state([r, *attack]), AUTH)
     assert v is not None and v.status is AlertStatus.OPEN
-    assert v.claimants == [] and v.ended_by is None and v.level == 0 and v.targets == []
+    assert v.claimants == () and v.ended_by is None and v.level == 0 and v.targets == ()
     _, refused = authorise(_state([r, *attack]), AUTH)
     assert sorted((x.kind, x.reason) for x in refused) == [
         ("claimed", "not_a_responder"),
@@ -107,7 +107,7 @@ def test_a_member_excluded_from_the_audience_changes_nothing() -> None:
     act = c["jakarta-pb"].next(AlertActed(alert=r.id, action=ActionType.LEGAL_AID))
     state = join(join(state, _state([claim])), _state([act]))
     v = view(state, AUTH)
-    assert v is not None and v.claimants == [] and v.actions == []
+    assert v is not None and v.claimants == () and v.actions == ()
     assert {(x.kind, x.reason) for x in authorise(state, AUTH)[1]} == {
         ("claimed", "outside_audience"),
         ("acted", "outside_audience"),
@@ -125,7 +125,7 @@ def test_honest_escalations_are_allowed() -> None:
         nai.raw("alert.escalated", _esc(r.id, 3, POOL), wall_ms=t0 + 3 * STEP_MS),
     ]
     v = view(_state([r, *steps]), AUTH)
-    assert v is not None and v.level == 3 and v.targets == POOL
+    assert v is not None and v.level == 3 and v.targets == tuple(POOL)
     assert authorise(_state([r, *steps]), AUTH)[1] == []
 
 
@@ -164,7 +164,7 @@ def test_a_pool_step_may_come_early_when_every_claim_lapsed() -> None:
         ),
     ]
     v = view(_state([r, claim, *esc]), AUTH)
-    assert v is not None and v.level == 3 and v.claimants == []
+    assert v is not None and v.level == 3 and v.claimants == ()
 
 
 def test_only_claimants_release_and_hand_over_to_responders() -> None:
@@ -173,15 +173,15 @@ def test_only_claimants_release_and_hand_over_to_responders() -> None:
     claim = c["nairobi-dl"].next(AlertClaimed(alert=r.id))
     stranger = c["jakarta-pb"].next(AlertReleased(alert=r.id, handover_to="jakarta-pb"))
     v = view(_state([r, claim, stranger]), AUTH)
-    assert v is not None and v.claimants == ["nairobi-dl"] and v.handover_to is None
+    assert v is not None and v.claimants == ("nairobi-dl",) and v.handover_to is None
     to_company = c["nairobi-dl"].next(AlertReleased(alert=r.id, handover_to="acme-co"))
     state = _state([r, claim, stranger, to_company])
     v = view(state, AUTH)
-    assert v is not None and v.claimants == ["nairobi-dl"] and v.handover_to is None
+    assert v is not None and v.claimants == ("nairobi-dl",) and v.handover_to is None
     assert {x.reason for x in authorise(state, AUTH)[1]} == {"not_claimant", "bad_handover"}
     proper = c["nairobi-dl"].next(AlertReleased(alert=r.id, handover_to="jakarta-pb"))
     v = view(join(state, _state([proper])), AUTH)
-    assert v is not None and v.claimants == [] and v.handover_to == "jakarta-pb"
+    assert v is not None and v.claimants == () and v.handover_to == "jakarta-pb"
 
 
 def test_pledges_answer_asks_addressed_to_the_members_roles() -> None:
@@ -211,7 +211,7 @@ def test_only_the_origin_updates_and_gives_feedback_and_claimants_resolve() -> N
         c["jakarta-pb"].next(AlertResolved(alert=r.id, outcome=Outcome.SAFE)),
     ]
     v = view(_state(events), AUTH)
-    assert v is not None and v.severity is Severity.SEVERE and v.feedback == []
+    assert v is not None and v.severity is Severity.SEVERE and v.feedback == ()
     assert v.status is AlertStatus.OPEN
     claim = c["jakarta-pb"].next(AlertClaimed(alert=r.id))
     resolved = c["jakarta-pb"].next(AlertResolved(alert=r.id, outcome=Outcome.SAFE))
@@ -224,9 +224,9 @@ def test_a_member_removed_from_the_roster_no_longer_holds_its_claim() -> None:
     r = c["lima-hr"].next(_raise())
     claim = c["nairobi-dl"].next(AlertClaimed(alert=r.id))
     state = _state([r, claim])
-    assert view(state, AUTH).claimants == ["nairobi-dl"]  # type: ignore[union-attr]
+    assert view(state, AUTH).claimants == ("nairobi-dl",)  # type: ignore[union-attr]
     without = Authority({o: v for o, v in AUTH.roles.items() if o != "nairobi-dl"}, max_direct=2)
-    assert view(state, without).claimants == []  # type: ignore[union-attr]
+    assert view(state, without).claimants == ()  # type: ignore[union-attr]
 
 
 @given(st.integers(min_value=0, max_value=2**32))

@@ -166,7 +166,7 @@ def test_the_duress_alert_is_the_origins_alone() -> None:
         "checkin.missed", encode(CheckinMissed(plan=p.id, slot=0, duress=True)), wall_ms=at
     )
     v = views([p, forged, own])[missed_alert_id(p.id, 0, duress=True)]
-    assert v.audience == ["lima-hr"] and v.origin == "lima-hr"
+    assert v.audience == ("lima-hr",) and v.origin == "lima-hr"
 
 
 def test_the_checkin_vector_in_any_order() -> None:
@@ -199,7 +199,7 @@ def test_the_checkin_vector_in_any_order() -> None:
                 "raised_ms": v.raised_ms,
                 "status": str(v.status),
                 "end_code": v.end_code,
-                "audience": v.audience,
+                "audience": list(v.audience),
             }
             for v in (derive(allowed) for allowed, _ in judged)
             if v is not None

@@ -159,7 +159,7 @@ def test_claims_hold_the_ladder_until_they_lapse() -> None:
         assert isinstance(p, AlertPayload)
         facts.append(fact(e.header, e.id, p))
     v = view(functools.reduce(join, facts), AUTH)
-    assert v is not None and v.claimants == ["berlin-fd"]
+    assert v is not None and v.claimants == ("berlin-fd",)
     until = {"berlin-fd": when + 30 * MIN}
     assert _due(v, when + 20 * MIN, until=until) is None, "a standing claim stops the ladder"
     lapsed = _due(v, when + 30 * MIN, until=until)

@@ -95,7 +95,7 @@ def test_authority_vector_in_either_order() -> None:
         v = view(state, authority)
         assert v is not None
         expected = section["view"]
-        assert str(v.status) == expected["status"] and v.claimants == expected["claimants"]
+        assert str(v.status) == expected["status"] and list(v.claimants) == expected["claimants"]
         assert v.ended_by == expected["ended_by"] and v.level == expected["level"]
 
 

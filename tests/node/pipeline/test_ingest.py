@@ -229,7 +229,7 @@ async def test_claim_arriving_before_its_alert_is_applied_once_it_arrives(
         (alert,) = await p.store.alerts(
             statuses=None, limit=10, authority=p.ingestor.network.authority
         )
-        assert alert.status is AlertStatus.CLAIMED and alert.claimants == ["jakarta-pb"]
+        assert alert.status is AlertStatus.CLAIMED and alert.claimants == ("jakarta-pb",)
 
 
 async def test_a_rebuild_keeps_an_erased_alert_erased(tmp_path: Path, tn: Net) -> None:
