@@ -86,7 +86,7 @@ class AlertStatus(enum.StrEnum):
 OPEN_STATUSES: Final = frozenset({AlertStatus.OPEN, AlertStatus.ESCALATED, AlertStatus.CLAIMED})
 
 
-class Raised(msgspec.Struct, array_like=True, frozen=True):
+class Raised(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertRaised  # without its sealed blob, which stays in the event only
     sealed_to: tuple[str, ...] = ()
@@ -97,59 +97,63 @@ class Raised(msgspec.Struct, array_like=True, frozen=True):
     slot: PlanSlot | None = None
 
 
-class Updated(msgspec.Struct, array_like=True, frozen=True):
+class Updated(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertUpdated
 
 
-class Claimed(msgspec.Struct, array_like=True, frozen=True):
+class Claimed(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertClaimed
 
 
-class Escalated(msgspec.Struct, array_like=True, frozen=True):
+class Escalated(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertEscalated
 
 
-class Released(msgspec.Struct, array_like=True, frozen=True):
+class Released(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertReleased
 
 
-class Acted(msgspec.Struct, array_like=True, frozen=True):
+class Acted(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertActed
 
 
-class Shared(msgspec.Struct, array_like=True, frozen=True):
+class Shared(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     to: tuple[str, ...]  # the recipients of the new blob (the blob stays in the event)
 
 
-class Pledged(msgspec.Struct, array_like=True, frozen=True):
+class Pledged(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertPledged
 
 
-class Feedback(msgspec.Struct, array_like=True, frozen=True):
+class Feedback(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertFeedback
 
 
-class Tombstone(msgspec.Struct, array_like=True, frozen=True):
+class Tombstone(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     body: AlertTombstoned
 
 
-class Ended(msgspec.Struct, array_like=True, frozen=True):
+class Ended(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pos: Pos
     status: AlertStatus  # RESOLVED or CANCELLED
     code: str  # the outcome or the cancel reason
 
 
-class AlertState(msgspec.Struct, array_like=True, frozen=True):
-    """Everything known about one alert; merge with `join`."""
+class AlertState(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """Everything known about one alert; merge with `join`.
+
+    This and its parts are immutable and without cycles, so the garbage collector
+    does not track them (`gc=False`): a node catching up holds thousands, and each
+    full pass of the collector walked them all (federation/alert_view.py)."""
 
     alert: bytes
     raised: Raised | None = None

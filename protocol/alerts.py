@@ -59,8 +59,11 @@ __all__ = [
     "new_pseudonym",
 ]
 
+# Payloads are immutable and without cycles: `gc=False` keeps the garbage collector
+# from tracking them (a node catching up holds thousands at a time).
 
-class Consent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+
+class Consent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Consent to share with one audience: who gave it, when, and until when."""
 
     audience: Audience
@@ -85,7 +88,7 @@ IncidentTypes = Annotated[list[IncidentType], Meta(min_length=1, max_length=8)]
 Languages = Annotated[list[Language], Meta(max_length=8)]
 
 
-class Ask(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Ask(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One requested action, addressed to a kind of supporter."""
 
     action: ActionType
@@ -99,7 +102,7 @@ SealedBlob = Annotated[bytes, Meta(min_length=1, max_length=56 * 1024)]
 Asks = Annotated[list[Ask], Meta(max_length=16)]
 
 
-class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A new alert. Its event id is the alert id."""
 
     country: Country
@@ -127,7 +130,7 @@ class AlertRaised(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     drill_index: Annotated[int, Meta(ge=0, lt=32)] | None = None
 
 
-class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Changes to an alert's routable fields; a nil field is left unchanged."""
 
     alert: Hash32
@@ -140,7 +143,7 @@ class AlertUpdated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     sealed: None = None
 
 
-class AlertShared(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertShared(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The alert's sealed details, resealed to more members (e.g. to the claimant).
 
     `sealed` is a new blob with a new content key, bound to this event's position.
@@ -150,7 +153,7 @@ class AlertShared(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     sealed: SealedBlob
 
 
-class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A member takes responsibility for responding, optionally until a time."""
 
     alert: Hash32
@@ -161,7 +164,7 @@ class AlertClaimed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 MAX_LEVEL: Final = 10_000
 
 
-class AlertEscalated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertEscalated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The alert moves to step `level` of its ladder (computed alike by every node).
 
     Any live node may publish it; several nodes publishing the same level merge
@@ -175,14 +178,14 @@ class AlertEscalated(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     cause: EscalationCause
 
 
-class AlertReleased(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertReleased(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The member gives up its claim, optionally handing the alert to another member."""
 
     alert: Hash32
     handover_to: OrgId | None = None
 
 
-class AlertActed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertActed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A member did something for the alert: carried out an ask, or other help.
 
     Any member may record one (supporters included); the first one starts the
@@ -196,7 +199,7 @@ class AlertActed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     result: ActResult = ActResult.DONE
 
 
-class AlertPledged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertPledged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A supporter commits to carry out an ask, by a time if given.
 
     The pledge is fulfilled by a later `alert.acted` of the same member and action.
@@ -208,14 +211,14 @@ class AlertPledged(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     by_ms: NonNeg | None = None
 
 
-class AlertFeedback(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertFeedback(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The origin records that it gave the defender feedback on the response."""
 
     alert: Hash32
     feedback: FeedbackType
 
 
-class AlertTombstoned(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertTombstoned(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The origin deletes the alert: every node drops the payloads of `events`.
 
     `events` lists the alert's events (any member's) whose payloads go; the
@@ -229,14 +232,14 @@ class AlertTombstoned(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     events: Annotated[list[Hash32], Meta(min_length=1, max_length=1024)]
 
 
-class AlertResolved(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertResolved(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The response is over."""
 
     alert: Hash32
     outcome: Outcome
 
 
-class AlertCancelled(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class AlertCancelled(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The alert is withdrawn."""
 
     alert: Hash32
