@@ -206,6 +206,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise ControlError(node.natsd.failed)
         logger.info("node %s stopped cleanly", home.config.node.org)
 
+    if home.config.console.enabled:
+        # Loaded before the event loop runs: importing the console (aiohttp's server,
+        # babel, its templates) blocked the loop of a starting node for ~0.3 s.
+        importlib.import_module("rrn.node.console.app")
     run(serve())
     return 0
 

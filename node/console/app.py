@@ -11,6 +11,7 @@ what a page showed.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -103,6 +104,7 @@ class Console:
 
     async def start(self) -> str:
         c = self.config
+        await asyncio.to_thread(auth.dummy_hash)
         context = self._tls()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -10,6 +10,7 @@ in a thread, so a login never stalls the node.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import zoneinfo
@@ -38,8 +39,18 @@ logger = logging.getLogger(__name__)
 _PENDING: dict[str, str] = {}
 #: Logins waiting for the password hash (one runs at a time) before the console says busy.
 _MAX_WAITING: Final = 8
-#: Compared against when the name is unknown, so timing does not tell names apart.
-_DUMMY: Final = hash_password("not anyone's password")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Compared against when the name is unknown, so timing does not tell names apart.
+    Made once, off the event loop (hashing is slow by design): when the console
+    starts (Console.start), or by the first login that needs it."""
+    return hash_password("not anyone's password")
+
+
+def _verify(password: str, phc: str | None) -> bool:
+    return verify_password(password, phc or dummy_hash())
 
 
 def client_address(request: web.Request, config: ConsoleConfig) -> str:
@@ -115,7 +126,7 @@ async def _checked(
     c.deps.hashing += 1
     try:
         phc = people.password_hash(name) if usable else None
-        ok = await asyncio.to_thread(verify_password, password, phc or _DUMMY)
+        ok = await asyncio.to_thread(_verify, password, phc)
     finally:
         c.deps.hashing -= 1
     return person, ok and phc is not None

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState
 from rrn.federation.chain import Head
-from rrn.node.home.clock import Clock
+from rrn.node.home.clock import Clock, Slicer
 from rrn.node.home.config import IngestConfig
 from rrn.node.pipeline.batch import ChainKey, Item, Outcome, Reply, Work
 from rrn.node.pipeline.chains import Chains
@@ -333,20 +333,21 @@ class Ingestor:
         """Commit a prepared batch, then answer and announce it."""
         work.batch.durable = work.own or bool(work.batch.rosters or work.batch.forks)
         try:
-            if work.batch:
-                await self.store.commit(work.batch)
-            self.projection.committed(work)
-            if work.batch.forks or work.rebuild:
-                await self.rebuild_projection()
-        except StoreError as exc:
-            logger.error("store commit failed; stopping ingest: %s", exc)
-            for future, _ in work.replies:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
+            try:
+                if work.batch:
+                    await self.store.commit(work.batch)
+                self.projection.committed(work)
+                if work.batch.forks or work.rebuild:
+                    await self.rebuild_projection()
+            except StoreError as exc:
+                logger.error("store commit failed; stopping ingest: %s", exc)
+                for future, _ in work.replies:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            await self._after_commit(work)  # in slices: done (flush returns) once it ends
         finally:
             self._queue.done(work.size)
-        self._after_commit(work)
         try:
             if self.on_commit is not None and work.appended:
                 await self.on_commit(
@@ -367,14 +368,16 @@ class Ingestor:
         if self.on_alerts is not None:
             self.on_alerts(None)
 
-    def _after_commit(self, work: Work) -> None:
-        now = time.perf_counter()
+    async def _after_commit(self, work: Work) -> None:
+        now, slicer = time.perf_counter(), Slicer()
         for event, received, _ in work.appended:
             self.metrics.appended(event.header.kind, now - received)
+            await slicer.step()
         self._stored += len(work.batch.events)
         self._publish_gauges()
         for old, new in work.changes:
             observe_responses(self.metrics.responses, self.network.roster, old, new)
+            await slicer.step()
         if self.on_alerts is not None and work.changes:
             views = work.batch.views
             self.on_alerts([(new, views.get(new.alert)) for _, new in work.changes])

@@ -166,6 +166,7 @@ class Projection:
         that they did not before.
         """
         facts = list(facts)
+        slicer = slicer or Slicer()
         refer = {
             p.plan
             for _, p, _ in facts
@@ -175,9 +176,8 @@ class Projection:
         singles = singles_of(facts, plans, lambda a: a in self._stored)
         ids = {s.alert for s in singles}
         judged = {a: j for a in ids if a in self._cache and (j := self._cache[a][1]) is not None}
-        states = await self._states(ids)
+        states = await self._states(ids, slicer)
         old = {a: states.get(a) for a in ids}
-        slicer = slicer or Slicer()
         for single in singles:
             known = states.get(single.alert)
             states[single.alert] = single if known is None else join(known, single)
@@ -204,8 +204,15 @@ class Projection:
         if new is not None:
             self.open[new] += 1
 
-    async def _states(self, ids: set[bytes]) -> dict[bytes, AlertState]:
-        found = {a: decode_state(self._cache[a][0]) for a in ids if a in self._cache}
+    async def _states(
+        self, ids: set[bytes], slicer: Slicer | None = None
+    ) -> dict[bytes, AlertState]:
+        found = {}
+        for a in ids:
+            if a in self._cache:
+                found[a] = decode_state(self._cache[a][0])
+                if slicer is not None:
+                    await slicer.step()
         missing = (ids - found.keys()) & self._stored
         if missing:
             found.update(await self._store.alert_states(missing))

@@ -33,6 +33,8 @@ from rrn.protocol.roster import decode_roster
 __all__ = ["WORKERS", "Checked", "Verifier"]
 
 WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+#: How much lower than the daemon's the workers' scheduling priority is (nice(2)).
+_WORKER_NICENESS: Final = 10
 #: Below this many envelopes a batch is verified inline.
 _INLINE_MAX: Final = 64
 
@@ -45,6 +47,10 @@ _worker_keyring: Keyring | None = None
 
 def _init_worker(net: bytes, roster_bytes: bytes, rotations: tuple[Rotation, ...]) -> None:
     global _worker_net, _worker_keyring  # noqa: PLW0603 - per-process state of a pool worker
+    # Below the event loop's priority: the checks of a catch-up kept every core busy,
+    # and the loop, which answers requests and heartbeats, waited for the CPU (a
+    # garbage-collector pass of 40 ms CPU took 200 ms on a 2-core host).
+    os.nice(_WORKER_NICENESS)
     _worker_net = net
     _worker_keyring = Keyring(decode_roster(roster_bytes), rotations)
 

@@ -1,0 +1,28 @@
+"""The processes that check a catch-up's signatures run below the daemon's priority,
+so the event loop (requests, heartbeats, the pipeline itself) gets the CPU when it
+needs it, and they still verify (real signatures, real worker processes)."""
+
+from __future__ import annotations
+
+import os
+
+from rrn.federation.keyring import Keyring
+from rrn.node.pipeline.verify import Verifier
+from rrn.protocol.envelope import Event
+from tests.support import Chain, Net, raised
+
+
+async def test_signature_workers_run_below_the_daemons_priority_and_verify(tn: Net) -> None:
+    verifier = Verifier(tn.net, tn.roster_bytes, Keyring(tn.roster))
+    try:
+        chain = Chain(tn, "nairobi-dl")
+        raws = [chain.next(raised(i)).envelope() for i in range(200)]  # past the inline size
+        raws[7] = raws[7][:-1] + bytes([raws[7][-1] ^ 1])  # a flipped bit
+        checked = await verifier.verify(raws)
+        workers = list(verifier._pool._processes) if verifier._pool is not None else []
+        assert workers, "a batch this size goes to worker processes"
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert all(os.getpriority(os.PRIO_PROCESS, pid) >= mine + 10 for pid in workers)
+        assert [isinstance(c, Event) for c in checked] == [i != 7 for i in range(200)]
+    finally:
+        verifier.close()
