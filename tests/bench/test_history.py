@@ -19,6 +19,7 @@ FIGURES = (
     "first_ready_s", "ready_s", "max_stall_ms", "stall_start_ms", "stall_catchup_ms", "daemon_rss_idle_mb",
     "nats_rss_idle_mb", "daemon_rss_catchup_mb", "nats_rss_catchup_mb", "catchup_rate_first",
     "catchup_rate_last", "catchup_flatness", "alert_list_s", "alert_list_all_s", "cli_start_s",
+    "cli_version_s",
     "raise_p99_s", "import_peak_rss_mb",
 )  # fmt: skip
 
