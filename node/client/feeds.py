@@ -22,13 +22,13 @@ from rrn.federation.roster import verify_genesis, verify_next
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.integrators import inbox_prefix
 from rrn.node.home.tls import pinned_context
+from rrn.node.integrations.consumers import pulled
 from rrn.node.integrations.feeds import (
     ALERTS_BUCKET,
     EVENTS_STREAM,
     NETWORK_BUCKET,
     NOTICES_STREAM,
     AlertRecord,
-    pulled,
 )
 from rrn.node.ops.types import AlertInfo
 from rrn.protocol.envelope import Event, check_signed, open_envelope

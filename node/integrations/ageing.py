@@ -9,8 +9,10 @@ seen grew with the years of history a node holds: at 266,667 alerts, most closed
 years ago, it took more of the server's memory than everything else.
 
 An aged record is erased (its bytes overwritten, node/integrations/feeds.py), with no
-delete marker: watchers saw the alert close, and ageing is not a deletion (the alert
-stays in the store, `rrn alert show` shows it). Records age in the background: at
+delete marker: watchers saw the alert close (a record still saying otherwise, as
+after a long absence, is first written as the alert now is), and ageing is not a
+deletion (the alert stays in the store, `rrn alert show` shows it; its deletion
+later still leaves a marker). Records age in the background: at
 each start and every hour, the alerts that aged since the last sweep are looked up
 through the store's index of closed alerts (only those, not every alert), and a
 change to an alert closed that long ago (a node catching up on old history) writes

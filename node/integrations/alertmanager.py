@@ -32,7 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from rrn.federation.alerts import AlertStatus
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import AlertmanagerConfig
-from rrn.node.integrations.feeds import NOTICES_STREAM, pulled
+from rrn.node.integrations.consumers import pulled
+from rrn.node.integrations.feeds import NOTICES_STREAM
 from rrn.node.store.db import Store
 
 if TYPE_CHECKING:  # the integrators' client imports this module: not the pipeline

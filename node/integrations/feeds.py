@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
-    ConsumerConfig,
     DiscardPolicy,
     KeyValueConfig,
     StreamConfig,
@@ -53,6 +50,7 @@ from rrn.node.alerting.escalator import Routing
 from rrn.node.alerting.notices import NOTICE_TYPES
 from rrn.node.home.config import NatsConfig
 from rrn.node.integrations.ageing import SWEEP_EVERY_S, Ageing
+from rrn.node.integrations.consumers import stop_if_cancelled
 from rrn.node.integrations.mirrors import erase_mirrored, open_mirrors
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
 from rrn.node.ops.types import AlertInfo, alert_info
@@ -75,7 +73,6 @@ __all__ = [
     "NOTICES_STREAM",
     "AlertRecord",
     "Feeds",
-    "pulled",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,8 +82,6 @@ _ALERTS_STREAM: Final = f"KV_{ALERTS_BUCKET}"
 NETWORK_BUCKET: Final = "RRN_NETWORK"
 NOTICES_STREAM: Final = "RRN_NOTICES"
 ERRORS: Final = (TimeoutError, JetStreamError, NatsError)
-#: How long one fetch waits on a quiet stream before asking again.
-_WAIT_S: Final = 5.0
 #: In the store's meta once the alert bucket held every alert (a first fill, which
 #: takes minutes at a million events, ended).
 _FILLED_KEY: Final = "feeds.alerts_filled"
@@ -197,7 +192,7 @@ class Feeds:
         """Bring the bucket up to date, then write changes in the order they were
         committed, until cancelled."""
         while True:
-            _stop_if_cancelled()
+            stop_if_cancelled()
             if self._refill is not None and self._store is not None:
                 every, self._refill = self._refill, None
                 try:
@@ -216,7 +211,7 @@ class Feeds:
             try:
                 state, v = await self._current(alert)
                 if v is not None and self.ageing.aged(v):
-                    await self._drop(alert.hex())  # closed long ago (a catch-up)
+                    await self._drop(alert.hex(), closing=v)  # closed long ago (a catch-up)
                 elif v is not None:
                     await self._put(v)
                 elif state is not None and state.erased is not None:
@@ -234,12 +229,18 @@ class Feeds:
         after, as they are then, so the newest wins."""
         ids = await (store.alert_ids() if every else store.open_alert_ids())
         written, cutoff = 0, self.ageing.cutoff_ms()
+        # Records of aged alerts a bucket already holds (a rebuild's fill) are erased.
+        empty = self.alerts is None or (await self.alerts.status()).values == 0
         for start in range(0, len(ids), _REFILL_SLICE):
             states = await store.alert_states(ids[start : start + _REFILL_SLICE])
             for state in states.values():
-                _stop_if_cancelled()
+                stop_if_cancelled()
                 v = view(state, self._authority())
-                if v is None or self.ageing.aged(v, cutoff):
+                if v is not None and self.ageing.aged(v, cutoff):
+                    if not empty:
+                        await self._drop(v.alert.hex(), closing=v)
+                    continue
+                if v is None:
                     continue
                 if await self._put(v, unless_same=True):
                     written += 1
@@ -255,9 +256,19 @@ class Feeds:
             self._sweep = True
             self._pending.poke()
 
-    async def _drop(self, alert: str) -> int:
+    async def _drop(self, alert: str, closing: AlertView | None = None) -> int:
         """Erase an alert's record (its values, or a delete marker) without leaving a
-        marker; how many messages were erased."""
+        marker; how many messages were erased. With `closing` (the alert as it is
+        now), a record that says otherwise (watchers last saw it open) is written
+        first, so that watchers see the alert close before its record leaves."""
+        stop_if_cancelled()
+        if closing is not None and self.alerts is not None:
+            try:
+                held = (await self.alerts.get(alert)).value is not None
+            except KeyNotFoundError:
+                held = False
+            if held:
+                await self._put(closing, unless_same=True)
         erased = 0
         while self.alerts is not None and erased < 3:  # two values per key, or a marker
             try:
@@ -301,11 +312,12 @@ class Feeds:
                 history = await self.alerts.history(alert)
             except NoKeysError:
                 history = []
-            values = [e.revision for e in history if e.operation is None and e.revision]
-            for seq in values:
-                await self._erase(_ALERTS_STREAM, seq)
-            if values:  # a marker, so watchers learn it is gone (none if it had no record)
-                await self.alerts.delete(alert)
+            for entry in history:
+                if entry.operation is None and entry.revision is not None:
+                    await self._erase(_ALERTS_STREAM, entry.revision)
+            # A marker, so watchers learn it is gone: also those that kept a record
+            # which has since aged out of the bucket.
+            await self.alerts.delete(alert)
         erased = 0
         for kind in NOTICE_TYPES:
             for seq in await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert)):
@@ -315,16 +327,6 @@ class Feeds:
         logger.info(
             "deleted alert %s: erased %d notices, %d dead letters", alert[:12], erased, dead
         )
-
-
-def _stop_if_cancelled() -> None:
-    """Raise the cancellation a nats-py request swallowed. Its requests wait with
-    `asyncio.wait_for`, which on Python 3.11 loses a cancellation that arrives as the
-    reply does; a loop of thousands of them then outlived the daemon's stop (the
-    refill of a bucket at a million events ran on for minutes and the node was killed)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _alerts_bucket() -> StreamConfig:
@@ -352,25 +354,6 @@ async def _stream(js: JetStreamContext, config: StreamConfig) -> None:
         logger.warning(
             "no JetStream stream %s for integrators: %s", config.name, type(exc).__name__
         )
-
-
-async def pulled(
-    js: JetStreamContext, stream: str, config: ConsumerConfig, batch: int
-) -> AsyncIterator[Msg]:
-    """The messages of a durable pull consumer, for ever: a quiet stream (a fetch that
-    times out) is the normal case, and while NATS reconnects the fetch waits."""
-    durable = config.durable_name
-    sub = await js.pull_subscribe(">", durable=durable, stream=stream, config=config)
-    while True:
-        try:
-            msgs = await sub.fetch(batch, timeout=_WAIT_S)
-        except (TimeoutError, NatsTimeout):
-            continue
-        except NatsError:
-            await asyncio.sleep(1)  # reconnecting: nats-py resubscribes
-            continue
-        for msg in msgs:
-            yield msg
 
 
 async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> list[int]:

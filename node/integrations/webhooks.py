@@ -38,7 +38,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from rrn.node.alerting.notices import NOTICE_SUBJECTS, Notice, read_notice
 from rrn.node.home.hooks import WebhookConfig
 from rrn.node.home.keyfiles import read_secret, write_secret
-from rrn.node.integrations.feeds import NOTICES_STREAM, pulled
+from rrn.node.integrations.consumers import pulled
+from rrn.node.integrations.feeds import NOTICES_STREAM
 from rrn.node.store.db import Store
 from rrn.node.store.deadletters import DeadLetter
 from rrn.protocol.errors import ConfigError

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from rrn.node.integrations.feeds import _stop_if_cancelled
+from rrn.node.integrations.consumers import stop_if_cancelled
 
 
 def test_a_swallowed_cancellation_still_stops_the_loop() -> None:
@@ -17,7 +17,7 @@ def test_a_swallowed_cancellation_still_stops_the_loop() -> None:
         async def writer() -> None:
             nonlocal turns, give_up
             while not give_up:  # (so a failing run ends too)
-                _stop_if_cancelled()
+                stop_if_cancelled()
                 turns += 1
                 # A request whose reply comes with the cancel: wait_for on 3.11 returns it.
                 with contextlib.suppress(asyncio.CancelledError):

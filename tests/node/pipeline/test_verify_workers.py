@@ -4,7 +4,9 @@ needs it, and they still verify (real signatures, real worker processes)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 from rrn.federation.keyring import Keyring
 from rrn.node.pipeline.verify import Verifier
@@ -21,8 +23,11 @@ async def test_signature_workers_run_below_the_daemons_priority_and_verify(tn: N
         checked = await verifier.verify(raws)
         workers = list(verifier._pool._processes) if verifier._pool is not None else []
         assert workers, "a batch this size goes to worker processes"
-        mine = os.getpriority(os.PRIO_PROCESS, 0)
-        assert all(os.getpriority(os.PRIO_PROCESS, pid) >= mine + 10 for pid in workers)
+        lowered = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+        deadline = time.monotonic() + 30  # a worker lowers itself as it starts
+        while any(os.getpriority(os.PRIO_PROCESS, pid) < lowered for pid in workers):
+            assert time.monotonic() < deadline, "a worker runs at the daemon's priority"
+            await asyncio.sleep(0.05)
         assert [isinstance(c, Event) for c in checked] == [i != 7 for i in range(200)]
     finally:
         verifier.close()
