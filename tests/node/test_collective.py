@@ -304,9 +304,13 @@ def test_a_member_cannot_page_the_supporters_at_will_nor_backdate_a_join(
     )
     assert refused.returncode == 1 and f"made {MAX_PROPOSALS} proposals" in refused.stderr
 
+    # At least the accepted proposals past the bound are held back; more when the
+    # flood arrived in several batches: the rules order a member's proposals by
+    # signed time and id, so a later batch can refuse one a node had already looked
+    # at and accept another (same millisecond, smaller id), which it looks at too.
     held = MAX_PROPOSALS - PAGES_PER_PROPOSER
     net.wait(
-        lambda: net.metric(ACME, "rrn_collective_notices_held_total") == held,
+        lambda: net.metric(ACME, "rrn_collective_notices_held_total") >= held,
         f"Acme's node holding back the pages past {PAGES_PER_PROPOSER}",
     )
     for cap in caps.values():  # the embassy's too: never more than the bound
