@@ -205,6 +205,7 @@ class Feeds:
                     await self.ageing.sweep(self._store, self._drop)
                 except ERRORS as exc:
                     logger.warning("integrators' alert bucket not swept: %s", type(exc).__name__)
+            stop_if_cancelled()  # before waiting: a request above may have lost a stop
             alert = await self._pending.next()
             if alert is None:
                 continue
