@@ -17,6 +17,7 @@ import aiosqlite
 from rrn.federation.alert_view import AlertView, view
 from rrn.federation.alerts import OPEN_STATUSES, AlertState, decode_state
 from rrn.federation.authority import Authority
+from rrn.node.store.rows import fetch
 
 __all__ = ["CLOSED_SQL", "OPEN_SQL", "AlertReads"]
 
@@ -46,8 +47,7 @@ class AlertReads:
 
     async def alert_ids(self) -> list[bytes]:
         """Ids of every alert with a row in the projection."""
-        async with self._db.execute("SELECT id FROM alerts") as cur:
-            return [bytes(r[0]) for r in await cur.fetchall()]
+        return [bytes(r[0]) for r in await fetch(self._db, "SELECT id FROM alerts")]
 
     async def alerts(
         self, *, statuses: Iterable[str] | None, limit: int, authority: Authority
@@ -63,12 +63,15 @@ class AlertReads:
         if statuses is not None:
             args = list(statuses)
             where = f"status IN ({','.join('?' * len(args))})"
-        async with self._db.execute(
-            f"SELECT id FROM alerts INDEXED BY alerts_by_time WHERE {where} "
-            "ORDER BY raised_ms DESC, id LIMIT ?",
-            (*args, limit),
-        ) as cur:
-            ids = [bytes(r[0]) for r in await cur.fetchall()]
+        ids = [
+            bytes(r[0])
+            for r in await fetch(
+                self._db,
+                f"SELECT id FROM alerts INDEXED BY alerts_by_time WHERE {where} "
+                "ORDER BY raised_ms DESC, id LIMIT ?",
+                (*args, limit),
+            )
+        ]
         found: list[AlertView] = []
         for start in range(0, len(ids), _CHUNK):
             # A chunk's states at a time: each is dropped once viewed (thousands held
@@ -81,10 +84,14 @@ class AlertReads:
 
     async def _raw_states(self, ids: list[bytes]) -> dict[bytes, bytes]:
         """The stored state of each of these alerts (at most `_CHUNK`), undecoded."""
-        async with self._db.execute(
-            f"SELECT id, state FROM alerts WHERE id IN ({','.join('?' * len(ids))})", ids
-        ) as cur:
-            return {bytes(r[0]): bytes(r[1]) for r in await cur.fetchall()}
+        return {
+            bytes(r[0]): bytes(r[1])
+            for r in await fetch(
+                self._db,
+                f"SELECT id, state FROM alerts WHERE id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+        }
 
     async def closed_before(
         self, origin: str, before_ms: int, *, after: tuple[int, bytes] = (0, b""), limit: int
@@ -100,35 +107,36 @@ class AlertReads:
         self, origin: str, before_ms: int, *, after: tuple[int, bytes] = (0, b""), limit: int
     ) -> list[tuple[int, bytes]]:
         """As `closed_before`, the time and id of each alert only (no state is read)."""
-        async with self._db.execute(
-            "SELECT updated_ms, id FROM alerts "
-            f"WHERE origin = ? AND status IN {CLOSED_SQL} AND updated_ms < ? "
-            "AND (updated_ms, id) > (?, ?) ORDER BY updated_ms, id LIMIT ?",
-            (origin, before_ms, *after, limit),
-        ) as cur:
-            return [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
+        return [
+            (int(r[0]), bytes(r[1]))
+            for r in await fetch(
+                self._db,
+                "SELECT updated_ms, id FROM alerts "
+                f"WHERE origin = ? AND status IN {CLOSED_SQL} AND updated_ms < ? "
+                "AND (updated_ms, id) > (?, ?) ORDER BY updated_ms, id LIMIT ?",
+                (origin, before_ms, *after, limit),
+            )
+        ]
 
     async def first_closed_ms(self, origin: str) -> int | None:
         """When the longest-closed of `origin`'s resolved or cancelled alerts last
         changed (what retention deletes next), or None if none is."""
-        async with self._db.execute(
+        rows = await fetch(
+            self._db,
             f"SELECT MIN(updated_ms) FROM alerts WHERE origin = ? AND status IN {CLOSED_SQL}",
             (origin,),
-        ) as cur:
-            row = next(iter(await cur.fetchall()), None)
-        return None if row is None or row[0] is None else int(row[0])
+        )
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
 
     async def open_alert_states(self) -> list[AlertState]:
         """States of every alert not yet resolved or cancelled."""
-        async with self._db.execute(f"SELECT state FROM alerts WHERE status IN {OPEN_SQL}") as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(self._db, f"SELECT state FROM alerts WHERE status IN {OPEN_SQL}")
         return [decode_state(bytes(r[0])) for r in rows]
 
     async def open_alert_ids(self) -> list[bytes]:
         """Ids of every alert not yet resolved or cancelled (from the status index alone:
         no state is read; the escalator reads a state when the alert is due)."""
-        async with self._db.execute(f"SELECT id FROM alerts WHERE status IN {OPEN_SQL}") as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(self._db, f"SELECT id FROM alerts WHERE status IN {OPEN_SQL}")
         return [bytes(r[0]) for r in rows]
 
     async def alert_ids_with_prefix(self, prefix: bytes, *, hidden: bool = False) -> list[bytes]:
@@ -142,17 +150,16 @@ class AlertReads:
         if upper is not None:
             sql += " AND id < ?"
             args.append(upper)
-        async with self._db.execute(sql + " LIMIT 10", args) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(self._db, sql + " LIMIT 10", args)
         return [bytes(r[0]) for r in rows]
 
     async def open_alert_counts(self) -> list[tuple[str, str, bool, int]]:
         """(severity, urgency, exercise, count) of open and claimed alerts."""
-        async with self._db.execute(
+        rows = await fetch(
+            self._db,
             "SELECT severity, urgency, exercise, COUNT(*) FROM alerts "
-            f"WHERE status IN {OPEN_SQL} GROUP BY severity, urgency, exercise"
-        ) as cur:
-            rows = await cur.fetchall()
+            f"WHERE status IN {OPEN_SQL} GROUP BY severity, urgency, exercise",
+        )
         return [(str(r[0]), str(r[1]), bool(r[2]), int(r[3])) for r in rows]
 
 

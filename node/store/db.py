@@ -4,9 +4,9 @@ Owns the connection, the schema's migration on open, and every read but those of
 the alert projection (node/store/alerts.py); the write path is node/store/writes.py.
 One aiosqlite connection, WAL, synchronous=FULL (a commit is on disk before it
 returns, so an own-chain append is durable before it is published). Writes go
-through `commit`, one transaction per batch. Reads run every statement to its end
-(fetchall, never fetchone): one left half-read on the shared connection would stop
-the writer's COMMIT ("statements in progress").
+through `commit`, one transaction per batch. Every read goes through `fetch`
+(node/store/rows.py): its statement runs to its end in one hand-over to the
+connection's thread, so no commit runs while a read stands half-done.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rrn.node.store.migrations import MIGRATIONS, SMALL_KINDS, SMALL_KINDS_SQL
 from rrn.node.store.plans import Plans
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
-from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of
+from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of, fetch
 from rrn.node.store.writes import Batch, checkpoint, commit_sync
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
@@ -100,9 +100,8 @@ class Store(AlertReads):
             raise StoreError(f"store at {self.path} is not a usable database: {exc}") from exc
 
     async def _user_version(self) -> int:
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = next(iter(await cur.fetchall()), None)
-        return int(row[0]) if row else 0
+        rows = await fetch(self._db, "PRAGMA user_version")
+        return int(rows[0][0]) if rows else 0
 
     async def _migrate(self) -> None:
         current = await self._user_version()
@@ -126,9 +125,8 @@ class Store(AlertReads):
 
     async def get_meta(self, key: str) -> bytes | None:
         """A value from the meta table."""
-        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = next(iter(await cur.fetchall()), None)
-        return bytes(row[0]) if row else None
+        rows = await fetch(self._db, "SELECT value FROM meta WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: bytes) -> None:
         """Set a meta value (its own transaction)."""
@@ -148,59 +146,56 @@ class Store(AlertReads):
 
     async def rosters(self) -> list[RosterRow]:
         """Every accepted roster version, oldest first."""
-        async with self._db.execute(
-            "SELECT version, id, roster, cert FROM rosters ORDER BY version"
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(
+            self._db, "SELECT version, id, roster, cert FROM rosters ORDER BY version"
+        )
         return [RosterRow(int(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
 
     # -- chains -------------------------------------------------------------------
 
     async def heads(self) -> dict[ChainKey, Head]:
         """The head of every chain."""
-        async with self._db.execute("SELECT origin, epoch, seq, id FROM heads") as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(self._db, "SELECT origin, epoch, seq, id FROM heads")
         return {(str(r[0]), int(r[1])): Head(int(r[2]), bytes(r[3])) for r in rows}
 
     async def usage(self) -> dict[ChainKey, Usage]:
         """What every chain claimed so far: latest signed time, that day's events and bytes."""
-        async with self._db.execute(
-            "SELECT origin, epoch, wall_ms, day_events, day_bytes, roster_ver FROM heads"
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(
+            self._db, "SELECT origin, epoch, wall_ms, day_events, day_bytes, roster_ver FROM heads"
+        )
         return {(str(r[0]), int(r[1])): Usage(*map(int, r[2:])) for r in rows}
 
     async def head_events(self, kind: str) -> list[Event]:
         """The events of this kind that are the head of their chain."""
-        async with self._db.execute(
-            # CROSS JOIN: from the heads (one row a chain) to their events, never
-            # the other way round (a scan of the whole history).
+        # CROSS JOIN: from the heads (one row a chain) to their events, never the other
+        # way round (a scan of the whole history).
+        rows = await fetch(
+            self._db,
             "SELECT e.header, e.sig, e.payload FROM heads h CROSS JOIN events e "
             "ON e.origin = h.origin AND e.epoch = h.epoch AND e.seq = h.seq WHERE e.kind = ?",
             (kind,),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [event_of(r[0], r[1], r[2]) for r in rows]
 
     async def event_at(self, origin: str, epoch: int, seq: int) -> Event | None:
         """The stored event at a chain position, or None."""
-        async with self._db.execute(
+        rows = await fetch(
+            self._db,
             "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? AND seq = ?",
             (origin, epoch, seq),
-        ) as cur:
-            row = next(iter(await cur.fetchall()), None)
-        return event_of(row[0], row[1], row[2]) if row else None
+        )
+        return event_of(*rows[0]) if rows else None
 
     async def envelopes(
         self, origin: str, epoch: int, from_seq: int, *, limit: int, max_bytes: int
     ) -> tuple[list[bytes], bool]:
         """Envelopes of one chain from `from_seq` on, and whether more were left out."""
-        async with self._db.execute(
-            "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? AND seq >= ? "
-            "ORDER BY seq LIMIT ?",
+        rows = await fetch(
+            self._db,
+            "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? "
+            "AND seq >= ? ORDER BY seq LIMIT ?",
             (origin, epoch, from_seq, limit + 1),
-        ) as cur:
-            rows = list(await cur.fetchall())
+        )
         found: list[bytes] = []
         size = 0
         for r in rows[:limit]:
@@ -218,42 +213,40 @@ class Store(AlertReads):
         if not set(wanted) <= set(SMALL_KINDS):
             raise ValueError(f"not kinds of few events: {sorted(set(wanted) - set(SMALL_KINDS))}")
         # The index's own condition, word for word, lets sqlite use it.
-        async with self._db.execute(
+        rows = await fetch(
+            self._db,
             f"SELECT header, sig, payload FROM events WHERE kind IN {SMALL_KINDS_SQL} "
             f"AND kind IN ({','.join('?' * len(wanted))}) AND status = 0",
             wanted,
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         found = [event_of(r[0], r[1], r[2]) for r in rows]
         return sorted(found, key=lambda e: (e.header.origin, e.header.epoch, e.header.seq))
 
     async def pending(self) -> list[tuple[bytes, int]]:
         """Envelopes held behind gaps, with their receive times."""
-        async with self._db.execute("SELECT envelope, received_ms FROM pending") as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(self._db, "SELECT envelope, received_ms FROM pending")
         return [(bytes(r[0]), int(r[1])) for r in rows]
 
     async def freezes(self) -> dict[ChainKey, int]:
         """For each chain with a fork proof, the last seq still applied."""
-        async with self._db.execute(
-            "SELECT origin, epoch, MIN(frozen_after) FROM fork_proofs GROUP BY origin, epoch"
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(
+            self._db,
+            "SELECT origin, epoch, MIN(frozen_after) FROM fork_proofs GROUP BY origin, epoch",
+        )
         return {(str(r[0]), int(r[1])): int(r[2]) for r in rows}
 
     async def fork_proofs(self) -> list[tuple[str, int, int, bytes]]:
         """Every stored fork proof: origin, epoch, frozen_after, proof bytes."""
-        async with self._db.execute(
-            "SELECT origin, epoch, frozen_after, proof FROM fork_proofs ORDER BY origin, epoch"
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(
+            self._db,
+            "SELECT origin, epoch, frozen_after, proof FROM fork_proofs ORDER BY origin, epoch",
+        )
         return [(str(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
 
     async def count_events(self) -> int:
         """How many events are stored."""
-        async with self._db.execute("SELECT COUNT(*) FROM events") as cur:
-            row = next(iter(await cur.fetchall()), None)
-        return int(row[0]) if row else 0
+        rows = await fetch(self._db, "SELECT COUNT(*) FROM events")
+        return int(rows[0][0]) if rows else 0
 
     async def iter_events(
         self, *, applied_only: bool = False, chunk: int = 2000
@@ -262,13 +255,13 @@ class Store(AlertReads):
         status = "AND status = 0" if applied_only else ""
         last: tuple[str, int, int] = ("", 0, 0)
         while True:
-            async with self._db.execute(
+            rows = await fetch(
+                self._db,
                 "SELECT header, sig, payload, status, received_ms, origin, epoch, seq "
                 f"FROM events WHERE (origin, epoch, seq) > (?, ?, ?) {status} "
                 "ORDER BY origin, epoch, seq LIMIT ?",
                 (*last, chunk),
-            ) as cur:
-                rows = list(await cur.fetchall())
+            )
             for r in rows:
                 yield EventRow(event_of(r[0], r[1], r[2]), int(r[3]), int(r[4]))
             if len(rows) < chunk:
@@ -279,13 +272,16 @@ class Store(AlertReads):
         """Every row of the events table as stored, in chain order, nothing decoded."""
         last: tuple[str, int, int] = ("", 0, 0)
         while True:
-            async with self._db.execute(
-                "SELECT origin, epoch, seq, id, kind, wall_ms, header, sig, payload, status "
-                "FROM events WHERE (origin, epoch, seq) > (?, ?, ?) "
-                "ORDER BY origin, epoch, seq LIMIT ?",
-                (*last, chunk),
-            ) as cur:
-                rows = [RawRow(*r) for r in await cur.fetchall()]
+            rows = [
+                RawRow(*r)
+                for r in await fetch(
+                    self._db,
+                    "SELECT origin, epoch, seq, id, kind, wall_ms, header, sig, payload, status "
+                    "FROM events WHERE (origin, epoch, seq) > (?, ?, ?) "
+                    "ORDER BY origin, epoch, seq LIMIT ?",
+                    (*last, chunk),
+                )
+            ]
             for r in rows:
                 yield r
             if len(rows) < chunk:
@@ -321,9 +317,8 @@ class Store(AlertReads):
                 "SELECT id, origin, kind, received_ms FROM events "
                 f"WHERE id IN ({', '.join('?' * len(chunk))})"
             )
-            async with self._db.execute(sql, chunk) as cur:
-                for eid, origin, kind, received in await cur.fetchall():
-                    found[bytes(eid)] = (origin, kind, int(received))
+            for eid, origin, kind, received in await fetch(self._db, sql, chunk):
+                found[bytes(eid)] = (origin, kind, int(received))
         return found
 
     async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import aiosqlite
 import msgspec
 
+from rrn.node.store.rows import fetch
+
 __all__ = ["DeadLetter", "DeadLetters"]
 
 
@@ -40,12 +42,12 @@ class DeadLetters:
 
     async def of(self, webhook: str) -> list[DeadLetter]:
         """A webhook's dead letters, oldest first."""
-        async with self._db.execute(
+        rows = await fetch(
+            self._db,
             "SELECT webhook, id, body, failed_ms, attempts, last_error FROM webhook_dead "
             "WHERE webhook = ? ORDER BY failed_ms, id",
             (webhook,),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [
             DeadLetter(webhook=r[0], id=r[1], body=bytes(r[2]), failed_ms=r[3], attempts=r[4],
                        last_error=r[5])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import aiosqlite
 
 from rrn.federation.alerts import AlertState, decode_state
+from rrn.node.store.rows import fetch
 
 __all__ = ["Plans"]
 
@@ -21,7 +22,6 @@ class Plans:
     async def states(self) -> list[AlertState]:
         """The state of every plan held (rows with no view: plans, and facts whose
         raise has not arrived)."""
-        async with self._db.execute("SELECT state FROM alerts WHERE status IS NULL") as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(self._db, "SELECT state FROM alerts WHERE status IS NULL")
         found = (decode_state(bytes(r[0])) for r in rows)
         return [s for s in found if s.plan is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import aiosqlite
 
+from rrn.node.store.rows import fetch
 from rrn.node.store.writes import scrub
 
 __all__ = ["Pseudonyms"]
@@ -26,18 +27,21 @@ class Pseudonyms:
 
     async def get(self, pseudonym: str) -> bytes | None:
         """The sealed identity behind a pseudonym minted here, if any."""
-        async with self._db.execute(
-            "SELECT sealed FROM pseudonyms WHERE pseudonym = ?", (pseudonym,)
-        ) as cur:
-            row = next(iter(await cur.fetchall()), None)
+        rows = await fetch(
+            self._db, "SELECT sealed FROM pseudonyms WHERE pseudonym = ?", (pseudonym,)
+        )
+        row = rows[0] if rows else None
         return bytes(row[0]) if row else None
 
     async def minted(self) -> list[tuple[str, int]]:
         """Pseudonyms minted here and when, oldest first."""
-        async with self._db.execute(
-            "SELECT pseudonym, created_ms FROM pseudonyms ORDER BY created_ms, pseudonym"
-        ) as cur:
-            return [(str(r[0]), int(r[1])) for r in await cur.fetchall()]
+        return [
+            (str(r[0]), int(r[1]))
+            for r in await fetch(
+                self._db,
+                "SELECT pseudonym, created_ms FROM pseudonyms ORDER BY created_ms, pseudonym",
+            )
+        ]
 
     async def forget(self, pseudonym: str) -> bool:
         """Delete a pseudonym's identity for good (overwritten, WAL emptied)."""

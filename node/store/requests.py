@@ -9,6 +9,7 @@ import sqlite3
 
 import aiosqlite
 
+from rrn.node.store.rows import fetch
 from rrn.node.store.writes import scrub
 from rrn.protocol.errors import StoreError
 
@@ -23,10 +24,11 @@ class RequestJournal:
 
     async def recent(self, since_ms: int) -> dict[bytes, tuple[int, bytes | None]]:
         """Nonce -> (request time, answer or None if it never finished), since a time."""
-        async with self._db.execute(
-            "SELECT nonce, ts_ms, reply FROM control_requests WHERE ts_ms >= ?", (since_ms,)
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch(
+            self._db,
+            "SELECT nonce, ts_ms, reply FROM control_requests WHERE ts_ms >= ?",
+            (since_ms,),
+        )
         return {bytes(r[0]): (int(r[1]), None if r[2] is None else bytes(r[2])) for r in rows}
 
     async def begin(self, nonce: bytes, ts_ms: int) -> None:

@@ -1,12 +1,16 @@
 """What the store's tables hold, as Python values: stored events and roster versions.
 
 Owns the row shapes shared by the reads (node/store/db.py) and the writes
-(node/store/writes.py), and the status codes of stored events.
+(node/store/writes.py), the status codes of stored events, and `fetch`, which every
+read of the store's connection goes through.
 """
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from collections.abc import Sequence
+from typing import Any, Final, NamedTuple
+
+import aiosqlite
 
 from rrn.protocol.envelope import Event, decode_header, event_id
 
@@ -19,6 +23,7 @@ __all__ = [
     "RawRow",
     "RosterRow",
     "event_of",
+    "fetch",
 ]
 
 
@@ -72,3 +77,17 @@ def event_of(header: bytes, sig: bytes, payload: bytes | None) -> Event:
         bytes(sig),
         None if payload is None else bytes(payload),
     )
+
+
+async def fetch(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    """Every row of one read, the statement run to its end in one hand-over to the
+    connection's thread.
+
+    Reads and commits share one connection and its thread. A read handed over in two
+    steps (`execute`, which steps to the first row, then `fetchall`) lets a commit
+    queued in between update the row the statement stands on, and sqlite then returns
+    that row twice: `rrn alert show` once found its alert's short id matched by two
+    alerts, the same one twice. Running to the end also never leaves a statement
+    half-read in the way of the writer's COMMIT.
+    """
+    return list(await db.execute_fetchall(sql, args))

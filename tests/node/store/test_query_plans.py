@@ -55,17 +55,22 @@ async def recorded(store: Store, reads: Callable[[], Awaitable[object]]) -> list
     """Each statement (with its arguments, as bound) that `reads` sends to the store."""
     seen: list[Statement] = []
     conn = store._db
-    real = conn.execute
+    real, real_all = conn.execute, conn.execute_fetchall
 
     def execute(sql: str, args: Any = None) -> Any:
         seen.append((sql, tuple(args or ())))
         return real(sql, args)
 
+    def execute_fetchall(sql: str, args: Any = None) -> Any:
+        seen.append((sql, tuple(args or ())))
+        return real_all(sql, args)
+
     conn.execute = execute  # type: ignore[method-assign]
+    conn.execute_fetchall = execute_fetchall  # type: ignore[method-assign]
     try:
         await reads()
     finally:
-        conn.execute = real  # type: ignore[method-assign]
+        conn.execute, conn.execute_fetchall = real, real_all  # type: ignore[method-assign]
     return seen
 
 
