@@ -25,11 +25,15 @@ from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.errors import Reason
 from rrn.protocol.messages import Software
 
-__all__ = ["SETTLE_S", "PeerState", "Peers"]
+__all__ = ["FAILURES_TO_REST", "SETTLE_S", "PeerState", "Peers"]
 
 #: The longest a node that just started waits to catch up before it acts on what it
 #: holds (escalations, pages): alone, or behind links too slow to tell, it must act.
 SETTLE_S: Final = 60.0
+
+#: Sync requests a peer fails in a row (timeouts, empty answers) before this node rests
+#: it, and stops believing what it says it holds until it answers again.
+FAILURES_TO_REST: Final = 3
 
 
 @dataclass
@@ -51,6 +55,9 @@ class PeerState:
     roster_ver: int = 0
     heads: dict[tuple[str, int], int] = field(default_factory=dict)
     failures: int = 0
+    #: Its last answer to a range it said it holds was empty: what it says it holds is
+    #: not believed until it serves one (a request that timed out is no such answer).
+    unserved: bool = False
     resting_until: float = 0.0
     outstanding: int = 0
     #: Sync pages this node serves it (the roster's sync_pages_per_min).
@@ -138,25 +145,31 @@ class Peers:
         }
 
     def settled(self) -> bool:
-        """Whether this node has caught up since it started: it heard a peer and holds
-        all that peers it believes say they hold, or it has waited SETTLE_S (alone, or
-        behind links too slow to tell). Latched: once settled, always settled."""
+        """Whether this node has caught up since it started: it heard a peer it believes,
+        holds all that peers it believes say they hold, and has stored and announced all
+        it took in; or it has waited SETTLE_S (alone, or behind links too slow to tell).
+        Latched: once settled, always settled."""
         if self._settled:
             return True
         members = self.members()
-        heard = any(self.peer(org).last_heartbeat is not None for org in members)
+        believed = any(_believed(self.peer(org)) for org in members)
         waited = self.monotonic() - self._started >= SETTLE_S
-        if not members or waited or (heard and self.behind_total() == 0):
+        caught_up = believed and self.behind_total() == 0 and not self.ingestor.busy
+        if not members or waited or caught_up:
             self._settled = True
         return self._settled
 
     def claimed(self) -> dict[tuple[str, int], int]:
-        """The furthest seq of each chain that peers it believes say they hold (one that
-        did not serve what it said it holds is not believed)."""
+        """The furthest seq of each chain that peers it believes say they hold: those it
+        heard but one that did not serve what it said it holds, or failed requests
+        until it was rested. One late answer does not unsay a peer's claims: behind 2 s
+        round trips, a request each timed out, every peer went unbelieved, "nothing to
+        catch up" followed, and a restarted node escalated an alert it last saw at
+        level 0 that stood at level 5."""
         best: dict[tuple[str, int], int] = {}
         for org in self.members():
             state = self.peer(org)
-            if state.last_heartbeat is None or state.failures:
+            if not _believed(state):
                 continue
             for key, seq in state.heads.items():
                 best[key] = max(best.get(key, 0), seq)
@@ -273,3 +286,13 @@ class Peers:
             behind[origin] = behind.get(origin, 0) + max(0, seq - have)
         for origin in self.ingestor.network.roster.orgs():
             self.metrics.behind.labels(origin=origin).set(behind.get(origin, 0))
+
+
+def _believed(state: PeerState) -> bool:
+    """Whether what a peer says it holds counts: heard, it served the last range it
+    was asked for that it said it holds, and it is not rested for failing requests."""
+    return (
+        state.last_heartbeat is not None
+        and not state.unserved
+        and state.failures < FAILURES_TO_REST
+    )

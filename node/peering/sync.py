@@ -22,7 +22,7 @@ from nats.errors import Error as NatsError
 
 from rrn.federation.sync import gaps
 from rrn.node.home.clock import Clock, wait_set
-from rrn.node.peering.peers import Peers, PeerState
+from rrn.node.peering.peers import FAILURES_TO_REST, Peers, PeerState
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
@@ -156,7 +156,7 @@ class Sync:
         state = self.peers.peer(org)
         state.failures += 1
         self.metrics.sync_requests.labels(peer=org, outcome=outcome).inc()
-        if state.failures >= 3:
+        if state.failures >= FAILURES_TO_REST:
             state.resting_until = self.peers.monotonic() + _BACKOFF_S
             logger.warning("peer %s failed %d sync requests; resting it", org, state.failures)
 
@@ -259,6 +259,7 @@ class Sync:
         self._drop(resp.nonce)
         state = self.peers.peer(org)
         state.failures = 0
+        state.unserved = not resp.events
         self.metrics.sync_requests.labels(peer=org, outcome="ok").inc()
         self.metrics.sync_pulled.inc(len(resp.events))
         if not resp.events:

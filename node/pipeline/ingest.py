@@ -153,6 +153,12 @@ class Ingestor:
         return self.projection.open_total
 
     @property
+    def busy(self) -> bool:
+        """Whether items taken in are not all handled: events placed in their chains (the
+        heads say so) may not yet be stored, or their alerts' changes announced."""
+        return self._queue.unfinished > 0
+
+    @property
     def appends_blocked(self) -> str | None:
         """Why own events are refused now, or None."""
         return self.own.blocked

@@ -32,16 +32,20 @@ class IngestQueue:
     def __init__(self) -> None:
         self._items: asyncio.Queue[Item] = asyncio.Queue(QUEUE_MAX)
         self._pull_room = asyncio.Semaphore(PULLED_MAX)
+        #: Items queued and not yet handled (taken or not).
+        self.unfinished = 0
 
     async def put(self, item: Item) -> None:
         """Queue an item, waiting for room (a pulled one: for room among the pulled)."""
         if item.source == PULL:
             await self._pull_room.acquire()
         await self._items.put(item)
+        self.unfinished += 1
 
     def put_nowait(self, item: Item) -> None:
         """Queue an item not pulled now; raises asyncio.QueueFull if there is no room."""
         self._items.put_nowait(item)
+        self.unfinished += 1
 
     async def take(self, most: int) -> list[Item]:
         """Wait for an item; it and those queued behind it, up to `most`."""
@@ -62,6 +66,7 @@ class IngestQueue:
         """`count` items taken are handled (stored or refused)."""
         for _ in range(count):
             self._items.task_done()
+        self.unfinished -= count
 
     async def join(self) -> None:
         """Wait until every item queued is handled."""

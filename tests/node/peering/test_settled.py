@@ -1,0 +1,101 @@
+"""When a node that just started may act on what it holds (escalations, missed
+check-ins): once it holds what the peers it believes say they hold and has stored and
+announced all it took in, or after SETTLE_S. Over a real pipeline and store; the
+peers' heartbeats and sync outcomes are set by hand (delivery is tested on real
+networks: tests/node/devnet/test_wan.py restarts a node behind 2 s round trips)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rrn.node.home.config import FederationConfig
+from rrn.node.peering.peers import FAILURES_TO_REST, SETTLE_S, Peers
+from tests.node.conftest import Pipeline, running_pipeline
+from tests.support import Chain, Net
+
+NAIROBI, JAKARTA = "nairobi-dl", "jakarta-pb"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _peers(p: Pipeline, clock: _Clock) -> Peers:
+    return Peers(
+        ingestor=p.ingestor, config=FederationConfig(), metrics=p.metrics.peers, monotonic=clock
+    )
+
+
+async def test_a_late_answer_does_not_make_a_node_behind_look_caught_up(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        clock = _Clock()
+        peers = _peers(p, clock)
+        assert not peers.settled(), "heard nobody yet"
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): 3}
+        assert not peers.settled(), "Nairobi holds three events this node lacks"
+        nairobi.failures = 1  # a request to it timed out: a slow link, not a lie
+        assert not peers.settled()
+        assert peers.behind_total() == 3
+        for event in Chain(tn, NAIROBI).lifecycle(1):
+            await (await p.ingestor.submit(event.envelope()))
+        assert peers.settled()
+        clock.now += SETTLE_S  # latched
+        nairobi.heads = {(NAIROBI, 1): 9}
+        assert peers.settled()
+
+
+async def test_what_a_peer_that_does_not_serve_it_says_holds_nothing_back(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        clock = _Clock()
+        peers = _peers(p, clock)
+        liar = peers.peer(JAKARTA)
+        liar.last_heartbeat, liar.heads = clock.now, {(NAIROBI, 1): 1_000_000}
+        assert not peers.settled()
+        liar.unserved = True  # it answered a range it says it holds with nothing
+        assert not peers.settled(), "a liar heard is not a peer believed"
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {}
+        assert peers.behind_total() == 0
+        assert peers.settled()
+
+
+async def test_a_node_waits_while_what_it_placed_is_not_yet_stored_and_announced(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        clock = _Clock()
+        peers = _peers(p, clock)
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {}
+        reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
+        assert peers.behind_total() == 0
+        assert not peers.settled(), "an event is taken in, not yet stored"
+        await reply
+        await p.ingestor.flush()
+        assert peers.settled()
+
+
+async def test_peers_that_only_fail_or_silence_leave_a_node_to_act_after_settle_s(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        clock = _Clock()
+        peers = _peers(p, clock)
+        for org in (NAIROBI, JAKARTA):
+            state = peers.peer(org)
+            state.last_heartbeat, state.failures = clock.now, FAILURES_TO_REST
+        assert peers.behind_total() == 0
+        assert not peers.settled(), "rested peers say nothing either way"
+        clock.now += SETTLE_S - 1
+        assert not peers.settled()
+        clock.now += 1
+        assert peers.settled(), "alone, or behind links too slow to tell, it must act"
