@@ -11,7 +11,9 @@ connection's thread, so no commit runs while a read stands half-done.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
@@ -29,14 +31,18 @@ from rrn.node.store.plans import Plans
 from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
 from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of, fetch
-from rrn.node.store.writes import Batch, checkpoint, commit_sync
+from rrn.node.store.writes import BUSY_TIMEOUT_MS, Batch, checkpoint, commit_sync
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
 
 __all__ = ["Store", "open_store"]
 
+logger = logging.getLogger(__name__)
+
 #: sqlite's page cache for the node's own connection, at most (filled as used).
 _CACHE_KIB: Final = 32 * 1024
+#: How often an emptying of the WAL that a read got in the way of is tried again.
+_RESCRUB_S: Final = 1.0
 #: Ids bound in one `IN (...)` (sqlite allows 32,766 variables).
 _IDS_PER_QUERY: Final = 500
 
@@ -59,11 +65,12 @@ async def open_store(
         db = await aiosqlite.connect(path, isolation_level=None)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+    store = Store(db, path)
     try:
-        store = Store(db, path)
         await store._setup(readonly=readonly)
         yield store
     finally:
+        store.stop_scrubbing()
         await db.close()
 
 
@@ -80,10 +87,11 @@ class Store(AlertReads):
         self.dead_letters = DeadLetters(db)
         #: Payloads were deleted but the WAL could not be emptied yet.
         self._scrub_owed = False
+        self._rescrub: asyncio.Task[None] | None = None
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
-            await self._db.execute("PRAGMA busy_timeout = 10000")
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # Deleted content (tombstoned payloads) is overwritten, not left in free pages.
             await self._db.execute("PRAGMA secure_delete = ON")
             if not readonly:
@@ -302,10 +310,30 @@ class Store(AlertReads):
             if batch.drop_payloads or self._scrub_owed:
                 # The WAL still holds the pages as they were: fold it into the
                 # database and empty it, so the deleted payloads leave the disk;
-                # if a read is in the way, after a later commit.
+                # if a read is in the way, once it has ended.
                 self._scrub_owed = not await checkpoint(self._db)
+                if self._scrub_owed and (self._rescrub is None or self._rescrub.done()):
+                    self._rescrub = asyncio.create_task(self._scrub_later(), name="rescrub")
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
+
+    async def _scrub_later(self) -> None:
+        """Empty the WAL once the read in its way has ended, whether or not anything is
+        committed meanwhile: a quiet node kept a deleted alert's payloads on disk until
+        its next commit, which may be hours away."""
+        while self._scrub_owed:
+            await asyncio.sleep(_RESCRUB_S)
+            try:
+                self._scrub_owed = not await checkpoint(self._db)
+            except sqlite3.Error as exc:  # the next commit tries again and reports it
+                logger.warning("could not empty the store's write-ahead log: %s", exc)
+                return
+
+    def stop_scrubbing(self) -> None:
+        """Stop trying again in the background (the store is closing; the WAL is emptied
+        when the last connection closes, or at the next start's first checkpoint)."""
+        if self._rescrub is not None:
+            self._rescrub.cancel()
 
     async def event_places(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str, int]]:
         """(origin, kind, when this node stored it in ms) of each of these events held."""

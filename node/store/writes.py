@@ -23,6 +23,7 @@ from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
 
 __all__ = [
+    "BUSY_TIMEOUT_MS",
     "Batch",
     "checkpoint",
     "commit_sync",
@@ -30,8 +31,14 @@ __all__ = [
 ]
 
 
-#: Attempts of `scrub` (a hundredth of a second apart).
-_SCRUB_TRIES: Final = 200
+#: How long a statement waits for another connection's lock before it fails (busy).
+BUSY_TIMEOUT_MS: Final = 10_000
+#: How long emptying the WAL waits for another connection's read to end: not the whole
+#: BUSY_TIMEOUT_MS, which would hold every read and commit of the node behind one
+#: `rrn log verify` (the caller tries again later instead).
+_CHECKPOINT_WAIT_MS: Final = 100
+#: Attempts of `scrub` (a hundredth of a second apart, each waiting _CHECKPOINT_WAIT_MS).
+_SCRUB_TRIES: Final = 50
 #: Rows per multi-row INSERT (x 11 columns stays under sqlite's 32766 variables).
 _ROWS_PER_STATEMENT: Final = 250
 
@@ -228,22 +235,26 @@ def _alert_row(state: AlertState, v: AlertView | None) -> tuple[object, ...]:
 
 async def checkpoint(db: aiosqlite.Connection) -> bool:
     """Fold the WAL into the database and empty it, so deleted pages leave the disk;
-    whether it was done.
-
-    Not while a query on this connection is part-read (aiosqlite steps a query
-    once in `execute` and reads the rest in a later job, and the pipeline reads
-    the next batch while one commits: sqlite answers "database table is locked"),
-    nor while another connection reads (busy): then the caller tries again later.
-    The pragma answers with a row: it is read to the end, or the statement stays
-    in progress on the shared connection and the writer's next COMMIT fails.
+    whether it was done: not while another connection reads (busy, after waiting
+    _CHECKPOINT_WAIT_MS for it), nor while a statement of this connection is part-read
+    (locked; the store's reads never are, node/store/rows.py `fetch`). Then the caller
+    tries again later. One hand-over to the connection's thread, the pragma's answer
+    read to its end.
     """
     try:
-        async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
-            rows = list(await cur.fetchall())
+        return bool(await db._execute(_checkpoint_sync, db._conn))  # type: ignore[no-untyped-call]
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode in (sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY):
             return False
         raise
+
+
+def _checkpoint_sync(conn: sqlite3.Connection) -> bool:
+    conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+    try:
+        rows = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return not rows or rows[0][0] == 0
 
 
