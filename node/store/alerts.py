@@ -45,6 +45,15 @@ class AlertReads:
             found.update((a, decode_state(b)) for a, b in raw.items())
         return found
 
+    async def alert_ids_present(self, ids: Iterable[bytes]) -> set[bytes]:
+        """Which of these alerts have a row in the projection."""
+        wanted, found = list(ids), set[bytes]()
+        for start in range(0, len(wanted), _CHUNK):
+            part = wanted[start : start + _CHUNK]
+            sql = f"SELECT id FROM alerts WHERE id IN ({','.join('?' * len(part))})"
+            found.update(bytes(r[0]) for r in await fetch(self._db, sql, part))
+        return found
+
     async def alert_ids(self) -> list[bytes]:
         """Ids of every alert with a row in the projection."""
         return [bytes(r[0]) for r in await fetch(self._db, "SELECT id FROM alerts")]
