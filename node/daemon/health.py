@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from rrn.node.daemon.nats import NodeNats
 from rrn.node.home.layout import Home
+from rrn.node.integrations.consumers import stop_if_cancelled
 from rrn.node.peering.peers import Peers
 from rrn.node.pipeline.ingest import Ingestor
 
@@ -120,6 +121,7 @@ class Health:
                 await self._sample_server()
             except Exception:  # a failed sample must not stop the node
                 logger.exception("health sample failed")
+            stop_if_cancelled()  # a request to the server may have lost the stop
             await asyncio.sleep(SAMPLE_S)
 
     def _sample_ground(self) -> None:

@@ -27,6 +27,7 @@ async def pulled(
     durable = config.durable_name
     sub = await js.pull_subscribe(">", durable=durable, stream=stream, config=config)
     while True:
+        stop_if_cancelled()  # a fetch waits with asyncio.wait_for too
         try:
             msgs = await sub.fetch(batch, timeout=_WAIT_S)
         except (TimeoutError, NatsTimeout):

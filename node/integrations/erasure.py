@@ -24,6 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from rrn.node.integrations.consumers import stop_if_cancelled
 from rrn.node.integrations.feeds import ERRORS
 from rrn.node.integrations.mirrors import erase_mirrored
 from rrn.node.natsd.conf import EVENTS_STREAM
@@ -52,6 +53,7 @@ class Eraser:
     async def run(self) -> None:
         """Erase what is handed over, until cancelled."""
         while True:
+            stop_if_cancelled()  # before waiting: a request of the last erasure may have lost it
             ids = await self._queue.get()
             try:
                 await erase_from_stream(*self._args, ids)
