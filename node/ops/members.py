@@ -304,7 +304,7 @@ class MembersApi:
                     clock_skew_s=None if state is None or seen is None else state.skew_ms / 1000,
                     roster_version=state.roster_ver if state and seen else None,
                     behind={o: n for o, n in behind.items() if n > 0},
-                    believed=not (state and state.failures),
+                    believed=seen is None or self._peering.peers.believes(member.org),
                     **_software(state),
                 )
             )

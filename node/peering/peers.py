@@ -152,12 +152,22 @@ class Peers:
         if self._settled:
             return True
         members = self.members()
-        believed = any(_believed(self.peer(org)) for org in members)
+        believed = any(self.believes(org) for org in members)
         waited = self.monotonic() - self._started >= SETTLE_S
         caught_up = believed and self.behind_total() == 0 and not self.ingestor.busy
         if not members or waited or caught_up:
             self._settled = True
         return self._settled
+
+    def believes(self, org: str) -> bool:
+        """Whether what `org` says it holds counts: heard, it served the last range it was
+        asked for that it said it holds, and it is not rested for failing requests."""
+        state = self.peer(org)
+        return (
+            state.last_heartbeat is not None
+            and not state.unserved
+            and state.failures < FAILURES_TO_REST
+        )
 
     def claimed(self) -> dict[tuple[str, int], int]:
         """The furthest seq of each chain that peers it believes say they hold: those it
@@ -169,7 +179,7 @@ class Peers:
         best: dict[tuple[str, int], int] = {}
         for org in self.members():
             state = self.peer(org)
-            if not _believed(state):
+            if not self.believes(org):
                 continue
             for key, seq in state.heads.items():
                 best[key] = max(best.get(key, 0), seq)
@@ -286,13 +296,3 @@ class Peers:
             behind[origin] = behind.get(origin, 0) + max(0, seq - have)
         for origin in self.ingestor.network.roster.orgs():
             self.metrics.behind.labels(origin=origin).set(behind.get(origin, 0))
-
-
-def _believed(state: PeerState) -> bool:
-    """Whether what a peer says it holds counts: heard, it served the last range it
-    was asked for that it said it holds, and it is not rested for failing requests."""
-    return (
-        state.last_heartbeat is not None
-        and not state.unserved
-        and state.failures < FAILURES_TO_REST
-    )

@@ -20,6 +20,8 @@ from typing import Final
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
+from rrn.federation.limits import limits_of
+from rrn.federation.ratelimit import TokenBucket
 from rrn.federation.sync import gaps
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.peering.peers import FAILURES_TO_REST, Peers, PeerState
@@ -48,6 +50,12 @@ _REQUEST_TIMEOUT_S: Final = 10.0
 _MAX_SKEW_MS: Final = 10 * 60 * 1000
 _NONCES_KEPT: Final = 10_000
 _PER_PEER_REQUESTS: Final = 4
+#: Pages of one chain asked for at once: the next is on its way while one is stored (one
+#: at a time, a catch-up slowed by a quarter once its last chain was all that was left).
+_PAGES_AHEAD: Final = 2
+#: Pages of a peer's serving budget (the roster's sync_pages_per_min) left unasked: a
+#: request it would drop costs a request timeout, so this node asks within it.
+_ASK_MARGIN: Final = 4
 _BACKOFF_S: Final = 30.0
 
 
@@ -57,6 +65,7 @@ class _Request:
     origin: str
     epoch: int
     from_seq: int
+    limit: int
     sent: float
 
 
@@ -74,7 +83,12 @@ class Sync:
         self.clock = clock
         self.wake = asyncio.Event()
         self._requests: dict[bytes, _Request] = {}
-        self._requested: dict[tuple[str, int], bytes] = {}  # chain -> nonce in flight
+        #: Chain -> the first seq of each page asked for and not yet answered -> nonce.
+        self._inflight: dict[tuple[str, int], dict[int, bytes]] = {}
+        #: Chain -> the first seq no page in flight covers (while any is in flight).
+        self._next: dict[tuple[str, int], int] = {}
+        #: Peer -> the pages this node may ask of it now (what it serves, PROTOCOL 10.2).
+        self._asking: dict[str, TokenBucket] = {}
         self._seen_nonces: OrderedDict[bytes, None] = OrderedDict()
         #: Chain -> (last seq pulled, when): counts as held for a while, so a range is
         #: not asked for again while the pipeline is still storing it.
@@ -133,10 +147,19 @@ class Sync:
     async def run(self) -> None:
         """Ask for what peers hold and this node lacks, until cancelled."""
         while True:
-            await wait_set(self.wake, 1.0)
+            await wait_set(self.wake, self._pause_s())
             self.wake.clear()
             self._expire_requests()
             await self._request_gaps()
+
+    def _pause_s(self) -> float:
+        """Until the next look: a second, or sooner when a page could not be asked for
+        only because a peer's budget had run out (it refills a page at a time)."""
+        now, pause = self.peers.monotonic(), 1.0
+        for bucket in self._asking.values():
+            if bucket.left(now) < 1:
+                pause = min(pause, (1 - bucket.left(now)) / bucket.rate)
+        return max(0.05, pause)
 
     def _expire_requests(self) -> None:
         now = self.peers.monotonic()
@@ -148,7 +171,12 @@ class Sync:
     def _drop(self, nonce: bytes) -> _Request | None:
         req = self._requests.pop(nonce, None)
         if req is not None:
-            self._requested.pop((req.origin, req.epoch), None)
+            key = (req.origin, req.epoch)
+            pages = self._inflight.get(key, {})
+            pages.pop(req.from_seq, None)
+            if not pages:
+                self._inflight.pop(key, None)
+                self._next.pop(key, None)
             self.peers.peer(req.peer).outstanding -= 1
         return req
 
@@ -190,12 +218,24 @@ class Sync:
             ):
                 if state.outstanding >= _PER_PEER_REQUESTS:
                     break
-                if (gap.origin, gap.epoch) in self._requested:
-                    continue
-                # An epoch we do not know yet comes after its rotation; none past a cutoff.
-                if not self.ingestor.network.keyring.may_sign(gap.origin, gap.epoch, gap.from_seq):
-                    continue
-                await self._send_request(state, gap.origin, gap.epoch, gap.from_seq)
+                await self._ask(state, gap.origin, gap.epoch, gap.from_seq, gap.to_seq)
+
+    async def _ask(self, state: PeerState, origin: str, epoch: int, start: int, upto: int) -> None:
+        """Ask `state`'s peer for pages of a chain from `start` (past those in flight) up
+        to `upto`, at most _PAGES_AHEAD of the chain in flight, within its budget."""
+        key = (origin, epoch)
+        at = max(start, self._next.get(key, start)) if key in self._inflight else start
+        keyring = self.ingestor.network.keyring
+        while (
+            at <= upto
+            and len(self._inflight.get(key, ())) < _PAGES_AHEAD
+            and state.outstanding < _PER_PEER_REQUESTS
+            # An epoch we do not know yet comes after its rotation; none past a cutoff.
+            and keyring.may_sign(origin, epoch, at)
+            and await self._send_request(state, origin, epoch, at)
+        ):
+            at += MAX_RANGE_EVENTS
+            self._next[key] = at
 
     async def pull_rotation(self, org: str) -> None:
         """A peer signs with a key epoch we do not know: it rotated, and we have not got
@@ -206,7 +246,7 @@ class Sync:
         state = self.peers.peer(org)
         if (
             epoch is None
-            or (org, epoch) in self._requested
+            or (org, epoch) in self._inflight
             or state.outstanding >= _PER_PEER_REQUESTS
             or self.peers.monotonic() < state.resting_until
         ):
@@ -216,7 +256,17 @@ class Sync:
         if keyring.may_sign(org, epoch, from_seq):
             await self._send_request(state, org, epoch, from_seq)
 
-    async def _send_request(self, state: PeerState, origin: str, epoch: int, from_seq: int) -> None:
+    async def _send_request(
+        self,
+        state: PeerState,
+        origin: str,
+        epoch: int,
+        from_seq: int,
+        limit: int = MAX_RANGE_EVENTS,
+    ) -> bool:
+        """Ask for one page; whether it was sent (not if the peer's budget is spent)."""
+        if not self._budget(state.org).allow(self.peers.monotonic()):
+            return False
         nonce = secrets.token_bytes(16)
         req = RangeRequest(
             v=MESSAGE_VERSION,
@@ -229,10 +279,12 @@ class Sync:
             origin=origin,
             epoch=epoch,
             from_seq=from_seq,
-            limit=MAX_RANGE_EVENTS,
+            limit=limit,
         )
-        self._requests[nonce] = _Request(state.org, origin, epoch, from_seq, self.peers.monotonic())
-        self._requested[origin, epoch] = nonce
+        self._requests[nonce] = _Request(
+            state.org, origin, epoch, from_seq, limit, self.peers.monotonic()
+        )
+        self._inflight.setdefault((origin, epoch), {})[from_seq] = nonce
         state.outstanding += 1
         try:
             await self.nc.publish(
@@ -241,6 +293,18 @@ class Sync:
             )
         except NatsError:
             self._drop(nonce)
+            return False
+        return True
+
+    def _budget(self, org: str) -> TokenBucket:
+        """What this node may ask of `org`: its serving bucket for this node as every node
+        keeps it (Peers.may_serve, from the roster), less _ASK_MARGIN pages."""
+        per_min = limits_of(self.ingestor.network.roster).sync_pages_per_min
+        burst = max(1, per_min - _ASK_MARGIN)
+        bucket = self._asking.get(org)
+        if bucket is None or bucket.burst != burst:
+            bucket = self._asking[org] = TokenBucket(per_min / 60, burst, self.peers.monotonic())
+        return bucket
 
     async def answered(self, org: str, data: bytes) -> None:
         """A response `org` sent: accepted only as the answer to a request we sent it."""
@@ -265,12 +329,15 @@ class Sync:
         if not resp.events:
             self._failed(org, "empty")  # it advertised events it does not serve
             return
-        # Before anything yields: count these as held and ask for the next page
+        # Before anything yields: count these as held and ask for the next pages
         # now, so nothing asks for this range again while it is being stored.
-        last = req.from_seq + len(resp.events) - 1
-        self._pulled[req.origin, req.epoch] = (last, self.peers.monotonic())
-        if resp.more:
-            await self._send_request(state, req.origin, req.epoch, last + 1)
+        key, last = (req.origin, req.epoch), req.from_seq + len(resp.events) - 1
+        pulled, _ = self._pulled.get(key, (0, 0.0))
+        self._pulled[key] = (max(pulled, last), self.peers.monotonic())
+        if resp.more and len(resp.events) < req.limit:  # cut short by size: the rest of it
+            await self._send_request(state, *key, last + 1, req.limit - len(resp.events))
+        if resp.more:  # at least the next page, whatever its last heartbeat said
+            await self._ask(state, *key, last + 1, max(last + 1, state.heads.get(key, 0)))
         for envelope in resp.events:
             await self.ingestor.enqueue(envelope, peer=org)
 

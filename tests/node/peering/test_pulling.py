@@ -1,0 +1,105 @@
+"""How a node pulls a chain it lacks (PROTOCOL 10.2), over a real pipeline and store
+with real signed requests and events; NATS is a fake at our seam (what was published):
+delivery is tested on real networks (tests/node/test_network.py).
+
+A chain's next page is asked for while one is stored (one at a time, a catch-up
+slowed by a quarter once its last chain was all that was left), and a node asks a
+peer for no more pages than the peer serves it (the roster's sync_pages_per_min):
+a request the peer drops costs a request timeout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rrn.federation.limits import limits_of
+from rrn.node.home.config import FederationConfig
+from rrn.node.peering.peers import Peers
+from rrn.node.peering.sync import Sync
+from rrn.protocol.messages import (
+    MAX_RANGE_EVENTS,
+    RangeRequest,
+    RangeResponse,
+    encode_response,
+    open_request,
+)
+from tests.node.conftest import Pipeline, running_pipeline
+from tests.support import Chain, Net, raised
+
+NAIROBI = "nairobi-dl"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Nats:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        self.sent.append((subject, data))
+
+
+def _sync(p: Pipeline, nats: _Nats, clock: _Clock) -> Sync:
+    peers = Peers(
+        ingestor=p.ingestor, config=FederationConfig(), metrics=p.metrics.peers, monotonic=clock
+    )
+    return Sync(nc=nats, ingestor=p.ingestor, store=p.store, peers=peers, clock=p.clock)  # type: ignore[arg-type]
+
+
+def _asked(p: Pipeline, nats: _Nats) -> list[RangeRequest]:
+    keyring = p.ingestor.network.keyring
+    found = [open_request(d, net=p.tn.net, key_for=keyring.current) for _, d in nats.sent]
+    nats.sent.clear()
+    return found
+
+
+async def test_the_next_page_of_a_chain_is_asked_for_while_one_is_stored(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        nats, clock = _Nats(), _Clock()
+        sync = _sync(p, nats, clock)
+        chain = Chain(tn, NAIROBI)
+        events = [chain.next(raised(i)) for i in range(2 * MAX_RANGE_EVENTS + 500)]
+        nairobi = sync.peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
+        await sync._request_gaps()
+        first = _asked(p, nats)
+        assert [(r.origin, r.from_seq) for r in first] == [(NAIROBI, 1), (NAIROBI, 2001)]
+        await sync._request_gaps()
+        assert _asked(p, nats) == [], "two pages of a chain at once, not more"
+        # The first page comes back cut short by size: the rest of it is asked for.
+        envelopes = [e.envelope() for e in events]
+        short = RangeResponse(first[0].nonce, NAIROBI, 1, envelopes[:1500], True)
+        await sync.answered(NAIROBI, encode_response(short))
+        assert [(r.from_seq, r.limit) for r in _asked(p, nats)] == [(1501, 500)]
+        # The second page, whole: the third is asked for (the rest of the first is still
+        # on its way).
+        second = RangeResponse(first[1].nonce, NAIROBI, 1, envelopes[2000:4000], True)
+        await sync.answered(NAIROBI, encode_response(second))
+        assert [(r.from_seq, r.limit) for r in _asked(p, nats)] == [(4001, 2000)]
+
+
+async def test_a_node_asks_a_peer_for_no_more_pages_than_it_serves(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        nats, clock = _Nats(), _Clock()
+        sync = _sync(p, nats, clock)
+        per_min = limits_of(p.ingestor.network.roster).sync_pages_per_min
+        state = sync.peers.peer(NAIROBI)
+        state.last_heartbeat = clock()
+        chains = [(f"chain{k}", 1) for k in range(per_min)]  # one page each
+        sent = 0
+        for origin, epoch in chains:
+            state.outstanding = 0  # (the per-peer cap is not what is tested here)
+            sent += await sync._send_request(state, origin, epoch, 1)
+        assert 0 < sent < per_min, "within what the peer serves this node (less a margin)"
+        assert not await sync._send_request(state, "late", 1, 1)
+        pause = sync._pause_s()
+        assert 0.05 <= pause < 1.0, "it looks again when a page's worth has come back"
+        clock.now += 60 / per_min
+        assert await sync._send_request(state, "late", 1, 1)
