@@ -17,7 +17,10 @@ node's own ingest pipeline. Then:
   * node 2, empty, starts and catches up over NATS: events/s over the first and the
     last 10 %, peak RSS of both nodes, and its own longest stall.
 
-Node 3 never runs (a member whose node is down). Prints progress on stderr and one
+Node 3 never runs (a member whose node is down). The network serves each member
+`--sync-pages-per-min` sync pages a minute (600; the default policy's 120 caps a
+catch-up from one peer at ~4,000 events/s, which a node here reaches, so the rate
+measured would be the policy's, not the node's). Prints progress on stderr and one
 JSON line on stdout.
 
     python bench/history.py [--events 1000000] [--out DIR | --reuse DIR [--reimport]]
@@ -41,10 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.history_build import HOLDER, JOINER, log, write_history
 from bench.history_probes import bucket_records, held, pids, received, rss_mb, stall_ms
+from rrn.federation.escalation import DEFAULT_POLICY
+from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.node.devnet.daemons import running_pid
 from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet
 from rrn.node.home.clock import SystemClock
@@ -226,12 +233,16 @@ def clone(src: Path, dst: Path) -> Devnet:
     return load_devnet(dst)
 
 
-def build(root: Path, events: int, years: float, tombs: bool) -> dict[str, Any]:
+def build(root: Path, events: int, years: float, tombs: bool, pages: int) -> dict[str, Any]:
     """root/net0: a new devnet; root/history.jsonl: the export; root/net: the devnet
     with the history imported into node 1; root/build.json: what was built."""
     log(f"building {events:,} events in {root}")
+    limits = msgspec.structs.replace(DEFAULT_LIMITS, sync_pages_per_min=pages)
+    policy = msgspec.structs.replace(DEFAULT_POLICY, limits=limits)
     devnet = asyncio.run(
-        create_devnet(root / "net0", 3, clock=SystemClock(), nat=set(), heartbeat_s=2.0)
+        create_devnet(
+            root / "net0", 3, clock=SystemClock(), nat=set(), heartbeat_s=2.0, policy=policy
+        )
     )
     if not tombs:  # every member keeps closed alerts longer than the history goes back
         for node in devnet.nodes:
@@ -247,6 +258,7 @@ def build(root: Path, events: int, years: float, tombs: bool) -> dict[str, Any]:
     made |= {
         "years": years,
         "with_tombstones": tombs,
+        "sync_pages_per_min": pages,
         "built": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     (root / "build.json").write_text(json.dumps(made))
@@ -274,6 +286,7 @@ class Args:
     idle_s: float | None
     samples: int
     raises: int
+    sync_pages_per_min: int
 
 
 def parse_args() -> Args:
@@ -292,9 +305,21 @@ def parse_args() -> Args:
     p.add_argument("--idle-s", type=float, help="node 1 alone before measuring (75 s at 100k+)")
     p.add_argument("--samples", type=int, default=5, help="runs of each CLI command timed")
     p.add_argument("--raises", type=int, default=20, help="alerts raised back to back")
+    p.add_argument(
+        "--sync-pages-per-min", type=int, default=600, help="the network's sync page limit"
+    )
     a = p.parse_args()
     return Args(
-        a.events, a.years, a.out, a.reuse, a.reimport, a.tombstones, a.idle_s, a.samples, a.raises
+        a.events,
+        a.years,
+        a.out,
+        a.reuse,
+        a.reimport,
+        a.tombstones,
+        a.idle_s,
+        a.samples,
+        a.raises,
+        a.sync_pages_per_min,
     )
 
 
@@ -334,7 +359,7 @@ def main() -> None:
     else:
         root = args.out or Path(tempfile.mkdtemp(prefix="rrn-history-"))
         root.mkdir(parents=True, exist_ok=True)
-        built = build(root, args.events, args.years, args.tombstones)
+        built = build(root, args.events, args.years, args.tombstones, args.sync_pages_per_min)
     try:
         result = measure(root, args, built)
     finally:
