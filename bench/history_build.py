@@ -26,6 +26,7 @@ from typing import IO, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rrn.node.devnet.devnet import Devnet
+from rrn.node.home.config import NatsConfig
 from rrn.node.home.layout import open_home
 from rrn.protocol.alerts import (
     AlertClaimed,
@@ -180,8 +181,8 @@ def write_history(
     }
     ids: dict[int, list[bytes]] = {}
     tally: collections.Counter[str] = collections.Counter()
-    #: Alerts closed within the year before now: the integrators' bucket keeps them.
-    recent = int(time.time() * 1000) - RETENTION_MS
+    #: Alerts closed within [nats] bucket_closed_days: the integrators' bucket keeps them.
+    recent = int(time.time() * 1000) - NatsConfig().bucket_closed_days * DAY_MS
     done = opened = 0
     for at, k, step in plan.steps():
         if done == events:
@@ -194,7 +195,7 @@ def write_history(
             del ids[k]
         opened += step == "raise" and plan.open(k)
         tally[step] += 1
-        tally["closed_in_year"] += step == "resolve" and at >= recent and not plan.tombstoned(k)
+        tally["closed_kept"] += step == "resolve" and at >= recent and not plan.tombstoned(k)
         done += 1
         if done % 100_000 == 0:
             log(f"signed {done:,} events")
@@ -212,5 +213,5 @@ def write_history(
                 shutil.copyfileobj(part, out)
             parts[k].unlink()
     return {"events": done, "alerts": tally["raise"], "open_alerts": opened,
-            "closed_in_year": tally["closed_in_year"],
+            "closed_kept": tally["closed_kept"],
             "tombstoned": tally["tombstone"]}  # fmt: skip

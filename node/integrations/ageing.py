@@ -1,7 +1,8 @@
 """Closed alerts leave the integrators' alert bucket RRN_ALERTS once they have been
-closed for longer than the feeds keep events ([nats] stream_max_age_days, a year by
-default): the bucket holds what is current, every alert not closed and those closed
-within that time.
+closed for longer than [nats] bucket_closed_days (90 by default): the bucket holds
+what is current, every alert not closed and those closed within that time. Their
+events stay in the integrators' stream RRN_EVENTS ([nats] stream_max_age_days, a
+year).
 
 nats-server keeps about a quarter of a kilobyte of memory for each key of a bucket,
 twice (the bucket and the integrators' mirror of it). A bucket of every alert ever

@@ -92,7 +92,7 @@ class Integrations:
             routing=routing,
             current=self._current,
             authority=lambda: ingestor.network.authority,
-            ageing=Ageing(keep_days=config.nats.stream_max_age_days, clock=ingestor.clock),
+            ageing=Ageing(keep_days=config.nats.bucket_closed_days, clock=ingestor.clock),
         )
         self.eraser = Eraser(publisher, nc, mirror, store)
         self.webhooks = Webhooks(

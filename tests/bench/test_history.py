@@ -39,9 +39,9 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
     assert result["sync_pages_per_min"] == 600  # the network the history was built in
     assert 0 < result["open_alerts"] < result["alerts"] < 2000
     assert result["catchup_events"] >= 2000  # node 2 holds the whole history
-    # The integrators' bucket keeps the open alerts and those closed within the year
-    # (the feeds' default age), not the years before (±2: the year's edge moves on).
-    kept = result["open_alerts"] + result["closed_in_year"]
+    # The integrators' bucket keeps the open alerts and those closed within [nats]
+    # bucket_closed_days, not the years before (±2: the window's edge moves on).
+    kept = result["open_alerts"] + result["closed_kept"]
     assert result["alerts"] - kept > 100  # most closed over a year ago
     assert abs(result["bucket_records"] - kept) <= 2, (result["bucket_records"], kept)
     for name in FIGURES:
