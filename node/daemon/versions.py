@@ -12,14 +12,10 @@ import hashlib
 import re
 import sys
 import zoneinfo
-from importlib.resources import files
 from pathlib import Path
 from typing import Final
 
 import msgspec
-
-from rrn.node.natsd.binary import server_version
-from rrn.protocol.envelope import PROTOCOL_VERSION
 
 __all__ = [
     "Versions",
@@ -80,6 +76,10 @@ def tz_database() -> tuple[str, str]:
         release = _release(Path(folder) / "tzdata.zi")
         if release:
             return release, f"the host's {folder}"
+    # Loaded here, not with the module: every CLI command pins the tz database
+    # (`pin_tz_database`) and few ask which it is.
+    from importlib.resources import files  # noqa: PLC0415
+
     try:
         release = _release(Path(str(files("tzdata") / "zoneinfo" / "tzdata.zi")))
     except ModuleNotFoundError:
@@ -109,6 +109,9 @@ def lock_path() -> Path | None:
 
 
 def installed() -> Versions:
+    from rrn.node.natsd.binary import server_version  # noqa: PLC0415 (see tz_database)
+    from rrn.protocol.envelope import PROTOCOL_VERSION  # noqa: PLC0415
+
     release, source = tz_database()
     lock = lock_path()
     digest, differs = "", []

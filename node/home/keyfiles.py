@@ -12,7 +12,6 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -22,8 +21,6 @@ __all__ = [
     "ENC_PREFIX",
     "MIN_PASSPHRASE",
     "PASSPHRASE_ENV",
-    "PEM",
-    "PKCS8",
     "SIGN_PREFIX",
     "epochs_of",
     "passphrase_from_env",
@@ -39,12 +36,6 @@ SIGN_PREFIX: Final = "sign-"
 
 
 ENC_PREFIX: Final = "enc-"
-
-
-PEM: Final = serialization.Encoding.PEM
-
-
-PKCS8: Final = serialization.PrivateFormat.PKCS8
 
 
 #: Environment variable naming the file that holds the keys' passphrase.
@@ -81,12 +72,19 @@ def sync_dir(path: Path) -> None:
 
 
 def pem_of(key: Ed25519PrivateKey | X25519PrivateKey, passphrase: bytes | None) -> bytes:
+    """The key in PKCS8 PEM, encrypted with `passphrase` if there is one."""
+    # Here, not at the top: cryptography's serialization package loads its SSH
+    # support too (a fifth of a CLI command's start), and most commands read no key.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     algorithm: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
         else serialization.NoEncryption()
     )
-    return key.private_bytes(PEM, PKCS8, algorithm)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm
+    )
 
 
 def passphrase_from_env(environ: dict[str, str] | None = None) -> bytes | None:
@@ -120,6 +118,8 @@ def read_secret(path: Path) -> bytes:
 
 
 def read_private(path: Path, passphrase: bytes | None = None) -> object:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 (see pem_of)
+
     data = read_secret(path)
     encrypted = b"ENCRYPTED PRIVATE KEY" in data
     if encrypted and passphrase is None:

@@ -24,15 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rrn.node.home.keyfiles import (
     ENC_PREFIX,
     MIN_PASSPHRASE,
-    PEM,
-    PKCS8,
     SIGN_PREFIX,
     epochs_of,
     passphrase_from_env,
@@ -155,7 +152,7 @@ class Keys:
 
 
 def _raw_pub(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_key().public_bytes_raw()
 
 
 def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
@@ -164,21 +161,24 @@ def create_keys(keys_dir: Path, org: str, hosts: list[str]) -> None:
     `hosts` are the names or addresses peers dial; the TLS certificate names
     them, because diallers check the name as well as the pinned key.
     """
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415 (keyfiles.pem_of)
+
     keys_dir.mkdir(mode=0o700)
-    none = serialization.NoEncryption()
     sign = Ed25519PrivateKey.generate()
-    write_secret(keys_dir / f"{SIGN_PREFIX}1.pem", sign.private_bytes(PEM, PKCS8, none))
-    write_secret(keys_dir / "enc.pem", X25519PrivateKey.generate().private_bytes(PEM, PKCS8, none))
-    write_secret(keys_dir / "link.pem", X25519PrivateKey.generate().private_bytes(PEM, PKCS8, none))
+    write_secret(keys_dir / f"{SIGN_PREFIX}1.pem", pem_of(sign, None))
+    write_secret(keys_dir / "enc.pem", pem_of(X25519PrivateKey.generate(), None))
+    write_secret(keys_dir / "link.pem", pem_of(X25519PrivateKey.generate(), None))
     write_secret(keys_dir / "control.key", secrets.token_bytes(32))
     write_secret(keys_dir / "nats.pass", secrets.token_urlsafe(24).encode())
     tls_key = Ed25519PrivateKey.generate()
-    write_secret(keys_dir / "tls.key", tls_key.private_bytes(PEM, PKCS8, none))
+    write_secret(keys_dir / "tls.key", pem_of(tls_key, None))
     # Loaded here, not with this module: x509 costs every CLI command ~45 ms to import
     # (every command opens the home's keys; few touch the certificate).
     from rrn.node.home import certs  # noqa: PLC0415
 
-    (keys_dir / "tls.crt").write_bytes(certs.self_signed(tls_key, org, hosts).public_bytes(PEM))
+    (keys_dir / "tls.crt").write_bytes(
+        certs.self_signed(tls_key, org, hosts).public_bytes(Encoding.PEM)
+    )
 
 
 def new_signing_key(keys_dir: Path, passphrase: bytes | None = None) -> int:
