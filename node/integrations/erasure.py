@@ -87,6 +87,7 @@ async def erase_from_stream(
             logger.warning("tombstone: cannot search the integrators' stream: %s", exc)
             continue
         for _, seq in seqs:
+            stop_if_cancelled()  # each delete is a request: a stop it lost ends the erasure
             with contextlib.suppress(*ERRORS):
                 if await js.delete_msg(EVENTS_STREAM, seq):
                     await erase_mirrored(mirror_nc, EVENTS_STREAM, seq)

@@ -145,16 +145,21 @@ class Peers:
         }
 
     def settled(self) -> bool:
-        """Whether this node has caught up since it started: it heard a peer it believes,
-        holds all that peers it believes say they hold, and has stored and announced all
-        it took in; or it has waited SETTLE_S (alone, or behind links too slow to tell).
+        """Whether this node has caught up since it started: three heartbeat intervals on,
+        it heard a peer it believes, holds all that peers it believes say they hold, and
+        has stored and announced all it took in; or it has waited SETTLE_S (alone, or
+        behind links too slow to tell).
         Latched: once settled, always settled."""
         if self._settled:
             return True
         members = self.members()
         believed = any(self.believes(org) for org in members)
-        waited = self.monotonic() - self._started >= SETTLE_S
-        caught_up = believed and self.behind_total() == 0 and not self.ingestor.busy
+        since = self.monotonic() - self._started
+        # Three heartbeats: time to hear every member that is up, not only the first
+        # (which may be behind too, and say it holds no more than this node does).
+        heard_all = since >= 3 * self.config.heartbeat_s
+        caught_up = believed and heard_all and self.behind_total() == 0 and not self.ingestor.busy
+        waited = since >= SETTLE_S
         if not members or waited or caught_up:
             self._settled = True
         return self._settled

@@ -25,6 +25,7 @@ from rrn.federation.ratelimit import TokenBucket
 from rrn.federation.sync import gaps
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.peering.peers import FAILURES_TO_REST, Peers, PeerState
+from rrn.node.peering.ranges import Ranges
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
@@ -83,16 +84,13 @@ class Sync:
         self.clock = clock
         self.wake = asyncio.Event()
         self._requests: dict[bytes, _Request] = {}
-        #: Chain -> the first seq of each page asked for and not yet answered -> nonce.
-        self._inflight: dict[tuple[str, int], dict[int, bytes]] = {}
-        #: Chain -> the first seq no page in flight covers (while any is in flight).
-        self._next: dict[tuple[str, int], int] = {}
+        #: What of each chain is asked for and what came back (node/peering/ranges.py).
+        #: An answer counts as held for two request timeouts: a page lost below it is
+        #: given up after one and asked for again, and the answer still covers its range.
+        self._ranges = Ranges(keep_s=2 * _REQUEST_TIMEOUT_S, page=MAX_RANGE_EVENTS)
         #: Peer -> the pages this node may ask of it now (what it serves, PROTOCOL 10.2).
         self._asking: dict[str, TokenBucket] = {}
         self._seen_nonces: OrderedDict[bytes, None] = OrderedDict()
-        #: Chain -> (last seq pulled, when): counts as held for a while, so a range is
-        #: not asked for again while the pipeline is still storing it.
-        self._pulled: dict[tuple[str, int], tuple[int, float]] = {}
 
     @property
     def _me(self) -> str:
@@ -171,12 +169,7 @@ class Sync:
     def _drop(self, nonce: bytes) -> _Request | None:
         req = self._requests.pop(nonce, None)
         if req is not None:
-            key = (req.origin, req.epoch)
-            pages = self._inflight.get(key, {})
-            pages.pop(req.from_seq, None)
-            if not pages:
-                self._inflight.pop(key, None)
-                self._next.pop(key, None)
+            self._ranges.closed((req.origin, req.epoch), req.from_seq, nonce)
             self.peers.peer(req.peer).outstanding -= 1
         return req
 
@@ -193,14 +186,10 @@ class Sync:
         (waiting for their time), and ranges pulled that are still being stored."""
         now = self.peers.monotonic()
         chains = self.ingestor.chains
-        mine = {k: chains.held_upto(k) for k in chains.heads.keys() | set(chains.held.chains())}
+        keys = chains.heads.keys() | set(chains.held.chains()) | set(self._ranges.keys())
+        mine = {k: self._ranges.have(k, chains.held_upto(k), now) for k in keys}
         # Past an event refused for good (a quota) nothing can be placed: ask for nothing.
         mine |= {k: 1 << 62 for k in chains.stuck}
-        for key, (upto, at) in list(self._pulled.items()):
-            if now - at > _REQUEST_TIMEOUT_S:
-                del self._pulled[key]
-            elif upto > mine.get(key, 0):
-                mine[key] = upto
         return mine
 
     async def _request_gaps(self) -> None:
@@ -218,24 +207,23 @@ class Sync:
             ):
                 if state.outstanding >= _PER_PEER_REQUESTS:
                     break
-                await self._ask(state, gap.origin, gap.epoch, gap.from_seq, gap.to_seq)
+                await self._ask(state, gap.origin, gap.epoch, gap.to_seq)
 
-    async def _ask(self, state: PeerState, origin: str, epoch: int, start: int, upto: int) -> None:
-        """Ask `state`'s peer for pages of a chain from `start` (past those in flight) up
-        to `upto`, at most _PAGES_AHEAD of the chain in flight, within its budget."""
-        key = (origin, epoch)
-        at = max(start, self._next.get(key, start)) if key in self._inflight else start
-        keyring = self.ingestor.network.keyring
-        while (
-            at <= upto
-            and len(self._inflight.get(key, ())) < _PAGES_AHEAD
-            and state.outstanding < _PER_PEER_REQUESTS
-            # An epoch we do not know yet comes after its rotation; none past a cutoff.
-            and keyring.may_sign(origin, epoch, at)
-            and await self._send_request(state, origin, epoch, at)
-        ):
-            at += MAX_RANGE_EVENTS
-            self._next[key] = at
+    async def _ask(self, state: PeerState, origin: str, epoch: int, upto: int) -> None:
+        """Ask `state`'s peer for what of a chain up to `upto` is neither held nor asked
+        for, a page at a time, at most _PAGES_AHEAD of the chain in flight, within its
+        budget."""
+        key, keyring = (origin, epoch), self.ingestor.network.keyring
+        while self._ranges.in_flight(key) < _PAGES_AHEAD and state.outstanding < _PER_PEER_REQUESTS:
+            held = self.ingestor.chains.held_upto(key)
+            ask = self._ranges.next_ask(key, held, upto, self.peers.monotonic())
+            if (
+                ask is None
+                # An epoch we do not know yet comes after its rotation; none past a cutoff.
+                or not keyring.may_sign(origin, epoch, ask[0])
+                or not await self._send_request(state, origin, epoch, *ask)
+            ):
+                return
 
     async def pull_rotation(self, org: str) -> None:
         """A peer signs with a key epoch we do not know: it rotated, and we have not got
@@ -246,7 +234,7 @@ class Sync:
         state = self.peers.peer(org)
         if (
             epoch is None
-            or (org, epoch) in self._inflight
+            or self._ranges.in_flight((org, epoch))
             or state.outstanding >= _PER_PEER_REQUESTS
             or self.peers.monotonic() < state.resting_until
         ):
@@ -284,7 +272,7 @@ class Sync:
         self._requests[nonce] = _Request(
             state.org, origin, epoch, from_seq, limit, self.peers.monotonic()
         )
-        self._inflight.setdefault((origin, epoch), {})[from_seq] = nonce
+        self._ranges.asked((origin, epoch), from_seq, limit, nonce)
         state.outstanding += 1
         try:
             await self.nc.publish(
@@ -322,22 +310,20 @@ class Sync:
             return
         self._drop(resp.nonce)
         state = self.peers.peer(org)
-        state.failures = 0
         state.unserved = not resp.events
-        self.metrics.sync_requests.labels(peer=org, outcome="ok").inc()
-        self.metrics.sync_pulled.inc(len(resp.events))
         if not resp.events:
             self._failed(org, "empty")  # it advertised events it does not serve
             return
-        # Before anything yields: count these as held and ask for the next pages
-        # now, so nothing asks for this range again while it is being stored.
+        state.failures = 0
+        self.metrics.sync_requests.labels(peer=org, outcome="ok").inc()
+        self.metrics.sync_pulled.inc(len(resp.events))
+        # Before anything yields: count these as held and ask for what follows now
+        # (the rest of a page cut short by size too), so nothing asks for this range
+        # again while it is being stored.
         key, last = (req.origin, req.epoch), req.from_seq + len(resp.events) - 1
-        pulled, _ = self._pulled.get(key, (0, 0.0))
-        self._pulled[key] = (max(pulled, last), self.peers.monotonic())
-        if resp.more and len(resp.events) < req.limit:  # cut short by size: the rest of it
-            await self._send_request(state, *key, last + 1, req.limit - len(resp.events))
+        self._ranges.answered(key, req.from_seq, last, self.peers.monotonic())
         if resp.more:  # at least the next page, whatever its last heartbeat said
-            await self._ask(state, *key, last + 1, max(last + 1, state.heads.get(key, 0)))
+            await self._ask(state, *key, max(last + 1, state.heads.get(key, 0)))
         for envelope in resp.events:
             await self.ingestor.enqueue(envelope, peer=org)
 

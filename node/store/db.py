@@ -88,6 +88,7 @@ class Store(AlertReads):
         #: Payloads were deleted but the WAL could not be emptied yet.
         self._scrub_owed = False
         self._rescrub: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
@@ -312,7 +313,8 @@ class Store(AlertReads):
                 # database and empty it, so the deleted payloads leave the disk;
                 # if a read is in the way, once it has ended.
                 self._scrub_owed = not await checkpoint(self._db)
-                if self._scrub_owed and (self._rescrub is None or self._rescrub.done()):
+                idle = self._rescrub is None or self._rescrub.done()
+                if self._scrub_owed and idle and not self._closing:
                     self._rescrub = asyncio.create_task(self._scrub_later(), name="rescrub")
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to the store at {self.path}: {exc}") from exc
@@ -325,13 +327,15 @@ class Store(AlertReads):
             await asyncio.sleep(_RESCRUB_S)
             try:
                 self._scrub_owed = not await checkpoint(self._db)
-            except sqlite3.Error as exc:  # the next commit tries again and reports it
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: the connection closed
+                # The next commit (or start) tries again, and reports what fails.
                 logger.warning("could not empty the store's write-ahead log: %s", exc)
                 return
 
     def stop_scrubbing(self) -> None:
         """Stop trying again in the background (the store is closing; the WAL is emptied
         when the last connection closes, or at the next start's first checkpoint)."""
+        self._closing = True
         if self._rescrub is not None:
             self._rescrub.cancel()
 

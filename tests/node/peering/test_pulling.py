@@ -103,3 +103,30 @@ async def test_a_node_asks_a_peer_for_no_more_pages_than_it_serves(tmp_path: Pat
         assert 0.05 <= pause < 1.0, "it looks again when a page's worth has come back"
         clock.now += 60 / per_min
         assert await sync._send_request(state, "late", 1, 1)
+
+
+async def test_a_page_lost_below_one_answered_is_asked_for_again(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        nats, clock = _Nats(), _Clock()
+        sync = _sync(p, nats, clock)
+        chain = Chain(tn, NAIROBI)
+        events = [chain.next(raised(i)) for i in range(3 * MAX_RANGE_EVENTS)]
+        nairobi = sync.peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
+        await sync._request_gaps()
+        _, second = _asked(p, nats)
+        # The second page comes; the first never does (its request times out).
+        envelopes = [e.envelope() for e in events[2000:4000]]
+        await sync.answered(
+            NAIROBI, encode_response(RangeResponse(second.nonce, NAIROBI, 1, envelopes, True))
+        )
+        assert [r.from_seq for r in _asked(p, nats)] == [4001], (
+            "the third page, not the second again"
+        )
+        clock.now += 11
+        nairobi.last_heartbeat = clock()
+        sync._expire_requests()
+        await sync._request_gaps()
+        # Both the first and the third timed out: both are asked for again, the second
+        # (answered, being stored) is not.
+        assert [r.from_seq for r in _asked(p, nats)] == [1, 4001], "the lost page is not hidden"

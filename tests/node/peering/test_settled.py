@@ -14,6 +14,8 @@ from tests.node.conftest import Pipeline, running_pipeline
 from tests.support import Chain, Net
 
 NAIROBI, JAKARTA = "nairobi-dl", "jakarta-pb"
+#: Three heartbeats: a node waits that long to hear every member that is up.
+HEARD_ALL_S = 3 * FederationConfig().heartbeat_s
 
 
 class _Clock:
@@ -45,6 +47,8 @@ async def test_a_late_answer_does_not_make_a_node_behind_look_caught_up(
         assert peers.behind_total() == 3
         for event in Chain(tn, NAIROBI).lifecycle(1):
             await (await p.ingestor.submit(event.envelope()))
+        assert not peers.settled(), "caught up with Nairobi, but others may not be heard yet"
+        clock.now += HEARD_ALL_S
         assert peers.settled()
         clock.now += SETTLE_S  # latched
         nairobi.heads = {(NAIROBI, 1): 9}
@@ -57,6 +61,7 @@ async def test_what_a_peer_that_does_not_serve_it_says_holds_nothing_back(
     async with running_pipeline(tmp_path / "store.db", tn) as p:
         clock = _Clock()
         peers = _peers(p, clock)
+        clock.now += HEARD_ALL_S
         liar = peers.peer(JAKARTA)
         liar.last_heartbeat, liar.heads = clock.now, {(NAIROBI, 1): 1_000_000}
         assert not peers.settled()
@@ -76,6 +81,7 @@ async def test_a_node_waits_while_what_it_placed_is_not_yet_stored_and_announced
         peers = _peers(p, clock)
         nairobi = peers.peer(NAIROBI)
         nairobi.last_heartbeat, nairobi.heads = clock.now, {}
+        clock.now += HEARD_ALL_S
         reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
         assert peers.behind_total() == 0
         assert not peers.settled(), "an event is taken in, not yet stored"
