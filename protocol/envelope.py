@@ -54,6 +54,7 @@ __all__ = [
     "open_envelope",
     "sign_event",
     "verify_event",
+    "wire_bytes",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -92,6 +93,13 @@ class _Wire(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=
     payload: bytes | None
 
 
+def wire_bytes(header_bytes: bytes, sig: bytes, payload: bytes | None) -> bytes:
+    """The canonical wire bytes of an event from its parts as stored: neither hashed
+    nor decoded (a peer's page of 2,000 events was decoded whole, on the loop, only to
+    be encoded again)."""
+    return encode(_Wire(header_bytes, sig, payload))
+
+
 class Event(msgspec.Struct, frozen=True, gc=False):
     """An event whose envelope is well-formed (and, from `verify_event`, verified)."""
 
@@ -103,7 +111,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
     def envelope(self) -> bytes:
         """The canonical wire bytes of this event."""
-        return encode(_Wire(self.header_bytes, self.sig, self.payload))
+        return wire_bytes(self.header_bytes, self.sig, self.payload)
 
     def without_payload(self) -> Event:
         """The same event with its detached payload dropped; it still verifies."""

@@ -32,7 +32,7 @@ from rrn.node.store.pseudonyms import Pseudonyms
 from rrn.node.store.requests import RequestJournal
 from rrn.node.store.rows import ChainKey, EventRow, RawRow, RosterRow, event_of, fetch
 from rrn.node.store.writes import BUSY_TIMEOUT_MS, Batch, checkpoint, commit_sync
-from rrn.protocol.envelope import Event
+from rrn.protocol.envelope import Event, wire_bytes
 from rrn.protocol.errors import StoreError
 
 __all__ = ["Store", "open_store"]
@@ -207,8 +207,10 @@ class Store(AlertReads):
         )
         found: list[bytes] = []
         size = 0
-        for r in rows[:limit]:
-            envelope = event_of(r[0], r[1], r[2]).envelope()
+        for header, sig, payload in rows[:limit]:
+            envelope = wire_bytes(
+                bytes(header), bytes(sig), None if payload is None else bytes(payload)
+            )
             if found and size + len(envelope) > max_bytes:
                 return found, True
             found.append(envelope)

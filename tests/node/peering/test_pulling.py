@@ -130,3 +130,14 @@ async def test_a_page_lost_below_one_answered_is_asked_for_again(tmp_path: Path,
         # Both the first and the third timed out: both are asked for again, the second
         # (answered, being stored) is not.
         assert [r.from_seq for r in _asked(p, nats)] == [1, 4001], "the lost page is not hidden"
+
+
+async def test_a_page_served_is_each_event_as_its_origin_signed_it(tmp_path: Path, tn: Net) -> None:
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        events = list(Chain(tn, NAIROBI).lifecycle(3))
+        for event in events:
+            await (await p.ingestor.submit(event.envelope()))
+        served, more = await p.store.envelopes(NAIROBI, 1, 2, limit=5, max_bytes=1 << 20)
+        assert (served, more) == ([e.envelope() for e in events[1:6]], True)
+        served, more = await p.store.envelopes(NAIROBI, 1, 8, limit=5, max_bytes=1 << 20)
+        assert (served, more) == ([e.envelope() for e in events[7:]], False)
