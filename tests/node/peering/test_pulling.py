@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rrn.federation.limits import limits_of
-from rrn.node.home.config import FederationConfig
 from rrn.node.peering.peers import Peers
 from rrn.node.peering.sync import Sync
 from rrn.protocol.messages import (
@@ -23,17 +22,10 @@ from rrn.protocol.messages import (
     open_request,
 )
 from tests.node.conftest import Pipeline, running_pipeline
+from tests.node.peering.support import peers_on_pipeline
 from tests.support import Chain, Net, raised
 
 NAIROBI = "nairobi-dl"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class _Nats:
@@ -44,10 +36,7 @@ class _Nats:
         self.sent.append((subject, data))
 
 
-def _sync(p: Pipeline, nats: _Nats, clock: _Clock) -> Sync:
-    peers = Peers(
-        ingestor=p.ingestor, config=FederationConfig(), metrics=p.metrics.peers, monotonic=clock
-    )
+def _sync(p: Pipeline, peers: Peers, nats: _Nats) -> Sync:
     return Sync(nc=nats, ingestor=p.ingestor, store=p.store, peers=peers, clock=p.clock)  # type: ignore[arg-type]
 
 
@@ -61,9 +50,9 @@ def _asked(p: Pipeline, nats: _Nats) -> list[RangeRequest]:
 async def test_the_next_page_of_a_chain_is_asked_for_while_one_is_stored(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        nats, clock = _Nats(), _Clock()
-        sync = _sync(p, nats, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nats = _Nats()
+        sync = _sync(p, peers, nats)
         chain = Chain(tn, NAIROBI)
         events = [chain.next(raised(i)) for i in range(2 * MAX_RANGE_EVENTS + 500)]
         nairobi = sync.peers.peer(NAIROBI)
@@ -86,9 +75,9 @@ async def test_the_next_page_of_a_chain_is_asked_for_while_one_is_stored(
 
 
 async def test_a_node_asks_a_peer_for_no_more_pages_than_it_serves(tmp_path: Path, tn: Net) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        nats, clock = _Nats(), _Clock()
-        sync = _sync(p, nats, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nats = _Nats()
+        sync = _sync(p, peers, nats)
         per_min = limits_of(p.ingestor.network.roster).sync_pages_per_min
         state = sync.peers.peer(NAIROBI)
         state.last_heartbeat = clock()
@@ -106,9 +95,9 @@ async def test_a_node_asks_a_peer_for_no_more_pages_than_it_serves(tmp_path: Pat
 
 
 async def test_a_page_lost_below_one_answered_is_asked_for_again(tmp_path: Path, tn: Net) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        nats, clock = _Nats(), _Clock()
-        sync = _sync(p, nats, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nats = _Nats()
+        sync = _sync(p, peers, nats)
         chain = Chain(tn, NAIROBI)
         events = [chain.next(raised(i)) for i in range(3 * MAX_RANGE_EVENTS)]
         nairobi = sync.peers.peer(NAIROBI)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rrn.node.home.config import FederationConfig
-from rrn.node.peering.peers import FAILURES_TO_REST, SETTLE_S, Peers
-from tests.node.conftest import Pipeline, running_pipeline
+from rrn.node.peering.peers import FAILURES_TO_REST, SETTLE_S
+from tests.node.peering.support import peers_on_pipeline
 from tests.support import Chain, Net
 
 NAIROBI, JAKARTA = "nairobi-dl", "jakarta-pb"
@@ -18,26 +18,10 @@ NAIROBI, JAKARTA = "nairobi-dl", "jakarta-pb"
 HEARD_ALL_S = 3 * FederationConfig().heartbeat_s
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _peers(p: Pipeline, clock: _Clock) -> Peers:
-    return Peers(
-        ingestor=p.ingestor, config=FederationConfig(), metrics=p.metrics.peers, monotonic=clock
-    )
-
-
 async def test_a_late_answer_does_not_make_a_node_behind_look_caught_up(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        clock = _Clock()
-        peers = _peers(p, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
         assert not peers.settled(), "heard nobody yet"
         nairobi = peers.peer(NAIROBI)
         nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): 3}
@@ -58,9 +42,7 @@ async def test_a_late_answer_does_not_make_a_node_behind_look_caught_up(
 async def test_what_a_peer_that_does_not_serve_it_says_holds_nothing_back(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        clock = _Clock()
-        peers = _peers(p, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (_p, clock, peers):
         clock.now += HEARD_ALL_S
         liar = peers.peer(JAKARTA)
         liar.last_heartbeat, liar.heads = clock.now, {(NAIROBI, 1): 1_000_000}
@@ -76,9 +58,7 @@ async def test_what_a_peer_that_does_not_serve_it_says_holds_nothing_back(
 async def test_a_node_waits_while_what_it_placed_is_not_yet_stored_and_announced(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        clock = _Clock()
-        peers = _peers(p, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
         nairobi = peers.peer(NAIROBI)
         nairobi.last_heartbeat, nairobi.heads = clock.now, {}
         clock.now += HEARD_ALL_S
@@ -93,9 +73,7 @@ async def test_a_node_waits_while_what_it_placed_is_not_yet_stored_and_announced
 async def test_peers_that_only_fail_or_silence_leave_a_node_to_act_after_settle_s(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with running_pipeline(tmp_path / "store.db", tn) as p:
-        clock = _Clock()
-        peers = _peers(p, clock)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (_p, clock, peers):
         for org in (NAIROBI, JAKARTA):
             state = peers.peer(org)
             state.last_heartbeat, state.failures = clock.now, FAILURES_TO_REST
