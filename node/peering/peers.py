@@ -187,8 +187,21 @@ class Peers:
             if not self.believes(org):
                 continue
             for key, seq in state.heads.items():
-                best[key] = max(best.get(key, 0), seq)
+                if (upto := self._fetchable(key, seq)) > 0:
+                    best[key] = max(best.get(key, 0), upto)
         return best
+
+    def _fetchable(self, key: tuple[str, int], seq: int) -> int:
+        """How far of a chain a peer claims this node could ever pull, as sync asks
+        (node/peering/sync.py): nothing of an origin no roster names (a claim no
+        request answers, which kept a restarted node waiting its full SETTLE_S),
+        nothing past a fork's freeze or an event refused for good."""
+        roster, chains = self.ingestor.network.roster, self.ingestor.chains
+        if key[0] not in roster.orgs() and all(m.org != key[0] for m in roster.former):
+            return 0
+        if key in chains.stuck:
+            return 0
+        return min(seq, chains.frozen.get(key, seq))
 
     def behind_total(self) -> int:
         """Events of any chain that peers it believes say they hold and this node lacks."""

@@ -83,3 +83,14 @@ async def test_peers_that_only_fail_or_silence_leave_a_node_to_act_after_settle_
         assert not peers.settled()
         clock.now += 1
         assert peers.settled(), "alone, or behind links too slow to tell, it must act"
+
+
+async def test_what_no_sync_could_fetch_holds_nothing_back(tmp_path: Path, tn: Net) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (_, clock, peers):
+        clock.now += HEARD_ALL_S
+        nairobi = peers.peer(NAIROBI)
+        # An origin no roster names: no request for it is ever sent, so no answer could
+        # ever unsay the claim (a turned member could hold every restart back a minute).
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {("nobody-xx", 1): 500}
+        assert peers.behind_total() == 0
+        assert peers.settled()
