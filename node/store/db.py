@@ -325,14 +325,17 @@ class Store(AlertReads):
         """Empty the WAL once the read in its way has ended, whether or not anything is
         committed meanwhile: a quiet node kept a deleted alert's payloads on disk until
         its next commit, which may be hours away."""
-        while self._scrub_owed:
+        warned = False
+        while self._scrub_owed and not self._closing:
             await asyncio.sleep(_RESCRUB_S)
             try:
                 self._scrub_owed = not await checkpoint(self._db)
-            except (sqlite3.Error, ValueError) as exc:  # ValueError: the connection closed
-                # The next commit (or start) tries again, and reports what fails.
-                logger.warning("could not empty the store's write-ahead log: %s", exc)
+            except ValueError:  # the connection closed: the next start empties it
                 return
+            except sqlite3.Error as exc:  # tried again; said once
+                if not warned:
+                    logger.warning("could not empty the store's write-ahead log: %s", exc)
+                warned = True
 
     def stop_scrubbing(self) -> None:
         """Stop trying again in the background (the store is closing; the WAL is emptied

@@ -244,7 +244,8 @@ async def checkpoint(db: aiosqlite.Connection) -> bool:
     try:
         return bool(await db._execute(_checkpoint_sync, db._conn))  # type: ignore[no-untyped-call]
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode in (sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY):
+        # By the primary code: sqlite reports extended ones (SQLITE_BUSY_RECOVERY, ...).
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY):
             return False
         raise
 
