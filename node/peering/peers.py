@@ -196,10 +196,8 @@ class Peers:
         (node/peering/sync.py): nothing of an origin no roster names (a claim no
         request answers, which kept a restarted node waiting its full SETTLE_S),
         nothing past a fork's freeze or an event refused for good."""
-        roster, chains = self.ingestor.network.roster, self.ingestor.chains
-        if key[0] not in roster.orgs() and all(m.org != key[0] for m in roster.former):
-            return 0
-        if key in chains.stuck:
+        chains = self.ingestor.chains
+        if self.ingestor.network.roster.known(key[0]) is None or key in chains.stuck:
             return 0
         return min(seq, chains.frozen.get(key, seq))
 

@@ -30,8 +30,7 @@ class Pseudonyms:
         rows = await fetch(
             self._db, "SELECT sealed FROM pseudonyms WHERE pseudonym = ?", (pseudonym,)
         )
-        row = rows[0] if rows else None
-        return bytes(row[0]) if row else None
+        return bytes(rows[0][0]) if rows else None
 
     async def minted(self) -> list[tuple[str, int]]:
         """Pseudonyms minted here and when, oldest first."""
