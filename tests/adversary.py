@@ -10,6 +10,7 @@ own when peers relay them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -25,8 +26,17 @@ import nats
 from rrn.node.home.layout import open_home
 from rrn.node.natsd.conf import DAEMON_USER
 from rrn.protocol import subjects
-from rrn.protocol.envelope import Event, sign_event
-from rrn.protocol.messages import MESSAGE_VERSION, HeadEntry, Heartbeat, sign_heartbeat
+from rrn.protocol.envelope import Event, sign_event, wire_bytes
+from rrn.protocol.messages import (
+    MESSAGE_VERSION,
+    HeadEntry,
+    Heartbeat,
+    RangeRequest,
+    RangeResponse,
+    encode_response,
+    open_request,
+    sign_heartbeat,
+)
 from tests.netkit import TestNetwork, network_id
 
 
@@ -203,3 +213,69 @@ class LinkTap:
         self._thread.join(5)
         self._loop.close()
         return self.subjects
+
+
+class FalsePages:
+    """The turned member's daemon frozen (SIGSTOP), and in its place, on its own server:
+    heartbeats saying truly what its store holds, and an answer to every range request
+    `requester` sends it made of the events asked for, each signature with one bit
+    flipped. Its daemon goes on (SIGCONT) at `stop`."""
+
+    def __init__(self, bad: Adversary, requester: str, *, key_for: Any) -> None:
+        self.bad, self.requester, self.key_for = bad, requester, key_for
+        self.answered = 0
+        self._pid = int(json.loads((bad.home / "run" / "daemon.json").read_text())["pid"])
+        os.kill(self._pid, signal.SIGSTOP)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._task = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+
+    def _heads(self) -> list[HeadEntry]:
+        with sqlite3.connect(f"file:{self.bad.home / 'store.db'}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT origin, epoch, seq, id FROM heads").fetchall()
+        return [HeadEntry(origin=o, epoch=e, seq=s, id=bytes(i)) for o, e, s, i in rows]
+
+    def _page(self, req: RangeRequest) -> RangeResponse:
+        with sqlite3.connect(f"file:{self.bad.home / 'store.db'}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT header, sig, payload FROM events WHERE origin = ? AND epoch = ? "
+                "AND seq >= ? ORDER BY seq LIMIT ?",
+                (req.origin, req.epoch, req.from_seq, req.limit),
+            ).fetchall()
+        forged = [wire_bytes(h, bytes([s[0] ^ 1]) + s[1:], p) for h, s, p in rows]
+        return RangeResponse(req.nonce, req.origin, req.epoch, forged, False)
+
+    async def _run(self) -> None:
+        info: dict[str, Any] = json.loads((self.bad.home / "run" / "daemon.json").read_text())
+        password = open_home(self.bad.home).keys().nats_password
+        nc = await nats.connect(info["nats_url"], user=DAEMON_USER, password=password)
+        net, me = self.bad.netid, self.bad.org
+
+        async def answer(msg: Any) -> None:
+            req = open_request(msg.data, net=net, key_for=self.key_for)
+            await nc.publish(subjects.responses(net, me, req.requester), encode_response(
+                self._page(req)))  # fmt: skip
+            self.answered += 1
+
+        await nc.subscribe(subjects.requests(net, self.requester, me), cb=answer)
+        boot, counter = secrets.token_bytes(16), 0
+        try:
+            while True:
+                counter += 1
+                hb = self.bad.heartbeat(self._heads(), counter=counter, boot=boot)
+                await nc.publish(f"{self.bad.space}.hb", hb)
+                await asyncio.sleep(0.5)
+        finally:
+            await nc.close()
+
+    def stop(self) -> int:
+        """The daemon goes on; how many requests were answered falsely."""
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        with contextlib.suppress(BaseException):
+            self._task.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        os.kill(self._pid, signal.SIGCONT)
+        return self.answered

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from rrn.node.home.layout import open_home
 from rrn.protocol import subjects
 from rrn.protocol.alerts import AlertClaimed, AlertEscalated, AlertResolved
 from rrn.protocol.kinds import encode_payload
 from rrn.protocol.messages import MESSAGE_VERSION, Alive, HeadEntry, sign_alive
 from rrn.protocol.roster import Role
 from rrn.protocol.vocabulary import EscalationCause, Outcome
-from tests.adversary import Adversary, LinkTap
+from tests.adversary import Adversary, FalsePages, LinkTap
 from tests.netkit import TestNetwork, rejected
 from tests.procs import rrn
 from tests.support import raised
@@ -351,5 +352,44 @@ def test_a_relayer_cannot_keep_a_stopped_member_alive(tmp_path: Path) -> None:
         assert nairobi_at_lima() == "never"
         assert rejected(net, LIMA, bad.org, "bad_signature") >= 1
         assert rejected(net, LIMA, net.org(NAIROBI), "stale_message") >= len(kept)
+    finally:
+        net.close()
+
+
+def test_a_member_serving_false_pages_is_rested_and_the_range_pulled_from_another(
+    tmp_path: Path,
+) -> None:
+    """Jakarta was away while Lima raised alerts; the company turns while Lima is away
+    too, so it is the only member that says it holds Lima's latest events. It answers
+    each of Jakarta's range requests with those events, every signature one bit off.
+    Jakarta stores none of them, rests the company at once (it does not count the range
+    as held while the page is stored), and takes the events from Lima once Lima is back."""
+    net = TestNetwork.create(tmp_path / "net", 3, nat=set(), roles={3: [Role.COMPANY]})
+    try:
+        net.devnet.stop(2)
+        alerts = {net.raise_alert(LIMA) for _ in range(3)}
+        net.wait_holds(alerts, nodes=[LIMA, 3])
+        net.devnet.stop(LIMA)
+        lima, company, jakarta = net.org(LIMA), net.org(3), net.org(2)
+        jakarta_key = open_home(net.home(2)).keys().sign.public_key()
+        liar = FalsePages(Adversary(net, 3), jakarta, key_for=lambda org, epoch: jakarta_key)
+        try:
+            net.devnet.start(2)
+            net.wait(
+                lambda: (
+                    net.metric(2, "rrn_sync_requests_total", peer=company, outcome="false") >= 1
+                ),
+                "Jakarta to find the company's page false",
+            )
+            held_by_jakarta = _count(net, 2, lima)
+            assert held_by_jakarta < _count(net, 3, lima), "none of the forged events is stored"
+            assert rejected(net, 2, company, "bad_signature") >= 1
+            peers = {p["org"]: p for p in net.cli_json(2, "peers")}
+            assert peers[company]["believed"] is False, peers[company]
+        finally:
+            answered = liar.stop()
+        assert answered >= 1
+        net.devnet.start(LIMA)
+        net.wait_holds(alerts, nodes=[2])
     finally:
         net.close()

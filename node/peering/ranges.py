@@ -6,7 +6,10 @@ order, come back short (cut by size), or never come (a timeout, a peer's budget)
 A range answered counts as held for `keep_s` (the pipeline may still be storing
 it), but only once everything below it is held or answered: a page lost below it
 is asked for again, not hidden behind the pages that came after it (the catch-up
-would stop at the hole). Pure bookkeeping, no I/O.
+would stop at the hole). Each answer is a page, whose envelopes the pipeline
+checks one by one: a page an honest peer could not have served (an envelope that
+does not verify, or not the next event of the chain asked for) is forgotten, so
+its range is asked for again. Pure bookkeeping, no I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rrn.node.store.rows import ChainKey
 
-__all__ = ["Ranges"]
+__all__ = ["Page", "Ranges"]
 
 
 @dataclass
@@ -26,6 +29,22 @@ class _Chain:
     got: list[tuple[int, int, float]] = field(default_factory=list)
 
 
+@dataclass
+class Page:
+    """An answer's envelopes, from `first` to `last` of a chain, as the pipeline checks
+    them in order."""
+
+    peer: str
+    key: ChainKey
+    first: int
+    last: int
+    when: float
+    #: The seq the next envelope checked must have.
+    at: int
+    #: An envelope of it proved it false.
+    false: bool = False
+
+
 class Ranges:
     """Per chain: the ranges in flight, and those answered within `keep_s`."""
 
@@ -33,6 +52,9 @@ class Ranges:
         self.keep_s = keep_s
         self.page = page
         self._chains: dict[ChainKey, _Chain] = {}
+        #: Answers whose envelopes the pipeline has not all checked yet, by token.
+        self.pages: dict[int, Page] = {}
+        self._token = 0
 
     def in_flight(self, key: ChainKey) -> int:
         """Ranges of this chain asked for and not yet answered."""
@@ -48,8 +70,35 @@ class Ranges:
         if chain is not None and chain.asked.get(first, (b"",))[0] == nonce:
             del chain.asked[first]
 
-    def answered(self, key: ChainKey, first: int, last: int, now: float) -> None:
+    def answered(self, key: ChainKey, first: int, last: int, now: float, peer: str = "") -> int:
+        """Count `first`..`last` as held for `keep_s`; the token of its page (never 0)."""
         self._chains.setdefault(key, _Chain()).got.append((first, last, now))
+        self._token += 1
+        self.pages[self._token] = Page(peer, key, first, last, now, at=first)
+        return self._token
+
+    def checked(self, token: int) -> tuple[Page, int] | None:
+        """The page of the envelope the pipeline checks now, and the seq it must have
+        (None if the page is long forgotten); done with once its last is checked."""
+        page = self.pages.get(token)
+        if page is None:
+            return None
+        page.at += 1
+        if page.at > page.last:
+            del self.pages[token]
+        return page, page.at - 1
+
+    def forget(self, page: Page) -> None:
+        """An answer proved false: its range is no longer counted as held."""
+        chain = self._chains.get(page.key)
+        if chain is not None:
+            chain.got = [g for g in chain.got if (g[0], g[1]) != (page.first, page.last)]
+
+    def expire(self, now: float, older_s: float) -> None:
+        """Stop tracking pages answered more than `older_s` ago (a pipeline that stopped
+        before checking them all)."""
+        for token in [t for t, p in self.pages.items() if now - p.when > older_s]:
+            del self.pages[token]
 
     def keys(self) -> list[ChainKey]:
         return list(self._chains)

@@ -3,8 +3,10 @@
 Owns range requests and responses (docs/PROTOCOL.md 10.2). Requests are signed
 and answered only once (nonces), responses are accepted only for a nonce this
 node sent to that peer and for the chain it asked; every envelope in a response
-is verified on its own by the ingest pipeline. Any peer that holds a range can
-serve it, so a node catches up while the origin itself is offline.
+is verified on its own by the ingest pipeline. A response an honest peer could not
+have sent (an envelope that does not verify, or is not the next event of the chain
+asked for) rests that peer and its range is asked of another. Any peer that holds a
+range can serve it, so a node catches up while the origin itself is offline.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from rrn.federation.sync import gaps
 from rrn.node.home.clock import Clock, wait_set
 from rrn.node.peering.peers import FAILURES_TO_REST, Peers, PeerState
 from rrn.node.peering.ranges import Ranges
+from rrn.node.pipeline.batch import Item
 from rrn.node.pipeline.ingest import Ingestor
+from rrn.node.pipeline.verify import Checked
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
+from rrn.protocol.envelope import Event
 from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.messages import (
     MAX_RANGE_EVENTS,
@@ -58,6 +63,23 @@ _PAGES_AHEAD: Final = 2
 #: request it would drop costs a request timeout, so this node asks within it.
 _ASK_MARGIN: Final = 4
 _BACKOFF_S: Final = 30.0
+#: Refusals of an envelope that no honest peer serves: it stores only what verified.
+#: (Not an unknown origin or epoch, which a roster or rotation this node has not yet
+#: seen explains, nor a chain rule, which the origin broke, not the peer.)
+_SERVED_FALSE: Final = frozenset(
+    {
+        Reason.OVERSIZE_ENVELOPE,
+        Reason.OVERSIZE_HEADER,
+        Reason.OVERSIZE_PAYLOAD,
+        Reason.MALFORMED_ENVELOPE,
+        Reason.MALFORMED_HEADER,
+        Reason.NON_CANONICAL,
+        Reason.WRONG_NETWORK,
+        Reason.BAD_SIGNATURE,
+        Reason.PAYLOAD_LENGTH_MISMATCH,
+        Reason.PAYLOAD_HASH_MISMATCH,
+    }
+)
 
 
 @dataclass
@@ -91,6 +113,7 @@ class Sync:
         #: Peer -> the pages this node may ask of it now (what it serves, PROTOCOL 10.2).
         self._asking: dict[str, TokenBucket] = {}
         self._seen_nonces: OrderedDict[bytes, None] = OrderedDict()
+        ingestor.on_pulled = self._checked
 
     @property
     def _me(self) -> str:
@@ -165,6 +188,7 @@ class Sync:
             if now - req.sent > _REQUEST_TIMEOUT_S:
                 self._drop(nonce)
                 self._failed(req.peer, "timeout")
+        self._ranges.expire(now, older_s=30 * _REQUEST_TIMEOUT_S)
 
     def _drop(self, nonce: bytes) -> _Request | None:
         req = self._requests.pop(nonce, None)
@@ -173,13 +197,16 @@ class Sync:
             self.peers.peer(req.peer).outstanding -= 1
         return req
 
-    def _failed(self, org: str, outcome: str) -> None:
+    def _failed(self, org: str, outcome: str, *, rest: bool = False) -> None:
         state = self.peers.peer(org)
-        state.failures += 1
+        state.failures = max(state.failures + 1, FAILURES_TO_REST if rest else 0)
         self.metrics.sync_requests.labels(peer=org, outcome=outcome).inc()
         if state.failures >= FAILURES_TO_REST:
             state.resting_until = self.peers.monotonic() + _BACKOFF_S
-            logger.warning("peer %s failed %d sync requests; resting it", org, state.failures)
+            if rest:
+                logger.warning("peer %s served a page no honest peer could; resting it", org)
+            else:
+                logger.warning("peer %s failed %d sync requests; resting it", org, state.failures)
 
     def _held_now(self) -> dict[tuple[str, int], int]:
         """The seq this node holds of each chain: its head, events held right after it
@@ -314,18 +341,38 @@ class Sync:
         if not resp.events:
             self._failed(org, "empty")  # it advertised events it does not serve
             return
-        state.failures = 0
-        self.metrics.sync_requests.labels(peer=org, outcome="ok").inc()
         self.metrics.sync_pulled.inc(len(resp.events))
         # Before anything yields: count these as held and ask for what follows now
         # (the rest of a page cut short by size too), so nothing asks for this range
-        # again while it is being stored.
+        # again while it is being stored. Its failures are forgiven once all of it
+        # verifies (`_checked`), not now: garbage would keep a peer believed.
         key, last = (req.origin, req.epoch), req.from_seq + len(resp.events) - 1
-        self._ranges.answered(key, req.from_seq, last, self.peers.monotonic())
+        page = self._ranges.answered(key, req.from_seq, last, self.peers.monotonic(), org)
         if resp.more:  # at least the next page, whatever its last heartbeat said
             await self._ask(state, *key, max(last + 1, state.heads.get(key, 0)))
         for envelope in resp.events:
-            await self.ingestor.enqueue(envelope, peer=org)
+            await self.ingestor.enqueue(envelope, peer=org, page=page)
+
+    def _checked(self, item: Item, verified: Checked | None) -> None:
+        """The pipeline checked an envelope of a page: one an honest peer could not have
+        served proves the page false (its range is asked for again, of another peer:
+        this one rests); a page all of whose envelopes verified forgives its failures."""
+        found = self._ranges.checked(item.page)
+        if found is None:
+            return
+        page, seq = found
+        if isinstance(verified, Event):
+            header = verified.header
+            false = (header.origin, header.epoch, header.seq) != (*page.key, seq)
+        else:
+            false = isinstance(verified, ProtocolError) and verified.reason in _SERVED_FALSE
+        if false and not page.false:
+            page.false = True
+            self._ranges.forget(page)
+            self._failed(page.peer, "false", rest=True)  # counted by reason in the pipeline
+        elif seq == page.last and not page.false:
+            self.peers.peer(page.peer).failures = 0
+            self.metrics.sync_requests.labels(peer=page.peer, outcome="ok").inc()
 
 
 def _entries(heads: dict[tuple[str, int], int]) -> list[HeadEntry]:

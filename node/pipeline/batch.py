@@ -62,6 +62,8 @@ class Item(msgspec.Struct):
     source: str = "local"
     #: The member that delivered it, for per-peer accounting.
     peer: str | None = None
+    #: Pulled: the token of the answer it came in (node/peering/ranges.py), else 0.
+    page: int = 0
     #: A fork proof to record, or a roster version to adopt (control items).
     proof: bytes | None = None
     adopt: tuple[Network, list[RosterRow]] | None = None

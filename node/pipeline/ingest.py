@@ -94,6 +94,8 @@ class Ingestor:
         #: Told the ids of events whose payloads a tombstone deleted, once committed
         #: (to delete copies kept elsewhere, e.g. the integrators' stream).
         self.on_dropped: Callable[[list[bytes]], Awaitable[None]] | None = None
+        #: Told how each envelope of a pulled page checked, in order (pull sync).
+        self.on_pulled: Callable[[Item, Checked | None], None] | None = None
         self.own = OwnChain(me, clock)
         self.projection = Projection(store)
         #: Where signatures are checked; closed when `run` ends.
@@ -172,10 +174,10 @@ class Ingestor:
         await self._queue.put(item)
         return future
 
-    async def enqueue(self, raw: bytes, *, peer: str | None = None) -> None:
+    async def enqueue(self, raw: bytes, *, peer: str | None = None, page: int = 0) -> None:
         """Queue pulled envelope bytes, waiting for room among the pulled (queue.py);
-        nobody waits for the outcome."""
-        item = Item(time.perf_counter(), raw=raw, source=PULL, peer=peer)
+        nobody waits for the outcome (`on_pulled` is told how it checked)."""
+        item = Item(time.perf_counter(), raw=raw, source=PULL, peer=peer, page=page)
         await self._queue.put(item)
 
     def offer(self, raw: bytes, *, peer: str) -> Reply | None:
@@ -236,11 +238,8 @@ class Ingestor:
 
     async def rotate(self, epoch: int, key: Ed25519PrivateKey, enc_pub: bytes) -> Event:
         """Move this node to key epoch `epoch`: sign `key.rotated` with the current key,
-        then every later event with `key`; return the rotation once durable.
-
-        The private keys must already be on disk: once the event exists, the old
-        epoch can sign nothing more.
-        """
+        then every later event with `key`; return the rotation once durable. The private
+        keys must already be on disk: once the event exists, the old epoch signs nothing."""
         if self.appends_blocked is not None:
             raise StoreError(self.appends_blocked)
         item = Item(time.perf_counter(), rotate=Rotate(epoch, key, enc_pub), source="own")
@@ -261,12 +260,9 @@ class Ingestor:
     # -- the worker -------------------------------------------------------------
 
     async def run(self) -> None:
-        """Handle queued items in overlapping batches until cancelled.
-
-        This task is the queue's only consumer: it takes batches in order and
-        starts their signature checks ahead, so checks of the next batches run
-        while this one is placed and committed.
-        """
+        """Handle queued items in overlapping batches until cancelled: the queue's only
+        consumer, it takes batches in order and starts their signature checks ahead, so
+        the next batches are checked while this one is placed and committed."""
         ahead: collections.deque[_Verifying] = collections.deque()
         committing: asyncio.Future[None] | None = None
         try:
@@ -316,6 +312,8 @@ class Ingestor:
         work = Work(len(items))
         for item, verified in zip(items, checked, strict=True):
             await work.slicer.step()
+            if item.page and self.on_pulled is not None:
+                self.on_pulled(item, verified)
             try:
                 result = await self.chains.handle(item, verified, work)
             except ProtocolError as exc:

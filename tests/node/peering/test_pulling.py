@@ -5,15 +5,25 @@ delivery is tested on real networks (tests/node/test_network.py).
 A chain's next page is asked for while one is stored (one at a time, a catch-up
 slowed by a quarter once its last chain was all that was left), and a node asks a
 peer for no more pages than the peer serves it (the roster's sync_pages_per_min):
-a request the peer drops costs a request timeout."""
+a request the peer drops costs a request timeout.
+
+A page an honest peer could not have served (an envelope that does not verify, or
+is not the next event of the chain asked for) rests that peer at once, and its range
+is asked of another: it was counted as held while it was being stored, and a
+turned member answering first with garbage would hold a chain's catch-up back by
+20 s a page, again and again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from rrn.federation.limits import limits_of
 from rrn.node.peering.peers import Peers
 from rrn.node.peering.sync import Sync
+from rrn.protocol.envelope import Event
 from rrn.protocol.messages import (
     MAX_RANGE_EVENTS,
     RangeRequest,
@@ -26,6 +36,7 @@ from tests.node.peering.support import peers_on_pipeline
 from tests.support import Chain, Net, raised
 
 NAIROBI = "nairobi-dl"
+JAKARTA = "jakarta-pb"
 
 
 class _Nats:
@@ -130,3 +141,77 @@ async def test_a_page_served_is_each_event_as_its_origin_signed_it(tmp_path: Pat
         assert (served, more) == ([e.envelope() for e in events[1:6]], True)
         served, more = await p.store.envelopes(NAIROBI, 1, 8, limit=5, max_bytes=1 << 20)
         assert (served, more) == ([e.envelope() for e in events[7:]], False)
+
+
+def _forged(event: Event) -> bytes:
+    """The event's envelope with one bit of its signature flipped."""
+    sig = bytes([event.sig[0] ^ 1]) + event.sig[1:]
+    return Event(event.id, event.header, event.header_bytes, sig, event.payload).envelope()
+
+
+def _not_asked(tn: Net, events: list[Event]) -> list[bytes]:
+    """Authentic events, of another chain than the one asked for."""
+    other = Chain(tn, JAKARTA)
+    return [other.next(raised(i)).envelope() for i in range(len(events))]
+
+
+def _repeated(tn: Net, events: list[Event]) -> list[bytes]:
+    """The events asked for, authentic, the first in place of the second."""
+    envelopes = [e.envelope() for e in events]
+    return [envelopes[0], envelopes[0], *envelopes[2:]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "missing"),
+    [
+        (lambda tn, events: [_forged(events[0]), *(e.envelope() for e in events[1:])], 1),
+        (_not_asked, 1),
+        (_repeated, 2),
+    ],
+    ids=["a forged signature", "another chain", "one event twice"],
+)
+async def test_a_page_no_honest_peer_could_serve_rests_it_and_is_asked_of_another(
+    tmp_path: Path, tn: Net, answer: Callable[[Net, list[Event]], list[bytes]], missing: int
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nats = _Nats()
+        sync = _sync(p, peers, nats)
+        chain = Chain(tn, NAIROBI)
+        events = [chain.next(raised(i)) for i in range(50)]
+        jakarta, nairobi = sync.peers.peer(JAKARTA), sync.peers.peer(NAIROBI)
+        jakarta.last_heartbeat, jakarta.heads = clock(), {(NAIROBI, 1): len(events)}
+        await sync._request_gaps()
+        (asked,) = _asked(p, nats)
+        assert asked.responder == JAKARTA
+        page = RangeResponse(asked.nonce, NAIROBI, 1, answer(tn, events), False)
+        await sync.answered(JAKARTA, encode_response(page))
+        await p.ingestor.flush()
+        assert not sync.peers.believes(JAKARTA), "a peer that served a false page is not believed"
+        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
+        clock.now += 1  # not the 20 s an answered range counts as held
+        await sync._request_gaps()
+        again = _asked(p, nats)
+        assert [(r.responder, r.from_seq) for r in again] == [(NAIROBI, missing)], (
+            "what it did not deliver is asked of another peer, at once"
+        )
+
+
+async def test_a_peers_failures_are_forgiven_once_its_page_verifies_not_before(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nats = _Nats()
+        sync = _sync(p, peers, nats)
+        chain = Chain(tn, NAIROBI)
+        events = [chain.next(raised(i)) for i in range(50)]
+        nairobi = sync.peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
+        await sync._request_gaps()
+        (asked,) = _asked(p, nats)
+        nairobi.failures = 2  # two requests timed out before
+        page = RangeResponse(asked.nonce, NAIROBI, 1, [e.envelope() for e in events], False)
+        await sync.answered(NAIROBI, encode_response(page))
+        assert nairobi.failures == 2, "an answer is not yet a good one: its events may be false"
+        await p.ingestor.flush()
+        assert nairobi.failures == 0
+        assert p.ingestor.heads[(NAIROBI, 1)].seq == len(events)

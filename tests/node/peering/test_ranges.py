@@ -54,3 +54,22 @@ def test_a_stale_answer_or_timeout_does_not_close_a_newer_request() -> None:
     r.asked(KEY, 1, 100, b"new")  # asked again (of another peer, after a timeout)
     r.closed(KEY, 1, b"old")
     assert r.in_flight(KEY) == 1
+
+
+def test_a_page_proved_false_is_no_longer_held_and_its_pages_are_checked_in_order() -> None:
+    r = Ranges(keep_s=10, page=100)
+    r.asked(KEY, 1, 3, b"a")
+    r.closed(KEY, 1, b"a")
+    token = r.answered(KEY, 1, 3, now=0, peer="jakarta-pb")
+    assert r.have(KEY, held=0, now=0) == 3
+    checks = [r.checked(token) for _ in range(3)]
+    assert [seq for _, seq in filter(None, checks)] == [1, 2, 3], "each envelope's seq, in order"
+    assert r.checked(token) is None, "done with once its last envelope is checked"
+    page = checks[0][0] if checks[0] else None
+    assert page is not None and page.peer == "jakarta-pb"
+    r.forget(page)
+    assert r.have(KEY, held=0, now=0) == 0
+    assert r.next_ask(KEY, held=0, upto=3, now=0) == (1, 100)
+    stale = r.answered(KEY, 1, 3, now=0)
+    r.expire(now=301, older_s=300)
+    assert r.checked(stale) is None, "a page the pipeline never finished is not kept for ever"
