@@ -74,7 +74,8 @@ class NatsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: The integrators' stream of verified events (RRN_EVENTS): size and age limits.
     stream_max_mb: Annotated[int, Meta(ge=1)] = 512
     stream_max_age_days: Annotated[int, Meta(ge=1)] = 365
-    #: How long the integrators' alert bucket (RRN_ALERTS) keeps a closed alert's record.
+    #: How long the integrators' alert bucket (RRN_ALERTS) keeps a closed alert's record
+    #: (and a deleted alert's marker).
     bucket_closed_days: Annotated[int, Meta(ge=1)] = 90
 
 
@@ -307,7 +308,8 @@ max_file_store_mb = {n.max_file_store_mb}
 # The integrators' JetStream stream of verified events (RRN_EVENTS).
 stream_max_mb = {n.stream_max_mb}
 stream_max_age_days = {n.stream_max_age_days}
-# How long the integrators' alert bucket (RRN_ALERTS) keeps a closed alert's record.
+# How long the integrators' alert bucket (RRN_ALERTS) keeps a closed alert's record
+# (and a deleted alert's marker).
 bucket_closed_days = {n.bucket_closed_days}
 """
 

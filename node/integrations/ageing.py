@@ -13,11 +13,11 @@ An aged record is erased (its bytes overwritten, node/integrations/feeds.py), wi
 delete marker: watchers saw the alert close (a record still saying otherwise, as
 after a long absence, is first written as the alert now is), and ageing is not a
 deletion (the alert stays in the store, `rrn alert show` shows it; its deletion
-later still leaves a marker). Records age in the background: at
-each start and every hour, the alerts that aged since the last sweep are looked up
-through the store's index of closed alerts (only those, not every alert), and a
-change to an alert closed that long ago (a node catching up on old history) writes
-no record.
+later still leaves a marker, which nats-server drops after the same time). Records
+age in the background: at each start and every hour, the alerts that aged since the
+last sweep are looked up through the store's index of closed alerts (only those, not
+every alert), and a change to an alert closed that long ago (a node catching up on
+old history) writes no record.
 """
 
 from __future__ import annotations

@@ -316,9 +316,14 @@ class Feeds:
             for entry in history:
                 if entry.operation is None and entry.revision is not None:
                     await self._erase(_ALERTS_STREAM, entry.revision)
-            # A marker, so watchers learn it is gone: also those that kept a record
-            # which has since aged out of the bucket.
-            await self.alerts.delete(alert)
+            # A marker, so watchers learn it is gone (also those that kept a record
+            # which has since aged out of the bucket), for as long as a closed alert's
+            # record is kept: then nats-server drops it, from the mirror too.
+            await js.publish(
+                f"$KV.{ALERTS_BUCKET}.{alert}",
+                headers={"KV-Operation": "DEL"},
+                msg_ttl=self.ageing.keep_ms // 1000,
+            )
         erased = 0
         for kind in NOTICE_TYPES:
             for seq in await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert)):
@@ -332,7 +337,8 @@ class Feeds:
 
 def _alerts_bucket() -> StreamConfig:
     """RRN_ALERTS as a key-value bucket is made, but with two values per key (the
-    value a put replaced is still there for _put to erase) and erasing allowed."""
+    value a put replaced is still there for _put to erase), erasing allowed, and
+    messages that expire (a deleted alert's marker)."""
     return StreamConfig(
         name=_ALERTS_STREAM,
         subjects=[f"$KV.{ALERTS_BUCKET}.>"],
@@ -341,6 +347,7 @@ def _alerts_bucket() -> StreamConfig:
         allow_rollup_hdrs=True,
         allow_direct=True,
         deny_delete=False,
+        allow_msg_ttl=True,
         duplicate_window=120.0,
     )
 

@@ -37,6 +37,9 @@ def _mirror(name: str) -> StreamConfig:
         allow_direct=True,
         # A bucket is read as one only with a limit per key (nats-py's key_value).
         max_msgs_per_subject=2 if name.startswith("KV_") else -1,
+        # A message that expires in the feed (a deleted alert's marker) must expire in
+        # the mirror too: a mirror without this keeps it for ever.
+        allow_msg_ttl=name.startswith("KV_"),
         mirror=StreamSource(
             name=name, external=ExternalStream(api=MIRROR_API, deliver=f"{MIRROR_DELIVER}.{name}")
         ),

@@ -1,7 +1,8 @@
 """A closed alert's record leaves the integrators' alert bucket, and the integrators'
 copy of it, once the alert has been closed longer than the feeds keep events: erased,
-with no delete marker left behind; an open alert's record stays however old. (What
-ages when: test_ageing.py; a history imported years long: tests/bench.)"""
+with no delete marker left behind; an open alert's record stays however old. A
+deleted alert's marker stays as long as a closed alert's record, then goes from both
+too. (What ages when: test_ageing.py; a history imported years long: tests/bench.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from rrn.node.natsd.conf import MIRROR_USER, STREAM_USER
 from tests.netkit import TestNetwork
@@ -41,6 +42,70 @@ async def _records(net: TestNetwork, alerts: list[str]) -> dict[str, list[str]]:
         finally:
             await nc.close()
     return found
+
+
+async def _last(net: TestNetwork, key: str) -> list[dict[str, str] | None]:
+    """The headers of the last message of `key` in the bucket and in its mirror (None
+    where there is none)."""
+    password = (net.home(LIMA) / "keys" / "nats.pass").read_text().strip()
+    url = net.cli_json(LIMA, "status")["nats_url"]
+    found: list[dict[str, str] | None] = []
+    for user in (STREAM_USER, MIRROR_USER):
+        nc = await nats.connect(url, user=user, password=password)
+        try:
+            msg = await nc.jetstream().get_last_msg("KV_RRN_ALERTS", f"$KV.RRN_ALERTS.{key}")
+            found.append(dict(msg.headers or {}))
+        except NotFoundError:
+            found.append(None)
+        finally:
+            await nc.close()
+    return found
+
+
+async def _put_expiring(net: TestNetwork, key: str, ttl_s: int) -> None:
+    """A message of the bucket that expires in `ttl_s` (as the daemon's feeds user)."""
+    password = (net.home(LIMA) / "keys" / "nats.pass").read_text().strip()
+    nc = await nats.connect(net.cli_json(LIMA, "status")["nats_url"], user=STREAM_USER,
+                            password=password)  # fmt: skip
+    try:
+        await nc.jetstream().publish(f"$KV.RRN_ALERTS.{key}", b"probe", msg_ttl=ttl_s)
+    finally:
+        await nc.close()
+
+
+def test_a_deleted_alerts_marker_is_kept_as_long_as_a_record_then_goes_from_both(
+    tmp_path: Path,
+) -> None:
+    net = TestNetwork.create(tmp_path / "net", 2, nat=set())
+    try:
+        alert = net.raise_alert(LIMA)
+        net.wait(
+            lambda: asyncio.run(_records(net, [alert]))[alert] == ["value"] * 2,
+            "the record in the bucket and its mirror",
+        )
+        net.cli(LIMA, "alert", "forget", alert[:12], "--reason", "consent_withdrawn")
+        net.wait(
+            lambda: asyncio.run(_records(net, [alert]))[alert] == ["marker"] * 2,
+            "the deletion's marker in the bucket and its mirror",
+        )
+        kept_s = str(90 * 86400)  # [nats] bucket_closed_days
+        marker = {"KV-Operation": "DEL", "Nats-TTL": kept_s}
+        assert asyncio.run(_last(net, alert)) == [marker, marker]
+        # That nats-server drops such a message when its time is up, from the mirror too
+        # (a mirror not made for it keeps it for ever): one that expires in 5 s.
+        asyncio.run(_put_expiring(net, "expiry-probe", 5))
+        net.wait(
+            lambda: None not in asyncio.run(_last(net, "expiry-probe")),
+            "the expiring message in the mirror",
+            timeout=4,
+        )
+        net.wait(
+            lambda: asyncio.run(_last(net, "expiry-probe")) == [None, None],
+            "the expiring message gone from the bucket and its mirror",
+            timeout=30,
+        )
+    finally:
+        net.close()
 
 
 def test_a_record_closed_too_long_ago_is_erased_from_the_bucket_and_its_mirror(
