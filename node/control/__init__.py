@@ -1,6 +1,6 @@
 """The local control channel between the CLI and its own daemon: the wire
 format and its authentication, sealed transit of details, the daemon's server
-and the CLI's client.
+and the CLI's client (with its own few lines of the NATS protocol, wire.py).
 
 May import (rooms of node/): home, natsd.
 """

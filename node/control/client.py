@@ -11,22 +11,17 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import Final, TypeVar
 
 from rrn.node.control.channel import decode_reply, make_request, now_ms
+from rrn.node.control.wire import Connection, WireError
 from rrn.node.home.layout import Home
 from rrn.node.home.tls import pinned_context
 from rrn.node.natsd import DAEMON_USER
 from rrn.protocol import subjects
 from rrn.protocol.errors import DaemonUnavailable
-
-if TYPE_CHECKING:
-    from nats.aio.client import Client as NatsClient
-    from nats.aio.msg import Msg
 
 __all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
 
@@ -67,16 +62,12 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def _quiet(exc: Exception) -> None:
-    """nats-py prints connection errors with tracebacks by default; we report once."""
-
-
 class ControlClient:
     """An open control connection to one daemon; reuse it for many requests."""
 
-    def __init__(self, home: Home, nc: NatsClient, key: bytes) -> None:
+    def __init__(self, home: Home, conn: Connection, key: bytes) -> None:
         self._home = home
-        self._nc = nc
+        self._conn = conn
         self._key = key
         self._subject = subjects.control(home.config.node.org, "request")
 
@@ -86,39 +77,29 @@ class ControlClient:
         A request that is not answered in time is sent again, the very same bytes
         (same nonce), a few times: the daemon runs a request that changes something
         at most once and answers a repeat with the first answer, so a busy daemon
-        never raises an alert twice.
+        never raises an alert twice. Each request has its own inbox: a late answer
+        to an earlier one is never taken for its answer.
         """
-        nats = _nats()
-        NatsError, Header = nats.errors.Error, nats.js.api.Header
-
-        inbox = self._nc.new_inbox()
-        answers: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def answered(msg: Msg) -> None:
-            await answers.put(msg)
-
-        sub = await self._nc.subscribe(inbox, cb=answered)
+        inbox = self._conn.new_inbox()
         try:
+            sid = await self._conn.subscribe(inbox)
             data = make_request(self._key, op, args, now_ms(), inbox)
             for _ in range(_ATTEMPTS):
                 try:
-                    await self._nc.publish(self._subject, data, reply=inbox)
+                    await self._conn.publish(self._subject, data, reply=inbox)
                     async with asyncio.timeout(_TIMEOUT_S):
-                        msg = await answers.get()
+                        answer = await self._conn.next(sid)
                 except TimeoutError:
                     continue
-                except NatsError as exc:
-                    raise DaemonUnavailable(
-                        f"the daemon for {self._home.path} is unreachable"
-                    ) from exc
-                if msg.headers and msg.headers.get(Header.STATUS) == _NO_RESPONDERS:
+                if answer.status == _NO_RESPONDERS:
                     raise DaemonUnavailable(
                         f"the daemon for {self._home.path} is not answering (starting or stopping?)"
                     )
-                return decode_reply(msg.data, result)
-        finally:
-            with contextlib.suppress(NatsError):
-                await sub.unsubscribe()
+                with contextlib.suppress(WireError):
+                    await self._conn.unsubscribe(sid)
+                return decode_reply(answer.data, result)
+        except WireError as exc:
+            raise DaemonUnavailable(f"the daemon for {self._home.path} is unreachable") from exc
         raise DaemonUnavailable(
             f"the daemon did not answer within {_ATTEMPTS * _TIMEOUT_S:.0f} s; if this "
             "changed something, look before asking again (e.g. rrn alert list)"
@@ -129,9 +110,6 @@ class ControlClient:
 async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     """Connect to the daemon of `home` (ControlError if none runs)."""
     info = daemon_info(home)
-    nats = _nats()
-    NatsError = nats.errors.Error
-
     url = str(info.get("nats_url") or home.config.nats.url)
     keys = home.control_secrets()
     embedded = home.config.nats.embedded
@@ -139,61 +117,21 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     if embedded and home.config.nats.tls:
         tls = pinned_context(home.keys_dir / "tls.crt")
     try:
-        # allow_reconnect=False makes nats-py wait forever on a refused connection
-        # (nats-io/nats.py#645); one quick retry under an outer timeout fails fast.
-        nc = await asyncio.wait_for(
-            nats.connect(
+        async with asyncio.timeout(15):
+            conn = await Connection.open(
                 url,
                 user=DAEMON_USER if embedded else None,
                 password=keys.nats_password if embedded else None,
-                name="rrn-cli",
                 tls=tls,
-                allow_reconnect=True,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.2,
-                connect_timeout=5,
-                error_cb=_quiet,
-            ),
-            15,
-        )
-    except (TimeoutError, NatsError, OSError) as exc:
+            )
+    except (TimeoutError, WireError, OSError) as exc:
         raise DaemonUnavailable(
             f"cannot reach the daemon's NATS at {url}; is 'rrn run --home {home.path}' running?"
         ) from exc
     try:
-        yield ControlClient(home, nc, keys.control)
+        yield ControlClient(home, conn, keys.control)
     finally:
-        await _close(nc)
-
-
-def _nats() -> ModuleType:
-    """nats-py, loaded when a command first talks to its daemon (not at start-up, which
-    every command pays), without its WebSocket transport: the CLI speaks NATS over TCP
-    only, and nats-py loading aiohttp for it cost a tenth of a second per command."""
-    if "nats" not in sys.modules and "aiohttp" not in sys.modules:
-        sys.modules["aiohttp"] = None  # type: ignore[assignment]  # nats-py: "no WebSocket"
-        try:
-            import nats  # noqa: PLC0415
-        finally:
-            del sys.modules["aiohttp"]
-    import nats  # noqa: PLC0415
-
-    return nats
-
-
-async def _close(nc: NatsClient) -> None:
-    """Close a connection, also after the server went away under it.
-
-    nats-py then cancels the future its close waits on, which surfaces here as a
-    CancelledError that cancels nothing of ours (seen when a daemon is killed
-    during a burst of requests); a cancellation of this task is passed on.
-    """
-    try:
-        await nc.close()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+        await conn.close()
 
 
 async def call(home: Home, op: str, args: object, result: type[T]) -> T:
