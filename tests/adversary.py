@@ -10,7 +10,6 @@ own when peers relay them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -224,6 +223,7 @@ class FalsePages:
     def __init__(self, bad: Adversary, requester: str, *, key_for: Any) -> None:
         self.bad, self.requester, self.key_for = bad, requester, key_for
         self.answered = 0
+        self._stop = threading.Event()
         self._pid = int(json.loads((bad.home / "run" / "daemon.json").read_text())["pid"])
         os.kill(self._pid, signal.SIGSTOP)
         self._loop = asyncio.new_event_loop()
@@ -261,7 +261,7 @@ class FalsePages:
         await nc.subscribe(subjects.requests(net, self.requester, me), cb=answer)
         boot, counter = secrets.token_bytes(16), 0
         try:
-            while True:
+            while not self._stop.is_set():
                 counter += 1
                 hb = self.bad.heartbeat(self._heads(), counter=counter, boot=boot)
                 await nc.publish(f"{self.bad.space}.hb", hb)
@@ -271,9 +271,8 @@ class FalsePages:
 
     def stop(self) -> int:
         """The daemon goes on; how many requests were answered falsely."""
-        self._loop.call_soon_threadsafe(self._task.cancel)
-        with contextlib.suppress(BaseException):
-            self._task.result(10)
+        self._stop.set()
+        self._task.result(10)  # its connection closed before its loop is
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
