@@ -73,6 +73,10 @@ def test_a_member_rotates_its_keys_in_its_chain_and_every_node_follows(tmp_path:
             seq=rotated["seq"] + 1,
             prev=bytes.fromhex(rotated["event_id"]),
         )
+        # Sent once, live, on Jakarta's server: it reaches a node only over its own link
+        # to Jakarta (no honest node relays it), which Nairobi, started last, may still be
+        # making (seen once in CI: Nairobi never heard it).
+        net.wait(lambda: all(net.metric(k, "rrn_peers_connected") == 2 for k in (1, 2, 3)), "links")
         inject(net, JAKARTA, "ev", stolen)
         for k in (LIMA, NAIROBI):
             net.wait(
