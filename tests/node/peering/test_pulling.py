@@ -32,7 +32,7 @@ from rrn.protocol.messages import (
     open_request,
 )
 from tests.node.conftest import Pipeline, running_pipeline
-from tests.node.peering.support import peers_on_pipeline
+from tests.node.peering.support import Monotonic, peers_on_pipeline
 from tests.support import Chain, Net, raised
 
 NAIROBI = "nairobi-dl"
@@ -58,16 +58,25 @@ def _asked(p: Pipeline, nats: _Nats) -> list[RangeRequest]:
     return found
 
 
+def _nairobi_behind(
+    tn: Net, p: Pipeline, peers: Peers, clock: Monotonic, n: int, holder: str = NAIROBI
+) -> tuple[_Nats, Sync, list[Event]]:
+    """A sync over a fake NATS, and `n` events of Nairobi's chain that `holder` (heard
+    just now) says it holds and this node lacks."""
+    nats = _Nats()
+    sync = _sync(p, peers, nats)
+    chain = Chain(tn, NAIROBI)
+    events = [chain.next(raised(i)) for i in range(n)]
+    state = sync.peers.peer(holder)
+    state.last_heartbeat, state.heads = clock(), {(NAIROBI, 1): len(events)}
+    return nats, sync, events
+
+
 async def test_the_next_page_of_a_chain_is_asked_for_while_one_is_stored(
     tmp_path: Path, tn: Net
 ) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
-        nats = _Nats()
-        sync = _sync(p, peers, nats)
-        chain = Chain(tn, NAIROBI)
-        events = [chain.next(raised(i)) for i in range(2 * MAX_RANGE_EVENTS + 500)]
-        nairobi = sync.peers.peer(NAIROBI)
-        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
+        nats, sync, events = _nairobi_behind(tn, p, peers, clock, 2 * MAX_RANGE_EVENTS + 500)
         await sync._request_gaps()
         first = _asked(p, nats)
         assert [(r.origin, r.from_seq) for r in first] == [(NAIROBI, 1), (NAIROBI, 2001)]
@@ -107,12 +116,8 @@ async def test_a_node_asks_a_peer_for_no_more_pages_than_it_serves(tmp_path: Pat
 
 async def test_a_page_lost_below_one_answered_is_asked_for_again(tmp_path: Path, tn: Net) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
-        nats = _Nats()
-        sync = _sync(p, peers, nats)
-        chain = Chain(tn, NAIROBI)
-        events = [chain.next(raised(i)) for i in range(3 * MAX_RANGE_EVENTS)]
+        nats, sync, events = _nairobi_behind(tn, p, peers, clock, 3 * MAX_RANGE_EVENTS)
         nairobi = sync.peers.peer(NAIROBI)
-        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
         await sync._request_gaps()
         _, second = _asked(p, nats)
         # The second page comes; the first never does (its request times out).
@@ -174,12 +179,8 @@ async def test_a_page_no_honest_peer_could_serve_rests_it_and_is_asked_of_anothe
     tmp_path: Path, tn: Net, answer: Callable[[Net, list[Event]], list[bytes]], missing: int
 ) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
-        nats = _Nats()
-        sync = _sync(p, peers, nats)
-        chain = Chain(tn, NAIROBI)
-        events = [chain.next(raised(i)) for i in range(50)]
-        jakarta, nairobi = sync.peers.peer(JAKARTA), sync.peers.peer(NAIROBI)
-        jakarta.last_heartbeat, jakarta.heads = clock(), {(NAIROBI, 1): len(events)}
+        nats, sync, events = _nairobi_behind(tn, p, peers, clock, 50, holder=JAKARTA)
+        nairobi = sync.peers.peer(NAIROBI)
         await sync._request_gaps()
         (asked,) = _asked(p, nats)
         assert asked.responder == JAKARTA
@@ -200,12 +201,8 @@ async def test_a_peers_failures_are_forgiven_once_its_page_verifies_not_before(
     tmp_path: Path, tn: Net
 ) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
-        nats = _Nats()
-        sync = _sync(p, peers, nats)
-        chain = Chain(tn, NAIROBI)
-        events = [chain.next(raised(i)) for i in range(50)]
+        nats, sync, events = _nairobi_behind(tn, p, peers, clock, 50)
         nairobi = sync.peers.peer(NAIROBI)
-        nairobi.last_heartbeat, nairobi.heads = clock(), {(NAIROBI, 1): len(events)}
         await sync._request_gaps()
         (asked,) = _asked(p, nats)
         nairobi.failures = 2  # two requests timed out before
