@@ -124,14 +124,23 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
                 password=keys.nats_password if embedded else None,
                 tls=tls,
             )
-    except (TimeoutError, WireError, OSError) as exc:
+    except WireError as exc:  # it answered, and said no (e.g. a wrong password)
+        raise DaemonUnavailable(f"the daemon's NATS at {_shown(url)}: {exc}") from exc
+    except (TimeoutError, OSError, ValueError) as exc:
         raise DaemonUnavailable(
-            f"cannot reach the daemon's NATS at {url}; is 'rrn run --home {home.path}' running?"
+            f"cannot reach the daemon's NATS at {_shown(url)}; "
+            f"is 'rrn run --home {home.path}' running?"
         ) from exc
     try:
         yield ControlClient(home, conn, keys.control)
     finally:
         await conn.close()
+
+
+def _shown(url: str) -> str:
+    """A NATS url without the credentials an external server's may carry."""
+    scheme, sep, rest = url.rpartition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
 
 
 async def call(home: Home, op: str, args: object, result: type[T]) -> T:

@@ -175,11 +175,12 @@ class Connection:
                     sid, reply = await self._message(line)
                     if sid in self._inboxes:
                         self._inboxes[sid].put_nowait(reply)
-                elif line.startswith(b"-ERR"):
-                    end = WireError(f"the server ended the connection: {_said(line)}")
+                elif line.startswith(b"-ERR"):  # a CLI has no use for a connection after one
+                    end = WireError(f"the server refused: {_said(line)}")
+                    break
         except WireError as exc:
             end = exc
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        except Exception as exc:
             end = WireError(f"the connection failed: {type(exc).__name__}")
         for inbox in self._inboxes.values():
             inbox.put_nowait(end)

@@ -319,11 +319,14 @@ class Feeds:
             # A marker, so watchers learn it is gone (also those that kept a record
             # which has since aged out of the bucket), for as long as a closed alert's
             # record is kept: then nats-server drops it, from the mirror too.
-            await js.publish(
-                f"$KV.{ALERTS_BUCKET}.{alert}",
-                headers={"KV-Operation": "DEL"},
-                msg_ttl=self.ageing.keep_ms // 1000,
-            )
+            try:
+                await js.publish(
+                    f"$KV.{ALERTS_BUCKET}.{alert}",
+                    headers={"KV-Operation": "DEL"},
+                    msg_ttl=self.ageing.keep_ms // 1000,
+                )
+            except JetStreamError:  # a bucket that could not be made to expire messages
+                await self.alerts.delete(alert)  # a marker kept for ever, not none at all
         erased = 0
         for kind in NOTICE_TYPES:
             for seq in await _erase_subject(js, NOTICES_STREAM, local_notice(kind, alert)):

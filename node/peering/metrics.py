@@ -71,7 +71,8 @@ class PeerMetrics:
         )
         self.sync_requests = Counter(
             "rrn_sync_requests_total",
-            "Range requests this node sent, by peer and outcome (ok, timeout, empty, false).",
+            "Range requests this node sent, by peer and outcome "
+            "(ok, timeout, empty, refused, false).",
             ["peer", "outcome"],
             registry=r,
         )

@@ -41,8 +41,8 @@ class Page:
     when: float
     #: The seq the next envelope checked must have.
     at: int
-    #: An envelope of it proved it false.
-    false: bool = False
+    #: "false" once an envelope proved it so, "refused" once one was refused, else "".
+    bad: str = ""
 
 
 class Ranges:

@@ -4,8 +4,10 @@ Owns range requests and responses (docs/PROTOCOL.md 10.2). Requests are signed
 and answered only once (nonces), responses are accepted only for a nonce this
 node sent to that peer and for the chain it asked; every envelope in a response
 is verified on its own by the ingest pipeline. A response an honest peer could not
-have sent (an envelope that does not verify, or is not the next event of the chain
-asked for) rests that peer and its range is asked of another. Any peer that holds a
+have sent (an envelope that is not the next event of the chain asked for, or bytes no
+store holds) rests that peer at once; an envelope refused for what this node's view
+of keys and rules may explain counts a failure; either way its range is asked for
+again at once, of the peer with the fewest failures. Any peer that holds a
 range can serve it, so a node catches up while the origin itself is offline.
 """
 
@@ -33,7 +35,7 @@ from rrn.node.pipeline.ingest import Ingestor
 from rrn.node.pipeline.verify import Checked
 from rrn.node.store.db import Store
 from rrn.protocol import subjects
-from rrn.protocol.envelope import Event
+from rrn.protocol.envelope import Event, open_envelope
 from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.messages import (
     MAX_RANGE_EVENTS,
@@ -63,22 +65,13 @@ _PAGES_AHEAD: Final = 2
 #: request it would drop costs a request timeout, so this node asks within it.
 _ASK_MARGIN: Final = 4
 _BACKOFF_S: Final = 30.0
-#: Refusals of an envelope that no honest peer serves: it stores only what verified.
-#: (Not an unknown origin or epoch, which a roster or rotation this node has not yet
-#: seen explains, nor a chain rule, which the origin broke, not the peer.)
+#: Refusals of an envelope, in the place asked for, that no honest peer serves: it
+#: stores only what verified, and these do not depend on which keys or rules a node
+#: knows. (Not a bad signature: a node behind on the roster, or shown one side of a
+#: forked rotation, holds another key for the same epoch; nor an unknown origin or
+#: epoch, nor a chain rule, which the origin broke, not the peer.)
 _SERVED_FALSE: Final = frozenset(
-    {
-        Reason.OVERSIZE_ENVELOPE,
-        Reason.OVERSIZE_HEADER,
-        Reason.OVERSIZE_PAYLOAD,
-        Reason.MALFORMED_ENVELOPE,
-        Reason.MALFORMED_HEADER,
-        Reason.NON_CANONICAL,
-        Reason.WRONG_NETWORK,
-        Reason.BAD_SIGNATURE,
-        Reason.PAYLOAD_LENGTH_MISMATCH,
-        Reason.PAYLOAD_HASH_MISMATCH,
-    }
+    {Reason.WRONG_NETWORK, Reason.PAYLOAD_LENGTH_MISMATCH, Reason.PAYLOAD_HASH_MISMATCH}
 )
 
 
@@ -341,6 +334,10 @@ class Sync:
         if not resp.events:
             self._failed(org, "empty")  # it advertised events it does not serve
             return
+        if len(resp.events) > req.limit:  # more than asked: it covers pages in flight
+            self.peers.count(org, Reason.MALFORMED_MESSAGE)
+            self._failed(org, "false", rest=True)
+            return
         self.metrics.sync_pulled.inc(len(resp.events))
         # Before anything yields: count these as held and ask for what follows now
         # (the rest of a page cut short by size too), so nothing asks for this range
@@ -354,25 +351,44 @@ class Sync:
             await self.ingestor.enqueue(envelope, peer=org, page=page)
 
     def _checked(self, item: Item, verified: Checked | None) -> None:
-        """The pipeline checked an envelope of a page: one an honest peer could not have
-        served proves the page false (its range is asked for again, of another peer:
-        this one rests); a page all of whose envelopes verified forgives its failures."""
-        found = self._ranges.checked(item.page)
-        if found is None:
-            return
-        page, seq = found
-        if isinstance(verified, Event):
-            header = verified.header
-            false = (header.origin, header.epoch, header.seq) != (*page.key, seq)
-        else:
-            false = isinstance(verified, ProtocolError) and verified.reason in _SERVED_FALSE
-        if false and not page.false:
-            page.false = True
-            self._ranges.forget(page)
-            self._failed(page.peer, "false", rest=True)  # counted by reason in the pipeline
-        elif seq == page.last and not page.false:
-            self.peers.peer(page.peer).failures = 0
-            self.metrics.sync_requests.labels(peer=page.peer, outcome="ok").inc()
+        """The pipeline checked an envelope of a page. One that is not the event asked
+        for, or bytes no store holds, proves the page false: the peer rests at once.
+        One refused for what this node's view of keys and rules may explain counts a
+        failure. Either way the page's range is asked for again (of the peer with the
+        fewest failures). A page all of whose envelopes verified in their places
+        forgives its peer's failures."""
+        try:
+            found = self._ranges.checked(item.page)
+            if found is None or item.raw is None:
+                return
+            page, seq = found
+            verdict = _verdict(item.raw, verified, page.key, seq)
+            if verdict and not page.bad:
+                page.bad = verdict
+                self._ranges.forget(page)
+                self._failed(page.peer, verdict, rest=verdict == "false")
+            elif seq == page.last and not page.bad:
+                self.peers.peer(page.peer).failures = 0
+                self.metrics.sync_requests.labels(peer=page.peer, outcome="ok").inc()
+        except Exception:  # the pipeline's one writer must not stop for its bookkeeping
+            logger.exception("a pulled envelope's check was not recorded")
+
+
+def _verdict(raw: bytes, verified: Checked | None, key: tuple[str, int], seq: int) -> str:
+    """ "" if a pulled envelope verified in its place (chain `key`, `seq`); "false" if no
+    honest peer could have served it; "refused" if it was refused for another reason."""
+    if isinstance(verified, Event):
+        header = verified.header
+    else:
+        try:
+            header = open_envelope(raw).header
+        except ProtocolError as exc:  # bytes no store holds, unless of a newer protocol
+            return "refused" if exc.reason is Reason.UNSUPPORTED_VERSION else "false"
+    if (header.origin, header.epoch, header.seq) != (*key, seq):
+        return "false"
+    if isinstance(verified, ProtocolError):
+        return "false" if verified.reason in _SERVED_FALSE else "refused"
+    return ""
 
 
 def _entries(heads: dict[tuple[str, int], int]) -> list[HeadEntry]:

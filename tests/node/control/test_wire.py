@@ -166,3 +166,36 @@ def test_a_server_that_goes_away_ends_the_wait_with_an_error(tmp_path: Path) -> 
 
     with _server(tmp_path) as server:
         asyncio.run(go(server))
+
+
+def test_a_line_it_cannot_read_ends_the_wait_at_once() -> None:
+    """A server (a stand-in speaking the protocol's first lines) that sends a message
+    line with no size: the request gets an error, not a wait for its answer."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b'INFO {"server_id": "x", "max_payload": 1048576}\r\n')
+        await reader.readline()  # CONNECT
+        await reader.readline()  # PING
+        writer.write(b"PONG\r\nMSG broken\r\n")
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+        writer.close()
+        await writer.wait_closed()
+        served.set()
+
+    served = asyncio.Event()
+
+    async def go() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            conn = await Connection.open(f"nats://127.0.0.1:{port}", user=None, password=None,
+                                         tls=None)  # fmt: skip
+            sid = await conn.subscribe(conn.new_inbox())
+            with pytest.raises(WireError, match="failed"):
+                async with asyncio.timeout(5):
+                    await conn.next(sid)
+            await conn.close()
+            await asyncio.wait_for(served.wait(), 5)
+
+    asyncio.run(go())
