@@ -7,9 +7,9 @@ A range answered counts as held for `keep_s` (the pipeline may still be storing
 it), but only once everything below it is held or answered: a page lost below it
 is asked for again, not hidden behind the pages that came after it (the catch-up
 would stop at the hole). Each answer is a page, whose envelopes the pipeline
-checks one by one: a page an honest peer could not have served (an envelope that
-does not verify, or not the next event of the chain asked for) is forgotten, so
-its range is asked for again. Pure bookkeeping, no I/O.
+checks one by one, in order: a page with an envelope refused, or not the next event
+of the chain asked for, is forgotten, so its range is asked for again at once.
+Pure bookkeeping, no I/O.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class Ranges:
         return page, page.at - 1
 
     def forget(self, page: Page) -> None:
-        """An answer proved false: its range is no longer counted as held."""
+        """An answer with an envelope refused or out of place: its range is no longer
+        counted as held."""
         chain = self._chains.get(page.key)
         if chain is not None:
             chain.got = [g for g in chain.got if (g[0], g[1]) != (page.first, page.last)]

@@ -7,8 +7,11 @@ too. (What ages when: test_ageing.py; a history imported years long: tests/bench
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -23,15 +26,25 @@ LIMA, NAIROBI = 1, 2
 DAY_MS = 86_400_000
 
 
-async def _records(net: TestNetwork, alerts: list[str]) -> dict[str, list[str]]:
-    """What the bucket (the daemon's FEEDS user) and its mirror (INTEG) hold for each
-    alert: 'value', 'marker' or 'none' for each."""
+@contextlib.asynccontextmanager
+async def _as(net: TestNetwork, user: str) -> AsyncIterator[Any]:
+    """A connection to Lima's server as `user`: the daemon's FEEDS user (the bucket)
+    or INTEG's (its mirror)."""
     password = (net.home(LIMA) / "keys" / "nats.pass").read_text().strip()
-    url = net.cli_json(LIMA, "status")["nats_url"]
+    nc = await nats.connect(net.cli_json(LIMA, "status")["nats_url"], user=user,
+                            password=password)  # fmt: skip
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def _records(net: TestNetwork, alerts: list[str]) -> dict[str, list[str]]:
+    """What the bucket and its mirror hold for each alert: 'value', 'marker' or 'none'
+    for each."""
     found: dict[str, list[str]] = {a: [] for a in alerts}
     for user in (STREAM_USER, MIRROR_USER):
-        nc = await nats.connect(url, user=user, password=password)
-        try:
+        async with _as(net, user) as nc:
             kv = await nc.jetstream().key_value("RRN_ALERTS")
             for alert in alerts:
                 try:
@@ -39,38 +52,27 @@ async def _records(net: TestNetwork, alerts: list[str]) -> dict[str, list[str]]:
                     found[alert].append("value")
                 except KeyNotFoundError as exc:
                     found[alert].append("none" if exc.entry is None else "marker")
-        finally:
-            await nc.close()
     return found
 
 
 async def _last(net: TestNetwork, key: str) -> list[dict[str, str] | None]:
     """The headers of the last message of `key` in the bucket and in its mirror (None
     where there is none)."""
-    password = (net.home(LIMA) / "keys" / "nats.pass").read_text().strip()
-    url = net.cli_json(LIMA, "status")["nats_url"]
     found: list[dict[str, str] | None] = []
     for user in (STREAM_USER, MIRROR_USER):
-        nc = await nats.connect(url, user=user, password=password)
-        try:
-            msg = await nc.jetstream().get_last_msg("KV_RRN_ALERTS", f"$KV.RRN_ALERTS.{key}")
-            found.append(dict(msg.headers or {}))
-        except NotFoundError:
-            found.append(None)
-        finally:
-            await nc.close()
+        async with _as(net, user) as nc:
+            try:
+                msg = await nc.jetstream().get_last_msg("KV_RRN_ALERTS", f"$KV.RRN_ALERTS.{key}")
+                found.append(dict(msg.headers or {}))
+            except NotFoundError:
+                found.append(None)
     return found
 
 
 async def _put_expiring(net: TestNetwork, key: str, ttl_s: int) -> None:
     """A message of the bucket that expires in `ttl_s` (as the daemon's feeds user)."""
-    password = (net.home(LIMA) / "keys" / "nats.pass").read_text().strip()
-    nc = await nats.connect(net.cli_json(LIMA, "status")["nats_url"], user=STREAM_USER,
-                            password=password)  # fmt: skip
-    try:
+    async with _as(net, STREAM_USER) as nc:
         await nc.jetstream().publish(f"$KV.RRN_ALERTS.{key}", b"probe", msg_ttl=ttl_s)
-    finally:
-        await nc.close()
 
 
 def test_a_deleted_alerts_marker_is_kept_as_long_as_a_record_then_goes_from_both(
