@@ -13,7 +13,7 @@ LOCK := deploy/lock
 COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --no-header --quiet
 
-.PHONY: soak install tools lint format test test-fast fuzz demo bench bench-history catalogues clean lock sbom
+.PHONY: soak install tools lint format test test-fast fuzz demo bench bench-history bench-store-profile catalogues clean lock sbom
 
 install: $(STAMP)
 
@@ -87,6 +87,12 @@ bench: $(STAMP)
 # ARGS="--reuse dir" to measure it again without building.
 bench-history: $(STAMP)
 	$(BIN)/python bench/history.py --events $${EVENTS:-1000000} $(if $(HISTORY),--out $(HISTORY)) $(ARGS)
+
+# Where a growing store's time goes: HISTORY=dir (built by bench-history) imported again,
+# each statement timed, per tenth of the events (about five minutes at 1M).
+bench-store-profile: $(STAMP)
+	@test -n "$(HISTORY)" || { echo "make bench-store-profile HISTORY=dir (a history kept by make bench-history HISTORY=dir)"; exit 2; }
+	$(BIN)/python bench/store_profile.py $(HISTORY) $(ARGS)
 
 # Extract the console's messages into node/console/locale/console.pot and merge them into each language's console.po (new ones come untranslated).
 catalogues: $(STAMP)

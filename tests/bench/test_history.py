@@ -50,3 +50,17 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
     assert result["machine"] and result["date"]
     assert (tmp_path / "h" / "build.json").is_file()  # kept for --reuse
     assert not list((tmp_path / "h" / "run").glob("*/run/daemon.json"))  # both stopped
+    # The store's profile (bench/store_profile.py) imports that history again, timed
+    # per statement: every tenth has a rate, and the commits are among what it names.
+    profiled = subprocess.run(
+        [sys.executable, "bench/store_profile.py", str(tmp_path / "h")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert profiled.returncode == 0, profiled.stderr[-3000:]
+    profile = json.loads(profiled.stdout)
+    assert profile["events"] == 2000 and len(profile["tenths"]) == 10
+    assert [t["events"] for t in profile["tenths"]] == list(range(200, 2001, 200))
+    assert all(t["rate"] > 0 for t in profile["tenths"])
+    assert sum(t["store_s"] for t in profile["tenths"]) > 0  # a tenth may hold no commit
+    assert any("COMMIT" in s for t in profile["tenths"] for s in t["statements_s"])
+    assert profile["flatness"] > 0
