@@ -188,5 +188,40 @@ _V7: Final = """
 CREATE INDEX events_by_id ON events (id);
 """
 
+_V8: Final = """
+-- Alerts in the order this node first heard of them, not by id. Alert ids are
+-- hashes: keyed by them, every alert raised or changed rewrote a page somewhere in
+-- the whole table, and at a million events most of a commit was syncing those
+-- pages (docs/BENCHMARKS.md, issue 20's fifth round). In a rowid table new alerts
+-- go at its end and an update (in place: ON CONFLICT DO UPDATE keeps the row) lands
+-- where the alerts of the same days are; only the small index of ids is random.
+-- Rows are copied oldest first, so an upgraded store is laid out as a new one.
+CREATE TABLE alerts_by_arrival (
+    id         BLOB NOT NULL,
+    state      BLOB NOT NULL,
+    status     TEXT,
+    origin     TEXT,
+    country    TEXT,
+    severity   TEXT,
+    urgency    TEXT,
+    exercise   INTEGER,
+    raised_ms  INTEGER,
+    updated_ms INTEGER
+);
+INSERT INTO alerts_by_arrival (id, state, status, origin, country, severity, urgency,
+    exercise, raised_ms, updated_ms)
+    SELECT id, state, status, origin, country, severity, urgency, exercise, raised_ms,
+        updated_ms
+    FROM alerts ORDER BY raised_ms, id;
+DROP TABLE alerts;
+ALTER TABLE alerts_by_arrival RENAME TO alerts;
+CREATE UNIQUE INDEX alerts_by_id ON alerts (id);
+CREATE INDEX alerts_by_status ON alerts (status, raised_ms);
+CREATE INDEX alerts_by_time ON alerts (raised_ms DESC, id, status)
+    WHERE status IS NOT NULL;
+CREATE INDEX alerts_closed ON alerts (origin, updated_ms, id, status)
+    WHERE status IN ('resolved', 'cancelled');
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)

@@ -1,5 +1,6 @@
-"""A store made by the previous release is migrated on open, its rows kept: the
-indexes of migrations 6 and 7 are built over the alerts and events it already holds."""
+"""A store made by an earlier release is migrated on open, its rows kept: the indexes
+of migrations 6 and 7 are built over the alerts and events it already holds, and
+migration 8 lays its alerts out in raise order."""
 
 from __future__ import annotations
 
@@ -26,10 +27,23 @@ def _indexes(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
+_COLUMNS = "id, state, status, origin, country, severity, urgency, exercise, raised_ms, updated_ms"
+
+
 def _as_schema_5(db: Path) -> None:
-    """Turn a store back into what migrations 1 to 5 made (6 and 7 only add indexes)."""
+    """Turn a store back into what migrations 1 to 5 made (6 and 7 only add indexes;
+    8 turned the alerts table keyed by id into one in raise order)."""
     with sqlite3.connect(db) as conn:
-        for name in _NEW_INDEXES:
+        conn.execute(
+            "CREATE TABLE old_alerts (id BLOB PRIMARY KEY, state BLOB NOT NULL, status TEXT, "
+            "origin TEXT, country TEXT, severity TEXT, urgency TEXT, exercise INTEGER, "
+            "raised_ms INTEGER, updated_ms INTEGER) WITHOUT ROWID"
+        )
+        conn.execute(f"INSERT INTO old_alerts ({_COLUMNS}) SELECT {_COLUMNS} FROM alerts")
+        conn.execute("DROP TABLE alerts")  # and its indexes
+        conn.execute("ALTER TABLE old_alerts RENAME TO alerts")
+        conn.execute("CREATE INDEX alerts_by_status ON alerts (status, raised_ms)")
+        for name in _NEW_INDEXES - {"alerts_by_time", "alerts_closed"}:
             conn.execute(f"DROP INDEX {name}")
         conn.execute("PRAGMA user_version = 5")
 
@@ -37,7 +51,7 @@ def _as_schema_5(db: Path) -> None:
 async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
     tmp_path: Path, tn: Net
 ) -> None:
-    assert len(MIGRATIONS) == 7
+    assert len(MIGRATIONS) == 8
     db = tmp_path / "store.db"
     async with running_pipeline(db, tn) as p:
         mine = [(await p.ingestor.append(raised(i))).id for i in range(3)]
@@ -53,8 +67,8 @@ async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
             pass  # a read-only open never migrates
 
     async with open_store(db) as store:
-        assert await store._user_version() == 7
-        assert _indexes(db) >= _NEW_INDEXES
+        assert await store._user_version() == 8
+        assert _indexes(db) >= _NEW_INDEXES | {"alerts_by_id"}
         assert await store.alerts(statuses=None, limit=100, authority=authority) == listed
         opened = await store.alerts(statuses=sorted(OPEN_STATUSES), limit=100, authority=authority)
         assert [v.alert for v in opened] == mine[:0:-1], "newest first, the closed one left out"
@@ -64,3 +78,10 @@ async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
         assert len(await store.events_of_kinds(["roster.proposed", "roster.approved"])) == 0
     newest = "SELECT id FROM alerts WHERE status IS NOT NULL ORDER BY raised_ms DESC, id LIMIT 5"
     assert plan(db, newest) == ["SCAN alerts USING COVERING INDEX alerts_by_time"]
+    one = ("SELECT state FROM alerts WHERE id = ?", (b"x" * 32,))
+    assert plan(db, *one) == ["SEARCH alerts USING INDEX alerts_by_id (id=?)"]
+    with sqlite3.connect(db) as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()
+        stored = [r[0] for r in conn.execute("SELECT raised_ms FROM alerts ORDER BY rowid")]
+    assert "WITHOUT ROWID" not in sql.upper()
+    assert len(stored) == 5 and stored == sorted(stored), "laid out in raise order"

@@ -146,7 +146,7 @@ async def test_listing_walks_the_newest_alerts_and_retention_only_those_due(
     # Ids from the index in its order (LIMIT bound as a parameter), then states by id.
     for statements in (listing, everything):
         assert plan(db, *statements[0]) == ["SCAN alerts USING COVERING INDEX alerts_by_time"]
-        assert plan(db, *statements[1]) == ["SEARCH alerts USING PRIMARY KEY (id=?)"]
+        assert plan(db, *statements[1]) == ["SEARCH alerts USING INDEX alerts_by_id (id=?)"]
     assert plan(db, *due[0]) == [
         "SEARCH alerts USING COVERING INDEX alerts_closed "
         "(origin=? AND (updated_ms,id)>(?,?) AND updated_ms<?)"
