@@ -119,6 +119,8 @@ class Store(AlertReads):
                 f"store at {self.path} has schema {current}, newer than this rrn knows "
                 f"({len(MIGRATIONS)}); upgrade rrn"
             )
+        if 0 < current < len(MIGRATIONS):  # can take seconds on a large store (8: ~5 s at 1M)
+            logger.info("upgrading the store's schema from %d to %d", current, len(MIGRATIONS))
         for number in range(current, len(MIGRATIONS)):
             await self._db.execute("BEGIN IMMEDIATE")
             try:
