@@ -201,8 +201,11 @@ def _write_chains(conn: sqlite3.Connection, batch: Batch) -> None:
 
 
 def _write_alerts(conn: sqlite3.Connection, batch: Batch) -> None:
+    rows = [_alert_row(s, batch.views[a]) for a, s in batch.alerts.items()]
     if batch.replace_alerts:
         conn.execute("DELETE FROM alerts")
+        # Laid out again in raise order, as the alerts were first heard of (migration 8).
+        rows.sort(key=lambda row: (row[8] or 0, row[0]))
     _insert_rows(
         conn,
         "INSERT INTO alerts (id, state, status, origin, country, severity, urgency, "
@@ -212,7 +215,7 @@ def _write_alerts(conn: sqlite3.Connection, batch: Batch) -> None:
         "severity = excluded.severity, urgency = excluded.urgency, "
         "exercise = excluded.exercise, raised_ms = excluded.raised_ms, "
         "updated_ms = excluded.updated_ms",
-        [_alert_row(s, batch.views[a]) for a, s in batch.alerts.items()],
+        rows,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import msgspec
@@ -279,3 +280,21 @@ async def test_a_reader_sees_a_batch_only_once_it_is_committed(tmp_path: Path, t
         await claiming
         shown = await projection.committed_state(alert.id)
         assert shown is not None and shown.claims
+
+
+async def test_a_rebuild_lays_the_alerts_out_in_raise_order(tmp_path: Path, tn: Net) -> None:
+    """The alerts table keeps alerts in the order they were raised, so a change lands
+    among the alerts of the same days (migration 8); a rebuild, which reads the events
+    chain by chain, writes them back in that order too."""
+    db = tmp_path / "s.db"
+    async with running_pipeline(db, tn) as p:
+        p.clock.advance(60_000)  # Lima's alerts a minute after Nairobi's, whose chain sorts after
+        for n in range(3):
+            await p.ingestor.append(raised(n))
+        for event in Chain(tn, "nairobi-dl").lifecycle(3):
+            await (await p.ingestor.submit(event.envelope()))
+        await p.ingestor.rebuild_projection()
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT raised_ms, origin FROM alerts ORDER BY rowid").fetchall()
+    assert {o for _, o in rows} == {"lima-hr", "nairobi-dl"} and len(rows) == 6
+    assert [t for t, _ in rows] == sorted(t for t, _ in rows)
