@@ -50,6 +50,7 @@ from rrn.node.alerting.escalator import Routing
 from rrn.node.alerting.notices import NOTICE_TYPES
 from rrn.node.home.config import NatsConfig
 from rrn.node.integrations.ageing import SWEEP_EVERY_S, Ageing
+from rrn.node.integrations.bucket_scan import Held, held_records, holds
 from rrn.node.integrations.consumers import stop_if_cancelled
 from rrn.node.integrations.mirrors import erase_mirrored, open_mirrors
 from rrn.node.natsd.conf import EVENTS_STREAM, NOTICES_MB
@@ -232,6 +233,7 @@ class Feeds:
         written, cutoff = 0, self.ageing.cutoff_ms()
         # Records of aged alerts a bucket already holds (a rebuild's fill) are erased.
         empty = self.alerts is None or (await self.alerts.status()).values == 0
+        held = None if every or empty else await held_records(self.nc.jetstream(), ALERTS_BUCKET)
         for start in range(0, len(ids), _REFILL_SLICE):
             states = await store.alert_states(ids[start : start + _REFILL_SLICE])
             for state in states.values():
@@ -243,7 +245,7 @@ class Feeds:
                     continue
                 if v is None:
                     continue
-                if await self._put(v, unless_same=True):
+                if await self._put(v, unless_same=True, held=held):
                     written += 1
         logger.info("integrators' alert bucket: %d of %d alerts written", written, len(ids))
         if every:
@@ -282,22 +284,35 @@ class Feeds:
             erased += 1
         return erased
 
-    async def _put(self, v: AlertView, *, unless_same: bool = False) -> bool:
-        """Write an alert's record (unless it holds it already); whether it was written."""
+    async def _put(
+        self, v: AlertView, *, unless_same: bool = False, held: Held | None = None
+    ) -> bool:
+        """Write an alert's record (unless it holds it already); whether it was written.
+        `held`: what the bucket holds, read in one pass (else the record is asked for)."""
         if self.alerts is None:
             return False
         key = v.alert.hex()
         data = msgspec.json.encode(AlertRecord(alert=alert_info(v, await self.routing(v))))
-        try:
-            entry = await self.alerts.get(key)
-        except KeyNotFoundError:  # new, or deleted (a marker: nothing to erase)
-            entry = None
-        if unless_same and entry is not None and entry.value == data:
+        same, revision = await self._holding(self.alerts, v, data, held)
+        if unless_same and same:
             return False
         await self.alerts.put(key, data)
-        if entry is not None and entry.revision is not None:
-            await self._erase(_ALERTS_STREAM, entry.revision)
+        if revision is not None:
+            await self._erase(_ALERTS_STREAM, revision)
         return True
+
+    @staticmethod
+    async def _holding(
+        bucket: KeyValue, v: AlertView, data: bytes, held: Held | None
+    ) -> tuple[bool, int | None]:
+        """Whether the bucket holds `data` for the alert already; the revision it holds."""
+        if held is not None:
+            return holds(held, v.alert, data)
+        try:
+            entry = await bucket.get(v.alert.hex())
+        except KeyNotFoundError:  # new, or deleted (a marker: nothing to erase)
+            return False, None
+        return entry.value == data, entry.revision
 
     async def _erase(self, stream: str, seq: int) -> None:
         """Erase a message of a feed, and its copy in the integrators' mirror."""
