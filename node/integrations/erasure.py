@@ -76,8 +76,9 @@ async def erase_from_stream(
     await nc.flush()
     js = stream_nc.jetstream()
     wanted: dict[str, dict[str, int]] = {}  # subject -> event id (hex) -> stored at (ms)
-    for eid, (origin, kind, stored_ms) in (await store.event_places(ids)).items():
-        wanted.setdefault(subjects.local_event(origin, kind), {})[eid.hex()] = stored_ms
+    for eid, place in (await store.find_events(ids)).items():
+        subject = subjects.local_event(place.origin, place.kind)
+        wanted.setdefault(subject, {})[eid.hex()] = place.received_ms
     gone = 0
     for subject, stored in wanted.items():
         try:

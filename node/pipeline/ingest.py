@@ -361,7 +361,7 @@ class Ingestor:
                 for fork in work.batch.forks:
                     await self.on_fork(fork[3])
             if self.on_dropped is not None and work.batch.drop_payloads:
-                await self.on_dropped(work.batch.drop_payloads)
+                await self.on_dropped(list(work.batch.drop_payloads))
         except Exception:
             logger.exception("post-commit hook failed")
 

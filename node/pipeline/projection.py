@@ -146,10 +146,10 @@ class Projection:
         it was; the raise's header (kept, signed) says: its origin's tombstone erases it,
         as on every node that saw it happen (federation/alerts.py, `_erase`)."""
         bare = [a for a, s in states.items() if s.raised is None and s.tombstones]
-        for alert, (origin, _) in (await self._store.event_kinds(bare)).items():
+        for alert, place in (await self._store.find_events(bare)).items():
             state = states[alert]
-            if state.erased is None and any(t.pos.org == origin for t in state.tombstones):
-                states[alert] = AlertState(alert, tombstones=state.tombstones, erased=origin)
+            if state.erased is None and any(t.pos.org == place.origin for t in state.tombstones):
+                states[alert] = AlertState(alert, tombstones=state.tombstones, erased=place.origin)
                 self._remember(alert, states[alert])
 
     async def apply(

@@ -26,6 +26,7 @@ from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
 from rrn.node.store.alerts import AlertReads
 from rrn.node.store.deadletters import DeadLetters
+from rrn.node.store.ids import IdRuns, Placed, find_events
 from rrn.node.store.migrations import MIGRATIONS, SMALL_KINDS, SMALL_KINDS_SQL
 from rrn.node.store.plans import Plans
 from rrn.node.store.pseudonyms import Pseudonyms
@@ -43,8 +44,6 @@ logger = logging.getLogger(__name__)
 _CACHE_KIB: Final = 32 * 1024
 #: How often an emptying of the WAL that a read got in the way of is tried again.
 _RESCRUB_S: Final = 1.0
-#: Ids bound in one `IN (...)` (sqlite allows 32,766 variables).
-_IDS_PER_QUERY: Final = 500
 
 
 @contextlib.asynccontextmanager
@@ -89,6 +88,8 @@ class Store(AlertReads):
         self._scrub_owed = False
         self._rescrub: asyncio.Task[None] | None = None
         self._closing = False
+        #: When commits merge new event ids into their tree (node/store/ids.py).
+        self._id_runs = IdRuns()
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
@@ -311,7 +312,9 @@ class Store(AlertReads):
         of one per statement, which is most of a single event's commit latency.
         """
         try:
+            batch.ids_merge = await self._id_runs.next(self._db)
             await self._db._execute(commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
+            self._id_runs.committed(len(batch.events), batch.ids_merge)
             if batch.drop_payloads or self._scrub_owed:
                 # The WAL still holds the pages as they were: fold it into the
                 # database and empty it, so the deleted payloads leave the disk;
@@ -346,23 +349,9 @@ class Store(AlertReads):
         if self._rescrub is not None:
             self._rescrub.cancel()
 
-    async def event_places(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str, int]]:
-        """(origin, kind, when this node stored it in ms) of each of these events held."""
-        found: dict[bytes, tuple[str, str, int]] = {}
-        wanted = list(ids)
-        for start in range(0, len(wanted), _IDS_PER_QUERY):
-            chunk = wanted[start : start + _IDS_PER_QUERY]
-            sql = (
-                "SELECT id, origin, kind, received_ms FROM events "
-                f"WHERE id IN ({', '.join('?' * len(chunk))})"
-            )
-            for eid, origin, kind, received in await fetch(self._db, sql, chunk):
-                found[bytes(eid)] = (origin, kind, int(received))
-        return found
-
-    async def event_kinds(self, ids: Iterable[bytes]) -> dict[bytes, tuple[str, str]]:
-        """(origin, kind) of each of these events that is stored."""
-        return {eid: (o, k) for eid, (o, k, _) in (await self.event_places(ids)).items()}
+    async def find_events(self, ids: Iterable[bytes]) -> dict[bytes, Placed]:
+        """Where each of these events is stored, its kind and when it was stored, by id."""
+        return await find_events(self._db, ids)
 
 
 def _statements(script: str) -> list[str]:

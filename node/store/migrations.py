@@ -223,5 +223,29 @@ CREATE INDEX alerts_closed ON alerts (origin, updated_ms, id, status)
     WHERE status IN ('resolved', 'cancelled');
 """
 
+_V9: Final = """
+-- Events by id without a random write per event (node/store/ids.py): the index of
+-- migration 7 put every new event's id somewhere in a tree of all of them, and at a
+-- million events that was most of a commit (docs/BENCHMARKS.md, issue 20). New ids
+-- go at the end of event_ids_new (no index); runs of them are merged into event_ids
+-- in key order (the first eight bytes of the id; the event row has the whole).
+CREATE TABLE event_ids (
+    key    BLOB NOT NULL,
+    origin TEXT NOT NULL,
+    epoch  INTEGER NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (key, origin, epoch, seq)
+) WITHOUT ROWID;
+CREATE TABLE event_ids_new (
+    key    BLOB NOT NULL,
+    origin TEXT NOT NULL,
+    epoch  INTEGER NOT NULL,
+    seq    INTEGER NOT NULL
+);
+INSERT INTO event_ids (key, origin, epoch, seq)
+    SELECT substr(id, 1, 8), origin, epoch, seq FROM events ORDER BY 1, 2, 3, 4;
+DROP INDEX events_by_id;
+"""
+
 #: MIGRATIONS[i] upgrades user_version i to i + 1.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)

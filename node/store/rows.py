@@ -20,6 +20,7 @@ __all__ = [
     "UNAPPLIED",
     "ChainKey",
     "EventRow",
+    "Position",
     "RawRow",
     "RosterRow",
     "event_of",
@@ -34,6 +35,8 @@ UNAPPLIED: Final = 1
 FROZEN: Final = 2
 
 ChainKey = tuple[str, int]
+#: An event's place in its chain: origin, epoch, seq.
+Position = tuple[str, int, int]
 
 
 class EventRow(NamedTuple):

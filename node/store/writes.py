@@ -18,7 +18,8 @@ from rrn.federation.alert_view import AlertView
 from rrn.federation.alerts import AlertState, encode_state
 from rrn.federation.chain import Head
 from rrn.federation.limits import Usage
-from rrn.node.store.rows import ChainKey, RosterRow
+from rrn.node.store.ids import IdMerge, id_key, merge_sync
+from rrn.node.store.rows import ChainKey, Position, RosterRow
 from rrn.protocol.envelope import Event
 from rrn.protocol.errors import StoreError
 
@@ -65,8 +66,10 @@ class Batch:
     replace_alerts: bool = False
     #: Must be on disk (fsync) when the commit returns: it holds own events.
     durable: bool = True
-    #: Events whose payloads a tombstone deletes (their headers stay).
-    drop_payloads: list[bytes] = field(default_factory=list)
+    #: Events whose payloads a tombstone deletes (their headers stay), by id: where each is.
+    drop_payloads: dict[bytes, Position] = field(default_factory=dict)
+    #: A slice of new event ids merged into their tree (node/store/ids.py); set by the store.
+    ids_merge: IdMerge | None = None
 
     def __bool__(self) -> bool:
         return bool(
@@ -118,6 +121,8 @@ def _insert_rows(
 
 
 def _write(conn: sqlite3.Connection, batch: Batch) -> None:
+    if batch.ids_merge is not None:
+        merge_sync(conn, batch.ids_merge)
     _write_events(conn, batch)
     _write_chains(conn, batch)
     for row in batch.rosters:
@@ -153,9 +158,17 @@ def _write_events(conn: sqlite3.Connection, batch: Batch) -> None:
             for e, status, received in batch.events
         ],
     )
+    _insert_rows(
+        conn,
+        "INSERT INTO event_ids_new (key, origin, epoch, seq) VALUES ",
+        "",
+        [(id_key(e.id), e.header.origin, e.header.epoch, e.header.seq) for e, _, _ in batch.events],
+    )
     if batch.drop_payloads:
         conn.executemany(
-            "UPDATE events SET payload = NULL WHERE id = ?", [(i,) for i in batch.drop_payloads]
+            "UPDATE events SET payload = NULL WHERE origin = ? AND epoch = ? AND seq = ? "
+            "AND id = ?",
+            [(*place, eid) for eid, place in batch.drop_payloads.items()],
         )
 
 

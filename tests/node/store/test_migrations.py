@@ -1,6 +1,7 @@
 """A store made by an earlier release is migrated on open, its rows kept: the indexes
-of migrations 6 and 7 are built over the alerts and events it already holds, and
-migration 8 lays its alerts out in raise order."""
+of migrations 6 and 7 are built over the alerts and events it already holds,
+migration 8 lays its alerts out in raise order, and migration 9 finds every event
+it holds by id without migration 7's index."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.node.conftest import running_pipeline
 from tests.node.store.test_query_plans import plan
 from tests.support import Chain, Net, raised
 
-_NEW_INDEXES = {"alerts_by_time", "alerts_closed", "events_by_kind", "events_by_id"}
+_NEW_INDEXES = {"alerts_by_time", "alerts_closed", "events_by_kind"}
 
 
 def _indexes(db: Path) -> set[str]:
@@ -32,8 +33,11 @@ _COLUMNS = "id, state, status, origin, country, severity, urgency, exercise, rai
 
 def _as_schema_5(db: Path) -> None:
     """Turn a store back into what migrations 1 to 5 made (6 and 7 only add indexes;
-    8 turned the alerts table keyed by id into one in raise order)."""
+    8 turned the alerts table keyed by id into one in raise order; 9 added the tables
+    of event ids and dropped 7's index)."""
     with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE event_ids")
+        conn.execute("DROP TABLE event_ids_new")
         conn.execute(
             "CREATE TABLE old_alerts (id BLOB PRIMARY KEY, state BLOB NOT NULL, status TEXT, "
             "origin TEXT, country TEXT, severity TEXT, urgency TEXT, exercise INTEGER, "
@@ -51,7 +55,7 @@ def _as_schema_5(db: Path) -> None:
 async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
     tmp_path: Path, tn: Net
 ) -> None:
-    assert len(MIGRATIONS) == 8
+    assert len(MIGRATIONS) == 9
     db = tmp_path / "store.db"
     async with running_pipeline(db, tn) as p:
         mine = [(await p.ingestor.append(raised(i))).id for i in range(3)]
@@ -60,6 +64,7 @@ async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
             await (await p.ingestor.submit(event.envelope()))
         authority = p.ingestor.network.authority
         listed = await p.store.alerts(statuses=None, limit=100, authority=authority)
+        held = [r.id async for r in p.store.raw_rows(chunk=100)]
     _as_schema_5(db)
     assert not _indexes(db) & _NEW_INDEXES
     with pytest.raises(StoreError, match="unexpected schema version"):
@@ -67,8 +72,10 @@ async def test_a_store_of_schema_5_gains_the_indexes_and_keeps_its_alerts(
             pass  # a read-only open never migrates
 
     async with open_store(db) as store:
-        assert await store._user_version() == 8
+        assert await store._user_version() == 9
         assert _indexes(db) >= _NEW_INDEXES | {"alerts_by_id"}
+        assert "events_by_id" not in _indexes(db)
+        assert (await store.find_events(held)).keys() == set(held), "every event, by id"
         assert await store.alerts(statuses=None, limit=100, authority=authority) == listed
         opened = await store.alerts(statuses=sorted(OPEN_STATUSES), limit=100, authority=authority)
         assert [v.alert for v in opened] == mine[:0:-1], "newest first, the closed one left out"

@@ -20,8 +20,9 @@ from rrn.protocol.vocabulary import Outcome, TombstoneReason
 from tests.node.conftest import Pipeline, running_pipeline
 from tests.support import Chain, Net, raised
 
-#: Tables that grow with the history (the others hold a row per chain, member or request).
-_LARGE = {"events", "alerts", "e"}
+#: Tables that grow with the history (the others hold a row per chain, member or request;
+#: event_ids_new the ids of at most about a run, node/store/ids.py).
+_LARGE = {"events", "alerts", "e", "event_ids"}
 #: Statements that read a whole large table on purpose, and why that is bounded.
 _WHOLE = {
     # Once per start (the ingest counter), never per event.
@@ -96,7 +97,7 @@ async def test_every_hot_query_of_the_store_uses_an_index(tmp_path: Path, tn: Ne
             await s.closed_before(me, p.clock.now_ms(), after=(5, b"\x01"), limit=50)
             await s.first_closed_ms(me)
             await s.alert_states([alert, closed])
-            await s.event_places([alert, closed])
+            await s.find_events([alert, closed])
             await s.alert_ids_with_prefix(alert[:2])
             await s.alert_ids_with_prefix(alert[:2], hidden=True)
             await s.alert_ids_present([alert, closed, bytes(32)])
