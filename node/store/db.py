@@ -90,6 +90,7 @@ class Store(AlertReads):
         self._closing = False
         #: When commits merge new event ids into their tree (node/store/ids.py).
         self._id_runs = IdRuns()
+        self._writing = asyncio.Lock()
 
     async def _setup(self, *, readonly: bool) -> None:
         try:
@@ -312,9 +313,10 @@ class Store(AlertReads):
         of one per statement, which is most of a single event's commit latency.
         """
         try:
-            batch.ids_merge = await self._id_runs.next(self._db)
-            await self._db._execute(commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
-            self._id_runs.committed(len(batch.events), batch.ids_merge)
+            async with self._writing:  # each slice of a run merged by one commit only
+                batch.ids_merge = await self._id_runs.next(self._db)
+                await self._db._execute(commit_sync, self._db._conn, batch)  # type: ignore[no-untyped-call]
+                self._id_runs.committed(len(batch.events), batch.ids_merge)
             if batch.drop_payloads or self._scrub_owed:
                 # The WAL still holds the pages as they were: fold it into the
                 # database and empty it, so the deleted payloads leave the disk;
