@@ -4,20 +4,34 @@ records how late it wakes.
 Owns `rrn_event_loop_stall_seconds_max` (the longest stall since the daemon started
 serving) and the `rrn_event_loop_stall_seconds` histogram. A stall is time the loop
 spent in one piece of work without yielding: every control request, heartbeat and
-escalation step waits that long. Imports nothing of rrn.
+escalation step waits that long. A thread beside the loop notes where the loop
+stands once it is `_NAMED_S` late, and a new longest stall past that is logged with
+that place (code locations only: nothing of an alert). Imports nothing of rrn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import threading
 import time
+import traceback
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 __all__ = ["LoopWatch"]
 
+logger = logging.getLogger(__name__)
+
 _PERIOD_S: Final = 0.05
+#: A stall this long is looked at (where the loop stands) and, if the longest yet, logged.
+_NAMED_S: Final = 0.1
+#: How often the thread beside the loop looks at it.
+_LOOK_S: Final = 0.01
+#: Frames named, innermost first.
+_FRAMES: Final = 4
 _BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -37,14 +51,51 @@ class LoopWatch:
             registry=registry,
         )
         self.worst_s = 0.0
+        #: When the probe last slept, and where the loop stood during a stall (the thread).
+        self._slept = time.monotonic()
+        self._where: str | None = None
 
     async def run(self) -> None:
         """Probe until cancelled."""
-        while True:
-            start = time.monotonic()
-            await asyncio.sleep(_PERIOD_S)
-            late = max(0.0, time.monotonic() - start - _PERIOD_S)
-            self.stalls.observe(late)
-            if late > self.worst_s:
-                self.worst_s = late
-                self.worst.set(late)
+        stop = threading.Event()
+        looker = threading.Thread(
+            target=self._look, args=(threading.get_ident(), stop), name="loopwatch", daemon=True
+        )
+        looker.start()
+        try:
+            while True:
+                self._slept, self._where = time.monotonic(), None
+                await asyncio.sleep(_PERIOD_S)
+                late = max(0.0, time.monotonic() - self._slept - _PERIOD_S)
+                self.stalls.observe(late)
+                if late > self.worst_s:
+                    self.worst_s = late
+                    self.worst.set(late)
+                    if late >= _NAMED_S:
+                        logger.warning(
+                            "the event loop stalled %.0f ms (the longest yet), in: %s",
+                            late * 1000, self._where or "(not seen: the process was not running)",
+                        )  # fmt: skip
+        finally:
+            stop.set()
+
+    def _look(self, loop_thread: int, stop: threading.Event) -> None:
+        """Beside the loop: where it stands once a sleep of the probe is `_NAMED_S` late."""
+        while not stop.wait(_LOOK_S):
+            if self._where is None and time.monotonic() - self._slept > _PERIOD_S + _NAMED_S:
+                frame = sys._current_frames().get(loop_thread)
+                if frame is not None:
+                    self._where = _place(frame)
+
+
+def _place(frame: object) -> str:
+    """The innermost frames of a stack, as file:line function (paths from the package)."""
+    steps = traceback.extract_stack(frame)[-_FRAMES:]  # type: ignore[arg-type]
+    return " <- ".join(f"{_short(s.filename)}:{s.lineno} {s.name}" for s in reversed(steps))
+
+
+def _short(path: str) -> str:
+    for root in ("/rrn/", "/site-packages/", "/lib/python"):
+        if root in path:
+            return path.rsplit(root, 1)[1]
+    return path
