@@ -15,7 +15,11 @@ node's own ingest pipeline. Then:
   * CLI latencies against node 1: `rrn version`, `rrn alert list [--all]`, and
     `--raises` alerts raised back to back;
   * node 2, empty, starts and catches up over NATS: events/s over the first and the
-    last 10 %, peak RSS of both nodes, and its own longest stall.
+    last 10 %, peak RSS of both nodes, and its own longest stall; and, over the same
+    tenths, node 2's CPU per event (daemon and workers) and how fast the machine was
+    (a fixed piece of work timed in CPU, `probe_ms_*`), so a rate that fell with the
+    machine's speed on a shared VM is told apart from one the node slowed
+    (`catchup_flatness_same_speed`: the rates' ratio times the probe's).
 
 Node 3 never runs (a member whose node is down). The network serves each member
 `--sync-pages-per-min` sync pages a minute (the default policy's 120, which caps a
@@ -49,7 +53,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.history_build import HOLDER, JOINER, log, write_history
-from bench.history_probes import bucket_records, held, pids, received, rss_mb, stall_ms
+from bench.history_probes import Pace, bucket_records, held, pids, received, rss_mb, stall_ms
 from rrn.federation.escalation import DEFAULT_POLICY
 from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.node.devnet.daemons import running_pid
@@ -192,7 +196,9 @@ def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
     procs = {"": pids(two), "source_": pids(one)}
     peak: dict[str, float] = {}
     last_log = time.monotonic()
+    pace = Pace(procs[""][0])
     while (n := held(two, me)) < target:
+        pace.sample()
         for prefix, (daemon, nats) in procs.items():
             for name, pid in (("daemon", daemon), ("nats", nats)):
                 key = f"{prefix}{name}_rss_catchup_mb"
@@ -208,17 +214,21 @@ def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
     first = tenth / max(0.001, (at[tenth] - at[0]) / 1000)
     last = tenth / max(0.001, (at[-1] - at[-1 - tenth]) / 1000)
     log(f"node 2 caught up {len(at):,} events in {(at[-1] - started_ms) / 1000:.1f} s")
-    return peak | {
-        "catchup_events": len(at),
-        "catchup_startup_s": round((at[0] - started_ms) / 1000, 2),
-        "catchup_s": round((at[-1] - at[0]) / 1000, 1),
-        "catchup_rate": round(len(at) / max(0.001, (at[-1] - at[0]) / 1000)),
-        "catchup_rate_first": round(first),
-        "catchup_rate_last": round(last),
-        "catchup_flatness": round(last / first, 3),
-        "stall_catchup_ms": stall_ms(two),
-        "stall_source_ms": stall_ms(one),
-    }
+    return (
+        peak
+        | pace.tenths(at, tenth, last / first)
+        | {
+            "catchup_events": len(at),
+            "catchup_startup_s": round((at[0] - started_ms) / 1000, 2),
+            "catchup_s": round((at[-1] - at[0]) / 1000, 1),
+            "catchup_rate": round(len(at) / max(0.001, (at[-1] - at[0]) / 1000)),
+            "catchup_rate_first": round(first),
+            "catchup_rate_last": round(last),
+            "catchup_flatness": round(last / first, 3),
+            "stall_catchup_ms": stall_ms(two),
+            "stall_source_ms": stall_ms(one),
+        }
+    )
 
 
 # -- building, keeping and re-using a history ---------------------------------------------

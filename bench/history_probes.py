@@ -1,11 +1,16 @@
-"""What bench/history.py reads of a running node: its processes' RSS, its stall probe,
-what its store holds, and how many records its integrators' alert bucket holds."""
+"""What bench/history.py reads of a running node: its processes' RSS and CPU, its stall
+probe, what its store holds, and how many records its integrators' alert bucket holds;
+and how fast this machine is at each moment (`Pace`)."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import hashlib
 import json
+import os
 import sqlite3
+import statistics
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +19,10 @@ import nats
 
 from rrn.node.natsd.conf import STREAM_USER
 
-__all__ = ["bucket_records", "held", "pids", "received", "rss_mb", "stall_ms"]
+__all__ = ["Pace", "bucket_records", "held", "pids", "received", "rss_mb", "stall_ms"]
+
+#: SHA-256 steps of the speed probe (~15 ms of one core here).
+_PROBE_STEPS = 20_000
 
 
 def pids(home: Path) -> tuple[int, int]:
@@ -95,3 +103,63 @@ async def _messages(home: Path, stream: str) -> int:
         return int((await nc.jetstream().stream_info(stream)).state.messages)
     finally:
         await nc.close()
+
+
+class Pace:
+    """A node's CPU (its daemon and the daemon's worker processes) and this machine's
+    speed, sampled together: the speed is the CPU time a fixed piece of work takes in
+    this process. On a shared VM the same work takes a third longer at some moments
+    than at others, so a rate that falls is only the node's doing if the speed held."""
+
+    def __init__(self, daemon: int) -> None:
+        self.daemon = daemon
+        #: (wall ms, the node's CPU seconds so far, the probe's CPU ms)
+        self.samples: list[tuple[float, float, float]] = []
+
+    def sample(self) -> None:
+        start = time.process_time()
+        digest = b"rrn"
+        for _ in range(_PROBE_STEPS):
+            digest = hashlib.sha256(digest).digest()
+        probe_ms = (time.process_time() - start) * 1000
+        self.samples.append((time.time() * 1000, _cpu_s(self.daemon), probe_ms))
+
+    def window(self, at: list[int], start: int, end: int) -> tuple[float | None, float]:
+        """Over the events stored `at[start]` to `at[end]` (ms): the node's CPU ms per event
+        (None: fewer than two samples fell inside), and the probe's median there."""
+        inside = [s for s in self.samples if at[start] <= s[0] <= at[end]]
+        if len(inside) < 2:
+            near = min(self.samples, key=lambda s: abs(s[0] - at[start]))
+            return None, near[2]
+        stored = bisect.bisect_right(at, inside[-1][0]) - bisect.bisect_right(at, inside[0][0])
+        per_event = (inside[-1][1] - inside[0][1]) * 1000 / max(1, stored)
+        return round(per_event, 3), statistics.median(s[2] for s in inside)
+
+    def tenths(self, at: list[int], tenth: int, flatness: float) -> dict[str, float | None]:
+        """Over the first and the last `tenth` events stored at `at` (ms): the node's CPU
+        per event, the probe, and the flatness at equal speed."""
+        first_cpu, first_probe = self.window(at, 0, tenth)
+        last_cpu, last_probe = self.window(at, len(at) - 1 - tenth, len(at) - 1)
+        return {
+            "catchup_cpu_ms_per_event_first": first_cpu,
+            "catchup_cpu_ms_per_event_last": last_cpu,
+            "probe_ms_first": round(first_probe, 2),
+            "probe_ms_last": round(last_probe, 2),
+            "catchup_flatness_same_speed": round(flatness * last_probe / first_probe, 3),
+        }
+
+
+def _cpu_s(daemon: int) -> float:
+    """CPU seconds of a process and of its children (the verifying workers) so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(entry) == daemon or int(fields[1]) == daemon:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
