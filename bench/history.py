@@ -17,9 +17,10 @@ node's own ingest pipeline. Then:
   * node 2, empty, starts and catches up over NATS: events/s over the first and the
     last 10 %, peak RSS of both nodes, and its own longest stall; and, over the same
     tenths, node 2's CPU per event (daemon and workers) and how fast the machine was
-    (a fixed piece of work timed in CPU, `probe_ms_*`), so a rate that fell with the
-    machine's speed on a shared VM is told apart from one the node slowed
-    (`catchup_flatness_same_speed`: the rates' ratio times the probe's).
+    (a fixed piece of work timed in CPU, `probe_ms_*`; the share of the CPU the
+    hypervisor took, `steal_*`), so a rate that fell with the machine's speed on a
+    shared VM is told apart from one the node slowed (`catchup_flatness_same_speed`:
+    the rates' ratio times the probe's).
 
 Node 3 never runs (a member whose node is down). The network serves each member
 `--sync-pages-per-min` sync pages a minute (the default policy's 120, which caps a

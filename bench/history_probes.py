@@ -113,8 +113,9 @@ class Pace:
 
     def __init__(self, daemon: int) -> None:
         self.daemon = daemon
-        #: (wall ms, the node's CPU seconds so far, the probe's CPU ms)
-        self.samples: list[tuple[float, float, float]] = []
+        #: (wall ms, the node's CPU seconds so far, the probe's CPU ms, the machine's CPU
+        #: ticks so far: all, and those its hypervisor took (steal))
+        self.samples: list[tuple[float, float, float, int, int]] = []
 
     def sample(self) -> None:
         start = time.process_time()
@@ -122,31 +123,46 @@ class Pace:
         for _ in range(_PROBE_STEPS):
             digest = hashlib.sha256(digest).digest()
         probe_ms = (time.process_time() - start) * 1000
-        self.samples.append((time.time() * 1000, _cpu_s(self.daemon), probe_ms))
+        self.samples.append((time.time() * 1000, _cpu_s(self.daemon), probe_ms, *_ticks()))
 
-    def window(self, at: list[int], start: int, end: int) -> tuple[float | None, float]:
+    def window(
+        self, at: list[int], start: int, end: int
+    ) -> tuple[float | None, float, float | None]:
         """Over the events stored `at[start]` to `at[end]` (ms): the node's CPU ms per event
-        (None: fewer than two samples fell inside), and the probe's median there."""
+        (None: fewer than two samples fell inside), the probe's median, and the share of
+        the machine's CPU its hypervisor took."""
         inside = [s for s in self.samples if at[start] <= s[0] <= at[end]]
         if len(inside) < 2:
             near = min(self.samples, key=lambda s: abs(s[0] - at[start]))
-            return None, near[2]
-        stored = bisect.bisect_right(at, inside[-1][0]) - bisect.bisect_right(at, inside[0][0])
-        per_event = (inside[-1][1] - inside[0][1]) * 1000 / max(1, stored)
-        return round(per_event, 3), statistics.median(s[2] for s in inside)
+            return None, near[2], None
+        first, last = inside[0], inside[-1]
+        stored = bisect.bisect_right(at, last[0]) - bisect.bisect_right(at, first[0])
+        per_event = (last[1] - first[1]) * 1000 / max(1, stored)
+        steal = (last[4] - first[4]) / max(1, last[3] - first[3])
+        return round(per_event, 3), statistics.median(s[2] for s in inside), round(steal, 3)
 
     def tenths(self, at: list[int], tenth: int, flatness: float) -> dict[str, float | None]:
         """Over the first and the last `tenth` events stored at `at` (ms): the node's CPU
-        per event, the probe, and the flatness at equal speed."""
-        first_cpu, first_probe = self.window(at, 0, tenth)
-        last_cpu, last_probe = self.window(at, len(at) - 1 - tenth, len(at) - 1)
+        per event, the probe, the hypervisor's share, and the flatness at equal speed."""
+        first_cpu, first_probe, first_steal = self.window(at, 0, tenth)
+        last_cpu, last_probe, last_steal = self.window(at, len(at) - 1 - tenth, len(at) - 1)
         return {
             "catchup_cpu_ms_per_event_first": first_cpu,
             "catchup_cpu_ms_per_event_last": last_cpu,
             "probe_ms_first": round(first_probe, 2),
             "probe_ms_last": round(last_probe, 2),
+            "steal_first": first_steal,
+            "steal_last": last_steal,
             "catchup_flatness_same_speed": round(flatness * last_probe / first_probe, 3),
         }
+
+
+def _ticks() -> tuple[int, int]:
+    """The machine's CPU ticks so far (/proc/stat): all of them, and steal (the time its
+    hypervisor ran something else while this VM had work)."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
 
 
 def _cpu_s(daemon: int) -> float:

@@ -12,6 +12,7 @@ that place (code locations only: nothing of an alert). Imports nothing of rrn.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import threading
@@ -54,6 +55,9 @@ class LoopWatch:
         #: When the probe last slept, and where the loop stood during a stall (the thread).
         self._slept = time.monotonic()
         self._where: str | None = None
+        #: The longest garbage collection since the probe last slept: (seconds, generation).
+        self._collected = (0.0, 0)
+        self._collecting = 0.0
 
     async def run(self) -> None:
         """Probe until cancelled."""
@@ -62,9 +66,10 @@ class LoopWatch:
             target=self._look, args=(threading.get_ident(), stop), name="loopwatch", daemon=True
         )
         looker.start()
+        gc.callbacks.append(self._on_gc)
         try:
             while True:
-                self._slept, self._where = time.monotonic(), None
+                self._slept, self._where, self._collected = time.monotonic(), None, (0.0, 0)
                 await asyncio.sleep(_PERIOD_S)
                 late = max(0.0, time.monotonic() - self._slept - _PERIOD_S)
                 self.stalls.observe(late)
@@ -74,10 +79,26 @@ class LoopWatch:
                     if late >= _NAMED_S:
                         logger.warning(
                             "the event loop stalled %.0f ms (the longest yet), in: %s",
-                            late * 1000, self._where or "(not seen: the process was not running)",
+                            late * 1000, self._place(),
                         )  # fmt: skip
         finally:
+            gc.callbacks.remove(self._on_gc)
             stop.set()
+
+    def _place(self) -> str:
+        took, generation = self._collected
+        collected = f"garbage collection of generation {generation}, {took * 1000:.0f} ms"
+        if took < _NAMED_S / 2:
+            return self._where or "(not seen: the process did not run; the machine was busy)"
+        return collected if self._where is None else f"{self._where}; {collected}"
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """Python's collector holds every thread: the thread beside the loop cannot look,
+        so collections time themselves."""
+        if phase == "start":
+            self._collecting = time.monotonic()
+        elif (took := time.monotonic() - self._collecting) > self._collected[0]:
+            self._collected = (took, info.get("generation", -1))
 
     def _look(self, loop_thread: int, stop: threading.Event) -> None:
         """Beside the loop: where it stands once a sleep of the probe is `_NAMED_S` late."""

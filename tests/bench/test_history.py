@@ -51,6 +51,8 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
     # Too short a catch-up here for two CPU samples in a tenth: said so, not a made-up 0.
     for name in ("catchup_cpu_ms_per_event_first", "catchup_cpu_ms_per_event_last"):
         assert result[name] is None or result[name] > 0, name
+    for name in ("steal_first", "steal_last"):  # a share of the machine's CPU, or unknown
+        assert result[name] is None or 0 <= result[name] <= 1, name
     assert result["machine"] and result["date"]
     assert (tmp_path / "h" / "build.json").is_file()  # kept for --reuse
     assert not list((tmp_path / "h" / "run").glob("*/run/daemon.json"))  # both stopped
