@@ -5,8 +5,9 @@ Owns `rrn_event_loop_stall_seconds_max` (the longest stall since the daemon star
 serving) and the `rrn_event_loop_stall_seconds` histogram. A stall is time the loop
 spent in one piece of work without yielding: every control request, heartbeat and
 escalation step waits that long. A thread beside the loop notes where the loop
-stands once it is `_NAMED_S` late, and a new longest stall past that is logged with
-that place (code locations only: nothing of an alert). Imports nothing of rrn.
+stands once it is `_LOOK_LATE_S` late, and a new longest stall of `_NAMED_S` or more
+is logged with that place (code locations only: nothing of an alert). Imports
+nothing of rrn.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ __all__ = ["LoopWatch"]
 logger = logging.getLogger(__name__)
 
 _PERIOD_S: Final = 0.05
-#: A stall this long is looked at (where the loop stands) and, if the longest yet, logged.
+#: A stall this long, if the longest yet, is logged with where the loop stood.
 _NAMED_S: Final = 0.1
+#: How late the loop is when the thread beside it looks where it stands: early enough
+#: in a stall just over _NAMED_S to be seen several times over.
+_LOOK_LATE_S: Final = 0.04
 #: How often the thread beside the loop looks at it.
 _LOOK_S: Final = 0.01
 #: Frames named, innermost first.
@@ -89,7 +93,7 @@ class LoopWatch:
         took, generation = self._collected
         collected = f"garbage collection of generation {generation}, {took * 1000:.0f} ms"
         if took < _NAMED_S / 2:
-            return self._where or "(not seen: the process did not run; the machine was busy)"
+            return self._where or "(not seen: no thread of the process ran for 60 ms of it)"
         return collected if self._where is None else f"{self._where}; {collected}"
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
@@ -101,9 +105,9 @@ class LoopWatch:
             self._collected = (took, info.get("generation", -1))
 
     def _look(self, loop_thread: int, stop: threading.Event) -> None:
-        """Beside the loop: where it stands once a sleep of the probe is `_NAMED_S` late."""
+        """Beside the loop: where it stands once a sleep of the probe is `_LOOK_LATE_S` late."""
         while not stop.wait(_LOOK_S):
-            if self._where is None and time.monotonic() - self._slept > _PERIOD_S + _NAMED_S:
+            if self._where is None and time.monotonic() - self._slept > _PERIOD_S + _LOOK_LATE_S:
                 frame = sys._current_frames().get(loop_thread)
                 if frame is not None:
                     self._where = _place(frame)
