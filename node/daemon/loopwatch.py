@@ -90,10 +90,14 @@ class LoopWatch:
             stop.set()
 
     def _place(self) -> str:
+        """Where the loop stood in the stall just ended, or the collection that held it."""
         took, generation = self._collected
         collected = f"garbage collection of generation {generation}, {took * 1000:.0f} ms"
         if took < _NAMED_S / 2:
-            return self._where or "(not seen: no thread of the process ran for 60 ms of it)"
+            unseen = (_NAMED_S - _LOOK_LATE_S) * 1000
+            return (
+                self._where or f"(not seen: no thread of the process ran for {unseen:.0f} ms of it)"
+            )
         return collected if self._where is None else f"{self._where}; {collected}"
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
@@ -110,10 +114,10 @@ class LoopWatch:
             if self._where is None and time.monotonic() - self._slept > _PERIOD_S + _LOOK_LATE_S:
                 frame = sys._current_frames().get(loop_thread)
                 if frame is not None:
-                    self._where = _place(frame)
+                    self._where = _innermost(frame)
 
 
-def _place(frame: object) -> str:
+def _innermost(frame: object) -> str:
     """The innermost frames of a stack, as file:line function (paths from the package)."""
     steps = traceback.extract_stack(frame)[-_FRAMES:]  # type: ignore[arg-type]
     return " <- ".join(f"{_short(s.filename)}:{s.lineno} {s.name}" for s in reversed(steps))

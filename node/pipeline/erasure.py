@@ -47,7 +47,7 @@ async def erased_payloads(facts: list[Fact], work: Work, store: Store) -> dict[b
         listed = {i for _, t in tombs for i in t.events}
         in_batch = {e.id: (_position(e), e.header.kind) for e, _, _ in work.appended}
         stored = await store.find_events(listed - in_batch.keys())
-        known = {**{i: (p[:3], p.kind) for i, p in stored.items()}, **in_batch}
+        known = {**{i: ((p.origin, p.epoch, p.seq), p.kind) for i, p in stored.items()}, **in_batch}
         for event, tomb in tombs:
             for eid in tomb.events:
                 if (found := known.get(eid)) is None:
