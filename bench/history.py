@@ -54,7 +54,16 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.history_build import HOLDER, JOINER, log, write_history
-from bench.history_probes import Pace, bucket_records, held, pids, received, rss_mb, stall_ms
+from bench.history_probes import (
+    Pace,
+    bucket_records,
+    held,
+    pids,
+    received,
+    rss_mb,
+    stall_ms,
+    worst_stall,
+)  # fmt: skip
 from rrn.federation.escalation import DEFAULT_POLICY
 from rrn.federation.limits import DEFAULT_LIMITS
 from rrn.node.devnet.daemons import running_pid
@@ -96,6 +105,16 @@ def import_history(home: Path, path: Path) -> dict[str, float]:
         "import_s": round(time.perf_counter() - start, 1),
         "import_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
     }
+
+
+def python_floor() -> float:
+    """Wall time of this Python importing the libraries every rrn command needs."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _FLOOR], check=True)
+    return time.perf_counter() - start
+
+
+_FLOOR: Final = "import ssl, msgspec, cryptography.hazmat.primitives.asymmetric.ed25519"
 
 
 def median_time(home: Path | None, n: int, *args: str) -> float:
@@ -174,6 +193,9 @@ def cli_times(devnet: Devnet, samples: int, raises: int) -> dict[str, float]:
         # Start-up alone: the parser and what the alert commands import, no work.
         "cli_start_s": median_time(None, samples, "alert", "list", "--help"),
         "cli_version_s": median_time(None, samples, "version"),
+        # What any command must import (TLS to its NATS, its messages, its signature),
+        # with nothing of rrn: the floor under cli_start_s on this machine at this moment.
+        "cli_floor_s": round(statistics.median(python_floor() for _ in range(samples)), 3),
         "alert_list_s": median_time(home, samples, "alert", "list"),
         "alert_list_all_s": median_time(home, max(1, samples // 2), "alert", "list", "--all"),
     }
@@ -229,6 +251,7 @@ def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
             "stall_catchup_ms": stall_ms(two),
             "stall_source_ms": stall_ms(one),
         }
+        | worst_stall(devnet.dir / f"{me}.log", "stall_catchup")
     )
 
 

@@ -9,6 +9,7 @@ import bisect
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import statistics
 import time
@@ -19,7 +20,9 @@ import nats
 
 from rrn.node.natsd.conf import STREAM_USER
 
-__all__ = ["Pace", "bucket_records", "held", "pids", "received", "rss_mb", "stall_ms"]
+__all__ = [
+    "Pace", "bucket_records", "held", "pids", "received", "rss_mb", "stall_ms", "worst_stall",
+]  # fmt: skip
 
 #: SHA-256 steps of the speed probe (~15 ms of one core here).
 _PROBE_STEPS = 20_000
@@ -53,6 +56,26 @@ def stall_ms(home: Path) -> float | None:
         if line.startswith("rrn_event_loop_stall_seconds_max "):
             return round(float(line.split()[1]) * 1000, 1)
     return None
+
+
+def worst_stall(log: Path, prefix: str) -> dict[str, float | None]:
+    """Who had the CPU in the longest stall a daemon logged (its last such line): the
+    loop's own thread's CPU ms (an upper bound on its work in one piece, as the window
+    holds the probe's 50 ms sleep too), and the machine's busy and stolen shares (%).
+    None: it logged no stall of 100 ms or more."""
+    text = log.read_text(errors="replace")
+    lines = [line for line in text.splitlines() if "loop stalled" in line]
+    found: dict[str, float | None] = dict.fromkeys(
+        ("loop_cpu_ms", "machine_busy_pct", "stolen_pct")
+    )
+    if lines:
+        line = lines[-1]
+        loop = re.search(r"the loop (\d+) ms", line)
+        machine = re.search(r"the machine (\d+)% busy, (\d+)% stolen", line)
+        found["loop_cpu_ms"] = float(loop[1]) if loop else 0.0  # under 0.5 ms: not named
+        if machine:
+            found["machine_busy_pct"], found["stolen_pct"] = float(machine[1]), float(machine[2])
+    return {f"{prefix}_{k}": v for k, v in found.items()}
 
 
 def held(home: Path, skip: str) -> int:

@@ -19,7 +19,7 @@ FIGURES = (
     "first_ready_s", "ready_s", "max_stall_ms", "stall_start_ms", "stall_catchup_ms", "daemon_rss_idle_mb",
     "nats_rss_idle_mb", "daemon_rss_catchup_mb", "nats_rss_catchup_mb", "catchup_rate_first",
     "catchup_rate_last", "catchup_flatness", "alert_list_s", "alert_list_all_s", "cli_start_s",
-    "cli_version_s",
+    "cli_version_s", "cli_floor_s",
     "raise_p99_s", "import_peak_rss_mb", "probe_ms_first", "probe_ms_last",
     "catchup_flatness_same_speed",
 )  # fmt: skip
@@ -53,6 +53,11 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
         assert result[name] is None or result[name] > 0, name
     for name in ("steal_first", "steal_last"):  # a share of the machine's CPU, or unknown
         assert result[name] is None or 0 <= result[name] <= 1, name
+    # Who had the CPU in node 2's longest stall, when it logged one (100 ms or more).
+    cpu = result["stall_catchup_loop_cpu_ms"]
+    assert cpu is None or 0 <= cpu <= result["stall_catchup_ms"] + 60
+    for name in ("stall_catchup_machine_busy_pct", "stall_catchup_stolen_pct"):
+        assert result[name] is None or 0 <= result[name] <= 100, name
     assert result["machine"] and result["date"]
     assert (tmp_path / "h" / "build.json").is_file()  # kept for --reuse
     assert not list((tmp_path / "h" / "run").glob("*/run/daemon.json"))  # both stopped
