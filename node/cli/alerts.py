@@ -24,13 +24,12 @@ from rrn.node.cli.common import (
     get_home,
     home_arg,
     json_arg,
-    run,
     show,
     values,
 )
 from rrn.node.cli.support import add_consent_args, consent_of
 from rrn.node.control.channel import now_ms
-from rrn.node.control.client import call, daemon_info
+from rrn.node.control.client import ask, daemon_info
 from rrn.node.control.transit import open_reply, seal_request
 from rrn.node.home.layout import Home
 from rrn.node.ops.types import (
@@ -258,7 +257,7 @@ def _check_languages(codes: Sequence[str] | None) -> list[str] | None:
 def _alert_result(args: argparse.Namespace, op: str, payload: object, done: str = "") -> int:
     """Ask the daemon; print the alert as it now is, after what was `done` to it."""
     home = get_home(args)
-    info = run(call(home, op, payload, AlertInfo))
+    info = ask(home, op, payload, AlertInfo)
     return show(args, info, lambda: done + output.alert_line(info))
 
 
@@ -346,7 +345,7 @@ def cmd_alert_cancel(args: argparse.Namespace) -> int:
 
 def cmd_alert_list(args: argparse.Namespace) -> int:
     home = get_home(args)
-    alerts = run(call(home, "alert.list", ListArgs(all=args.all), list[AlertInfo]))
+    alerts = ask(home, "alert.list", ListArgs(all=args.all), list[AlertInfo])
     return show(args, alerts, lambda: output.alert_table(alerts, home.config.node.tz))
 
 
@@ -356,7 +355,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
     request = ShowArgs(
         alert=alert_ref(args.alert), reply_to=one_time.public_key().public_bytes_raw()
     )
-    detail = run(call(home, "alert.show", request, AlertDetail))
+    detail = ask(home, "alert.show", request, AlertDetail)
     if detail.sealed_details is not None:
         info = daemon_info(home)
         plaintext = open_reply(

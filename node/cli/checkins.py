@@ -19,12 +19,11 @@ from rrn.node.cli.common import (
     home_arg,
     id_ref,
     json_arg,
-    run,
     show,
 )
 from rrn.node.cli.output import fmt_time, table
 from rrn.node.cli.support import time_ms
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.ops.checkins import PlanArgs, PlanInfo, PlanRefArgs, PlansArgs, RecordArgs
 from rrn.protocol.checkins import MAX_SLOTS
 from rrn.protocol.errors import ConfigError
@@ -102,7 +101,7 @@ def cmd_checkin_plan(args: argparse.Namespace) -> int:
         slots_ms=_slots(args),
         grace_ms=duration_ms("--grace", args.grace),
     )
-    info = run(call(home, "checkin.plan", request, PlanInfo))
+    info = ask(home, "checkin.plan", request, PlanInfo)
     tz = home.config.node.tz
     return show(args, info, lambda: _card(info, tz))
 
@@ -122,20 +121,20 @@ def _card(info: PlanInfo, tz: str) -> str:
 def cmd_checkin_record(args: argparse.Namespace) -> int:
     home = get_home(args)
     request = RecordArgs(plan=_ref(args.plan), slot=args.slot, code=args.code)
-    info = run(call(home, "checkin.record", request, PlanInfo))
+    info = ask(home, "checkin.record", request, PlanInfo)
     return show(args, info, lambda: "checked in\n" + _plan_text(info, home.config.node.tz))
 
 
 def cmd_checkin_end(args: argparse.Namespace) -> int:
     home = get_home(args)
-    info = run(call(home, "checkin.end", PlanRefArgs(plan=_ref(args.plan)), PlanInfo))
+    info = ask(home, "checkin.end", PlanRefArgs(plan=_ref(args.plan)), PlanInfo)
     return show(args, info, lambda: "ended\n" + _plan_text(info, home.config.node.tz))
 
 
 def cmd_checkin_list(args: argparse.Namespace) -> int:
     home = get_home(args)
     ref = _ref(args.plan) if args.plan else None
-    plans = run(call(home, "checkin.list", PlansArgs(plan=ref), list[PlanInfo]))
+    plans = ask(home, "checkin.list", PlansArgs(plan=ref), list[PlanInfo])
     tz = home.config.node.tz
     text = "\n".join(_plan_text(p, tz) for p in plans) if plans else "no check-in plans"
     return show(args, plans, lambda: text)

@@ -29,13 +29,12 @@ from rrn.node.cli.common import (
     home_arg,
     id_ref,
     json_arg,
-    run,
     show,
     values,
 )
 from rrn.node.cli.output import fmt_time, table
 from rrn.node.cli.support import time_ms
-from rrn.node.control.client import call, daemon_info
+from rrn.node.control.client import ask, daemon_info
 from rrn.node.control.transit import open_reply, seal_request
 from rrn.node.home.layout import Home
 from rrn.node.ops.collective import (
@@ -158,7 +157,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         members=list(args.member),
         text=text,
     )
-    info = run(call(home, "collective.propose", request, CollectiveInfo))
+    info = ask(home, "collective.propose", request, CollectiveInfo)
     return show(args, info, lambda: "proposed\n" + describe(info, home.config.node.tz))
 
 
@@ -172,7 +171,7 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
 
 def _change(args: argparse.Namespace, op: str, done: str) -> int:
     home = get_home(args)
-    info = run(call(home, op, ProposalRefArgs(proposal=_ref(args.proposal)), CollectiveInfo))
+    info = ask(home, op, ProposalRefArgs(proposal=_ref(args.proposal)), CollectiveInfo)
     return show(args, info, lambda: f"{done}\n" + describe(info, home.config.node.tz))
 
 
@@ -180,7 +179,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     home = get_home(args)
     digest = hashlib.sha256(_read(args.text)).digest() if args.text else None
     request = CollectiveSignArgs(proposal=_ref(args.proposal), text=digest)
-    info = run(call(home, "collective.sign", request, CollectiveInfo))
+    info = ask(home, "collective.sign", request, CollectiveInfo)
     return show(args, info, lambda: "signed\n" + describe(info, home.config.node.tz))
 
 
@@ -194,7 +193,7 @@ def show_proposal(home: Home, ref: str) -> CollectiveInfo:
     """A proposal with its text opened (sealed to a one-request key on the way)."""
     one_time = X25519PrivateKey.generate()
     request = ProposalRefArgs(proposal=ref, reply_to=one_time.public_key().public_bytes_raw())
-    info = run(call(home, "collective.show", request, CollectiveInfo))
+    info = ask(home, "collective.show", request, CollectiveInfo)
     if info.sealed_text is None:
         return info
     net = bytes.fromhex(str(daemon_info(home)["net"]))
@@ -205,9 +204,7 @@ def show_proposal(home: Home, ref: str) -> CollectiveInfo:
 
 def cmd_list(args: argparse.Namespace) -> int:
     home = get_home(args)
-    found = run(
-        call(home, "collective.list", CollectiveListArgs(all=args.all), list[CollectiveInfo])
-    )
+    found = ask(home, "collective.list", CollectiveListArgs(all=args.all), list[CollectiveInfo])
     tz = home.config.node.tz
     rows = [("proposal", "alert", "action", "by", f"deadline ({tz})", "needs", "state", "you")]
     rows += [

@@ -7,7 +7,6 @@ and printing a result as text or JSON.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import re
@@ -94,6 +93,9 @@ def stopped(home: Home, command: str, why: str) -> Iterator[None]:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's own asyncio work (asking the daemon needs none: ask, not this)."""
+    import asyncio  # noqa: PLC0415 (a quarter of a command's start-up; few need it)
+
     return asyncio.run(coro)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from rrn.node.alerting.coverage import CoverageGrid, GridRow, read_declaration
-from rrn.node.cli.common import get_home, home_arg, json_arg, run, show
+from rrn.node.cli.common import get_home, home_arg, json_arg, show
 from rrn.node.cli.documents import CoverageDeclaredInfo
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.ops.types import CoverageArgs
 from rrn.protocol.errors import ConfigError
 
@@ -38,7 +38,7 @@ def cmd_declare(args: argparse.Namespace) -> int:
     home = get_home(args)
     today = datetime.datetime.now(zoneinfo.ZoneInfo(home.config.node.tz)).date()
     decl = read_declaration(args.file, today)
-    seq = run(call(home, "coverage.declare", decl, int))
+    seq = ask(home, "coverage.declare", decl, int)
     done = CoverageDeclaredInfo(
         seq=seq, tz=decl.tz, windows=len(decl.windows), exceptions=len(decl.exceptions)
     )
@@ -60,7 +60,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"time zone '{tz}' is not an IANA zone name") from exc
-    result = run(call(home, "coverage.show", CoverageArgs(tz=tz), CoverageGrid))
+    result = ask(home, "coverage.show", CoverageArgs(tz=tz), CoverageGrid)
     return show(args, result, lambda: render(result))
 
 

@@ -11,10 +11,10 @@ import re
 import time
 from typing import Any
 
-from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show, values
+from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, show, values
 from rrn.node.cli.output import fmt_time, table
 from rrn.node.cli.support import time_ms
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.ops.drills import DrillArgs, DrillInfo, DrillRef, DrillReport
 from rrn.node.ops.types import NoArgs
 from rrn.protocol.drills import MAX_DRILL_ALERTS
@@ -91,13 +91,13 @@ def cmd_drill_schedule(args: argparse.Namespace) -> int:
         incident_types=[IncidentType(t) for t in args.types],
         languages=list(args.languages),
     )
-    info = run(call(home, "drill.schedule", request, DrillInfo))
+    info = ask(home, "drill.schedule", request, DrillInfo)
     return show(args, info, lambda: "scheduled\n" + _drills([info], home.config.node.tz))
 
 
 def cmd_drill_list(args: argparse.Namespace) -> int:
     home = get_home(args)
-    drills = run(call(home, "drill.list", NoArgs(), list[DrillInfo]))
+    drills = ask(home, "drill.list", NoArgs(), list[DrillInfo])
     return show(
         args, drills, lambda: _drills(drills, home.config.node.tz) if drills else "no drills"
     )
@@ -125,7 +125,7 @@ def cmd_drill_report(args: argparse.Namespace) -> int:
     ref = args.drill.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{6,64}", ref):
         raise ConfigError(f"drill id {args.drill!r} must be 6 to 64 hex digits")
-    report = run(call(home, "drill.report", DrillRef(drill=ref), DrillReport))
+    report = ask(home, "drill.report", DrillRef(drill=ref), DrillReport)
     return show(args, report, lambda: _report(report, home.config.node.tz))
 
 

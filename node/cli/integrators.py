@@ -15,10 +15,10 @@ from typing import Any
 
 import msgspec
 
-from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show
+from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, show
 from rrn.node.cli.documents import IntegratorRevoked
 from rrn.node.cli.output import fmt_time, table
-from rrn.node.control.client import call, daemon_info
+from rrn.node.control.client import ask, daemon_info
 from rrn.node.home.integrators import (
     add_integrator,
     inbox_prefix,
@@ -140,7 +140,7 @@ def _tell_daemon(home: Home) -> bool:
     """Have a running daemon reload its server's accounts; False if none runs or it did
     not answer (the account file is written: the next start takes it)."""
     try:
-        run(call(home, "integrator.reload", NoArgs(), int))
+        ask(home, "integrator.reload", NoArgs(), int)
     except DaemonUnavailable:
         return False
     except RrnError as exc:

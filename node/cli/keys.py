@@ -13,9 +13,9 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show, stopped
+from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, show, stopped
 from rrn.node.cli.documents import KeysProtected
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.home.keyfiles import PASSPHRASE_ENV, passphrase_from_env
 from rrn.node.home.keys import protect_keys
 from rrn.node.ops.keys import RotatedInfo
@@ -85,7 +85,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     home = get_home(args)
-    info = run(call(home, "key.rotate", {}, RotatedInfo))
+    info = ask(home, "key.rotate", {}, RotatedInfo)
 
     def text() -> str:
         new, old = info.epoch, info.from_epoch

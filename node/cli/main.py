@@ -9,7 +9,6 @@ with RRN_DEBUG=1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import io
 import json
@@ -175,7 +174,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rrn.node.daemon.node import Node  # the daemon's imports are only needed here
+    import asyncio  # the daemon's imports are only needed here
+
+    from rrn.node.daemon.node import Node
 
     home = get_home(args)
     lock = HomeLock(home.path, "rrn run").acquire()  # before logging into its files
@@ -225,6 +226,8 @@ def _first_rrn_error(group: BaseExceptionGroup[BaseException]) -> BaseException 
 
 def _dump_tasks() -> None:
     """SIGUSR1: write every asyncio task's stack to the log (for a node that seems stuck)."""
+    import asyncio
+
     out = io.StringIO()
     for task in asyncio.all_tasks():
         out.write(f"--- task {task.get_name()}\n")
@@ -234,11 +237,11 @@ def _dump_tasks() -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from rrn.node.cli import output
-    from rrn.node.control.client import call
+    from rrn.node.control.client import ask
     from rrn.node.ops.types import NoArgs, StatusInfo
 
     home = get_home(args)
-    info = run(call(home, "status", NoArgs(), StatusInfo))
+    info = ask(home, "status", NoArgs(), StatusInfo)
     return show(args, info, lambda: output.status_text(info, home.config.node.tz))
 
 

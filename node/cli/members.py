@@ -14,14 +14,13 @@ from rrn.node.cli.common import (
     home_arg,
     json_arg,
     policy_of,
-    run,
     show,
     state_arg,
     states_of,
     values,
 )
 from rrn.node.cli.documents import CardWritten, KeyMade
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.home.clock import SystemClock
 from rrn.node.home.keys import new_signing_key
 from rrn.node.home.layout import Home
@@ -200,7 +199,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
             "nothing to propose: give --add, --remove, --roles, --rotate, --cut, --threshold, "
             "--escalation, --limits or --links"
         )
-    info = run(call(home, "member.propose", propose, ProposalInfo))
+    info = ask(home, "member.propose", propose, ProposalInfo)
     if args.out is not None:
         _write_proposal(args.out, info, home)
     return show(args, info, lambda: _proposal_text(info))
@@ -208,7 +207,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
 
 def _write_proposal(path: Path, info: ProposalInfo, home: Home) -> None:
     assert info.roster is not None
-    net = bytes.fromhex(run(call(home, "status", NoArgs(), StatusInfo)).network)
+    net = bytes.fromhex(ask(home, "status", NoArgs(), StatusInfo).network)
     write_document(path, proposal_document(info.roster, list(info.approvals), net))
 
 
@@ -223,13 +222,13 @@ def cmd_approve(args: argparse.Namespace) -> int:
         approve = ApproveArgs(roster=args.roster.lower())
     else:
         raise ConfigError("name the proposal: a roster id, or --file with its document")
-    info = run(call(home, "member.approve", approve, ProposalInfo))
+    info = ask(home, "member.approve", approve, ProposalInfo)
     return show(args, info, lambda: _proposal_text(info))
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     home = get_home(args)
-    infos = run(call(home, "member.proposals", NoArgs(), list[ProposalInfo]))
+    infos = ask(home, "member.proposals", NoArgs(), list[ProposalInfo])
     return show(
         args, infos, lambda: "\n".join(_proposal_text(i) for i in infos) or "no pending proposals"
     )

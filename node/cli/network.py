@@ -26,7 +26,7 @@ from rrn.node.cli.common import (
 )
 from rrn.node.cli.documents import NetworkAdopted, NetworkExported, RosterMade, RosterSigned
 from rrn.node.cli.members import add_member_parsers
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.home.clock import SystemClock
 from rrn.node.membership.founding import (
     adopt_network,
@@ -187,7 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     home = get_home(args)
-    peers = run(call(home, "peers", NoArgs(), list[PeerInfo]))
+    peers = ask(home, "peers", NoArgs(), list[PeerInfo])
     return show(args, peers, lambda: _peers_text(peers))
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rrn.node.cli import output
-from rrn.node.cli.common import Parser, alert_ref, get_home, home_arg, json_arg, run, show, values
+from rrn.node.cli.common import Parser, alert_ref, get_home, home_arg, json_arg, show, values
 from rrn.node.cli.documents import AlertForgotten, DefenderForgotten, DefenderIdentity
 from rrn.node.control.channel import now_ms
-from rrn.node.control.client import call, daemon_info
+from rrn.node.control.client import ask, daemon_info
 from rrn.node.control.transit import open_reply, seal_request
 from rrn.node.ops.defenders import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
 from rrn.node.ops.types import (
@@ -208,19 +208,19 @@ def cmd_pledge(args: argparse.Namespace) -> int:
         channel=Channel(args.channel),
         by_ms=time_ms(args.by, "--by") if args.by else None,
     )
-    info = run(call(get_home(args), "alert.pledge", payload, AlertInfo))
+    info = ask(get_home(args), "alert.pledge", payload, AlertInfo)
     return show(args, info, lambda: output.alert_line(info))
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     payload = FeedbackArgs(alert=alert_ref(args.alert), feedback=FeedbackType(args.feedback))
-    info = run(call(get_home(args), "alert.feedback", payload, AlertInfo))
+    info = ask(get_home(args), "alert.feedback", payload, AlertInfo)
     return show(args, info, lambda: output.alert_line(info))
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
     payload = ForgetArgs(alert=alert_ref(args.alert), reason=TombstoneReason(args.reason))
-    count = run(call(get_home(args), "alert.forget", payload, int))
+    count = ask(get_home(args), "alert.forget", payload, int)
     return show(
         args,
         AlertForgotten(alert=payload.alert, events=count),
@@ -230,7 +230,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_asks(args: argparse.Namespace) -> int:
     home = get_home(args)
-    asks = run(call(home, "asks.list", AsksArgs(all=args.all), list[AskInfo]))
+    asks = ask(home, "asks.list", AsksArgs(all=args.all), list[AskInfo])
     return show(args, asks, lambda: output.asks_table(asks, home.config.node.tz))
 
 
@@ -240,7 +240,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise ConfigError("--days: give 1 to 3660 days")
     from rrn.node.ops.record import AskRecord, RecordArgs  # noqa: PLC0415 - only this command
 
-    record = run(call(home, "asks.record", RecordArgs(days=args.days), AskRecord))
+    record = ask(home, "asks.record", RecordArgs(days=args.days), AskRecord)
     return show(args, record, lambda: output.record_text(record, home.config.node.tz))
 
 
@@ -259,7 +259,7 @@ def cmd_defender_add(args: argparse.Namespace) -> int:
     if not text.strip():
         raise ConfigError("--identity is empty")
     sealed = seal_request(text.strip().encode(), daemon_info(home))
-    info = run(call(home, "defender.add", NewDefenderArgs(identity=sealed), DefenderInfo))
+    info = ask(home, "defender.add", NewDefenderArgs(identity=sealed), DefenderInfo)
     return show(args, info, lambda: f"minted {info.pseudonym}; the identity stays on this node")
 
 
@@ -269,7 +269,7 @@ def cmd_defender_show(args: argparse.Namespace) -> int:
     request = ShowDefenderArgs(
         pseudonym=_pseudonym(args.pseudonym), reply_to=one_time.public_key().public_bytes_raw()
     )
-    info = run(call(home, "defender.show", request, DefenderInfo))
+    info = ask(home, "defender.show", request, DefenderInfo)
     assert info.sealed_identity is not None
     net = bytes.fromhex(str(daemon_info(home)["net"]))
     identity = open_reply(info.sealed_identity, one_time, home.config.node.org, net).decode()
@@ -279,7 +279,7 @@ def cmd_defender_show(args: argparse.Namespace) -> int:
 
 def cmd_defender_list(args: argparse.Namespace) -> int:
     home = get_home(args)
-    found = run(call(home, "defender.list", NoArgs(), list[DefenderInfo]))
+    found = ask(home, "defender.list", NoArgs(), list[DefenderInfo])
     tz = home.config.node.tz
     return show(
         args,
@@ -294,7 +294,7 @@ def cmd_defender_list(args: argparse.Namespace) -> int:
 def cmd_defender_forget(args: argparse.Namespace) -> int:
     home = get_home(args)
     pseudonym = _pseudonym(args.pseudonym)
-    run(call(home, "defender.forget", DefenderArgs(pseudonym=pseudonym), bool))
+    ask(home, "defender.forget", DefenderArgs(pseudonym=pseudonym), bool)
     return show(
         args,
         DefenderForgotten(forgotten=pseudonym),

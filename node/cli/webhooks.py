@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, run, show
+from rrn.node.cli.common import Parser, get_home, home_arg, json_arg, show
 from rrn.node.cli.documents import WebhookSecret
 from rrn.node.cli.output import fmt_time, table
-from rrn.node.control.client import call
+from rrn.node.control.client import ask
 from rrn.node.integrations.hub import (
     DeadLetterInfo,
     ReplayInfo,
@@ -62,7 +62,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    hooks = run(call(get_home(args), "webhook.list", NoArgs(), list[WebhookInfo]))
+    hooks = ask(get_home(args), "webhook.list", NoArgs(), list[WebhookInfo])
     rows = [("NAME", "URL", "NOTICES", "DEAD")] + [
         (h.name, h.url, ",".join(h.notices), str(h.dead_letters)) for h in hooks
     ]
@@ -71,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_dead(args: argparse.Namespace) -> int:
     home = get_home(args)
-    dead = run(call(home, "webhook.dead", WebhookArgs(name=args.name), list[DeadLetterInfo]))
+    dead = ask(home, "webhook.dead", WebhookArgs(name=args.name), list[DeadLetterInfo])
     rows = [("NOTICE", "FAILED", "ATTEMPTS", "LAST ERROR")] + [
         (d.id, fmt_time(d.failed_ms, home.config.node.tz), str(d.attempts), d.last_error)
         for d in dead
@@ -81,5 +81,5 @@ def cmd_dead(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     home = get_home(args)
-    done = run(call(home, "webhook.replay", WebhookArgs(name=args.name), ReplayInfo))
+    done = ask(home, "webhook.replay", WebhookArgs(name=args.name), ReplayInfo)
     return show(args, done, lambda: f"sent {done.sent}; still dead {done.still_dead}")

@@ -7,11 +7,10 @@ it can fail.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -23,7 +22,7 @@ from rrn.node.natsd import DAEMON_USER
 from rrn.protocol import subjects
 from rrn.protocol.errors import DaemonUnavailable
 
-__all__ = ["ControlClient", "call", "daemon_info", "open_control", "pid_alive"]
+__all__ = ["ControlClient", "ask", "call", "daemon_info", "open_control", "pid_alive"]
 
 T = TypeVar("T")
 _TIMEOUT_S: Final = 15.0
@@ -71,7 +70,7 @@ class ControlClient:
         self._key = key
         self._subject = subjects.control(home.config.node.org, "request")
 
-    async def call(self, op: str, args: object, result: type[T]) -> T:
+    def call(self, op: str, args: object, result: type[T]) -> T:
         """Send one request and decode its answer.
 
         A request that is not answered in time is sent again, the very same bytes
@@ -82,13 +81,12 @@ class ControlClient:
         """
         inbox = self._conn.new_inbox()
         try:
-            sid = await self._conn.subscribe(inbox)
+            sid = self._conn.subscribe(inbox)
             data = make_request(self._key, op, args, now_ms(), inbox)
             for _ in range(_ATTEMPTS):
                 try:
-                    await self._conn.publish(self._subject, data, reply=inbox)
-                    async with asyncio.timeout(_TIMEOUT_S):
-                        answer = await self._conn.next(sid)
+                    self._conn.publish(self._subject, data, reply=inbox)
+                    answer = self._conn.next(sid, _TIMEOUT_S)
                 except TimeoutError:
                     continue
                 if answer.status == _NO_RESPONDERS:
@@ -96,7 +94,7 @@ class ControlClient:
                         f"the daemon for {self._home.path} is not answering (starting or stopping?)"
                     )
                 with contextlib.suppress(WireError):
-                    await self._conn.unsubscribe(sid)
+                    self._conn.unsubscribe(sid)
                 return decode_reply(answer.data, result)
         except WireError as exc:
             raise DaemonUnavailable(f"the daemon for {self._home.path} is unreachable") from exc
@@ -106,8 +104,8 @@ class ControlClient:
         )
 
 
-@contextlib.asynccontextmanager
-async def open_control(home: Home) -> AsyncIterator[ControlClient]:
+@contextlib.contextmanager
+def open_control(home: Home) -> Iterator[ControlClient]:
     """Connect to the daemon of `home` (ControlError if none runs)."""
     info = daemon_info(home)
     url = str(info.get("nats_url") or home.config.nats.url)
@@ -117,13 +115,13 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     if embedded and home.config.nats.tls:
         tls = pinned_context(home.keys_dir / "tls.crt")
     try:
-        async with asyncio.timeout(15):
-            conn = await Connection.open(
-                url,
-                user=DAEMON_USER if embedded else None,
-                password=keys.nats_password if embedded else None,
-                tls=tls,
-            )
+        conn = Connection.open(
+            url,
+            user=DAEMON_USER if embedded else None,
+            password=keys.nats_password if embedded else None,
+            tls=tls,
+            timeout=15,
+        )
     except WireError as exc:  # it answered, and said no (e.g. a wrong password)
         raise DaemonUnavailable(f"the daemon's NATS at {_shown(url)}: {exc}") from exc
     except (TimeoutError, OSError, ValueError) as exc:
@@ -134,7 +132,7 @@ async def open_control(home: Home) -> AsyncIterator[ControlClient]:
     try:
         yield ControlClient(home, conn, keys.control)
     finally:
-        await conn.close()
+        conn.close()
 
 
 def _shown(url: str) -> str:
@@ -143,7 +141,15 @@ def _shown(url: str) -> str:
     return f"{scheme}{sep}{rest.rpartition('@')[2]}"
 
 
-async def call(home: Home, op: str, args: object, result: type[T]) -> T:
+def ask(home: Home, op: str, args: object, result: type[T]) -> T:
     """Send one control request to the daemon of `home` and decode its answer."""
-    async with open_control(home) as client:
-        return await client.call(op, args, result)
+    with open_control(home) as client:
+        return client.call(op, args, result)
+
+
+async def call(home: Home, op: str, args: object, result: type[T]) -> T:
+    """`ask` for a caller on an event loop (tests, benchmarks): on a thread, so
+    the loop goes on meanwhile."""
+    import asyncio  # noqa: PLC0415 (no command needs it to ask its daemon)
+
+    return await asyncio.to_thread(ask, home, op, args, result)

@@ -18,13 +18,13 @@ from msgspec import Meta
 
 from rrn.node.control.channel import handler
 from rrn.node.control.transit import open_request, seal_reply
-from rrn.node.home.clock import Clock
 from rrn.node.home.keys import SealingKeys
 from rrn.protocol.alerts import PSEUDONYM_PATTERN, new_pseudonym
 from rrn.protocol.errors import ControlError, ProtocolError
 from rrn.protocol.sealing import Position, decode_sealed, encode_sealed, open_sealed, seal
 
 if TYPE_CHECKING:
+    from rrn.node.home.clock import Clock  # the CLI imports this module's types
     from rrn.node.store.db import Store
 
 __all__ = [
