@@ -75,7 +75,11 @@ class Connection:
         if user is None and where.username:
             user, password = unquote(where.username), unquote(where.password or "") or None
         deadline = time.monotonic() + timeout
-        conn = cls(socket.create_connection((host, port), timeout=timeout))
+        sock = socket.create_connection((host, port), timeout=timeout)
+        # Each command is a few small writes (SUB, then PUB) each awaited by a reply:
+        # Nagle's algorithm would hold the second for the server's delayed ACK (~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = cls(sock)
         try:
             info = conn._info(deadline)
             secure = bool(info.get("tls_required") or where.scheme == "tls" or tls)
