@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -229,25 +229,26 @@ class Feeds:
         change committed just before a stop may not have reached it). In slices of
         states read by id, in the background: alerts changed meanwhile are written
         after, as they are then, so the newest wins."""
-        ids = await (store.alert_ids() if every else store.open_alert_ids())
-        written, cutoff = 0, self.ageing.cutoff_ms()
+        written, seen, cutoff = 0, 0, self.ageing.cutoff_ms()
         # Records of aged alerts a bucket already holds (a rebuild's fill) are erased.
         empty = self.alerts is None or (await self.alerts.status()).values == 0
         held = None if every or empty else await held_records(self.nc.jetstream(), ALERTS_BUCKET)
-        for start in range(0, len(ids), _REFILL_SLICE):
-            states = await store.alert_states(ids[start : start + _REFILL_SLICE])
-            for state in states.values():
-                stop_if_cancelled()
-                v = view(state, self._authority())
-                if v is not None and self.ageing.aged(v, cutoff):
-                    if not empty:
-                        await self._drop(v.alert.hex(), closing=v)
-                    continue
-                if v is None:
-                    continue
-                if await self._put(v, unless_same=True, held=held):
-                    written += 1
-        logger.info("integrators' alert bucket: %d of %d alerts written", written, len(ids))
+        async for ids in store.alert_id_pages() if every else _one(store.open_alert_ids()):
+            seen += len(ids)
+            for start in range(0, len(ids), _REFILL_SLICE):
+                states = await store.alert_states(ids[start : start + _REFILL_SLICE])
+                for state in states.values():
+                    stop_if_cancelled()
+                    v = view(state, self._authority())
+                    if v is not None and self.ageing.aged(v, cutoff):
+                        if not empty:
+                            await self._drop(v.alert.hex(), closing=v)
+                        continue
+                    if v is None:
+                        continue
+                    if await self._put(v, unless_same=True, held=held):
+                        written += 1
+        logger.info("integrators' alert bucket: %d of %d alerts written", written, seen)
         if every:
             await self.ageing.mark(store, cutoff)
             await store.set_meta(_FILLED_KEY, b"1")
@@ -395,3 +396,9 @@ async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> lis
             break
         erased.append(msg.seq)
     return erased
+
+
+async def _one(ids: Awaitable[list[bytes]]) -> AsyncIterator[list[bytes]]:
+    """The open alerts' ids as one page, from the status index (as many as the members'
+    limits on what each holds open allow)."""
+    yield await ids

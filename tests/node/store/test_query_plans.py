@@ -117,6 +117,7 @@ async def test_every_hot_query_of_the_store_uses_an_index(tmp_path: Path, tn: Ne
             await s.requests.recent(0)
             await s.get_meta("net")
             await s.alert_ids()
+            _ = [page async for page in s.alert_id_pages(page=2)]
             await s.count_events()
 
         statements = await recorded(s, reads)

@@ -41,3 +41,18 @@ async def test_a_read_beside_commits_that_change_its_row_finds_each_alert_once(
                 p.store.commit(Batch(alerts={alert: longer}, views={alert: v})),
             )
             assert sorted(listed) == sorted([alert, *others])
+
+
+async def test_every_alert_id_comes_once_a_page_at_a_time(tmp_path: Path, tn: Net) -> None:
+    """The integrators' first fill walks every alert in pages (a list of hundreds of
+    thousands held the loop): none left out at a page's edge, none twice, the pages
+    as long as asked, an empty page never yielded."""
+    async with running_pipeline(tmp_path / "store.db", tn) as p:
+        ids = {(await p.ingestor.append(raised(i))).id for i in range(7)}
+        await p.ingestor.flush()
+        assert set(await p.store.alert_ids()) == ids
+        for size, lengths in ((2, [2, 2, 2, 1]), (7, [7]), (100, [7])):
+            pages = [page async for page in p.store.alert_id_pages(size)]
+            assert [len(page) for page in pages] == lengths, size
+            walked = [a for page in pages for a in page]
+            assert sorted(walked) == sorted(ids), size
