@@ -9,6 +9,7 @@ with RRN_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import io
 import json
@@ -211,6 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Loaded before the event loop runs: importing the console (aiohttp's server,
         # babel, its templates) blocked the loop of a starting node for ~0.3 s.
         importlib.import_module("rrn.node.console.app")
+    # What the imports built lives as long as the daemon: out of the collector's
+    # reach, it no longer adds ~45 ms to every full collection (on the event loop,
+    # a stall each time the heap has grown by a quarter).
+    gc.collect()
+    gc.freeze()
     run(serve())
     return 0
 
