@@ -8,9 +8,11 @@ it can fail.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -148,8 +150,18 @@ def ask(home: Home, op: str, args: object, result: type[T]) -> T:
 
 
 async def call(home: Home, op: str, args: object, result: type[T]) -> T:
-    """`ask` for a caller on an event loop (tests, benchmarks): on a thread, so
-    the loop goes on meanwhile."""
+    """`ask` for a caller on an event loop (tests, benchmarks): on a thread of a pool
+    as wide as a burst of requests, so the loop goes on and the requests overlap."""
     import asyncio  # noqa: PLC0415 (no command needs it to ask its daemon)
 
-    return await asyncio.to_thread(ask, home, op, args, result)
+    global _pool  # noqa: PLW0603 (made on first use: the CLI never needs one)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_CALLERS, thread_name_prefix="rrn-call")
+    return await asyncio.get_running_loop().run_in_executor(
+        _pool, functools.partial(ask, home, op, args, result)
+    )
+
+
+#: Requests `call` has in flight at once at most (asyncio's own pool has a few).
+_CALLERS: Final = 128
+_pool: ThreadPoolExecutor | None = None

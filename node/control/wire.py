@@ -31,6 +31,8 @@ _CRLF: Final = b"\r\n"
 #: The longest protocol line read (an INFO with many cluster URLs fits).
 _LINE_LIMIT: Final = 1 << 20
 _CHUNK: Final = 1 << 16
+#: How long a write, or the rest of a message whose line has come, may take.
+_IO_S: Final = 15.0
 
 
 class WireError(Exception):
@@ -75,16 +77,15 @@ class Connection:
         if user is None and where.username:
             user, password = unquote(where.username), unquote(where.password or "") or None
         deadline = time.monotonic() + timeout
-        sock = socket.create_connection((host, port), timeout=timeout)
-        # Each command is a few small writes (SUB, then PUB) each awaited by a reply:
-        # Nagle's algorithm would hold the second for the server's delayed ACK (~40 ms).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = cls(sock)
+        conn = cls(socket.create_connection((host, port), timeout=timeout))
         try:
+            # A command is a few small writes (SUB, then PUB) each awaited by a reply:
+            # Nagle's algorithm would hold the second for the server's delayed ACK.
+            conn._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             info = conn._info(deadline)
             secure = bool(info.get("tls_required") or where.scheme == "tls" or tls)
             if secure:
-                conn._upgrade(info, tls or ssl.create_default_context(), host)
+                conn._upgrade(info, tls or ssl.create_default_context(), host, deadline)
             conn._hello(user, password, tls=secure, deadline=deadline)
         except BaseException:
             conn._sock.close()
@@ -92,23 +93,23 @@ class Connection:
         return conn
 
     def _info(self, deadline: float) -> dict[str, object]:
-        try:
-            line = self._line(deadline)
-        except WireError:
-            line = b""
+        line = self._line(deadline)
         if not line.startswith(b"INFO "):
-            raise WireError("not a NATS server" if line else "the server closed the connection")
+            raise WireError("not a NATS server")
         info = json.loads(line[5:])
         if not isinstance(info, dict):
             raise WireError("a NATS server's INFO that is not an object")
         return info
 
-    def _upgrade(self, info: dict[str, object], context: ssl.SSLContext, host: str) -> None:
+    def _upgrade(
+        self, info: dict[str, object], context: ssl.SSLContext, host: str, deadline: float
+    ) -> None:
         """TLS from here on (the server's INFO came in the clear, and nothing after it)."""
         if not info.get("tls_required") and not info.get("tls_available"):
             raise WireError("the server does not offer TLS")
         if self._buffer:
             raise WireError("the server spoke before the TLS handshake")
+        self._sock.settimeout(max(0.001, deadline - time.monotonic()))  # the handshake's
         self._sock = context.wrap_socket(self._sock, server_hostname=host)
 
     def _hello(self, user: str | None, password: str | None, *, tls: bool, deadline: float) -> None:
@@ -194,8 +195,8 @@ class Connection:
         """MSG <subject> <sid> [reply] <bytes>, or HMSG ... <header bytes> <bytes>."""
         words = line.split()
         headers = int(words[-2]) if words[0] == b"HMSG" else 0
-        try:
-            body = self._exactly(int(words[-1]) + 2, deadline)
+        try:  # a reply that began in time may take its time to end
+            body = self._exactly(int(words[-1]) + 2, max(deadline, time.monotonic() + _IO_S))
         except TimeoutError:  # its line is read: the rest of it cannot be told apart
             raise WireError("the connection stalled in the middle of a message") from None
         status = None
@@ -208,6 +209,7 @@ class Connection:
         if self._end is not None:
             raise self._end
         try:
+            self._sock.settimeout(_IO_S)  # not what the last read had left
             self._sock.sendall(data)
         except OSError as exc:
             self._end = WireError(f"the connection failed: {type(exc).__name__}")

@@ -62,9 +62,12 @@ class LoopWatch:
             registry=registry,
         )
         self.worst_s = 0.0
-        #: The clocks when the probe last slept, and where the loop stood in that sleep's
-        #: stall (the looking thread appends; one object, swapped whole).
-        self._sleep: tuple[_Clocks, list[str]] = (_Clocks.now(), [])
+        #: When the probe last slept, and where the loop stood in that sleep's stall
+        #: (the looking thread appends; one object, swapped whole).
+        self._sleep: tuple[float, list[str]] = (time.monotonic(), [])
+        #: The clocks as the looking thread last read them while the probe slept (so
+        #: before any stall that sleep ends in); read off the loop, as they cost.
+        self._calm = _Clocks.now(threading.get_ident())
         #: The longest garbage collection since the probe last slept: (seconds, generation).
         self._collected = (0.0, 0)
         self._collecting = 0.0
@@ -72,25 +75,28 @@ class LoopWatch:
     async def run(self) -> None:
         """Probe until cancelled."""
         stop = threading.Event()
+        loop_thread = threading.get_ident()
         looker = threading.Thread(
-            target=self._look, args=(threading.get_ident(), stop), name="loopwatch", daemon=True
+            target=self._look, args=(loop_thread, stop), name="loopwatch", daemon=True
         )
         looker.start()
         gc.callbacks.append(self._on_gc)
         try:
             while True:
-                self._sleep, self._collected = (_Clocks.now(), []), (0.0, 0)
+                self._sleep, self._collected = (time.monotonic(), []), (0.0, 0)
                 await asyncio.sleep(_PERIOD_S)
-                slept, where = self._sleep
-                late = max(0.0, time.monotonic() - slept.wall - _PERIOD_S)
+                slept, looks = self._sleep
+                late = max(0.0, time.monotonic() - slept - _PERIOD_S)
+                where = looks[:]  # at once: the looking thread may still append
                 self.stalls.observe(late)
                 if late > self.worst_s:
                     self.worst_s = late
                     self.worst.set(late)
                     if late >= _NAMED_S:
+                        spent = self._calm.spent(_Clocks.now(loop_thread))
                         logger.warning(
                             "the event loop stalled %.0f ms (the longest yet), in: %s; %s",
-                            late * 1000, self._place(where), slept.spent(_Clocks.now()),
+                            late * 1000, self._place(where), spent,
                         )  # fmt: skip
         finally:
             gc.callbacks.remove(self._on_gc)
@@ -100,7 +106,7 @@ class LoopWatch:
         """Where the loop stood in the stall just ended, or the collection that held it."""
         took, generation = self._collected
         collected = f"garbage collection of generation {generation}, {took * 1000:.0f} ms"
-        seen = Counter(looked[:])  # a copy at once: the looking thread may still append
+        seen = Counter(looked)
         looks = sum(seen.values())
         where = "; or ".join(
             f"{place} ({n} of {looks} looks)" if n < looks else place
@@ -121,12 +127,16 @@ class LoopWatch:
     def _look(self, loop_thread: int, stop: threading.Event) -> None:
         """Beside the loop: where it stands while a sleep of the probe is `_LOOK_LATE_S`
         late or more."""
+        calm_for = 0.0
         while not stop.wait(_LOOK_S):
             slept, where = self._sleep
-            if time.monotonic() - slept.wall > _PERIOD_S + _LOOK_LATE_S:
+            since = time.monotonic() - slept
+            if since > _PERIOD_S + _LOOK_LATE_S:
                 frame = sys._current_frames().get(loop_thread)
                 if frame is not None:
                     where.append(_innermost(frame))
+            elif since < _PERIOD_S and calm_for != slept:  # once per sleep, not yet due
+                self._calm, calm_for = _Clocks.now(loop_thread), slept
 
 
 class _Clocks(NamedTuple):
@@ -141,15 +151,18 @@ class _Clocks(NamedTuple):
     machine: tuple[int, int, int] | None
 
     @classmethod
-    def now(cls) -> _Clocks:
-        loop = threading.get_ident()
+    def now(cls, loop: int) -> _Clocks:
+        """The clocks now (`loop`: the ident of the event loop's thread). A thread's CPU
+        comes from /proc by its kernel id: a thread that ended is simply not there
+        (pthread_getcpuclockid on a thread that has ended is undefined behaviour)."""
         threads: dict[int, tuple[str, int]] = {}
         for thread in threading.enumerate():
-            if thread.ident is None:
+            if thread.ident is None or thread.native_id is None:
                 continue
             try:
-                cpu = time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
-            except (OSError, AttributeError):  # it ended; or not a POSIX system
+                with open(f"/proc/self/task/{thread.native_id}/schedstat", "rb") as f:
+                    cpu = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):  # it ended; or no /proc
                 continue
             threads[thread.ident] = ("the loop" if thread.ident == loop else _named(thread), cpu)
         return cls(time.monotonic(), threads, time.process_time_ns(), _machine())
@@ -164,7 +177,7 @@ class _Clocks(NamedTuple):
         if (rest := (later.process - self.process) / 1e6 - sum(ms for ms, _ in used)) >= 1:
             used = sorted([*used, (rest, "other threads")])[::-1]
         named = ", ".join(f"{name} {ms:.0f} ms" for ms, name in used[:_THREADS] if ms >= 0.5)
-        text = f"CPU in the {wall_ms:.0f} ms since the probe slept: {named or 'no thread'}"
+        text = f"CPU in the last {wall_ms:.0f} ms: {named or 'no thread'}"
         if self.machine is not None and later.machine is not None:
             busy, stolen, total = (b - a for a, b in zip(self.machine, later.machine, strict=True))
             if total > 0:
