@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -233,7 +233,7 @@ class Feeds:
         # Records of aged alerts a bucket already holds (a rebuild's fill) are erased.
         empty = self.alerts is None or (await self.alerts.status()).values == 0
         held = None if every or empty else await held_records(self.nc.jetstream(), ALERTS_BUCKET)
-        async for ids in store.alert_id_pages() if every else _one(store.open_alert_ids()):
+        async for ids in store.alert_id_pages() if every else store.open_alert_id_pages():
             seen += len(ids)
             for start in range(0, len(ids), _REFILL_SLICE):
                 states = await store.alert_states(ids[start : start + _REFILL_SLICE])
@@ -396,9 +396,3 @@ async def _erase_subject(js: JetStreamContext, stream: str, subject: str) -> lis
             break
         erased.append(msg.seq)
     return erased
-
-
-async def _one(ids: Awaitable[list[bytes]]) -> AsyncIterator[list[bytes]]:
-    """The open alerts' ids as one page, from the status index (as many as the members'
-    limits on what each holds open allow)."""
-    yield await ids

@@ -158,6 +158,11 @@ class AlertReads:
         rows = await fetch(self._db, f"SELECT state FROM alerts WHERE status IN {OPEN_SQL}")
         return [decode_state(bytes(r[0])) for r in rows]
 
+    async def open_alert_id_pages(self) -> AsyncIterator[list[bytes]]:
+        """`open_alert_ids` as one page, for a walk that takes `alert_id_pages` too (as
+        many as the members' limits on what each holds open allow)."""
+        yield await self.open_alert_ids()
+
     async def open_alert_ids(self) -> list[bytes]:
         """Ids of every alert not yet resolved or cancelled (from the status index alone:
         no state is read; the escalator reads a state when the alert is due)."""
