@@ -64,7 +64,9 @@ def pid_alive(pid: int) -> bool:
 
 
 class ControlClient:
-    """An open control connection to one daemon; reuse it for many requests."""
+    """An open control connection to one daemon; reuse it for many requests. It
+    answers the server's pings only while it waits for a reply: left idle longer than
+    the server's ping interval times ping_max, it is cut."""
 
     def __init__(self, home: Home, conn: Connection, key: bytes) -> None:
         self._home = home
