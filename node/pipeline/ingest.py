@@ -99,7 +99,9 @@ class Ingestor:
         self.own = OwnChain(me, clock)
         self.projection = Projection(store)
         #: Where signatures are checked; closed when `run` ends.
-        self.verifier = Verifier(network.net, network.roster_bytes, network.keyring)
+        self.verifier = Verifier(
+            network.net, network.roster_bytes, network.keyring, self.metrics.workers_lost.inc
+        )
         self.chains = Chains(
             store=store,
             network=network,

@@ -70,6 +70,12 @@ class IngestMetrics:
             "Verified events held behind a gap in their chain.",
             registry=r,
         )
+        self.workers_lost = Counter(
+            "rrn_signature_workers_lost_total",
+            "Signature-checking worker processes that died (their batch was checked "
+            "in the daemon, and new workers started).",
+            registry=r,
+        )
         self.forks = Counter(
             "rrn_ingest_fork_proofs_total", "Fork proofs recorded (chains frozen).", registry=r
         )

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Final
 
 from rrn.federation.keyring import Keyring, Rotation
@@ -31,6 +33,8 @@ from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.roster import decode_roster
 
 __all__ = ["WORKERS", "Checked", "Verifier"]
+
+logger = logging.getLogger(__name__)
 
 WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
 #: How much lower than the daemon's the workers' scheduling priority is (nice(2)).
@@ -71,22 +75,39 @@ def _check_chunk(raws: Sequence[bytes]) -> list[Reason | None]:
 class Verifier:
     """Verifies envelopes against one network's roster; use `close()` when done."""
 
-    def __init__(self, net: bytes, roster_bytes: bytes, keyring: Keyring) -> None:
+    def __init__(
+        self,
+        net: bytes,
+        roster_bytes: bytes,
+        keyring: Keyring,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_lost` is called each time a worker process died (its batch is then
+        checked in this process)."""
         self._net = net
         self._roster_bytes = roster_bytes
         self._keyring = keyring
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._on_lost = on_lost
 
     async def verify(self, raws: Sequence[bytes]) -> list[Checked]:
         """Verify envelopes; results in input order."""
         if len(raws) < _INLINE_MAX or WORKERS == 1:
             return [self.verify_one(raw) for raw in raws]
-        pool = self._ensure_pool()
-        loop = asyncio.get_running_loop()
-        size = -(-len(raws) // WORKERS)
-        chunks = [raws[at : at + size] for at in range(0, len(raws), size)]
-        parts = await asyncio.gather(*(loop.run_in_executor(pool, _check_chunk, c) for c in chunks))
-        reasons = [r for part in parts for r in part]
+        try:
+            reasons = await self._in_workers(raws)
+        except BrokenProcessPool:
+            # A worker died (the OOM killer, a signal): a node that stopped over it
+            # would stop taking alerts. This batch is checked here, new workers next.
+            logger.warning(
+                "a signature worker process died; checking %d envelopes in the daemon "
+                "and starting new workers",
+                len(raws),
+            )
+            if self._on_lost is not None:
+                self._on_lost()
+            self._drop_pool()
+            return await self._inline(raws)
         checked: list[Checked] = []
         slicer = Slicer()  # opening a thousand envelopes takes tens of milliseconds
         for raw, reason in zip(raws, reasons, strict=True):
@@ -95,9 +116,28 @@ class Verifier:
             await slicer.step()
         return checked
 
+    async def _in_workers(self, raws: Sequence[bytes]) -> list[Reason | None]:
+        pool = self._ensure_pool()
+        loop = asyncio.get_running_loop()
+        size = -(-len(raws) // WORKERS)
+        chunks = [raws[at : at + size] for at in range(0, len(raws), size)]
+        parts = await asyncio.gather(*(loop.run_in_executor(pool, _check_chunk, c) for c in chunks))
+        return [r for part in parts for r in part]
+
+    async def _inline(self, raws: Sequence[bytes]) -> list[Checked]:
+        checked: list[Checked] = []
+        slicer = Slicer()
+        for raw in raws:
+            checked.append(self.verify_one(raw))
+            await slicer.step()
+        return checked
+
     def update(self, net: bytes, roster_bytes: bytes, keyring: Keyring) -> None:
         """Verify against a new roster or keyring from now on (workers restart with it)."""
         self._net, self._roster_bytes, self._keyring = net, roster_bytes, keyring
+        self._drop_pool()
+
+    def _drop_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None

@@ -57,6 +57,8 @@ CASES = [
          {_s("rrn_disk_free_bytes"): "5e8x20"}),
     Case("RrnForkDetected", {_s("rrn_ingest_fork_proofs_total"): "0 0 1x20"}, "2m", N,
          {_s("rrn_ingest_fork_proofs_total"): "1x20"}),
+    Case("RrnSignatureWorkerLost", {_s("rrn_signature_workers_lost_total"): "0 0 1x20"}, "2m",
+         N, {_s("rrn_signature_workers_lost_total"): "1x300"}),
     Case("RrnRejectionsRising",
          {_s("rrn_ingest_rejected_total", 'reason="bad_signature"'): "0+100x100"}, "21m",
          {**N, "reason": "bad_signature"},

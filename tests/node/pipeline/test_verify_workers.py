@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 from rrn.federation.keyring import Keyring
@@ -29,5 +30,31 @@ async def test_signature_workers_run_below_the_daemons_priority_and_verify(tn: N
             assert time.monotonic() < deadline, "a worker runs at the daemon's priority"
             await asyncio.sleep(0.05)
         assert [isinstance(c, Event) for c in checked] == [i != 7 for i in range(200)]
+    finally:
+        verifier.close()
+
+
+async def test_a_worker_killed_does_not_stop_the_checks_and_new_workers_start(tn: Net) -> None:
+    lost: list[int] = []
+    verifier = Verifier(tn.net, tn.roster_bytes, Keyring(tn.roster), lambda: lost.append(1))
+    try:
+        chain = Chain(tn, "nairobi-dl")
+        raws = [chain.next(raised(i)).envelope() for i in range(300)]
+        first, second, third = raws[:100], raws[100:200], raws[200:]
+        second[3] = second[3][:-1] + bytes([second[3][-1] ^ 1])  # a flipped bit
+        assert all(isinstance(c, Event) for c in await verifier.verify(first))
+        assert verifier._pool is not None
+        victim = next(iter(verifier._pool._processes))
+        os.kill(victim, signal.SIGKILL)  # as the OOM killer would
+        deadline = time.monotonic() + 30
+        while verifier._pool is not None and not verifier._pool._broken:
+            assert time.monotonic() < deadline, "the pool never saw its worker die"
+            await asyncio.sleep(0.05)
+        checked = await verifier.verify(second)
+        assert [isinstance(c, Event) for c in checked] == [i != 3 for i in range(100)]
+        assert lost == [1], "the death is counted once"
+        assert all(isinstance(c, Event) for c in await verifier.verify(third))
+        assert verifier._pool is not None and victim not in verifier._pool._processes
+        assert lost == [1], "the new workers checked the next batch"
     finally:
         verifier.close()
