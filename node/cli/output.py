@@ -184,6 +184,8 @@ def _health(s: StatusInfo) -> str:
         + (f" (quiet: {', '.join(s.quiet)})" if s.quiet else "")
     ]
     parts.append(f"catching up {s.behind} events" if s.behind else "caught up")
+    if not s.acting:
+        parts.append("not escalating yet (catching up first)")
     parts.append(f"disk {s.disk_free_bytes / 2**30:.1f} GiB free")
     parts.append("ready" if not s.not_ready else "NOT READY: " + "; ".join(s.not_ready))
     return ", ".join(parts)

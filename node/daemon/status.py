@@ -65,6 +65,7 @@ def status_of(node: Node) -> StatusInfo:
         linked=sorted(linked),
         quiet=sorted(org for org in linked if org in down),
         behind=int(behind),
+        acting=peers.settled(),
         coverage_gaps_24h_s=gaps,
         disk_free_bytes=shutil.disk_usage(node.home.path).free,
         not_ready=node.health.problems(),

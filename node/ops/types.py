@@ -286,6 +286,9 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     quiet: list[str] = []
     #: Events some peer holds and this node does not yet (catching up while > 0).
     behind: int = 0
+    #: Whether it escalates and watches check-ins yet: a node that just started waits
+    #: until it has caught up (bounded: node/peering/peers.py, SETTLE_S).
+    acting: bool = True
     #: Seconds nobody is on duty in the next 24 hours, by "region PE" / "language sw".
     coverage_gaps_24h_s: dict[str, float] = {}
     disk_free_bytes: int = 0

@@ -25,11 +25,21 @@ from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.errors import Reason
 from rrn.protocol.messages import Software
 
-__all__ = ["FAILURES_TO_REST", "SETTLE_S", "PeerState", "Peers"]
+__all__ = ["FAILURES_TO_REST", "PROGRESS_S", "SETTLE_MAX_S", "SETTLE_S", "PeerState", "Peers"]
 
 #: The longest a node that just started waits to catch up before it acts on what it
-#: holds (escalations, pages): alone, or behind links too slow to tell, it must act.
+#: holds (escalations, pages) while its catch-up makes no progress: alone, or behind
+#: links too slow to tell, it must act.
 SETTLE_S: Final = 60.0
+#: The longest it waits while its catch-up still makes progress. A node joining a
+#: network years old takes minutes to pull the history; acting after SETTLE_S on half
+#: of it paged its responders for alerts claimed and closed long ago (an alert's raise
+#: arrived before its claim, from another chain). A peer that feeds it real events
+#: slowly holds its escalations and check-in watch back no longer than this; the
+#: other members escalate meanwhile.
+SETTLE_MAX_S: Final = 900.0
+#: Progress: some chain this node is behind on grew within this long.
+PROGRESS_S: Final = 30.0
 
 #: Sync requests a peer fails in a row (timeouts, empty answers) before this node rests
 #: it, and stops believing what it says it holds until it answers again.
@@ -90,6 +100,9 @@ class Peers:
         #: The tz database release this node computes with (set by the daemon).
         self.tz_database = ""
         self._settled = False
+        #: Events held of all chains when the catch-up last progressed, and when.
+        self._held = 0
+        self._progressed = self._started
 
     def peer(self, org: str) -> PeerState:
         """The state of one member (made on first use)."""
@@ -115,7 +128,7 @@ class Peers:
 
     def started(self) -> None:
         """Start counting silence from now (the node just started listening)."""
-        self._started = self.monotonic()
+        self._started = self._progressed = self.monotonic()
 
     def down_after_s(self) -> float:
         """Silence after which a member counts as down (five heartbeats, at least 3 s)."""
@@ -148,18 +161,25 @@ class Peers:
         """Whether this node has caught up since it started: three heartbeat intervals on,
         it heard a peer it believes, holds all that peers it believes say they hold, and
         has stored and announced all it took in; or it has waited SETTLE_S (alone, or
-        behind links too slow to tell).
-        Latched: once settled, always settled."""
+        behind links too slow to tell) and its catch-up made no progress in PROGRESS_S;
+        or it has waited SETTLE_MAX_S. Latched: once settled, always settled."""
         if self._settled:
             return True
         members = self.members()
         believed = any(self.believes(org) for org in members)
-        since = self.monotonic() - self._started
+        now = self.monotonic()
+        since = now - self._started
+        heads, claimed = self.ingestor.heads, self.claimed()
+        held = sum(heads[key].seq for key in claimed if key in heads)
+        if held > self._held:  # a chain it is behind on grew
+            self._held, self._progressed = held, now
+        behind = _behind(claimed, heads)
         # Three heartbeats: time to hear every member that is up, not only the first
         # (which may be behind too, and say it holds no more than this node does).
         heard_all = since >= 3 * self.config.heartbeat_s
-        caught_up = believed and heard_all and self.behind_total() == 0 and not self.ingestor.busy
-        waited = since >= SETTLE_S
+        caught_up = believed and heard_all and behind == 0 and not self.ingestor.busy
+        pulling = behind > 0 and now - self._progressed < PROGRESS_S
+        waited = since >= SETTLE_MAX_S or (since >= SETTLE_S and not pulling)
         if not members or waited or caught_up:
             self._settled = True
         return self._settled
@@ -203,10 +223,7 @@ class Peers:
 
     def behind_total(self) -> int:
         """Events of any chain that peers it believes say they hold and this node lacks."""
-        return sum(
-            max(0, seq - self.ingestor.heads.get(key, Head(0, b"")).seq)
-            for key, seq in self.claimed().items()
-        )
+        return _behind(self.claimed(), self.ingestor.heads)
 
     def admit(self, org: str, cost: float = 1.0) -> bool:
         """Whether `org` may send this message now (counted as rate_limited if not)."""
@@ -312,3 +329,7 @@ class Peers:
             behind[origin] = behind.get(origin, 0) + max(0, seq - have)
         for origin in self.ingestor.network.roster.orgs():
             self.metrics.behind.labels(origin=origin).set(behind.get(origin, 0))
+
+
+def _behind(claimed: dict[tuple[str, int], int], heads: dict[tuple[str, int], Head]) -> int:
+    return sum(max(0, seq - heads.get(key, Head(0, b"")).seq) for key, seq in claimed.items())

@@ -190,11 +190,14 @@ def test_devnet_commands(tmp_path: Path) -> None:
         ]  # fmt: skip
         lima = d / "lima-hr"
         wait_until(lambda: rrn_json("status", "--home", lima, "--json")["quiet"] == [], 30)
+        # caught up with a peer it hears: it escalates, well before SETTLE_S
+        wait_until(lambda: rrn_json("status", "--home", lima, "--json")["acting"], 30)
         healthy = rrn_json("status", "--home", lima, "--json")
         assert healthy["linked"] == ["nairobi-dl"] and healthy["not_ready"] == []
         assert (
             healthy["disk_free_bytes"] > 0
-            and "members heard 1/1" in rrn("status", "--home", lima).stdout
+            and "members heard 1/1" in (text := rrn("status", "--home", lima).stdout)
+            and "not escalating" not in text
         )
         stop = rrn("devnet", "stop", "--dir", d, "--node", "2")
         assert "nairobi-dl stopped" in stop.stdout

@@ -1,6 +1,7 @@
 """When a node that just started may act on what it holds (escalations, missed
 check-ins): once it holds what the peers it believes say they hold and has stored and
-announced all it took in, or after SETTLE_S. Over a real pipeline and store; the
+announced all it took in; after SETTLE_S if its catch-up stopped progressing; after
+SETTLE_MAX_S in any case. Over a real pipeline and store; the
 peers' heartbeats and sync outcomes are set by hand (delivery is tested on real
 networks: tests/node/devnet/test_wan.py restarts a node behind 2 s round trips)."""
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rrn.node.home.config import FederationConfig
-from rrn.node.peering.peers import FAILURES_TO_REST, SETTLE_S
+from rrn.node.peering.peers import FAILURES_TO_REST, PROGRESS_S, SETTLE_MAX_S, SETTLE_S
 from tests.node.peering.support import peers_on_pipeline
-from tests.support import Chain, Net
+from tests.support import Chain, Net, raised
 
 NAIROBI, JAKARTA = "nairobi-dl", "jakarta-pb"
 #: Three heartbeats: a node waits that long to hear every member that is up.
@@ -94,3 +95,56 @@ async def test_what_no_sync_could_fetch_holds_nothing_back(tmp_path: Path, tn: N
         nairobi.last_heartbeat, nairobi.heads = clock.now, {("nobody-xx", 1): 500}
         assert peers.behind_total() == 0
         assert peers.settled()
+
+
+async def test_a_late_joiner_pulling_history_waits_past_settle_s_until_it_holds_it(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        chain = Chain(tn, NAIROBI)
+        history = [chain.next(raised(i)) for i in range(12)]
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): len(history)}
+        for event in history[:9]:  # a page every 20 s, as over a slow link
+            await (await p.ingestor.submit(event.envelope()))
+            clock.now += 20
+            nairobi.last_heartbeat = clock.now
+            assert not peers.settled(), "half the history: an alert's claim may be missing"
+        assert clock.now - 100.0 > SETTLE_S
+        for event in history[9:]:
+            await (await p.ingestor.submit(event.envelope()))
+        await p.ingestor.flush()
+        assert peers.settled(), "it holds what its peers hold"
+
+
+async def test_a_catch_up_that_stops_progressing_leaves_a_node_to_act_after_settle_s(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        chain = Chain(tn, NAIROBI)
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): 50}
+        clock.now += SETTLE_S - 10
+        await (await p.ingestor.submit(chain.next(raised(0)).envelope()))
+        assert not peers.settled()
+        clock.now += 10
+        assert not peers.settled(), "it pulled an event 10 s ago"
+        clock.now += PROGRESS_S - 10
+        assert peers.settled(), "nothing more came in PROGRESS_S: it acts on what it has"
+
+
+async def test_a_peer_that_feeds_history_slowly_holds_a_node_back_no_longer_than_the_max(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        chain = Chain(tn, NAIROBI)
+        turned = peers.peer(NAIROBI)
+        turned.last_heartbeat, turned.heads = clock.now, {(NAIROBI, 1): 1000}
+        step = PROGRESS_S - 1  # one real event just often enough to look like progress
+        while clock.now - 100.0 + step < SETTLE_MAX_S:
+            await (await p.ingestor.submit(chain.next(raised(0)).envelope()))
+            clock.now += step
+            turned.last_heartbeat = clock.now
+            assert not peers.settled()
+        clock.now = 100.0 + SETTLE_MAX_S
+        assert peers.settled(), "a trickle holds its escalations back at most SETTLE_MAX_S"
