@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,6 +129,12 @@ def open_control(home: Home) -> Iterator[ControlClient]:
         )
     except WireError as exc:  # it answered, and said no (e.g. a wrong password)
         raise DaemonUnavailable(f"the daemon's NATS at {_shown(url)}: {exc}") from exc
+    except ssl.SSLCertVerificationError as exc:  # an OSError, but not "cannot reach"
+        raise DaemonUnavailable(
+            f"the NATS server at {_shown(url)} is not this node's: its TLS certificate is "
+            f"not {home.keys_dir / 'tls.crt'} (another server on that port, or the "
+            "certificate replaced while the daemon ran: restart it)"
+        ) from exc
     except (TimeoutError, OSError, ValueError) as exc:
         raise DaemonUnavailable(
             f"cannot reach the daemon's NATS at {_shown(url)}; "

@@ -134,6 +134,20 @@ def _home_in_use(tmp: Path) -> str:
         daemon.stop()
 
 
+def _foreign_certificate(tmp: Path) -> str:
+    h = init(tmp / "pinned", "lima-hr")
+    config = h / "config.toml"
+    config.write_text(config.read_text().replace("tls = false", "tls = true", 1))
+    daemon = Daemon(h).start()
+    try:
+        assert rrn("status", "--home", h).returncode == 0, "TLS pinned to its own certificate"
+        other = init(tmp / "other", "nairobi-dl")
+        shutil.copy(other / "keys" / "tls.crt", h / "keys" / "tls.crt")
+        return _err(rrn("status", "--home", h))
+    finally:
+        daemon.stop()
+
+
 def _already_resolved(tmp: Path) -> str:
     h = init(tmp / "resolved", "lima-hr")
     daemon = Daemon(h).start()
@@ -223,6 +237,7 @@ PRODUCERS: dict[str, Callable[[Path], str]] = {
     "this node no longer holds its signing key of epoch …": _lost_roster_key,
     "this node's chain moved to key epoch …, whose key this home does not hold": _lost_chain_key,
     "… is in use by rrn run (pid …, since …)": _home_in_use,
+    "the NATS server at … is not this node's: its TLS certificate is not …": _foreign_certificate,
     "that alert is already resolved …: nothing was signed": _already_resolved,
     "restored from a backup: signing nothing until peers confirm …": _restored,
     "this user cannot create …": _cannot_create,
