@@ -20,7 +20,9 @@ node's own ingest pipeline. Then:
     (a fixed piece of work timed in CPU, `probe_ms_*`; the share of the CPU the
     hypervisor took, `steal_*`), so a rate that fell with the machine's speed on a
     shared VM is told apart from one the node slowed (`catchup_flatness_same_speed`:
-    the rates' ratio times the probe's).
+    the rates' ratio times the probe's); how long after its last event it began to
+    act on what it holds (`catchup_acting_s`: it waits while it catches up), and its
+    stall includes 30 s after that (its first look at every open alert).
 
 Node 3 never runs (a member whose node is down). The network serves each member
 `--sync-pages-per-min` sync pages a minute (the default policy's 120, which caps a
@@ -70,6 +72,9 @@ from rrn.node.devnet.daemons import running_pid
 from rrn.node.devnet.devnet import Devnet, create_devnet, load_devnet
 from rrn.node.home.clock import SystemClock
 from rrn.protocol.errors import ConfigError
+
+#: How long node 2 runs on once it acts, inside the window its stall is read over.
+_AFTER_S: Final = 30.0
 
 # -- processes and measurements -------------------------------------------------------
 
@@ -208,7 +213,7 @@ def cli_times(devnet: Devnet, samples: int, raises: int) -> dict[str, float]:
     return times
 
 
-def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
+def catch_up(devnet: Devnet, timeout_s: float, after_s: float) -> dict[str, Any]:
     """Node 2, empty, pulls node 1's history: rates over its first and last tenth,
     peak RSS of both nodes meanwhile."""
     one, two = devnet.node(HOLDER).home, devnet.node(JOINER).home
@@ -233,6 +238,7 @@ def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
             raise SystemExit(f"node 2 held {n} of {target} events after {timeout_s:.0f} s")
         time.sleep(0.5)
     at = received(two, me)
+    acting_s = first_pass(two, at[-1], after_s)
     tenth = max(1, len(at) // 10)
     first = tenth / max(0.001, (at[tenth] - at[0]) / 1000)
     last = tenth / max(0.001, (at[-1] - at[-1 - tenth]) / 1000)
@@ -248,11 +254,31 @@ def catch_up(devnet: Devnet, timeout_s: float) -> dict[str, Any]:
             "catchup_rate_first": round(first),
             "catchup_rate_last": round(last),
             "catchup_flatness": round(last / first, 3),
+            "catchup_acting_s": acting_s,
             "stall_catchup_ms": stall_ms(two),
             "stall_source_ms": stall_ms(one),
         }
         | worst_stall(devnet.dir / f"{me}.log", "stall_catchup")
     )
+
+
+def first_pass(home: Path, last_ms: float, after_s: float) -> float:
+    """Seconds from the last event node 2 took in to its acting on what it holds (it
+    waits while it catches up, node/peering/peers.py); then `after_s` more, so that
+    its first look at every open alert falls within the stall it reports."""
+    deadline = time.monotonic() + 120
+    while True:
+        out = subprocess.run([*rrn_argv(), "status", "--json", "--home", str(home)],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        if json.loads(out)["acting"]:
+            acting_s = round(time.time() - last_ms / 1000, 1)
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("node 2 caught up, and did not act within 120 s")
+        time.sleep(0.5)
+    log(f"node 2 acts {acting_s} s after its last event; watching it {after_s:.0f} s more")
+    time.sleep(after_s)
+    return acting_s
 
 
 # -- building, keeping and re-using a history ---------------------------------------------
@@ -369,7 +395,8 @@ def measure(root: Path, args: Args, built: dict[str, Any]) -> dict[str, Any]:
         idle = args.idle_s if args.idle_s is not None else (75 if built["events"] >= 1e5 else 10)
         result |= start_holder(devnet, idle)
         result |= cli_times(devnet, args.samples, args.raises)
-        result |= catch_up(devnet, timeout_s=max(600, built["events"] / 100))
+        after = _AFTER_S if built["events"] >= 1e5 else 3
+        result |= catch_up(devnet, timeout_s=max(600, built["events"] / 100), after_s=after)
     finally:
         for k in (JOINER, HOLDER):
             try:

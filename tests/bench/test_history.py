@@ -48,6 +48,9 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
     for name in FIGURES:
         assert isinstance(result[name], int | float) and result[name] > 0, name
     assert result["max_stall_ms"] >= result["stall_start_ms"]
+    # Node 2 acted on what it holds once it had caught up, not halfway (within the
+    # three heartbeats it waits to hear every member that is up).
+    assert 0 <= result["catchup_acting_s"] < 60, result["catchup_acting_s"]
     # Too short a catch-up here for two CPU samples in a tenth: said so, not a made-up 0.
     for name in ("catchup_cpu_ms_per_event_first", "catchup_cpu_ms_per_event_last"):
         assert result[name] is None or result[name] > 0, name
