@@ -130,11 +130,7 @@ def open_control(home: Home) -> Iterator[ControlClient]:
     except WireError as exc:  # it answered, and said no (e.g. a wrong password)
         raise DaemonUnavailable(f"the daemon's NATS at {_shown(url)}: {exc}") from exc
     except ssl.SSLCertVerificationError as exc:  # an OSError, but not "cannot reach"
-        raise DaemonUnavailable(
-            f"the NATS server at {_shown(url)} is not this node's: its TLS certificate is "
-            f"not {home.keys_dir / 'tls.crt'} (another server on that port, or the "
-            "certificate replaced while the daemon ran: restart it)"
-        ) from exc
+        raise DaemonUnavailable(_not_verified(home, url, pinned=tls is not None, exc=exc)) from exc
     except (TimeoutError, OSError, ValueError) as exc:
         raise DaemonUnavailable(
             f"cannot reach the daemon's NATS at {_shown(url)}; "
@@ -144,6 +140,26 @@ def open_control(home: Home) -> Iterator[ControlClient]:
         yield ControlClient(home, conn, keys.control)
     finally:
         conn.close()
+
+
+#: OpenSSL's X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED.
+_OUT_OF_DATE: Final = (9, 10)
+
+
+def _not_verified(home: Home, url: str, *, pinned: bool, exc: ssl.SSLError) -> str:
+    why = getattr(exc, "verify_message", "") or str(exc)
+    if not pinned:  # an external server, checked against the system's authorities
+        return f"the NATS server at {_shown(url)}: its TLS certificate did not verify ({why})"
+    if getattr(exc, "verify_code", None) in _OUT_OF_DATE:
+        return (
+            f"the node's TLS certificate {home.keys_dir / 'tls.crt'} is not valid now "
+            f"({why}): is this host's clock right?"
+        )
+    return (
+        f"the NATS server at {_shown(url)} is not this node's: its TLS certificate is not "
+        f"{home.keys_dir / 'tls.crt'} ({why}; another server on that port, or the "
+        "certificate replaced while the daemon ran: restart it)"
+    )
 
 
 def _shown(url: str) -> str:

@@ -287,7 +287,8 @@ class StatusInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: Events some peer holds and this node does not yet (catching up while > 0).
     behind: int = 0
     #: Whether it escalates and watches check-ins yet: a node that just started waits
-    #: until it has caught up (bounded: node/peering/peers.py, SETTLE_S).
+    #: until it has caught up (at most SETTLE_MAX_S, node/peering/peers.py). A node
+    #: restored from a backup may act and still sign nothing (`appends_blocked`).
     acting: bool = True
     #: Seconds nobody is on duty in the next 24 hours, by "region PE" / "language sw".
     coverage_gaps_24h_s: dict[str, float] = {}

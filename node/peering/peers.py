@@ -38,7 +38,8 @@ SETTLE_S: Final = 60.0
 #: slowly holds its escalations and check-in watch back no longer than this; the
 #: other members escalate meanwhile.
 SETTLE_MAX_S: Final = 900.0
-#: Progress: some chain this node is behind on grew within this long.
+#: Progress: a page of history pulled from a peer verified within this long (live
+#: traffic is not progress: it arrives whether or not a chain is being caught up).
 PROGRESS_S: Final = 30.0
 
 #: Sync requests a peer fails in a row (timeouts, empty answers) before this node rests
@@ -100,8 +101,7 @@ class Peers:
         #: The tz database release this node computes with (set by the daemon).
         self.tz_database = ""
         self._settled = False
-        #: Events held of all chains when the catch-up last progressed, and when.
-        self._held = 0
+        #: When a page of history pulled last verified (the catch-up progressed).
         self._progressed = self._started
 
     def peer(self, org: str) -> PeerState:
@@ -169,20 +169,22 @@ class Peers:
         believed = any(self.believes(org) for org in members)
         now = self.monotonic()
         since = now - self._started
-        heads, claimed = self.ingestor.heads, self.claimed()
-        held = sum(heads[key].seq for key in claimed if key in heads)
-        if held > self._held:  # a chain it is behind on grew
-            self._held, self._progressed = held, now
-        behind = _behind(claimed, heads)
+        behind, busy = self.behind_total(), self.ingestor.busy
         # Three heartbeats: time to hear every member that is up, not only the first
         # (which may be behind too, and say it holds no more than this node does).
         heard_all = since >= 3 * self.config.heartbeat_s
-        caught_up = believed and heard_all and behind == 0 and not self.ingestor.busy
-        pulling = behind > 0 and now - self._progressed < PROGRESS_S
+        caught_up = believed and heard_all and behind == 0 and not busy
+        # Still pulling, or storing the last pages pulled (heads move before commit).
+        pulling = (behind > 0 or busy) and now - self._progressed < PROGRESS_S
         waited = since >= SETTLE_MAX_S or (since >= SETTLE_S and not pulling)
         if not members or waited or caught_up:
             self._settled = True
         return self._settled
+
+    def pulled(self) -> None:
+        """A page of history pulled from a peer verified in its place: the node's
+        catch-up progresses (see `settled`)."""
+        self._progressed = self.monotonic()
 
     def believes(self, org: str) -> bool:
         """Whether what `org` says it holds counts: heard, it served the last range it was
@@ -223,7 +225,10 @@ class Peers:
 
     def behind_total(self) -> int:
         """Events of any chain that peers it believes say they hold and this node lacks."""
-        return _behind(self.claimed(), self.ingestor.heads)
+        return sum(
+            max(0, seq - self.ingestor.heads.get(key, Head(0, b"")).seq)
+            for key, seq in self.claimed().items()
+        )
 
     def admit(self, org: str, cost: float = 1.0) -> bool:
         """Whether `org` may send this message now (counted as rate_limited if not)."""
@@ -329,7 +334,3 @@ class Peers:
             behind[origin] = behind.get(origin, 0) + max(0, seq - have)
         for origin in self.ingestor.network.roster.orgs():
             self.metrics.behind.labels(origin=origin).set(behind.get(origin, 0))
-
-
-def _behind(claimed: dict[tuple[str, int], int], heads: dict[tuple[str, int], Head]) -> int:
-    return sum(max(0, seq - heads.get(key, Head(0, b"")).seq) for key, seq in claimed.items())

@@ -369,6 +369,7 @@ class Sync:
                 self._failed(page.peer, verdict, rest=verdict == "false")
             elif seq == page.last and not page.bad:
                 self.peers.peer(page.peer).failures = 0
+                self.peers.pulled()
                 self.metrics.sync_requests.labels(peer=page.peer, outcome="ok").inc()
         except Exception:  # the pipeline's one writer must not stop for its bookkeeping
             logger.exception("a pulled envelope's check was not recorded")

@@ -94,19 +94,18 @@ class Verifier:
         """Verify envelopes; results in input order."""
         if len(raws) < _INLINE_MAX or WORKERS == 1:
             return [self.verify_one(raw) for raw in raws]
+        pool = self._ensure_pool()
         try:
-            reasons = await self._in_workers(raws)
+            reasons = await self._in_workers(pool, raws)
         except BrokenProcessPool:
             # A worker died (the OOM killer, a signal): a node that stopped over it
-            # would stop taking alerts. This batch is checked here, new workers next.
-            logger.warning(
-                "a signature worker process died; checking %d envelopes in the daemon "
-                "and starting new workers",
-                len(raws),
-            )
-            if self._on_lost is not None:
-                self._on_lost()
-            self._drop_pool()
+            # would stop taking alerts. The batches it broke are checked here (two are
+            # in flight during a catch-up); the next starts new workers.
+            if self._pool is pool:  # the first to find it broken: once per death
+                logger.warning("a signature worker process died; starting new workers")
+                if self._on_lost is not None:
+                    self._on_lost()
+                self._drop_pool()
             return await self._inline(raws)
         checked: list[Checked] = []
         slicer = Slicer()  # opening a thousand envelopes takes tens of milliseconds
@@ -116,8 +115,9 @@ class Verifier:
             await slicer.step()
         return checked
 
-    async def _in_workers(self, raws: Sequence[bytes]) -> list[Reason | None]:
-        pool = self._ensure_pool()
+    async def _in_workers(
+        self, pool: concurrent.futures.ProcessPoolExecutor, raws: Sequence[bytes]
+    ) -> list[Reason | None]:
         loop = asyncio.get_running_loop()
         size = -(-len(raws) // WORKERS)
         chunks = [raws[at : at + size] for at in range(0, len(raws), size)]

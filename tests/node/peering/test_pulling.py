@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rrn.federation.limits import limits_of
-from rrn.node.peering.peers import Peers
+from rrn.node.peering.peers import SETTLE_S, Peers
 from rrn.node.peering.sync import Sync
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.messages import (
@@ -245,3 +245,29 @@ async def test_a_page_longer_than_asked_rests_its_peer(tmp_path: Path, tn: Net) 
         await sync.answered(NAIROBI, encode_response(page))
         assert not sync.peers.believes(NAIROBI), "it covered pages asked of others"
         assert sync._ranges.have((NAIROBI, 1), 0, clock()) == 0, "and counts as holding nothing"
+
+
+@pytest.mark.parametrize("forged", [False, True], ids=["a page that verifies", "a forged one"])
+async def test_only_a_page_that_verifies_keeps_a_node_waiting_to_act(
+    tmp_path: Path, tn: Net, forged: bool
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nats, sync, events = _nairobi_behind(tn, p, peers, clock, 50)
+        nairobi = sync.peers.peer(NAIROBI)
+        nairobi.heads = {(NAIROBI, 1): 500}  # more than this first page
+        clock.now += SETTLE_S - 5
+        nairobi.last_heartbeat = clock()
+        await sync._request_gaps()
+        (asked,) = _asked(p, nats)
+        envelopes = [e.envelope() for e in events]
+        if forged:
+            envelopes[0] = _forged(events[0])
+        page = RangeResponse(asked.nonce, NAIROBI, 1, envelopes, False)
+        await sync.answered(NAIROBI, encode_response(page))
+        await p.ingestor.flush()
+        clock.now += 10  # past SETTLE_S, still behind
+        nairobi.last_heartbeat = clock()
+        assert sync.peers.behind_total() > 0
+        assert sync.peers.settled() is forged, (
+            "history verified 10 s ago: it waits for the rest; garbage is no progress"
+        )

@@ -107,6 +107,7 @@ async def test_a_late_joiner_pulling_history_waits_past_settle_s_until_it_holds_
         nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): len(history)}
         for event in history[:9]:  # a page every 20 s, as over a slow link
             await (await p.ingestor.submit(event.envelope()))
+            peers.pulled()  # (sync says so once a page pulled verified: test_pulling.py)
             clock.now += 20
             nairobi.last_heartbeat = clock.now
             assert not peers.settled(), "half the history: an alert's claim may be missing"
@@ -120,29 +121,56 @@ async def test_a_late_joiner_pulling_history_waits_past_settle_s_until_it_holds_
 async def test_a_catch_up_that_stops_progressing_leaves_a_node_to_act_after_settle_s(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
-        chain = Chain(tn, NAIROBI)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (_p, clock, peers):
         nairobi = peers.peer(NAIROBI)
         nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): 50}
         clock.now += SETTLE_S - 10
-        await (await p.ingestor.submit(chain.next(raised(0)).envelope()))
+        peers.pulled()
         assert not peers.settled()
         clock.now += 10
-        assert not peers.settled(), "it pulled an event 10 s ago"
+        assert not peers.settled(), "a page came 10 s ago"
         clock.now += PROGRESS_S - 10
         assert peers.settled(), "nothing more came in PROGRESS_S: it acts on what it has"
+
+
+async def test_live_traffic_is_not_progress_of_a_stalled_catch_up(tmp_path: Path, tn: Net) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nairobi = peers.peer(NAIROBI)
+        # Jakarta's chain is claimed and never comes; Nairobi's own events flow live.
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(JAKARTA, 1): 50}
+        live = Chain(tn, NAIROBI)
+        for i in range(7):
+            await (await p.ingestor.submit(live.next(raised(i)).envelope()))
+            clock.now += 10
+            nairobi.last_heartbeat = clock.now
+        await p.ingestor.flush()
+        assert clock.now - 100.0 >= SETTLE_S
+        assert peers.settled(), "behind on a chain that does not come: it acts after SETTLE_S"
+
+
+async def test_a_node_waits_while_its_last_pages_are_stored(tmp_path: Path, tn: Net) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {}
+        clock.now += SETTLE_S
+        reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
+        peers.pulled()  # the last page pulled: nothing more is claimed
+        assert peers.behind_total() == 0
+        assert not peers.settled(), "its last page is taken in, not yet stored and announced"
+        await reply
+        await p.ingestor.flush()
+        assert peers.settled()
 
 
 async def test_a_peer_that_feeds_history_slowly_holds_a_node_back_no_longer_than_the_max(
     tmp_path: Path, tn: Net
 ) -> None:
-    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
-        chain = Chain(tn, NAIROBI)
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (_p, clock, peers):
         turned = peers.peer(NAIROBI)
         turned.last_heartbeat, turned.heads = clock.now, {(NAIROBI, 1): 1000}
-        step = PROGRESS_S - 1  # one real event just often enough to look like progress
+        step = PROGRESS_S - 1  # a real page just often enough to look like progress
         while clock.now - 100.0 + step < SETTLE_MAX_S:
-            await (await p.ingestor.submit(chain.next(raised(0)).envelope()))
+            peers.pulled()
             clock.now += step
             turned.last_heartbeat = clock.now
             assert not peers.settled()

@@ -50,8 +50,10 @@ async def test_a_worker_killed_does_not_stop_the_checks_and_new_workers_start(tn
         while verifier._pool is not None and not verifier._pool._broken:
             assert time.monotonic() < deadline, "the pool never saw its worker die"
             await asyncio.sleep(0.05)
-        checked = await verifier.verify(second)
+        # Two batches in flight, as in a catch-up: both checked, the death counted once.
+        checked, again = await asyncio.gather(verifier.verify(second), verifier.verify(first))
         assert [isinstance(c, Event) for c in checked] == [i != 3 for i in range(100)]
+        assert all(isinstance(c, Event) for c in again)
         assert lost == [1], "the death is counted once"
         assert all(isinstance(c, Event) for c in await verifier.verify(third))
         assert verifier._pool is not None and victim not in verifier._pool._processes
