@@ -23,9 +23,17 @@ from rrn.node.home.config import FederationConfig
 from rrn.node.peering.metrics import PeerMetrics
 from rrn.node.pipeline.ingest import Ingestor
 from rrn.protocol.errors import Reason
-from rrn.protocol.messages import Software
+from rrn.protocol.messages import MAX_RANGE_EVENTS, Software
 
-__all__ = ["FAILURES_TO_REST", "PROGRESS_S", "SETTLE_MAX_S", "SETTLE_S", "PeerState", "Peers"]
+__all__ = [
+    "BACKLOG",
+    "FAILURES_TO_REST",
+    "PROGRESS_S",
+    "SETTLE_MAX_S",
+    "SETTLE_S",
+    "PeerState",
+    "Peers",
+]
 
 #: The longest a node that just started waits to catch up before it acts on what it
 #: holds (escalations, pages) while its catch-up makes no progress: alone, or behind
@@ -41,6 +49,11 @@ SETTLE_MAX_S: Final = 900.0
 #: Progress: a page of history pulled from a peer verified within this long (live
 #: traffic is not progress: it arrives whether or not a chain is being caught up).
 PROGRESS_S: Final = 30.0
+#: A backlog: at least a page of events behind. Fewer is what a busy network's live
+#: traffic and lossy links keep a node behind by at any moment (a soak's restarted
+#: node, never quite caught up, waited past SETTLE_S and escalated late); the last
+#: events of a chain are the newest, not the claims of alerts years old.
+BACKLOG: Final = MAX_RANGE_EVENTS
 
 #: Sync requests a peer fails in a row (timeouts, empty answers) before this node rests
 #: it, and stops believing what it says it holds until it answers again.
@@ -101,8 +114,9 @@ class Peers:
         #: The tz database release this node computes with (set by the daemon).
         self.tz_database = ""
         self._settled = False
-        #: When a page of history pulled last verified (the catch-up progressed).
-        self._progressed = self._started
+        #: When a page of history pulled last verified (the catch-up progressed), and
+        #: when this node was last a backlog behind.
+        self._progressed = self._backlogged = float("-inf")
 
     def peer(self, org: str) -> PeerState:
         """The state of one member (made on first use)."""
@@ -128,7 +142,7 @@ class Peers:
 
     def started(self) -> None:
         """Start counting silence from now (the node just started listening)."""
-        self._started = self._progressed = self.monotonic()
+        self._started = self.monotonic()
 
     def down_after_s(self) -> float:
         """Silence after which a member counts as down (five heartbeats, at least 3 s)."""
@@ -161,8 +175,9 @@ class Peers:
         """Whether this node has caught up since it started: three heartbeat intervals on,
         it heard a peer it believes, holds all that peers it believes say they hold, and
         has stored and announced all it took in; or it has waited SETTLE_S (alone, or
-        behind links too slow to tell) and its catch-up made no progress in PROGRESS_S;
-        or it has waited SETTLE_MAX_S. Latched: once settled, always settled."""
+        behind links too slow to tell) and is not pulling a backlog (BACKLOG events
+        behind, a page of them verified in the last PROGRESS_S); or it has waited
+        SETTLE_MAX_S. Latched: once settled, always settled."""
         if self._settled:
             return True
         members = self.members()
@@ -174,8 +189,11 @@ class Peers:
         # (which may be behind too, and say it holds no more than this node does).
         heard_all = since >= 3 * self.config.heartbeat_s
         caught_up = believed and heard_all and behind == 0 and not busy
-        # Still pulling, or storing the last pages pulled (heads move before commit).
-        pulling = (behind > 0 or busy) and now - self._progressed < PROGRESS_S
+        if behind >= BACKLOG:
+            self._backlogged = now
+        # Pulling a backlog, or storing its last pages (heads move before commit).
+        storing = busy and now - self._backlogged < PROGRESS_S
+        pulling = (behind >= BACKLOG or storing) and now - self._progressed < PROGRESS_S
         waited = since >= SETTLE_MAX_S or (since >= SETTLE_S and not pulling)
         if not members or waited or caught_up:
             self._settled = True

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rrn.federation.limits import limits_of
-from rrn.node.peering.peers import SETTLE_S, Peers
+from rrn.node.peering.peers import BACKLOG, SETTLE_S, Peers
 from rrn.node.peering.sync import Sync
 from rrn.protocol.envelope import Event, sign_event
 from rrn.protocol.messages import (
@@ -254,11 +254,11 @@ async def test_only_a_page_that_verifies_keeps_a_node_waiting_to_act(
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
         nats, sync, events = _nairobi_behind(tn, p, peers, clock, 50)
         nairobi = sync.peers.peer(NAIROBI)
-        nairobi.heads = {(NAIROBI, 1): 500}  # more than this first page
         clock.now += SETTLE_S - 5
         nairobi.last_heartbeat = clock()
         await sync._request_gaps()
         (asked,) = _asked(p, nats)
+        nairobi.heads = {(NAIROBI, 1): 50 + BACKLOG}  # a backlog beyond this first page
         envelopes = [e.envelope() for e in events]
         if forged:
             envelopes[0] = _forged(events[0])

@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from rrn.node.home.config import FederationConfig
-from rrn.node.peering.peers import FAILURES_TO_REST, PROGRESS_S, SETTLE_MAX_S, SETTLE_S
+from rrn.node.peering.peers import (
+    BACKLOG,
+    FAILURES_TO_REST,
+    PROGRESS_S,
+    SETTLE_MAX_S,
+    SETTLE_S,
+)
 from tests.node.peering.support import peers_on_pipeline
 from tests.support import Chain, Net, raised
 
@@ -102,20 +108,22 @@ async def test_a_late_joiner_pulling_history_waits_past_settle_s_until_it_holds_
 ) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
         chain = Chain(tn, NAIROBI)
-        history = [chain.next(raised(i)) for i in range(12)]
+        history = [chain.next(raised(i)) for i in range(BACKLOG + 10)]
         nairobi = peers.peer(NAIROBI)
         nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): len(history)}
-        for event in history[:9]:  # a page every 20 s, as over a slow link
-            await (await p.ingestor.submit(event.envelope()))
+        for page in range(4):  # a page every 20 s, as over a slow link
+            await (await p.ingestor.submit(history[page].envelope()))
             peers.pulled()  # (sync says so once a page pulled verified: test_pulling.py)
             clock.now += 20
             nairobi.last_heartbeat = clock.now
-            assert not peers.settled(), "half the history: an alert's claim may be missing"
+            assert not peers.settled(), "a page or more behind: an alert's claim may be missing"
         assert clock.now - 100.0 > SETTLE_S
-        for event in history[9:]:
+        for event in history[4:20]:
             await (await p.ingestor.submit(event.envelope()))
         await p.ingestor.flush()
-        assert peers.settled(), "it holds what its peers hold"
+        peers.pulled()
+        assert peers.behind_total() < BACKLOG
+        assert peers.settled(), "less than a page behind: the newest events, not old claims"
 
 
 async def test_a_catch_up_that_stops_progressing_leaves_a_node_to_act_after_settle_s(
@@ -123,7 +131,7 @@ async def test_a_catch_up_that_stops_progressing_leaves_a_node_to_act_after_sett
 ) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (_p, clock, peers):
         nairobi = peers.peer(NAIROBI)
-        nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): 50}
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(NAIROBI, 1): 5 * BACKLOG}
         clock.now += SETTLE_S - 10
         peers.pulled()
         assert not peers.settled()
@@ -137,7 +145,7 @@ async def test_live_traffic_is_not_progress_of_a_stalled_catch_up(tmp_path: Path
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
         nairobi = peers.peer(NAIROBI)
         # Jakarta's chain is claimed and never comes; Nairobi's own events flow live.
-        nairobi.last_heartbeat, nairobi.heads = clock.now, {(JAKARTA, 1): 50}
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(JAKARTA, 1): 5 * BACKLOG}
         live = Chain(tn, NAIROBI)
         for i in range(7):
             await (await p.ingestor.submit(live.next(raised(i)).envelope()))
@@ -148,13 +156,32 @@ async def test_live_traffic_is_not_progress_of_a_stalled_catch_up(tmp_path: Path
         assert peers.settled(), "behind on a chain that does not come: it acts after SETTLE_S"
 
 
-async def test_a_node_waits_while_its_last_pages_are_stored(tmp_path: Path, tn: Net) -> None:
+async def test_a_node_kept_a_few_events_behind_by_a_busy_network_acts_after_settle_s(
+    tmp_path: Path, tn: Net
+) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
         nairobi = peers.peer(NAIROBI)
-        nairobi.last_heartbeat, nairobi.heads = clock.now, {}
+        while clock.now - 100.0 < SETTLE_S:  # lost events pulled again, new ones claimed
+            nairobi.last_heartbeat, nairobi.heads = clock.now, {(JAKARTA, 1): 3}
+            peers.pulled()
+            assert not peers.settled()
+            clock.now += 5
+        reply = await p.ingestor.submit(Chain(tn, NAIROBI).next(raised()).envelope())
+        assert peers.settled(), "a few events behind a live network, busy, is not a backlog"
+        await reply
+
+
+async def test_a_node_waits_while_the_last_pages_of_a_backlog_are_stored(
+    tmp_path: Path, tn: Net
+) -> None:
+    async with peers_on_pipeline(tmp_path / "store.db", tn) as (p, clock, peers):
+        nairobi = peers.peer(NAIROBI)
+        nairobi.last_heartbeat, nairobi.heads = clock.now, {(JAKARTA, 1): 5 * BACKLOG}
         clock.now += SETTLE_S
+        peers.pulled()
+        assert not peers.settled(), "a backlog"
+        nairobi.heads = {}  # its last page pulled: nothing more is claimed
         reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
-        peers.pulled()  # the last page pulled: nothing more is claimed
         assert peers.behind_total() == 0
         assert not peers.settled(), "its last page is taken in, not yet stored and announced"
         await reply
@@ -167,7 +194,7 @@ async def test_a_peer_that_feeds_history_slowly_holds_a_node_back_no_longer_than
 ) -> None:
     async with peers_on_pipeline(tmp_path / "store.db", tn) as (_p, clock, peers):
         turned = peers.peer(NAIROBI)
-        turned.last_heartbeat, turned.heads = clock.now, {(NAIROBI, 1): 1000}
+        turned.last_heartbeat, turned.heads = clock.now, {(NAIROBI, 1): 5 * BACKLOG}
         step = PROGRESS_S - 1  # a real page just often enough to look like progress
         while clock.now - 100.0 + step < SETTLE_MAX_S:
             peers.pulled()
