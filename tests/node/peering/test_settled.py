@@ -16,7 +16,9 @@ from rrn.node.peering.peers import (
     PROGRESS_S,
     SETTLE_MAX_S,
     SETTLE_S,
+    Peers,
 )
+from tests.node.conftest import Pipeline
 from tests.node.peering.support import peers_on_pipeline
 from tests.support import Chain, Net, raised
 
@@ -69,12 +71,7 @@ async def test_a_node_waits_while_what_it_placed_is_not_yet_stored_and_announced
         nairobi = peers.peer(NAIROBI)
         nairobi.last_heartbeat, nairobi.heads = clock.now, {}
         clock.now += HEARD_ALL_S
-        reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
-        assert peers.behind_total() == 0
-        assert not peers.settled(), "an event is taken in, not yet stored"
-        await reply
-        await p.ingestor.flush()
-        assert peers.settled()
+        await _settles_once_stored(p, tn, peers, "an event is taken in, not yet stored")
 
 
 async def test_peers_that_only_fail_or_silence_leave_a_node_to_act_after_settle_s(
@@ -181,12 +178,7 @@ async def test_a_node_waits_while_the_last_pages_of_a_backlog_are_stored(
         peers.pulled()
         assert not peers.settled(), "a backlog"
         nairobi.heads = {}  # its last page pulled: nothing more is claimed
-        reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
-        assert peers.behind_total() == 0
-        assert not peers.settled(), "its last page is taken in, not yet stored and announced"
-        await reply
-        await p.ingestor.flush()
-        assert peers.settled()
+        await _settles_once_stored(p, tn, peers, "its last page is taken in, not yet stored")
 
 
 async def test_a_peer_that_feeds_history_slowly_holds_a_node_back_no_longer_than_the_max(
@@ -203,3 +195,13 @@ async def test_a_peer_that_feeds_history_slowly_holds_a_node_back_no_longer_than
             assert not peers.settled()
         clock.now = 100.0 + SETTLE_MAX_S
         assert peers.settled(), "a trickle holds its escalations back at most SETTLE_MAX_S"
+
+
+async def _settles_once_stored(p: Pipeline, tn: Net, peers: Peers, why: str) -> None:
+    """An event of Nairobi's taken in: the node settles once it is stored and announced."""
+    reply = await p.ingestor.submit(next(Chain(tn, NAIROBI).lifecycle(1)).envelope())
+    assert peers.behind_total() == 0
+    assert not peers.settled(), why
+    await reply
+    await p.ingestor.flush()
+    assert peers.settled()
