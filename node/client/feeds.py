@@ -3,6 +3,7 @@ and verifying events against the roster chain the node publishes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from rrn.federation.keyring import Keyring, Rotation
@@ -34,13 +35,15 @@ from rrn.node.ops.types import AlertInfo
 from rrn.protocol.envelope import Event, check_signed, open_envelope
 from rrn.protocol.errors import ProtocolError, Reason, RrnError
 from rrn.protocol.kinds import decode_payload
-from rrn.protocol.roster import decode_cert, roster_id
+from rrn.protocol.roster import RosterCert, decode_cert, roster_id
 
 __all__ = ["AlertChange", "NodeFeeds", "VerifiedEvent", "connect"]
 
 logger = logging.getLogger(__name__)
 
 _BATCH: Final = 100
+#: How long a feed waits for a node that just started to publish its roster chain.
+_ROSTER_WAIT_S: Final = 10.0
 
 
 class AlertChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,11 +100,12 @@ class NodeFeeds:
     async def events(self) -> AsyncIterator[VerifiedEvent]:
         """Every event, verified, from where this integrator's consumer left off (the
         first time: from the oldest kept); an event is acknowledged once the loop asks
-        for the next."""
+        for the next. One that does not verify is counted (`rejected`) and skipped; a
+        roster chain that does not verify raises, and leaves the event for next time."""
         async for msg in self._pull(EVENTS_STREAM):
             try:
                 event = await self._verify(msg.data)
-            except RrnError as exc:
+            except ProtocolError as exc:  # the event's own fault; the roster's is raised
                 self.rejected += 1
                 logger.warning("an event in the stream does not verify: %s", exc)
                 await msg.ack()
@@ -142,13 +146,7 @@ class NodeFeeds:
 
     async def _load_keyring(self) -> Keyring:
         """The roster chain the node publishes, verified from the network id up."""
-        kv: KeyValue = await self.js.key_value(NETWORK_BUCKET)
-        certs = []
-        with contextlib.suppress(NotFoundError):
-            for key in await kv.keys():
-                entry = await kv.get(key)
-                if entry.value:
-                    certs.append(decode_cert(entry.value))
+        certs = await self._roster_certs()
         certs.sort(key=lambda c: _version(c.roster))
         if not certs or roster_id(certs[0].roster) != self.network:
             raise RrnError("the node's roster chain does not start at the network id given")
@@ -160,6 +158,24 @@ class NodeFeeds:
         rotations = self._keyring.rotations if self._keyring is not None else ()
         self._keyring = Keyring(roster, rotations)
         return self._keyring
+
+    async def _roster_certs(self) -> list[RosterCert]:
+        """The certificates in the node's network bucket, waiting _ROSTER_WAIT_S for a
+        first one: an event can come before a node that just started has written them
+        (nats-py's `keys()` raises on an empty bucket)."""
+        kv: KeyValue = await self.js.key_value(NETWORK_BUCKET)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _ROSTER_WAIT_S
+        while True:
+            certs = []
+            with contextlib.suppress(NotFoundError, NoKeysError):
+                for key in await kv.keys():
+                    entry = await kv.get(key)
+                    if entry.value:
+                        certs.append(decode_cert(entry.value))
+            if certs or loop.time() >= deadline:
+                return certs
+            await asyncio.sleep(0.25)
 
 
 def _version(roster_bytes: bytes) -> int:
