@@ -15,7 +15,6 @@ from typing import Annotated, Final
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from msgspec import Meta
 
 from rrn.protocol.countries import is_country
@@ -354,8 +353,12 @@ def open_card(data: bytes) -> Card:
 def cert_spki(der: bytes) -> bytes | None:
     """SHA-256 of a DER certificate's SubjectPublicKeyInfo (what peers pin), or None."""
     # Loaded on first use: importing x509 costs each CLI command ~45 ms, most of them
-    # never read a card.
+    # never read a card (and serialization, with its SSH keys, another 5 ms).
     from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
+        Encoding,
+        PublicFormat,
+    )
 
     try:
         cert = x509.load_der_x509_certificate(der)

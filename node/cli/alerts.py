@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rrn.node.cli import output
 from rrn.node.cli.common import (
@@ -29,8 +26,7 @@ from rrn.node.cli.common import (
 )
 from rrn.node.cli.support import add_consent_args, consent_of
 from rrn.node.control.channel import now_ms
-from rrn.node.control.client import ask, daemon_info
-from rrn.node.control.transit import open_reply, seal_request
+from rrn.node.control.client import ask
 from rrn.node.home.layout import Home
 from rrn.node.ops.types import (
     ActArgs,
@@ -48,9 +44,7 @@ from rrn.node.ops.types import (
 )
 from rrn.protocol.alerts import PSEUDONYM_PATTERN, Ask
 from rrn.protocol.countries import is_country
-from rrn.protocol.encoding import redact
 from rrn.protocol.errors import ConfigError
-from rrn.protocol.sealing import DETAIL_FIELDS, Details, decode_details, encode_details
 from rrn.protocol.vocabulary import (
     ActionType,
     ActResult,
@@ -133,11 +127,19 @@ def raise_args(args: argparse.Namespace) -> RaiseArgs:
         languages=_check_languages(args.languages) or [],
         pseudonym=args.pseudonym,
         exercise=getattr(args, "exercise", False),
-        details=_sealed_details(home, args.details) if args.details else None,
+        details=_sealed_details(home, args.details),
         consent=consent_of(args),
         exclude=list(args.exclude),
         perpetrator_states=list(args.perpetrator_states),
     )
+
+
+def _sealed_details(home: Home, source: str | None) -> bytes | None:
+    if source is None:
+        return None
+    from rrn.node.cli.sealed import read_details  # AEAD and X25519: only when sealing
+
+    return read_details(home, source)
 
 
 def _alert_handling_parsers(sub: Any) -> None:
@@ -265,32 +267,6 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
     return _alert_result(args, "alert.raise", raise_args(args))
 
 
-def _sealed_details(home: Home, source: str) -> bytes:
-    """Details from a file or stdin, sealed to the daemon: never on NATS in the clear."""
-    return seal_request(encode_details(_details(source)), daemon_info(home))
-
-
-class _StrictDetails(Details, frozen=True, forbid_unknown_fields=True):
-    """Details as typed by a person: a misspelt field is an error, not dropped."""
-
-
-def _details(source: str) -> Details:
-    """Sealed details from a JSON file or stdin; errors never repeat the text."""
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read --details {source}: {exc.strerror}") from exc
-    try:
-        details = Details(**msgspec.structs.asdict(msgspec.json.decode(text, type=_StrictDetails)))
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"--details: {redact(exc)} (fields: {', '.join(DETAIL_FIELDS)})") from exc
-    except msgspec.DecodeError as exc:
-        raise ConfigError("--details is not a JSON object") from exc
-    if not details.fields():
-        raise ConfigError(f"--details is empty: give one of {', '.join(DETAIL_FIELDS)}")
-    return details
-
-
 def cmd_alert_update(args: argparse.Namespace) -> int:
     _check_place(None, args.subdivision)
     payload = UpdateArgs(
@@ -350,17 +326,13 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
 
 
 def cmd_alert_show(args: argparse.Namespace) -> int:
+    from rrn.node.cli.sealed import OneTimeKey, opened_details
+
     home = get_home(args)
-    one_time = X25519PrivateKey.generate()
-    request = ShowArgs(
-        alert=alert_ref(args.alert), reply_to=one_time.public_key().public_bytes_raw()
-    )
+    one_time = OneTimeKey()
+    request = ShowArgs(alert=alert_ref(args.alert), reply_to=one_time.public)
     detail = ask(home, "alert.show", request, AlertDetail)
     if detail.sealed_details is not None:
-        info = daemon_info(home)
-        plaintext = open_reply(
-            detail.sealed_details, one_time, home.config.node.org, bytes.fromhex(str(info["net"]))
-        )
-        opened = decode_details(plaintext).fields()
+        opened = opened_details(home, detail.sealed_details, one_time)
         detail = msgspec.structs.replace(detail, sealed_details=None, details=opened)
     return show(args, detail, lambda: output.alert_detail(detail, home.config.node.tz))

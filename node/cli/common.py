@@ -94,8 +94,11 @@ def stopped(home: Home, command: str, why: str) -> Iterator[None]:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's own asyncio work (asking the daemon needs none: ask, not this)."""
-    import asyncio  # noqa: PLC0415 (a quarter of a command's start-up; few need it)
+    import asyncio  # a quarter of a command's start-up; few need it
 
+    from rrn.node.home.logs import quiet_tls_eof  # logging, which asyncio loads anyway
+
+    quiet_tls_eof()
     return asyncio.run(coro)
 
 
@@ -156,7 +159,7 @@ def escalation_arg(p: argparse.ArgumentParser) -> None:
 
 def policy_of(args: argparse.Namespace, base: NetworkPolicy | None = None) -> NetworkPolicy | None:
     """The policy --escalation, --limits and --links give (None when none is given)."""
-    from rrn.node.membership.policy import changed_policy  # noqa: PLC0415 - start-up cost
+    from rrn.node.membership.policy import changed_policy  # start-up cost
 
     return changed_policy(base, args.escalation, args.limits, args.links)
 

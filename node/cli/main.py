@@ -13,7 +13,6 @@ import gc
 import importlib
 import io
 import json
-import logging
 import os
 import signal
 import sys
@@ -33,13 +32,11 @@ from rrn.node.cli.common import (
 )
 from rrn.node.daemon.versions import installed, pin_tz_database
 from rrn.node.home.lock import HomeLock
-from rrn.node.home.logs import quiet_tls_eof, setup_logging
 from rrn.protocol.errors import ConfigError, ControlError, RrnError
 
 __all__ = ["build_parser", "main"]
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
 
 
 #: The commands each module of the CLI registers, and how it is called: `sub` (given
@@ -47,7 +44,8 @@ logger = logging.getLogger(__name__)
 #: command loads only its module, and what that imports: start-up, which every
 #: command pays, took most of a second while every module loaded.
 _GROUPS: Final[dict[str, tuple[tuple[str, ...], str, str, str]]] = {
-    "support": (("alert", "asks", "defender"), "support", "add_support_parsers", ""),
+    "support": (("alert", "asks"), "support", "add_support_parsers", ""),
+    "defenders": (("defender",), "defenders", "add_defender_parsers", ""),
     "log": (("log",), "log", "add_log_parsers", "audit the signed history"),
     "network": (("member", "network", "peers"), "network", "add_network_parsers", ""),
     "devnet": (("devnet",), "devnet", "add_devnet_parsers", "a local network of several nodes"),
@@ -176,8 +174,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio  # the daemon's imports are only needed here
+    import logging
 
     from rrn.node.daemon.node import Node
+    from rrn.node.home.logs import setup_logging
+
+    logger = logging.getLogger(__name__)
 
     home = get_home(args)
     lock = HomeLock(home.path, "rrn run").acquire()  # before logging into its files
@@ -233,12 +235,13 @@ def _first_rrn_error(group: BaseExceptionGroup[BaseException]) -> BaseException 
 def _dump_tasks() -> None:
     """SIGUSR1: write every asyncio task's stack to the log (for a node that seems stuck)."""
     import asyncio
+    import logging
 
     out = io.StringIO()
     for task in asyncio.all_tasks():
         out.write(f"--- task {task.get_name()}\n")
         task.print_stack(file=out)
-    logger.warning("asyncio tasks on SIGUSR1:\n%s", out.getvalue())
+    logging.getLogger(__name__).warning("asyncio tasks on SIGUSR1:\n%s", out.getvalue())
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -267,7 +270,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rrn` console script: one line on stderr for an error (a JSON
     object with --json), exit 1 for what the user can fix, 70 for a bug."""
     pin_tz_database()  # before any zone is read: every node the same (node/daemon/versions.py)
-    quiet_tls_eof()
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     args = build_parser(command).parse_args(words)

@@ -43,15 +43,15 @@ def add_report_parser(top: Any) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     try:
-        import matplotlib  # noqa: F401, PLC0415
+        import matplotlib  # noqa: F401
 
-        from rrn.node.report.render import render  # noqa: PLC0415 - matplotlib: an extra
+        from rrn.node.report.render import render  # matplotlib: an extra
     except ImportError as exc:
         raise ConfigError(
             "rrn report draws its charts with matplotlib, which this install lacks: "
             "pip install --require-hashes -r deploy/lock/report.txt (or rrn[report])"
         ) from exc
-    from rrn.node.report.build import build_report  # noqa: PLC0415
+    from rrn.node.report.build import build_report
 
     home = get_home(args)
     now = int(time.time() * 1000)

@@ -1,5 +1,5 @@
-"""`rrn asks` (and `asks record`), `rrn alert pledge|feedback|forget`, `rrn defender`,
-and the consent flags of `alert raise`.
+"""`rrn asks` (and `asks record`), `rrn alert pledge|feedback|forget`, and the consent
+flags of `alert raise`.
 
 Owns the command line of need-to-know and of supporters: recording consent and
 exclusions when an alert is raised, the asks a supporter sees, pledges, the
@@ -11,30 +11,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
-import sys
-from pathlib import Path
 from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from rrn.node.cli import output
 from rrn.node.cli.common import Parser, alert_ref, get_home, home_arg, json_arg, show, values
-from rrn.node.cli.documents import AlertForgotten, DefenderForgotten, DefenderIdentity
+from rrn.node.cli.documents import AlertForgotten
 from rrn.node.control.channel import now_ms
-from rrn.node.control.client import ask, daemon_info
-from rrn.node.control.transit import open_reply, seal_request
-from rrn.node.ops.defenders import DefenderArgs, DefenderInfo, NewDefenderArgs, ShowDefenderArgs
+from rrn.node.control.client import ask
 from rrn.node.ops.types import (
     AlertInfo,
     AskInfo,
     AsksArgs,
     FeedbackArgs,
     ForgetArgs,
-    NoArgs,
     PledgeArgs,
 )
-from rrn.protocol.alerts import PSEUDONYM_PATTERN, Consent
+from rrn.protocol.alerts import Consent
 from rrn.protocol.countries import is_country
 from rrn.protocol.errors import ConfigError
 from rrn.protocol.vocabulary import (
@@ -164,41 +156,6 @@ def add_support_parsers(alert_sub: Any, top_sub: Any) -> None:
     json_arg(p)
     p.add_argument("--days", type=int, default=90, help="alerts raised in the last DAYS days")
     p.set_defaults(func=cmd_record)
-    _defender_parsers(top_sub)
-
-
-def _defender_parsers(top_sub: Any) -> None:
-    defender = top_sub.add_parser(
-        "defender", help="defenders' pseudonyms (the identity stays at this node, encrypted)"
-    )
-    sub = defender.add_subparsers(dest="defender_command", required=True, parser_class=Parser)
-    p = sub.add_parser("add", help="mint a pseudonym for a defender and keep the identity here")
-    home_arg(p)
-    json_arg(p)
-    p.add_argument(
-        "--identity",
-        required=True,
-        metavar="FILE",
-        help="text file with the identity (- for stdin)",
-    )
-    p.set_defaults(func=cmd_defender_add)
-
-    p = sub.add_parser("show", help="the identity behind a pseudonym minted here")
-    home_arg(p)
-    json_arg(p)
-    p.add_argument("pseudonym")
-    p.set_defaults(func=cmd_defender_show)
-
-    p = sub.add_parser("list", help="pseudonyms minted here (no identities)")
-    home_arg(p)
-    json_arg(p)
-    p.set_defaults(func=cmd_defender_list)
-
-    p = sub.add_parser("forget", help="delete the identity behind a pseudonym for good")
-    home_arg(p)
-    json_arg(p)
-    p.add_argument("pseudonym")
-    p.set_defaults(func=cmd_defender_forget)
 
 
 def cmd_pledge(args: argparse.Namespace) -> int:
@@ -238,65 +195,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     home = get_home(args)
     if not 1 <= args.days <= 3660:
         raise ConfigError("--days: give 1 to 3660 days")
-    from rrn.node.ops.record import AskRecord, RecordArgs  # noqa: PLC0415 - only this command
+    from rrn.node.ops.record import AskRecord, RecordArgs
 
     record = ask(home, "asks.record", RecordArgs(days=args.days), AskRecord)
     return show(args, record, lambda: output.record_text(record, home.config.node.tz))
-
-
-def _pseudonym(value: str) -> str:
-    if not re.fullmatch(PSEUDONYM_PATTERN, value):
-        raise ConfigError("a pseudonym is hrd- and 8 letters/digits, as rrn minted it")
-    return value
-
-
-def cmd_defender_add(args: argparse.Namespace) -> int:
-    home = get_home(args)
-    try:
-        text = sys.stdin.read() if args.identity == "-" else Path(args.identity).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read --identity {args.identity}: {exc.strerror}") from exc
-    if not text.strip():
-        raise ConfigError("--identity is empty")
-    sealed = seal_request(text.strip().encode(), daemon_info(home))
-    info = ask(home, "defender.add", NewDefenderArgs(identity=sealed), DefenderInfo)
-    return show(args, info, lambda: f"minted {info.pseudonym}; the identity stays on this node")
-
-
-def cmd_defender_show(args: argparse.Namespace) -> int:
-    home = get_home(args)
-    one_time = X25519PrivateKey.generate()
-    request = ShowDefenderArgs(
-        pseudonym=_pseudonym(args.pseudonym), reply_to=one_time.public_key().public_bytes_raw()
-    )
-    info = ask(home, "defender.show", request, DefenderInfo)
-    assert info.sealed_identity is not None
-    net = bytes.fromhex(str(daemon_info(home)["net"]))
-    identity = open_reply(info.sealed_identity, one_time, home.config.node.org, net).decode()
-    doc = DefenderIdentity(pseudonym=info.pseudonym, created_ms=info.created_ms, identity=identity)
-    return show(args, doc, lambda: f"{info.pseudonym}: {identity}")
-
-
-def cmd_defender_list(args: argparse.Namespace) -> int:
-    home = get_home(args)
-    found = ask(home, "defender.list", NoArgs(), list[DefenderInfo])
-    tz = home.config.node.tz
-    return show(
-        args,
-        found,
-        lambda: (
-            "\n".join(f"{d.pseudonym}  {output.fmt_time(d.created_ms, tz)}" for d in found)
-            or "no pseudonyms minted here"
-        ),
-    )
-
-
-def cmd_defender_forget(args: argparse.Namespace) -> int:
-    home = get_home(args)
-    pseudonym = _pseudonym(args.pseudonym)
-    ask(home, "defender.forget", DefenderArgs(pseudonym=pseudonym), bool)
-    return show(
-        args,
-        DefenderForgotten(forgotten=pseudonym),
-        lambda: f"forgot the identity behind {pseudonym}",
-    )

@@ -17,7 +17,6 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated, Final, TypeVar
 
 import msgspec
@@ -70,8 +69,7 @@ class ControlReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     result: msgspec.Raw = msgspec.Raw(b"\xc0")
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(msgspec.Struct, frozen=True):
     """An authenticated request, decoded."""
 
     op: str

@@ -13,9 +13,8 @@ import json
 import os
 import ssl
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from rrn.node.control.channel import decode_reply, make_request, now_ms
 from rrn.node.control.wire import Connection, WireError
@@ -24,6 +23,9 @@ from rrn.node.home.tls import pinned_context
 from rrn.node.natsd import DAEMON_USER
 from rrn.protocol import subjects
 from rrn.protocol.errors import DaemonUnavailable
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["ControlClient", "ask", "call", "daemon_info", "open_control", "pid_alive"]
 
@@ -178,6 +180,7 @@ async def call(home: Home, op: str, args: object, result: type[T]) -> T:
     """`ask` for a caller on an event loop (tests, benchmarks): on a thread of a pool
     as wide as a burst of requests, so the loop goes on and the requests overlap."""
     import asyncio  # noqa: PLC0415 (no command needs it to ask its daemon)
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 (nor a pool)
 
     global _pool  # noqa: PLW0603 (made on first use: the CLI never needs one)
     if _pool is None:

@@ -21,9 +21,10 @@ import socket
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, urlsplit
+
+import msgspec
 
 __all__ = ["Connection", "Reply", "WireError"]
 
@@ -39,8 +40,7 @@ class WireError(Exception):
     """The connection failed, was refused or closed; the message says how."""
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """A message received on an inbox: its data, and the server's status if it sent
     one instead (e.g. "503": nobody listens on the subject asked)."""
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -85,8 +85,7 @@ class SealingKeys(Sequence[X25519PrivateKey]):
             self._keys.insert(0, key)
 
 
-@dataclass(frozen=True)
-class Keys:
+class Keys(msgspec.Struct, frozen=True):
     """Everything secret a node holds."""
 
     epoch: int
@@ -259,8 +258,7 @@ def protect_keys(keys_dir: Path, old: bytes | None, new: bytes | None) -> int:
     return len(files)
 
 
-@dataclass(frozen=True)
-class ControlSecrets:
+class ControlSecrets(msgspec.Struct, frozen=True):
     """What the CLI needs to talk to its daemon (no private key)."""
 
     control: bytes

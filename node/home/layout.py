@@ -14,8 +14,9 @@ Owns the layout (`rrn init`, in node/membership/init.py, makes a new home):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from rrn.node.home.config import (
     Config,
@@ -27,8 +28,7 @@ from rrn.protocol.errors import ConfigError
 __all__ = ["Home", "open_home"]
 
 
-@dataclass(frozen=True)
-class Home:
+class Home(msgspec.Struct, frozen=True):
     """A node home on disk and its configuration."""
 
     path: Path

@@ -44,6 +44,10 @@ class _TlsEofNoise(logging.Filter):
         return "eof_received()" not in record.getMessage()
 
 
+_TLS_EOF_NOISE = _TlsEofNoise()
+
+
 def quiet_tls_eof() -> None:
-    """Drop asyncio's warning about eof_received on TLS connections (harmless)."""
-    logging.getLogger("asyncio").addFilter(_TlsEofNoise())
+    """Drop asyncio's warning about eof_received on TLS connections (harmless); once,
+    however often it is called."""
+    logging.getLogger("asyncio").addFilter(_TLS_EOF_NOISE)
