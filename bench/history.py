@@ -20,9 +20,13 @@ node's own ingest pipeline. Then:
     (a fixed piece of work timed in CPU, `probe_ms_*`; the share of the CPU the
     hypervisor took, `steal_*`), so a rate that fell with the machine's speed on a
     shared VM is told apart from one the node slowed (`catchup_flatness_same_speed`:
-    the rates' ratio times the probe's); how long after its last event it began to
-    act on what it holds (`catchup_acting_s`: it waits while it catches up), and its
-    stall includes 30 s after that (its first look at every open alert).
+    the rates' ratio times the probe's; `catchup_cpu_flatness`: its CPU per event over
+    the first tenth ÷ over the last); how long after its last event it began to act on
+    what it holds (`catchup_acting_s`: it waits while it catches up), and its stall
+    includes 30 s after that (its first look at every open alert). For each node's
+    longest logged stall (100 ms or more): its loop's own CPU in it and how busy the
+    machine was (`stall_catchup_*`, `stall_source_*`), which tell the node's work from
+    a wait for one of the machine's cores.
 
 Node 3 never runs (a member whose node is down). The network serves each member
 `--sync-pages-per-min` sync pages a minute (the default policy's 120, which caps a
@@ -259,6 +263,7 @@ def catch_up(devnet: Devnet, timeout_s: float, after_s: float) -> dict[str, Any]
             "stall_source_ms": stall_ms(one),
         }
         | worst_stall(devnet.dir / f"{me}.log", "stall_catchup")
+        | worst_stall(devnet.dir / f"{devnet.node(HOLDER).org}.log", "stall_source")
     )
 
 

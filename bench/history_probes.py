@@ -177,6 +177,10 @@ class Pace:
             "steal_first": first_steal,
             "steal_last": last_steal,
             "catchup_flatness_same_speed": round(flatness * last_probe / first_probe, 3),
+            # The same question without the clock: as much CPU per event at the end?
+            "catchup_cpu_flatness": (
+                round(first_cpu / last_cpu, 3) if first_cpu and last_cpu else None
+            ),
         }
 
 

@@ -54,13 +54,18 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
     # Too short a catch-up here for two CPU samples in a tenth: said so, not a made-up 0.
     for name in ("catchup_cpu_ms_per_event_first", "catchup_cpu_ms_per_event_last"):
         assert result[name] is None or result[name] > 0, name
+    first_cpu, last_cpu = (result[f"catchup_cpu_ms_per_event_{t}"] for t in ("first", "last"))
+    assert result["catchup_cpu_flatness"] == (
+        round(first_cpu / last_cpu, 3) if first_cpu and last_cpu else None
+    )
     for name in ("steal_first", "steal_last"):  # a share of the machine's CPU, or unknown
         assert result[name] is None or 0 <= result[name] <= 1, name
-    # Who had the CPU in node 2's longest stall, when it logged one (100 ms or more).
-    cpu = result["stall_catchup_loop_cpu_ms"]
-    assert cpu is None or 0 <= cpu <= result["stall_catchup_ms"] + 60
-    for name in ("stall_catchup_machine_busy_pct", "stall_catchup_stolen_pct"):
-        assert result[name] is None or 0 <= result[name] <= 100, name
+    # Who had the CPU in each node's longest stall, when it logged one (100 ms or more).
+    for node in ("catchup", "source"):
+        cpu = result[f"stall_{node}_loop_cpu_ms"]
+        assert cpu is None or 0 <= cpu <= result[f"stall_{node}_ms"] + 60
+        for name in (f"stall_{node}_machine_busy_pct", f"stall_{node}_stolen_pct"):
+            assert result[name] is None or 0 <= result[name] <= 100, name
     assert result["machine"] and result["date"]
     assert (tmp_path / "h" / "build.json").is_file()  # kept for --reuse
     assert not list((tmp_path / "h" / "run").glob("*/run/daemon.json"))  # both stopped
