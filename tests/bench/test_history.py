@@ -38,6 +38,7 @@ def test_the_history_benchmark_reports_every_figure_of_a_small_history(tmp_path:
     result = json.loads(lines[0])
     assert result["events"] == 2000
     assert result["sync_pages_per_min"] == 120  # the default policy's, as built
+    assert result["catchup_budget_rate"] == 4000  # 120 pages of 2,000 events a minute
     assert 0 < result["open_alerts"] < result["alerts"] < 2000
     assert result["catchup_events"] >= 2000  # node 2 holds the whole history
     # The integrators' bucket keeps the open alerts and those closed within [nats]
