@@ -99,6 +99,9 @@ class Keys(msgspec.Struct, frozen=True):
     tls_key: Path
     passphrase: bytes | None = None
 
+    def __repr__(self) -> str:  # the MAC key, password and passphrase never in a log
+        return f"Keys(epoch={self.epoch}, keys dir {self.tls_cert.parent})"
+
     @property
     def enc(self) -> X25519PrivateKey:
         """The newest sealing key."""
@@ -263,6 +266,9 @@ class ControlSecrets(msgspec.Struct, frozen=True):
 
     control: bytes
     nats_password: str
+
+    def __repr__(self) -> str:  # never the MAC key or the password
+        return "ControlSecrets(hidden)"
 
 
 def load_control_secrets(keys_dir: Path) -> ControlSecrets:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from rrn.node.home.keys import create_keys, load_keys, new_signing_key, next_keys, protect_keys
+from rrn.node.home.keys import (
+    create_keys,
+    load_control_secrets,
+    load_keys,
+    new_signing_key,
+    next_keys,
+    protect_keys,
+)
 from rrn.protocol.errors import ConfigError
 from tests.procs import Daemon, init, rrn, rrn_ok
 
@@ -112,3 +119,18 @@ def test_a_node_with_protected_keys_needs_its_passphrase_to_start(tmp_path: Path
     assert not (home / "run" / "tls.key").exists(), "the TLS key is not left without its passphrase"
     assert not (home / "nats" / "nats-server.conf").exists(), "link seeds are not left on disk"
     assert b"ENCRYPTED PRIVATE KEY" in (home / "keys" / "tls.key").read_bytes()
+
+
+def test_printed_keys_show_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A traceback or a debug line that prints the keys must not carry the control
+    # channel's MAC key, the local NATS password or the passphrase.
+    monkeypatch.delenv("RRN_PASSPHRASE_FILE", raising=False)
+    keys_dir = tmp_path / "keys"
+    create_keys(keys_dir, "lima-hr", [])
+    protect_keys(keys_dir, None, PASS)
+    keys, secrets = load_keys(keys_dir, PASS), load_control_secrets(keys_dir)
+    assert keys.control == secrets.control and keys.passphrase == PASS
+    for shown in (repr(keys), str(keys), repr(secrets), f"{[keys, secrets]}"):
+        for secret in (keys.control, keys.nats_password.encode(), PASS):
+            assert secret.hex() not in shown and repr(secret)[2:-1] not in shown, shown
+            assert secret.decode("latin-1") not in shown, shown
