@@ -88,7 +88,9 @@ async def _scenario(net: TestNetwork) -> None:
         assert node.rejected == 0
     async with _feeds(net, 2, "pager-bridge") as node:
         notices = node.notices()
-        notice = await _until(notices, lambda n: n.alert == first)
+        # `later`, never claimed: node 2 tells of it whenever its escalator looks (it
+        # claimed `first` a moment after it came, which could be before that look).
+        notice = await _until(notices, lambda n: n.alert == later)
         assert notice.type in ("targeted", "pool", "escalated", "unclaimed") and notice.id
 
     async with _feeds(net, 3, "case-system") as outsider:
