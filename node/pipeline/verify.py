@@ -22,6 +22,8 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import platform
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Final
@@ -32,11 +34,24 @@ from rrn.protocol.envelope import Event, open_envelope, verify_event
 from rrn.protocol.errors import ProtocolError, Reason
 from rrn.protocol.roster import decode_roster
 
-__all__ = ["WORKERS", "Checked", "Verifier"]
+__all__ = ["WORKERS", "Checked", "Verifier", "pool_is_safe"]
 
 logger = logging.getLogger(__name__)
 
-WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+
+def pool_is_safe(version: tuple[int, int, int]) -> bool:
+    """Whether this Python's ProcessPoolExecutor raises, rather than hangs, when a worker
+    dies while a chunk is being written to it (gh-94777: 3.11.5, 3.12.0), and cannot
+    deadlock on a full wake-up pipe (gh-105829: 3.11.6, 3.12.1). Debian 12 ships 3.11.2:
+    there a worker killed during a catch-up would stop verification, and ingest, for
+    good, with the node otherwise alive."""
+    return (3, 11, 6) <= version < (3, 12) or version >= (3, 12, 1)
+
+
+_POOL_SAFE: Final = pool_is_safe(sys.version_info[:3])
+#: Worker processes; none (checks in the daemon: slower catch-ups, nothing that can hang)
+#: on a Python whose process pool can hang.
+WORKERS: Final = max(1, min(4, os.cpu_count() or 1)) if _POOL_SAFE else 1
 #: How much lower than the daemon's the workers' scheduling priority is (nice(2)).
 _WORKER_NICENESS: Final = 10
 #: Below this many envelopes a batch is verified inline.
@@ -89,11 +104,20 @@ class Verifier:
         self._keyring = keyring
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._on_lost = on_lost
+        if not _POOL_SAFE:
+            logger.warning(
+                "Python %s's process pool can hang when a worker dies (gh-94777, "
+                "gh-105829): signatures are checked in the daemon, and a catch-up is "
+                "slower; Python 3.11.6 or later (3.12.1 or later) checks them in workers",
+                platform.python_version(),
+            )
 
     async def verify(self, raws: Sequence[bytes]) -> list[Checked]:
         """Verify envelopes; results in input order."""
-        if len(raws) < _INLINE_MAX or WORKERS == 1:
+        if len(raws) < _INLINE_MAX:
             return [self.verify_one(raw) for raw in raws]
+        if WORKERS == 1:  # one CPU, or a pool that could hang: here, yielding as it goes
+            return await self._inline(raws)
         pool = self._ensure_pool()
         try:
             reasons = await self._in_workers(pool, raws)
