@@ -146,15 +146,20 @@ class NodeFeeds:
 
     async def _load_keyring(self) -> Keyring:
         """The roster chain the node publishes, verified from the network id up."""
-        certs = await self._roster_certs()
-        certs.sort(key=lambda c: _version(c.roster))
-        if not certs or roster_id(certs[0].roster) != self.network:
-            raise RrnError("the node's roster chain does not start at the network id given")
-        roster = verify_genesis(certs[0])
-        previous = certs[0].roster
-        for cert in certs[1:]:
-            roster = verify_next(roster, previous, cert)
-            previous = cert.roster
+        try:
+            certs = await self._roster_certs()
+            if not certs:
+                raise RrnError("the node has published no roster chain (its bucket is empty)")
+            certs.sort(key=lambda c: _version(c.roster))
+            if roster_id(certs[0].roster) != self.network:
+                raise RrnError("the node's roster chain does not start at the network id given")
+            roster = verify_genesis(certs[0])
+            previous = certs[0].roster
+            for cert in certs[1:]:
+                roster = verify_next(roster, previous, cert)
+                previous = cert.roster
+        except ProtocolError as exc:  # the roster's fault, not an event's: events() raises
+            raise RrnError(f"the node's roster chain does not verify: {exc}") from exc
         rotations = self._keyring.rotations if self._keyring is not None else ()
         self._keyring = Keyring(roster, rotations)
         return self._keyring

@@ -68,7 +68,6 @@ def test_a_roster_written_after_the_client_asked_is_waited_for(server: str) -> N
             await kv.put("roster.1", encode_cert(net.cert))
             keyring = await asyncio.wait_for(loading, 10)
             assert keyring.roster.orgs() == net.roster.orgs()
-            assert client.rejected == 0
 
     asyncio.run(scenario())
 
@@ -87,6 +86,25 @@ def test_a_bucket_that_stays_empty_raises_and_is_not_a_rejected_event(
             # Not a ProtocolError: events() counts and acknowledges only those, as
             # events that do not verify; this one stays in the durable consumer.
             assert not isinstance(raised.value, ProtocolError)
-            assert "does not start at the network id" in str(raised.value)
+            assert "published no roster chain" in str(raised.value)
+
+    asyncio.run(scenario())
+
+
+def test_a_roster_chain_that_does_not_decode_raises_and_is_not_a_rejected_event(
+    server: str,
+) -> None:
+    net = network("lima-hr", "nairobi-dl")
+
+    async def scenario() -> None:
+        async with _bucket(server) as (nc, kv):
+            await kv.put("roster.1", encode_cert(net.cert)[:-3])  # cut short
+            client = NodeFeeds(nc, net.net.hex(), "case-system")
+            with pytest.raises(RrnError) as raised:
+                await client._load_keyring()
+            # The roster's fault: raised as an RrnError, which events() does not count
+            # as an event that fails to verify, nor acknowledge.
+            assert not isinstance(raised.value, ProtocolError)
+            assert "roster chain does not verify" in str(raised.value)
 
     asyncio.run(scenario())
